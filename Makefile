@@ -23,7 +23,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
-	$(OMS) demo
+	$(OMS) train examples/mnist_cnn.yaml --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q tests

@@ -1,0 +1,121 @@
+"""``oms train``: train a model from a YAML config, or resume a run."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from openmindspore.cli._common import add_command, print_json
+from openmindspore.errors import ConfigError
+
+EXAMPLES = """\
+  oms train examples/mnist_cnn.yaml --out runs/mnist          # default CNN on MNIST-5k
+  oms train examples/digits_mlp.yaml --max-steps 50 --json     # stop at step 50, print the summary
+  oms train --resume runs/mnist                                # continue from the last checkpoint
+  oms train --resume runs/mnist --max-steps 200                # ... up to step 200
+  oms train examples/mnist_cnn.yaml --workers 2 --kill-worker-at 20:1   # elastic, one injected crash
+  oms train examples/mnist_cnn.yaml --workers 2 --address auto         # join a running Ray cluster
+"""
+
+
+def register(sub) -> None:
+    p = add_command(sub, "train", "train a model from a YAML config (or resume a run)", EXAMPLES)
+    p.add_argument("config", nargs="?", help="YAML config (dataset, model, optimizer, batch_size, epochs|steps, seed)")
+    p.add_argument("--out", help="run directory (default: runs/<config name>-<time>)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
+    p.add_argument("--max-steps", type=int, help="absolute step to stop at (the LR schedule keeps the planned total)")
+    p.add_argument("--seed", type=int, help="override the config's seed")
+    p.add_argument("--json", action="store_true", help="print only the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    e = p.add_argument_group("elastic data-parallel training (Ray; see docs/distributed.md)")
+    e.add_argument("--workers", type=int, help="worker processes (constant global batch; must divide batch_size)")
+    e.add_argument("--min-workers", type=int, help="scale down to no fewer than this many workers (default 1)")
+    e.add_argument("--spares", type=int, help="warm standby processes for fast replacement (default: --workers)")
+    e.add_argument("--address", help="Ray cluster address (default: start an embedded local cluster)")
+    e.add_argument("--snapshot-every", type=int, default=1, help="in-memory snapshot every K steps (default 1)")
+    e.add_argument("--checkpoint-every", type=int, help="disk checkpoint every K steps (default: config)")
+    e.add_argument("--checkpoint-secs", type=float, help="also checkpoint when T seconds have passed")
+    e.add_argument("--hang-timeout", type=float, default=10.0,
+                   help="cap on the step deadline, seconds; the deadline is 5x the median step time, >= 1 s")
+    e.add_argument("--max-restarts", type=int, default=10, help="replacement processes allowed in the whole run")
+    e.add_argument("--placement", choices=["PACK", "SPREAD"], default="PACK", help="placement-group strategy")
+    for kind, sig in (("kill", "SIGKILL"), ("hang", "SIGSTOP"), ("preempt", "SIGTERM")):
+        e.add_argument(f"--{kind}-worker-at", action="append", default=[], metavar="STEP[:RANK]",
+                       help=f"fault injection: send {sig} to RANK (default 0) during STEP; repeatable")
+    p.set_defaults(func=run)
+
+
+def _elastic_options(args, saved=None):
+    from openmindspore.elastic import ElasticOptions, parse_fault
+
+    faults = [parse_fault(kind, spec) for kind in ("kill", "hang", "preempt")
+              for spec in getattr(args, f"{kind}_worker_at")]
+    if saved is None and args.workers is None and not faults and args.address is None:
+        return None
+    base = saved or ElasticOptions(workers=args.workers or 2)
+    if args.workers is not None:
+        base.workers = args.workers
+    for name in ("min_workers", "spares", "address", "checkpoint_every", "checkpoint_secs"):
+        if getattr(args, name) is not None:
+            setattr(base, name, getattr(args, name))
+    base.snapshot_every, base.hang_timeout = args.snapshot_every, args.hang_timeout
+    base.max_restarts, base.placement = args.max_restarts, args.placement
+    base.faults = faults if (faults or saved is None) else base.faults
+    if args.workers is not None and saved is not None:
+        base.threads = None  # recompute for the new world size
+        base.spares = args.spares
+        base.min_workers = args.min_workers
+    return base
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    from rich.console import Console
+
+    c = Console()
+    ev = summary.get("eval", {})
+    metric = ", ".join(f"{k}={v:.4f}" for k, v in ev.items())
+    c.print(f"[bold green]{summary['status']}[/] {summary['steps']}/{summary.get('total_steps', '?')} steps, "
+            f"final loss {summary['final_loss']:.4f}, test {metric}")
+    med = (summary.get("step_time_s") or {}).get("median")
+    if med:
+        c.print(f"median step {med * 1000:.1f} ms, world size {summary['world_size']}, "
+                f"params sha256 {summary['params_sha256'][:16]}…")
+    c.print(f"run directory: {out}")
+
+
+def run(args) -> int:
+    from openmindspore.train import config_from_dict, resume, train
+    from openmindspore.train.config import read_yaml
+
+    quiet = args.quiet or args.json
+    if args.resume:
+        if args.config:
+            raise ConfigError("config", args.config, "no config together with --resume",
+                              "the run directory's own config.yaml is used")
+        out = Path(args.resume)
+        from openmindspore.elastic.run import read_elastic_options, resume_elastic
+
+        opts = _elastic_options(args, read_elastic_options(out))
+        if opts is not None:
+            summary = resume_elastic(out, opts, max_steps=args.max_steps, quiet=quiet)
+        else:
+            summary = resume(out, max_steps=args.max_steps, quiet=quiet)
+    else:
+        if not args.config:
+            raise ConfigError("config", None, "a YAML config path or --resume DIR", "see `oms train --help`")
+        raw = read_yaml(args.config)
+        if args.seed is not None:
+            raw["seed"] = args.seed
+        out = Path(args.out or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+        cfg = config_from_dict(raw)
+        opts = _elastic_options(args)
+        if opts is not None:
+            from openmindspore.elastic.run import train_elastic
+
+            summary = train_elastic(cfg, opts, out, max_steps=args.max_steps, quiet=quiet)
+        else:
+            summary = train(cfg, out, max_steps=args.max_steps, quiet=quiet)
+    if args.json:
+        print_json(summary)
+    else:
+        _print_summary(summary, out)
+    return 0 if summary.get("status") in ("completed", "stopped") else 1

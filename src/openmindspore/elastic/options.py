@@ -1,0 +1,89 @@
+"""Options of an elastic run and fault-injection specs (``--kill-worker-at STEP[:RANK]``)."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from openmindspore.errors import ConfigError
+
+__all__ = ["ElasticOptions", "Fault", "parse_fault", "valid_world_sizes"]
+
+FAULT_KINDS = ("kill", "hang", "preempt")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Inject ``kind`` into ``rank`` during global step ``step`` (1-based: step 5 = the fifth step)."""
+
+    kind: str
+    step: int
+    rank: int = 0
+
+
+def parse_fault(kind: str, spec: str) -> Fault:
+    flag = f"--{kind}-worker-at"
+    try:
+        step_s, _, rank_s = str(spec).partition(":")
+        step, rank = int(step_s), int(rank_s or 0)
+    except ValueError:
+        raise ConfigError(flag, spec, "STEP or STEP:RANK with integers, e.g. 5 or 5:1") from None
+    if step < 1 or rank < 0:
+        raise ConfigError(flag, spec, "STEP >= 1 and RANK >= 0")
+    return Fault(kind, step, rank)
+
+
+def valid_world_sizes(global_batch: int, max_workers: int) -> list[int]:
+    """World sizes that split the global batch evenly (every rank gets the same per-worker batch)."""
+    return [n for n in range(1, max_workers + 1) if global_batch % n == 0]
+
+
+@dataclass
+class ElasticOptions:
+    workers: int = 2
+    min_workers: int | None = None
+    spares: int | None = None
+    address: str | None = None
+    snapshot_every: int = 1
+    checkpoint_every: int | None = None
+    checkpoint_secs: float | None = None
+    hang_timeout: float = 10.0
+    max_restarts: int = 10
+    placement: str = "PACK"
+    threads: int | None = None
+    faults: list[Fault] = field(default_factory=list)
+
+    def validate(self, global_batch: int) -> "ElasticOptions":
+        if self.workers < 1:
+            raise ConfigError("--workers", self.workers, "an integer >= 1")
+        valid = valid_world_sizes(global_batch, max(self.workers, 8))
+        if self.workers not in valid:
+            raise ConfigError("--workers", self.workers, f"a world size dividing batch_size={global_batch}",
+                              f"choose workers in {valid} or change batch_size")
+        if self.min_workers is None:
+            self.min_workers = 1
+        if not 1 <= self.min_workers <= self.workers:
+            raise ConfigError("--min-workers", self.min_workers, f"1 <= min-workers <= workers={self.workers}")
+        if self.spares is None:
+            self.spares = self.workers
+        if self.spares < 0:
+            raise ConfigError("--spares", self.spares, "an integer >= 0")
+        if self.snapshot_every < 1:
+            raise ConfigError("--snapshot-every", self.snapshot_every, "an integer >= 1")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise ConfigError("--checkpoint-every", self.checkpoint_every, "an integer >= 1")
+        if self.hang_timeout <= 0:
+            raise ConfigError("--hang-timeout", self.hang_timeout, "seconds > 0")
+        if self.placement not in ("PACK", "SPREAD"):
+            raise ConfigError("--placement", self.placement, "PACK or SPREAD")
+        for f in self.faults:
+            if f.rank >= self.workers:
+                raise ConfigError(f"--{f.kind}-worker-at", f"{f.step}:{f.rank}", f"a rank < workers={self.workers}")
+        if self.threads is None:
+            self.threads = max(1, (os.cpu_count() or 1) // self.workers)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["faults"] = [asdict(f) for f in self.faults]
+        return d

@@ -1,0 +1,230 @@
+"""Processes of an elastic group: a data-parallel ``Worker`` and a MindSpore ``Scheduler``.
+
+Both are plain classes; the engine turns them into remote processes. A worker is started *warm*
+(MindSpore imported, dataset loaded, model built) and idles in the pool until it ``join``\\ s a group:
+only then does it set the MindSpore cluster variables and call ``mindspore.communication.init()``
+(a process whose group broke cannot re-initialise, so each group gets fresh processes).
+
+Each ``step`` shards the global batch, computes gradients, sums them over the group with one MindSpore
+``AllReduce`` of a flat buffer, applies the optimizer, and stashes the new state (parameter copies plus
+references to the fresh optimizer tensors: microseconds on the critical path). ``snapshot`` and
+``export_state`` serialise that stash on another thread of the process, off the critical path.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Worker", "Scheduler"]
+
+
+def _set_threads(threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def _die_with_parent() -> None:
+    """In a child process: get SIGKILL when the parent dies (Linux), so no orphan outlives its actor."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Scheduler:
+    """MindSpore's cluster scheduler (``MS_ROLE=MS_SCHED``) for one group. Its ``init()`` blocks and holds
+    the GIL, so it runs in a warm child process (``_sched_main``) that dies with this actor."""
+
+    def __init__(self) -> None:
+        import subprocess
+        import sys
+
+        env = dict(os.environ, GLOG_v=os.environ.get("GLOG_v", "3"), OMP_NUM_THREADS="1")
+        self.proc = subprocess.Popen([sys.executable, "-m", "openmindspore.elastic._sched_main"], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     preexec_fn=_die_with_parent)
+
+    def ready(self) -> int:
+        line = self.proc.stdout.readline().strip()
+        if line != "ready":
+            raise RuntimeError(f"scheduler process failed to start (exit code {self.proc.poll()})")
+        return os.getpid()
+
+    def start(self, world_size: int, host: str = "127.0.0.1") -> tuple[str, int]:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        self.proc.stdin.write(f"{host} {port} {world_size}\n")
+        self.proc.stdin.flush()
+        return host, port
+
+
+class Worker:
+    """One data-parallel training process (see module docstring)."""
+
+    def __init__(self, cfg: dict[str, Any], threads: int = 1, world_size: int = 1) -> None:
+        _set_threads(threads)
+        os.environ.setdefault("GLOG_v", "3")
+        import mindspore as ms
+
+        from openmindspore.train.config import config_from_dict
+        from openmindspore.train.trainer import Trainer
+
+        ms.set_context(runtime_num_threads=max(1, threads))
+        self.trainer = Trainer(config_from_dict(cfg))
+        self._warm_up(world_size)
+        self.rank, self.world_size = 0, 1
+        self.faults: list[tuple[str, int, int]] = []
+        self._lock = threading.Lock()
+        self._stashes: dict[int, dict[str, Any]] = {}  # step -> state after that step (last few)
+        self._stash_ready = threading.Condition(self._lock)
+        self._preempted = False
+        self._allreduce = None
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _warm_up(self, world_size: int) -> None:
+        """Run one full step on a shard of the expected size, then restore the initial state, so the first
+        real step of a replacement process is not slowed by MindSpore building its kernels."""
+        from mindspore import ops
+
+        from openmindspore.train.state import TrainState
+
+        tr = self.trainer
+        initial = tr.state().to_bytes()
+        idx = np.arange(min(tr.cfg.batch_size, len(tr.data.x_train)))
+        _, grads = tr.compute_grads(idx, world_size, 0)
+        flat = ops.cat([g.reshape(-1) for g in grads])
+        tr.apply_grads(tuple(flat[:1].reshape(()) * 0 + g for g in grads), len(idx))
+        tr.load_state(TrainState.from_bytes(initial))
+
+    def _on_sigterm(self, *_: Any) -> None:
+        self._preempted = True
+
+    # ------------------------------------------------------------- control
+    def ready(self) -> int:
+        return os.getpid()
+
+    def ping(self) -> tuple[int, int]:
+        return os.getpid(), self.trainer.step
+
+    def connect(self, rank: int, world_size: int, sched: tuple[str, int] | None) -> dict[str, Any]:
+        """Form MindSpore communication for a group (world > 1). Standby groups connect ahead of time, so
+        the ~3 s start-up sync of a new group is off the recovery path."""
+        t0 = time.perf_counter()
+        if world_size > 1:
+            host, port = sched
+            os.environ.update(MS_ROLE="MS_WORKER", MS_SCHED_HOST=host, MS_SCHED_PORT=str(port),
+                              MS_WORKER_NUM=str(world_size), MS_NODE_ID=str(rank))
+            from mindspore import ops
+            from mindspore.communication import get_rank, init
+
+            init()
+            rank = get_rank()
+            self._allreduce = ops.AllReduce(ops.ReduceOp.SUM)
+        self.rank, self.world_size = rank, world_size
+        return {"rank": rank, "pid": os.getpid(), "comm_init_s": time.perf_counter() - t0}
+
+    def load(self, state: bytes | None, faults: list[tuple[str, int, int]]) -> dict[str, Any]:
+        """Load the group's starting state and the faults still to inject."""
+        from openmindspore.train.state import TrainState
+
+        t0 = time.perf_counter()
+        if state is not None:
+            self.trainer.load_state(TrainState.from_bytes(state))
+        self.faults = list(faults)
+        with self._lock:
+            self._stash_state()
+        return {"rank": self.rank, "step": self.trainer.step, "load_s": time.perf_counter() - t0}
+
+    # ---------------------------------------------------------------- step
+    def _inject(self, step: int) -> None:
+        for kind, at, rank in self.faults:
+            if at == step and rank == self.rank:
+                sig = {"kill": signal.SIGKILL, "hang": signal.SIGSTOP, "preempt": signal.SIGTERM}[kind]
+                os.kill(os.getpid(), sig)
+
+    def step(self, step: int) -> dict[str, Any]:
+        """Run global step ``step`` (0-based index of the step being computed)."""
+        from mindspore import ops
+
+        tr = self.trainer
+        if tr.step != step:
+            raise RuntimeError(f"worker rank {self.rank} is at step {tr.step}, asked for step {step}")
+        self._inject(step + 1)  # faults are given as the 1-based step during which they happen
+        epoch = tr.sampler.epoch
+        idx = tr.next_indices()
+        t0 = time.perf_counter()
+        loss, grads = tr.compute_grads(idx, self.world_size, self.rank)
+        t_compute = time.perf_counter() - t0
+        if self.world_size > 1:
+            flat = ops.cat([g.reshape(-1) for g in grads])
+            flat = self._allreduce(flat)
+            out, offset = [], 0
+            for g in grads:
+                n = int(np.prod(g.shape))
+                out.append(flat[offset:offset + n].reshape(g.shape))
+                offset += n
+            grads = tuple(out)
+        t_comm = time.perf_counter() - t0 - t_compute
+        with self._lock:
+            tr.apply_grads(grads, len(idx))
+            t1 = time.perf_counter()
+            self._stash_state()
+            t_stash = time.perf_counter() - t1
+        from openmindspore.data import shard
+
+        return {"step": tr.step, "loss": loss, "epoch": epoch, "samples": shard(idx, self.world_size, self.rank),
+                "rank": self.rank, "preempted": self._preempted, "compute_s": t_compute, "comm_s": t_comm,
+                "stash_s": t_stash, "time": time.time()}
+
+    def _stash_state(self) -> None:
+        """Keep the state of the step just completed (caller holds the lock)."""
+        tr = self.trainer
+        self._stashes[tr.step] = {
+            "params": {p.name: np.array(p.asnumpy(), copy=True) for p in tr.model.get_parameters()},
+            "opt": {slot: list(ts) for slot, ts in tr.optimizer.state.items()},  # fresh tensors every step
+            "t": tr.optimizer.t, "step": tr.step, "sampler": tr.sampler.state(), "samples_seen": tr.samples_seen,
+        }
+        for old in sorted(self._stashes)[:-3]:
+            del self._stashes[old]
+        self._stash_ready.notify_all()
+
+    def _stash_bytes(self, stash: dict[str, Any]) -> bytes:
+        from openmindspore.train.state import TrainState
+
+        opt = self.trainer.optimizer
+        opt_state = {f"{slot}.{p.name}": t.asnumpy() for slot, ts in stash["opt"].items()
+                     for p, t in zip(opt.params, ts)}
+        opt_state["t"] = np.asarray([stash["t"]], dtype=np.int64)
+        return TrainState(params=stash["params"], opt_state=opt_state, step=stash["step"], sampler=stash["sampler"],
+                          seed=self.trainer.cfg.seed, samples_seen=stash["samples_seen"]).to_bytes()
+
+    def snapshot(self, step: int, timeout: float = 60.0) -> bytes:
+        """Serialised state after global step ``step`` (waits until the step is stashed)."""
+        with self._lock:
+            if not self._stash_ready.wait_for(lambda: max(self._stashes, default=-1) >= step, timeout):
+                raise TimeoutError(f"step {step} not reached within {timeout} s")
+            stash = self._stashes.get(step)
+        if stash is None:
+            raise RuntimeError(f"the state of step {step} is no longer held (now at {max(self._stashes)})")
+        return self._stash_bytes(stash)
+
+    def export_state(self) -> tuple[int, bytes]:
+        """The latest completed state (used from survivors during recovery, while the main thread may be
+        blocked in a collective)."""
+        with self._lock:
+            stash = self._stashes[max(self._stashes)]
+        return stash["step"], self._stash_bytes(stash)
+
+    def summary_fields(self) -> dict[str, Any]:
+        tr = self.trainer
+        return {"eval": tr.evaluate("test"), "val": tr.evaluate("val"), "params_sha256": tr.params_sha256(),
+                "epoch": tr.sampler.epoch, "steps": tr.step, "samples_seen": tr.samples_seen}

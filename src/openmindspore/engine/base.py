@@ -1,0 +1,81 @@
+"""The seam to a distributed execution engine.
+
+The platform places, watches and kills *processes* (actors) through this interface and never imports
+an engine directly elsewhere. Results come back as :class:`Outcome` values so callers handle a dead
+process, a task error and success without engine-specific exception types.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+__all__ = ["Engine", "Outcome", "ActorRef", "EngineError"]
+
+
+class EngineError(RuntimeError):
+    """The engine could not start, connect or place processes."""
+
+
+@dataclass
+class Outcome:
+    """What became of a call: ``ok`` (value), ``dead`` (the process died) or ``error`` (it raised)."""
+
+    status: str
+    value: Any = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class ActorRef:
+    """An engine-neutral handle to a long-lived process."""
+
+    handle: Any
+    name: str
+    bundle: int | None = None
+    pid: int | None = None
+
+
+class Engine(abc.ABC):
+    name: str = "engine"
+
+    @abc.abstractmethod
+    def start(self, address: str | None = None, num_cpus: int | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def shutdown(self) -> None: ...
+
+    @abc.abstractmethod
+    def reserve(self, bundles: int, strategy: str = "PACK") -> None:
+        """Gang-reserve ``bundles`` process slots (one CPU each) before anything is placed."""
+
+    @abc.abstractmethod
+    def spawn(self, cls: type, *args: Any, name: str, bundle: int | None = None, concurrency: int = 4,
+              env: dict[str, str] | None = None) -> ActorRef: ...
+
+    @abc.abstractmethod
+    def call(self, actor: ActorRef, method: str, *args: Any) -> Any:
+        """Start ``actor.method(*args)``; returns a future."""
+
+    @abc.abstractmethod
+    def wait(self, futures: Sequence[Any], timeout: float | None, num: int = 1) -> tuple[list, list]:
+        """Like ``ray.wait``: (ready futures, pending futures)."""
+
+    @abc.abstractmethod
+    def outcome(self, future: Any, timeout: float | None = 0) -> Outcome: ...
+
+    @abc.abstractmethod
+    def kill(self, actor: ActorRef) -> None: ...
+
+    @abc.abstractmethod
+    def free_cpus(self) -> float: ...
+
+    def get(self, future: Any, timeout: float | None = None) -> Any:
+        out = self.outcome(future, timeout)
+        if not out.ok:
+            raise EngineError(f"remote call failed ({out.status}): {out.error}")
+        return out.value

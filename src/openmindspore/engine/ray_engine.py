@@ -1,0 +1,105 @@
+"""Ray as the engine: an embedded local cluster by default, or ``address`` to join a running one."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Sequence
+
+from openmindspore.engine.base import ActorRef, Engine, EngineError, Outcome
+from openmindspore.errors import ConfigError
+
+__all__ = ["RayEngine"]
+
+log = logging.getLogger(__name__)
+
+
+class RayEngine(Engine):
+    name = "ray"
+
+    def __init__(self) -> None:
+        self._pg = None
+        self._owns_cluster = False
+
+    def start(self, address: str | None = None, num_cpus: int | None = None) -> None:
+        import ray
+
+        if ray.is_initialized():
+            return
+        env = {"env_vars": {"GLOG_v": os.environ.get("GLOG_v", "3"), "PYTHONWARNINGS": "ignore"}}
+        try:
+            if address:
+                ray.init(address=address, runtime_env=env, logging_level="ERROR", log_to_driver=False)
+            else:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=env, logging_level="ERROR",
+                         log_to_driver=False, configure_logging=False)
+                self._owns_cluster = True
+        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
+            raise ConfigError("--address", address, "the address of a running Ray cluster (ray start --head)",
+                              f"could not connect: {str(e).splitlines()[0][:200]}") from None
+
+    def shutdown(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+    def reserve(self, bundles: int, strategy: str = "PACK") -> None:
+        from ray.util.placement_group import placement_group
+
+        pg = placement_group([{"CPU": 1}] * bundles, strategy=strategy)
+        import ray
+
+        ready, _ = ray.wait([pg.ready()], timeout=60)
+        if not ready:
+            raise EngineError(f"could not reserve {bundles} CPU slots ({strategy}) within 60 s; "
+                              f"cluster has {self.free_cpus():.0f} free CPUs")
+        self._pg = pg
+
+    def spawn(self, cls: type, *args: Any, name: str, bundle: int | None = None, concurrency: int = 4,
+              env: dict[str, str] | None = None) -> ActorRef:
+        import ray
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        opts: dict[str, Any] = {"max_concurrency": concurrency, "max_restarts": 0, "num_cpus": 1 if bundle is not None else 0}
+        if bundle is not None and self._pg is not None:
+            opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(self._pg, placement_group_bundle_index=bundle)
+        if env:
+            opts["runtime_env"] = {"env_vars": env}
+        handle = ray.remote(cls).options(**opts).remote(*args)
+        return ActorRef(handle=handle, name=name, bundle=bundle)
+
+    def call(self, actor: ActorRef, method: str, *args: Any) -> Any:
+        return getattr(actor.handle, method).remote(*args)
+
+    def wait(self, futures: Sequence[Any], timeout: float | None, num: int = 1) -> tuple[list, list]:
+        import ray
+
+        if not futures:
+            return [], []
+        return ray.wait(list(futures), num_returns=min(num, len(futures)), timeout=timeout)
+
+    def outcome(self, future: Any, timeout: float | None = 0) -> Outcome:
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
+
+        try:
+            return Outcome("ok", ray.get(future, timeout=timeout))
+        except GetTimeoutError:
+            return Outcome("pending")
+        except (RayActorError, WorkerCrashedError) as e:
+            return Outcome("dead", error=str(e).splitlines()[0][:300])
+        except RayTaskError as e:
+            return Outcome("error", error=str(e.cause if hasattr(e, "cause") else e)[-500:])
+
+    def kill(self, actor: ActorRef) -> None:
+        import ray
+
+        try:
+            ray.kill(actor.handle, no_restart=True)
+        except Exception as e:  # noqa: BLE001 - already gone is fine
+            log.debug("kill %s: %s", actor.name, e)
+
+    def free_cpus(self) -> float:
+        import ray
+
+        return float(ray.available_resources().get("CPU", 0.0))

@@ -1,0 +1,66 @@
+"""Offline datasets and the deterministic, resumable, shardable sampler."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openmindspore.data import ResumableSampler, list_datasets, load_dataset, shard
+from openmindspore.errors import ConfigError
+
+
+def test_offline_datasets_load_with_fixed_splits():
+    names = {d.name for d in list_datasets()}
+    assert {"mnist5k", "digits", "synthetic", "iris", "wine", "breast_cancer", "diabetes"} <= names
+    d = load_dataset("mnist5k")
+    assert d.x_train.shape == (4000, 1, 28, 28) and len(d.x_val) == 500 and len(d.x_test) == 500
+    assert d.x_train.dtype == np.float32 and d.num_classes == 10
+    assert np.bincount(d.y_test).tolist() == [50] * 10  # stratified
+    assert abs(float(d.x_train.mean())) < 1e-3  # standardised on the training split
+    reg = load_dataset("diabetes")
+    assert reg.task == "regression" and reg.y_train.dtype == np.float32
+    digits = load_dataset("digits")
+    all_idx = np.concatenate([digits.y_train, digits.y_val, digits.y_test])
+    assert len(all_idx) == 1797
+
+
+def test_unknown_dataset_is_a_clear_error():
+    with pytest.raises(ConfigError, match=r"dataset='cifar'.*oms datasets"):
+        load_dataset("cifar")
+
+
+def test_sampler_epoch_visits_every_sample_exactly_once():
+    s = ResumableSampler(103, 10, seed=7)
+    assert s.steps_per_epoch == 11
+    seen = np.concatenate([s.next_batch() for _ in range(s.steps_per_epoch)])
+    assert sorted(seen.tolist()) == list(range(103))
+    assert s.state().epoch == 1 and s.state().offset == 0
+    second = np.concatenate([s.next_batch() for _ in range(s.steps_per_epoch)])
+    assert not np.array_equal(seen, second) and sorted(second.tolist()) == list(range(103))
+
+
+def test_sampler_resumes_exactly_from_its_state():
+    a = ResumableSampler(50, 8, seed=3)
+    for _ in range(9):
+        a.next_batch()
+    b = ResumableSampler(50, 8, seed=3)
+    b.load_state(a.state().to_dict())
+    for _ in range(20):
+        assert np.array_equal(a.next_batch(), b.next_batch())
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+def test_shards_partition_the_global_batch(world):
+    batch = np.arange(10) * 3
+    parts = [shard(batch, world, r) for r in range(world)]
+    assert np.array_equal(np.concatenate(parts), batch)
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_bad_sampler_input():
+    with pytest.raises(ConfigError, match="batch_size"):
+        ResumableSampler(10, 0)
+    with pytest.raises(ConfigError, match="rank"):
+        shard(np.arange(4), 2, 2)
+    s = ResumableSampler(10, 2)
+    with pytest.raises(ConfigError, match="offset"):
+        s.load_state({"seed": 0, "epoch": 0, "offset": 99})
