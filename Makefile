@@ -23,7 +23,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
-	$(OMS) train examples/mnist_cnn.yaml --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+	$(OMS) train examples/mnist_cnn.yaml --workers 2 --kill-worker-at 100:1 --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q tests

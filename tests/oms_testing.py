@@ -17,12 +17,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def oms_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "openmindspore.cli.main", *args]
+
+
 def run_oms(*args: str, cwd: Path | None = None, timeout: float = 300, check: bool = False,
             env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the real `oms` CLI in a new process."""
+    """Run the real `oms` CLI in a new process session; everything it started (Ray's processes included)
+    is killed when it returns, times out or fails."""
     e = dict(os.environ, GLOG_v="3", **(env or {}))
-    proc = subprocess.run([sys.executable, "-m", "openmindspore.cli.main", *args], cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=e)
+    p = subprocess.Popen(oms_command(*args), cwd=cwd or ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=e, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    finally:
+        kill_session(p.pid)
+    proc = subprocess.CompletedProcess(p.args, p.returncode, out, err)
     if check and proc.returncode != 0:
         raise AssertionError(f"oms {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def kill_session(pid: int) -> None:
+    """SIGKILL every process of the session led by ``pid`` (a CLI run and what it started)."""
+    import signal
+
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from openmindspore.cli._common import add_command, print_json
+from openmindspore.cli._common import add_command, print_json, stdout_to_stderr
 from openmindspore.errors import ConfigError
 
 EXAMPLES = """\
@@ -37,7 +37,11 @@ def register(sub) -> None:
     e.add_argument("--hang-timeout", type=float, default=10.0,
                    help="cap on the step deadline, seconds; the deadline is 5x the median step time, >= 1 s")
     e.add_argument("--max-restarts", type=int, default=10, help="replacement processes allowed in the whole run")
+    e.add_argument("--rejoin-wait", type=float, default=30.0,
+                   help="seconds a recovery may wait for replacement processes before scaling down")
     e.add_argument("--placement", choices=["PACK", "SPREAD"], default="PACK", help="placement-group strategy")
+    e.add_argument("--engine", choices=["ray", "yuanrong"], default="ray",
+                   help="distributed execution engine (openYuanrong is experimental)")
     for kind, sig in (("kill", "SIGKILL"), ("hang", "SIGSTOP"), ("preempt", "SIGTERM")):
         e.add_argument(f"--{kind}-worker-at", action="append", default=[], metavar="STEP[:RANK]",
                        help=f"fault injection: send {sig} to RANK (default 0) during STEP; repeatable")
@@ -58,7 +62,8 @@ def _elastic_options(args, saved=None):
         if getattr(args, name) is not None:
             setattr(base, name, getattr(args, name))
     base.snapshot_every, base.hang_timeout = args.snapshot_every, args.hang_timeout
-    base.max_restarts, base.placement = args.max_restarts, args.placement
+    base.max_restarts, base.placement, base.engine = args.max_restarts, args.placement, args.engine
+    base.rejoin_wait = args.rejoin_wait
     base.faults = faults if (faults or saved is None) else base.faults
     if args.workers is not None and saved is not None:
         base.threads = None  # recompute for the new world size
@@ -83,6 +88,16 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 
 def run(args) -> int:
+    with stdout_to_stderr(args.json):
+        summary, out = _run(args)
+    if args.json:
+        print_json(summary)
+    else:
+        _print_summary(summary, out)
+    return 0 if summary.get("status") in ("completed", "stopped") else 1
+
+
+def _run(args) -> tuple[dict, Path]:
     from openmindspore.train import config_from_dict, resume, train
     from openmindspore.train.config import read_yaml
 
@@ -114,8 +129,4 @@ def run(args) -> int:
             summary = train_elastic(cfg, opts, out, max_steps=args.max_steps, quiet=quiet)
         else:
             summary = train(cfg, out, max_steps=args.max_steps, quiet=quiet)
-    if args.json:
-        print_json(summary)
-    else:
-        _print_summary(summary, out)
-    return 0 if summary.get("status") in ("completed", "stopped") else 1
+    return summary, out

@@ -72,7 +72,7 @@ class ElasticTrainer:
                  engine: Engine | None = None) -> None:
         self.cfg, self.opts, self.run_dir, self.quiet = cfg, opts.validate(cfg.batch_size), run, quiet
         self.cfg_dict = cfg.model_dump(mode="json")
-        self.engine = engine or get_engine("ray")
+        self.engine = engine or get_engine(opts.engine)
         data = load_dataset(cfg.dataset)
         self.num_train = len(data.x_train)
         self.total_steps = cfg.total_steps(self.num_train)
@@ -294,8 +294,9 @@ class ElasticTrainer:
             raise OMSError(f"no state to recover from after step {fallback_step}: every process and snapshot is lost")
         return best[0], best[1], dead
 
-    def _mark_fired(self, failure: GroupFailure) -> None:
-        for r in failure.ranks:
+    def _mark_fired(self, failure: GroupFailure, ranks: list[int]) -> None:
+        """Injected faults that this failure consumed (each fires once)."""
+        for r in ranks:
             for i, f in enumerate(self.opts.faults):
                 kind = "crash" if f.kind == "kill" else f.kind
                 if i not in self.fired and f.step == failure.step and f.rank == r and kind == failure.kind:
@@ -304,20 +305,29 @@ class ElasticTrainer:
 
     def _recover(self, failure: GroupFailure, last_done: int, ledger: SampleLedger) -> int:
         """Retire the broken group, form a new one from the best state; returns the state's step."""
-        self._mark_fired(failure)
+        self._mark_fired(failure, failure.ranks)
         world_before = len(self.group)
         alive = [r for r in range(world_before) if r not in failure.ranks]
         self._say(f"{failure.kind}: rank(s) {failure.ranks} during step {failure.step} "
                   f"(detected after {failure.t_detect - failure.t_fail:.2f} s)")
         state_step, blob, also_dead = self._best_state(alive, last_done)
-        if also_dead:
-            failure.ranks = sorted(set(failure.ranks) | set(also_dead))
-            self._mark_fired(failure)
+        new_dead = sorted(set(also_dead) - set(failure.ranks))
+        if new_dead:
+            failure.ranks = sorted(set(failure.ranks) | set(new_dead))
+            self._mark_fired(failure, new_dead)
         self._retire_group()
         steps_lost = ledger.rollback(state_step)
         if state_step > last_done:  # the failed step completed on the survivors: account for it
             self._record_reconstructed(ledger, blob, state_step)
         deadline = time.time() + 120
+        self._refill()
+        if not self.standby:  # replacements are starting: wait a bounded time rather than shrink
+            self._prepare_standby()
+            if not self.standby and len(self.pool) >= self.opts.workers > len(self._ready(self.pool)):
+                self._say(f"waiting up to {self.opts.rejoin_wait:.0f} s for replacement processes")
+                until = time.time() + self.opts.rejoin_wait
+                while time.time() < until and len(self._ready(self.pool, timeout=0.5)) < self.opts.workers:
+                    pass
         while True:
             self._refill()
             ready = len(self._ready(self.pool, timeout=0.1)) + (len(self.standby.members) if self.standby else 0)
@@ -370,8 +380,11 @@ class ElasticTrainer:
             return
         self._prepare_standby()
         sb = self.standby
-        if sb is None or len(self.engine.wait(sb.connect, timeout=0, num=len(sb.connect))[0]) < len(sb.connect):
-            return  # scale up once a full group is connected and waiting
+        if sb is not None:
+            if len(self.engine.wait(sb.connect, timeout=0, num=len(sb.connect))[0]) < len(sb.connect):
+                return  # scale up once the standby group is connected and waiting
+        elif len(self._ready(self.pool)) < self.opts.workers:
+            return  # ... or enough warm processes are up
         t0 = time.time()
         before = len(self.group)
         state_step, blob, _ = self._best_state(list(range(before)), step)

@@ -49,7 +49,9 @@ class ElasticOptions:
     checkpoint_secs: float | None = None
     hang_timeout: float = 10.0
     max_restarts: int = 10
+    rejoin_wait: float = 30.0
     placement: str = "PACK"
+    engine: str = "ray"
     threads: int | None = None
     faults: list[Fault] = field(default_factory=list)
 
@@ -74,6 +76,8 @@ class ElasticOptions:
             raise ConfigError("--checkpoint-every", self.checkpoint_every, "an integer >= 1")
         if self.hang_timeout <= 0:
             raise ConfigError("--hang-timeout", self.hang_timeout, "seconds > 0")
+        if self.rejoin_wait < 0:
+            raise ConfigError("--rejoin-wait", self.rejoin_wait, "seconds >= 0")
         if self.placement not in ("PACK", "SPREAD"):
             raise ConfigError("--placement", self.placement, "PACK or SPREAD")
         for f in self.faults:

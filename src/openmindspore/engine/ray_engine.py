@@ -13,6 +13,20 @@ __all__ = ["RayEngine"]
 log = logging.getLogger(__name__)
 
 
+def _check_reachable(address: str, timeout: float = 3.0) -> None:
+    """Fail fast (instead of Ray's long retry loop) when ``host:port`` does not accept connections."""
+    import socket
+
+    hostport = address.split("://")[-1]
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as e:
+        raise ConfigError("--address", address, "HOST:PORT of a running Ray cluster's head (ray start --head)",
+                          f"cannot connect ({e}); start the cluster or omit --address for a local one") from None
+
+
 class RayEngine(Engine):
     name = "ray"
 
@@ -25,6 +39,8 @@ class RayEngine(Engine):
 
         if ray.is_initialized():
             return
+        if address and address != "auto":
+            _check_reachable(address)
         env = {"env_vars": {"GLOG_v": os.environ.get("GLOG_v", "3"), "PYTHONWARNINGS": "ignore"}}
         try:
             if address:
