@@ -1,0 +1,190 @@
+"""ViT for image classification in MindSpore, equal to Hugging Face ``ViTForImageClassification``.
+
+Parameter paths mirror the (transformers >= 5) state dict, e.g. ``vit.layers.3.attention.q_proj.weight``;
+older checkpoints (``vit.encoder.layer.3.attention.attention.query.weight``) are renamed by
+:mod:`openmindspore.models.hf_convert`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from mindspore import Parameter, Tensor, nn, ops
+
+from openmindspore.errors import ConfigError
+from openmindspore.models.layers import Dropout
+from openmindspore.models.vit.blocks import LayerNorm, Linear, PatchProjection, attention, gelu, init_normal, \
+    trunc_normal
+from openmindspore.models.vit.config import ViTConfig
+from openmindspore.models.vit.interpolate import resize_grid
+
+__all__ = ["ViTEmbeddings", "ViTLayer", "ViTModel", "ViTForImageClassification", "ViTOutput"]
+
+
+def _dropout(p: float, layer_id: int) -> Dropout | None:
+    return Dropout(p, layer_id) if p > 0 else None
+
+
+class PatchEmbeddings(nn.Cell):
+    """``[B, C, H, W] -> [B, (H//p)*(W//p), D]`` via ``projection`` (a patch-sized stride-p convolution)."""
+
+    def __init__(self, num_channels: int, hidden: int, patch: int, seed: int) -> None:
+        super().__init__()
+        self.num_channels = num_channels
+        self.projection = PatchProjection(num_channels, hidden, patch, seed)
+
+    def construct(self, x: Tensor) -> Tensor:
+        if x.shape[1] != self.num_channels:
+            raise ConfigError("pixel_values.shape[1]", x.shape[1], f"{self.num_channels} channels",
+                              "pass images as [batch, channels, height, width]")
+        return self.projection(x)
+
+
+class ViTEmbeddings(nn.Cell):
+    """CLS token + patch embeddings + position embeddings: ``[B, C, H, W] -> [B, 1 + N, D]``."""
+
+    def __init__(self, cfg: ViTConfig, rng: np.random.Generator) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.hidden_size
+        gh, gw = cfg.grid
+        self.patch_embeddings = PatchEmbeddings(cfg.num_channels, d, cfg.patch_size, cfg.seed)
+        self.cls_token = Parameter(Tensor(trunc_normal(rng, (1, 1, d), cfg.initializer_range)), name="cls_token")
+        self.position_embeddings = Parameter(Tensor(trunc_normal(rng, (1, 1 + gh * gw, d), cfg.initializer_range)),
+                                             name="position_embeddings")
+        self.dropout = _dropout(cfg.hidden_dropout_prob, 1)
+
+    def construct(self, pixel_values: Tensor, interpolate_pos_encoding: bool = False) -> Tensor:
+        b, _, h, w = pixel_values.shape
+        x = self.patch_embeddings(pixel_values)
+        x = ops.concat((ops.broadcast_to(self.cls_token, (b, 1, self.cfg.hidden_size)), x), 1)
+        p = self.cfg.patch_size
+        if interpolate_pos_encoding:
+            pos = self.interpolate_pos_encoding(h // p, w // p)
+        else:
+            if (h, w) != self.cfg.image_size:
+                raise ConfigError("pixel_values size", (h, w), f"the configured image_size {self.cfg.image_size}",
+                                  "resize the input or pass interpolate_pos_encoding=True")
+            pos = self.position_embeddings
+        x = x + pos
+        return self.dropout(x) if self.dropout is not None else x
+
+    def interpolate_pos_encoding(self, new_h: int, new_w: int) -> Tensor:
+        """Position embeddings for a ``new_h x new_w`` patch grid ``-> [1, 1 + new_h*new_w, D]`` (bicubic).
+
+        As in the reference: unchanged when the token count matches and the image is square; the source
+        grid is taken as ``sqrt(N) x sqrt(N)``.
+        """
+        n = self.position_embeddings.shape[1] - 1
+        side = int(round(n ** 0.5))
+        if new_h * new_w == n and new_h == new_w:
+            return self.position_embeddings
+        if side * side != n:
+            raise ConfigError("position_embeddings", n, "a square number of patch positions to interpolate")
+        cls = self.position_embeddings[:, :1]
+        grid = resize_grid(self.position_embeddings[:, 1:], (side, side), (new_h, new_w))
+        return ops.concat((cls, grid), 1)
+
+
+class ViTSelfAttention(nn.Cell):
+    """``q_proj/k_proj/v_proj/o_proj``: ``[B, N, D] -> [B, N, D]``."""
+
+    def __init__(self, cfg: ViTConfig, layer_id: int) -> None:
+        super().__init__()
+        d = cfg.hidden_size
+        self.heads = cfg.num_attention_heads
+        self.q_proj = Linear(d, d, has_bias=cfg.qkv_bias)
+        self.k_proj = Linear(d, d, has_bias=cfg.qkv_bias)
+        self.v_proj = Linear(d, d, has_bias=cfg.qkv_bias)
+        self.o_proj = Linear(d, d)
+        self.attn_dropout = _dropout(cfg.attention_probs_dropout_prob, 100 + layer_id)
+
+    def construct(self, x: Tensor) -> Tensor:
+        return attention(x, self.q_proj.weight, self.q_proj.bias, self.k_proj.weight, self.k_proj.bias,
+                         self.v_proj.weight, self.v_proj.bias, self.o_proj.weight, self.o_proj.bias, self.heads,
+                         self.attn_dropout)
+
+
+class ViTMLP(nn.Cell):
+    """``fc1 -> GELU(exact) -> fc2``."""
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        self.fc1 = Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.fc2 = Linear(cfg.intermediate_size, cfg.hidden_size)
+
+    def construct(self, x: Tensor) -> Tensor:
+        return self.fc2(gelu(self.fc1(x)))
+
+
+class ViTLayer(nn.Cell):
+    """Pre-norm block: ``x + Attn(LN(x))`` then ``+ MLP(LN(.))``; ``[B, N, D] -> [B, N, D]``."""
+
+    def __init__(self, cfg: ViTConfig, layer_id: int) -> None:
+        super().__init__()
+        self.attention = ViTSelfAttention(cfg, layer_id)
+        self.layernorm_before = LayerNorm(cfg.hidden_size, cfg.layer_norm_eps)
+        self.layernorm_after = LayerNorm(cfg.hidden_size, cfg.layer_norm_eps)
+        self.mlp = ViTMLP(cfg)
+        self.dropout = _dropout(cfg.hidden_dropout_prob, 200 + layer_id)
+
+    def _drop(self, x: Tensor) -> Tensor:
+        return self.dropout(x) if self.dropout is not None else x
+
+    def construct(self, x: Tensor) -> Tensor:
+        x = x + self._drop(self.attention(self.layernorm_before(x)))
+        return x + self._drop(self.mlp(self.layernorm_after(x)))
+
+
+class ViTModel(nn.Cell):
+    """Embeddings, ``layers``, final ``layernorm``. Returns ``(last_hidden_state [B, 1+N, D], hidden_states)``
+    where ``hidden_states`` is a tuple of ``L + 1`` tensors (embedding output, then each layer's output)."""
+
+    def __init__(self, cfg: ViTConfig, rng: np.random.Generator) -> None:
+        super().__init__()
+        self.embeddings = ViTEmbeddings(cfg, rng)
+        self.layers = nn.CellList([ViTLayer(cfg, i) for i in range(cfg.num_hidden_layers)])
+        self.layernorm = LayerNorm(cfg.hidden_size, cfg.layer_norm_eps)
+
+    def construct(self, pixel_values: Tensor, interpolate_pos_encoding: bool = False) -> tuple:
+        x = self.embeddings(pixel_values, interpolate_pos_encoding)
+        hidden = [x]
+        for layer in self.layers:
+            x = layer(x)
+            hidden.append(x)
+        return self.layernorm(x), tuple(hidden)
+
+
+@dataclass
+class ViTOutput:
+    """Rich view of ``ViTForImageClassification`` outputs (numpy, outside the graph)."""
+
+    logits: np.ndarray
+    last_hidden_state: np.ndarray
+    hidden_states: tuple[np.ndarray, ...]
+
+
+class ViTForImageClassification(nn.Cell):
+    """ViT encoder + linear ``classifier`` on the CLS token.
+
+    ``construct(pixel_values [B, C, H, W], interpolate_pos_encoding=False)`` returns the tuple
+    ``(logits [B, num_labels], last_hidden_state [B, 1+N, D], hidden_states)``.
+    """
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        rng = np.random.default_rng(cfg.seed)
+        self.vit = ViTModel(cfg, rng)
+        self.classifier = Linear(cfg.hidden_size, cfg.num_labels)
+        init_normal(self, rng, cfg.initializer_range)
+
+    def construct(self, pixel_values: Tensor, interpolate_pos_encoding: bool = False) -> tuple:
+        seq, hidden = self.vit(pixel_values, interpolate_pos_encoding)
+        return self.classifier(seq[:, 0]), seq, hidden
+
+    def predict(self, pixel_values: np.ndarray, interpolate_pos_encoding: bool = False) -> ViTOutput:
+        """Run in eval mode on a numpy batch and return numpy outputs."""
+        self.set_train(False)
+        logits, seq, hidden = self(Tensor(np.asarray(pixel_values, np.float32)), interpolate_pos_encoding)
+        return ViTOutput(logits.asnumpy(), seq.asnumpy(), tuple(h.asnumpy() for h in hidden))

@@ -1,0 +1,74 @@
+"""COCO-style detection metrics through ``pycocotools`` (the reference implementation of COCO mAP)."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from openmindspore.errors import ConfigError
+
+__all__ = ["evaluate_coco", "to_coco_detections", "load_coco"]
+
+_STATS = ["map", "map50", "map75", "map_small", "map_medium", "map_large", "mar_1", "mar_10", "mar_100",
+          "mar_small", "mar_medium", "mar_large"]
+
+
+def load_coco(gt: str | Path | dict) -> dict:
+    """A COCO annotation dict from a path or a dict; checks the required keys."""
+    if not isinstance(gt, dict):
+        p = Path(gt)
+        try:
+            gt = json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError("annotations", str(p), "a readable COCO-format JSON file", str(e)) from None
+    for k in ("images", "annotations", "categories"):
+        if k not in gt:
+            raise ConfigError("annotations", sorted(gt), f"a COCO dict with key {k!r}",
+                              "use the COCO detection format (images, annotations, categories)")
+    return gt
+
+
+def to_coco_detections(results: Sequence[dict[str, np.ndarray]], image_ids: Sequence[int]) -> list[dict]:
+    """Post-processed results (xyxy pixel boxes) -> COCO result records ``{image_id, category_id, bbox xywh, score}``."""
+    dets = []
+    for r, img_id in zip(results, image_ids):
+        for s, lab, b in zip(r["scores"], r["labels"], r["boxes"]):
+            x0, y0, x1, y1 = (float(v) for v in b)
+            dets.append({"image_id": int(img_id), "category_id": int(lab), "bbox": [x0, y0, x1 - x0, y1 - y0],
+                         "score": float(s)})
+    return dets
+
+
+def evaluate_coco(gt: str | Path | dict, detections: Sequence[dict]) -> dict[str, float]:
+    """COCO bbox metrics: ``map`` (IoU .50:.95), ``map50``, ``map75``, size breakdowns and recalls.
+
+    ``detections`` are COCO result records; an empty list scores 0. Detections on unknown image ids are an
+    error (they would be silently ignored otherwise).
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = load_coco(gt)
+    known = {im["id"] for im in gt["images"]}
+    unknown = sorted({d["image_id"] for d in detections} - known)
+    if unknown:
+        raise ConfigError("detections.image_id", unknown[:10], "ids present in the annotation file",
+                          "evaluate on the same images the detections came from")
+    if not detections:
+        return {k: 0.0 for k in _STATS}
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        coco = COCO()
+        coco.dataset = json.loads(json.dumps(gt))
+        coco.createIndex()
+        dt = coco.loadRes([dict(d) for d in detections])
+        ev = COCOeval(coco, dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    # pycocotools reports -1 where a category/size has no ground truth; report those as 0
+    return {k: float(max(v, 0.0)) for k, v in zip(_STATS, ev.stats)}
