@@ -33,7 +33,7 @@ def test_usage_commands_run(tmp_path):
         args = [str(tmp_path / a) if a.startswith("runs/") else a for a in args]
         if args[0] == "train" and "--max-steps" not in args and "--resume" not in args:
             args += ["--max-steps", "3"]
-        proc = run_oms(*args, cwd=ROOT, timeout=300)
+        proc = run_oms(*args, cwd=ROOT, timeout=600)
         assert proc.returncode == 0, f"{line}\n{proc.stderr[-2000:]}"
 
 

@@ -67,3 +67,14 @@ def test_existing_run_is_not_overwritten_and_max_steps_checked(tmp_path):
     assert (out / "summary.json").read_text() == before
     proc = run_oms("train", "--resume", str(out), "--max-steps", "2")
     assert proc.returncode == 2 and "--max-steps=2" in proc.stderr
+
+
+def test_train_routes_detection_configs_to_yolos_finetuning(tmp_path):
+    from oms_testing import ROOT
+
+    proc = run_oms("train", str(ROOT / "examples" / "yolos_synthetic.yaml"), "--max-steps", "2",
+                   "--out", str(tmp_path / "det"), "--json", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["steps"] == 2 and "map50" in summary["eval"]
+    assert (tmp_path / "det" / "summary.json").is_file()

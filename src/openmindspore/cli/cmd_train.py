@@ -77,7 +77,7 @@ def _print_summary(summary: dict, out: Path) -> None:
 
     c = Console()
     ev = summary.get("eval", {})
-    metric = ", ".join(f"{k}={v:.4f}" for k, v in ev.items())
+    metric = ", ".join(f"{k}={v:.4f}" for k, v in ev.items() if isinstance(v, (int, float)))
     c.print(f"[bold green]{summary['status']}[/] {summary['steps']}/{summary.get('total_steps', '?')} steps, "
             f"final loss {summary['final_loss']:.4f}, test {metric}")
     med = (summary.get("step_time_s") or {}).get("median")
@@ -94,7 +94,7 @@ def run(args) -> int:
         print_json(summary)
     else:
         _print_summary(summary, out)
-    return 0 if summary.get("status") in ("completed", "stopped") else 1
+    return 0 if summary.get("status") in ("completed", "stopped", "ok") else 1
 
 
 def _run(args) -> tuple[dict, Path]:
@@ -121,6 +121,12 @@ def _run(args) -> tuple[dict, Path]:
         if args.seed is not None:
             raw["seed"] = args.seed
         out = Path(args.out or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if raw.get("task") == "detection":  # YOLOS fine-tuning (single process)
+            from openmindspore.models.yolos.finetune import finetune_detection
+
+            if args.max_steps is not None:
+                raw.setdefault("train", {})["steps"] = args.max_steps
+            return finetune_detection(raw, out), out
         cfg = config_from_dict(raw)
         opts = _elastic_options(args)
         if opts is not None:
