@@ -7,7 +7,8 @@ Failure semantics (see docs/distributed.md):
   all-reduce of that step; their state after the previous step is exported from another thread of their
   process, then the whole group is retired (a broken MindSpore group cannot be re-initialised).
 * **hang** — a step outlives its deadline (``min(--hang-timeout, max(1 s, 5 x median step time))``);
-  workers that do not answer a heartbeat within 1 s are the hung ones.
+  workers that do not answer a heartbeat within ``max(2 s, deadline / 2)`` are the hung ones (if all
+  answer, the step is merely slow and gets another deadline, up to 3 x ``--hang-timeout``).
 * **preempt** — SIGTERM: the worker finishes the step, reports it, and leaves; nothing is rolled back.
 
 A new group is formed from warm pool processes: the same world size when enough are ready, otherwise
@@ -256,16 +257,19 @@ class ElasticTrainer:
                             if self.engine.outcome(g, timeout=0).status == "dead"]
                     raise GroupFailure("crash", sorted(set(dead) | {r}), step + 1, t0, out.error)
             if pending and time.time() >= deadline:
-                hung = self._unresponsive([rank_of[id(f)] for f in pending])
-                if hung or time.time() - t0 >= self.opts.hang_timeout:
+                hung = self._unresponsive([rank_of[id(f)] for f in pending],
+                                          timeout=max(2.0, 0.5 * self._deadline()))
+                if hung or time.time() - t0 >= 3 * self.opts.hang_timeout:
                     raise GroupFailure("hang", hung or sorted(rank_of[id(f)] for f in pending), step + 1, t0,
                                        f"step {step + 1} exceeded its {self._deadline():.1f} s deadline")
                 deadline = time.time() + self._deadline()
         return [results[r] for r in range(len(self.group))]
 
-    def _unresponsive(self, ranks: list[int]) -> list[int]:
+    def _unresponsive(self, ranks: list[int], timeout: float) -> list[int]:
+        """Ranks whose process does not answer a heartbeat within ``timeout`` (a thread of a live worker
+        answers even while its main thread waits in a collective)."""
         pings = {r: self.engine.call(self.group[r], "ping") for r in ranks}
-        self.engine.wait(list(pings.values()), timeout=1.0, num=len(pings))
+        self.engine.wait(list(pings.values()), timeout=timeout, num=len(pings))
         return [r for r, f in pings.items() if not self.engine.outcome(f, timeout=0).ok]
 
     # ----------------------------------------------------------- recovery
