@@ -1,0 +1,47 @@
+"""Prometheus metrics of the serving ingress (``GET /metrics``, text exposition format).
+
+Names (all labelled by ``model`` and ``version``):
+
+- ``oms_serve_requests_total{code}``: infer requests answered, by HTTP status code
+- ``oms_serve_request_errors_total{kind}``: failed requests (``validation``, ``overload``, ``model``, ``unavailable``)
+- ``oms_serve_request_latency_seconds``: histogram of infer latency inside the ingress
+- ``oms_serve_batch_size``: histogram of samples per dispatched batch
+- ``oms_serve_batch_requests``: histogram of requests per dispatched batch
+- ``oms_serve_queue_depth``: gauge of samples waiting in the batcher queue
+- ``oms_serve_retries_total``: batches re-sent to another replica after their replica died
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["ServeMetrics", "CONTENT_TYPE_LATEST"]
+
+_LAT_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class ServeMetrics:
+    """One registry per ingress process (not the global default registry)."""
+
+    def __init__(self) -> None:
+        disable_created_metrics()  # no *_created series: they double the exposition for nothing
+        self.registry = CollectorRegistry(auto_describe=True)
+        lv = ["model", "version"]
+        self.requests = Counter("oms_serve_requests", "Infer requests answered, by HTTP status code",
+                                lv + ["code"], registry=self.registry)
+        self.errors = Counter("oms_serve_request_errors", "Failed infer requests by kind", lv + ["kind"],
+                              registry=self.registry)
+        self.latency = Histogram("oms_serve_request_latency_seconds", "Infer request latency in the ingress (s)", lv,
+                                 buckets=_LAT_BUCKETS, registry=self.registry)
+        self.batch_size = Histogram("oms_serve_batch_size", "Samples per dispatched batch", lv,
+                                    buckets=_BATCH_BUCKETS, registry=self.registry)
+        self.batch_requests = Histogram("oms_serve_batch_requests", "Requests per dispatched batch", lv,
+                                        buckets=_BATCH_BUCKETS, registry=self.registry)
+        self.queue_depth = Gauge("oms_serve_queue_depth", "Samples waiting in the batcher queue", lv,
+                                 registry=self.registry)
+        self.retries = Counter("oms_serve_retries", "Batches retried on another replica after a replica died", lv,
+                               registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

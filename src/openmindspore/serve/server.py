@@ -1,0 +1,251 @@
+"""``Server``: start Ray Serve, deploy model versions, switch traffic, roll back, shut down.
+
+Each model version is its own Ray Serve application (``oms.<model>.<version>``, no HTTP route)
+running ``ModelReplica`` with R replicas; the ``oms-ingress`` application is the only HTTP route
+(``/``). Loading a version never touches the versions already serving; switching is a routing
+change inside the ingress, applied only after the new version's replicas are running and have
+answered a metadata call. Removing a version first stops routing to it, waits for its queue and
+in-flight batches to finish, then deletes its application.
+
+::
+
+    with Server(port=8000) as srv:
+        srv.deploy("digits", "runs/digits", replicas=2)          # version "1", default
+        srv.deploy("digits", "runs/digits-v2")                   # version "2": load, then switch
+        srv.rollback("digits")                                   # back to "1"
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+from openmindspore.errors import ConfigError, OMSError
+from openmindspore.serve.predictor import resolve_source
+
+__all__ = ["Server", "BatchingConfig"]
+
+log = logging.getLogger(__name__)
+
+INGRESS_APP = "oms-ingress"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+class BatchingConfig(dict):
+    """``max_batch`` samples per batch, ``max_delay_ms`` bound on waiting, ``max_queue`` samples queued."""
+
+    def __init__(self, max_batch: int = 32, max_delay_ms: float = 2.0, max_queue: int = 1024) -> None:
+        for field, value, lo in (("--max-batch", max_batch, 1), ("--max-queue", max_queue, 1)):
+            if not isinstance(value, int) or value < lo:
+                raise ConfigError(field, value, f"an integer >= {lo}")
+        if not 0 <= float(max_delay_ms) <= 10_000:
+            raise ConfigError("--max-delay-ms", max_delay_ms, "a number of milliseconds in [0, 10000]")
+        super().__init__(max_batch=max_batch, max_delay_ms=float(max_delay_ms), max_queue=max_queue)
+
+
+class Server:
+    """Ray Serve on an embedded local cluster (or ``address``) with the OIP ingress on ``host:port``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8000, address: str | None = None,
+                 num_cpus: int | None = None, retry_timeout_s: float = 60.0) -> None:
+        self.host, self.port, self.address, self.num_cpus = host, int(port), address, num_cpus
+        self.retry_timeout_s = retry_timeout_s
+        self._routes: dict[str, Any] = {"models": {}}
+        self._previous: dict[str, list[str]] = {}   # model -> earlier defaults (rollback stack)
+        self._counter: dict[str, int] = {}          # model -> highest numeric version ever used
+        self._engine = None
+        self._ingress = None
+
+    # --------------------------------------------------------------- life
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "Server":
+        from ray import serve
+
+        from openmindspore.engine import get_engine
+        from openmindspore.serve.deployments import Ingress
+
+        if not log.isEnabledFor(logging.DEBUG):
+            logging.getLogger("ray.serve").setLevel(logging.WARNING)
+        if self.address is None:
+            _check_port_free(self.host, self.port)
+        self._engine = get_engine("ray")
+        self._engine.start(address=self.address, num_cpus=self.num_cpus)
+        serve.start(http_options={"host": self.host, "port": self.port}, logging_config={"log_level": "WARNING"})
+        self._ingress = serve.run(Ingress.options(ray_actor_options={"num_cpus": 0}).bind(self._routes, self.retry_timeout_s),
+                                  name=INGRESS_APP, route_prefix="/")
+        self._wait_http()
+        log.info("serving on %s", self.url)
+        return self
+
+    def _wait_http(self, timeout_s: float = 60.0) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if requests.get(self.url + "/v2/health/live", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise OMSError(f"the HTTP endpoint {self.url} did not come up within {timeout_s:.0f} s; "
+                               "is the port free and the host an address of this machine?")
+            time.sleep(0.1)
+
+    def shutdown(self) -> None:
+        """Drain (Ray Serve calls the ingress's graceful shutdown), then stop Serve and an owned cluster."""
+        from ray import serve
+
+        try:
+            serve.shutdown()
+        finally:
+            if self._engine is not None:
+                self._engine.shutdown()
+                self._engine = None
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # ----------------------------------------------------------- versions
+    def deploy(self, name: str, source: str, version: str | None = None, replicas: int = 1,
+               batching: BatchingConfig | dict | None = None, activate: bool = True,
+               inflight_per_replica: int = 1, replica_cpus: float = 0.0) -> str:
+        """Load ``source`` as a new version of ``name`` beside the running ones; returns the version.
+
+        With ``activate`` (default) traffic switches to it once its replicas are up; the previous
+        default stays loaded for ``rollback``.
+        """
+        from ray import serve
+
+        from openmindspore.serve.deployments import ModelReplica
+
+        if not _NAME.match(name):
+            raise ConfigError("--name", name, "1-64 letters, digits, '_', '.', '-' (starting with a letter or digit)")
+        if not isinstance(replicas, int) or replicas < 1:
+            raise ConfigError("--replicas", replicas, "an integer >= 1")
+        resolved = resolve_source(source)
+        batching = BatchingConfig(**(batching or {}))
+        m = self._routes["models"].setdefault(name, {"default": None, "versions": {}})
+        if version is None:
+            version = str(max([self._counter.get(name, 0)] + [int(v) for v in m["versions"] if v.isdigit()]) + 1)
+        version = str(version)
+        if version.isdigit():
+            self._counter[name] = max(self._counter.get(name, 0), int(version))
+        if not _NAME.match(version) or version in m["versions"]:
+            raise ConfigError("version", version, f"a new version name (loaded: {sorted(m['versions'])})")
+        app = f"oms.{name}.{version}"
+        t0 = time.perf_counter()
+        opts = ModelReplica.options(num_replicas=replicas, max_ongoing_requests=inflight_per_replica,
+                                    ray_actor_options={"num_cpus": replica_cpus})
+        try:
+            handle = serve.run(opts.bind(resolved.source), name=app, route_prefix=None)
+            meta = handle.metadata.remote().result(timeout_s=120)
+        except Exception as e:
+            if not m["versions"]:
+                del self._routes["models"][name]
+            _safe_delete(app)
+            raise OMSError(f"model {name!r} version {version} from {source} failed to load: "
+                           f"{str(e).strip().splitlines()[-1][:300]}") from None
+        log.info("model=%s version=%s loaded (%d replicas) in %.1f s", name, version, replicas, time.perf_counter() - t0)
+        m["versions"][version] = {"app": app, "replicas": replicas, "metadata": meta, "batching": dict(batching),
+                                  "inflight_per_replica": inflight_per_replica, "source": str(source)}
+        if m["default"] is None or activate:
+            self._switch_to(name, version)
+        else:
+            self._push()
+        return version
+
+    def switch(self, name: str, version: str) -> None:
+        """Route ``name``'s default traffic to the loaded ``version``."""
+        m = self._model(name)
+        if str(version) not in m["versions"]:
+            raise ConfigError("version", version, f"a loaded version of {name!r}: {sorted(m['versions'])}")
+        self._switch_to(name, str(version))
+
+    def rollback(self, name: str) -> str:
+        """Switch back to the version that was default before the current one; returns it."""
+        m = self._model(name)
+        history = [v for v in self._previous.get(name, []) if v in m["versions"] and v != m["default"]]
+        if not history:
+            raise ConfigError("rollback", name, "a model with an earlier version still loaded",
+                              "deploy with activate=False to keep a version for rollback, or load one")
+        target = history[-1]
+        self._previous[name] = [v for v in self._previous[name] if v != target]
+        self._routes["models"][name]["default"] = target
+        self._push()
+        return target
+
+    def unload(self, name: str, version: str) -> None:
+        """Stop routing to ``version`` (not the default), wait for its requests, delete its replicas."""
+        m = self._model(name)
+        version = str(version)
+        if version not in m["versions"]:
+            raise ConfigError("version", version, f"a loaded version of {name!r}: {sorted(m['versions'])}")
+        if version == m["default"]:
+            raise ConfigError("version", version, "a version that is not the default",
+                              "switch or roll back to another version first")
+        cfg = m["versions"].pop(version)
+        self._push()
+        self._ingress.wait_drained.remote().result(timeout_s=self.retry_timeout_s + 10)  # type: ignore[union-attr]
+        _safe_delete(cfg["app"])
+
+    def versions(self, name: str) -> dict[str, Any]:
+        m = self._model(name)
+        return {"default": m["default"], "versions": sorted(m["versions"])}
+
+    def replica_pids(self, name: str, version: str | None = None, timeout_s: float = 30.0) -> list[int]:
+        """The PIDs of a version's replica processes (asks replicas until all have answered)."""
+        from ray import serve
+
+        m = self._model(name)
+        cfg = m["versions"][str(version or m["default"])]
+        handle = serve.get_deployment_handle("ModelReplica", app_name=cfg["app"])
+        pids: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(pids) < cfg["replicas"] and time.monotonic() < deadline:
+            pids |= {r.result() for r in [handle.pid.remote() for _ in range(4 * cfg["replicas"])]}
+        return sorted(pids)
+
+    # ------------------------------------------------------------ helpers
+    def _model(self, name: str) -> dict[str, Any]:
+        if name not in self._routes["models"]:
+            raise ConfigError("model", name, f"a served model: {sorted(self._routes['models'])}")
+        return self._routes["models"][name]
+
+    def _switch_to(self, name: str, version: str) -> None:
+        m = self._routes["models"][name]
+        if m["default"] is not None and m["default"] != version:
+            self._previous.setdefault(name, []).append(m["default"])
+        m["default"] = version
+        self._push()
+
+    def _push(self) -> None:
+        routes = {"models": {n: m for n, m in self._routes["models"].items() if m["default"] is not None}}
+        self._ingress.set_routes.remote(routes).result(timeout_s=60)  # type: ignore[union-attr]
+
+
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise ConfigError("--port", port, f"a free port on {host}", f"it is taken or not bindable ({e.strerror}); "
+                              "pick another --port") from None
+
+
+def _safe_delete(app: str) -> None:
+    from ray import serve
+
+    try:
+        serve.delete(app)
+    except Exception as e:  # noqa: BLE001 - best effort cleanup
+        log.warning("could not delete application %s: %s", app, e)

@@ -1,0 +1,64 @@
+"""``oms serve`` and ``oms predict`` as real processes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from oms_testing import ROOT, free_port, run_oms
+
+
+def test_serve_bad_path_is_one_line_and_exit_2(tmp_path):
+    p = run_oms("serve", str(tmp_path / "missing"), timeout=120)
+    assert p.returncode == 2
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "oms serve: error:" in lines[0] and "missing" in lines[0], p.stderr
+    (tmp_path / "notrun").mkdir()
+    p = run_oms("serve", str(tmp_path / "notrun"), timeout=120)
+    assert p.returncode == 2 and "config.yaml" in p.stderr
+
+
+def test_serve_bad_batching_flag_exit_2():
+    p = run_oms("serve", "builtin:identity", "--max-batch", "0", timeout=120)
+    assert p.returncode == 2 and "--max-batch" in p.stderr
+
+
+def test_predict_bad_input_file_exit_2(tmp_path):
+    p = run_oms("predict", "http://127.0.0.1:9", "--model", "m", "--input", str(tmp_path / "x.npy"), timeout=120)
+    assert p.returncode == 2 and "--input" in p.stderr
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_oms_serve_end_to_end_then_sigterm_drains_and_exits(tmp_path):
+    port = free_port()
+    env = dict(os.environ, GLOG_v="3")
+    proc = subprocess.Popen([sys.executable, "-m", "openmindspore.cli.main", "serve", "builtin:identity?dim=3",
+                             "--name", "echo", "--port", str(port), "--json", "--num-cpus", "2"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()  # printed once the model is loaded and routed
+        assert line, proc.stderr.read() if proc.poll() is not None else "no output"
+        info = json.loads(line)
+        assert info["url"] == f"http://127.0.0.1:{port}" and info["model"] == "echo" and info["version"] == "1"
+        assert requests.get(info["url"] + "/v2/health/ready", timeout=10).status_code == 200
+        np.save(tmp_path / "x.npy", np.arange(6, dtype=np.float32).reshape(2, 3))
+        p = run_oms("predict", info["url"], "--model", "echo", "--input", str(tmp_path / "x.npy"), timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert "y float32 [2, 3]: [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]" in p.stdout
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=120)
+        assert rc == 0, proc.stderr.read()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/v2/health/live", timeout=5)

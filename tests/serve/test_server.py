@@ -1,0 +1,306 @@
+"""The real server on 127.0.0.1: every endpoint and error, batching, overload, a replica SIGKILL under
+load and a version switch/rollback under load (both with zero failed requests), metrics, client, CLI.
+
+One Ray Serve deployment for the whole module (about a minute on 2 cores).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+
+from oms_testing import free_port, run_oms
+
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    from openmindspore.train import config_from_dict, train
+
+    base = tmp_path_factory.mktemp("serve_runs")
+    cfg = {"dataset": "digits", "model": {"name": "mlp", "hidden": [16]}, "steps": 5, "batch_size": 32}
+    train(config_from_dict(cfg), out_dir=base / "v1")
+    train(config_from_dict({**cfg, "steps": 3, "seed": 7}), out_dir=base / "v2")
+    return base / "v1", base / "v2"
+
+
+@pytest.fixture(scope="module")
+def server(runs):
+    from openmindspore.serve import Server
+
+    srv = Server(port=free_port(), num_cpus=4)
+    try:
+        srv.start()
+        srv.deploy("digits", str(runs[0]), replicas=2, batching={"max_batch": 32, "max_delay_ms": 10, "max_queue": 512})
+        srv.deploy("slow", "builtin:identity?dim=2&delay_ms=300", batching={"max_batch": 1, "max_delay_ms": 0, "max_queue": 2})
+        # 40 ms per batch keeps both replicas busy under load, so a SIGKILL always hits a batch in flight
+        srv.deploy("busy", "builtin:identity?dim=4&delay_ms=40", replicas=2, batching={"max_batch": 4, "max_delay_ms": 0})
+        yield srv
+    finally:
+        srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local(runs):
+    """The same checkpoint run in this process: the reference for every served answer."""
+    from openmindspore.serve.predictor import load_predictor
+
+    return load_predictor(str(runs[0]))
+
+
+@pytest.fixture(scope="module")
+def samples():
+    from openmindspore.data import load_dataset
+
+    return load_dataset("digits").x_test[:64].astype(np.float32)
+
+
+def post(srv, path, body, raw=False):
+    data = body if raw else json.dumps(body)
+    return requests.post(srv.url + path, data=data, headers={"Content-Type": "application/json"}, timeout=60)
+
+
+def x_body(x, name="x", datatype="FP32"):
+    return {"inputs": [{"name": name, "shape": list(x.shape), "datatype": datatype, "data": x.reshape(-1).tolist()}]}
+
+
+def metric(text: str, name: str, **labels) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+class Load:
+    """Bounded closed-loop load from a thread pool on loopback; records every non-200 answer."""
+
+    def __init__(self, url: str, x: np.ndarray, threads: int = 8, max_seconds: float = 120.0) -> None:
+        self.url, self.body = url, json.dumps(x_body(x))
+        self.stop = threading.Event()
+        self.ok: list[tuple[float, str]] = []
+        self.failures: list[str] = []
+        self.deadline = time.monotonic() + max_seconds
+        self.pool = ThreadPoolExecutor(threads)
+        self.futures = [self.pool.submit(self._loop) for _ in range(threads)]
+
+    def _loop(self) -> None:
+        s = requests.Session()
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
+            try:
+                r = s.post(self.url, data=self.body, timeout=60)
+            except requests.RequestException as e:
+                self.failures.append(f"{type(e).__name__}: {e}")
+                continue
+            if r.status_code == 200:
+                self.ok.append((time.monotonic(), r.json()["model_version"]))
+            else:
+                self.failures.append(f"{r.status_code}: {r.text[:300]}")
+
+    def wait_for(self, n: int, timeout: float = 60.0, version: str | None = None, since: float = 0.0) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if sum(1 for t, v in list(self.ok) if t >= since and (version is None or v == version)) >= n:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"load did not reach {n} answers (version={version}) in {timeout} s; "
+                             f"failures={self.failures[:3]}")
+
+    def finish(self) -> None:
+        self.stop.set()
+        for f in self.futures:
+            f.result()
+        self.pool.shutdown()
+
+
+# --------------------------------------------------------------------------- endpoints
+def test_server_health_and_model_metadata(server):
+    base = server.url
+    assert requests.get(base + "/v2", timeout=10).json()["name"] == "openmindspore"
+    assert requests.get(base + "/v2/health/live", timeout=10).json() == {"live": True}
+    assert requests.get(base + "/v2/health/ready", timeout=10).json() == {"ready": True}
+    meta = requests.get(base + "/v2/models/digits", timeout=10).json()
+    assert meta["name"] == "digits" and meta["versions"] == ["1"] and meta["platform"] == "mindspore"
+    assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 1, 8, 8]}]
+    assert meta["outputs"] == [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]},
+                               {"name": "label", "datatype": "INT64", "shape": [-1]}]
+    assert requests.get(base + "/v2/models/digits/versions/1", timeout=10).json()["inputs"] == meta["inputs"]
+    for path in ("/v2/models/digits/ready", "/v2/models/digits/versions/1/ready"):
+        r = requests.get(base + path, timeout=10)
+        assert r.status_code == 200 and r.json()["ready"] is True
+    names = {(m["name"], m["version"]) for m in requests.get(base + "/v2/models", timeout=10).json()}
+    assert {("digits", "1"), ("slow", "1")} <= names
+
+
+def test_infer_matches_the_checkpoint_run_locally(server, local, samples):
+    from openmindspore.serve import Client
+
+    x = samples[:5]
+    want = local.predict({"x": x})
+    with Client(server.url) as c:
+        got = c.infer("digits", x)
+        np.testing.assert_allclose(got["logits"], want["logits"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(got["label"], want["label"])
+        assert got["label"].dtype == np.int64 and got["logits"].shape == (5, 10)
+        only = c.infer("digits", {"x": x[:1]}, version="1", outputs=["label"])
+        assert list(only) == ["label"] and only["label"].tolist() == want["label"][:1].tolist()
+    r = post(server, "/v2/models/digits/versions/1/infer", {**x_body(x[:2]), "id": "req-7"}).json()
+    assert r["id"] == "req-7" and r["model_name"] == "digits" and r["model_version"] == "1"
+    nested = {"inputs": [{"name": "x", "shape": [2, 1, 8, 8], "datatype": "FP32", "data": x[:2].tolist()}]}
+    assert post(server, "/v2/models/digits/infer", nested).json()["outputs"] == r["outputs"]
+
+
+@pytest.mark.parametrize("path, body, status, words", [
+    ("/v2/models/digits/infer", {"inputs": [{"name": "image", "shape": [1, 1, 8, 8], "datatype": "FP32",
+                                             "data": [0.0] * 64}]}, 400, ["unknown input 'image'", "['x']"]),
+    ("/v2/models/digits/infer", {"inputs": [{"name": "x", "shape": [1, 1, 8, 8], "datatype": "FP64",
+                                             "data": [0.0] * 64}]}, 400, ["'x'", "expected datatype FP32", "received FP64"]),
+    ("/v2/models/digits/infer", {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32",
+                                             "data": [0.0] * 64}]}, 400, ["'x'", "expected shape [-1, 1, 8, 8]", "received [1, 64]"]),
+    ("/v2/models/digits/infer", {"inputs": [{"name": "x", "shape": [2, 1, 8, 8], "datatype": "FP32",
+                                             "data": [0.0] * 64}]}, 400, ["'x'", "needs 128 elements", "received 64"]),
+    ("/v2/models/digits/infer", b'{"inputs": [{"name": "x",', 400, ["not valid JSON"]),
+    ("/v2/models/nope/infer", {"inputs": []}, 404, ["unknown model 'nope'", "digits"]),
+    ("/v2/models/digits/versions/9/infer", {"inputs": []}, 404, ["no version '9'", "['1']"]),
+])
+def test_errors_answer_status_and_error_body(server, path, body, status, words):
+    r = post(server, path, body, raw=isinstance(body, bytes))
+    assert r.status_code == status, r.text
+    err = r.json()
+    assert list(err) == ["error"]
+    for w in words:
+        assert w in err["error"], (w, err)
+
+
+def test_unknown_routes_and_methods(server):
+    assert requests.get(server.url + "/v2/models/nope", timeout=10).status_code == 404
+    assert requests.get(server.url + "/v2/nothing", timeout=10).json()["error"].startswith("no route")
+    r = requests.get(server.url + "/v2/models/digits/infer", timeout=10)
+    assert r.status_code == 405 and "POST" in r.json()["error"]
+
+
+# --------------------------------------------------------------------------- batching
+def test_dynamic_batching_over_http_mixes_request_sizes(server, local, samples):
+    before = requests.get(server.url + "/metrics", timeout=10).text
+    sizes = [1, 3, 2, 4, 1, 2, 5, 1] * 4
+    starts = np.cumsum([0] + sizes[:-1])
+    xs = [samples[s:s + n] for s, n in zip(starts % 48, sizes)]
+
+    def one(x):
+        return post(server, "/v2/models/digits/infer", x_body(x))
+
+    with ThreadPoolExecutor(len(xs)) as pool:
+        answers = list(pool.map(one, xs))
+    for x, r in zip(xs, answers):
+        assert r.status_code == 200, r.text
+        logits = np.asarray(r.json()["outputs"][0]["data"], np.float32).reshape(len(x), 10)
+        np.testing.assert_allclose(logits, local.predict({"x": x})["logits"], rtol=1e-5, atol=1e-5)
+    after = requests.get(server.url + "/metrics", timeout=10).text
+    lab = {"model": "digits", "version": "1"}
+    batches = metric(after, "oms_serve_batch_size_count", **lab) - metric(before, "oms_serve_batch_size_count", **lab)
+    samples_sum = metric(after, "oms_serve_batch_size_sum", **lab) - metric(before, "oms_serve_batch_size_sum", **lab)
+    assert samples_sum == sum(sizes)                      # batch size counts samples
+    assert batches < len(xs), f"{len(xs)} concurrent requests went out as {batches} batches: nothing was batched"
+
+
+def test_overload_answers_429_with_retry_after(server):
+    body = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]}
+    # one replica, one sample per batch taking 300 ms, at most 2 samples queued: 8 at once cannot all fit
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: post(server, "/v2/models/slow/infer", body), range(8)))
+    codes = sorted(r.status_code for r in answers)
+    assert set(codes) <= {200, 429} and codes.count(429) >= 1 and codes.count(200) >= 1, codes
+    for r in answers:
+        if r.status_code == 429:
+            assert int(r.headers["Retry-After"]) >= 1 and "queue full" in r.json()["error"]
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    assert metric(text, "oms_serve_requests_total", model="slow", code="429") == codes.count(429)
+    assert metric(text, "oms_serve_request_errors_total", model="slow", kind="overload") == codes.count(429)
+
+
+# --------------------------------------------------------------------------- fault tolerance
+def test_replica_sigkill_under_load_fails_zero_requests(server):
+    def retries() -> float:
+        return metric(requests.get(server.url + "/metrics", timeout=10).text, "oms_serve_retries_total", model="busy")
+
+    load = Load(server.url + "/v2/models/busy/infer", np.ones((1, 4), np.float32), threads=12)
+    victims, new = [], []
+    try:
+        load.wait_for(40)
+        for _ in range(2):  # a second kill only if the first victim happened to have no batch in flight
+            pids = server.replica_pids("busy")
+            assert len(pids) == 2
+            victims.append(pids[0])
+            os.kill(pids[0], signal.SIGKILL)
+            load.wait_for(50, since=time.monotonic())        # keeps serving on the survivor
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:               # Ray Serve replaces the dead replica
+                new = server.replica_pids("busy", timeout_s=5)
+                if len(new) == 2 and not set(victims) & set(new):
+                    break
+                time.sleep(0.5)
+            load.wait_for(20, since=time.monotonic())
+            if retries() >= 1:
+                break
+    finally:
+        load.finish()
+    assert load.failures == [], f"{len(load.failures)} failed requests, e.g. {load.failures[:3]}"
+    assert len(new) == 2 and not set(victims) & set(new), (victims, new)
+    print(f"served {len(load.ok)} requests, 0 failed; batches retried on another replica: {retries():.0f}")
+    assert retries() >= 1, "a killed replica had a batch in flight, which must have been retried elsewhere"
+
+
+def test_version_switch_and_rollback_under_load_fail_zero_requests(server, runs, samples):
+    load = Load(server.url + "/v2/models/digits/infer", samples[:3], threads=6)
+    try:
+        load.wait_for(20, version="1")
+        assert server.deploy("digits", str(runs[1]), replicas=1) == "2"      # load beside v1, then switch
+        t_switch = time.monotonic()
+        load.wait_for(30, version="2", since=t_switch)
+        assert server.versions("digits") == {"default": "2", "versions": ["1", "2"]}
+        assert server.rollback("digits") == "1"
+        t_back = time.monotonic()
+        load.wait_for(30, version="1", since=t_back)
+        server.unload("digits", "2")                                         # drains, then deletes
+        load.wait_for(20, since=time.monotonic())
+    finally:
+        load.finish()
+    assert load.failures == [], f"{len(load.failures)} failed requests, e.g. {load.failures[:3]}"
+    late = [v for t, v in load.ok if t > t_back + 2.0]
+    assert late and set(late) == {"1"}
+    assert server.versions("digits") == {"default": "1", "versions": ["1"]}
+    assert requests.get(server.url + "/v2/models/digits/versions/2", timeout=10).status_code == 404
+    logits2 = post(server, "/v2/models/digits/infer", x_body(samples[:1])).json()
+    assert logits2["model_version"] == "1"
+
+
+# --------------------------------------------------------------------------- observability, CLI
+def test_prometheus_metrics_exposition(server):
+    r = requests.get(server.url + "/metrics", timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    for name in ("oms_serve_requests_total", "oms_serve_request_errors_total", "oms_serve_request_latency_seconds_bucket",
+                 "oms_serve_batch_size_bucket", "oms_serve_queue_depth", "oms_serve_retries_total"):
+        assert name in r.text, name
+    assert metric(r.text, "oms_serve_requests_total", model="digits", code="200") > 0
+    assert metric(r.text, "oms_serve_request_errors_total", kind="validation") > 0
+
+
+def test_oms_predict_cli(server, local, samples, tmp_path):
+    np.save(tmp_path / "x.npy", samples[:3])
+    p = run_oms("predict", server.url, "--model", "digits", "--input", str(tmp_path / "x.npy"), "--json",
+                "--output", str(tmp_path / "out.npz"), timeout=120)
+    assert p.returncode == 0, p.stderr
+    resp = json.loads(p.stdout)
+    assert resp["model_name"] == "digits"
+    with np.load(tmp_path / "out.npz") as z:
+        np.testing.assert_array_equal(z["label"], local.predict({"x": samples[:3]})["label"])
+    bad = run_oms("predict", server.url, "--model", "nope", "--input", str(tmp_path / "x.npy"), timeout=120)
+    assert bad.returncode == 2 and "HTTP 404" in bad.stderr and "unknown model 'nope'" in bad.stderr
