@@ -30,7 +30,7 @@ import numpy as np
 
 from openmindspore.data import ResumableSampler, load_dataset
 from openmindspore.elastic.accounting import SampleLedger
-from openmindspore.elastic.options import ElasticOptions, Fault
+from openmindspore.elastic.options import ElasticOptions
 from openmindspore.elastic.worker import Scheduler, Worker
 from openmindspore.engine import ActorRef, Engine, get_engine
 from openmindspore.errors import OMSError

@@ -7,9 +7,9 @@ from typing import Any
 
 from openmindspore.elastic.driver import ElasticTrainer
 from openmindspore.elastic.options import ElasticOptions, Fault
-from openmindspore.errors import ConfigError
 from openmindspore.train.checkpoint import RunDir, atomic_write
 from openmindspore.train.config import TrainConfig, config_from_dict
+from openmindspore.train.run import check_max_steps
 
 __all__ = ["train_elastic", "resume_elastic", "read_elastic_options"]
 
@@ -30,12 +30,7 @@ def read_elastic_options(run_dir: str | Path) -> ElasticOptions | None:
 def train_elastic(cfg: TrainConfig, opts: ElasticOptions, out_dir: str | Path, max_steps: int | None = None,
                   quiet: bool = True) -> dict[str, Any]:
     opts.validate(cfg.batch_size)
-    run = RunDir(out_dir)
-    if run.is_run():
-        raise ConfigError("--out", str(out_dir), "a new or empty directory (this one holds a run)",
-                          f"use `oms train --resume {out_dir}` to continue it, or choose another --out")
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(cfg.model_dump(mode="json"))
+    run = RunDir.create(out_dir, cfg.model_dump(mode="json"))
     _write_options(run, opts)
     return ElasticTrainer(cfg, opts, run, quiet=quiet).run(None, max_steps)
 
@@ -46,8 +41,7 @@ def resume_elastic(run_dir: str | Path, opts: ElasticOptions, max_steps: int | N
     run = RunDir(run_dir).require_run()
     cfg = config_from_dict(run.read_config())
     state = run.load_latest()
-    if max_steps is not None and max_steps <= state.step:
-        raise ConfigError("--max-steps", max_steps, f"an absolute step > {state.step} (the run is at step {state.step})")
+    check_max_steps(max_steps, state.step)
     opts.faults = [f for f in opts.faults if f.step > state.step]  # faults already past stay past
     opts.validate(cfg.batch_size)
     _write_options(run, opts)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor, nn
 
 from openmindspore.errors import ConfigError
 from openmindspore.models.conv import Conv2d, conv_output_size

@@ -53,6 +53,17 @@ class RunDir:
         self.ckpt_dir = self.path / "checkpoints"
         self.keep = keep
 
+    @classmethod
+    def create(cls, path: str | Path, config: dict[str, Any]) -> "RunDir":
+        """A new run directory holding ``config``; refuses to overwrite an existing run."""
+        run = cls(path)
+        if run.is_run():
+            raise ConfigError("--out", str(path), "a new or empty directory (this one holds a run)",
+                              f"use `oms train --resume {path}` to continue it, or choose another --out")
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(config)
+        return run
+
     # --------------------------------------------------------------- files
     @property
     def config_path(self) -> Path:

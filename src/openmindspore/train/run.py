@@ -80,7 +80,7 @@ def _loop(trainer: Trainer, run: RunDir | None, stop_at: int, quiet: bool, prior
     return summary
 
 
-def _check_max_steps(max_steps: int | None, start: int) -> None:
+def check_max_steps(max_steps: int | None, start: int) -> None:
     if max_steps is not None and (max_steps < 1 or max_steps <= start):
         raise ConfigError("--max-steps", max_steps, f"an absolute step > {start} (the run is at step {start})",
                           "it is the step to stop at, not a count of additional steps")
@@ -89,15 +89,8 @@ def _check_max_steps(max_steps: int | None, start: int) -> None:
 def train(cfg: TrainConfig, out_dir: str | Path | None = None, max_steps: int | None = None,
           quiet: bool = True) -> dict[str, Any]:
     """Train from scratch; writes the run directory when ``out_dir`` is given. Returns the summary."""
-    _check_max_steps(max_steps, 0)
-    run = None
-    if out_dir is not None:
-        run = RunDir(out_dir)
-        if run.is_run():
-            raise ConfigError("--out", str(out_dir), "a new or empty directory (this one holds a run)",
-                              f"use `oms train --resume {out_dir}` to continue it, or choose another --out")
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_config(cfg.model_dump(mode="json"))
+    check_max_steps(max_steps, 0)
+    run = None if out_dir is None else RunDir.create(out_dir, cfg.model_dump(mode="json"))
     trainer = Trainer(cfg)
     stop_at = min(trainer.total_steps, max_steps or trainer.total_steps)
     return _loop(trainer, run, stop_at, quiet, float("nan"))
@@ -115,7 +108,7 @@ def load_run(run_dir: str | Path) -> tuple[RunDir, Trainer, TrainState]:
 def resume(run_dir: str | Path, max_steps: int | None = None, quiet: bool = True) -> dict[str, Any]:
     """Continue a run from its latest checkpoint up to ``max_steps`` (default: the planned total)."""
     run, trainer, state = load_run(run_dir)
-    _check_max_steps(max_steps, trainer.step)
+    check_max_steps(max_steps, trainer.step)
     stop_at = min(trainer.total_steps, max_steps or trainer.total_steps)
     if trainer.step >= stop_at:
         summary = run.read_summary()
