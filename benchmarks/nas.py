@@ -1,0 +1,80 @@
+"""NAS-Bench-201 (CIFAR-10) benchmark of the automl strategies.
+
+Protocol: every evaluation returns the validation accuracy of *one* training seed from the offline
+table (noisy, as in the NAS-Bench-201 paper); the search reports as best the model with the highest
+observed validation accuracy; its quality is the table's mean validation accuracy over seeds.
+
+* regret = (best mean accuracy in the table) - (mean accuracy of the reported model), in % points;
+* top1 = whether the reported model is in the top 1% of all 15,625 cells by mean accuracy.
+
+Each repetition runs one search of max(budgets) evaluations per strategy; the result at a smaller
+budget is the same search's state after that many evaluations (no strategy depends on the budget,
+so this equals a separate run with that budget and seed). One JSON line per (strategy, budget):
+
+    .venv/bin/python benchmarks/nas.py --reps 200 --budgets 50 100 200
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+from openmindspore.automl import make_space, run_search
+
+#: strategy label -> (strategy name, options). "markov" and "evolution" are the defaults;
+#: "evolution-tuned" is the best of a population x tournament grid (10/20/50 x 3/5/10) on seeds
+#: 1000-1099; "markov-context" conditions on the previous decision; "markov-naive" is the
+#: moving-average learning rule (the ablation showing the rule matters).
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "random": ("random", {}),
+    "evolution": ("evolution", {}),
+    "evolution-tuned": ("evolution", {"population": 10, "sample": 10}),
+    "markov": ("markov", {}),
+    "markov-context": ("markov", {"context": "prev"}),
+    "markov-naive": ("markov", {"rule": "naive"}),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=200)
+    ap.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 200])
+    ap.add_argument("--strategies", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--dataset", default="cifar10")
+    ap.add_argument("--seed", type=int, default=0, help="repetition r uses search seed seed + r")
+    ap.add_argument("--options", default="{}", help="JSON options for the strategies (tuning)")
+    args = ap.parse_args(argv)
+    extra = json.loads(args.options)
+    space = make_space("nb201", args.dataset)
+    truth = space.all_true_scores()
+    best, top1 = float(truth.max()), float(np.quantile(truth, 0.99))
+    n_max = max(args.budgets)
+    for label in args.strategies:
+        name, opts = VARIANTS[label]
+        opts = {**opts, **extra.get(label, {})}
+        t0 = time.perf_counter()
+        regret = np.zeros((args.reps, len(args.budgets)))
+        for r in range(args.reps):
+            res = run_search(space, name, n_max, seed=args.seed + r, strategy_options=opts)
+            for j, b in enumerate(args.budgets):
+                ok = [t for t in res.trials[:b] if t.ok]
+                chosen = max(ok, key=lambda t: (t.score, -t.trial))
+                regret[r, j] = best - space.true_score(chosen.spec)
+        for j, b in enumerate(args.budgets):
+            reg = regret[:, j]
+            hits = (best - reg) >= top1
+            print(json.dumps({
+                "benchmark": "nas201", "dataset": args.dataset, "strategy": label, "options": opts, "budget": b,
+                "reps": args.reps, "regret_mean": round(float(reg.mean()), 4),
+                "regret_sem": round(float(reg.std(ddof=1) / np.sqrt(len(reg))) if len(reg) > 1 else 0.0, 4),
+                "regret_median": round(float(np.median(reg)), 4),
+                "p_top1pct": round(float(hits.mean()), 4),
+                "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

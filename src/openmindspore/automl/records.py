@@ -1,0 +1,61 @@
+"""The trial record: one line of ``trials.jsonl`` per evaluated model.
+
+Fields: ``trial`` (0-based index), ``strategy``, ``spec`` (the model), ``steps`` (each decision:
+``state``, ``choice``, ``p`` = its propensity when sampled, ``probs`` = the distribution it was
+drawn from, ``origin``), ``log_propensity`` (sum of ``log p``: the exact log-probability of the
+whole decision sequence for ``markov`` and ``random``; for an evolution mutant the steps carry
+per-decision probabilities given the parent, whose product is not the joint; the joint given the
+parent is the ``p`` of its ``"mutated"`` step), ``parent`` (evolution), ``metrics``
+(``{"val": {...}, "test": {...}}``), ``score`` (the validation objective), ``seed``,
+``duration_s``, ``status`` (``"ok"`` | ``"failed"``) and ``error`` (the exception, when failed).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from openmindspore.automl.chain import Step
+from openmindspore.automl.grammar import Grammar
+
+__all__ = ["Trial"]
+
+
+@dataclass
+class Trial:
+    trial: int
+    strategy: str
+    spec: Any
+    steps: list[Step]
+    path: list[tuple[str, int]]
+    seed: int
+    parent: int | None = None
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    score: float | None = None
+    duration_s: float = 0.0
+    status: str = "pending"
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.score is not None
+
+    @property
+    def log_propensity(self) -> float:
+        return float(sum(math.log(s.p) for s in self.steps)) if all(s.p > 0 for s in self.steps) else float("-inf")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trial": self.trial, "strategy": self.strategy, "status": self.status, "score": self.score,
+                "metrics": self.metrics, "spec": self.spec, "steps": [s.to_json() for s in self.steps],
+                "log_propensity": self.log_propensity, "parent": self.parent, "seed": self.seed,
+                "duration_s": round(self.duration_s, 6), "error": self.error}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], grammar: Grammar) -> "Trial":
+        steps = [Step(s["state"], s["choice"], float(s["p"]), dict(s["probs"]), s.get("origin", "sampled"))
+                 for s in d["steps"]]
+        path = grammar.walk([s.choice for s in steps])
+        return cls(trial=int(d["trial"]), strategy=d["strategy"], spec=d["spec"], steps=steps, path=path,
+                   seed=int(d["seed"]), parent=d.get("parent"), metrics=d.get("metrics") or {},
+                   score=d.get("score"), duration_s=float(d.get("duration_s", 0.0)), status=d["status"],
+                   error=d.get("error"))

@@ -1,0 +1,109 @@
+"""``oms search``: automatic modeling (Markov-chain / random / evolution search) and its reports."""
+from __future__ import annotations
+
+from openmindspore.cli._common import add_command, print_json
+
+EXAMPLES = """\
+  oms search --space nb201 --budget 100 --strategy markov --out runs/nb201
+  oms search --space sklearn-classifier --dataset wine --budget 50 --out runs/wine
+  oms search --space cnn --dataset mnist5k --budget 30 --workers 2 --out runs/cnn --set steps=300
+  oms search --report runs/nb201
+  oms search --report runs/a runs/b --report-out runs/compare     # overlay several searches
+  oms search --report runs/cnn && oms train runs/cnn/best_train.yaml   # re-train the best CNN"""
+
+
+def register(sub) -> None:
+    p = add_command(sub, "search", "search models: Markov chain over a grammar, random, evolution", EXAMPLES,
+                    "Search a model space; every trial is logged to OUT/trials.jsonl with its propensities. "
+                    "Re-running with the same --out resumes the search.")
+    p.add_argument("--space", help="cnn | sklearn-classifier | sklearn-regressor | nb201")
+    p.add_argument("--dataset", help="dataset (default per space: mnist5k, digits, diabetes, cifar10)")
+    p.add_argument("--budget", type=int, help="number of models to evaluate (>= 1)")
+    p.add_argument("--strategy", default="markov", help="markov | random | evolution (default markov)")
+    p.add_argument("--workers", type=int, default=1, help="parallel evaluations (Ray tasks) (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="search directory (trials.jsonl, search.json)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="space option, e.g. steps=300 (cnn training steps per candidate); repeatable")
+    p.add_argument("--report", nargs="+", metavar="DIR", help="write best_so_far.png + summary for searches")
+    p.add_argument("--report-out", help="where --report writes (default: the first DIR)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
+    p.add_argument("--quiet", action="store_true", help="no per-trial progress")
+    p.set_defaults(func=run)
+
+
+def _options(pairs: list[str]) -> dict:
+    import json
+
+    from openmindspore.errors import ConfigError
+
+    out = {}
+    for kv in pairs:
+        if "=" not in kv:
+            raise ConfigError("--set", kv, "KEY=VALUE", "e.g. --set steps=300")
+        k, v = kv.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def run(args) -> int:
+    from openmindspore.errors import ConfigError
+
+    if args.report:
+        from openmindspore.automl.report import write_report
+
+        rep = write_report(args.report, args.report_out)
+        if args.json:
+            print_json({k: v for k, v in rep.items() if k != "text"})
+        else:
+            print(rep["text"])
+            print(f"wrote {rep['png']}, {rep['summary_json']}, {rep['summary_txt']}")
+        return 0
+    for name in ("space", "budget", "out"):
+        if getattr(args, name) is None:
+            raise ConfigError(f"--{name}", None, "a value (required unless --report)", "see `oms search --help`")
+    from openmindspore.automl import SPACES, STRATEGIES, run_search
+
+    if args.space not in SPACES:
+        raise ConfigError("--space", args.space, f"one of {sorted(SPACES)}")
+    if args.strategy not in STRATEGIES:
+        raise ConfigError("--strategy", args.strategy, f"one of {sorted(STRATEGIES)}")
+    if args.budget < 1:
+        raise ConfigError("--budget", args.budget, "an integer >= 1 (number of models to evaluate)")
+    if args.workers < 1:
+        raise ConfigError("--workers", args.workers, "an integer >= 1")
+
+    from rich.console import Console
+
+    console = Console(stderr=True, quiet=args.quiet or args.json)
+    state = {"best": None}
+
+    def on_trial(t) -> None:
+        if t.ok and (state["best"] is None or t.score > state["best"]):
+            state["best"] = t.score
+        val = f"{t.score:.4f}" if t.ok else f"[red]failed[/red] ({t.error})"
+        best = f"{state['best']:.4f}" if state["best"] is not None else "-"
+        console.print(f"trial {t.trial + 1}/{args.budget} {args.strategy}: val={val} best={best} "
+                      f"({t.duration_s:.1f} s)", highlight=False)
+
+    res = run_search(args.space, args.strategy, args.budget, out_dir=args.out, seed=args.seed,
+                     workers=args.workers, dataset=args.dataset, space_options=_options(args.set),
+                     on_trial=on_trial)
+    b = res.best
+    out = {"out": args.out, "trials": len(res.trials), "failed": res.num_failed, "config": res.config,
+           "best": None if b is None else {"trial": b.trial, "score": b.score, "metrics": b.metrics, "spec": b.spec}}
+    if args.json:
+        print_json(out)
+    elif b is None:
+        print(f"no successful trial in {len(res.trials)} ({res.num_failed} failed); log: {args.out}/trials.jsonl")
+    else:
+        import json
+
+        print(f"best of {len(res.trials)} ({res.num_failed} failed): trial {b.trial}, "
+              f"val {res.config['objective']}={b.score:.4f}, test={json.dumps(b.metrics.get('test', {}))}")
+        print("spec: " + json.dumps(b.spec))
+        print(f"log: {args.out}/trials.jsonl")
+    return 0 if b is not None else 1
