@@ -65,8 +65,8 @@ def _msrun(cfg: Path, run: Path, log: Path, kill_at: int, timeout: float) -> int
     cmd = [str(BIN / "msrun"), "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
            f"--log_dir={run}/msrun_logs", "--join=True", str(ROOT / "benchmarks" / "_msrun_worker.py"),
            "--config", str(cfg), "--run", str(run), "--log", str(log), "--kill-at", str(kill_at)]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                         env=dict(os.environ, GLOG_v="3"))
+    env = dict(os.environ, GLOG_v="3", PATH=f"{BIN}:{os.environ.get('PATH', '')}")  # msrun runs `python`
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     try:
         return p.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -86,8 +86,8 @@ def baseline(tmp: Path, steps: int, kill_at: int) -> dict:
     lines = [ln.split() for ln in log.read_text().splitlines()]
     t_kill = next(float(t) for kind, _, t in lines if kind == "kill")
     after = [(int(s), float(t)) for kind, s, t in lines if kind == "step" and float(t) > t_exit]
-    before = [int(s) for kind, s, t in lines if kind == "step" and float(t) < t_kill]
-    done_before = max(before)
+    kill_step = next(int(s) for kind, s, _ in lines if kind == "kill")
+    done_before = kill_step - 1  # rank 1 reached step k only after step k-1 completed everywhere
     first_step, t_first = after[0]
     return {"recover_s": t_first - t_kill, "detect_s": t_exit - t_kill, "steps_lost": done_before - (first_step - 1)}
 

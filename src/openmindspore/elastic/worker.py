@@ -6,9 +6,9 @@ only then does it set the MindSpore cluster variables and call ``mindspore.commu
 (a process whose group broke cannot re-initialise, so each group gets fresh processes).
 
 Each ``step`` shards the global batch, computes gradients, sums them over the group with one MindSpore
-``AllReduce`` of a flat buffer, applies the optimizer, and stashes the new state (parameter copies plus
-references to the fresh optimizer tensors: microseconds on the critical path). ``snapshot`` and
-``export_state`` serialise that stash on another thread of the process, off the critical path.
+``AllReduce`` of a flat buffer, applies the optimizer, and stashes the new state (references to the
+parameter and optimizer tensors, which the next update replaces rather than overwrites: about a
+millisecond on the critical path). ``snapshot`` and ``export_state`` serialise that stash on another thread of the process, off the critical path.
 """
 from __future__ import annotations
 
@@ -189,7 +189,9 @@ class Worker:
         """Keep the state of the step just completed (caller holds the lock)."""
         tr = self.trainer
         self._stashes[tr.step] = {
-            "params": {p.name: np.array(p.asnumpy(), copy=True) for p in tr.model.get_parameters()},
+            # value() is a reference to the current storage; the optimizer's assign rebinds parameters to
+            # new storage, so these stay the values after this step (checked by the determinism tests)
+            "params": {p.name: p.value() for p in tr.model.get_parameters()},
             "opt": {slot: list(ts) for slot, ts in tr.optimizer.state.items()},  # fresh tensors every step
             "t": tr.optimizer.t, "step": tr.step, "sampler": tr.sampler.state(), "samples_seen": tr.samples_seen,
         }
@@ -204,7 +206,8 @@ class Worker:
         opt_state = {f"{slot}.{p.name}": t.asnumpy() for slot, ts in stash["opt"].items()
                      for p, t in zip(opt.params, ts)}
         opt_state["t"] = np.asarray([stash["t"]], dtype=np.int64)
-        return TrainState(params=stash["params"], opt_state=opt_state, step=stash["step"], sampler=stash["sampler"],
+        params = {k: v.asnumpy() for k, v in stash["params"].items()}
+        return TrainState(params=params, opt_state=opt_state, step=stash["step"], sampler=stash["sampler"],
                           seed=self.trainer.cfg.seed, samples_seen=stash["samples_seen"]).to_bytes()
 
     def snapshot(self, step: int, timeout: float = 60.0) -> bytes:
