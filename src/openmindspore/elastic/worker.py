@@ -192,7 +192,7 @@ class Worker:
             # value() is a reference to the current storage; the optimizer's assign rebinds parameters to
             # new storage, so these stay the values after this step (checked by the determinism tests)
             "params": {p.name: p.value() for p in tr.model.get_parameters()},
-            "opt": {slot: list(ts) for slot, ts in tr.optimizer.state.items()},  # fresh tensors every step
+            "opt": {slot: list(arrs) for slot, arrs in tr.optimizer.state.items()},  # new arrays every step
             "t": tr.optimizer.t, "step": tr.step, "sampler": tr.sampler.state(), "samples_seen": tr.samples_seen,
         }
         for old in sorted(self._stashes)[:-3]:
@@ -203,8 +203,7 @@ class Worker:
         from openmindspore.train.state import TrainState
 
         opt = self.trainer.optimizer
-        opt_state = {f"{slot}.{p.name}": t.asnumpy() for slot, ts in stash["opt"].items()
-                     for p, t in zip(opt.params, ts)}
+        opt_state = {f"{slot}.{p.name}": a for slot, arrs in stash["opt"].items() for p, a in zip(opt.params, arrs)}
         opt_state["t"] = np.asarray([stash["t"]], dtype=np.int64)
         params = {k: v.asnumpy() for k, v in stash["params"].items()}
         return TrainState(params=params, opt_state=opt_state, step=stash["step"], sampler=stash["sampler"],

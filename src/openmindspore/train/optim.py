@@ -1,27 +1,27 @@
-"""Optimizers with explicit, host-visible state (PyTorch's update formulas).
+"""Optimizers with explicit, host-side state (PyTorch's update formulas), computed in float32 numpy.
 
 MindSpore's fused ``nn.Adam`` kernel does not give bitwise-identical updates after its state is saved
-and restored (measured: ~1e-7 drift after one step), which breaks exact resume. These optimizers keep
-their state as plain tensors plus an integer step, compute bias corrections on the host in float64,
-and apply the same float32 element-wise ops every step, so a restored optimizer continues bitwise.
+and restored (measured: ~1e-7 drift after one step), which breaks exact resume; and PyNative
+element-wise ops cost ~0.5 s per step for the default CNN's 1.7M parameters on this CPU, against a few
+milliseconds for the same float32 maths in numpy. These optimizers keep their state as numpy arrays
+plus an integer step, compute bias corrections in float64 on the host, apply the same float32
+operations every step, and never update in place: every step makes new arrays and rebinds the
+parameters (``set_data``), so references to an earlier step's tensors stay valid (zero-copy snapshots).
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from mindspore import Parameter, Tensor, ops
+from mindspore import Parameter, Tensor
 
 __all__ = ["Optimizer", "Adam", "SGD", "create_optimizer"]
 
-
-def _f32(x: float) -> float:
-    """A Python float holding a float32-representable value (MindSpore takes scalars as float32)."""
-    return float(np.float32(x))
+f32 = np.float32
 
 
 class Optimizer:
-    """Base: ``step(grads, lr)`` updates ``params`` in place; ``state_dict``/``load_state_dict`` exact."""
+    """Base: ``step(grads, lr)`` updates ``params``; ``state_dict``/``load_state_dict`` are exact."""
 
     slots: tuple[str, ...] = ()
 
@@ -29,24 +29,26 @@ class Optimizer:
         self.params = list(params)
         self.weight_decay = float(weight_decay)
         self.t = 0
-        self.state = {slot: [ops.zeros(p.shape, p.dtype) for p in self.params] for slot in self.slots}
+        self.state = {slot: [np.zeros(p.shape, np.float32) for p in self.params] for slot in self.slots}
 
     def step(self, grads: tuple[Tensor, ...], lr: float) -> None:
         self.t += 1
-        self._update(grads, lr)
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            new = self._update(i, p.asnumpy(), g.asnumpy(), lr)
+            p.set_data(Tensor(new))
 
-    def _update(self, grads: tuple[Tensor, ...], lr: float) -> None:  # pragma: no cover - abstract
+    def _update(self, i: int, p: np.ndarray, g: np.ndarray, lr: float) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        out = {f"{slot}.{p.name}": t.asnumpy() for slot in self.slots for p, t in zip(self.params, self.state[slot])}
+        out = {f"{slot}.{p.name}": a for slot in self.slots for p, a in zip(self.params, self.state[slot])}
         out["t"] = np.asarray([self.t], dtype=np.int64)
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.t = int(np.asarray(state["t"]).reshape(-1)[0])
         for slot in self.slots:
-            self.state[slot] = [Tensor(np.asarray(state[f"{slot}.{p.name}"], dtype=np.float32).reshape(p.shape))
+            self.state[slot] = [np.array(state[f"{slot}.{p.name}"], dtype=np.float32).reshape(p.shape)
                                 for p in self.params]
 
     def state_names(self) -> set[str]:
@@ -62,19 +64,18 @@ class Adam(Optimizer):
         super().__init__(params, weight_decay)
         self.b1, self.b2, self.eps, self.decoupled = float(betas[0]), float(betas[1]), float(eps), decoupled
 
-    def _update(self, grads, lr) -> None:
-        bc1, bc2 = 1.0 - self.b1 ** self.t, 1.0 - self.b2 ** self.t
-        step_size, sqrt_bc2 = _f32(lr / bc1), _f32(math.sqrt(bc2))
-        b1, b2, wd, eps = _f32(self.b1), _f32(self.b2), _f32(self.weight_decay), _f32(self.eps)
-        m_all, v_all = self.state["exp_avg"], self.state["exp_avg_sq"]
-        for i, (p, g) in enumerate(zip(self.params, grads)):
-            if self.weight_decay and not self.decoupled:
-                g = g + wd * p
-            m = m_all[i] * b1 + g * (1 - b1)
-            v = v_all[i] * b2 + g * g * (1 - b2)
-            m_all[i], v_all[i] = m, v
-            new = p * _f32(1.0 - lr * self.weight_decay) if (self.weight_decay and self.decoupled) else p
-            ops.assign(p, new - step_size * (m / (ops.sqrt(v) / sqrt_bc2 + eps)))
+    def _update(self, i, p, g, lr):
+        b1, b2, wd = f32(self.b1), f32(self.b2), f32(self.weight_decay)
+        if self.weight_decay and not self.decoupled:
+            g = g + wd * p
+        m = self.state["exp_avg"][i] * b1 + g * (f32(1) - b1)
+        v = self.state["exp_avg_sq"][i] * b2 + (g * g) * (f32(1) - b2)
+        self.state["exp_avg"][i], self.state["exp_avg_sq"][i] = m, v
+        step_size = f32(lr / (1.0 - self.b1 ** self.t))
+        denom = np.sqrt(v) / f32(math.sqrt(1.0 - self.b2 ** self.t)) + f32(self.eps)
+        if self.weight_decay and self.decoupled:
+            p = p * f32(1.0 - lr * self.weight_decay)
+        return p - step_size * (m / denom)
 
 
 class SGD(Optimizer):
@@ -86,16 +87,14 @@ class SGD(Optimizer):
         super().__init__(params, weight_decay)
         self.momentum = float(momentum)
 
-    def _update(self, grads, lr) -> None:
-        mu, wd, lr32 = _f32(self.momentum), _f32(self.weight_decay), _f32(lr)
-        bufs = self.state["momentum_buffer"]
-        for i, (p, g) in enumerate(zip(self.params, grads)):
-            if self.weight_decay:
-                g = g + wd * p
-            if self.momentum:
-                bufs[i] = g if self.t == 1 else bufs[i] * mu + g
-                g = bufs[i]
-            ops.assign(p, p - lr32 * g)
+    def _update(self, i, p, g, lr):
+        if self.weight_decay:
+            g = g + f32(self.weight_decay) * p
+        if self.momentum:
+            buf = g if self.t == 1 else self.state["momentum_buffer"][i] * f32(self.momentum) + g
+            self.state["momentum_buffer"][i] = buf
+            g = buf
+        return p - f32(lr) * g
 
 
 def create_optimizer(name: str, params: list[Parameter], weight_decay: float = 0.0, momentum: float = 0.9) -> Optimizer:
