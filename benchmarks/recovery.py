@@ -97,44 +97,60 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--kills", type=int, default=3)
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--only", choices=["recovery", "snapshot", "scaling"], help="run one part only")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="oms-recovery-"))
     try:
-        cfg = _config(tmp, args.steps)
-        kill_steps = [8 + 10 * i for i in range(args.kills) if 8 + 10 * i < args.steps]
-        kills = [a for s in kill_steps for a in ("--kill-worker-at", f"{s}:1")]
-        ours = _oms("train", str(cfg), "--out", str(tmp / "ours"), "--workers", "2", *kills)
-        rec = ours["recoveries"]
-        emit({"bench": "recovery", "system": "openmindspore", "model": "default CNN", "workers": 2,
-              "recover_s": [r["recover_s"] for r in rec], "median_recover_s": statistics.median(r["recover_s"] for r in rec),
-              "detect_s": [r["detect_s"] for r in rec], "steps_lost": [r["steps_lost"] for r in rec],
-              "standby_group": [r.get("standby_group") for r in rec], "step_time_s": ours["step_time_s"]["median"]})
-        if not args.skip_baseline:
-            b = baseline(tmp, args.steps, kill_at=kill_steps[0])
-            emit({"bench": "recovery", "system": "msrun baseline (checkpoint every 5 steps, relaunch)",
-                  "model": "default CNN", "workers": 2, **{k: round(v, 3) for k, v in b.items()}})
-            emit({"bench": "recovery", "speedup_vs_baseline": round(b["recover_s"] / statistics.median(
-                r["recover_s"] for r in rec), 1)})
-        # snapshot overhead on a ~10M-parameter MLP: stash on the critical path, and end to end
-        mlp = "{name: mlp, hidden: [4096, 1536]}"
-        cfg10 = _config(tmp, 12, model=mlp)
-        on = _oms("train", str(cfg10), "--out", str(tmp / "snap_on"), "--workers", "2", "--snapshot-every", "1")
-        off = _oms("train", str(cfg10), "--out", str(tmp / "snap_off"), "--workers", "2", "--snapshot-every", "1000")
-        emit({"bench": "snapshot_overhead", "model": "MLP 784-4096-1536-10 (9.5M params)", "workers": 2,
-              "critical_path_fraction": round(on["snapshot_overhead"], 4),
-              "step_s_with_snapshots": round(on["step_time_s"]["median"], 3),
-              "step_s_without": round(off["step_time_s"]["median"], 3),
-              "end_to_end_overhead": round(on["step_time_s"]["median"] / off["step_time_s"]["median"] - 1, 4)})
-        # 2 workers vs 1 worker throughput, same global batch
-        cfgt = _config(tmp, 20)
-        one = _oms("train", str(cfgt), "--out", str(tmp / "w1"), "--workers", "1")
-        two = _oms("train", str(cfgt), "--out", str(tmp / "w2"), "--workers", "2")
-        t1, t2 = one["step_time_s"]["median"], two["step_time_s"]["median"]
-        emit({"bench": "scaling", "model": "default CNN", "global_batch": 64,
-              "samples_per_s_1_worker": round(64 / t1, 1), "samples_per_s_2_workers": round(64 / t2, 1),
-              "speedup_2_over_1": round(t1 / t2, 2)})
+        if args.only in (None, "recovery"):
+            _recovery(tmp, args)
+        if args.only in (None, "snapshot"):
+            _snapshot(tmp)
+        if args.only in (None, "scaling"):
+            _scaling(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _recovery(tmp: Path, args: argparse.Namespace) -> None:
+    cfg = _config(tmp, args.steps)
+    kill_steps = [8 + 10 * i for i in range(args.kills) if 8 + 10 * i < args.steps]
+    kills = [a for s in kill_steps for a in ("--kill-worker-at", f"{s}:1")]
+    ours = _oms("train", str(cfg), "--out", str(tmp / "ours"), "--workers", "2", *kills)
+    rec = ours["recoveries"]
+    emit({"bench": "recovery", "system": "openmindspore", "model": "default CNN", "workers": 2,
+          "recover_s": [r["recover_s"] for r in rec], "median_recover_s": statistics.median(r["recover_s"] for r in rec),
+          "detect_s": [r["detect_s"] for r in rec], "steps_lost": [r["steps_lost"] for r in rec],
+          "standby_group": [r.get("standby_group") for r in rec], "step_time_s": ours["step_time_s"]["median"]})
+    if not args.skip_baseline:
+        b = baseline(tmp, args.steps, kill_at=kill_steps[0])
+        emit({"bench": "recovery", "system": "msrun baseline (checkpoint every 5 steps, relaunch)",
+              "model": "default CNN", "workers": 2, **{k: round(v, 3) for k, v in b.items()}})
+        emit({"bench": "recovery", "speedup_vs_baseline": round(b["recover_s"] / statistics.median(
+            r["recover_s"] for r in rec), 1)})
+
+
+def _snapshot(tmp: Path) -> None:
+    """Snapshot overhead on a ~10M-parameter MLP: stash on the critical path, and end to end."""
+    mlp = "{name: mlp, hidden: [4096, 1536]}"
+    cfg10 = _config(tmp, 12, model=mlp)
+    on = _oms("train", str(cfg10), "--out", str(tmp / "snap_on"), "--workers", "2", "--snapshot-every", "1")
+    off = _oms("train", str(cfg10), "--out", str(tmp / "snap_off"), "--workers", "2", "--snapshot-every", "1000")
+    emit({"bench": "snapshot_overhead", "model": "MLP 784-4096-1536-10 (9.5M params)", "workers": 2,
+          "critical_path_fraction": round(on["snapshot_overhead"], 4),
+          "step_s_with_snapshots": round(on["step_time_s"]["median"], 3),
+          "step_s_without": round(off["step_time_s"]["median"], 3),
+          "end_to_end_overhead": round(on["step_time_s"]["median"] / off["step_time_s"]["median"] - 1, 4)})
+
+
+def _scaling(tmp: Path) -> None:
+    """2 workers vs 1 worker throughput, same global batch."""
+    cfgt = _config(tmp, 20)
+    one = _oms("train", str(cfgt), "--out", str(tmp / "w1"), "--workers", "1")
+    two = _oms("train", str(cfgt), "--out", str(tmp / "w2"), "--workers", "2")
+    t1, t2 = one["step_time_s"]["median"], two["step_time_s"]["median"]
+    emit({"bench": "scaling", "model": "default CNN", "global_batch": 64,
+          "samples_per_s_1_worker": round(64 / t1, 1), "samples_per_s_2_workers": round(64 / t2, 1),
+          "speedup_2_over_1": round(t1 / t2, 2)})
 
 
 if __name__ == "__main__":

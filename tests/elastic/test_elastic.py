@@ -85,7 +85,7 @@ def test_crash_hang_preempt_recover_bitwise(reference):
     assert kinds == ["crash", "hang", "preempt"], s["recoveries"]
     assert [r["failed_ranks"] for r in s["recoveries"]] == [[1], [0], [1]]
     for r in s["recoveries"]:
-        assert r["steps_lost"] == 0 and r["world_before"] == r["world_after"] == 2
+        assert r["steps_lost"] == 0 and r["world_before"] == r["world_after"] == 2 and "interrupted" not in r
         assert r["detect_s"] >= 0 and r["recover_s"] >= r["detect_s"]
     assert s["recoveries"][2]["resumed_from_step"] == 9  # preemption: no rollback
     _assert_exactly_once(s)
@@ -99,8 +99,11 @@ def test_double_failure_and_failure_during_recovery(reference):
     s, _ = _train(tmp, "double", "--workers", "2", "--kill-worker-at", "4:0", "--kill-worker-at", "4:1",
                   "--kill-worker-at", "4:0")
     rec = s["recoveries"]
-    assert rec[0]["failed_ranks"] == [0, 1] and rec[0]["kind"] == "crash"
-    assert sum(r["step"] == 4 for r in rec) == 2, rec
+    # each injected fault fires exactly once: both ranks in the first group, rank 0 again in the second
+    assert len(rec) == 2 and all(r["step"] == 4 and r["kind"] == "crash" for r in rec), rec
+    assert 0 in rec[0]["failed_ranks"] and rec[1]["failed_ranks"] == [0], rec
+    assert rec[0]["interrupted"] and rec[0]["recover_s"] is None and rec[1]["recover_s"] > 0
+    assert sorted(int(x) for x in (tmp / "double" / "faults_fired.log").read_text().split()) == [0, 1, 2]
     # no survivor: the state comes from the object-store snapshot; if both die before the previous
     # step's snapshot is stored (a ~10 ms window), that one step is redone -- never more
     assert rec[0]["steps_lost"] <= 1 and all(r["steps_lost"] == 0 for r in rec[1:]), rec
@@ -118,16 +121,30 @@ def _assert_close(a: Path, b: Path) -> None:
         np.testing.assert_allclose(pa[k], pb[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
-def test_scale_down_then_up_matches_within_tolerance(reference):
-    tmp, ref = reference
-    s, _ = _train(tmp, "rescale", "--workers", "2", "--spares", "1", "--rejoin-wait", "0",
-                  "--kill-worker-at", "3:1")
+RESCALE_CONFIG = CONFIG.replace("steps: 12", "steps: 250").replace("{name: adam, lr: 0.01}", "{name: sgd, lr: 0.05}")
+
+
+def test_scale_down_then_up_matches_within_tolerance(tmp_path):
+    """Lose a worker with only one warm spare: shrink to 1 worker at once, grow back to 2 when the
+    replacements are up (a longer run, so they have time to start). Compared with one process training
+    the same global batch (SGD keeps float32 summation-order differences from being amplified)."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(RESCALE_CONFIG)
+    single = run_oms("train", str(cfg), "--out", str(tmp_path / "single"), "--json", timeout=400)
+    assert single.returncode == 0, single.stderr[-2000:]
+    proc = run_oms("train", str(cfg), "--out", str(tmp_path / "rescale"), "--json", "--workers", "2",
+                   "--spares", "1", "--rejoin-wait", "0", "--kill-worker-at", "3:1", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = json.loads(proc.stdout)
     rec = s["recoveries"][0]
     assert rec["world_before"] == 2 and rec["world_after"] == 1 and rec["steps_lost"] == 0
     assert s["rescales"] and s["rescales"][0]["world_before"] == 1 and s["rescales"][0]["world_after"] == 2
-    assert s["world_size"] == 2
-    _assert_exactly_once(s)
-    _assert_close(tmp / "rescale", tmp / "ref")
+    from openmindspore.data import ResumableSampler, load_dataset
+
+    sampler = ResumableSampler(len(load_dataset("digits").x_train), 32, seed=3)
+    assert s["world_size"] == 2 and s["samples_seen"] == sum(len(sampler.next_batch()) for _ in range(250))
+    assert s["duplicate_samples"] == 0 and s["missed_samples"] == 0  # over 5 full epochs
+    _assert_close(tmp_path / "rescale", tmp_path / "single")
 
 
 def test_too_many_failures_stop_cleanly_with_a_checkpoint(tmp_path):

@@ -95,6 +95,7 @@ class ElasticTrainer:
         self._last_ckpt_time = time.time()
         self._pending_recovery: dict[str, Any] | None = None
         self._initial_spawns_done = False
+        self.fault_log = run.path / "faults_fired.log"
 
     # ------------------------------------------------------------ logging
     def _say(self, msg: str) -> None:
@@ -192,8 +193,9 @@ class ElasticTrainer:
             raise GroupFailure("crash", bad, after_step + 1, g.started, f"connect failed: {outs[bad[0]].error}")
         order = sorted(range(len(outs)), key=lambda i: outs[i].value["rank"])  # MindSpore's rank order
         self.group = [g.members[i] for i in order]
-        faults = [(f.kind, f.step, f.rank) for i, f in enumerate(self.opts.faults) if i not in self.fired]
-        loads = [self.engine.call(a, "load", state, faults) for a in self.group]
+        self._read_fault_log()
+        faults = [(i, f.kind, f.step, f.rank) for i, f in enumerate(self.opts.faults) if i not in self.fired]
+        loads = [self.engine.call(a, "load", state, faults, str(self.fault_log)) for a in self.group]
         self.engine.wait(loads, timeout=120, num=len(loads))
         louts = [self.engine.outcome(f, timeout=0) for f in loads]
         bad = [i for i, o in enumerate(louts) if not o.ok]
@@ -298,27 +300,24 @@ class ElasticTrainer:
             raise OMSError(f"no state to recover from after step {fallback_step}: every process and snapshot is lost")
         return best[0], best[1], dead
 
-    def _mark_fired(self, failure: GroupFailure, ranks: list[int]) -> None:
-        """Injected faults that this failure consumed (each fires once)."""
-        for r in ranks:
-            for i, f in enumerate(self.opts.faults):
-                kind = "crash" if f.kind == "kill" else f.kind
-                if i not in self.fired and f.step == failure.step and f.rank == r and kind == failure.kind:
-                    self.fired.add(i)
-                    break
+    def _read_fault_log(self) -> None:
+        """Injected faults that fired (each fires once; workers log them before the signal)."""
+        if self.fault_log.is_file():
+            self.fired |= {int(x) for x in self.fault_log.read_text().split()}
 
     def _recover(self, failure: GroupFailure, last_done: int, ledger: SampleLedger) -> int:
         """Retire the broken group, form a new one from the best state; returns the state's step."""
-        self._mark_fired(failure, failure.ranks)
+        if self._pending_recovery is not None:  # a failure during recovery: that one never completed
+            rec = self._pending_recovery
+            rec.pop("t_fail")
+            self.recoveries.append({**rec, "recover_s": None, "interrupted": True})
+            self._pending_recovery = None
         world_before = len(self.group)
         alive = [r for r in range(world_before) if r not in failure.ranks]
         self._say(f"{failure.kind}: rank(s) {failure.ranks} during step {failure.step} "
                   f"(detected after {failure.t_detect - failure.t_fail:.2f} s)")
         state_step, blob, also_dead = self._best_state(alive, last_done)
-        new_dead = sorted(set(also_dead) - set(failure.ranks))
-        if new_dead:
-            failure.ranks = sorted(set(failure.ranks) | set(new_dead))
-            self._mark_fired(failure, new_dead)
+        failure.ranks = sorted(set(failure.ranks) | set(also_dead))
         self._retire_group()
         steps_lost = ledger.rollback(state_step)
         if state_step > last_done:  # the failed step completed on the survivors: account for it

@@ -43,6 +43,7 @@ def resume_elastic(run_dir: str | Path, opts: ElasticOptions, max_steps: int | N
     state = run.load_latest()
     check_max_steps(max_steps, state.step)
     opts.faults = [f for f in opts.faults if f.step > state.step]  # faults already past stay past
+    (run.path / "faults_fired.log").unlink(missing_ok=True)  # indices refer to the new fault list
     opts.validate(cfg.batch_size)
     _write_options(run, opts)
     return ElasticTrainer(cfg, opts, run, quiet=quiet).run(state, max_steps)

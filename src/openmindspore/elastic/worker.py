@@ -82,7 +82,8 @@ class Worker:
         self.trainer = Trainer(config_from_dict(cfg))
         self._warm_up(world_size)
         self.rank, self.world_size = 0, 1
-        self.faults: list[tuple[str, int, int]] = []
+        self.faults: list[tuple[int, str, int, int]] = []
+        self.fault_log = ""
         self._lock = threading.Lock()
         self._stashes: dict[int, dict[str, Any]] = {}  # step -> state after that step (last few)
         self._stash_ready = threading.Condition(self._lock)
@@ -132,22 +133,28 @@ class Worker:
         self.rank, self.world_size = rank, world_size
         return {"rank": rank, "pid": os.getpid(), "comm_init_s": time.perf_counter() - t0}
 
-    def load(self, state: bytes | None, faults: list[tuple[str, int, int]]) -> dict[str, Any]:
+    def load(self, state: bytes | None, faults: list[tuple[int, str, int, int]], fault_log: str = "") -> dict[str, Any]:
         """Load the group's starting state and the faults still to inject."""
         from openmindspore.train.state import TrainState
 
         t0 = time.perf_counter()
         if state is not None:
             self.trainer.load_state(TrainState.from_bytes(state))
-        self.faults = list(faults)
+        self.faults, self.fault_log = list(faults), fault_log
         with self._lock:
             self._stash_state()
         return {"rank": self.rank, "step": self.trainer.step, "load_s": time.perf_counter() - t0}
 
     # ---------------------------------------------------------------- step
     def _inject(self, step: int) -> None:
-        for kind, at, rank in self.faults:
+        """Fire the injected faults due now; each is first recorded in the run's fault log (fsync), so the
+        driver knows exactly which ones fired even when several processes die at once."""
+        for index, kind, at, rank in self.faults:
             if at == step and rank == self.rank:
+                with open(self.fault_log, "a") as f:
+                    f.write(f"{index}\n")
+                    f.flush()
+                    os.fsync(f.fileno())
                 sig = {"kill": signal.SIGKILL, "hang": signal.SIGSTOP, "preempt": signal.SIGTERM}[kind]
                 os.kill(os.getpid(), sig)
 
