@@ -64,3 +64,15 @@ def test_bad_sampler_input():
     s = ResumableSampler(10, 2)
     with pytest.raises(ConfigError, match="offset"):
         s.load_state({"seed": 0, "epoch": 0, "offset": 99})
+
+
+def test_a_batch_can_be_recovered_from_the_position_after_it():
+    """The elastic driver relies on this to account for a step whose results it never received."""
+    n, b = 103, 10
+    s = ResumableSampler(n, b, seed=4)
+    for step in range(40):  # crosses several epoch boundaries, with short last batches
+        batch = s.next_batch()
+        st = s.state()
+        epoch, end = (st.epoch, st.offset) if st.offset else (st.epoch - 1, n)
+        start = (end - 1) // b * b
+        assert np.array_equal(ResumableSampler(n, b, st.seed).permutation(epoch)[start:end], batch), step

@@ -47,7 +47,8 @@ class ResumableSampler:
     def steps_per_epoch(self) -> int:
         return -(-self.num_samples // self.global_batch)
 
-    def _permutation(self, epoch: int) -> np.ndarray:
+    def permutation(self, epoch: int) -> np.ndarray:
+        """The order in which ``epoch`` visits the samples (cached for the current epoch)."""
         if epoch != self._perm_epoch:
             if self.shuffle:
                 self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
@@ -58,7 +59,7 @@ class ResumableSampler:
 
     def next_batch(self) -> np.ndarray:
         """Indices of the next global batch (int64); advances the position."""
-        perm = self._permutation(self.epoch)
+        perm = self.permutation(self.epoch)
         batch = perm[self.offset:self.offset + self.global_batch]
         self.offset += len(batch)
         if self.offset >= self.num_samples:

@@ -23,7 +23,7 @@ import statistics
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,6 @@ class _Group:
 class _Member:
     actor: ActorRef
     ready: Any  # future of Worker.ready()
-    started: float = field(default_factory=time.time)
 
 
 class ElasticTrainer:
@@ -362,21 +361,13 @@ class ElasticTrainer:
         return state_step
 
     def _record_reconstructed(self, ledger: SampleLedger, blob: bytes, step: int) -> None:
-        state = TrainState.from_bytes(blob)
-        sampler = ResumableSampler(self.num_train, self.cfg.batch_size, self.cfg.seed)
-        s = state.sampler
-        # walk back one batch: the batch of `step` ends at the state's position
-        sampler.load_state({"seed": s.seed, "epoch": s.epoch, "offset": s.offset} if s.offset else
-                           {"seed": s.seed, "epoch": s.epoch - 1, "offset": 0})
-        if s.offset == 0:
-            for _ in range(sampler.steps_per_epoch - 1):
-                sampler.next_batch()
-            epoch = sampler.epoch
-            ledger.record(step, epoch, sampler.next_batch())
-        else:
-            perm = sampler._permutation(s.epoch)
-            start = max(0, s.offset - self.cfg.batch_size)
-            ledger.record(step, s.epoch, perm[start:s.offset])
+        """Account for a step that completed on the survivors but whose results never reached the driver:
+        its global batch is the one that ends at the state's sampler position."""
+        s = TrainState.from_bytes(blob).sampler
+        epoch, end = (s.epoch, s.offset) if s.offset else (s.epoch - 1, self.num_train)
+        start = (end - 1) // self.cfg.batch_size * self.cfg.batch_size
+        order = ResumableSampler(self.num_train, self.cfg.batch_size, s.seed).permutation(epoch)
+        ledger.record(step, epoch, order[start:end])
 
     def _maybe_scale_up(self, step: int) -> None:
         if len(self.group) >= self.opts.workers:

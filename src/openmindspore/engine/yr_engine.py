@@ -18,12 +18,10 @@ class YuanrongEngine(Engine):
 
     def start(self, address: str | None = None, num_cpus: int | None = None) -> None:
         try:
-            import yr  # noqa: F401
+            import yr
         except ImportError:
             raise EngineError("--engine yuanrong needs openYuanrong's Python SDK (`import yr` failed); "
                               "install openYuanrong, or use the default --engine ray") from None
-        import yr
-
         yr.init(yr.Config(local_mode=address is None, server_address=address or ""))
 
     def shutdown(self) -> None:
