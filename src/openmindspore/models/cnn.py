@@ -13,15 +13,22 @@ Layer specs (``type`` plus fields, defaults in brackets)::
 
 The classifier head (``dense -> num_classes``) is appended automatically. Shapes are checked at build
 time: a layer that would produce an empty or invalid shape raises :class:`SpecError` naming the layer.
+
+On CPU the layers run channels-last (``models._channels_last``: contiguous NHWC activations, im2col
+convolution) and the whole network compiles in graph mode; elsewhere they are the NCHW MindSpore
+layers. Both layouts compute the same function with the same parameter names (tested).
 """
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from mindspore import Tensor, nn
 
 from openmindspore.errors import ConfigError
-from openmindspore.models.conv import Conv2d, conv_output_size
+from openmindspore.models._channels_last import (BatchNormCL, ConvCL, FlattenCL, GlobalPoolCL, PoolCL,
+                                                 ToChannelsLast)
+from openmindspore.models.conv import Conv2d, conv_output_size, use_fast_conv
 from openmindspore.models.layers import ACTIVATIONS, Dense, Dropout, activation
 from openmindspore.models.registry import register_model
 
@@ -71,12 +78,22 @@ class _GlobalPool(nn.Cell):
         return x.mean(axis=(2, 3)) if self.mode == "avg" else x.amax(axis=(2, 3))
 
 
-def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, seed: int) -> tuple[list, tuple]:
-    """Turn specs into cells, tracking the shape; returns (cells, output shape)."""
+def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, seed: int,
+           channels_last: bool = False) -> tuple[list, tuple]:
+    """Turn specs into cells, tracking the (C, H, W) shape; returns (cells, output shape).
+
+    ``channels_last`` builds the NHWC layers (the input is converted by the model, see :class:`CNN`).
+    """
     if not isinstance(layers, list):
         raise ConfigError("model.layers", layers, "a list of layer specs")
     shape = tuple(input_shape)
     cells: list[nn.Cell] = []
+
+    def flatten() -> None:
+        nonlocal shape
+        cells.append(FlattenCL() if channels_last else _Flatten())
+        shape = (shape[0] * shape[1] * shape[2],)
+
     for i, raw in enumerate(layers):
         if not isinstance(raw, dict) or "type" not in raw:
             raise SpecError(i, raw, "a mapping with a 'type' field")
@@ -99,7 +116,8 @@ def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, s
             if h < 1 or w < 1:
                 raise SpecError(i, raw, f"an input of at least {k}x{k} after padding, got {shape[1]}x{shape[2]}",
                                 "remove a pooling layer or use a smaller kernel")
-            cells.append(Conv2d(shape[0], c_out, k, s, pad, has_bias=True, seed=seed + i))
+            cells.append(ConvCL(shape[0], c_out, k, s, pad, shape[1:], seed=seed + i) if channels_last
+                         else Conv2d(shape[0], c_out, k, s, pad, has_bias=True, seed=seed + i))
             shape = (c_out, h, w)
         elif kind in ("maxpool", "avgpool"):
             k = _int(layer, i, "kernel", 2)
@@ -108,41 +126,42 @@ def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, s
             if h < 1 or w < 1:
                 raise SpecError(i, raw, f"an input of at least {k}x{k}, got {shape[1]}x{shape[2]}",
                                 "remove this pooling layer or an earlier one")
-            pool = nn.MaxPool2d if kind == "maxpool" else nn.AvgPool2d
-            cells.append(pool(kernel_size=k, stride=s, pad_mode="valid"))
+            if channels_last:
+                cells.append(PoolCL(kind[:3], k, s, shape[1:]))
+            else:
+                pool = nn.MaxPool2d if kind == "maxpool" else nn.AvgPool2d
+                cells.append(pool(kernel_size=k, stride=s, pad_mode="valid"))
             shape = (shape[0], h, w)
         elif kind == "batchnorm":
-            cells.append(nn.BatchNorm2d(shape[0], eps=1e-5, momentum=0.9))
+            cells.append((BatchNormCL if channels_last else nn.BatchNorm2d)(shape[0], eps=1e-5, momentum=0.9))
         elif kind == "globalpool":
             mode = layer.get("mode", "avg")
             if mode not in ("avg", "max"):
                 raise SpecError(i, raw, "'mode' in ['avg', 'max']")
-            cells.append(_GlobalPool(mode))
+            cells.append(GlobalPoolCL(mode) if channels_last else _GlobalPool(mode))
             shape = (shape[0],)
         elif kind == "flatten":
             if spatial:
-                cells.append(_Flatten())
-                shape = (shape[0] * shape[1] * shape[2],)
+                flatten()
         elif kind == "dense":
             units = _int(layer, i, "units")
             if spatial:
-                cells.append(_Flatten())
-                shape = (shape[0] * shape[1] * shape[2],)
+                flatten()
             cells.append(Dense(shape[0], units, seed=seed + i))
             shape = (units,)
         elif kind == "dropout":
             rate = layer.get("rate", 0.5)
             if not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
                 raise SpecError(i, raw, f"'rate' in [0, 1) (got {rate!r})")
-            cells.append(Dropout(float(rate), layer_id=i))
+            feat = (shape[1], shape[2], shape[0]) if channels_last and spatial else shape
+            cells.append(Dropout(float(rate), layer_id=i, feature_shape=feat, channels_last=channels_last))
         else:  # activation
             fn = layer.get("fn", "relu") if kind == "activation" else kind
             if fn not in ACTIVATIONS:
                 raise SpecError(i, raw, f"'fn' in {sorted(ACTIVATIONS)}")
             cells.append(activation(fn))
     if len(shape) == 3:
-        cells.append(_Flatten())
-        shape = (shape[0] * shape[1] * shape[2],)
+        flatten()
     if num_classes > 0:
         cells.append(Dense(shape[0], num_classes, seed=seed + len(layers)))
         shape = (num_classes,)
@@ -154,23 +173,59 @@ def validate_spec(layers: list[dict], input_shape: tuple[int, ...], num_classes:
     return _build(layers, input_shape, num_classes, seed=0)[1]
 
 
-class CNN(nn.Cell):
-    """A sequential network built from a layer spec. Input ``[N, C, H, W]`` -> logits ``[N, classes]``."""
+class _Sequential(nn.Cell):
+    """A chain of cells with a graph-compilable training forward that takes dropout masks as inputs."""
 
-    def __init__(self, layers: list[dict], input_shape: tuple[int, ...], num_classes: int, seed: int = 0):
+    channels_last = False
+
+    def _init_body(self, cells: list[nn.Cell]) -> None:
+        self.body = nn.SequentialCell(cells)
+        self.dropout_index = [i for i, c in enumerate(cells) if isinstance(c, Dropout) and c.takes_mask]
+        self.graph_safe = True
+
+    def dropout_masks(self, seed: int, step: int, samples: np.ndarray) -> tuple[Tensor, ...]:
+        """The masks :meth:`train_forward` needs for these samples at this step (host-side, exact)."""
+        return tuple(Tensor(self.body[i].mask(seed, step, samples)) for i in self.dropout_index)
+
+    def train_forward(self, x: Tensor, masks: tuple) -> Tensor:
+        """Training-mode forward with dropout masks given (see :meth:`dropout_masks`); compiles."""
+        if self.channels_last:
+            x = self.to_cl(x)
+        i = 0
+        for cell in self.body.cell_list:
+            if getattr(cell, "takes_mask", False):
+                x = x * masks[i]
+                i = i + 1
+            else:
+                x = cell(x)
+        return x
+
+    def construct(self, x: Tensor) -> Tensor:
+        if self.channels_last:
+            x = self.to_cl(x)
+        return self.body(x)
+
+
+class CNN(_Sequential):
+    """A sequential network built from a layer spec. Input ``[N, C, H, W]`` -> logits ``[N, classes]``.
+
+    ``channels_last`` (default: on CPU) picks the NHWC layers; the function and parameters are the same.
+    """
+
+    def __init__(self, layers: list[dict], input_shape: tuple[int, ...], num_classes: int, seed: int = 0,
+                 channels_last: bool | None = None):
         super().__init__()
         if len(tuple(input_shape)) != 3:
             raise ConfigError("input_shape", tuple(input_shape), "(channels, height, width) for a CNN",
                               "use the 'mlp' model for tabular data")
-        cells, self.output_shape = _build(layers, tuple(input_shape), num_classes, seed)
+        self.channels_last = use_fast_conv() if channels_last is None else bool(channels_last)
+        cells, self.output_shape = _build(layers, tuple(input_shape), num_classes, seed, self.channels_last)
         self.spec = [dict(layer) for layer in layers]
-        self.body = nn.SequentialCell(cells)
-
-    def construct(self, x: Tensor) -> Tensor:
-        return self.body(x)
+        self.to_cl = ToChannelsLast()
+        self._init_body(cells)
 
 
-class MLP(nn.Cell):
+class MLP(_Sequential):
     """Multi-layer perceptron on flattened input: ``hidden`` widths, activation, optional dropout."""
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: list[int] = (128,),
@@ -182,15 +237,12 @@ class MLP(nn.Cell):
             if dropout:
                 layers.append({"type": "dropout", "rate": dropout})
         cells, self.output_shape = _build(layers, tuple(input_shape), num_classes, seed)
-        self.body = nn.SequentialCell(cells)
-
-    def construct(self, x: Tensor) -> Tensor:
-        return self.body(x)
+        self._init_body(cells)
 
 
 @register_model("cnn")
-def _cnn(input_shape, num_classes, layers=None, seed=0) -> CNN:
-    return CNN(DEFAULT_CNN if layers is None else layers, input_shape, num_classes, seed)
+def _cnn(input_shape, num_classes, layers=None, seed=0, channels_last=None) -> CNN:
+    return CNN(DEFAULT_CNN if layers is None else layers, input_shape, num_classes, seed, channels_last)
 
 
 @register_model("mlp")

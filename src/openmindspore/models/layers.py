@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
-__all__ = ["Dense", "Dropout", "activation", "set_noise_key", "noise_key", "ACTIVATIONS"]
+__all__ = ["Dense", "Dropout", "dropout_mask", "activation", "set_noise_key", "noise_key", "ACTIVATIONS"]
 
 _NOISE_KEY: dict = {"seed": 0, "step": 0, "samples": None}
 
@@ -52,14 +52,43 @@ class Dense(nn.Cell):
         return y if self.bias is None else y + self.bias
 
 
-class Dropout(nn.Cell):
-    """Inverted dropout with masks keyed by ``(seed, step, layer_id, sample_id)``; identity in eval."""
+def dropout_mask(rate: float, layer_id: int, seed: int, step: int, samples: np.ndarray,
+                 feature_shape: tuple[int, ...], channels_last: bool = False) -> np.ndarray:
+    """Scaled keep-mask ``[n, *feature_shape]`` float32 for samples keyed ``(seed, step, layer_id, sample)``.
 
-    def __init__(self, rate: float, layer_id: int = 0):
+    With ``channels_last`` the features are ``(H, W, C)`` and the mask is drawn in ``(C, H, W)`` order
+    and transposed, so an NHWC model drops exactly the units its NCHW twin drops.
+    """
+    draw = (feature_shape[2], feature_shape[0], feature_shape[1]) if channels_last and len(feature_shape) == 3 \
+        else tuple(feature_shape)
+    keep = np.empty((len(samples),) + draw, dtype=np.float32)
+    for i, s in enumerate(samples):
+        rng = np.random.default_rng([int(seed), int(step), int(layer_id), int(s)])
+        keep[i] = rng.random(draw, dtype=np.float32) >= rate
+    if channels_last and len(feature_shape) == 3:
+        keep = np.ascontiguousarray(keep.transpose(0, 2, 3, 1))
+    return keep * np.float32(1.0 / (1.0 - rate))
+
+
+class Dropout(nn.Cell):
+    """Inverted dropout with masks keyed by ``(seed, step, layer_id, sample_id)``; identity in eval.
+
+    In PyNative the mask is drawn from the key set by :func:`set_noise_key`. A compiled training step
+    instead draws the masks on the host (:meth:`mask`) and feeds them in as inputs (``takes_mask``).
+    """
+
+    def __init__(self, rate: float, layer_id: int = 0, feature_shape: tuple[int, ...] | None = None,
+                 channels_last: bool = False):
         super().__init__()
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"dropout rate={rate} must be in [0, 1)")
         self.rate, self.layer_id = float(rate), int(layer_id)
+        self.feature_shape, self.channels_last = feature_shape, channels_last
+        self.takes_mask = self.rate > 0.0
+
+    def mask(self, seed: int, step: int, samples: np.ndarray) -> np.ndarray:
+        return dropout_mask(self.rate, self.layer_id, seed, step, samples, tuple(self.feature_shape),
+                            self.channels_last)
 
     def construct(self, x: Tensor) -> Tensor:
         if not self.training or self.rate == 0.0:
@@ -68,12 +97,9 @@ class Dropout(nn.Cell):
         n = x.shape[0]
         if samples is None or len(samples) != n:
             samples = np.arange(n)
-        shape = tuple(x.shape[1:])
-        keep = np.empty((n,) + shape, dtype=np.float32)
-        for i, s in enumerate(samples):
-            rng = np.random.default_rng([_NOISE_KEY["seed"], _NOISE_KEY["step"], self.layer_id, int(s)])
-            keep[i] = rng.random(shape, dtype=np.float32) >= self.rate
-        return x * Tensor(keep * np.float32(1.0 / (1.0 - self.rate)))
+        keep = dropout_mask(self.rate, self.layer_id, _NOISE_KEY["seed"], _NOISE_KEY["step"], samples,
+                            tuple(x.shape[1:]), self.channels_last)
+        return x * Tensor(keep)
 
 
 ACTIVATIONS = {

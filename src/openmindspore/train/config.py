@@ -49,6 +49,8 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(100, gt=0, description="disk checkpoint every K steps")
     eval_batch_size: int = Field(500, gt=0)
     augment_shift: int = Field(0, ge=0, le=8, description="random translation of training images, pixels")
+    compile: bool = Field(True, description="compile the training step into a MindSpore graph when the model "
+                                            "supports it (CNN, MLP); false runs it op by op (PyNative)")
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":

@@ -5,15 +5,18 @@ and restored (measured: ~1e-7 drift after one step), which breaks exact resume; 
 element-wise ops cost ~0.5 s per step for the default CNN's 1.7M parameters on this CPU, against a few
 milliseconds for the same float32 maths in numpy. These optimizers keep their state as numpy arrays
 plus an integer step, compute bias corrections in float64 on the host, apply the same float32
-operations every step, and never update in place: every step makes new arrays and rebinds the
-parameters (``set_data``), so references to an earlier step's tensors stay valid (zero-copy snapshots).
+operations every step, and make new state arrays every step (so references to an earlier step's state
+stay valid). New parameter values are written into the parameters' own storage with ``ops.assign``:
+a compiled training step reads that storage (``set_data`` would rebind the parameter to new storage
+the compiled graph never sees). ``Parameter.value()`` references taken earlier keep their values;
+``asnumpy()`` views do not, so copy them when they must outlive the step.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from mindspore import Parameter, Tensor
+from mindspore import Parameter, Tensor, ops
 
 __all__ = ["Optimizer", "Adam", "SGD", "create_optimizer"]
 
@@ -35,7 +38,7 @@ class Optimizer:
         self.t += 1
         for i, (p, g) in enumerate(zip(self.params, grads)):
             new = self._update(i, p.asnumpy(), g.asnumpy(), lr)
-            p.set_data(Tensor(new))
+            ops.assign(p, Tensor(new))
 
     def _update(self, i: int, p: np.ndarray, g: np.ndarray, lr: float) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError

@@ -1,4 +1,10 @@
-"""Single-process training step on MindSpore (PyNative), split so data-parallel layers can reuse it.
+"""Single-process training step on MindSpore, split so data-parallel layers can reuse it.
+
+Models that declare ``graph_safe`` (the spec-driven CNN and the MLP) get their forward+backward
+compiled into one MindSpore graph (``ms.jit``): on CPU that runs the default CNN's step ~5x faster
+than PyNative, which syncs with Python between ops. Dropout masks are drawn on the host from the
+``(seed, step, layer, sample)`` key and fed to the graph, so compiled and PyNative steps give the
+same result. Other models (ViT, YOLOS) run op by op.
 
 ``compute_grads`` evaluates a worker's shard of a global batch and returns gradients already scaled by
 ``1 / global_batch``: summing them over workers gives the exact global-mean gradient, whatever the
@@ -28,7 +34,7 @@ _CONTEXT_SET = False
 
 
 def setup_mindspore() -> None:
-    """PyNative on CPU (graph mode gives no speed-up on this target)."""
+    """PyNative context; the training step of graph-safe models is compiled with ``ms.jit``."""
     global _CONTEXT_SET
     if not _CONTEXT_SET:
         os.environ.setdefault("GLOG_v", "3")
@@ -40,6 +46,31 @@ def build_model(cfg: TrainConfig, input_shape: tuple[int, ...], num_classes: int
     kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
     return create_model(cfg.model["name"], input_shape=input_shape, num_classes=num_classes,
                         seed=kwargs.pop("seed", cfg.seed), **kwargs)
+
+
+class _TrainLoss(nn.Cell):
+    """``sum(loss over the shard) * scale`` with the model in training mode and dropout masks as inputs."""
+
+    def __init__(self, model: nn.Cell, classification: bool) -> None:
+        super().__init__(auto_prefix=False)  # keep the model's parameter names (checkpoints use them)
+        self.model, self.classification = model, classification
+
+    def construct(self, x: Tensor, y: Tensor, scale: Tensor, masks: tuple) -> Tensor:
+        out = self.model.train_forward(x, masks)
+        if self.classification:
+            loss = ops.cross_entropy(out, y, reduction="sum")
+        else:
+            loss = ((out.reshape(-1) - y) ** 2).sum()
+        return loss * scale
+
+
+def _compiled_grad_fn(loss: nn.Cell, params: list) -> Any:
+    grad_fn = ms.value_and_grad(loss, None, params)
+
+    def step(x: Tensor, y: Tensor, scale: Tensor, masks: tuple) -> tuple:
+        return grad_fn(x, y, scale, masks)
+
+    return ms.jit(step)
 
 
 class Trainer:
@@ -59,7 +90,12 @@ class Trainer:
         self.step = 0
         self.samples_seen = 0
         self.sampler_epoch_of_step = 0
-        self._grad_fn = ms.value_and_grad(self._forward, None, self.optimizer.params)
+        self.compiled = bool(cfg.compile and getattr(self.model, "graph_safe", False))
+        if self.compiled:
+            self._grad_fn = _compiled_grad_fn(_TrainLoss(self.model, self.task == "classification"),
+                                              self.optimizer.params)
+        else:
+            self._grad_fn = ms.value_and_grad(self._forward, None, self.optimizer.params)
 
     # ------------------------------------------------------------------ step
     def _forward(self, x: Tensor, y: Tensor, scale: Tensor) -> Tensor:
@@ -97,7 +133,10 @@ class Trainer:
         y = Tensor(self.data.y_train[local])
         scale = Tensor(np.float32(1.0 / len(global_idx)))
         self.model.set_train(True)
-        loss, grads = self._grad_fn(x, y, scale)
+        if self.compiled:
+            loss, grads = self._grad_fn(x, y, scale, self.model.dropout_masks(self.cfg.seed, self.step, local))
+        else:
+            loss, grads = self._grad_fn(x, y, scale)
         return float(loss.asnumpy()), grads
 
     def apply_grads(self, grads: tuple, batch_size: int) -> None:
@@ -133,7 +172,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def params_numpy(self) -> dict[str, np.ndarray]:
-        return {p.name: p.asnumpy() for p in self.model.get_parameters()}
+        return {p.name: p.asnumpy().copy() for p in self.model.get_parameters()}  # asnumpy() is a live view
 
     def params_sha256(self) -> str:
         return params_sha256(self.params_numpy())
@@ -156,7 +195,7 @@ class Trainer:
             arr = state.params[name]
             if tuple(arr.shape) != tuple(p.shape):
                 raise ConfigError(f"checkpoint parameter {name}", tuple(arr.shape), f"shape {tuple(p.shape)}")
-            p.set_data(Tensor(arr, dtype=p.dtype))
+            ops.assign(p, Tensor(arr, dtype=p.dtype))  # in place: a compiled step reads this storage
         self.optimizer.load_state_dict(state.opt_state)
         self.step, self.samples_seen = state.step, state.samples_seen
         self.sampler.load_state(state.sampler)

@@ -1,0 +1,148 @@
+"""Channels-last (NHWC) layers for the spec-driven CNN on CPU.
+
+MindSpore's CPU kernels run fast on contiguous tensors but slowly on the strided views a transpose
+leaves behind (a ReLU after an NCHW<->NHWC view costs ~8x a ReLU on contiguous memory), and an
+im2col convolution is naturally channels-last. So on CPU the CNN converts its input to NHWC once,
+keeps every activation contiguous NHWC, and converts back to NCHW order only where features are
+flattened for a dense layer. The model computes exactly the function of the NCHW layers (same
+parameter names and shapes, same flatten order; tested), and every layer compiles in graph mode,
+which is what makes the CPU training step fast (see ``Trainer``).
+
+All cells here take and return ``[N, H, W, C]`` unless noted; shapes are fixed at build time, so the
+im2col and pooling indices are constants of the cell.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from mindspore import Parameter, Tensor, nn, ops
+
+from openmindspore.models.conv import im2col_index
+
+__all__ = ["ConvCL", "PoolCL", "BatchNormCL", "GlobalPoolCL", "FlattenCL", "ToChannelsLast"]
+
+
+class ToChannelsLast(nn.Cell):
+    """``[N, C, H, W] -> [N, H, W, C]`` (contiguous)."""
+
+    def construct(self, x: Tensor) -> Tensor:
+        if x.shape[1] == 1:
+            return x.reshape(x.shape[0], x.shape[2], x.shape[3], 1)
+        return x.transpose(0, 2, 3, 1).contiguous()
+
+
+class FlattenCL(nn.Cell):
+    """``[N, H, W, C] -> [N, C*H*W]`` in NCHW order, so a following dense layer sees the NCHW features."""
+
+    def construct(self, x: Tensor) -> Tensor:
+        if x.shape[3] == 1 or (x.shape[1] == 1 and x.shape[2] == 1):
+            return x.reshape(x.shape[0], -1)
+        return x.transpose(0, 3, 1, 2).reshape(x.shape[0], -1)
+
+
+class ConvCL(nn.Cell):
+    """Convolution as one gather (im2col) and one MatMul, equal to ``nn.Conv2d(pad_mode="pad")``.
+
+    Differentiated by MindSpore's own rules: compiled, they are as fast as the hand-written backward of
+    ``conv._GatherMatmul``, whose custom bprop reads stale weights inside a compiled graph (measured on
+    MindSpore 2.10: the input gradient used the weights from compile time).
+
+    ``weight [out, in, k, k]`` and ``bias [out]`` have ``Conv2d``'s names, shapes and initialisation
+    (PyTorch's Kaiming-uniform, from ``seed``). Input ``[N, H, W, in]`` of the size given at build.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, padding: int,
+                 in_hw: tuple[int, int], seed: int | None = None) -> None:
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(in_channels * kernel * kernel)
+        self.weight = Parameter(Tensor(rng.uniform(-bound, bound, (out_channels, in_channels, kernel, kernel))
+                                       .astype(np.float32)), name="weight")
+        self.bias = Parameter(Tensor(rng.uniform(-bound, bound, (out_channels,)).astype(np.float32)), name="bias")
+        self.cin, self.cout, self.pad = in_channels, out_channels, padding
+        h, w = in_hw
+        hp, wp = h + 2 * padding, w + 2 * padding
+        idx, self.ho, self.wo = im2col_index(hp, wp, kernel, kernel, (stride, stride))
+        if padding:
+            # padding by indexing: positions outside the image read an appended zero row (index h*w); an
+            # explicit ops.pad has a backward that reads stale values inside a compiled graph (MindSpore 2.10)
+            rows, cols = np.divmod(np.arange(hp * wp), wp)
+            rows, cols = rows - padding, cols - padding
+            inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+            idx = np.where(inside, rows * w + cols, h * w)[idx].astype(np.int32)
+        self.pointwise = kernel == 1 and stride == 1 and padding == 0
+        self.idx = Tensor(idx)
+        self.hw = h * w
+
+    def construct(self, x: Tensor) -> Tensor:
+        n = x.shape[0]
+        w = self.weight.transpose(0, 2, 3, 1).reshape(self.cout, -1)
+        if self.pointwise:
+            out = ops.matmul(x.reshape(-1, self.cin), w.T)
+        else:
+            flat = x.reshape(n, self.hw, self.cin)
+            if self.pad > 0:
+                flat = ops.concat((flat, ops.zeros((n, 1, self.cin), flat.dtype)), 1)
+            cols = ops.gather(flat, self.idx, 1)
+            out = ops.matmul(cols.reshape(-1, w.shape[1]), w.T)
+        return (out + self.bias).reshape(n, self.ho, self.wo, self.cout)
+
+
+class PoolCL(nn.Cell):
+    """Max or average pooling, ``pad_mode="valid"``, equal to ``nn.MaxPool2d`` / ``nn.AvgPool2d``.
+
+    Non-overlapping windows (``stride == kernel``) are a reshape and two reductions; other strides
+    gather the windows first. Max pooling routes the gradient to the first maximum of each window in
+    row-major order, like ``nn.MaxPool2d``.
+    """
+
+    def __init__(self, mode: str, kernel: int, stride: int, in_hw: tuple[int, int]) -> None:
+        super().__init__()
+        self.is_max, self.k = mode == "max", kernel
+        h, w = in_hw
+        self.ho, self.wo = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+        self.tiled = stride == kernel
+        self.crop = self.tiled and (h != self.ho * kernel or w != self.wo * kernel)
+        idx, _, _ = im2col_index(h, w, kernel, kernel, (stride, stride))
+        self.idx = Tensor(idx)
+        self.hw = h * w
+
+    def _reduce(self, x: Tensor, axis: int) -> Tensor:
+        return ops.max(x, axis)[0] if self.is_max else ops.mean(x, axis)
+
+    def construct(self, x: Tensor) -> Tensor:
+        n, c, k = x.shape[0], x.shape[3], self.k
+        if self.tiled:
+            if self.crop:
+                x = x[:, :self.ho * k, :self.wo * k, :]
+            y = x.reshape(n, self.ho, k, self.wo, k, c)
+            return self._reduce(self._reduce(y, 4), 2)
+        win = ops.gather(x.reshape(n, self.hw, c), self.idx, 1).reshape(n, self.ho * self.wo, k * k, c)
+        return self._reduce(win, 2).reshape(n, self.ho, self.wo, c)
+
+
+class BatchNormCL(nn.BatchNorm1d):
+    """Batch norm over ``N, H, W`` per channel; parameters named like ``nn.BatchNorm2d``'s."""
+
+    def construct(self, x: Tensor) -> Tensor:
+        shape = x.shape
+        flat = x.reshape(-1, shape[3])
+        if self.training:
+            y = self.bn_train(flat, self.gamma, self.beta, self.moving_mean, self.moving_variance)[0]
+        else:
+            y = self.bn_infer(flat.reshape(-1, shape[3], 1, 1), self.gamma, self.beta, self.moving_mean,
+                              self.moving_variance)[0]
+        return y.reshape(shape)
+
+
+class GlobalPoolCL(nn.Cell):
+    """``[N, H, W, C] -> [N, C]`` by mean or max over the spatial axes."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.is_max = mode == "max"
+
+    def construct(self, x: Tensor) -> Tensor:
+        flat = x.reshape(x.shape[0], -1, x.shape[3])
+        return ops.max(flat, 1)[0] if self.is_max else ops.mean(flat, 1)
