@@ -1,0 +1,113 @@
+"""Effects of a treatment from a search directory: ``estimate_effects(dir, "maxpool")``.
+
+Loads ``search.json`` + ``trials.jsonl``, computes each trial's propensity of the treatment (see
+:mod:`openmindspore.causal.searchlog`), checks positivity, and runs the estimators. The result's
+``records`` are the JSON lines of ``oms effects``:
+``{"treatment", "metric", "estimator", "ate", "ci95": [lo, hi], "n", "ess", ...}``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from openmindspore.causal.estimators import ESTIMATORS, check_positivity, estimate
+from openmindspore.causal.searchlog import REFERENCES, log_units
+from openmindspore.causal.treatments import Treatment, get_treatment
+from openmindspore.errors import ConfigError
+
+__all__ = ["EffectsResult", "estimate_effects", "answer_sentence", "default_metric"]
+
+
+@dataclass
+class EffectsResult:
+    """Estimates of one treatment's effect on one metric, plus how they were obtained."""
+
+    treatment: Treatment
+    metric: str
+    reference: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def answer(self) -> str:
+        return answer_sentence(self.treatment, self.metric, self.records, self.info.get("estimand", ""))
+
+
+def default_metric(config: dict[str, Any], first_metrics: dict[str, Any]) -> str:
+    """``test.<objective>`` when trials report it, else ``score`` (the validation objective)."""
+    obj = config.get("objective", "accuracy")
+    return f"test.{obj}" if obj in (first_metrics.get("test") or {}) else "score"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:+.4f}"
+
+
+def answer_sentence(tr: Treatment, metric: str, records: Sequence[dict[str, Any]], estimand: str = "") -> str:
+    """The question answered in words, from the preferred estimator (hajek > aipw > factorial > naive:
+    on adaptive search logs Hájek had the best bias and coverage, see docs/benchmarks.md)."""
+    if not records:
+        return "no estimate"
+    pref = {"hajek": 0, "aipw": 1, "factorial": 2, "naive": 3}
+    r = min(records, key=lambda x: pref.get(x["estimator"], 9))
+    lo, hi = r["ci95"]
+    ate = r["ate"]
+    sig = ("the 95% CI excludes 0" if (lo > 0 or hi < 0) else "the 95% CI includes 0: no effect detectable "
+           "at this sample size")
+    text = (f"{tr.phrase_off[0].upper() + tr.phrase_off[1:]} (vs. {tr.phrase_on}) changes {metric} by "
+            f"{_fmt(-ate)} [{_fmt(-hi)}, {_fmt(-lo)}]; equivalently {tr.phrase_on} changes it by {_fmt(ate)} "
+            f"[{_fmt(lo)}, {_fmt(hi)}] ({r['estimator']}, n={r['n']}, ESS={r['ess']:.1f}; {sig}).")
+    others = [f"{x['estimator']} {_fmt(x['ate'])} [{_fmt(x['ci95'][0])}, {_fmt(x['ci95'][1])}]"
+              for x in records if x is not r]
+    if others:
+        text += " Other estimators: " + "; ".join(others) + "."
+    if estimand:
+        text += f" Levels: {estimand}." if estimand.startswith("on = ") else f" Estimand: {estimand}."
+    return text
+
+
+_ESTIMANDS = {
+    "search": "E[Y | T=1] - E[Y | T=0] under each trial's sampling distribution, averaged over the trials",
+    "uniform": "E[Y | T=1] - E[Y | T=0] under the grammar's uniform walk distribution",
+}
+
+
+def estimate_effects(search_dir: str | Path, treatment: str, metric: str | None = None,
+                     estimators: Sequence[str] = ESTIMATORS, reference: str = "search", ci: str = "if",
+                     min_ess: float = 5.0, mc_samples: int = 2000, seed: int = 0) -> EffectsResult:
+    """Estimate the effect of ``treatment`` on ``metric`` from the search log in ``search_dir``."""
+    from openmindspore.automl.search import load_trials
+
+    bad = [e for e in estimators if e not in ESTIMATORS]
+    if bad or not estimators:
+        raise ConfigError("--estimator", bad or list(estimators), f"estimators among {list(ESTIMATORS)}")
+    if reference not in REFERENCES:
+        raise ConfigError("--reference", reference, f"one of {list(REFERENCES)}")
+    d = Path(search_dir)
+    if d.is_file() and d.name == "trials.jsonl":
+        d = d.parent
+    tr = get_treatment(treatment)
+    config, trials = load_trials(d)
+    if not trials:
+        raise ConfigError("TRIALS", str(search_dir), "a search log with trials", "run `oms search` first")
+    from openmindspore.automl.spaces import make_space
+
+    grammar = make_space(config["space"], config["dataset"], **config.get("space_options", {})).grammar
+    ok = [x for x in trials if x.ok]
+    metric = metric or default_metric(config, ok[0].metrics if ok else {})
+    units = log_units(config, trials, grammar, tr, metric, mc_samples=mc_samples, seed=seed)
+    data = units.effect_data(reference, seed=seed)
+    check_positivity(data, tr.name, min_ess=min_ess, e=units.e if reference == "search" else None)
+    records = []
+    for name in estimators:
+        est = estimate(data, name, ci=ci, seed=seed)
+        records.append({"treatment": tr.name, "metric": metric, "estimator": name, "reference": reference,
+                        **est.to_json()})
+    info = {**units.info, "search_dir": str(d), "space": config["space"], "dataset": config["dataset"],
+            "strategy": config["strategy"], "estimand": _ESTIMANDS[reference],
+            "propensity_range": [float(np.min(units.e)), float(np.max(units.e))]}
+    return EffectsResult(tr, metric, reference, records, info)
+
