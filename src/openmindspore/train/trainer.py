@@ -139,6 +139,24 @@ class Trainer:
             loss, grads = self._grad_fn(x, y, scale)
         return float(loss.asnumpy()), grads
 
+    def precompile(self, shard_sizes: list[int]) -> None:
+        """Compile the training step now for these per-process batch sizes (a compiled graph is specialised
+        to its input shape: ~0.5-1 s per new size on this CPU), so that a worker's first real steps do not
+        pay for it. Parameters, optimizer and sampler are left untouched; batch-norm running statistics
+        (which a training-mode graph updates) are restored."""
+        if not self.compiled:
+            return
+        stats = {p.name: p.value() for p in self.model.get_parameters() if not p.requires_grad}
+        self.model.set_train(True)
+        for n in sorted({int(n) for n in shard_sizes if int(n) > 0}):
+            x = Tensor(np.zeros((n, *self.data.x_train.shape[1:]), self.data.x_train.dtype))
+            y = Tensor(np.zeros((n, *self.data.y_train.shape[1:]), self.data.y_train.dtype))
+            masks = self.model.dropout_masks(self.cfg.seed, 0, np.arange(n))
+            self._grad_fn(x, y, Tensor(np.float32(1.0)), masks)[0].asnumpy()
+        for p in self.model.get_parameters():
+            if p.name in stats:
+                ops.assign(p, stats[p.name])
+
     def apply_grads(self, grads: tuple, batch_size: int) -> None:
         self.optimizer.step(grads, self.lr_at(self.step))
         self.step += 1
