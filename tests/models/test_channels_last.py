@@ -79,3 +79,18 @@ def test_compiled_step_follows_the_pynative_trajectory(ms_cpu):
     assert loss_c[-1] < loss_c[0]
     for name in params_p:
         np.testing.assert_allclose(params_c[name], params_p[name], atol=1e-5, err_msg=name)
+
+
+def test_precompile_leaves_the_state_untouched(ms_cpu):
+    from openmindspore.train import Trainer, config_from_dict
+
+    cfg = config_from_dict({"dataset": "digits", "batch_size": 16, "steps": 10, "seed": 2,
+                            "model": {"name": "cnn", "layers": [{"type": "conv", "channels": 4, "kernel": 3},
+                                                                {"type": "batchnorm"}, {"type": "maxpool", "kernel": 2}]}})
+    a, b = Trainer(cfg), Trainer(cfg)
+    before = a.params_numpy()
+    a.precompile([16, 8, 5])
+    after = a.params_numpy()
+    assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+    a.train_step(), b.train_step()
+    assert a.params_sha256() == b.params_sha256()
