@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -82,26 +81,10 @@ def design(factors: Sequence[Factor], repeats: int, seed: int) -> list[dict[str,
 def train_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """Train one cell (any process) in a fresh interpreter: ``{"config": TrainConfig dict}`` -> metrics or
     the error. A crashed process is retried ``payload.get("retries", 1)`` times (``"attempts"`` records it)."""
-    import os
-    import subprocess
-    import sys
+    from openmindspore.train.isolated import train_isolated
 
-    env = {**os.environ, "GLOG_v": "3"}
-    t0 = time.perf_counter()
-    attempts, err = 0, ""
-    for _ in range(1 + int(payload.get("retries", 1))):
-        attempts += 1
-        proc = subprocess.run([sys.executable, "-m", "openmindspore.causal._train_one"],
-                              input=json.dumps(payload["config"]), capture_output=True, text=True, env=env,
-                              timeout=payload.get("timeout_s", 7200))
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        if proc.returncode == 0 and lines:
-            return {"status": "ok", "metrics": json.loads(lines[-1]), "attempts": attempts,
-                    "duration_s": time.perf_counter() - t0}
-        tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        err = f"exit {proc.returncode}: {tail[-1] if tail else 'no output'}"
-    return {"status": "failed", "metrics": {}, "error": err, "attempts": attempts,
-            "duration_s": time.perf_counter() - t0}
+    return train_isolated(payload["config"], retries=int(payload.get("retries", 1)),
+                          timeout_s=float(payload.get("timeout_s", 7200)))
 
 
 def _metric(row: dict[str, Any], metric: str) -> float | None:

@@ -6,9 +6,10 @@ post-op: relu | batchnorm+relu | gelu | none; max-pool; avg-pool; dropout), then
 dense layers (units, activation, dropout). The ``down`` counter bounds the number of 2x
 down-samplings (stride-2 conv or pooling) by the input size, so every spec has a valid shape.
 
-Evaluation trains the spec with :func:`openmindspore.train.train` for a fixed number of steps
-(the same budget as the hand-designed ``DEFAULT_CNN`` baseline; no early stopping) and reports
-validation and test accuracy.
+Evaluation trains the spec for a fixed number of steps (the same budget as the hand-designed
+``DEFAULT_CNN`` baseline; no early stopping) in a fresh process (:func:`openmindspore.train.isolated.
+train_isolated`: a MindSpore crash fails the trial, never the search) and reports validation and test
+accuracy and loss.
 """
 from __future__ import annotations
 
@@ -108,11 +109,13 @@ class CNNSpace(SearchSpace):
 
     def evaluate(self, spec: list[dict], seed: int) -> dict[str, dict[str, float]]:
         from openmindspore.models.cnn import validate_spec
-        from openmindspore.train import TrainConfig, train
+        from openmindspore.train import TrainConfig
+        from openmindspore.train.isolated import train_isolated
 
         validate_spec(spec, self.input_shape, self.num_classes)  # fail fast, naming the layer
         cfg = TrainConfig.model_validate(self.train_config(spec, seed % (2**31)))
-        summary = train(cfg, out_dir=None, quiet=True)
-        return {"val": {"accuracy": float(summary["val"]["accuracy"])},
-                "test": {"accuracy": float(summary["eval"]["accuracy"])},
-                "train": {"final_loss": float(summary.get("final_loss", float("nan")))}}
+        res = train_isolated(cfg.model_dump(mode="json"))
+        if res["status"] != "ok":
+            raise RuntimeError(f"training the candidate failed after {res['attempts']} attempt(s): {res['error']}")
+        m = res["metrics"]
+        return {"val": m["val"], "test": m["test"], "train": {"final_loss": m["train"]["final_loss"]}}
