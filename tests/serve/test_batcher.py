@@ -65,10 +65,26 @@ def test_partial_batch_leaves_at_the_delay_bound():
     async def main():
         rec = Recorder()
         b = DynamicBatcher(rec, max_batch=64, max_delay_ms=20, concurrency=1)
-        return await asyncio.wait_for(b.submit({"x": np.ones((3, 1))}, 3), 30), rec
+        outs = await asyncio.wait_for(asyncio.gather(b.submit({"x": np.ones((3, 1))}, 3),
+                                                     b.submit({"x": np.ones((2, 1))}, 2)), 30)
+        return outs, rec, b
 
-    out, rec = run(main())
-    assert rec.sizes == [3] and out["n"].tolist() == [3, 3, 3]
+    outs, rec, b = run(main())
+    # dense arrivals: the worker waited (at most 20 ms) and sent one partial batch of 5 samples
+    assert rec.sizes == [5] and outs[0]["n"].tolist() == [5, 5, 5] and b.skipped_waits == 0
+
+
+def test_sparse_traffic_does_not_wait_for_the_delay_bound():
+    async def main():
+        rec = Recorder()
+        b = DynamicBatcher(rec, max_batch=64, max_delay_ms=20, concurrency=1)
+        for _ in range(4):   # one closed-loop client: arrivals 100 ms apart, much more than max_delay
+            await asyncio.wait_for(b.submit({"x": np.ones((1, 1))}, 1), 30)
+            await asyncio.sleep(0.1)
+        return rec, b
+
+    rec, b = run(main())
+    assert rec.sizes == [1, 1, 1, 1] and b.skipped_waits == 4
 
 
 def test_bounded_queue_raises_queue_full_with_retry_after():

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -28,6 +27,8 @@ def test_serve_bad_path_is_one_line_and_exit_2(tmp_path):
 def test_serve_bad_batching_flag_exit_2():
     p = run_oms("serve", "builtin:identity", "--max-batch", "0", timeout=120)
     assert p.returncode == 2 and "--max-batch" in p.stderr
+    p = run_oms("serve", "builtin:identity", "--frontends", "0", timeout=120)
+    assert p.returncode == 2 and "--frontends" in p.stderr
 
 
 def test_predict_bad_input_file_exit_2(tmp_path):
@@ -48,6 +49,7 @@ def test_oms_serve_end_to_end_then_sigterm_drains_and_exits(tmp_path):
         assert line, proc.stderr.read() if proc.poll() is not None else "no output"
         info = json.loads(line)
         assert info["url"] == f"http://127.0.0.1:{port}" and info["model"] == "echo" and info["version"] == "1"
+        assert info["frontends"] == 1   # --frontends N itself: test_server.py runs two
         assert requests.get(info["url"] + "/v2/health/ready", timeout=10).status_code == 200
         np.save(tmp_path / "x.npy", np.arange(6, dtype=np.float32).reshape(2, 3))
         p = run_oms("predict", info["url"], "--model", "echo", "--input", str(tmp_path / "x.npy"), timeout=120)

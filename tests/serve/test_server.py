@@ -1,7 +1,8 @@
 """The real server on 127.0.0.1: every endpoint and error, batching, overload, a replica SIGKILL under
 load and a version switch/rollback under load (both with zero failed requests), metrics, client, CLI.
 
-One Ray Serve deployment for the whole module (about a minute on 2 cores).
+One Ray Serve deployment for the whole module (about a minute on 2 cores), with two front ends sharing
+the port, so every test also goes through per-front-end batchers and merged ``/metrics``.
 """
 from __future__ import annotations
 
@@ -33,16 +34,17 @@ def runs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(runs):
+def server(runs, yolos_run):
     from openmindspore.serve import Server
 
-    srv = Server(port=free_port(), num_cpus=4)
+    srv = Server(port=free_port(), num_cpus=4, frontends=2)   # two front-end processes share the port
     try:
         srv.start()
         srv.deploy("digits", str(runs[0]), replicas=2, batching={"max_batch": 32, "max_delay_ms": 10, "max_queue": 512})
         srv.deploy("slow", "builtin:identity?dim=2&delay_ms=300", batching={"max_batch": 1, "max_delay_ms": 0, "max_queue": 2})
         # 40 ms per batch keeps both replicas busy under load, so a SIGKILL always hits a batch in flight
         srv.deploy("busy", "builtin:identity?dim=4&delay_ms=40", replicas=2, batching={"max_batch": 4, "max_delay_ms": 0})
+        srv.deploy("det", f"{yolos_run}?threshold=0.2", batching={"max_batch": 4, "max_delay_ms": 20})
         yield srv
     finally:
         srv.shutdown()
@@ -282,6 +284,46 @@ def test_version_switch_and_rollback_under_load_fail_zero_requests(server, runs,
     assert logits2["model_version"] == "1"
 
 
+# --------------------------------------------------------------------------- YOLOS
+def test_yolos_detector_over_http(server, yolos_run, yolos_images, tiny_yolos):
+    from openmindspore.serve import Client
+    from openmindspore.serve.predictor import load_predictor
+
+    k, (h, w) = tiny_yolos["k"], tiny_yolos["image_size"]
+    meta = requests.get(server.url + "/v2/models/det", timeout=10).json()
+    assert meta["inputs"] == [{"name": "image", "datatype": "UINT8", "shape": [-1, h, w, 3]}]
+    assert [(o["name"], o["datatype"], o["shape"]) for o in meta["outputs"]] == [
+        ("boxes", "FP32", [-1, k, 4]), ("scores", "FP32", [-1, k]), ("labels", "INT64", [-1, k]), ("count", "INT64", [-1])]
+    assert meta["parameters"]["kind"] == "detector" and meta["parameters"]["threshold"] == 0.2
+    want = load_predictor(f"{yolos_run}?threshold=0.2").predict({"image": yolos_images})
+    with ThreadPoolExecutor(2) as pool:   # two clients, one image each: answered as if alone
+        got = list(pool.map(lambda i: Client(server.url).infer("det", yolos_images[i:i + 1]), range(2)))
+    for i, g in enumerate(got):
+        np.testing.assert_array_equal(g["count"], want["count"][i:i + 1])
+        np.testing.assert_array_equal(g["labels"], want["labels"][i:i + 1])
+        np.testing.assert_allclose(g["scores"], want["scores"][i:i + 1], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(g["boxes"], want["boxes"][i:i + 1], rtol=1e-4, atol=1e-3)
+    bad = post(server, "/v2/models/det/infer", x_body(yolos_images.astype(np.float32), name="image"))
+    assert bad.status_code == 400 and "expected datatype UINT8, received FP32" in bad.json()["error"]
+
+
+def test_oms_predict_sends_an_image_file_and_scales_boxes_back(server, yolos_run, yolos_images, tiny_yolos, tmp_path):
+    from PIL import Image
+
+    from openmindspore.serve.predictor import load_predictor
+
+    h, w = tiny_yolos["image_size"]
+    Image.fromarray(yolos_images[0]).resize((2 * w, 2 * h), Image.NEAREST).save(tmp_path / "big.png")
+    p = run_oms("predict", server.url, "--model", "det", "--input", str(tmp_path / "big.png"),
+                "--output", str(tmp_path / "det.npz"), timeout=120)
+    assert p.returncode == 0, p.stderr
+    sent = np.asarray(Image.open(tmp_path / "big.png").convert("RGB").resize((w, h), Image.BILINEAR), np.uint8)[None]
+    want = load_predictor(f"{yolos_run}?threshold=0.2").predict({"image": sent})
+    with np.load(tmp_path / "det.npz") as z:
+        np.testing.assert_array_equal(z["count"], want["count"])
+        np.testing.assert_allclose(z["boxes"], want["boxes"] * 2, rtol=1e-4, atol=2e-3)   # in the big image's pixels
+
+
 # --------------------------------------------------------------------------- observability, CLI
 def test_prometheus_metrics_exposition(server):
     r = requests.get(server.url + "/metrics", timeout=10)
@@ -304,3 +346,22 @@ def test_oms_predict_cli(server, local, samples, tmp_path):
         np.testing.assert_array_equal(z["label"], local.predict({"x": samples[:3]})["label"])
     bad = run_oms("predict", server.url, "--model", "nope", "--input", str(tmp_path / "x.npy"), timeout=120)
     assert bad.returncode == 2 and "HTTP 404" in bad.stderr and "unknown model 'nope'" in bad.stderr
+
+
+def test_a_killed_front_end_is_replaced_with_the_current_routes(server, samples):
+    """Last in the module: SIGKILL one of two front ends; Serve starts a replacement that gets the routes."""
+    pids = server.frontend_pids()
+    assert len(pids) == 2
+    os.kill(pids[0], signal.SIGKILL)
+    deadline, now = time.monotonic() + 90, []
+    while time.monotonic() < deadline:
+        now = server.frontend_pids(timeout_s=5)
+        if len(now) == 2 and pids[0] not in now:
+            break
+        time.sleep(0.5)
+    assert len(now) == 2 and pids[0] not in now, (pids, now)
+    answers = []
+    for _ in range(24):   # fresh connections: the kernel spreads them over both front ends
+        answers.append(requests.post(server.url + "/v2/models/digits/infer", data=json.dumps(x_body(samples[:1])),
+                                     headers={"Connection": "close"}, timeout=60))
+    assert [r.status_code for r in answers] == [200] * 24, [r.text for r in answers if r.status_code != 200][:2]

@@ -8,6 +8,11 @@ a request that already waited while every replica was busy leaves at once). A ba
 ``<= max_batch`` (a single request larger than ``max_batch`` travels alone). Requests with different
 sample counts batch together; the outputs are split back along the first axis.
 
+When traffic is sparse — the recent mean gap between arrivals (EWMA) is longer than ``max_delay_ms``
+— a free worker does not wait at all: a wait would almost never catch a second request and would
+only add ``max_delay_ms`` (plus timer lateness on a busy machine) to every request, e.g. a single
+closed-loop client. Under load, requests that arrive while every replica is busy batch anyway.
+
 The queue is bounded by ``max_queue`` samples: ``submit`` raises ``QueueFullError`` (HTTP 429 with
 ``Retry-After``) instead of waiting without bound.
 """
@@ -75,6 +80,9 @@ class DynamicBatcher:
         self._workers: list[asyncio.Task] = []
         self._concurrency = concurrency
         self._recent_batch_s = 0.01  # EWMA of batch latency, for Retry-After
+        self._gap_s = math.inf        # EWMA of the gap between arrivals (inf until two have arrived)
+        self._last_arrival: float | None = None
+        self.skipped_waits = 0        # batches sent without waiting because traffic was sparse
 
     # ------------------------------------------------------------------ public
     @property
@@ -104,7 +112,12 @@ class DynamicBatcher:
             waves = (self._queued + n) / max(1, self.max_batch * self._concurrency)
             raise QueueFullError(self._queued, self.max_queue, n, max(1, math.ceil(waves * self._recent_batch_s)))
         fut = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(inputs, n, fut))
+        now = time.perf_counter()
+        if self._last_arrival is not None:
+            gap = now - self._last_arrival
+            self._gap_s = gap if math.isinf(self._gap_s) else 0.8 * self._gap_s + 0.2 * gap
+        self._last_arrival = now
+        self._queue.append(_Pending(inputs, n, fut, now))
         self._queued += n
         self._notify_queue()
         async with self._cond:  # type: ignore[union-attr]
@@ -146,6 +159,9 @@ class DynamicBatcher:
             while not self._queue:
                 await self._cond.wait()
             deadline = self._queue[0].t_enqueued + self.max_delay_s
+            if self._queued < self.max_batch and self.max_delay_s > 0 and self._gap_s > self.max_delay_s:
+                deadline = 0.0  # sparse traffic: waiting would not fill the batch
+                self.skipped_waits += 1
             while self._queued < self.max_batch:
                 left = deadline - time.perf_counter()
                 if left <= 0:

@@ -9,13 +9,17 @@ Names (all labelled by ``model`` and ``version``):
 - ``oms_serve_batch_requests``: histogram of requests per dispatched batch
 - ``oms_serve_queue_depth``: gauge of samples waiting in the batcher queue
 - ``oms_serve_retries_total``: batches re-sent to another replica after their replica died
+
+With several front ends each keeps its own registry; ``merge_expositions`` sums them (counters,
+histogram buckets/sums/counts and the queue-depth gauge all add up) so ``/metrics`` on any front
+end reports the whole server.
 """
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["ServeMetrics", "CONTENT_TYPE_LATEST"]
+__all__ = ["ServeMetrics", "CONTENT_TYPE_LATEST", "merge_expositions"]
 
 _LAT_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -45,3 +49,28 @@ class ServeMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def merge_expositions(texts: list[bytes]) -> bytes:
+    """Sum Prometheus text expositions sample by sample (same name and labels); keeps first-seen order."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families: dict[str, tuple[str, str, dict[tuple, float]]] = {}
+    for text in texts:
+        for fam in text_string_to_metric_families(text.decode()):
+            _, _, samples = families.setdefault(fam.name, (fam.type, fam.documentation, {}))
+            for smp in fam.samples:
+                key = (smp.name, tuple(smp.labels.items()))
+                samples[key] = samples.get(key, 0.0) + float(smp.value)
+    lines: list[str] = []
+    for name, (typ, doc, samples) in families.items():
+        shown = name + "_total" if typ == "counter" else name
+        lines += [f"# HELP {shown} {doc}", f"# TYPE {shown} {typ}"]
+        for (sname, labels), value in samples.items():
+            lab = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+            lines.append(f"{sname}{{{lab}}} {value!r}" if lab else f"{sname} {value!r}")
+    return ("\n".join(lines) + "\n").encode()

@@ -11,8 +11,9 @@ implicit). The server only ever sees this interface, so a new model family plugs
     MODEL_KINDS["yolos"] = "detector"     # run dirs whose config says model.name == "yolos"
 
 A *source* is a run directory written by ``oms train``, one of its checkpoint files
-(``RUN/checkpoints/step_*.safetensors``), or ``builtin:identity[?dim=N]`` (a numpy identity used to
-measure pure serving overhead).
+(``RUN/checkpoints/step_*.safetensors``), a YOLOS detection run or ``MODEL.ckpt`` + ``MODEL.json``
+(``detector.py``), or ``builtin:identity[?dim=N]`` (a numpy identity used to measure pure serving
+overhead). ``SOURCE?key=value&...`` passes options to the predictor.
 """
 from __future__ import annotations
 
@@ -85,7 +86,10 @@ def register_predictor(kind: str) -> Callable[[Callable[[ResolvedSource], Predic
 
 
 def resolve_source(source: str | Path) -> ResolvedSource:
-    """Check a source without importing MindSpore; raises ``ConfigError`` with the fix if it is unusable."""
+    """Check a source without importing MindSpore; raises ``ConfigError`` with the fix if it is unusable.
+
+    ``PATH?key=value&...`` passes options to the predictor (e.g. a detector's ``threshold``).
+    """
     s = str(source)
     if s.startswith("builtin:"):
         name, _, query = s[len("builtin:"):].partition("?")
@@ -93,17 +97,26 @@ def resolve_source(source: str | Path) -> ResolvedSource:
         if name not in _LOADERS or name != "identity":
             raise ConfigError("model", s, "a run directory, a checkpoint file, or builtin:identity[?dim=N&delay_ms=MS]")
         return ResolvedSource(s, name, options=opts)
-    p = Path(s).expanduser()
+    path, _, query = s.partition("?")
+    opts = dict(kv.split("=", 1) for kv in query.split("&") if "=" in kv)
+    p = Path(path).expanduser()
+    from openmindspore.serve.detector import detector_source
+
+    det = detector_source(p) if p.exists() else None
+    if det is not None:
+        return ResolvedSource(s, "detector", run_dir=det[0].parent, checkpoint=det[0], options=opts)
     checkpoint = None
     if p.is_file():
         if p.suffix != ".safetensors" or p.parent.name != "checkpoints":
-            raise ConfigError("model", s, "a run directory or RUN/checkpoints/step_*.safetensors",
+            raise ConfigError("model", s, "a run directory, RUN/checkpoints/step_*.safetensors, or a YOLOS "
+                              "MODEL.ckpt with its MODEL.json",
                               "pass the --out directory of `oms train` or one of its checkpoint files")
         checkpoint, p = p, p.parent.parent
     if not p.exists():
         raise ConfigError("model", s, "an existing run directory or checkpoint file", "check the path")
     if not (p / "config.yaml").is_file():
-        raise ConfigError("model", s, "a run directory containing config.yaml (written by `oms train --out DIR`)",
+        raise ConfigError("model", s, "a run directory containing config.yaml (written by `oms train --out DIR`) "
+                          "or model.ckpt + model.json (a detection run)",
                           "pass the --out directory of an earlier `oms train`")
     if checkpoint is None and not (p / "checkpoints" / "LATEST").is_file():
         raise ConfigError("model", s, "a run with at least one checkpoint (checkpoints/LATEST)",
@@ -113,11 +126,13 @@ def resolve_source(source: str | Path) -> ResolvedSource:
     cfg = yaml.safe_load((p / "config.yaml").read_text()) or {}
     model_name = str((cfg.get("model") or {}).get("name", ""))
     kind = MODEL_KINDS.get(model_name, "trained")
-    return ResolvedSource(s, kind, run_dir=p, checkpoint=checkpoint)
+    return ResolvedSource(s, kind, run_dir=p, checkpoint=checkpoint, options=opts)
 
 
 def load_predictor(source: str | Path | ResolvedSource) -> Predictor:
     """Build the predictor for ``source`` (imports MindSpore for trained models)."""
+    import openmindspore.serve.detector  # noqa: F401 - registers the "detector" kind
+
     rs = source if isinstance(source, ResolvedSource) else resolve_source(source)
     if rs.kind not in _LOADERS:
         raise ConfigError("model kind", rs.kind, f"one of {sorted(_LOADERS)}",

@@ -1,11 +1,13 @@
 """``Server``: start Ray Serve, deploy model versions, switch traffic, roll back, shut down.
 
 Each model version is its own Ray Serve application (``oms.<model>.<version>``, no HTTP route)
-running ``ModelReplica`` with R replicas; the ``oms-ingress`` application is the only HTTP route
-(``/``). Loading a version never touches the versions already serving; switching is a routing
-change inside the ingress, applied only after the new version's replicas are running and have
-answered a metadata call. Removing a version first stops routing to it, waits for its queue and
-in-flight batches to finish, then deletes its application.
+running ``ModelReplica`` with R replicas. The HTTP front is the ``oms-frontend`` application: N
+``FrontEnd`` replicas (default 1) that serve the Open Inference Protocol on ``host:port``
+themselves (``SO_REUSEPORT``), batch, and call model replicas directly; Ray Serve's HTTP proxy is
+disabled. Loading a version never touches the versions already serving; switching is a routing
+change pushed to the front ends as their ``user_config``, applied only after the new version's
+replicas are running and have answered a metadata call. Removing a version first stops routing to
+it and waits for its queue and in-flight batches to finish, then deletes its application.
 
 ::
 
@@ -28,7 +30,9 @@ __all__ = ["Server", "BatchingConfig"]
 
 log = logging.getLogger(__name__)
 
-INGRESS_APP = "oms-ingress"
+FRONTEND_APP = "oms-frontend"   # + "-<port>": several servers (ports) can share one Serve instance
+_DISPATCH = ("direct", "handle")
+_FRONTEND_VERSION = "oms-frontend-1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
@@ -45,17 +49,26 @@ class BatchingConfig(dict):
 
 
 class Server:
-    """Ray Serve on an embedded local cluster (or ``address``) with the OIP ingress on ``host:port``."""
+    """Ray Serve on an embedded local cluster (or ``address``) with ``frontends`` OIP front ends on ``host:port``.
+
+    ``dispatch="direct"`` (default) sends batches straight to replica actors; ``"handle"`` goes
+    through Ray Serve's ``DeploymentHandle`` router (slower; kept for comparison).
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, address: str | None = None,
-                 num_cpus: int | None = None, retry_timeout_s: float = 60.0) -> None:
+                 num_cpus: int | None = None, retry_timeout_s: float = 60.0, frontends: int = 1,
+                 dispatch: str = "direct") -> None:
+        if not isinstance(frontends, int) or not 1 <= frontends <= 64:
+            raise ConfigError("--frontends", frontends, "an integer in [1, 64]")
+        if dispatch not in _DISPATCH:
+            raise ConfigError("dispatch", dispatch, f"one of {_DISPATCH}")
         self.host, self.port, self.address, self.num_cpus = host, int(port), address, num_cpus
-        self.retry_timeout_s = retry_timeout_s
+        self.retry_timeout_s, self.frontends, self.dispatch = retry_timeout_s, frontends, dispatch
         self._routes: dict[str, Any] = {"models": {}}
         self._previous: dict[str, list[str]] = {}   # model -> earlier defaults (rollback stack)
         self._counter: dict[str, int] = {}          # model -> highest numeric version ever used
         self._engine = None
-        self._ingress = None
+        self._node_resource: dict[str, float] = {}
 
     # --------------------------------------------------------------- life
     @property
@@ -63,20 +76,24 @@ class Server:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "Server":
+        import ray
         from ray import serve
 
         from openmindspore.engine import get_engine
-        from openmindspore.serve.deployments import Ingress
 
         if not log.isEnabledFor(logging.DEBUG):
             logging.getLogger("ray.serve").setLevel(logging.WARNING)
-        if self.address is None:
-            _check_port_free(self.host, self.port)
+        _check_port_free(self.host, self.port)
         self._engine = get_engine("ray")
         self._engine.start(address=self.address, num_cpus=self.num_cpus)
-        serve.start(http_options={"host": self.host, "port": self.port}, logging_config={"log_level": "WARNING"})
-        self._ingress = serve.run(Ingress.options(ray_actor_options={"num_cpus": 0}).bind(self._routes, self.retry_timeout_s),
-                                  name=INGRESS_APP, route_prefix="/")
+        # front ends bind host:port, so they run on this node (the node's own resource pins them)
+        self._node_resource = {f"node:{ray.util.get_node_ip_address()}": 0.001}
+        serve.start(proxy_location="Disabled", logging_config={"log_level": "WARNING"})
+        try:
+            self._push()
+        except Exception as e:  # noqa: BLE001 - Serve reports a failed deploy with its own exception types
+            raise OMSError(f"the HTTP front end could not start on {self.url}: "
+                           f"{str(e).strip().splitlines()[-1][:300]}") from None
         self._wait_http()
         log.info("serving on %s", self.url)
         return self
@@ -97,7 +114,7 @@ class Server:
             time.sleep(0.1)
 
     def shutdown(self) -> None:
-        """Drain (Ray Serve calls the ingress's graceful shutdown), then stop Serve and an owned cluster."""
+        """Drain (Ray Serve calls each front end's graceful shutdown), then stop Serve and an owned cluster."""
         from ray import serve
 
         try:
@@ -192,8 +209,7 @@ class Server:
             raise ConfigError("version", version, "a version that is not the default",
                               "switch or roll back to another version first")
         cfg = m["versions"].pop(version)
-        self._push()
-        self._ingress.wait_drained.remote().result(timeout_s=self.retry_timeout_s + 10)  # type: ignore[union-attr]
+        self._push()  # returns after the front ends drained the version
         _safe_delete(cfg["app"])
 
     def versions(self, name: str) -> dict[str, Any]:
@@ -201,17 +217,12 @@ class Server:
         return {"default": m["default"], "versions": sorted(m["versions"])}
 
     def replica_pids(self, name: str, version: str | None = None, timeout_s: float = 30.0) -> list[int]:
-        """The PIDs of a version's replica processes (asks replicas until all have answered)."""
-        from ray import serve
+        """The PIDs of a version's live, initialized replica processes (asked directly, not through the router)."""
+        from openmindspore.serve.replicas import call_each_replica
 
         m = self._model(name)
         cfg = m["versions"][str(version or m["default"])]
-        handle = serve.get_deployment_handle("ModelReplica", app_name=cfg["app"])
-        pids: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        while len(pids) < cfg["replicas"] and time.monotonic() < deadline:
-            pids |= {r.result() for r in [handle.pid.remote() for _ in range(4 * cfg["replicas"])]}
-        return sorted(pids)
+        return sorted(set(call_each_replica(cfg["app"], "ModelReplica", "pid", timeout_s=timeout_s)))
 
     # ------------------------------------------------------------ helpers
     def _model(self, name: str) -> dict[str, Any]:
@@ -227,8 +238,37 @@ class Server:
         self._push()
 
     def _push(self) -> None:
+        """Deploy the front ends with the current routes as ``user_config`` (in place when they run).
+
+        Returns once every front end applied the routes and drained the versions they removed.
+        """
+        from ray import serve
+
+        from openmindspore.serve.frontend import FRONTEND_ENV, FrontEnd
+
         routes = {"models": {n: m for n, m in self._routes["models"].items() if m["default"] is not None}}
-        self._ingress.set_routes.remote(routes).result(timeout_s=60)  # type: ignore[union-attr]
+        # A fixed code version makes a routes change a ``reconfigure`` of the running front ends; without
+        # it every ``serve.run`` gets a random version and Serve replaces (restarts) them.
+        opts = FrontEnd.options(num_replicas=self.frontends, user_config=routes, version=_FRONTEND_VERSION, _internal=True,
+                                ray_actor_options={"num_cpus": 0, "resources": self._node_resource,
+                                                   "runtime_env": {"env_vars": FRONTEND_ENV}})
+        serve.run(opts.bind(self.host, self.port, self.retry_timeout_s, self.dispatch), name=self.frontend_app,
+                  route_prefix=None)
+
+    @property
+    def frontend_app(self) -> str:
+        return f"{FRONTEND_APP}-{self.port}"
+
+    def frontend_pids(self, timeout_s: float = 30.0) -> list[int]:
+        """The PIDs of the front-end processes (asks until all have answered)."""
+        from ray import serve
+
+        handle = serve.get_deployment_handle("FrontEnd", app_name=self.frontend_app)
+        pids: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(pids) < self.frontends and time.monotonic() < deadline:
+            pids |= {r.result()["pid"] for r in [handle.describe.remote() for _ in range(4 * self.frontends)]}
+        return sorted(pids)
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -1,0 +1,137 @@
+"""``DetectorPredictor``: serve a YOLOS detector (a detection run or a converted checkpoint) over OIP.
+
+Sources (``kind = "detector"``):
+
+- a detection run directory (``oms train`` with ``task: detection``): ``model.ckpt`` + ``model.json``;
+- a checkpoint ``X.ckpt`` with its ``X.json`` (``oms convert-hf`` or a detection run).
+
+Options go after ``?``: ``runs/det?threshold=0.3&image_size=480x640``.
+
+OIP tensors (the batch dimension is reported as -1):
+
+==========  ======  ===================  =====================================================
+name        type    per-sample shape     meaning
+==========  ======  ===================  =====================================================
+``image``   UINT8   ``[H, W, 3]``        RGB pixels, row-major HWC (resize client-side to H×W)
+``boxes``   FP32    ``[K, 4]``           ``x0, y0, x1, y1`` in pixels of the input image
+``scores``  FP32    ``[K]``              class probability of each detection
+``labels``  INT64   ``[K]``              class id (``model.config.id2label``)
+``count``   INT64   ``[]``               detections with ``score > threshold``
+==========  ======  ===================  =====================================================
+
+``K`` is the model's number of detection tokens (the most detections it can make). Rows are
+sorted by score, highest first; the first ``count`` rows are the detections, the rest are padding
+(``boxes`` and ``scores`` 0, ``labels`` -1). ``H × W`` is fixed per served model so that requests
+batch together: ``image_size`` option, else the training images' size of a detection run
+(``summary.json``), else the model config's ``image_size``. Pre- and post-processing are those of
+``oms detect`` (``YolosImageProcessor``: resize, rescale, ImageNet normalisation; softmax, best
+non-"no object" class).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from openmindspore.errors import ConfigError
+from openmindspore.serve.predictor import Predictor, ResolvedSource, register_predictor
+from openmindspore.serve.protocol import TensorSpec
+
+__all__ = ["DetectorPredictor", "detector_source"]
+
+
+def detector_source(p: Path) -> tuple[Path, Path] | None:
+    """``(checkpoint, sidecar json)`` when ``p`` is a YOLOS detection run or checkpoint, else None."""
+    ckpt = p / "model.ckpt" if p.is_dir() else p
+    if ckpt.suffix != ".ckpt" or not ckpt.is_file():
+        return None
+    side = ckpt.with_suffix(".json")
+    if not side.is_file():
+        return None
+    try:
+        meta = json.loads(side.read_text())
+    except ValueError as e:
+        raise ConfigError("model", str(side), "valid JSON written by `oms convert-hf` or a detection run", str(e)) from None
+    if meta.get("family") != "yolos" and "yolos" not in str(meta.get("model", "")):
+        return None
+    return ckpt, side
+
+
+def _image_size(opts: dict[str, str], run_dir: Path, cfg_size: Any) -> tuple[int, int]:
+    raw = opts.get("image_size")
+    if raw is not None:
+        try:
+            h, w = (int(v) for v in raw.lower().split("x"))
+        except ValueError:
+            raise ConfigError("image_size", raw, "HxW in pixels, e.g. image_size=480x640") from None
+    else:
+        size = cfg_size
+        summary = run_dir / "summary.json"
+        if summary.is_file():
+            size = ((json.loads(summary.read_text()).get("config") or {}).get("data") or {}).get("image_size", size)
+        h, w = (int(v) for v in size)
+    if not (16 <= h <= 4096 and 16 <= w <= 4096):
+        raise ConfigError("image_size", f"{h}x{w}", "both sides in [16, 4096] pixels")
+    return h, w
+
+
+class DetectorPredictor(Predictor):
+    """YOLOS: ``image`` UINT8 ``(n, H, W, 3)`` -> ``boxes (n, K, 4)``, ``scores``, ``labels (n, K)``, ``count (n,)``."""
+
+    kind = "detector"
+
+    def __init__(self, checkpoint: Path, options: dict[str, str] | None = None) -> None:
+        from mindspore import Tensor
+
+        from openmindspore.models.yolos.inference import load_detector
+
+        opts = dict(options or {})
+        try:
+            self.threshold = float(opts.get("threshold", 0.5))
+        except ValueError:
+            raise ConfigError("threshold", opts["threshold"], "a score in [0, 1)") from None
+        if not 0.0 <= self.threshold < 1.0:
+            raise ConfigError("threshold", self.threshold, "a score in [0, 1)")
+        self.model, self.processor, meta = load_detector("yolos", checkpoint)
+        self.model.set_train(False)
+        self._tensor = Tensor
+        cfg = self.model.config
+        self.height, self.width = _image_size(opts, checkpoint.parent, cfg.image_size)
+        self.processor.output_size((self.height, self.width))  # fails now, not on the first request
+        k = int(cfg.num_detection_tokens)
+        self.k = k
+        self.id2label = {str(i): str(n) for i, n in (cfg.id2label or {}).items()}
+        self.model_name = str(meta.get("model", "yolos"))
+        self.inputs = [TensorSpec("image", "UINT8", (self.height, self.width, 3))]
+        self.outputs = [TensorSpec("boxes", "FP32", (k, 4)), TensorSpec("scores", "FP32", (k,)),
+                        TensorSpec("labels", "INT64", (k,)), TensorSpec("count", "INT64", ())]
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        images = np.asarray(inputs["image"], dtype=np.uint8)
+        n = len(images)
+        enc = self.processor(list(images))
+        logits, pred_boxes = self.model(self._tensor(np.asarray(enc["pixel_values"], np.float32)))[:2]
+        found = self.processor.post_process_object_detection(logits.asnumpy(), pred_boxes.asnumpy(), self.threshold,
+                                                             [(self.height, self.width)] * n)
+        boxes = np.zeros((n, self.k, 4), np.float32)
+        scores = np.zeros((n, self.k), np.float32)
+        labels = np.full((n, self.k), -1, np.int64)
+        count = np.zeros(n, np.int64)
+        for i, r in enumerate(found):
+            order = np.argsort(-r["scores"], kind="stable")
+            c = len(order)
+            boxes[i, :c], scores[i, :c], labels[i, :c], count[i] = r["boxes"][order], r["scores"][order], r["labels"][order], c
+        return {"boxes": boxes, "scores": scores, "labels": labels, "count": count}
+
+    def metadata(self) -> dict[str, Any]:
+        d = super().metadata()
+        d.update(model=self.model_name, threshold=self.threshold, id2label=self.id2label)
+        return d
+
+
+@register_predictor("detector")
+def _load_detector(rs: ResolvedSource) -> Predictor:
+    assert rs.checkpoint is not None
+    return DetectorPredictor(rs.checkpoint, rs.options)

@@ -1,0 +1,136 @@
+"""Routes of a front end: which model versions exist, their specs, batchers and replica dispatchers.
+
+``RouteTable.apply(routes)`` installs the routing table pushed by ``Server`` (as the front end's
+Ray Serve ``user_config``): a dictionary swap inside one asyncio loop, so a switch fails nothing —
+requests already queued on the old version finish there, new ones go to the new one. Removed
+versions are returned so the caller can drain them.
+
+Each ``VersionRoute`` owns one ``DynamicBatcher``; a batch runs on a replica through a
+``ReplicaPool`` (direct replica-actor call) or a ``HandleDispatcher`` (``DeploymentHandle``). A
+batch whose replica died is sent again (inference is idempotent) with backoff until
+``retry_timeout_s``: Ray Serve replaces the dead replica, the pool drops it at once and finds the
+replacement on its next refresh, so the client never sees the failure.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from openmindspore.serve.batcher import DynamicBatcher
+from openmindspore.serve.metrics import ServeMetrics
+from openmindspore.serve.protocol import ProtocolError, TensorSpec
+from openmindspore.serve.replicas import RETRYABLE_ERRORS, HandleDispatcher, NoReplicaError, ReplicaPool
+
+__all__ = ["VersionRoute", "RouteTable", "ReplicaGoneError"]
+
+log = logging.getLogger("openmindspore.serve")
+
+
+class ReplicaGoneError(Exception):
+    """Every retry of a batch hit a dead or unavailable replica."""
+
+
+class VersionRoute:
+    """A routed model version: specs, batcher, dispatcher, metric children.
+
+    ``cfg`` (from ``Server``): ``app``, ``replicas``, ``inflight_per_replica``, ``metadata``
+    (``inputs``/``outputs`` with -1 batch dim), ``batching`` (``max_batch``, ``max_delay_ms``,
+    ``max_queue``).
+    """
+
+    def __init__(self, model: str, version: str, cfg: dict[str, Any], metrics: ServeMetrics, retry_timeout_s: float,
+                 dispatch: str = "direct") -> None:
+        self.model, self.version, self.cfg = model, version, cfg
+        self.meta = cfg["metadata"]
+        self.inputs = [TensorSpec.from_metadata(d) for d in self.meta["inputs"]]
+        self.outputs = [TensorSpec.from_metadata(d) for d in self.meta["outputs"]]
+        slots = int(cfg.get("inflight_per_replica", 1))
+        deployment = cfg.get("deployment", "ModelReplica")
+        self.dispatcher: ReplicaPool | HandleDispatcher = (
+            ReplicaPool(cfg["app"], deployment, slots) if dispatch == "direct" else HandleDispatcher(cfg["app"], deployment))
+        self.retry_timeout_s = retry_timeout_s
+        lab = {"model": model, "version": version}
+        self.m_retry = metrics.retries.labels(**lab)
+        bsz, breq, q = metrics.batch_size.labels(**lab), metrics.batch_requests.labels(**lab), metrics.queue_depth.labels(**lab)
+        b = cfg.get("batching", {})
+        self.batcher = DynamicBatcher(self._call, max_batch=int(b.get("max_batch", 32)),
+                                      max_delay_ms=float(b.get("max_delay_ms", 2.0)),
+                                      max_queue=int(b.get("max_queue", 1024)), concurrency=self.concurrency(cfg),
+                                      on_batch=lambda s, r: (bsz.observe(s), breq.observe(r)), on_queue=q.set)
+
+    @staticmethod
+    def concurrency(cfg: dict[str, Any]) -> int:
+        return max(1, int(cfg.get("replicas", 1)) * int(cfg.get("inflight_per_replica", 1)))
+
+    def update(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.batcher.resize(self.concurrency(cfg))
+
+    async def _call(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch; on replica death retry (with backoff) until ``retry_timeout_s``."""
+        deadline = time.monotonic() + self.retry_timeout_s
+        delay, attempt = 0.02, 0
+        while True:
+            try:
+                return await self.dispatcher.call(batch)
+            except (*RETRYABLE_ERRORS, NoReplicaError) as e:
+                attempt += 1
+                self.m_retry.inc()
+                if time.monotonic() + delay > deadline:
+                    raise ReplicaGoneError(f"model {self.model!r} version {self.version}: no replica answered within "
+                                           f"{self.retry_timeout_s:.0f} s after {attempt} attempts ({type(e).__name__})") from e
+                log.warning("model=%s version=%s replica failed (%s); retry %d in %.2f s", self.model, self.version,
+                            type(e).__name__, attempt, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                await self.dispatcher.refresh()
+
+
+class RouteTable:
+    """``models[name] = {"default": version, "versions": {version: VersionRoute}}``."""
+
+    def __init__(self, metrics: ServeMetrics, retry_timeout_s: float = 60.0, dispatch: str = "direct") -> None:
+        self.metrics, self.retry_timeout_s, self.dispatch = metrics, retry_timeout_s, dispatch
+        self.models: dict[str, dict[str, Any]] = {}
+
+    def apply(self, routes: dict[str, Any]) -> list[VersionRoute]:
+        """Install ``routes``; returns the versions that were removed (their batchers must drain)."""
+        removed: list[VersionRoute] = []
+        new: dict[str, dict[str, Any]] = {}
+        for name, m in (routes or {}).get("models", {}).items():
+            old = self.models.get(name, {}).get("versions", {})
+            versions: dict[str, VersionRoute] = {}
+            for v, cfg in m["versions"].items():
+                if v in old and old[v].cfg["app"] == cfg["app"]:
+                    old[v].update(cfg)
+                    versions[v] = old[v]
+                else:
+                    versions[v] = VersionRoute(name, v, cfg, self.metrics, self.retry_timeout_s, self.dispatch)
+            removed += [ov for v, ov in old.items() if versions.get(v) is not ov]
+            new[name] = {"default": str(m["default"]), "versions": versions}
+        for name, m in self.models.items():
+            if name not in new:
+                removed += list(m["versions"].values())
+        self.models = new
+        return removed
+
+    def lookup(self, model: str, version: str | None) -> VersionRoute:
+        m = self.models.get(model)
+        if m is None:
+            raise ProtocolError(f"unknown model {model!r}; served models: {sorted(self.models)}", 404)
+        v = version if version is not None else m["default"]
+        if v not in m["versions"]:
+            raise ProtocolError(f"model {model!r} has no version {v!r}; loaded versions: {sorted(m['versions'])}", 404)
+        return m["versions"][v]
+
+    def all_versions(self) -> list[VersionRoute]:
+        return [v for m in self.models.values() for v in m["versions"].values()]
+
+    def describe(self) -> dict[str, Any]:
+        return {name: {"default": m["default"], "versions": sorted(m["versions"]),
+                       "queued": {v: ver.batcher.queued_samples for v, ver in m["versions"].items()}}
+                for name, m in self.models.items()}

@@ -1,0 +1,69 @@
+"""The YOLOS predictor behind ``oms serve``: sources, OIP specs, padding/sorting, equality with ``oms detect``'s path."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openmindspore.errors import ConfigError
+from openmindspore.serve.predictor import load_predictor, resolve_source
+
+
+def _reference(run, images, threshold):
+    """Independent path: the processor, the model and the post-processing of ``oms detect``, one image at a time."""
+    from mindspore import Tensor
+
+    from openmindspore.models.yolos.inference import load_detector
+
+    model, proc, _ = load_detector("yolos", run / "model.ckpt")
+    model.set_train(False)
+    out = []
+    for im in images:
+        logits, boxes = model(Tensor(np.asarray(proc([im])["pixel_values"], np.float32)))[:2]
+        out += proc.post_process_object_detection(logits.asnumpy(), boxes.asnumpy(), threshold, [im.shape[:2]])
+    return out
+
+
+def test_detection_run_and_checkpoint_resolve_to_the_detector_kind(yolos_run):
+    rs = resolve_source(yolos_run)
+    assert rs.kind == "detector" and rs.checkpoint == yolos_run / "model.ckpt"
+    rs = resolve_source(f"{yolos_run / 'model.ckpt'}?threshold=0.3&image_size=64x96")
+    assert rs.kind == "detector" and rs.options == {"threshold": "0.3", "image_size": "64x96"}
+
+
+def test_detector_specs_padding_and_equality_with_detect(yolos_run, yolos_images, tiny_yolos):
+    K, (h, w) = tiny_yolos["k"], tiny_yolos["image_size"]
+    loose = load_predictor(f"{yolos_run}?threshold=0.0").predict({"image": yolos_images})
+    # a threshold between the scores of the first image: some detections kept, the rest padded
+    s0 = np.sort(loose["scores"][0])
+    thr = float((s0[K // 2 - 1] + s0[K // 2]) / 2)
+    pred = load_predictor(f"{yolos_run}?threshold={thr}")
+    meta = pred.metadata()
+    assert meta["inputs"] == [{"name": "image", "datatype": "UINT8", "shape": [-1, h, w, 3]}]
+    assert meta["outputs"] == [{"name": "boxes", "datatype": "FP32", "shape": [-1, K, 4]},
+                               {"name": "scores", "datatype": "FP32", "shape": [-1, K]},
+                               {"name": "labels", "datatype": "INT64", "shape": [-1, K]},
+                               {"name": "count", "datatype": "INT64", "shape": [-1]}]
+    assert meta["kind"] == "detector" and meta["threshold"] == pytest.approx(thr) and meta["id2label"]["1"] == "circle"
+    got = pred.predict({"image": yolos_images})
+    want = _reference(yolos_run, yolos_images, thr)
+    assert 0 < got["count"][0] < K
+    for i, ref in enumerate(want):
+        c = int(got["count"][i])
+        order = np.argsort(-ref["scores"], kind="stable")
+        assert c == len(ref["scores"])
+        np.testing.assert_allclose(got["scores"][i, :c], ref["scores"][order], rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(got["labels"][i, :c], ref["labels"][order])
+        np.testing.assert_allclose(got["boxes"][i, :c], ref["boxes"][order], rtol=1e-4, atol=1e-3)
+        assert np.all(np.diff(got["scores"][i, :c]) <= 0)                       # best first
+        assert np.all(got["scores"][i, c:] == 0) and np.all(got["labels"][i, c:] == -1) and np.all(got["boxes"][i, c:] == 0)
+    # a batch answers exactly what one image at a time answers (requests of different clients batch together)
+    one = pred.predict({"image": yolos_images[1:]})
+    np.testing.assert_array_equal(one["count"], got["count"][1:])
+    np.testing.assert_allclose(one["scores"], got["scores"][1:], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("query, field", [("threshold=1.5", "threshold"), ("threshold=abc", "threshold"),
+                                          ("image_size=8x8", "image_size"), ("image_size=big", "image_size")])
+def test_detector_option_errors_name_the_field(yolos_run, query, field):
+    with pytest.raises(ConfigError, match=field):
+        load_predictor(f"{yolos_run}?{query}")
