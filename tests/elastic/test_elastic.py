@@ -1,7 +1,8 @@
 """Elastic training with real processes and real signals on an embedded Ray cluster.
 
-One uninterrupted 2-worker run is the reference; every fault scenario must reproduce it: bitwise at
-the same world size, within 1e-5 relative after a rescale. Steps are 1-based ("during step 3").
+One uninterrupted 2-worker run (default backend: shared memory) is the reference; every fault scenario
+must reproduce it: bitwise at the same world size (also with MindSpore's MCCL backend), within 1e-5
+relative after a rescale. Steps are 1-based ("during step 3").
 """
 from __future__ import annotations
 
@@ -87,7 +88,21 @@ def test_crash_hang_preempt_recover_bitwise(reference):
     for r in s["recoveries"]:
         assert r["steps_lost"] == 0 and r["world_before"] == r["world_after"] == 2 and "interrupted" not in r
         assert r["detect_s"] >= 0 and r["recover_s"] >= r["detect_s"]
+        # shm rebuilds in the live survivor: one process kept, one replaced
+        assert r["comm"] == "shm" and r["survivors_kept"] == 1 and not r["standby_group"], r
     assert s["recoveries"][2]["resumed_from_step"] == 9  # preemption: no rollback
+    _assert_exactly_once(s)
+    assert s["params_sha256"] == ref["params_sha256"]
+
+
+def test_mccl_backend_recovers_bitwise_equal_to_shm(reference):
+    """MindSpore's collectives: the crashed group is replaced by the pre-connected standby group (no
+    survivor kept), and the result is bitwise that of the shared-memory reference."""
+    tmp, ref = reference
+    s, _ = _train(tmp, "mccl", "--workers", "2", "--comm", "mccl", "--kill-worker-at", "3:1")
+    assert s["comm_s"]["backend"] == "mccl" and ref["comm_s"]["backend"] == "shm"
+    (r,) = s["recoveries"]
+    assert r["kind"] == "crash" and r["survivors_kept"] == 0 and r["steps_lost"] == 0, r
     _assert_exactly_once(s)
     assert s["params_sha256"] == ref["params_sha256"]
 
@@ -125,19 +140,21 @@ RESCALE_CONFIG = CONFIG.replace("steps: 12", "steps: 250").replace("{name: adam,
 
 
 def test_scale_down_then_up_matches_within_tolerance(tmp_path):
-    """Lose a worker with only one warm spare: shrink to 1 worker at once, grow back to 2 when the
-    replacements are up (a longer run, so they have time to start). Compared with one process training
-    the same global batch (SGD keeps float32 summation-order differences from being amplified)."""
+    """Lose a worker with no warm spare: shrink to the 1 survivor at once (kept alive: shm), grow back to
+    2 in-process when the cold-started replacement is up (a longer run, so it has time to start). Compared
+    with one process training the same global batch (SGD keeps float32 summation-order differences from
+    being amplified)."""
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(RESCALE_CONFIG)
     single = run_oms("train", str(cfg), "--out", str(tmp_path / "single"), "--json", timeout=400)
     assert single.returncode == 0, single.stderr[-2000:]
     proc = run_oms("train", str(cfg), "--out", str(tmp_path / "rescale"), "--json", "--workers", "2",
-                   "--spares", "1", "--rejoin-wait", "0", "--kill-worker-at", "3:1", timeout=600)
+                   "--spares", "0", "--rejoin-wait", "0", "--kill-worker-at", "3:1", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = json.loads(proc.stdout)
     rec = s["recoveries"][0]
     assert rec["world_before"] == 2 and rec["world_after"] == 1 and rec["steps_lost"] == 0
+    assert rec["survivors_kept"] == 1  # the survivor goes on alone, then the group grows around it
     assert s["rescales"] and s["rescales"][0]["world_before"] == 1 and s["rescales"][0]["world_after"] == 2
     from openmindspore.data import ResumableSampler, load_dataset
 
@@ -192,6 +209,8 @@ def test_bad_elastic_input(tmp_path):
         (["--workers", "2", "--kill-worker-at", "x:1"], "--kill-worker-at='x:1'"),
         (["--workers", "2", "--kill-worker-at", "3:5"], "a rank < workers=2"),
         (["--workers", "2", "--address", "127.0.0.1:1"], "--address='127.0.0.1:1'"),
+        (["--workers", "2", "--comm", "nccl"], "invalid choice: 'nccl'"),
+        (["--workers", "2", "--bucket-mb", "0"], "--bucket-mb=0.0"),
     ]
     for args, fragment in cases:
         proc = run_oms("train", str(cfg), "--out", str(tmp_path / "o"), *args, timeout=120)

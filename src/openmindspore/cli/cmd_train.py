@@ -14,6 +14,7 @@ EXAMPLES = """\
   oms train --resume runs/mnist --max-steps 200                # ... up to step 200
   oms train examples/mnist_cnn.yaml --workers 2 --kill-worker-at 20:1   # elastic, one injected crash
   oms train examples/mnist_cnn.yaml --workers 2 --address auto         # join a running Ray cluster
+  oms train examples/mnist_cnn.yaml --workers 2 --comm mccl            # MindSpore's collectives instead of shm
 """
 
 
@@ -42,6 +43,12 @@ def register(sub) -> None:
     e.add_argument("--placement", choices=["PACK", "SPREAD"], default="PACK", help="placement-group strategy")
     e.add_argument("--engine", choices=["ray", "yuanrong"], default="ray",
                    help="distributed execution engine (openYuanrong is experimental)")
+    e.add_argument("--comm", choices=["shm", "mccl"],
+                   help="gradient all-reduce: shm (shared memory on one node, survivors kept on failure; default) "
+                        "or mccl (MindSpore's collectives; default with --address)")
+    e.add_argument("--bucket-mb", type=float, help="all-reduce bucket (piece) size in MiB for shm (default 1)")
+    e.add_argument("--restart-survivors", action="store_true",
+                   help="replace every worker on a failure even when the backend could keep the survivors")
     for kind, sig in (("kill", "SIGKILL"), ("hang", "SIGSTOP"), ("preempt", "SIGTERM")):
         e.add_argument(f"--{kind}-worker-at", action="append", default=[], metavar="STEP[:RANK]",
                        help=f"fault injection: send {sig} to RANK (default 0) during STEP; repeatable")
@@ -58,12 +65,13 @@ def _elastic_options(args, saved=None):
     base = saved or ElasticOptions(workers=args.workers or 2)
     if args.workers is not None:
         base.workers = args.workers
-    for name in ("min_workers", "spares", "address", "checkpoint_every", "checkpoint_secs"):
+    for name in ("min_workers", "spares", "address", "checkpoint_every", "checkpoint_secs", "comm", "bucket_mb"):
         if getattr(args, name) is not None:
             setattr(base, name, getattr(args, name))
     base.snapshot_every, base.hang_timeout = args.snapshot_every, args.hang_timeout
     base.max_restarts, base.placement, base.engine = args.max_restarts, args.placement, args.engine
     base.rejoin_wait = args.rejoin_wait
+    base.keep_survivors = not args.restart_survivors
     base.faults = faults if (faults or saved is None) else base.faults
     if args.workers is not None and saved is not None:
         base.threads = None  # recompute for the new world size

@@ -3,9 +3,12 @@ recovers from survivors' or snapshot state, rescales, and writes asynchronous di
 
 Failure semantics (see docs/distributed.md):
 
-* **crash** — a worker process dies: the engine reports it at once. Survivors are blocked in the
-  all-reduce of that step; their state after the previous step is exported from another thread of their
-  process, then the whole group is retired (a broken MindSpore group cannot be re-initialised).
+* **crash** — a worker process dies: the engine reports it at once. With ``--comm shm`` (rebuildable)
+  the survivors' all-reduce fails within milliseconds, they roll the step back and stay alive; the group
+  is rebuilt in their processes with warm replacements for the dead (TorchFT-style). With ``--comm mccl``
+  survivors are blocked in the all-reduce; their state after the previous step is exported from another
+  thread of their process, then the whole group is retired (a broken MindSpore group cannot be
+  re-initialised).
 * **hang** — a step outlives its deadline (``min(--hang-timeout, max(1 s, 5 x median step time))``);
   workers that do not answer a heartbeat within ``max(2 s, deadline / 2)`` are the hung ones (if all
   answer, the step is merely slow and gets another deadline, up to 3 x ``--hang-timeout``).
@@ -18,8 +21,8 @@ up at a step boundary.
 from __future__ import annotations
 
 import logging
+import os
 import socket
-import statistics
 import sys
 import threading
 import time
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from openmindspore.data import ResumableSampler, load_dataset
+from openmindspore.elastic._steps import GroupFailure, StepMixin
 from openmindspore.elastic.accounting import SampleLedger
 from openmindspore.elastic.options import ElasticOptions
 from openmindspore.elastic.worker import Scheduler, Worker
@@ -44,19 +48,13 @@ __all__ = ["ElasticTrainer", "GroupFailure"]
 log = logging.getLogger(__name__)
 
 
-class GroupFailure(Exception):
-    def __init__(self, kind: str, ranks: list[int], step: int, t_fail: float, detail: str = "") -> None:
-        super().__init__(f"{kind} of rank(s) {ranks} at step {step}: {detail}")
-        self.kind, self.ranks, self.step, self.t_fail, self.detail = kind, ranks, step, t_fail, detail
-        self.t_detect = time.time()
-
-
 @dataclass
 class _Group:
     members: list[ActorRef]
     sched: ActorRef | None
     connect: list[Any]  # futures of Worker.connect
     started: float
+    comm_group: str | None = None  # shm group name (None: mccl)
 
 
 @dataclass
@@ -65,7 +63,7 @@ class _Member:
     ready: Any  # future of Worker.ready()
 
 
-class ElasticTrainer:
+class ElasticTrainer(StepMixin):
     """Runs one elastic data-parallel job; ``run()`` returns the summary dict."""
 
     def __init__(self, cfg: TrainConfig, opts: ElasticOptions, run: RunDir, quiet: bool = True,
@@ -89,12 +87,19 @@ class ElasticTrainer:
         self.snapshots: dict[int, Any] = {}  # step -> driver-owned engine object with the state bytes
         self.step_times: list[float] = []
         self.stash_times: list[float] = []
+        self.comm_times: list[float] = []  # per step: the slowest rank's gradient exchange (incl. waiting), s
         self.losses: list[float] = []
         self._ckpt_thread: threading.Thread | None = None
         self._last_ckpt_time = time.time()
         self._pending_recovery: dict[str, Any] | None = None
+        self._bundle_nodes: list[tuple[str, float] | None] = []
+        self._refill_pending = False
         self._initial_spawns_done = False
         self.fault_log = run.path / "faults_fired.log"
+        self.rebuildable = self.opts.comm == "shm"  # survivors can rebuild their group in-process
+        self._group_id = f"{os.getpid():x}{int(time.time() * 1000) % 0xFFFFFF:06x}"
+        self._generation = 0
+        self._inflight: dict[int, Any] = {}  # rank -> future of the step in progress
 
     # ------------------------------------------------------------ logging
     def _say(self, msg: str) -> None:
@@ -109,17 +114,32 @@ class ElasticTrainer:
         if self._initial_spawns_done:
             self.restarts += 1
         bundle = self.free_bundles.pop(0)
-        actor = self.engine.spawn(Worker, self.cfg_dict, self.opts.threads, self.opts.workers, name=f"worker-b{bundle}",
+        actor = self.engine.spawn(Worker, self.cfg_dict, self._threads_for(bundle), self.opts.workers,
+                                  name=f"worker-b{bundle}",
                                   bundle=bundle, concurrency=4)
         self.pool.append(_Member(actor, self.engine.call(actor, "ready")))
         return True
+
+    def _threads_for(self, bundle: int) -> int:
+        """CPU threads of the worker in ``bundle``: ``cores // workers`` on the embedded cluster; on a real
+        cluster, that node's CPUs divided by the active workers the placement put on it."""
+        if self.opts.address is None or bundle >= len(self._bundle_nodes) or self._bundle_nodes[bundle] is None:
+            return int(self.opts.threads)
+        node, cpus = self._bundle_nodes[bundle]
+        on_node = sum(1 for x in self._bundle_nodes if x is not None and x[0] == node)
+        return max(1, int(cpus // max(1, min(self.opts.workers, on_node))))
 
     def _spawn_scheduler(self) -> None:
         actor = self.engine.spawn(Scheduler, name="ms-scheduler", bundle=None, concurrency=2)
         self.sched_pool.append(_Member(actor, self.engine.call(actor, "ready")))
 
-    def _refill(self) -> None:
-        """Start replacement processes for free slots (cold start, in the background)."""
+    def _refill(self, defer: bool = False) -> None:
+        """Start replacement processes for free slots (cold start, in the background). ``defer``: only after
+        the next completed step (a cold start takes CPU from a recovering group on a small node)."""
+        if defer:
+            self._refill_pending = True
+            return
+        self._refill_pending = False
         standby = len(self.standby.members) if self.standby else 0
         want = self.opts.workers + self.opts.spares - len(self.group) - len(self.pool) - standby
         while want > 0 and self._spawn_worker():
@@ -169,6 +189,10 @@ class ElasticTrainer:
         """Start forming a communication group of ``members`` (non-blocking)."""
         size = len(members)
         sched, host_port = None, None
+        if self.opts.comm == "shm":
+            spec = self._comm_spec()
+            futs = [self.engine.call(m.actor, "connect", rank, size, None, spec) for rank, m in enumerate(members)]
+            return _Group([m.actor for m in members], None, futs, time.time(), spec["group"])
         if size > 1:
             if not self.sched_pool:
                 self._spawn_scheduler()
@@ -182,19 +206,30 @@ class ElasticTrainer:
         futs = [self.engine.call(m.actor, "connect", rank, size, host_port) for rank, m in enumerate(members)]
         return _Group([m.actor for m in members], sched, futs, time.time())
 
-    def _activate(self, g: _Group, state: bytes | None, after_step: int) -> dict[str, Any]:
-        """Wait for ``g`` to be connected, load ``state`` into it and make it the active group."""
-        self.engine.wait(g.connect, timeout=120, num=len(g.connect))
+    def _comm_spec(self) -> dict[str, Any]:
+        """Connection spec of a new shm group (a fresh group name per formation)."""
+        self._generation += 1
+        return {"backend": "shm", "group": f"{self._group_id}-{self._generation}",
+                "timeout": 3 * self.opts.hang_timeout, "chunk_bytes": int(self.opts.bucket_mb * (1 << 20))}
+
+    def _activate(self, g: _Group, state: bytes | None, after_step: int,
+                  skip_load: frozenset[int] = frozenset()) -> dict[str, Any]:
+        """Wait for ``g`` to be connected, load ``state`` into it and make it the active group. Members
+        whose index is in ``skip_load`` already hold ``state`` (survivors at that step) and keep theirs."""
+        self._await_connect(g)
         outs = [self.engine.outcome(f, timeout=0) for f in g.connect]
         self.group, self.group_sched = g.members, g.sched
         bad = [i for i, o in enumerate(outs) if not o.ok]
         if bad:
-            raise GroupFailure("crash", bad, after_step + 1, g.started, f"connect failed: {outs[bad[0]].error}")
+            errs = "; ".join(f"[{i}] {outs[i].status}: {outs[i].error[-300:]}" for i in bad)
+            raise GroupFailure("crash", bad, after_step + 1, g.started, f"connect failed: {errs}")
         order = sorted(range(len(outs)), key=lambda i: outs[i].value["rank"])  # MindSpore's rank order
         self.group = [g.members[i] for i in order]
+        keep = {id(g.members[i]) for i in skip_load}
         self._read_fault_log()
         faults = [(i, f.kind, f.step, f.rank) for i, f in enumerate(self.opts.faults) if i not in self.fired]
-        loads = [self.engine.call(a, "load", state, faults, str(self.fault_log)) for a in self.group]
+        loads = [self.engine.call(a, "load", None if id(a) in keep else state, faults, str(self.fault_log))
+                 for a in self.group]
         self.engine.wait(loads, timeout=120, num=len(loads))
         louts = [self.engine.outcome(f, timeout=0) for f in loads]
         bad = [i for i, o in enumerate(louts) if not o.ok]
@@ -202,8 +237,39 @@ class ElasticTrainer:
             raise GroupFailure("crash", bad, after_step + 1, g.started, f"load failed: {louts[bad[0]].error}")
         return {"comm_init_s": max(o.value["comm_init_s"] for o in outs)}
 
-    def _form_group(self, size: int, state: bytes | None, after_step: int) -> dict[str, Any]:
-        """Make a group of ``size`` active: the pre-connected standby group when it fits, else a new one."""
+    def _await_connect(self, g: _Group, wait_s: float = 120.0) -> None:
+        """Wait for every member's connect; if one fails (e.g. a replacement dies while the group forms),
+        abort the others' rendezvous at once (shm) instead of letting them wait out the timeout."""
+        pending, until = list(g.connect), time.time() + wait_s
+        while pending and time.time() < until:
+            _, pending = self.engine.wait(pending, timeout=min(0.5, max(0.0, until - time.time())), num=len(pending))
+            waiting = {id(f) for f in pending}
+            failed = any(self.engine.outcome(f, timeout=0).status in ("dead", "error")
+                         for f in g.connect if id(f) not in waiting)
+            if failed and pending and g.comm_group is not None:
+                for m, f in zip(g.members, g.connect):
+                    if id(f) in waiting:
+                        self.engine.call(m, "abort", g.comm_group)
+                self.engine.wait(pending, timeout=10.0, num=len(pending))
+                return
+
+    def _form_group(self, size: int, state: bytes | None, after_step: int,
+                    keep: list[ActorRef] | None = None, keep_at_state: frozenset[int] = frozenset()) -> dict[str, Any]:
+        """Make a group of ``size`` active: the pre-connected standby group when it fits, else a new one.
+        ``keep`` (rebuildable backends): live workers that stay and rebuild their group in-process, topped
+        up from the warm pool; those whose index is in ``keep_at_state`` already hold ``state``."""
+        if keep:
+            members = [_Member(a, None) for a in keep[:size]] + self._take_ready(size - min(size, len(keep)))
+            skip = frozenset(i for i in keep_at_state if i < size)
+            try:
+                info = self._activate(self._connect(members), state, after_step, skip_load=skip)
+            finally:
+                for a in keep[size:]:
+                    self._release(a)
+            info["standby"] = False
+            info["kept"] = min(size, len(keep))
+            self._refill(defer=True)
+            return info
         sb, self.standby = self.standby, None
         if sb is not None and len(sb.members) == size:
             info = self._activate(sb, state, after_step)
@@ -213,13 +279,14 @@ class ElasticTrainer:
                 self._retire(sb.members, sb.sched)
             info = self._activate(self._connect(self._take_ready(size)), state, after_step)
             info["standby"] = False
+        info["kept"] = 0
         self._refill()
         return info
 
     def _prepare_standby(self) -> None:
         """Pre-connect a standby group of ``--workers`` processes when enough are warm."""
-        if self.standby is not None or self.opts.spares < self.opts.workers:
-            return
+        if self.standby is not None or self.opts.spares < self.opts.workers or self.rebuildable:
+            return  # shm groups form in milliseconds: no pre-connected standby group needed
         if len(self._ready(self.pool)) >= self.opts.workers:
             self.standby = self._connect(self._take_ready(self.opts.workers, wait_s=0))
 
@@ -233,106 +300,64 @@ class ElasticTrainer:
         self._retire(self.group, self.group_sched)
         self.group, self.group_sched = [], None
 
-    # --------------------------------------------------------------- step
-    def _deadline(self) -> float:
-        if len(self.step_times) < 3:
-            return self.opts.hang_timeout
-        return min(self.opts.hang_timeout, max(1.0, 5 * statistics.median(self.step_times[-20:])))
-
-    def _run_step(self, step: int) -> list[dict[str, Any]]:
-        t0 = time.time()
-        futs = [self.engine.call(a, "step", step) for a in self.group]
-        rank_of = {id(f): r for r, f in enumerate(futs)}
-        results: dict[int, dict[str, Any]] = {}
-        pending = list(futs)
-        deadline = t0 + self._deadline()
-        while pending:
-            ready, pending = self.engine.wait(pending, timeout=max(0.0, deadline - time.time()))
-            for f in ready:
-                out = self.engine.outcome(f, timeout=0)
-                r = rank_of[id(f)]
-                if out.ok:
-                    results[r] = out.value
-                else:
-                    dead = [rank_of[id(g)] for g in pending + ready
-                            if self.engine.outcome(g, timeout=0).status == "dead"]
-                    raise GroupFailure("crash", sorted(set(dead) | {r}), step + 1, t0, out.error)
-            if pending and time.time() >= deadline:
-                hung = self._unresponsive([rank_of[id(f)] for f in pending],
-                                          timeout=max(2.0, 0.5 * self._deadline()))
-                if hung or time.time() - t0 >= 3 * self.opts.hang_timeout:
-                    raise GroupFailure("hang", hung or sorted(rank_of[id(f)] for f in pending), step + 1, t0,
-                                       f"step {step + 1} exceeded its {self._deadline():.1f} s deadline")
-                deadline = time.time() + self._deadline()
-        return [results[r] for r in range(len(self.group))]
-
-    def _unresponsive(self, ranks: list[int], timeout: float) -> list[int]:
-        """Ranks whose process does not answer a heartbeat within ``timeout`` (a thread of a live worker
-        answers even while its main thread waits in a collective)."""
-        pings = {r: self.engine.call(self.group[r], "ping") for r in ranks}
-        self.engine.wait(list(pings.values()), timeout=timeout, num=len(pings))
-        return [r for r, f in pings.items() if not self.engine.outcome(f, timeout=0).ok]
-
     # ----------------------------------------------------------- recovery
-    def _best_state(self, alive: list[int], fallback_step: int) -> tuple[int, bytes, list[int]]:
-        """The newest state: exported by a live member (another thread of its process), else the newest
-        snapshot in the engine's object store. Also returns the members found dead meanwhile."""
-        futs = {r: self.engine.call(self.group[r], "export_state") for r in alive}
-        if futs:
-            self.engine.wait(list(futs.values()), timeout=5.0, num=len(futs))
-        best: tuple[int, bytes] | None = None
-        dead = []
-        for r, f in futs.items():
-            out = self.engine.outcome(f, timeout=0)
-            if out.ok and (best is None or out.value[0] > best[0]):
-                best = out.value
-            elif out.status == "dead":
-                dead.append(r)
-        for step in sorted(self.snapshots, reverse=True):
-            if best is not None and best[0] >= step:
-                break
-            out = self.engine.outcome(self.snapshots[step], timeout=10)
-            if out.ok:
-                best = (step, out.value)
-                break
-        if best is None:
-            raise OMSError(f"no state to recover from after step {fallback_step}: every process and snapshot is lost")
-        return best[0], best[1], dead
-
     def _read_fault_log(self) -> None:
         """Injected faults that fired (each fires once; workers log them before the signal)."""
         if self.fault_log.is_file():
             self.fired |= {int(x) for x in self.fault_log.read_text().split()}
 
     def _recover(self, failure: GroupFailure, last_done: int, ledger: SampleLedger) -> int:
-        """Retire the broken group, form a new one from the best state; returns the state's step."""
+        """Replace the failed members (rebuildable backends keep the survivors alive and rebuild the group
+        around them; otherwise the whole group is retired) and resume from the best state; returns its step."""
         if self._pending_recovery is not None:  # a failure during recovery: that one never completed
             rec = self._pending_recovery
             rec.pop("t_fail")
+            rec.pop("t_formed")
             self.recoveries.append({**rec, "recover_s": None, "interrupted": True})
             self._pending_recovery = None
         world_before = len(self.group)
         alive = [r for r in range(world_before) if r not in failure.ranks]
         self._say(f"{failure.kind}: rank(s) {failure.ranks} during step {failure.step} "
                   f"(detected after {failure.t_detect - failure.t_fail:.2f} s)")
-        state_step, blob, also_dead = self._best_state(alive, last_done)
+        keep_mode = self.rebuildable and self.opts.keep_survivors
+        t_begin = time.time()
+        if keep_mode:
+            self._settle_survivors(alive)
+        t_settled = time.time()
+        state_step, blob, also_dead, steps = self._best_state(alive, last_done)
+        t_state = time.time()
         failure.ranks = sorted(set(failure.ranks) | set(also_dead))
-        self._retire_group()
+        keep: list[ActorRef] = []
+        keep_at: frozenset[int] = frozenset()
+        if keep_mode:  # survivors stay (same processes); only the failed ones go
+            survivors = [r for r in alive if r in steps and r not in failure.ranks]
+            keep = [self.group[r] for r in survivors]
+            keep_at = frozenset(i for i, r in enumerate(survivors) if steps[r] == state_step)
+            for r in range(world_before):
+                if r not in survivors:
+                    self._release(self.group[r])
+            self.group, self.group_sched = list(keep), None
+        else:
+            self._retire_group()
         steps_lost = ledger.rollback(state_step)
         if state_step > last_done:  # the failed step completed on the survivors: account for it
             self._record_reconstructed(ledger, blob, state_step)
         deadline = time.time() + 120
-        self._refill()
+        need = self.opts.workers - len(keep)
+        covered = keep_mode and len(self._ready(self.pool)) >= need  # warm replacements are enough
+        self._refill(defer=covered)
         if not self.standby:  # replacements are starting: wait a bounded time rather than shrink
             self._prepare_standby()
-            if not self.standby and len(self.pool) >= self.opts.workers > len(self._ready(self.pool)):
+            if not self.standby and need > 0 and len(self.pool) >= need > len(self._ready(self.pool)):
                 self._say(f"waiting up to {self.opts.rejoin_wait:.0f} s for replacement processes")
                 until = time.time() + self.opts.rejoin_wait
-                while time.time() < until and len(self._ready(self.pool, timeout=0.5)) < self.opts.workers:
+                while time.time() < until and len(self._ready(self.pool, timeout=0.5)) < need:
                     pass
         while True:
-            self._refill()
-            ready = len(self._ready(self.pool, timeout=0.1)) + (len(self.standby.members) if self.standby else 0)
+            covered = covered and bool(keep) and len(self._ready(self.pool)) >= self.opts.workers - len(keep)
+            self._refill(defer=covered)
+            ready = (len(self._ready(self.pool, timeout=0.1)) + (len(self.standby.members) if self.standby else 0)
+                     + len(keep))
             if ready < self.opts.min_workers:
                 if not self.pool or time.time() > deadline:
                     self._final_checkpoint(state_step, blob)
@@ -344,18 +369,25 @@ class ElasticTrainer:
                 self._ready(self.pool, timeout=1.0)  # wait for cold-started replacements
                 continue
             try:
-                info = self._form_group(min(self.opts.workers, ready), blob, state_step)
+                info = self._form_group(min(self.opts.workers, ready), blob, state_step, keep=keep,
+                                        keep_at_state=keep_at)
                 size = len(self.group)
+                t_formed = time.time()
                 break
             except GroupFailure as again:  # a failure during recovery: retire and try again
                 self._say(f"failure during recovery ({again.detail}); retrying")
                 self._retire_group()
+                keep, keep_at = [], frozenset()
         self._pending_recovery = {
             "step": failure.step, "kind": failure.kind, "failed_ranks": failure.ranks,
             "detect_s": round(failure.t_detect - failure.t_fail, 3), "t_fail": failure.t_fail,
             "world_before": world_before, "world_after": size, "steps_lost": steps_lost,
             "resumed_from_step": state_step, "comm_init_s": round(info["comm_init_s"], 3),
-            "standby_group": info["standby"],
+            "standby_group": info["standby"], "survivors_kept": info["kept"], "comm": self.opts.comm,
+            "phases_s": {"detect_to_recover": round(t_begin - failure.t_detect, 3),
+                         "abort": round(t_settled - t_begin, 3),
+                         "state": round(t_state - t_settled, 3), "form_group": round(t_formed - t_state, 3)},
+            "t_formed": t_formed,
         }
         self.snapshots = {s: r for s, r in self.snapshots.items() if s <= state_step}
         return state_step
@@ -377,17 +409,25 @@ class ElasticTrainer:
         if sb is not None:
             if len(self.engine.wait(sb.connect, timeout=0, num=len(sb.connect))[0]) < len(sb.connect):
                 return  # scale up once the standby group is connected and waiting
-        elif len(self._ready(self.pool)) < self.opts.workers:
+        elif len(self._ready(self.pool)) < self.opts.workers - (len(self.group) if self._keeps() else 0):
             return  # ... or enough warm processes are up
         t0 = time.time()
         before = len(self.group)
-        state_step, blob, _ = self._best_state(list(range(before)), step)
-        self._retire_group()
-        info = self._form_group(self.opts.workers, blob, state_step)
+        state_step, blob, _, steps = self._best_state(list(range(before)), step)
+        if self._keeps():  # the live group stays and grows in-process
+            keep = list(self.group)
+            info = self._form_group(self.opts.workers, blob, state_step, keep=keep,
+                                    keep_at_state=frozenset(r for r, s in steps.items() if s == state_step))
+        else:
+            self._retire_group()
+            info = self._form_group(self.opts.workers, blob, state_step)
         self.rescales.append({"step": step, "world_before": before, "world_after": self.opts.workers,
                               "pause_s": round(time.time() - t0, 3), "comm_init_s": round(info["comm_init_s"], 3)})
         self._say(f"scaled up {before} -> {self.opts.workers} workers at step {step} "
                   f"({time.time() - t0:.2f} s pause, no steps lost)")
+
+    def _keeps(self) -> bool:
+        return self.rebuildable and self.opts.keep_survivors
 
     # -------------------------------------------------------- checkpoints
     def _take_snapshot(self, step: int, force: bool = False) -> None:
@@ -449,6 +489,7 @@ class ElasticTrainer:
         o = self.opts
         slots = o.workers + o.spares
         self.engine.reserve(slots, o.placement)
+        self._bundle_nodes = self.engine.bundle_nodes()
         self.free_bundles = list(range(slots))
         self._initial_spawns_done = False
         for _ in range(slots):
@@ -484,17 +525,21 @@ class ElasticTrainer:
                 dt = time.time() - t0
                 self.step_times.append(dt)
                 self.stash_times.append(max(r["stash_s"] for r in results))
+                self.comm_times.append(max(r["comm_s"] for r in results))
                 last_loss = float(sum(r["loss"] for r in results))
                 self.losses.append(last_loss)
                 ledger.record(step, results[0]["epoch"], np.concatenate([r["samples"] for r in results]))
                 if self._pending_recovery is not None:
                     rec = self._pending_recovery
                     rec["recover_s"] = round(time.time() - rec.pop("t_fail"), 3)
+                    rec["phases_s"]["first_step"] = round(time.time() - rec.pop("t_formed"), 3)
                     self.recoveries.append(rec)
                     self._pending_recovery = None
                     self._say(f"recovered: world {rec['world_before']} -> {rec['world_after']}, "
                               f"{rec['recover_s']:.2f} s from failure to step {step}, {rec['steps_lost']} step(s) lost")
                 self._take_snapshot(step, force=step == stop_at)
+                if self._refill_pending:
+                    self._refill()
                 window_n += 1
                 if step % self.cfg.log_every == 0 or step == stop_at:
                     now = time.perf_counter()
@@ -528,6 +573,8 @@ class ElasticTrainer:
             "step_time_s": {"median": med, "mean": float(times.mean()) if len(times) else None,
                             "p90": float(np.percentile(times, 90)) if len(times) else None},
             "snapshot_overhead": (float(np.median(self.stash_times)) / med) if med else None,
+            "comm_s": {"backend": self.opts.comm,
+                       "median": float(np.median(self.comm_times)) if self.comm_times else None},
             "world_size": len(self.group), "workers": self.opts.workers, "recoveries": self.recoveries,
             "rescales": self.rescales, "dataset": self.cfg.dataset, "model": self.cfg.model.get("name"),
             "elastic": self.opts.to_dict(), "engine": self.engine.name,

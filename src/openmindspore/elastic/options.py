@@ -7,9 +7,11 @@ from typing import Any
 
 from openmindspore.errors import ConfigError
 
-__all__ = ["ElasticOptions", "Fault", "parse_fault", "valid_world_sizes"]
+__all__ = ["ElasticOptions", "Fault", "parse_fault", "valid_world_sizes", "COMM_BACKENDS", "DEFAULT_BUCKET_MB"]
 
 FAULT_KINDS = ("kill", "hang", "preempt")
+COMM_BACKENDS = ("shm", "mccl")  # shm first: the default (measured ~50x MCCL's all-reduce bandwidth here)
+DEFAULT_BUCKET_MB = 1.0  # bucket = shm piece: 1-2 MiB stay in cache, ~1.7x faster than 32 (docs/benchmarks.md)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class ElasticOptions:
     engine: str = "ray"
     threads: int | None = None
     faults: list[Fault] = field(default_factory=list)
+    comm: str | None = None  # all-reduce backend: shm (one node, rebuildable) | mccl; None: shm, mccl with --address
+    bucket_mb: float = DEFAULT_BUCKET_MB  # all-reduce piece size, MiB (shm)
+    keep_survivors: bool = True  # rebuild the group around live workers (shm) instead of replacing them
 
     def validate(self, global_batch: int) -> "ElasticOptions":
         if self.workers < 1:
@@ -80,6 +85,14 @@ class ElasticOptions:
             raise ConfigError("--rejoin-wait", self.rejoin_wait, "seconds >= 0")
         if self.placement not in ("PACK", "SPREAD"):
             raise ConfigError("--placement", self.placement, "PACK or SPREAD")
+        if self.comm is None:
+            self.comm = "shm" if self.address is None else "mccl"
+        if self.comm not in COMM_BACKENDS:
+            raise ConfigError("--comm", self.comm, f"one of {list(COMM_BACKENDS)}",
+                              "shm for one node (fast, survivors kept), mccl for MindSpore's collectives")
+        if not 0.004 <= self.bucket_mb <= 4096:
+            raise ConfigError("--bucket-mb", self.bucket_mb, "a size in MiB between 0.004 and 4096",
+                              f"the measured default is {DEFAULT_BUCKET_MB}")
         for f in self.faults:
             if f.rank >= self.workers:
                 raise ConfigError(f"--{f.kind}-worker-at", f"{f.step}:{f.rank}", f"a rank < workers={self.workers}")

@@ -2,13 +2,20 @@
 
 Both are plain classes; the engine turns them into remote processes. A worker is started *warm*
 (MindSpore imported, dataset loaded, model built) and idles in the pool until it ``join``\\ s a group:
-only then does it set the MindSpore cluster variables and call ``mindspore.communication.init()``
-(a process whose group broke cannot re-initialise, so each group gets fresh processes).
+only then does it connect: with ``mccl`` it sets the MindSpore cluster variables and calls
+``mindspore.communication.init()`` (a process whose MindSpore group broke cannot re-initialise, so each
+MCCL group gets fresh processes); with ``shm`` it (re)builds a shared-memory group in the live process.
 
-Each ``step`` shards the global batch, computes gradients, sums them over the group with one MindSpore
-``AllReduce`` of a flat buffer, applies the optimizer, and stashes the new state (references to the
-parameter and optimizer tensors, which the next update replaces rather than overwrites: about a
-millisecond on the critical path). ``snapshot`` and ``export_state`` serialise that stash on another thread of the process, off the critical path.
+Each ``step`` shards the global batch, computes gradients, sums them over the group with one all-reduce of
+a flat buffer through the :mod:`~openmindspore.elastic.comm` seam (``shm``: shared memory, in pieces of
+``--bucket-mb``; ``mccl``: MindSpore's ``AllReduce``), applies the optimizer, and stashes the new state
+(references to the parameter and optimizer tensors, which the next update replaces rather than
+overwrites: about a millisecond on the critical path). ``snapshot`` and ``export_state`` serialise that
+stash on another thread of the process, off the critical path.
+
+With a rebuildable backend (``shm``) a worker survives the failure of a peer: the collective raises at
+once, the step is rolled back (the sampler rewound; nothing was applied) and reported as a
+``comm_error``, and ``connect`` later rebuilds the group in the same process.
 """
 from __future__ import annotations
 
@@ -20,6 +27,8 @@ import time
 from typing import Any
 
 import numpy as np
+
+from openmindspore.elastic.comm import CommAbortedError, CommError
 
 __all__ = ["Worker", "Scheduler"]
 
@@ -88,7 +97,9 @@ class Worker:
         self._stashes: dict[int, dict[str, Any]] = {}  # step -> state after that step (last few)
         self._stash_ready = threading.Condition(self._lock)
         self._preempted = False
-        self._allreduce = None
+        self.comm: Any = None  # a Collective (openmindspore.elastic.comm) when world_size > 1
+        self._busy = threading.Lock()  # held by step(); connect() waits for it
+        self._doomed: set[str] = set()  # shm groups the driver gave up before this worker joined them
         signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def _warm_up(self, world_size: int) -> None:
@@ -116,22 +127,56 @@ class Worker:
     def ping(self) -> tuple[int, int]:
         return os.getpid(), self.trainer.step
 
-    def connect(self, rank: int, world_size: int, sched: tuple[str, int] | None) -> dict[str, Any]:
-        """Form MindSpore communication for a group (world > 1). Standby groups connect ahead of time, so
-        the ~3 s start-up sync of a new group is off the recovery path."""
+    def connect(self, rank: int, world_size: int, sched: tuple[str, int] | None,
+                comm: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Join a group as ``rank`` of ``world_size``. ``comm`` = ``{"backend": "shm"|"mccl", "group": str,
+        "timeout": s, "chunk_bytes": int}`` (default MCCL through the scheduler at ``sched``). MCCL forms
+        MindSpore communication once per process (standby groups connect ahead of time, so its ~3 s
+        start-up sync is off the recovery path); shm (re)builds its group in this live process in ms."""
+        spec = dict(comm or {"backend": "mccl"})
         t0 = time.perf_counter()
-        if world_size > 1:
-            host, port = sched
-            os.environ.update(MS_ROLE="MS_WORKER", MS_SCHED_HOST=host, MS_SCHED_PORT=str(port),
-                              MS_WORKER_NUM=str(world_size), MS_NODE_ID=str(rank))
-            from mindspore import ops
-            from mindspore.communication import get_rank, init
+        if not self._busy.acquire(timeout=float(spec.get("timeout", 30.0))):
+            raise RuntimeError(f"worker rank {self.rank} is still inside a step; abort() it first")
+        try:
+            if spec["backend"] == "mccl":
+                if world_size > 1:
+                    host, port = sched
+                    os.environ.update(MS_ROLE="MS_WORKER", MS_SCHED_HOST=host, MS_SCHED_PORT=str(port),
+                                      MS_WORKER_NUM=str(world_size), MS_NODE_ID=str(rank))
+                    from mindspore.communication import init
 
-            init()
-            rank = get_rank()
-            self._allreduce = ops.AllReduce(ops.ReduceOp.SUM)
-        self.rank, self.world_size = rank, world_size
-        return {"rank": rank, "pid": os.getpid(), "comm_init_s": time.perf_counter() - t0}
+                    from openmindspore.elastic.comm import MCCLCollective
+
+                    init()
+                    self.comm = MCCLCollective()
+                    rank = self.comm.rank
+            elif world_size > 1:
+                from openmindspore.elastic.comm import ShmCollective
+
+                if spec["group"] in self._doomed:
+                    raise CommAbortedError(f"group {spec['group']} was aborted before rank {rank} joined it")
+                if self.comm is None or not self.comm.can_rebuild:
+                    self.comm = ShmCollective(None, timeout=float(spec["timeout"]),
+                                              chunk_bytes=int(spec["chunk_bytes"]))
+                self.comm.rebuild(spec["group"], rank, world_size)
+            elif self.comm is not None:
+                self.comm.close()
+                self.comm = None
+            self.rank, self.world_size = rank, world_size
+        finally:
+            self._busy.release()
+        return {"rank": rank, "pid": os.getpid(), "comm_init_s": time.perf_counter() - t0,
+                "host": socket.gethostname()}
+
+    def abort(self, group: str | None = None) -> bool:
+        """From another thread: make a step blocked in the collective fail now (rebuildable backends);
+        with ``group``, also a connect to that group, in progress or still to come."""
+        if group is not None:
+            self._doomed.add(group)
+        if self.comm is not None and self.comm.can_rebuild:
+            self.comm.abort(group)
+            return True
+        return False
 
     def load(self, state: bytes | None, faults: list[tuple[int, str, int, int]], fault_log: str = "") -> dict[str, Any]:
         """Load the group's starting state and the faults still to inject."""
@@ -159,27 +204,31 @@ class Worker:
                 os.kill(os.getpid(), sig)
 
     def step(self, step: int) -> dict[str, Any]:
-        """Run global step ``step`` (0-based index of the step being computed)."""
-        from mindspore import ops
+        """Run global step ``step`` (0-based index of the step being computed). If the collective fails
+        (a peer died, hung or the driver aborted), nothing is applied, the sampler is rewound, and the
+        result is ``{"comm_error": message, "comm_kind": kind, "lost": [ranks], ...}``."""
+        with self._busy:
+            return self._step(step)
 
+    def _step(self, step: int) -> dict[str, Any]:
         tr = self.trainer
         if tr.step != step:
             raise RuntimeError(f"worker rank {self.rank} is at step {tr.step}, asked for step {step}")
         self._inject(step + 1)  # faults are given as the 1-based step during which they happen
         epoch = tr.sampler.epoch
+        sampler0, epoch_of_step0 = tr.sampler.state(), tr.sampler_epoch_of_step
         idx = tr.next_indices()
         t0 = time.perf_counter()
         loss, grads = tr.compute_grads(idx, self.world_size, self.rank)
         t_compute = time.perf_counter() - t0
         if self.world_size > 1:
-            flat = ops.cat([g.reshape(-1) for g in grads])
-            flat = self._allreduce(flat)
-            out, offset = [], 0
-            for g in grads:
-                n = int(np.prod(g.shape))
-                out.append(flat[offset:offset + n].reshape(g.shape))
-                offset += n
-            grads = tuple(out)
+            try:
+                grads = self._exchange(grads)
+            except CommError as e:
+                tr.sampler.load_state(sampler0)
+                tr.sampler_epoch_of_step = epoch_of_step0
+                return {"comm_error": str(e), "comm_kind": e.kind, "lost": e.ranks, "rank": self.rank,
+                        "step": tr.step, "time": time.time()}
         t_comm = time.perf_counter() - t0 - t_compute
         with self._lock:
             tr.apply_grads(grads, len(idx))
@@ -191,6 +240,35 @@ class Worker:
         return {"step": tr.step, "loss": loss, "epoch": epoch, "samples": shard(idx, self.world_size, self.rank),
                 "rank": self.rank, "preempted": self._preempted, "compute_s": t_compute, "comm_s": t_comm,
                 "stash_s": t_stash, "time": time.time()}
+
+    def _exchange(self, grads: tuple) -> tuple:
+        """Sum gradients (MindSpore tensors) over the group: flatten into one new buffer, all-reduce it in
+        place, and return zero-copy tensors viewing it. The buffer is new every step on purpose: the
+        optimizer may keep a gradient array (SGD's first momentum buffer *is* the gradient), so it must not
+        alias memory that the next step overwrites (e.g. the shm backend's staging inbox)."""
+        from mindspore import Tensor
+
+        if hasattr(self.comm, "allreduce_tensor"):  # MCCL: stay in MindSpore (no host round trip)
+            from mindspore import ops
+
+            flat_t = self.comm.allreduce_tensor(ops.cat([g.reshape(-1) for g in grads]))
+            out, offset = [], 0
+            for g in grads:
+                n = int(np.prod(g.shape))
+                out.append(flat_t[offset:offset + n].reshape(g.shape))
+                offset += n
+            return tuple(out)
+        arrs = [g.asnumpy().reshape(-1) for g in grads]
+        dt = arrs[0].dtype
+        if any(a.dtype != dt for a in arrs):
+            raise RuntimeError(f"gradients of mixed dtypes {sorted({str(a.dtype) for a in arrs})}")
+        flat = np.concatenate(arrs)
+        self.comm.allreduce_(flat, "sum")
+        out, offset = [], 0
+        for g, a in zip(grads, arrs):
+            out.append(Tensor.from_numpy(flat[offset:offset + a.size].reshape(g.shape)))
+            offset += a.size
+        return tuple(out)
 
     def _stash_state(self) -> None:
         """Keep the state of the step just completed (caller holds the lock)."""

@@ -74,6 +74,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def free_cpus(self) -> float: ...
 
+    def bundle_nodes(self) -> list[tuple[str, float] | None]:
+        """Per reserved bundle: ``(node id, CPUs of that node)`` where the engine placed it, or ``None``
+        when the engine does not say (then callers assume one node)."""
+        return []
+
     def get(self, future: Any, timeout: float | None = None) -> Any:
         out = self.outcome(future, timeout)
         if not out.ok:

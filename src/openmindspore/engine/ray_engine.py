@@ -115,6 +115,18 @@ class RayEngine(Engine):
         except Exception as e:  # noqa: BLE001 - already gone is fine
             log.debug("kill %s: %s", actor.name, e)
 
+    def bundle_nodes(self) -> list[tuple[str, float] | None]:
+        """Where the placement group's bundles landed: ``(node id, the node's CPU resource)`` each."""
+        import ray
+        from ray.util.placement_group import placement_group_table
+
+        if self._pg is None:
+            return []
+        where = placement_group_table(self._pg).get("bundles_to_node_id", {})
+        cpus = {n["NodeID"]: float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")}
+        return [(where[b], cpus.get(where[b], 0.0)) if b in where else None
+                for b in range(len(self._pg.bundle_specs))]
+
     def free_cpus(self) -> float:
         import ray
 

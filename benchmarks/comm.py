@@ -1,0 +1,193 @@
+"""Collective backends for elastic data-parallel training, in one run.
+
+    python benchmarks/comm.py [--only bandwidth|pieces|scaling|recovery] [--reps 5] [--steps 40] [--kills 3]
+
+* bandwidth: in-place all-reduce of a float32 buffer, 2 processes on this node, 1 KB - 64 MB, for the
+  shared-memory backend (``shm``, 1 MiB pieces by default, plus other piece sizes at 42 MB) and for
+  MindSpore's MCCL; and whether both backends give bitwise the same sums (a fixed random input per rank).
+* scaling: median step time of ``oms train`` with 1 worker vs 2 workers (shm, mccl) on the 10.6M-parameter
+  MLP and on the default CNN (same global batch); efficiency = speed-up / 2.
+* recovery: 2 workers, SIGKILL of rank 1 at several steps; failure -> first completed step after it with
+  survivors kept (shm), survivors restarted (shm ``--restart-survivors``) and MCCL (standby group).
+
+One JSON line per result (see benchmarks/_util.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from _util import emit
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+MLP = "{name: mlp, hidden: [4096, 1792]}"  # 784-4096-1792-10: 10,579,210 parameters = 42.3 MB of float32
+MLP_BYTES = 10_579_210 * 4
+SIZES = [1 << 10, 16 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, MLP_BYTES, 64 << 20]
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, GLOG_v="3", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_allreduce(backend: str, sizes: list[int], reps: int, check_out: Path | None = None, world: int = 2,
+                  chunk_mb: float = 1.0, timeout: float = 600) -> list[dict]:
+    """Start ``world`` processes of benchmarks/_comm_worker.py (and MindSpore's scheduler for mccl);
+    returns rank 0's JSON records."""
+    env, procs = _env(), []
+    try:
+        if backend == "mccl":
+            sched = subprocess.Popen([sys.executable, "-m", "openmindspore.elastic._sched_main"], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            procs.append(sched)
+            assert sched.stdout.readline().strip() == "ready"
+            port = _free_port()
+            sched.stdin.write(f"127.0.0.1 {port} {world}\n")
+            sched.stdin.flush()
+            env.update(MS_SCHED_HOST="127.0.0.1", MS_SCHED_PORT=str(port), MS_WORKER_NUM=str(world))
+        group = uuid.uuid4().hex[:10]
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "_comm_worker.py"), "--backend", backend, "--world",
+               str(world), "--group", group, "--sizes", ",".join(map(str, sizes)), "--reps", str(reps),
+               "--chunk-mb", str(chunk_mb)] + (["--check-out", str(check_out)] if check_out else [])
+        workers = [subprocess.Popen(cmd + ["--rank", str(r)], env=env, stdout=subprocess.PIPE, text=True)
+                   for r in range(world)]
+        procs += workers
+        outs = [w.communicate(timeout=timeout)[0] for w in workers]
+        if any(w.returncode for w in workers):
+            raise SystemExit(f"{backend} all-reduce workers failed: {[w.returncode for w in workers]}")
+        return [json.loads(line) for out in outs for line in out.splitlines() if line.startswith("{")]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def bandwidth(tmp: Path, reps: int) -> None:
+    res = {}
+    for backend in ("shm", "mccl"):
+        res[backend] = {r["bytes"]: r for r in run_allreduce(backend, SIZES, reps, check_out=tmp / f"check.{backend}")}
+        for r in res[backend].values():
+            emit({"bench": "allreduce", "backend": backend, "bytes": r["bytes"],
+                  "median_ms": round(r["median_s"] * 1e3, 3),
+                  "MB_per_s": round(r["MB_per_s"], 1), "group_init_s": round(r["init_s"], 3), "processes": 2})
+    shm42, mccl42 = res["shm"][MLP_BYTES]["median_s"], res["mccl"][MLP_BYTES]["median_s"]
+    same = all(json.loads((tmp / f"check.shm.{r}").read_text()) == json.loads((tmp / f"check.mccl.{r}").read_text())
+               for r in range(2))
+    emit({"bench": "allreduce_summary", "bytes": MLP_BYTES, "shm_ms": round(shm42 * 1e3, 2),
+          "mccl_ms": round(mccl42 * 1e3, 2), "speedup_shm_over_mccl": round(mccl42 / shm42, 1),
+          "bitwise_equal_shm_mccl_all_sizes": same})
+    pieces(reps)
+
+
+def pieces(reps: int, rounds: int = 3) -> None:
+    """shm piece (bucket) size at 42 MB: rounds interleaved over the sizes, median of the rounds' medians."""
+    sizes = (0.125, 0.25, 0.5, 1.0, 2.0, 8.0, 32.0)
+    times: dict[float, list[float]] = {c: [] for c in sizes}
+    for _ in range(rounds):
+        for chunk in sizes:
+            times[chunk].append(run_allreduce("shm", [MLP_BYTES], reps, chunk_mb=chunk)[0]["median_s"])
+    for chunk in sizes:
+        med = statistics.median(times[chunk])
+        emit({"bench": "allreduce_piece_size", "backend": "shm", "bytes": MLP_BYTES, "piece_mb": chunk,
+              "median_ms": round(med * 1e3, 2), "rounds_ms": [round(t * 1e3, 1) for t in times[chunk]],
+              "MB_per_s": round(MLP_BYTES / med / 1e6, 1)})
+
+
+def _config(tmp: Path, steps: int, model: str, batch: int = 64) -> Path:
+    p = tmp / f"cfg-{uuid.uuid4().hex[:6]}.yaml"
+    p.write_text(f"dataset: mnist5k\nmodel: {model}\noptimizer: {{name: adam, lr: 0.002}}\n"
+                 f"batch_size: {batch}\nsteps: {steps}\nseed: 0\nlog_every: 1\ncheckpoint_every: 1000\n")
+    return p
+
+
+def _oms(*args: str, timeout: float = 1800) -> dict:
+    p = subprocess.Popen([str(BIN / "oms"), *args, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=dict(os.environ, GLOG_v="3"), start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    finally:
+        try:
+            os.killpg(p.pid, 9)
+        except ProcessLookupError:
+            pass
+    if p.returncode != 0:
+        raise SystemExit(f"oms {' '.join(args)} failed:\n{err[-3000:]}")
+    return json.loads(out)
+
+
+def scaling(tmp: Path) -> None:
+    for name, model, steps in (("MLP 784-4096-1792-10 (10.6M params)", MLP, 12), ("default CNN", "{name: cnn}", 20)):
+        cfg = _config(tmp, steps, model)
+        runs = {"1 worker": _oms("train", str(cfg), "--out", str(tmp / f"s1-{steps}"), "--workers", "1")}
+        for comm in ("shm", "mccl"):
+            runs[f"2 workers {comm}"] = _oms("train", str(cfg), "--out", str(tmp / f"s2-{comm}-{steps}"),
+                                             "--workers", "2", "--comm", comm)
+        t1 = runs["1 worker"]["step_time_s"]["median"]
+        for key, s in runs.items():
+            t = s["step_time_s"]["median"]
+            emit({"bench": "scaling", "model": name, "run": key, "global_batch": 64, "median_step_s": round(t, 3),
+                  "median_comm_s": s.get("comm_s", {}).get("median"), "samples_per_s": round(64 / t, 1),
+                  "speedup_over_1": round(t1 / t, 2), "efficiency": round(t1 / t / s["workers"], 2)})
+
+
+def recovery(tmp: Path, steps: int, kills: int, only: list[str] | None = None) -> None:
+    cfg = _config(tmp, steps, "{name: cnn}")
+    kill_steps = [8 + 10 * i for i in range(kills) if 8 + 10 * i < steps]
+    faults = [a for s in kill_steps for a in ("--kill-worker-at", f"{s}:1")]
+    modes = {"survivors kept (shm)": ["--comm", "shm"],
+             "survivors restarted (shm --restart-survivors)": ["--comm", "shm", "--restart-survivors"],
+             "processes replaced (mccl, standby group)": ["--comm", "mccl"]}
+    med = {}
+    for key, (mode, extra) in zip(("keep", "restart", "mccl"), modes.items()):
+        if only and key not in only:
+            continue
+        s = _oms("train", str(cfg), "--out", str(tmp / f"r-{extra[1]}-{len(extra)}"), "--workers", "2", *faults, *extra)
+        rec = [r for r in s["recoveries"] if r.get("recover_s") is not None]
+        med[mode] = statistics.median(r["recover_s"] for r in rec)
+        emit({"bench": "recovery", "mode": mode, "model": "default CNN", "workers": 2,
+              "recover_s": [r["recover_s"] for r in rec], "median_recover_s": med[mode],
+              "steps_lost": [r["steps_lost"] for r in rec], "survivors_kept": [r.get("survivors_kept") for r in rec],
+              "phases_s": [r.get("phases_s") for r in rec], "median_step_s": round(s["step_time_s"]["median"], 3)})
+    emit({"bench": "recovery_summary", **{k: round(v, 3) for k, v in med.items()}})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", choices=["bandwidth", "pieces", "scaling", "recovery"])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--kills", type=int, default=3)
+    ap.add_argument("--modes", default="keep,restart,mccl", help="recovery modes to run (comma-separated)")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="oms-comm-"))
+    try:
+        if args.only in (None, "bandwidth"):
+            bandwidth(tmp, args.reps)
+        if args.only == "pieces":
+            pieces(args.reps)
+        if args.only in (None, "scaling"):
+            scaling(tmp)
+        if args.only in (None, "recovery"):
+            recovery(tmp, args.steps, args.kills, args.modes.split(","))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

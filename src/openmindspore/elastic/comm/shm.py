@@ -1,0 +1,246 @@
+"""Shared-memory all-reduce for the ranks of one node, rebuildable in a live process.
+
+Each rank owns one segment in ``/dev/shm`` (``inbox`` of ``chunk_bytes`` + ``outbox`` of
+``chunk_bytes / world_size``) and maps every peer's. An all-reduce of a flat array goes in pieces of at
+most ``chunk_bytes``; per piece::
+
+    1. copy the piece into my inbox                       (skipped for a staging() buffer)
+    2. barrier                                            (all inboxes written)
+    3. reduce-scatter: for my sub-range r, outbox_r = ((in_0 + in_1) + in_2) + ...   (rank order)
+    4. barrier                                            (all sub-ranges reduced)
+    5. all-gather: copy every rank's outbox into my piece
+
+Step 3 fixes the summation order, so the result is bitwise the rank-ordered sum of
+:func:`~openmindspore.elastic.comm.base.reference_allreduce`, identical on every rank. Barriers go over a
+socket mesh (:mod:`._mesh`): a dead peer's socket closes and survivors raise
+:class:`~openmindspore.elastic.comm.base.PeerLostError` within milliseconds; every wait has a deadline.
+Segment files are unlinked as soon as every rank has mapped them, so a killed process leaks no memory.
+"""
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from openmindspore.elastic.comm._mesh import Mesh
+from openmindspore.elastic.comm.base import CommAbortedError, CommError, check_buffer
+from openmindspore.errors import ConfigError
+
+__all__ = ["ShmCollective", "DEFAULT_CHUNK_BYTES", "as_flat_numpy", "write_back"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_BYTES = 1 << 20  # measured: 1-2 MiB pieces (cache-resident) are fastest (docs/benchmarks.md)
+_ALIGN = 64
+_SHM_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(os.environ.get("TMPDIR", "/tmp"))
+
+
+def as_flat_numpy(buf: Any) -> np.ndarray:
+    """A numpy view of ``buf`` (numpy array, or a MindSpore tensor's host memory)."""
+    if isinstance(buf, np.ndarray):
+        return buf
+    if hasattr(buf, "asnumpy"):
+        return buf.asnumpy()
+    raise ConfigError("buf", type(buf).__name__, "a numpy array or a MindSpore Tensor")
+
+
+def write_back(buf: Any, arr: np.ndarray) -> Any:
+    """Make ``buf`` hold ``arr`` when ``arr`` was not a view of its memory (MindSpore tensors)."""
+    if isinstance(buf, np.ndarray) or buf.asnumpy().ctypes.data == arr.ctypes.data:
+        return buf
+    from mindspore import Tensor
+
+    buf.assign_value(Tensor.from_numpy(arr))
+    return buf
+
+
+def _round_up(n: int) -> int:
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+class ShmCollective:
+    """All-reduce over shared memory among ``world_size`` processes of one node (see module docstring).
+
+    ``group`` names the group (unique per formation, <= ~80 characters; ``None``: join one later with
+    :meth:`rebuild`); ``timeout`` (seconds) bounds every wait; ``chunk_bytes`` is the piece size (memory
+    per rank: ``chunk_bytes * (1 + 1/world_size)``).
+    """
+
+    backend = "shm"
+    can_rebuild = True
+
+    def __init__(self, group: str | None, rank: int = 0, world_size: int = 1, timeout: float = 30.0,
+                 chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
+        if chunk_bytes < 4096:
+            raise ConfigError("chunk_bytes", chunk_bytes, "at least 4096 bytes", "use the default (1 MiB)")
+        if timeout <= 0:
+            raise ConfigError("timeout", timeout, "seconds > 0")
+        self.timeout, self.chunk_bytes = float(timeout), int(chunk_bytes)
+        self._abort_r, self._abort_w = os.pipe()
+        self._aborted = threading.Event()
+        self.group, self.rank, self.world_size = "", 0, 1
+        self._mesh: Mesh | None = None
+        self._maps: list[mmap.mmap] = []
+        self._inbox: list[np.ndarray] = []
+        self._outbox: list[np.ndarray] = []
+        self._closed = False
+        self._doomed: set[str] = set()  # groups aborted before this rank began to join them
+        if group is not None:
+            self.rebuild(group, rank, world_size)
+
+    # ------------------------------------------------------------ formation
+    def rebuild(self, group: str, rank: int, world_size: int) -> None:
+        """Leave the current group (if any) and form ``group`` as ``rank`` of ``world_size``. Clears an
+        earlier :meth:`abort`. Raises :class:`CommError` if the peers do not all arrive in ``timeout``."""
+        if not 0 <= rank < world_size:
+            raise ConfigError("rank", rank, f"0 <= rank < world_size={world_size}")
+        self._teardown()
+        self._drain_abort()
+        if group in self._doomed:
+            raise CommAbortedError(f"rank {rank}: group {group} was aborted before it formed")
+        self.group, self.rank, self.world_size = group, rank, world_size
+        out_bytes = _round_up(-(-self.chunk_bytes // world_size))
+        size = self.chunk_bytes + out_bytes
+        path = _SHM_DIR / f"oms-comm-{group}-{rank}"
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        try:
+            os.ftruncate(fd, size)
+            own = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+        try:
+            self._mesh = Mesh(group, rank, world_size, self.timeout, self._abort_r, self._aborted)
+            self._mesh.connect()
+            maps = []
+            for r in range(world_size):
+                if r == rank:
+                    maps.append(own)
+                    continue
+                fd = os.open(_SHM_DIR / f"oms-comm-{group}-{r}", os.O_RDWR)
+                try:
+                    maps.append(mmap.mmap(fd, size))
+                finally:
+                    os.close(fd)
+            self._maps = maps
+            self._inbox = [np.frombuffer(m, np.uint8, self.chunk_bytes, 0) for m in maps]
+            self._outbox = [np.frombuffer(m, np.uint8, out_bytes, self.chunk_bytes) for m in maps]
+            self._mesh.barrier()  # everyone has mapped everyone's segment
+        except BaseException:
+            self._teardown()
+            raise
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _teardown(self) -> None:
+        if self._mesh is not None:
+            self._mesh.close()
+            self._mesh = None
+        self._inbox, self._outbox = [], []
+        for m in self._maps:
+            try:
+                m.close()
+            except BufferError:  # a caller still holds a staging() view: the mapping goes with it
+                pass
+        self._maps = []
+
+    def _drain_abort(self) -> None:
+        self._aborted.clear()
+        os.set_blocking(self._abort_r, False)
+        try:
+            while os.read(self._abort_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    # ----------------------------------------------------------- collectives
+    def staging(self, n: int, dtype: Any = np.float32) -> np.ndarray:
+        """A flat array of ``n`` elements to fill and pass to :meth:`allreduce_`: a view of this rank's inbox
+        when it fits (saves one copy), else a new array. Valid until the next collective call."""
+        dt = np.dtype(dtype)
+        if self._inbox and n * dt.itemsize <= self.chunk_bytes:
+            return self._inbox[self.rank][:n * dt.itemsize].view(dt)
+        return np.empty(n, dt)
+
+    def allreduce_(self, buf: Any, op: str = "sum") -> Any:
+        """Reduce ``buf`` (shape ``(n,)``) over the group in place, rank-ordered; returns ``buf``."""
+        arr = as_flat_numpy(buf)
+        check_buffer(arr, op)
+        self._check_open()
+        if self.world_size == 1:
+            if self._aborted.is_set():
+                raise CommAbortedError(f"rank {self.rank}: collective aborted")
+            return buf
+        item = arr.dtype.itemsize
+        step = self.chunk_bytes // item
+        raw = arr.view(np.uint8)
+        staged = raw.ctypes.data == self._inbox[self.rank].ctypes.data and arr.nbytes <= self.chunk_bytes
+        for off in range(0, len(arr), step):
+            m = min(step, len(arr) - off)
+            if not staged:
+                self._inbox[self.rank][:m * item] = raw[off * item:(off + m) * item]
+            self._piece(arr[off:off + m], m, arr.dtype, op)
+        return write_back(buf, arr)
+
+    def _piece(self, out: np.ndarray, m: int, dt: np.dtype, op: str) -> None:
+        n, r, item = self.world_size, self.rank, dt.itemsize
+        bounds = [m * k // n for k in range(n + 1)]
+        self._mesh.barrier()
+        lo, hi = bounds[r], bounds[r + 1]
+        if hi > lo:
+            acc = self._outbox[r][:(hi - lo) * item].view(dt)
+            ins = [b[lo * item:hi * item].view(dt) for b in self._inbox]
+            np.add(ins[0], ins[1], out=acc)
+            for x in ins[2:]:
+                np.add(acc, x, out=acc)
+            if op == "mean":
+                np.divide(acc, dt.type(n), out=acc)
+        self._mesh.barrier()
+        for k in range(n):
+            a, b = bounds[k], bounds[k + 1]
+            if b > a:
+                out[a:b] = self._outbox[k][:(b - a) * item].view(dt)
+
+    def barrier(self) -> None:
+        """Return once every rank has called ``barrier`` (deadline ``timeout``)."""
+        self._check_open()
+        if self._mesh is not None:
+            self._mesh.barrier()
+
+    def abort(self, group: str | None = None) -> None:
+        """Thread-safe: wake and fail the current wait (and later ones until :meth:`rebuild`). With
+        ``group``: also make a later :meth:`rebuild` into that group fail (a formation the driver gave up)."""
+        if group is not None:
+            self._doomed.add(group)
+        self._aborted.set()
+        try:
+            os.write(self._abort_w, b"x")
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._teardown()
+        for fd in (self._abort_r, self._abort_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CommError(f"rank {self.rank}: the collective of group {self.group} is closed")
+        if self.world_size > 1 and self._mesh is None:
+            raise CommError(f"rank {self.rank}: not connected (forming group {self.group} failed); call rebuild()")
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
