@@ -70,7 +70,14 @@ def _compiled_grad_fn(loss: nn.Cell, params: list) -> Any:
     def step(x: Tensor, y: Tensor, scale: Tensor, masks: tuple) -> tuple:
         return grad_fn(x, y, scale, masks)
 
-    return ms.jit(step)
+    jitted = ms.jit(step)
+
+    def call(x: Tensor, y: Tensor, scale: Tensor, masks: tuple) -> tuple:
+        # a plain tuple argument is a compile-time constant (one recompilation per new mask value);
+        # mutable() makes the masks graph inputs
+        return jitted(x, y, scale, ms.mutable(masks) if masks else masks)
+
+    return call
 
 
 class Trainer:
