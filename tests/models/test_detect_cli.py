@@ -30,7 +30,8 @@ def run_dir(tmp_path_factory):
     cfg = {"task": "detection", "model": TINY,
            "data": {"kind": "synthetic", "train_images": 12, "val_images": 6, "image_size": [32, 48],
                     "max_objects": 2},
-           "train": {"steps": 3, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "log_every": 1}}
+           "train": {"steps": 3, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "log_every": 1, "eval_every": 2,
+                     "hflip": True, "pos_init": "sincos"}}
     summary = finetune_detection(cfg, out)
     return out, summary
 
@@ -60,6 +61,7 @@ def test_finetune_writes_summary(run_dir):
     assert np.isfinite(on_disk["final_loss"])
     assert set(on_disk["eval"]) >= {"map50", "map"} and 0.0 <= on_disk["eval"]["map50"] <= 1.0
     assert (out / "model.ckpt").is_file() and (out / "model.json").is_file()
+    assert [c["step"] for c in on_disk["curve"]] == [2] and on_disk["steps_per_s"] > 0
 
 
 def test_finetune_config_errors(tmp_path):
@@ -71,6 +73,10 @@ def test_finetune_config_errors(tmp_path):
         finetune_detection({"task": "classification"}, tmp_path)
     with pytest.raises(ConfigError, match="data.kind"):
         finetune_detection({"task": "detection", "data": {"kind": "voc"}}, tmp_path)
+    with pytest.raises(ConfigError, match="train.pos_init"):
+        finetune_detection({"task": "detection", "train": {"pos_init": "learned"}}, tmp_path)
+    with pytest.raises(ConfigError, match="train.threads"):
+        finetune_detection({"task": "detection", "train": {"threads": 0}}, tmp_path)
 
 
 def test_detect_cli_json_and_png(run_dir, tmp_path, capsys):

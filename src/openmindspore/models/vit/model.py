@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
+from mindspore.ops.primitive import constexpr
 
 from openmindspore.errors import ConfigError
 from openmindspore.models.layers import Dropout
@@ -25,6 +26,14 @@ def _dropout(p: float, layer_id: int) -> Dropout | None:
     return Dropout(p, layer_id) if p > 0 else None
 
 
+@constexpr
+def _check_channels(got: int, expected: int) -> None:
+    """Raise :class:`ConfigError` on a wrong channel count (evaluated at compile time inside a graph)."""
+    if got != expected:
+        raise ConfigError("pixel_values.shape[1]", got, f"{expected} channels",
+                          "pass images as [batch, channels, height, width]")
+
+
 class PatchEmbeddings(nn.Cell):
     """``[B, C, H, W] -> [B, (H//p)*(W//p), D]`` via ``projection`` (a patch-sized stride-p convolution)."""
 
@@ -34,9 +43,7 @@ class PatchEmbeddings(nn.Cell):
         self.projection = PatchProjection(num_channels, hidden, patch, seed)
 
     def construct(self, x: Tensor) -> Tensor:
-        if x.shape[1] != self.num_channels:
-            raise ConfigError("pixel_values.shape[1]", x.shape[1], f"{self.num_channels} channels",
-                              "pass images as [batch, channels, height, width]")
+        _check_channels(x.shape[1], self.num_channels)
         return self.projection(x)
 
 

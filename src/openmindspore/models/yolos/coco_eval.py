@@ -5,7 +5,7 @@ import contextlib
 import io
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 

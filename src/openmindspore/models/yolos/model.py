@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
+from mindspore.ops.primitive import constexpr
 
 from openmindspore.errors import ConfigError
 from openmindspore.models.layers import Dropout
@@ -22,6 +23,13 @@ from openmindspore.models.vit.interpolate import resize_grid
 from openmindspore.models.yolos.config import YolosConfig
 
 __all__ = ["YolosForObjectDetection", "YolosModel", "YolosOutput", "interpolate_positions"]
+
+
+@constexpr
+def _check_size(h: int, w: int, p: int) -> None:
+    """Raise :class:`ConfigError` for an image smaller than one patch (evaluated at compile time in a graph)."""
+    if h < p or w < p:
+        raise ConfigError("pixel_values size", (h, w), f"at least one {p}x{p} patch")
 
 
 def _dropout(p: float, layer_id: int) -> Dropout | None:
@@ -177,8 +185,7 @@ class YolosModel(nn.Cell):
     def construct(self, pixel_values: Tensor) -> tuple:
         h, w = pixel_values.shape[-2:]
         p = self.cfg.patch_size
-        if h < p or w < p:
-            raise ConfigError("pixel_values size", (h, w), f"at least one {p}x{p} patch")
+        _check_size(h, w, p)
         x = self.embeddings(pixel_values)
         x, hidden = self.encoder(x, (h // p, w // p))
         return self.layernorm(x), hidden
