@@ -27,3 +27,26 @@ def emit(record: dict) -> None:
     record.setdefault("machine", f"{platform.machine()} {os.cpu_count()} cpus")
     print(json.dumps(record, sort_keys=True), flush=True)
     sys.stdout.flush()
+
+
+def oms_json(*args: str, timeout: float = 1800) -> dict:
+    """Run ``oms ARGS --json`` (this interpreter's venv) in its own session, kill everything it started
+    when it returns, and parse its summary; a failure exits with the command's stderr tail."""
+    import json
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    oms = Path(sys.executable).parent / "oms"
+    p = subprocess.Popen([str(oms), *args, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=dict(os.environ, GLOG_v="3"), start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if p.returncode != 0:
+        raise SystemExit(f"oms {' '.join(args)} failed:\n{err[-3000:]}")
+    return json.loads(out)

@@ -26,7 +26,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from _util import emit
+from _util import emit, oms_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -116,19 +116,7 @@ def _config(tmp: Path, steps: int, model: str, batch: int = 64) -> Path:
     return p
 
 
-def _oms(*args: str, timeout: float = 1800) -> dict:
-    p = subprocess.Popen([str(BIN / "oms"), *args, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=dict(os.environ, GLOG_v="3"), start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    finally:
-        try:
-            os.killpg(p.pid, 9)
-        except ProcessLookupError:
-            pass
-    if p.returncode != 0:
-        raise SystemExit(f"oms {' '.join(args)} failed:\n{err[-3000:]}")
-    return json.loads(out)
+_oms = oms_json
 
 
 def scaling(tmp: Path) -> None:

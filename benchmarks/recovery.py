@@ -15,7 +15,6 @@ One JSON line per result.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -26,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _util import emit
+from _util import emit, oms_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -39,20 +38,7 @@ def _config(tmp: Path, steps: int, model: str = "{name: cnn}", dataset: str = "m
     return p
 
 
-def _oms(*args: str, timeout: float = 1800) -> dict:
-    env = dict(os.environ, GLOG_v="3")
-    p = subprocess.Popen([str(BIN / "oms"), *args, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=env, start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    finally:
-        try:
-            os.killpg(p.pid, 9)
-        except ProcessLookupError:
-            pass
-    if p.returncode != 0:
-        raise SystemExit(f"oms {' '.join(args)} failed:\n{err[-3000:]}")
-    return json.loads(out)
+_oms = oms_json
 
 
 def _free_port() -> int:

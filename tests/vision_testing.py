@@ -41,3 +41,15 @@ def max_abs(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
+def detr_inputs(seed: int = 0, counts: tuple[int, ...] = (3, 0, 5), q: int = 8, num_labels: int = 4):
+    """Random DETR head outputs ``(logits [B, q, labels+1], boxes [B, q, 4] cxcywh)`` and targets with
+    ``counts[b]`` objects per image (Hugging Face's target format)."""
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((len(counts), q, num_labels + 1)) * 2).astype(np.float32)
+    boxes = np.concatenate([rng.uniform(0.2, 0.8, (len(counts), q, 2)), rng.uniform(0.05, 0.4, (len(counts), q, 2))],
+                           -1).astype(np.float32)
+    targets = []
+    for n in counts:
+        tb = np.concatenate([rng.uniform(0.2, 0.8, (n, 2)), rng.uniform(0.05, 0.4, (n, 2))], -1).astype(np.float32)
+        targets.append({"class_labels": rng.integers(0, num_labels, n).astype(np.int64), "boxes": tb})
+    return logits, boxes, targets

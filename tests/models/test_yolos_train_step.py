@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from vision_testing import detr_inputs
 
 from openmindspore.models.yolos.loss import DetrLossWeights, detr_loss, hungarian_match
 from openmindspore.models.yolos.train_step import DetrTrainStep, dense_detr_loss, optimizer_for, pack_matches
@@ -18,16 +19,7 @@ def _ms():
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
 
 
-def _inputs(seed: int, counts: tuple[int, ...], q: int = 8, num_labels: int = 4):
-    rng = np.random.default_rng(seed)
-    logits = (rng.standard_normal((len(counts), q, num_labels + 1)) * 2).astype(np.float32)
-    boxes = np.concatenate([rng.uniform(0.2, 0.8, (len(counts), q, 2)), rng.uniform(0.05, 0.4, (len(counts), q, 2))],
-                           -1).astype(np.float32)
-    targets = []
-    for n in counts:
-        tb = np.concatenate([rng.uniform(0.2, 0.8, (n, 2)), rng.uniform(0.05, 0.4, (n, 2))], -1).astype(np.float32)
-        targets.append({"class_labels": rng.integers(0, num_labels, n).astype(np.int64), "boxes": tb})
-    return logits, boxes, targets
+_inputs = detr_inputs
 
 
 @pytest.mark.parametrize("seed,counts", [(0, (3, 0, 5)), (4, (1, 2, 8)), (5, (0, 0, 0))])
