@@ -45,8 +45,7 @@ class ConvCL(nn.Cell):
     """Convolution as one gather (im2col) and one MatMul, equal to ``nn.Conv2d(pad_mode="pad")``.
 
     Differentiated by MindSpore's own rules: compiled, they are as fast as the hand-written backward of
-    ``conv._GatherMatmul``, whose custom bprop reads stale weights inside a compiled graph (measured on
-    MindSpore 2.10: the input gradient used the weights from compile time).
+    ``conv._GatherMatmul`` (measured), so the graph needs no custom bprop.
 
     ``weight [out, in, k, k]`` and ``bias [out]`` have ``Conv2d``'s names, shapes and initialisation
     (PyTorch's Kaiming-uniform, from ``seed``). Input ``[N, H, W, in]`` of the size given at build.
