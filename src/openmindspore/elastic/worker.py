@@ -273,13 +273,11 @@ class Worker:
     def _stash_state(self) -> None:
         """Keep the state of the step just completed (caller holds the lock)."""
         tr = self.trainer
-        # value() is a reference to the current storage; the optimizer's assign rebinds parameters to new
-        # storage, so these stay the values after this step (checked by the determinism tests). A backend
-        # that cannot be aborted (MCCL) copies to host now: reading a device value later waits for the
-        # stream, which a survivor's next all-reduce blocks for ~30 s once a peer is dead.
-        host = self.comm is not None and not self.comm.can_rebuild
+        # host copies now: the optimizer writes the next step's values into the same storage, and reading
+        # a device value later would wait for the stream, which a survivor's next MCCL all-reduce blocks
+        # for ~30 s once a peer is dead
         self._stashes[tr.step] = {
-            "params": {p.name: p.asnumpy().copy() if host else p.value() for p in tr.model.get_parameters()},
+            "params": tr.params_numpy(),
             "opt": {slot: list(arrs) for slot, arrs in tr.optimizer.state.items()},  # new arrays every step
             "t": tr.optimizer.t, "step": tr.step, "sampler": tr.sampler.state(), "samples_seen": tr.samples_seen,
         }
@@ -293,8 +291,7 @@ class Worker:
         opt = self.trainer.optimizer
         opt_state = {f"{slot}.{p.name}": a for slot, arrs in stash["opt"].items() for p, a in zip(opt.params, arrs)}
         opt_state["t"] = np.asarray([stash["t"]], dtype=np.int64)
-        params = {k: v if isinstance(v, np.ndarray) else v.asnumpy() for k, v in stash["params"].items()}
-        return TrainState(params=params, opt_state=opt_state, step=stash["step"], sampler=stash["sampler"],
+        return TrainState(params=stash["params"], opt_state=opt_state, step=stash["step"], sampler=stash["sampler"],
                           seed=self.trainer.cfg.seed, samples_seen=stash["samples_seen"]).to_bytes()
 
     def snapshot(self, step: int, timeout: float = 60.0) -> bytes:
