@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -76,6 +77,32 @@ def test_uninterrupted_two_workers(reference):
     _assert_exactly_once(s)
     assert 0 <= s["snapshot_overhead"] < 0.5
     assert s["eval"]["accuracy"] > 0.5  # it learns
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= 2:  # one thread per worker: each active worker pinned to its own core
+        assert s["worker_cores"] == [[cores[0]], [cores[1]]], s["worker_cores"]
+    assert set(s["phases_s"]) == {"compute", "update", "driver"} and s["phases_s"]["compute"] > 0
+
+
+def test_pin_to_cores_pins_every_thread_and_unpins_when_the_group_does_not_fit():
+    """In a child process (pinning is per process): rank 1 of 2 with 1 thread -> its own core, every
+    thread; a group that does not fit the node -> all cores again."""
+    code = (
+        "import os, threading, json\n"
+        "from openmindspore.elastic.worker import pin_to_cores\n"
+        "cores = sorted(os.sched_getaffinity(0))\n"
+        "t = threading.Thread(target=threading.Event().wait, args=(5,), daemon=True); t.start()\n"
+        "def affs(): return sorted({tuple(sorted(os.sched_getaffinity(int(x)))) for x in os.listdir('/proc/self/task')})\n"
+        "out = {'cores': cores, 'pinned': pin_to_cores(1, 2, 1, cores), 'after_pin': affs()}\n"
+        "out['unpinned'] = pin_to_cores(1, len(cores) + 1, 1, cores); out['after_unpin'] = affs()\n"
+        "print(json.dumps(out))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    cores = out["cores"]
+    if len(cores) < 2:
+        pytest.skip("needs 2 cores")
+    assert out["pinned"] == [cores[1]] and out["after_pin"] == [[cores[1]]]
+    assert out["unpinned"] is None and out["after_unpin"] == [cores]
 
 
 def test_crash_hang_preempt_recover_bitwise(reference):
@@ -211,6 +238,7 @@ def test_bad_elastic_input(tmp_path):
         (["--workers", "2", "--address", "127.0.0.1:1"], "--address='127.0.0.1:1'"),
         (["--workers", "2", "--comm", "nccl"], "invalid choice: 'nccl'"),
         (["--workers", "2", "--bucket-mb", "0"], "--bucket-mb=0.0"),
+        (["--workers", "2", "--threads", "0"], "--threads=0"),
     ]
     for args, fragment in cases:
         proc = run_oms("train", str(cfg), "--out", str(tmp_path / "o"), *args, timeout=120)

@@ -41,12 +41,17 @@ def register(sub) -> None:
     e.add_argument("--rejoin-wait", type=float, default=30.0,
                    help="seconds a recovery may wait for replacement processes before scaling down")
     e.add_argument("--placement", choices=["PACK", "SPREAD"], default="PACK", help="placement-group strategy")
+    e.add_argument("--threads", type=int,
+                   help="CPU threads per worker on the embedded cluster (default: cores // workers; on a "
+                        "cluster each node's CPUs are divided among its workers)")
     e.add_argument("--engine", choices=["ray", "yuanrong"], default="ray",
                    help="distributed execution engine (openYuanrong is experimental)")
     e.add_argument("--comm", choices=["shm", "mccl"],
                    help="gradient all-reduce: shm (shared memory on one node, survivors kept on failure; default) "
                         "or mccl (MindSpore's collectives; default with --address)")
     e.add_argument("--bucket-mb", type=float, help="all-reduce bucket (piece) size in MiB for shm (default 1)")
+    e.add_argument("--no-pin", action="store_true",
+                   help="do not pin each worker to its own cores (embedded cluster; pinning is the default)")
     e.add_argument("--restart-survivors", action="store_true",
                    help="replace every worker on a failure even when the backend could keep the survivors")
     for kind, sig in (("kill", "SIGKILL"), ("hang", "SIGSTOP"), ("preempt", "SIGTERM")):
@@ -65,16 +70,18 @@ def _elastic_options(args, saved=None):
     base = saved or ElasticOptions(workers=args.workers or 2)
     if args.workers is not None:
         base.workers = args.workers
-    for name in ("min_workers", "spares", "address", "checkpoint_every", "checkpoint_secs", "comm", "bucket_mb"):
+    for name in ("min_workers", "spares", "address", "checkpoint_every", "checkpoint_secs", "comm", "bucket_mb",
+                 "threads"):
         if getattr(args, name) is not None:
             setattr(base, name, getattr(args, name))
     base.snapshot_every, base.hang_timeout = args.snapshot_every, args.hang_timeout
     base.max_restarts, base.placement, base.engine = args.max_restarts, args.placement, args.engine
     base.rejoin_wait = args.rejoin_wait
     base.keep_survivors = not args.restart_survivors
+    base.pin = not args.no_pin
     base.faults = faults if (faults or saved is None) else base.faults
     if args.workers is not None and saved is not None:
-        base.threads = None  # recompute for the new world size
+        base.threads = args.threads  # None: recompute for the new world size
         base.spares = args.spares
         base.min_workers = args.min_workers
     return base

@@ -71,6 +71,7 @@ class ElasticTrainer(StepMixin):
         self.cfg, self.opts, self.run_dir, self.quiet = cfg, opts.validate(cfg.batch_size), run, quiet
         self.cfg_dict = cfg.model_dump(mode="json")
         self.engine = engine or get_engine(opts.engine)
+        self._pin = opts.pin and opts.address is None  # one node: each active worker on its own cores
         data = load_dataset(cfg.dataset)
         self.num_train = len(data.x_train)
         self.total_steps = cfg.total_steps(self.num_train)
@@ -88,6 +89,8 @@ class ElasticTrainer(StepMixin):
         self.step_times: list[float] = []
         self.stash_times: list[float] = []
         self.comm_times: list[float] = []  # per step: the slowest rank's gradient exchange (incl. waiting), s
+        self.phase_times: list[dict[str, float]] = []  # per step: compute / update / driver overhead, s
+        self.worker_cores: list[list[int] | None] = []
         self.losses: list[float] = []
         self._ckpt_thread: threading.Thread | None = None
         self._last_ckpt_time = time.time()
@@ -191,7 +194,8 @@ class ElasticTrainer(StepMixin):
         sched, host_port = None, None
         if self.opts.comm == "shm":
             spec = self._comm_spec()
-            futs = [self.engine.call(m.actor, "connect", rank, size, None, spec) for rank, m in enumerate(members)]
+            futs = [self.engine.call(m.actor, "connect", rank, size, None, spec, self._pin)
+                    for rank, m in enumerate(members)]
             return _Group([m.actor for m in members], None, futs, time.time(), spec["group"])
         if size > 1:
             if not self.sched_pool:
@@ -203,7 +207,8 @@ class ElasticTrainer(StepMixin):
             sched = sm.actor
             host = "127.0.0.1" if self.opts.address is None else socket.gethostbyname(socket.gethostname())
             host_port = self.engine.get(self.engine.call(sched, "start", size, host), timeout=60)
-        futs = [self.engine.call(m.actor, "connect", rank, size, host_port) for rank, m in enumerate(members)]
+        futs = [self.engine.call(m.actor, "connect", rank, size, host_port, None, self._pin)
+                for rank, m in enumerate(members)]
         return _Group([m.actor for m in members], sched, futs, time.time())
 
     def _comm_spec(self) -> dict[str, Any]:
@@ -225,6 +230,7 @@ class ElasticTrainer(StepMixin):
             raise GroupFailure("crash", bad, after_step + 1, g.started, f"connect failed: {errs}")
         order = sorted(range(len(outs)), key=lambda i: outs[i].value["rank"])  # MindSpore's rank order
         self.group = [g.members[i] for i in order]
+        self.worker_cores = [outs[i].value.get("cores") for i in order]
         keep = {id(g.members[i]) for i in skip_load}
         self._read_fault_log()
         faults = [(i, f.kind, f.step, f.rank) for i, f in enumerate(self.opts.faults) if i not in self.fired]
@@ -526,6 +532,9 @@ class ElasticTrainer(StepMixin):
                 self.step_times.append(dt)
                 self.stash_times.append(max(r["stash_s"] for r in results))
                 self.comm_times.append(max(r["comm_s"] for r in results))
+                self.phase_times.append({"compute": max(r["compute_s"] for r in results),
+                                         "update": max(r["update_s"] for r in results),
+                                         "driver": dt - max(r["worker_s"] for r in results)})
                 last_loss = float(sum(r["loss"] for r in results))
                 self.losses.append(last_loss)
                 ledger.record(step, results[0]["epoch"], np.concatenate([r["samples"] for r in results]))
@@ -575,7 +584,12 @@ class ElasticTrainer(StepMixin):
             "snapshot_overhead": (float(np.median(self.stash_times)) / med) if med else None,
             "comm_s": {"backend": self.opts.comm,
                        "median": float(np.median(self.comm_times)) if self.comm_times else None},
+            # medians over steps of the slowest rank's forward+backward, optimizer update, and the step time
+            # not spent inside any worker's step call (engine round trip, driver bookkeeping)
+            "phases_s": {k: float(np.median([p[k] for p in self.phase_times])) if self.phase_times else None
+                         for k in ("compute", "update", "driver")},
             "world_size": len(self.group), "workers": self.opts.workers, "recoveries": self.recoveries,
+            "worker_cores": self.worker_cores,  # per rank of the last group: pinned cores (None: not pinned)
             "rescales": self.rescales, "dataset": self.cfg.dataset, "model": self.cfg.model.get("name"),
             "elastic": self.opts.to_dict(), "engine": self.engine.name,
         }

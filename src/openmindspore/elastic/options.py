@@ -59,6 +59,7 @@ class ElasticOptions:
     comm: str | None = None  # all-reduce backend: shm (one node, rebuildable) | mccl; None: shm, mccl with --address
     bucket_mb: float = DEFAULT_BUCKET_MB  # all-reduce piece size, MiB (shm)
     keep_survivors: bool = True  # rebuild the group around live workers (shm) instead of replacing them
+    pin: bool = True  # embedded cluster: pin each active worker to its own cores (rank r: cores r*threads..)
 
     def validate(self, global_batch: int) -> "ElasticOptions":
         if self.workers < 1:
@@ -98,6 +99,9 @@ class ElasticOptions:
                 raise ConfigError(f"--{f.kind}-worker-at", f"{f.step}:{f.rank}", f"a rank < workers={self.workers}")
         if self.threads is None:
             self.threads = max(1, (os.cpu_count() or 1) // self.workers)
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ConfigError("--threads", self.threads, "an integer >= 1 (CPU threads per worker)",
+                              "omit it to use cores // workers")
         return self
 
     def to_dict(self) -> dict[str, Any]:
