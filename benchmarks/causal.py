@@ -65,7 +65,7 @@ def nas(args: argparse.Namespace) -> None:
                  for t in treatments}
     t0 = time.perf_counter()
     for r in range(args.reps):
-        out = run_search(space, "markov", args.budget, seed=args.seed + r)
+        out = run_search(space, args.strategy, args.budget, seed=args.seed + r)
         for tr in treatments:
             en, acc = enums[tr.name], res[tr.name]
             units = log_units(out.config, out.trials, g, tr, "test.accuracy", enumerated=en)
@@ -98,7 +98,8 @@ def nas(args: argparse.Namespace) -> None:
         hi = [b for _, b in acc["e_range"]]
         for name in ESTS:
             errs, cov = acc["search"][name]
-            emit({"bench": "causal_nas", "reference": "search", "treatment": tr.name, "estimator": name,
+            emit({"bench": "causal_nas", "reference": "search", "strategy": args.strategy, "treatment": tr.name,
+                  "estimator": name,
                   "reps": args.reps, "budget": args.budget, "truth_mean": float(np.mean(acc["truth"])),
                   "truth_sd": float(np.std(acc["truth"])), "mean_ess": float(np.mean(acc["ess"])),
                   "propensity_min": float(np.min(lo)), "propensity_max": float(np.max(hi)),
@@ -218,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="search r uses seed + r")
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--treatments", nargs="+", default=["skip", "avgpool", "zero", "edge1=nor_conv_3x3"])
+    p.add_argument("--strategy", default="markov", help="search strategy of the logs (random: i.i.d. uniform cells)")
     sub.add_parser("lalonde")
     args = ap.parse_args(argv)
     nas(args) if args.which == "nas" else lalonde(args)
