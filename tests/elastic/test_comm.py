@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from oms_testing import ROOT
-from openmindspore.elastic.comm import (CommAbortedError, CommTimeoutError, ShmCollective,
+from openmindspore.elastic.comm import (CommAbortedError, CommError, CommTimeoutError, ShmCollective,
                                         reference_allreduce)
 from openmindspore.errors import ConfigError
 
@@ -309,3 +309,39 @@ def test_backend_option_defaults_and_errors():
         ElasticOptions(workers=2, comm="nccl").validate(32)
     with pytest.raises(ConfigError, match="--bucket-mb=0"):
         ElasticOptions(workers=2, bucket_mb=0).validate(32)
+
+
+def test_overlapped_update_rolls_back_when_a_later_bucket_fails(ms_cpu):
+    """The elastic worker's shm step computes each parameter's update as soon as its bucket is summed; when
+    a later bucket's all-reduce fails (the peer left after the first bucket), nothing of the step stays:
+    optimizer step count, optimizer state and parameters are bitwise those before the step."""
+    from types import SimpleNamespace
+
+    from openmindspore.elastic.worker import Worker
+    from openmindspore.train import Trainer, config_from_dict
+
+    tr = Trainer(config_from_dict({"dataset": "digits", "model": {"name": "mlp", "hidden": [64]}, "batch_size": 16,
+                                   "steps": 5, "optimizer": {"name": "adam", "lr": 0.01}}))
+    tr.train_step()  # non-zero optimizer state
+    t0, state0, params0 = tr.optimizer.t, {k: v.copy() for k, v in tr.optimizer.state_dict().items()}, tr.params_numpy()
+    _, grads = tr.compute_grads(tr.next_indices())
+    first = grads[0].size  # 64x64 weight: 16 KiB >= the 4 KiB pieces, so it is a bucket of its own
+    group = _group()
+
+    def rank(r: int) -> Any:
+        c = ShmCollective(group, r, 2, timeout=5.0, chunk_bytes=4096)
+        if r == 1:  # join the first bucket's all-reduce, then leave the group
+            c.allreduce_(np.zeros(first, np.float32))
+            c.close()
+            return None
+        try:
+            return Worker._exchange_and_compute(SimpleNamespace(trainer=tr, comm=c), grads, 0.01)
+        finally:
+            c.close()
+
+    out = _on_ranks(2, rank)
+    assert isinstance(out[0], CommError), out[0]
+    assert tr.optimizer.t == t0
+    after = tr.optimizer.state_dict()
+    assert after.keys() == state0.keys() and all(np.array_equal(after[k], state0[k]) for k in state0)
+    assert all(np.array_equal(p, params0[n]) for n, p in tr.params_numpy().items())

@@ -134,6 +134,17 @@ def test_mccl_backend_recovers_bitwise_equal_to_shm(reference):
     assert s["params_sha256"] == ref["params_sha256"]
 
 
+def test_overlapped_update_recovers_bitwise_equal(reference):
+    """--overlap (updates computed while later buckets are summed; 4 KiB buckets so the digits CNN's
+    gradient is several): same parameters as the reference, also through a crash."""
+    tmp, ref = reference
+    s, _ = _train(tmp, "overlap", "--workers", "2", "--overlap", "--bucket-mb", "0.004", "--kill-worker-at", "5:0")
+    assert s["elastic"]["overlap"] and [r["kind"] for r in s["recoveries"]] == ["crash"], s["recoveries"]
+    assert s["recoveries"][0]["steps_lost"] == 0
+    _assert_exactly_once(s)
+    assert s["params_sha256"] == ref["params_sha256"]
+
+
 def test_double_failure_and_failure_during_recovery(reference):
     tmp, ref = reference
     # two ranks die in step 4; the same fault is given twice for rank 0, so it fires again in the

@@ -50,6 +50,9 @@ def register(sub) -> None:
                    help="gradient all-reduce: shm (shared memory on one node, survivors kept on failure; default) "
                         "or mccl (MindSpore's collectives; default with --address)")
     e.add_argument("--bucket-mb", type=float, help="all-reduce bucket (piece) size in MiB for shm (default 1)")
+    e.add_argument("--overlap", action="store_true",
+                   help="shm: compute each parameter's update while later gradient buckets are still being "
+                        "summed (off by default: slower with one core per worker, measured)")
     e.add_argument("--no-pin", action="store_true",
                    help="do not pin each worker to its own cores (embedded cluster; pinning is the default)")
     e.add_argument("--restart-survivors", action="store_true",
@@ -79,6 +82,7 @@ def _elastic_options(args, saved=None):
     base.rejoin_wait = args.rejoin_wait
     base.keep_survivors = not args.restart_survivors
     base.pin = not args.no_pin
+    base.overlap = args.overlap
     base.faults = faults if (faults or saved is None) else base.faults
     if args.workers is not None and saved is not None:
         base.threads = args.threads  # None: recompute for the new world size

@@ -215,7 +215,8 @@ class ElasticTrainer(StepMixin):
         """Connection spec of a new shm group (a fresh group name per formation)."""
         self._generation += 1
         return {"backend": "shm", "group": f"{self._group_id}-{self._generation}",
-                "timeout": 3 * self.opts.hang_timeout, "chunk_bytes": int(self.opts.bucket_mb * (1 << 20))}
+                "timeout": 3 * self.opts.hang_timeout, "chunk_bytes": int(self.opts.bucket_mb * (1 << 20)),
+                "overlap": self.opts.overlap}
 
     def _activate(self, g: _Group, state: bytes | None, after_step: int,
                   skip_load: frozenset[int] = frozenset()) -> dict[str, Any]:

@@ -60,6 +60,8 @@ class ElasticOptions:
     bucket_mb: float = DEFAULT_BUCKET_MB  # all-reduce piece size, MiB (shm)
     keep_survivors: bool = True  # rebuild the group around live workers (shm) instead of replacing them
     pin: bool = True  # embedded cluster: pin each active worker to its own cores (rank r: cores r*threads..)
+    overlap: bool = False  # shm: update parameters while later gradient buckets are summed (measured: slower
+    # with one core per worker, see docs/benchmarks.md "Scaling")
 
     def validate(self, global_batch: int) -> "ElasticOptions":
         if self.workers < 1:

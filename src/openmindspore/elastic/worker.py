@@ -122,6 +122,7 @@ class Worker:
         self._preempted = False
         self.comm: Any = None  # a Collective (openmindspore.elastic.comm) when world_size > 1
         self._busy = threading.Lock()  # held by step(); connect() waits for it
+        self._overlap = False  # shm with --overlap: see _exchange_and_compute
         self._doomed: set[str] = set()  # shm groups the driver gave up before this worker joined them
         signal.signal(signal.SIGTERM, self._on_sigterm)
 
@@ -182,6 +183,7 @@ class Worker:
                     self.comm = ShmCollective(None, timeout=float(spec["timeout"]),
                                               chunk_bytes=int(spec["chunk_bytes"]))
                 self.comm.rebuild(spec["group"], rank, world_size)
+                self._overlap = bool(spec.get("overlap"))
             elif self.comm is not None:
                 self.comm.close()
                 self.comm = None
@@ -245,9 +247,13 @@ class Worker:
         t0 = time.perf_counter()
         loss, grads = tr.compute_grads(idx, self.world_size, self.rank)
         t_compute = time.perf_counter() - t0
+        news: list[np.ndarray] | None = None
         if self.world_size > 1:
             try:
-                grads = self._exchange(grads)
+                if self._overlap:  # shm: parameters are updated while later buckets are summed
+                    news = self._exchange_and_compute(grads, tr.lr_at(tr.step))
+                else:
+                    grads = self._exchange(grads)
             except CommError as e:
                 tr.sampler.load_state(sampler0)
                 tr.sampler_epoch_of_step = epoch_of_step0
@@ -256,7 +262,12 @@ class Worker:
         t_comm = time.perf_counter() - t0 - t_compute
         with self._lock:
             t_update = time.perf_counter()
-            tr.apply_grads(grads, len(idx))
+            if news is None:
+                tr.apply_grads(grads, len(idx))
+            else:
+                for i, new in enumerate(news):
+                    tr.optimizer.commit(i, new)
+                tr.finish_step(len(idx))
             t1 = time.perf_counter()
             t_update = t1 - t_update
             self._stash_state()
@@ -266,6 +277,60 @@ class Worker:
         return {"step": tr.step, "loss": loss, "epoch": epoch, "samples": shard(idx, self.world_size, self.rank),
                 "rank": self.rank, "preempted": self._preempted, "compute_s": t_compute, "comm_s": t_comm,
                 "update_s": t_update, "stash_s": t_stash, "worker_s": time.perf_counter() - t0, "time": time.time()}
+
+    def _exchange_and_compute(self, grads: tuple, lr: float) -> list[np.ndarray]:
+        """Sum the gradients over the group bucket by bucket (parameter-aligned, each at least the
+        backend's piece size ``--bucket-mb`` unless it is the last) on a helper thread, and compute each parameter's new value (optimizer state included) here as soon
+        as its bucket is summed: the update overlaps the exchange and the wait for the slower rank. The
+        parameters themselves are not written (the caller commits ``news``); on a collective failure the
+        optimizer's state is rolled back and the error raised, so nothing of the step is applied. The
+        sums are those of one all-reduce of the whole buffer (the same rank-ordered sum per element)."""
+        arrs = [g.asnumpy().reshape(-1) for g in grads]
+        if len({a.dtype for a in arrs}) > 1:
+            raise RuntimeError(f"gradients of mixed dtypes {sorted({str(a.dtype) for a in arrs})}")
+        flat = np.concatenate(arrs)  # new every step (see _exchange)
+        ends = np.cumsum([a.size for a in arrs])
+        buckets: list[list[int]] = [[]]
+        start = 0
+        for i, end in enumerate(ends):
+            buckets[-1].append(i)
+            if (end - start) * flat.itemsize >= self.comm.chunk_bytes and i + 1 < len(arrs):
+                buckets.append([])
+                start = end
+        summed = [threading.Event() for _ in buckets]
+        failed: list[BaseException] = []
+
+        def exchange() -> None:
+            try:
+                for k, b in enumerate(buckets):
+                    lo = int(ends[b[0]] - arrs[b[0]].size)
+                    self.comm.allreduce_(flat[lo:int(ends[b[-1]])], "sum")
+                    summed[k].set()
+            except BaseException as e:  # noqa: BLE001 - re-raised on the step's thread
+                failed.append(e)
+                for ev in summed:
+                    ev.set()
+
+        helper = threading.Thread(target=exchange, name="oms-exchange", daemon=True)
+        opt = self.trainer.optimizer
+        undo = opt.begin_step()
+        news: list[np.ndarray] = []
+        helper.start()
+        try:
+            for k, b in enumerate(buckets):
+                summed[k].wait()
+                if failed:
+                    break
+                for i in b:
+                    lo = int(ends[i] - arrs[i].size)
+                    news.append(opt.compute(i, flat[lo:int(ends[i])].reshape(grads[i].shape), lr))
+        finally:
+            helper.join()
+            if failed or len(news) < len(arrs):
+                opt.rollback(undo)
+        if failed:
+            raise failed[0]
+        return news
 
     def _exchange(self, grads: tuple) -> tuple:
         """Sum gradients (MindSpore tensors) over the group: flatten into one new buffer, all-reduce it in

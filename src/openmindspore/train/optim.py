@@ -37,15 +37,33 @@ class Optimizer:
         self.state = {slot: [np.zeros(p.shape, np.float32) for p in self.params] for slot in self.slots}
 
     def step(self, grads: tuple[Tensor, ...], lr: float) -> None:
+        self.begin_step()
+        for i, g in enumerate(grads):
+            self.commit(i, self.compute(i, g.asnumpy(), lr))
+
+    # a step in pieces (the elastic worker updates parameters while later gradients are still being summed):
+    # begin_step(), compute(i, ...) for every parameter, then commit(i, ...) each, or rollback() to undo
+    def begin_step(self) -> tuple[int, dict[str, list[np.ndarray]]]:
+        """Start a step; returns what :meth:`rollback` needs to undo it."""
+        undo = (self.t, {slot: list(arrs) for slot, arrs in self.state.items()})
         self.t += 1
-        in_place = ms.get_context("device_target") == "CPU"
-        for i, (p, g) in enumerate(zip(self.params, grads)):
-            host = p.asnumpy()  # on CPU: a view of the parameter's own storage
-            new = self._update(i, host, g.asnumpy(), lr)
-            if in_place:
-                np.copyto(host, new)  # ~20x cheaper than an ops.assign launch per parameter (measured)
-            else:
-                ops.assign(p, Tensor(new))
+        return undo
+
+    def compute(self, i: int, g: np.ndarray, lr: float) -> np.ndarray:
+        """New value of parameter ``i`` from its gradient; updates ``i``'s optimizer state (new arrays)."""
+        return self._update(i, self.params[i].asnumpy(), g, lr)
+
+    def commit(self, i: int, new: np.ndarray) -> None:
+        """Write parameter ``i``'s new value into its own storage."""
+        p = self.params[i]
+        if ms.get_context("device_target") == "CPU":
+            np.copyto(p.asnumpy(), new)  # the asnumpy() view; ~20x cheaper than an ops.assign launch (measured)
+        else:
+            ops.assign(p, Tensor(new))
+
+    def rollback(self, undo: tuple[int, dict[str, list[np.ndarray]]]) -> None:
+        """Undo a step begun with :meth:`begin_step` whose parameters were not committed."""
+        self.t, self.state = undo[0], {slot: list(arrs) for slot, arrs in undo[1].items()}
 
     def _update(self, i: int, p: np.ndarray, g: np.ndarray, lr: float) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError

@@ -166,6 +166,10 @@ class Trainer:
 
     def apply_grads(self, grads: tuple, batch_size: int) -> None:
         self.optimizer.step(grads, self.lr_at(self.step))
+        self.finish_step(batch_size)
+
+    def finish_step(self, batch_size: int) -> None:
+        """Count a step whose parameters the optimizer has written."""
         self.step += 1
         self.samples_seen += batch_size
 
