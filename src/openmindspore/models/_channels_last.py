@@ -4,12 +4,13 @@ MindSpore's CPU kernels run fast on contiguous tensors but slowly on the strided
 leaves behind (a ReLU after an NCHW<->NHWC view costs ~8x a ReLU on contiguous memory), and an
 im2col convolution is naturally channels-last. So on CPU the CNN converts its input to NHWC once,
 keeps every activation contiguous NHWC, and converts back to NCHW order only where features are
-flattened for a dense layer. The model computes exactly the function of the NCHW layers (same
+flattened for a dense layer and around pooling (MindSpore's NCHW pooling kernels with two transposes
+beat every channels-last formulation measured, see :class:`PoolCL`). The model computes exactly the function of the NCHW layers (same
 parameter names and shapes, same flatten order; tested), and every layer compiles in graph mode,
 which is what makes the CPU training step fast (see ``Trainer``).
 
 All cells here take and return ``[N, H, W, C]`` unless noted; shapes are fixed at build time, so the
-im2col and pooling indices are constants of the cell.
+im2col indices are constants of the cell.
 """
 from __future__ import annotations
 
@@ -89,36 +90,22 @@ class ConvCL(nn.Cell):
 
 
 class PoolCL(nn.Cell):
-    """Max or average pooling, ``pad_mode="valid"``, equal to ``nn.MaxPool2d`` / ``nn.AvgPool2d``.
+    """Max or average pooling, ``pad_mode="valid"``: MindSpore's own ``nn.MaxPool2d`` / ``nn.AvgPool2d``
+    between two transposes (NHWC -> NCHW -> NHWC).
 
-    Non-overlapping windows (``stride == kernel``) are a reshape and two reductions; other strides
-    gather the windows first. Max pooling routes the gradient to the first maximum of each window in
-    row-major order, like ``nn.MaxPool2d``.
+    Its CPU kernels (forward and gradient) beat every channels-last formulation measured: 3.6 ms for
+    forward+backward of a 2x2 max-pool on 64x28x28x32 including both transposes, vs 10.3 ms for a
+    reshape + two ``ArgMaxWithValue`` reductions (whose gradient scatters) and more for comparisons
+    against the argmax (compiled, this machine).
     """
 
     def __init__(self, mode: str, kernel: int, stride: int, in_hw: tuple[int, int]) -> None:
         super().__init__()
-        self.is_max, self.k = mode == "max", kernel
-        h, w = in_hw
-        self.ho, self.wo = (h - kernel) // stride + 1, (w - kernel) // stride + 1
-        self.tiled = stride == kernel
-        self.crop = self.tiled and (h != self.ho * kernel or w != self.wo * kernel)
-        idx, _, _ = im2col_index(h, w, kernel, kernel, (stride, stride))
-        self.idx = Tensor(idx)
-        self.hw = h * w
-
-    def _reduce(self, x: Tensor, axis: int) -> Tensor:
-        return ops.max(x, axis)[0] if self.is_max else ops.mean(x, axis)
+        pool = nn.MaxPool2d if mode == "max" else nn.AvgPool2d
+        self.pool = pool(kernel_size=kernel, stride=stride, pad_mode="valid")
 
     def construct(self, x: Tensor) -> Tensor:
-        n, c, k = x.shape[0], x.shape[3], self.k
-        if self.tiled:
-            if self.crop:
-                x = x[:, :self.ho * k, :self.wo * k, :]
-            y = x.reshape(n, self.ho, k, self.wo, k, c)
-            return self._reduce(self._reduce(y, 4), 2)
-        win = ops.gather(x.reshape(n, self.hw, c), self.idx, 1).reshape(n, self.ho * self.wo, k * k, c)
-        return self._reduce(win, 2).reshape(n, self.ho, self.wo, c)
+        return self.pool(x.transpose(0, 3, 1, 2).contiguous()).transpose(0, 2, 3, 1).contiguous()
 
 
 class BatchNormCL(nn.BatchNorm1d):
