@@ -5,9 +5,9 @@ leaves behind (a ReLU after an NCHW<->NHWC view costs ~8x a ReLU on contiguous m
 im2col convolution is naturally channels-last. So on CPU the CNN converts its input to NHWC once,
 keeps every activation contiguous NHWC, and converts back to NCHW order only where features are
 flattened for a dense layer and around pooling (MindSpore's NCHW pooling kernels with two transposes
-beat every channels-last formulation measured, see :class:`PoolCL`). The model computes exactly the function of the NCHW layers (same
-parameter names and shapes, same flatten order; tested), and every layer compiles in graph mode,
-which is what makes the CPU training step fast (see ``Trainer``).
+beat every channels-last formulation measured, see :class:`PoolCL`). The model computes exactly the
+function of the NCHW layers (same parameter names and shapes, same flatten order; tested), and every
+layer compiles in graph mode, which is what makes the CPU training step fast (see ``Trainer``).
 
 All cells here take and return ``[N, H, W, C]`` unless noted; shapes are fixed at build time, so the
 im2col indices are constants of the cell.
@@ -99,8 +99,8 @@ class PoolCL(nn.Cell):
     against the argmax (compiled, this machine).
     """
 
-    def __init__(self, mode: str, kernel: int, stride: int, in_hw: tuple[int, int]) -> None:
-        super().__init__()
+    def __init__(self, mode: str, kernel: int, stride: int, in_hw: tuple[int, int] | None = None) -> None:
+        super().__init__()  # in_hw: kept for the callers; the kernels take any size
         pool = nn.MaxPool2d if mode == "max" else nn.AvgPool2d
         self.pool = pool(kernel_size=kernel, stride=stride, pad_mode="valid")
 
