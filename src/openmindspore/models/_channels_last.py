@@ -42,6 +42,21 @@ class FlattenCL(nn.Cell):
         return x.transpose(0, 3, 1, 2).reshape(x.shape[0], -1)
 
 
+def padded_patches(h: int, w: int, kernel: int, stride: int, padding: int) -> tuple[np.ndarray, int, int]:
+    """im2col indices (ordered out_row, out_col, k_row, k_col) into a flat ``h*w`` image; positions in the
+    zero padding index ``h*w``, a zero row the caller appends (padding by indexing: an explicit ``ops.pad``
+    has a backward that reads stale values inside a compiled graph in MindSpore 2.10). Returns
+    ``(index int32, Ho, Wo)``."""
+    hp, wp = h + 2 * padding, w + 2 * padding
+    idx, ho, wo = im2col_index(hp, wp, kernel, kernel, (stride, stride))
+    if padding:
+        rows, cols = np.divmod(np.arange(hp * wp), wp)
+        rows, cols = rows - padding, cols - padding
+        inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        idx = np.where(inside, rows * w + cols, h * w)[idx]
+    return idx.astype(np.int32), ho, wo
+
+
 class ConvCL(nn.Cell):
     """Convolution as one gather (im2col) and one MatMul, equal to ``nn.Conv2d(pad_mode="pad")``.
 
@@ -62,15 +77,7 @@ class ConvCL(nn.Cell):
         self.bias = Parameter(Tensor(rng.uniform(-bound, bound, (out_channels,)).astype(np.float32)), name="bias")
         self.cin, self.cout, self.pad = in_channels, out_channels, padding
         h, w = in_hw
-        hp, wp = h + 2 * padding, w + 2 * padding
-        idx, self.ho, self.wo = im2col_index(hp, wp, kernel, kernel, (stride, stride))
-        if padding:
-            # padding by indexing: positions outside the image read an appended zero row (index h*w); an
-            # explicit ops.pad has a backward that reads stale values inside a compiled graph (MindSpore 2.10)
-            rows, cols = np.divmod(np.arange(hp * wp), wp)
-            rows, cols = rows - padding, cols - padding
-            inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-            idx = np.where(inside, rows * w + cols, h * w)[idx].astype(np.int32)
+        idx, self.ho, self.wo = padded_patches(h, w, kernel, stride, padding)
         self.pointwise = kernel == 1 and stride == 1 and padding == 0
         self.idx = Tensor(idx)
         self.hw = h * w
