@@ -81,6 +81,7 @@ def test_uninterrupted_two_workers(reference):
     if len(cores) >= 2:  # one thread per worker: each active worker pinned to its own core
         assert s["worker_cores"] == [[cores[0]], [cores[1]]], s["worker_cores"]
     assert set(s["phases_s"]) == {"compute", "update", "driver"} and s["phases_s"]["compute"] > 0
+    assert s["late_compiles"] == 0
 
 
 def test_pin_to_cores_pins_every_thread_and_unpins_when_the_group_does_not_fit():
@@ -193,6 +194,8 @@ def test_scale_down_then_up_matches_within_tolerance(tmp_path):
     rec = s["recoveries"][0]
     assert rec["world_before"] == 2 and rec["world_after"] == 1 and rec["steps_lost"] == 0
     assert rec["survivors_kept"] == 1  # the survivor goes on alone, then the group grows around it
+    # every worker compiled the 1-worker shard shape during its warm-up: no step compiled anything
+    assert s["late_compiles"] == 0
     assert s["rescales"] and s["rescales"][0]["world_before"] == 1 and s["rescales"][0]["world_after"] == 2
     from openmindspore.data import ResumableSampler, load_dataset
 

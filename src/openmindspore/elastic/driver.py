@@ -34,7 +34,7 @@ import numpy as np
 from openmindspore.data import ResumableSampler, load_dataset
 from openmindspore.elastic._steps import GroupFailure, StepMixin
 from openmindspore.elastic.accounting import SampleLedger
-from openmindspore.elastic.options import ElasticOptions
+from openmindspore.elastic.options import ElasticOptions, valid_world_sizes
 from openmindspore.elastic.worker import Scheduler, Worker
 from openmindspore.engine import ActorRef, Engine, get_engine
 from openmindspore.errors import OMSError
@@ -91,6 +91,7 @@ class ElasticTrainer(StepMixin):
         self.comm_times: list[float] = []  # per step: the slowest rank's gradient exchange (incl. waiting), s
         self.phase_times: list[dict[str, float]] = []  # per step: compute / update / driver overhead, s
         self.worker_cores: list[list[int] | None] = []
+        self.late_compiles = 0  # steps in which some worker compiled the step for a new shard size
         self.losses: list[float] = []
         self._ckpt_thread: threading.Thread | None = None
         self._last_ckpt_time = time.time()
@@ -117,7 +118,9 @@ class ElasticTrainer(StepMixin):
         if self._initial_spawns_done:
             self.restarts += 1
         bundle = self.free_bundles.pop(0)
-        actor = self.engine.spawn(Worker, self.cfg_dict, self._threads_for(bundle), self.opts.workers,
+        shrink_to = tuple(n for n in valid_world_sizes(self.cfg.batch_size, self.opts.workers)
+                          if self.opts.min_workers <= n < self.opts.workers)
+        actor = self.engine.spawn(Worker, self.cfg_dict, self._threads_for(bundle), self.opts.workers, shrink_to,
                                   name=f"worker-b{bundle}",
                                   bundle=bundle, concurrency=4)
         self.pool.append(_Member(actor, self.engine.call(actor, "ready")))
@@ -533,6 +536,7 @@ class ElasticTrainer(StepMixin):
                 self.step_times.append(dt)
                 self.stash_times.append(max(r["stash_s"] for r in results))
                 self.comm_times.append(max(r["comm_s"] for r in results))
+                self.late_compiles += any(r.get("compiled") for r in results)
                 self.phase_times.append({"compute": max(r["compute_s"] for r in results),
                                          "update": max(r["update_s"] for r in results),
                                          "driver": dt - max(r["worker_s"] for r in results)})
@@ -591,6 +595,7 @@ class ElasticTrainer(StepMixin):
                          for k in ("compute", "update", "driver")},
             "world_size": len(self.group), "workers": self.opts.workers, "recoveries": self.recoveries,
             "worker_cores": self.worker_cores,  # per rank of the last group: pinned cores (None: not pinned)
+            "late_compiles": self.late_compiles,
             "rescales": self.rescales, "dataset": self.cfg.dataset, "model": self.cfg.model.get("name"),
             "elastic": self.opts.to_dict(), "engine": self.engine.name,
         }

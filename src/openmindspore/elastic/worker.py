@@ -100,7 +100,8 @@ class Scheduler:
 class Worker:
     """One data-parallel training process (see module docstring)."""
 
-    def __init__(self, cfg: dict[str, Any], threads: int = 1, world_size: int = 1) -> None:
+    def __init__(self, cfg: dict[str, Any], threads: int = 1, world_size: int = 1,
+                 also_world_sizes: tuple[int, ...] = ()) -> None:
         _set_threads(threads)
         self.threads = threads
         self._all_cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -113,6 +114,15 @@ class Worker:
         ms.set_context(runtime_num_threads=max(1, threads))
         self.trainer = Trainer(config_from_dict(cfg))
         self._warm_up(world_size)
+        # compile now, off the critical path, every shard shape this worker can meet: those of an epoch's
+        # last, partial batch, and those of the smaller groups it may shrink to (no replacement in time);
+        # ~0.7 s each on this CPU, paid by a step (a recovery's first one) otherwise
+        from openmindspore.data import shard
+
+        tr = self.trainer
+        batch, rem = tr.cfg.batch_size, len(tr.data.x_train) % tr.cfg.batch_size
+        tr.precompile([len(shard(np.arange(b), n, r)) for n in {world_size, *also_world_sizes}
+                       for b in (batch, rem) if b for r in range(n)])
         self.rank, self.world_size = 0, 1
         self.faults: list[tuple[int, str, int, int]] = []
         self.fault_log = ""
@@ -276,7 +286,8 @@ class Worker:
 
         return {"step": tr.step, "loss": loss, "epoch": epoch, "samples": shard(idx, self.world_size, self.rank),
                 "rank": self.rank, "preempted": self._preempted, "compute_s": t_compute, "comm_s": t_comm,
-                "update_s": t_update, "stash_s": t_stash, "worker_s": time.perf_counter() - t0, "time": time.time()}
+                "update_s": t_update, "stash_s": t_stash, "worker_s": time.perf_counter() - t0,
+                "compiled": tr.compiled_this_step, "time": time.time()}
 
     def _exchange_and_compute(self, grads: tuple, lr: float) -> list[np.ndarray]:
         """Sum the gradients over the group bucket by bucket (parameter-aligned, each at least the

@@ -98,6 +98,8 @@ class Trainer:
         self.samples_seen = 0
         self.sampler_epoch_of_step = 0
         self.compiled = bool(cfg.compile and getattr(self.model, "graph_safe", False))
+        self._compiled_sizes: set[int] = set()  # per-process batch sizes the compiled step has seen
+        self.compiled_this_step = False  # the last compute_grads compiled the step for a new batch size
         if self.compiled:
             self._grad_fn = _compiled_grad_fn(_TrainLoss(self.model, self.task == "classification"),
                                               self.optimizer.params)
@@ -141,25 +143,28 @@ class Trainer:
         scale = Tensor(np.float32(1.0 / len(global_idx)))
         self.model.set_train(True)
         if self.compiled:
+            self.compiled_this_step = len(local) not in self._compiled_sizes
+            self._compiled_sizes.add(len(local))
             loss, grads = self._grad_fn(x, y, scale, self.model.dropout_masks(self.cfg.seed, self.step, local))
         else:
             loss, grads = self._grad_fn(x, y, scale)
         return float(loss.asnumpy()), grads
 
     def precompile(self, shard_sizes: list[int]) -> None:
-        """Compile the training step now for these per-process batch sizes (a compiled graph is specialised
-        to its input shape: ~0.5-1 s per new size on this CPU), so that a worker's first real steps do not
-        pay for it. Parameters, optimizer and sampler are left untouched; batch-norm running statistics
-        (which a training-mode graph updates) are restored."""
+        """Compile the training step now for these per-process batch sizes not compiled yet (a compiled graph
+        is specialised to its input shape: ~0.5-1 s per new size on this CPU), so that a worker's first real
+        steps do not pay for it. Parameters, optimizer and sampler are left untouched; batch-norm running
+        statistics (which a training-mode graph updates) are restored."""
         if not self.compiled:
             return
         stats = {p.name: p.value() for p in self.model.get_parameters() if not p.requires_grad}
         self.model.set_train(True)
-        for n in sorted({int(n) for n in shard_sizes if int(n) > 0}):
+        for n in sorted({int(n) for n in shard_sizes if int(n) > 0} - self._compiled_sizes):
             x = Tensor(np.zeros((n, *self.data.x_train.shape[1:]), self.data.x_train.dtype))
             y = Tensor(np.zeros((n, *self.data.y_train.shape[1:]), self.data.y_train.dtype))
             masks = self.model.dropout_masks(self.cfg.seed, 0, np.arange(n))
             self._grad_fn(x, y, Tensor(np.float32(1.0)), masks)[0].asnumpy()
+            self._compiled_sizes.add(n)
         for p in self.model.get_parameters():
             if p.name in stats:
                 ops.assign(p, stats[p.name])
