@@ -253,6 +253,7 @@ def test_bad_elastic_input(tmp_path):
         (["--workers", "2", "--comm", "nccl"], "invalid choice: 'nccl'"),
         (["--workers", "2", "--bucket-mb", "0"], "--bucket-mb=0.0"),
         (["--workers", "2", "--threads", "0"], "--threads=0"),
+        (["--workers", "2", "--comm", "mccl", "--overlap"], "drop --overlap or use --comm shm"),
     ]
     for args, fragment in cases:
         proc = run_oms("train", str(cfg), "--out", str(tmp_path / "o"), *args, timeout=120)

@@ -93,6 +93,9 @@ class ElasticOptions:
         if self.comm not in COMM_BACKENDS:
             raise ConfigError("--comm", self.comm, f"one of {list(COMM_BACKENDS)}",
                               "shm for one node (fast, survivors kept), mccl for MindSpore's collectives")
+        if self.overlap and self.comm != "shm":
+            raise ConfigError("--overlap", f"with --comm {self.comm}", "--comm shm (MCCL's all-reduce runs inside "
+                              "MindSpore, asynchronously already)", "drop --overlap or use --comm shm")
         if not 0.004 <= self.bucket_mb <= 4096:
             raise ConfigError("--bucket-mb", self.bucket_mb, "a size in MiB between 0.004 and 4096",
                               f"the measured default is {DEFAULT_BUCKET_MB}")
