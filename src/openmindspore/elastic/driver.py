@@ -118,8 +118,11 @@ class ElasticTrainer(StepMixin):
         if self._initial_spawns_done:
             self.restarts += 1
         bundle = self.free_bundles.pop(0)
-        shrink_to = tuple(n for n in valid_world_sizes(self.cfg.batch_size, self.opts.workers)
-                          if self.opts.min_workers <= n < self.opts.workers)
+        # the first workers also compile the shapes of the smaller groups they may shrink to; a replacement
+        # (started while a group waits for it) only warms up its own
+        shrink_to = () if self._initial_spawns_done else tuple(
+            n for n in valid_world_sizes(self.cfg.batch_size, self.opts.workers)
+            if self.opts.min_workers <= n < self.opts.workers)
         actor = self.engine.spawn(Worker, self.cfg_dict, self._threads_for(bundle), self.opts.workers, shrink_to,
                                   name=f"worker-b{bundle}",
                                   bundle=bundle, concurrency=4)
@@ -447,6 +450,11 @@ class ElasticTrainer(StepMixin):
         self.snapshots[step] = self.engine.call(self.group[rank], "snapshot", step)
         for s in sorted(self.snapshots)[:-2]:
             del self.snapshots[s]
+        if not self.rebuildable:
+            # MCCL: have this step's snapshot in the object store before the next step starts. Once a peer
+            # dies, a survivor's main thread blocks in MindSpore waiting for the all-reduce and may hold the
+            # GIL, so neither its export nor a snapshot it still owes would come back (a step was lost so)
+            self.engine.wait([self.snapshots[step]], timeout=60.0)
 
     def _maybe_checkpoint(self, step: int, force: bool = False) -> None:
         every = self.opts.checkpoint_every or self.cfg.checkpoint_every
@@ -545,6 +553,7 @@ class ElasticTrainer(StepMixin):
                 ledger.record(step, results[0]["epoch"], np.concatenate([r["samples"] for r in results]))
                 if self._pending_recovery is not None:
                     rec = self._pending_recovery
+                    rec["first_step_compiled"] = any(r.get("compiled") for r in results)
                     rec["recover_s"] = round(time.time() - rec.pop("t_fail"), 3)
                     rec["phases_s"]["first_step"] = round(time.time() - rec.pop("t_formed"), 3)
                     self.recoveries.append(rec)

@@ -114,15 +114,16 @@ class Worker:
         ms.set_context(runtime_num_threads=max(1, threads))
         self.trainer = Trainer(config_from_dict(cfg))
         self._warm_up(world_size)
-        # compile now, off the critical path, every shard shape this worker can meet: those of an epoch's
-        # last, partial batch, and those of the smaller groups it may shrink to (no replacement in time);
-        # ~0.7 s each on this CPU, paid by a step (a recovery's first one) otherwise
-        from openmindspore.data import shard
+        if also_world_sizes:
+            # compile now, off the critical path, the shard shapes of the smaller groups this worker may
+            # shrink to (no replacement in time) and of an epoch's last, partial batch; ~0.7 s each on this
+            # CPU, paid by a step (a recovery's first one) otherwise
+            from openmindspore.data import shard
 
-        tr = self.trainer
-        batch, rem = tr.cfg.batch_size, len(tr.data.x_train) % tr.cfg.batch_size
-        tr.precompile([len(shard(np.arange(b), n, r)) for n in {world_size, *also_world_sizes}
-                       for b in (batch, rem) if b for r in range(n)])
+            tr = self.trainer
+            batch, rem = tr.cfg.batch_size, len(tr.data.x_train) % tr.cfg.batch_size
+            tr.precompile([len(shard(np.arange(b), n, r)) for n in {world_size, *also_world_sizes}
+                           for b in (batch, rem) if b for r in range(n)])
         self.rank, self.world_size = 0, 1
         self.faults: list[tuple[int, str, int, int]] = []
         self.fault_log = ""
