@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from typing import Callable
 
 import numpy as np
 from _util import emit, timeit
@@ -47,15 +48,24 @@ def main() -> None:
         res = {}
         for name, net in (("fast", fast), ("native", native)):
             grad = ms.grad(lambda a, net=net: net(a).sum(), grad_position=0, weights=net.trainable_params())
-            reps = args.reps if name == "fast" else max(2, args.reps // 2)
-            fwd = timeit(lambda net=net: net(x).asnumpy(), reps)
-            both = timeit(lambda grad=grad: [t.asnumpy() for t in (grad(x)[0], *grad(x)[1])][0], reps)
-            res[name] = (statistics.median(fwd) * 1e3, statistics.median(both) * 1e3 / 2)
-        emit({"bench": "conv_cpu", "mode": "pynative", "shape": f"{n}x{c}x{h}x{w} k{k} s{s} -> {o}",
-              "fast_fwd_ms": round(res["fast"][0], 2), "native_fwd_ms": round(res["native"][0], 2),
-              "fast_fwdbwd_ms": round(res["fast"][1], 2), "native_fwdbwd_ms": round(res["native"][1], 2),
-              "speedup_fwd": round(res["native"][0] / res["fast"][0], 1),
-              "speedup_fwdbwd": round(res["native"][1] / res["fast"][1], 1)})
+            res[name] = _medians_ms(lambda net=net: net(x).asnumpy(),
+                                    lambda grad=grad: [t.asnumpy() for t in (grad(x)[0], *grad(x)[1])][0],
+                                    args.reps if name == "fast" else max(2, args.reps // 2))
+        _emit("pynative", (n, c, h, w, o, k, s), res)
+
+
+def _medians_ms(fwd: Callable[[], object], fwd_bwd_twice: Callable[[], object], reps: int) -> tuple[float, float]:
+    """Median ms of a forward, and of a forward+backward (``fwd_bwd_twice`` runs it twice)."""
+    return (statistics.median(timeit(fwd, reps)) * 1e3, statistics.median(timeit(fwd_bwd_twice, reps)) * 1e3 / 2)
+
+
+def _emit(mode: str, shape: tuple[int, ...], res: dict[str, tuple[float, float]]) -> None:
+    n, c, h, w, o, k, s = shape
+    emit({"bench": "conv_cpu", "mode": mode, "shape": f"{n}x{c}x{h}x{w} k{k} s{s} -> {o}",
+          "fast_fwd_ms": round(res["fast"][0], 2), "native_fwd_ms": round(res["native"][0], 2),
+          "fast_fwdbwd_ms": round(res["fast"][1], 2), "native_fwdbwd_ms": round(res["native"][1], 2),
+          "speedup_fwd": round(res["native"][0] / res["fast"][0], 1),
+          "speedup_fwdbwd": round(res["native"][1] / res["fast"][1], 1)})
 
 
 def compiled(reps: int) -> None:
@@ -85,15 +95,10 @@ def compiled(reps: int) -> None:
                 return grad(a)
 
             both_fn = ms.jit(step)
-            n_reps = reps if name == "fast" else max(2, reps // 2)
-            fwd = timeit(lambda f=fwd_fn, a=xin: f(a).asnumpy(), n_reps)
-            both = timeit(lambda f=both_fn, a=xin: [t.asnumpy() for t in (f(a)[1][0], *f(a)[1][1])][0], n_reps)
-            res[name] = (statistics.median(fwd) * 1e3, statistics.median(both) * 1e3 / 2)
-        emit({"bench": "conv_cpu", "mode": "compiled", "shape": f"{n}x{c}x{h}x{w} k{k} s{s} -> {o}",
-              "fast_fwd_ms": round(res["fast"][0], 2), "native_fwd_ms": round(res["native"][0], 2),
-              "fast_fwdbwd_ms": round(res["fast"][1], 2), "native_fwdbwd_ms": round(res["native"][1], 2),
-              "speedup_fwd": round(res["native"][0] / res["fast"][0], 1),
-              "speedup_fwdbwd": round(res["native"][1] / res["fast"][1], 1)})
+            res[name] = _medians_ms(lambda f=fwd_fn, a=xin: f(a).asnumpy(),
+                                    lambda f=both_fn, a=xin: [t.asnumpy() for t in (f(a)[1][0], *f(a)[1][1])][0],
+                                    reps if name == "fast" else max(2, reps // 2))
+        _emit("compiled", (n, c, h, w, o, k, s), res)
 
 
 if __name__ == "__main__":

@@ -544,7 +544,8 @@ class ElasticTrainer(StepMixin):
                 self.step_times.append(dt)
                 self.stash_times.append(max(r["stash_s"] for r in results))
                 self.comm_times.append(max(r["comm_s"] for r in results))
-                self.late_compiles += any(r.get("compiled") for r in results)
+                compiled = any(r.get("compiled") for r in results)
+                self.late_compiles += compiled
                 self.phase_times.append({"compute": max(r["compute_s"] for r in results),
                                          "update": max(r["update_s"] for r in results),
                                          "driver": dt - max(r["worker_s"] for r in results)})
@@ -553,7 +554,7 @@ class ElasticTrainer(StepMixin):
                 ledger.record(step, results[0]["epoch"], np.concatenate([r["samples"] for r in results]))
                 if self._pending_recovery is not None:
                     rec = self._pending_recovery
-                    rec["first_step_compiled"] = any(r.get("compiled") for r in results)
+                    rec["first_step_compiled"] = compiled
                     rec["recover_s"] = round(time.time() - rec.pop("t_fail"), 3)
                     rec["phases_s"]["first_step"] = round(time.time() - rec.pop("t_formed"), 3)
                     self.recoveries.append(rec)

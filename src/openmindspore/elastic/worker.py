@@ -59,6 +59,15 @@ def pin_to_cores(rank: int, world_size: int, threads: int, cores: list[int]) -> 
     return sorted(chosen) if fits else None
 
 
+def _flatten(grads: tuple) -> tuple[np.ndarray, list[int]]:
+    """The gradients (MindSpore tensors) copied into one new flat host buffer, and the offsets where each
+    starts (plus the end): gradient ``i`` is ``flat[at[i]:at[i + 1]]``."""
+    arrs = [g.asnumpy().reshape(-1) for g in grads]
+    if len({a.dtype for a in arrs}) > 1:
+        raise RuntimeError(f"gradients of mixed dtypes {sorted({str(a.dtype) for a in arrs})}")
+    return np.concatenate(arrs), [0, *np.cumsum([a.size for a in arrs]).tolist()]
+
+
 def _die_with_parent() -> None:
     """In a child process: get SIGKILL when the parent dies (Linux), so no orphan outlives its actor."""
     try:
@@ -292,31 +301,26 @@ class Worker:
 
     def _exchange_and_compute(self, grads: tuple, lr: float) -> list[np.ndarray]:
         """Sum the gradients over the group bucket by bucket (parameter-aligned, each at least the
-        backend's piece size ``--bucket-mb`` unless it is the last) on a helper thread, and compute each parameter's new value (optimizer state included) here as soon
-        as its bucket is summed: the update overlaps the exchange and the wait for the slower rank. The
+        backend's piece size ``--bucket-mb`` unless it is the last) on a helper thread, and compute each
+        parameter's new value (optimizer state included) here as soon as its bucket is summed: the update overlaps the exchange and the wait for the slower rank. The
         parameters themselves are not written (the caller commits ``news``); on a collective failure the
         optimizer's state is rolled back and the error raised, so nothing of the step is applied. The
         sums are those of one all-reduce of the whole buffer (the same rank-ordered sum per element)."""
-        arrs = [g.asnumpy().reshape(-1) for g in grads]
-        if len({a.dtype for a in arrs}) > 1:
-            raise RuntimeError(f"gradients of mixed dtypes {sorted({str(a.dtype) for a in arrs})}")
-        flat = np.concatenate(arrs)  # new every step (see _exchange)
-        ends = np.cumsum([a.size for a in arrs])
+        flat, at = _flatten(grads)
         buckets: list[list[int]] = [[]]
         start = 0
-        for i, end in enumerate(ends):
+        for i in range(len(grads)):
             buckets[-1].append(i)
-            if (end - start) * flat.itemsize >= self.comm.chunk_bytes and i + 1 < len(arrs):
+            if (at[i + 1] - start) * flat.itemsize >= self.comm.chunk_bytes and i + 1 < len(grads):
                 buckets.append([])
-                start = end
+                start = at[i + 1]
         summed = [threading.Event() for _ in buckets]
         failed: list[BaseException] = []
 
         def exchange() -> None:
             try:
                 for k, b in enumerate(buckets):
-                    lo = int(ends[b[0]] - arrs[b[0]].size)
-                    self.comm.allreduce_(flat[lo:int(ends[b[-1]])], "sum")
+                    self.comm.allreduce_(flat[at[b[0]]:at[b[-1] + 1]], "sum")
                     summed[k].set()
             except BaseException as e:  # noqa: BLE001 - re-raised on the step's thread
                 failed.append(e)
@@ -334,11 +338,10 @@ class Worker:
                 if failed:
                     break
                 for i in b:
-                    lo = int(ends[i] - arrs[i].size)
-                    news.append(opt.compute(i, flat[lo:int(ends[i])].reshape(grads[i].shape), lr))
+                    news.append(opt.compute(i, flat[at[i]:at[i + 1]].reshape(grads[i].shape), lr))
         finally:
             helper.join()
-            if failed or len(news) < len(arrs):
+            if failed or len(news) < len(grads):
                 opt.rollback(undo)
         if failed:
             raise failed[0]
@@ -361,17 +364,9 @@ class Worker:
                 out.append(flat_t[offset:offset + n].reshape(g.shape))
                 offset += n
             return tuple(out)
-        arrs = [g.asnumpy().reshape(-1) for g in grads]
-        dt = arrs[0].dtype
-        if any(a.dtype != dt for a in arrs):
-            raise RuntimeError(f"gradients of mixed dtypes {sorted({str(a.dtype) for a in arrs})}")
-        flat = np.concatenate(arrs)
+        flat, at = _flatten(grads)
         self.comm.allreduce_(flat, "sum")
-        out, offset = [], 0
-        for g, a in zip(grads, arrs):
-            out.append(Tensor.from_numpy(flat[offset:offset + a.size].reshape(g.shape)))
-            offset += a.size
-        return tuple(out)
+        return tuple(Tensor.from_numpy(flat[at[i]:at[i + 1]].reshape(g.shape)) for i, g in enumerate(grads))
 
     def _stash_state(self) -> None:
         """Keep the state of the step just completed (caller holds the lock)."""
