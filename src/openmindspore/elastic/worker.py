@@ -140,6 +140,7 @@ class Worker:
         self._stashes: dict[int, dict[str, Any]] = {}  # step -> state after that step (last few)
         self._stash_ready = threading.Condition(self._lock)
         self._preempted = False
+        self._sigterm = threading.Event()  # set by the SIGTERM handler
         self.comm: Any = None  # a Collective (openmindspore.elastic.comm) when world_size > 1
         self._busy = threading.Lock()  # held by step(); connect() waits for it
         self._overlap = False  # shm with --overlap: see _exchange_and_compute
@@ -163,6 +164,7 @@ class Worker:
 
     def _on_sigterm(self, *_: Any) -> None:
         self._preempted = True
+        self._sigterm.set()
 
     # ------------------------------------------------------------- control
     def ready(self) -> int:
@@ -248,6 +250,10 @@ class Worker:
                     os.fsync(f.fileno())
                 sig = {"kill": signal.SIGKILL, "hang": signal.SIGSTOP, "preempt": signal.SIGTERM}[kind]
                 os.kill(os.getpid(), sig)
+                if kind == "preempt":
+                    # Python runs the handler in the main thread, which Ray's actor loop lets in only now
+                    # and then (up to ~1 s later); the injected preemption is meant to hit this step
+                    self._sigterm.wait(timeout=10.0)
 
     def step(self, step: int) -> dict[str, Any]:
         """Run global step ``step`` (0-based index of the step being computed). If the collective fails

@@ -19,6 +19,7 @@ import math
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
+from openmindspore.models import kernels
 from openmindspore.models.conv import im2col_index
 
 __all__ = ["ConvCL", "PoolCL", "BatchNormCL", "GlobalPoolCL", "FlattenCL", "ToChannelsLast"]
@@ -27,18 +28,30 @@ __all__ = ["ConvCL", "PoolCL", "BatchNormCL", "GlobalPoolCL", "FlattenCL", "ToCh
 class ToChannelsLast(nn.Cell):
     """``[N, C, H, W] -> [N, H, W, C]`` (contiguous)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernel = kernels.Permute(to_nchw=False) if kernels.available() else None
+
     def construct(self, x: Tensor) -> Tensor:
         if x.shape[1] == 1:
             return x.reshape(x.shape[0], x.shape[2], x.shape[3], 1)
+        if self.kernel is not None:
+            return self.kernel(x)
         return x.transpose(0, 2, 3, 1).contiguous()
 
 
 class FlattenCL(nn.Cell):
     """``[N, H, W, C] -> [N, C*H*W]`` in NCHW order, so a following dense layer sees the NCHW features."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernel = kernels.Permute(to_nchw=True) if kernels.available() else None
+
     def construct(self, x: Tensor) -> Tensor:
         if x.shape[3] == 1 or (x.shape[1] == 1 and x.shape[2] == 1):
             return x.reshape(x.shape[0], -1)
+        if self.kernel is not None:
+            return self.kernel(x).reshape(x.shape[0], -1)
         return x.transpose(0, 3, 1, 2).reshape(x.shape[0], -1)
 
 
@@ -65,10 +78,12 @@ class ConvCL(nn.Cell):
 
     ``weight [out, in, k, k]`` and ``bias [out]`` have ``Conv2d``'s names, shapes and initialisation
     (PyTorch's Kaiming-uniform, from ``seed``). Input ``[N, H, W, in]`` of the size given at build.
+    ``relu``: a ReLU fused after the convolution; ``need_dx=False``: no input gradient (network input).
+    With the C++ kernels (:mod:`openmindspore.models.kernels`) the whole layer is one operator.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, padding: int,
-                 in_hw: tuple[int, int], seed: int | None = None) -> None:
+                 in_hw: tuple[int, int], seed: int | None = None, relu: bool = False, need_dx: bool = True) -> None:
         super().__init__()
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(in_channels * kernel * kernel)
@@ -81,8 +96,12 @@ class ConvCL(nn.Cell):
         self.pointwise = kernel == 1 and stride == 1 and padding == 0
         self.idx = Tensor(idx)
         self.hw = h * w
+        self.relu = relu
+        self.kernel = kernels.ConvOp(stride, padding, relu, need_dx) if kernels.available() else None
 
     def construct(self, x: Tensor) -> Tensor:
+        if self.kernel is not None:
+            return self.kernel(x, self.weight, self.bias)
         n = x.shape[0]
         w = self.weight.transpose(0, 2, 3, 1).reshape(self.cout, -1)
         if self.pointwise:
@@ -93,7 +112,8 @@ class ConvCL(nn.Cell):
                 flat = ops.concat((flat, ops.zeros((n, 1, self.cin), flat.dtype)), 1)
             cols = ops.gather(flat, self.idx, 1)
             out = ops.matmul(cols.reshape(-1, w.shape[1]), w.T)
-        return (out + self.bias).reshape(n, self.ho, self.wo, self.cout)
+        out = (out + self.bias).reshape(n, self.ho, self.wo, self.cout)
+        return ops.relu(out) if self.relu else out
 
 
 class PoolCL(nn.Cell):
@@ -103,15 +123,19 @@ class PoolCL(nn.Cell):
     Its CPU kernels (forward and gradient) beat every channels-last formulation measured: 3.6 ms for
     forward+backward of a 2x2 max-pool on 64x28x28x32 including both transposes, vs 10.3 ms for a
     reshape + two ``ArgMaxWithValue`` reductions (whose gradient scatters) and more for comparisons
-    against the argmax (compiled, this machine).
+    against the argmax (compiled, this machine). With the C++ kernels (:mod:`openmindspore.models.kernels`)
+    max-pooling runs channels-last as one operator instead.
     """
 
     def __init__(self, mode: str, kernel: int, stride: int, in_hw: tuple[int, int] | None = None) -> None:
         super().__init__()  # in_hw: kept for the callers; the kernels take any size
         pool = nn.MaxPool2d if mode == "max" else nn.AvgPool2d
         self.pool = pool(kernel_size=kernel, stride=stride, pad_mode="valid")
+        self.kernel = kernels.MaxPoolOp(kernel, stride) if mode == "max" and kernels.available() else None
 
     def construct(self, x: Tensor) -> Tensor:
+        if self.kernel is not None:
+            return self.kernel(x)
         return self.pool(x.transpose(0, 3, 1, 2).contiguous()).transpose(0, 2, 3, 1).contiguous()
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from mindspore import Tensor, nn
 
 from openmindspore.errors import ConfigError
+from openmindspore.models import kernels
 from openmindspore.models._channels_last import (BatchNormCL, ConvCL, FlattenCL, GlobalPoolCL, PoolCL,
                                                  ToChannelsLast)
 from openmindspore.models.conv import Conv2d, conv_output_size, use_fast_conv
@@ -78,6 +79,13 @@ class _GlobalPool(nn.Cell):
         return x.mean(axis=(2, 3)) if self.mode == "avg" else x.amax(axis=(2, 3))
 
 
+def _relu_at(layers: list, i: int) -> bool:
+    """Whether spec ``i`` is a ReLU activation."""
+    layer = layers[i] if 0 <= i < len(layers) else None
+    return isinstance(layer, dict) and (layer.get("type") == "relu"
+                                        or (layer.get("type") == "activation" and layer.get("fn", "relu") == "relu"))
+
+
 def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, seed: int,
            channels_last: bool = False) -> tuple[list, tuple]:
     """Turn specs into cells, tracking the (C, H, W) shape; returns (cells, output shape).
@@ -88,6 +96,9 @@ def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, s
         raise ConfigError("model.layers", layers, "a list of layer specs")
     shape = tuple(input_shape)
     cells: list[nn.Cell] = []
+    fuse = kernels.available()  # a ReLU right after a conv/dense layer runs inside that layer's operator
+    grad_in = False  # whether the current activations need a gradient (a layer with parameters came before)
+    relu = False  # whether the layer built in this iteration takes in the ReLU that follows it
 
     def flatten() -> None:
         nonlocal shape
@@ -98,6 +109,7 @@ def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, s
         if not isinstance(raw, dict) or "type" not in raw:
             raise SpecError(i, raw, "a mapping with a 'type' field")
         layer, kind = dict(raw), raw["type"]
+        fused_prev, relu = relu, False  # fused_prev: the layer before took in this layer (a ReLU)
         if kind not in LAYER_TYPES:
             raise SpecError(i, raw, f"type in {list(LAYER_TYPES)}")
         spatial = len(shape) == 3
@@ -116,9 +128,12 @@ def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, s
             if h < 1 or w < 1:
                 raise SpecError(i, raw, f"an input of at least {k}x{k} after padding, got {shape[1]}x{shape[2]}",
                                 "remove a pooling layer or use a smaller kernel")
-            cells.append(ConvCL(shape[0], c_out, k, s, pad, shape[1:], seed=seed + i) if channels_last
-                         else Conv2d(shape[0], c_out, k, s, pad, has_bias=True, seed=seed + i))
-            shape = (c_out, h, w)
+            if channels_last:
+                relu = fuse and _relu_at(layers, i + 1)
+                cells.append(ConvCL(shape[0], c_out, k, s, pad, shape[1:], seed + i, relu, grad_in))
+            else:
+                cells.append(Conv2d(shape[0], c_out, k, s, pad, has_bias=True, seed=seed + i))
+            shape, grad_in = (c_out, h, w), True
         elif kind in ("maxpool", "avgpool"):
             k = _int(layer, i, "kernel", 2)
             s = _int(layer, i, "stride", k)
@@ -134,6 +149,7 @@ def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, s
             shape = (shape[0], h, w)
         elif kind == "batchnorm":
             cells.append((BatchNormCL if channels_last else nn.BatchNorm2d)(shape[0], eps=1e-5, momentum=0.9))
+            grad_in = True
         elif kind == "globalpool":
             mode = layer.get("mode", "avg")
             if mode not in ("avg", "max"):
@@ -147,8 +163,9 @@ def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, s
             units = _int(layer, i, "units")
             if spatial:
                 flatten()
-            cells.append(Dense(shape[0], units, seed=seed + i))
-            shape = (units,)
+            relu = fuse and _relu_at(layers, i + 1)
+            cells.append(Dense(shape[0], units, seed=seed + i, relu=relu, need_dx=grad_in))
+            shape, grad_in = (units,), True
         elif kind == "dropout":
             rate = layer.get("rate", 0.5)
             if not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
@@ -159,11 +176,11 @@ def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, s
             fn = layer.get("fn", "relu") if kind == "activation" else kind
             if fn not in ACTIVATIONS:
                 raise SpecError(i, raw, f"'fn' in {sorted(ACTIVATIONS)}")
-            cells.append(activation(fn))
+            cells.append(nn.Identity() if fused_prev else activation(fn))  # same cell index: same parameter names
     if len(shape) == 3:
         flatten()
     if num_classes > 0:
-        cells.append(Dense(shape[0], num_classes, seed=seed + len(layers)))
+        cells.append(Dense(shape[0], num_classes, seed=seed + len(layers), need_dx=grad_in))
         shape = (num_classes,)
     return cells, shape
 

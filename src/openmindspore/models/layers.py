@@ -14,6 +14,8 @@ from typing import Iterator
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
+from openmindspore.models import kernels
+
 __all__ = ["Dense", "Dropout", "dropout_mask", "activation", "set_noise_key", "noise_key", "ACTIVATIONS"]
 
 _NOISE_KEY: dict = {"seed": 0, "step": 0, "samples": None}
@@ -37,7 +39,8 @@ def noise_key(seed: int, step: int, samples: np.ndarray | None) -> Iterator[None
 class Dense(nn.Cell):
     """``y = x @ weight.T + bias``; ``weight [out, in]`` initialised U(-1/sqrt(in), 1/sqrt(in))."""
 
-    def __init__(self, in_features: int, out_features: int, has_bias: bool = True, seed: int | None = None):
+    def __init__(self, in_features: int, out_features: int, has_bias: bool = True, seed: int | None = None,
+                 relu: bool = False, need_dx: bool = True):
         super().__init__()
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(in_features)
@@ -46,10 +49,19 @@ class Dense(nn.Cell):
                                 name="weight")
         self.bias = Parameter(Tensor(rng.uniform(-bound, bound, (out_features,)).astype(np.float32)),
                               name="bias") if has_bias else None
+        # relu: a ReLU fused after the layer; need_dx=False: the input needs no gradient (the network's input)
+        self.relu = relu
+        self.kernel = kernels.DenseOp(relu, need_dx) if has_bias and kernels.available() else None
+        self.matmul = ops.MatMul(transpose_b=True)  # x @ weight.T without materialising weight.T (~5x on a big MLP)
 
     def construct(self, x: Tensor) -> Tensor:
-        y = ops.matmul(x, self.weight.T)
-        return y if self.bias is None else y + self.bias
+        if self.kernel is not None and x.ndim == 2:
+            return self.kernel(x, self.weight, self.bias)
+        shape = x.shape
+        y = self.matmul(x.reshape(-1, shape[-1]), self.weight)
+        y = y if self.bias is None else y + self.bias
+        y = y.reshape(shape[:-1] + (self.out_features,))
+        return ops.relu(y) if self.relu else y
 
 
 def dropout_mask(rate: float, layer_id: int, seed: int, step: int, samples: np.ndarray,
