@@ -156,11 +156,15 @@ def test_double_failure_and_failure_during_recovery(reference):
     # each injected fault fires exactly once: both ranks in the first group, rank 0 again in the second
     assert len(rec) == 2 and all(r["step"] == 4 and r["kind"] == "crash" for r in rec), rec
     assert 0 in rec[0]["failed_ranks"] and rec[1]["failed_ranks"] == [0], rec
-    assert rec[0]["interrupted"] and rec[0]["recover_s"] is None and rec[1]["recover_s"] > 0
     assert sorted(int(x) for x in (tmp / "double" / "faults_fired.log").read_text().split()) == [0, 1, 2]
     # no survivor: the state comes from the object-store snapshot; if both die before the previous
-    # step's snapshot is stored (a ~10 ms window), that one step is redone -- never more
+    # step's snapshot is stored (a window of milliseconds), that one step is redone -- never more
     assert rec[0]["steps_lost"] <= 1 and all(r["steps_lost"] == 0 for r in rec[1:]), rec
+    if rec[0]["steps_lost"] == 0:  # resumed after step 3: rank 0 dies again before the first step completes
+        assert rec[0]["interrupted"] and rec[0]["recover_s"] is None, rec
+    else:  # resumed after step 2: the new group completed step 3, then rank 0 died again in step 4
+        assert rec[0]["resumed_from_step"] == 2 and rec[0]["recover_s"] > 0, rec
+    assert rec[1]["recover_s"] > 0
     _assert_exactly_once(s)
     if s["world_size"] == 2 and not s["rescales"]:
         assert s["params_sha256"] == ref["params_sha256"]
@@ -219,10 +223,14 @@ def test_too_many_failures_stop_cleanly_with_a_checkpoint(tmp_path):
     assert RunDir(tmp_path / "stop").load_latest().step == 4
 
 
-def test_driver_killed_then_resume_on_fewer_workers(reference):
-    tmp, ref = reference
-    cfg = tmp / "cfg.yaml"
-    out = tmp / "driver"
+def test_driver_killed_then_resume_on_fewer_workers(tmp_path):
+    # long enough (steps of a few ms) for the driver to be killed mid-run; SGD with a small step keeps the
+    # 2-then-1-process run within float32 noise of one process throughout
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CONFIG.replace("steps: 12", "steps: 400").replace("{name: adam, lr: 0.01}", "{name: sgd, lr: 0.01}"))
+    single = run_oms("train", str(cfg), "--out", str(tmp_path / "single"), "--json", timeout=400)
+    assert single.returncode == 0, single.stderr[-2000:]
+    out = tmp_path / "driver"
     p = subprocess.Popen(oms_command("train", str(cfg), "--out", str(out), "--workers", "2", "--quiet"),
                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                          env=dict(os.environ, GLOG_v="3"))
@@ -237,12 +245,12 @@ def test_driver_killed_then_resume_on_fewer_workers(reference):
     finally:
         kill_session(p.pid)
     step_at_kill = int(latest.read_text().split("_")[1])
-    assert 6 <= step_at_kill < 12
+    assert 6 <= step_at_kill < 400
     proc = run_oms("train", "--resume", str(out), "--workers", "1", "--json", timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = json.loads(proc.stdout)
-    assert s["steps"] == 12 and s["world_size"] == 1 and s["samples_seen"] == 12 * 32
-    _assert_close(out, tmp / "ref")  # checkpoint of 2 workers continued on 1: same maths
+    assert s["steps"] == 400 and s["world_size"] == 1 and s["samples_seen"] == json.loads(single.stdout)["samples_seen"]
+    _assert_close(out, tmp_path / "single")  # checkpoint of 2 workers continued on 1: same maths
 
 
 def test_bad_elastic_input(tmp_path):

@@ -110,7 +110,7 @@ class StepMixin:
         self.engine.wait(list(pings.values()), timeout=timeout, num=len(pings))
         return [r for r, f in pings.items() if not self.engine.outcome(f, timeout=0).ok]
 
-    def _best_state(self, alive: list[int], fallback_step: int) -> tuple[int, bytes, list[int], dict[int, int]]:
+    def _best_state(self, alive: list[int], fallback_step: int) -> tuple[int, Any, list[int], dict[int, int]]:
         """The newest state: exported by a live member (another thread of its process; all asked at once,
         5 s budget: a survivor blocked in an MCCL all-reduce may not answer), else the newest snapshot in
         the engine's object store. Also returns the members found dead meanwhile and each answering live
@@ -118,7 +118,7 @@ class StepMixin:
         futs = {r: self.engine.call(self.group[r], "export_state") for r in alive}
         if futs:
             self.engine.wait(list(futs.values()), timeout=5.0, num=len(futs))
-        best: tuple[int, bytes] | None = None
+        best: tuple[int, Any] | None = None
         steps: dict[int, int] = {}
         dead = []
         for r, f in futs.items():

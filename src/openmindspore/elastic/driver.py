@@ -85,7 +85,7 @@ class ElasticTrainer(StepMixin):
         self.recoveries: list[dict[str, Any]] = []
         self.rescales: list[dict[str, Any]] = []
         self.fired: set[int] = set()  # indices into opts.faults
-        self.snapshots: dict[int, Any] = {}  # step -> driver-owned engine object with the state bytes
+        self.snapshots: dict[int, Any] = {}  # step -> driver-owned engine object holding that step's TrainState
         self.step_times: list[float] = []
         self.stash_times: list[float] = []
         self.comm_times: list[float] = []  # per step: the slowest rank's gradient exchange (incl. waiting), s
@@ -224,7 +224,7 @@ class ElasticTrainer(StepMixin):
                 "timeout": 3 * self.opts.hang_timeout, "chunk_bytes": int(self.opts.bucket_mb * (1 << 20)),
                 "overlap": self.opts.overlap}
 
-    def _activate(self, g: _Group, state: bytes | None, after_step: int,
+    def _activate(self, g: _Group, state: TrainState | None, after_step: int,
                   skip_load: frozenset[int] = frozenset()) -> dict[str, Any]:
         """Wait for ``g`` to be connected, load ``state`` into it and make it the active group. Members
         whose index is in ``skip_load`` already hold ``state`` (survivors at that step) and keep theirs."""
@@ -266,7 +266,7 @@ class ElasticTrainer(StepMixin):
                 self.engine.wait(pending, timeout=10.0, num=len(pending))
                 return
 
-    def _form_group(self, size: int, state: bytes | None, after_step: int,
+    def _form_group(self, size: int, state: TrainState | None, after_step: int,
                     keep: list[ActorRef] | None = None, keep_at_state: frozenset[int] = frozenset()) -> dict[str, Any]:
         """Make a group of ``size`` active: the pre-connected standby group when it fits, else a new one.
         ``keep`` (rebuildable backends): live workers that stay and rebuild their group in-process, topped
@@ -337,7 +337,7 @@ class ElasticTrainer(StepMixin):
         if keep_mode:
             self._settle_survivors(alive)
         t_settled = time.time()
-        state_step, blob, also_dead, steps = self._best_state(alive, last_done)
+        state_step, best, also_dead, steps = self._best_state(alive, last_done)
         t_state = time.time()
         failure.ranks = sorted(set(failure.ranks) | set(also_dead))
         keep: list[ActorRef] = []
@@ -354,7 +354,7 @@ class ElasticTrainer(StepMixin):
             self._retire_group()
         steps_lost = ledger.rollback(state_step)
         if state_step > last_done:  # the failed step completed on the survivors: account for it
-            self._record_reconstructed(ledger, blob, state_step)
+            self._record_reconstructed(ledger, best, state_step)
         deadline = time.time() + 120
         need = self.opts.workers - len(keep)
         covered = keep_mode and len(self._ready(self.pool)) >= need  # warm replacements are enough
@@ -373,7 +373,7 @@ class ElasticTrainer(StepMixin):
                      + len(keep))
             if ready < self.opts.min_workers:
                 if not self.pool or time.time() > deadline:
-                    self._final_checkpoint(state_step, blob)
+                    self._final_checkpoint(best)
                     raise OMSError(
                         f"{failure.kind} of rank(s) {failure.ranks} at step {failure.step} left {ready} worker "
                         f"process(es) and no restarts (--max-restarts={self.opts.max_restarts}), below "
@@ -382,7 +382,7 @@ class ElasticTrainer(StepMixin):
                 self._ready(self.pool, timeout=1.0)  # wait for cold-started replacements
                 continue
             try:
-                info = self._form_group(min(self.opts.workers, ready), blob, state_step, keep=keep,
+                info = self._form_group(min(self.opts.workers, ready), best, state_step, keep=keep,
                                         keep_at_state=keep_at)
                 size = len(self.group)
                 t_formed = time.time()
@@ -405,10 +405,10 @@ class ElasticTrainer(StepMixin):
         self.snapshots = {s: r for s, r in self.snapshots.items() if s <= state_step}
         return state_step
 
-    def _record_reconstructed(self, ledger: SampleLedger, blob: bytes, step: int) -> None:
+    def _record_reconstructed(self, ledger: SampleLedger, state: TrainState, step: int) -> None:
         """Account for a step that completed on the survivors but whose results never reached the driver:
         its global batch is the one that ends at the state's sampler position."""
-        s = TrainState.from_bytes(blob).sampler
+        s = state.sampler
         epoch, end = (s.epoch, s.offset) if s.offset else (s.epoch - 1, self.num_train)
         start = (end - 1) // self.cfg.batch_size * self.cfg.batch_size
         order = ResumableSampler(self.num_train, self.cfg.batch_size, s.seed).permutation(epoch)
@@ -426,14 +426,14 @@ class ElasticTrainer(StepMixin):
             return  # ... or enough warm processes are up
         t0 = time.time()
         before = len(self.group)
-        state_step, blob, _, steps = self._best_state(list(range(before)), step)
+        state_step, best, _, steps = self._best_state(list(range(before)), step)
         if self._keeps():  # the live group stays and grows in-process
             keep = list(self.group)
-            info = self._form_group(self.opts.workers, blob, state_step, keep=keep,
+            info = self._form_group(self.opts.workers, best, state_step, keep=keep,
                                     keep_at_state=frozenset(r for r, s in steps.items() if s == state_step))
         else:
             self._retire_group()
-            info = self._form_group(self.opts.workers, blob, state_step)
+            info = self._form_group(self.opts.workers, best, state_step)
         self.rescales.append({"step": step, "world_before": before, "world_after": self.opts.workers,
                               "pause_s": round(time.time() - t0, 3), "comm_init_s": round(info["comm_init_s"], 3)})
         self._say(f"scaled up {before} -> {self.opts.workers} workers at step {step} "
@@ -472,7 +472,7 @@ class ElasticTrainer(StepMixin):
         def write() -> None:
             out = self.engine.outcome(ref, timeout=300)
             if out.ok:
-                self.run_dir.save(TrainState.from_bytes(out.value), world_size=world, blob=out.value)
+                self.run_dir.save(out.value, world_size=world)
             else:
                 log.warning("checkpoint of step %d skipped: %s", step, out.error)
 
@@ -481,10 +481,10 @@ class ElasticTrainer(StepMixin):
         if force:
             self._ckpt_thread.join()
 
-    def _final_checkpoint(self, step: int, blob: bytes) -> None:
+    def _final_checkpoint(self, state: TrainState) -> None:
         if self._ckpt_thread is not None:
             self._ckpt_thread.join()
-        self.run_dir.save(TrainState.from_bytes(blob), world_size=len(self.group) or 1, blob=blob)
+        self.run_dir.save(state, world_size=len(self.group) or 1)
 
     # ---------------------------------------------------------------- run
     def run(self, state: TrainState | None = None, max_steps: int | None = None) -> dict[str, Any]:
@@ -514,13 +514,12 @@ class ElasticTrainer(StepMixin):
             self._spawn_worker()
         self._spawn_scheduler()
         self._initial_spawns_done = True
-        blob = state.to_bytes() if state is not None else None
         step = state.step if state is not None else 0
         ledger = SampleLedger(self.num_train, partial_epoch=state.sampler.epoch if state and state.sampler.offset else None)
         t_start = time.time()
         for attempt in range(3):
             try:
-                self._form_group(o.workers, blob, step)
+                self._form_group(o.workers, state, step)
                 break
             except GroupFailure as failure:
                 self._say(f"group formation failed ({failure.detail}); retrying")

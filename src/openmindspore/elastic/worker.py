@@ -10,8 +10,9 @@ Each ``step`` shards the global batch, computes gradients, sums them over the gr
 a flat buffer through the :mod:`~openmindspore.elastic.comm` seam (``shm``: shared memory, in pieces of
 ``--bucket-mb``; ``mccl``: MindSpore's ``AllReduce``), applies the optimizer, and stashes the new state
 (references to the parameter and optimizer tensors, which the next update replaces rather than
-overwrites: about a millisecond on the critical path). ``snapshot`` and ``export_state`` serialise that
-stash on another thread of the process, off the critical path.
+overwrites: about a millisecond on the critical path). ``snapshot`` and ``export_state`` return that
+stash as a ``TrainState`` from another thread of the process, off the critical path; the engine
+serialises its arrays out of band (one copy into its object store).
 
 With a rebuildable backend (``shm``) a worker survives the failure of a peer: the collective raises at
 once, the step is rolled back (the sampler rewound; nothing was applied) and reported as a
@@ -226,13 +227,12 @@ class Worker:
             return True
         return False
 
-    def load(self, state: bytes | None, faults: list[tuple[int, str, int, int]], fault_log: str = "") -> dict[str, Any]:
-        """Load the group's starting state and the faults still to inject."""
-        from openmindspore.train.state import TrainState
-
+    def load(self, state: Any, faults: list[tuple[int, str, int, int]], fault_log: str = "") -> dict[str, Any]:
+        """Load the group's starting state (a ``TrainState``, or None to keep this one's) and the faults still
+        to inject."""
         t0 = time.perf_counter()
         if state is not None:
-            self.trainer.load_state(TrainState.from_bytes(state))
+            self.trainer.load_state(state)
         self.faults, self.fault_log = list(faults), fault_log
         with self._lock:
             self._stash_state()
@@ -389,31 +389,33 @@ class Worker:
             del self._stashes[old]
         self._stash_ready.notify_all()
 
-    def _stash_bytes(self, stash: dict[str, Any]) -> bytes:
+    def _as_train_state(self, stash: dict[str, Any]) -> Any:
+        """The stash as a ``TrainState`` (its arrays are not copied: the engine serialises them out of band,
+        one copy into its object store; ``to_bytes()`` costs ~10x more for a 10M-parameter model)."""
         from openmindspore.train.state import TrainState
 
         opt = self.trainer.optimizer
         opt_state = {f"{slot}.{p.name}": a for slot, arrs in stash["opt"].items() for p, a in zip(opt.params, arrs)}
         opt_state["t"] = np.asarray([stash["t"]], dtype=np.int64)
         return TrainState(params=stash["params"], opt_state=opt_state, step=stash["step"], sampler=stash["sampler"],
-                          seed=self.trainer.cfg.seed, samples_seen=stash["samples_seen"]).to_bytes()
+                          seed=self.trainer.cfg.seed, samples_seen=stash["samples_seen"])
 
-    def snapshot(self, step: int, timeout: float = 60.0) -> bytes:
-        """Serialised state after global step ``step`` (waits until the step is stashed)."""
+    def snapshot(self, step: int, timeout: float = 60.0) -> Any:
+        """The ``TrainState`` after global step ``step`` (waits until the step is stashed)."""
         with self._lock:
             if not self._stash_ready.wait_for(lambda: max(self._stashes, default=-1) >= step, timeout):
                 raise TimeoutError(f"step {step} not reached within {timeout} s")
             stash = self._stashes.get(step)
         if stash is None:
             raise RuntimeError(f"the state of step {step} is no longer held (now at {max(self._stashes)})")
-        return self._stash_bytes(stash)
+        return self._as_train_state(stash)
 
-    def export_state(self) -> tuple[int, bytes]:
+    def export_state(self) -> tuple[int, Any]:
         """The latest completed state (used from survivors during recovery, while the main thread may be
         blocked in a collective)."""
         with self._lock:
             stash = self._stashes[max(self._stashes)]
-        return stash["step"], self._stash_bytes(stash)
+        return stash["step"], self._as_train_state(stash)
 
     def summary_fields(self) -> dict[str, Any]:
         tr = self.trainer

@@ -98,9 +98,9 @@ class RunDir:
             f.write(json.dumps(row, sort_keys=True) + "\n")
 
     # --------------------------------------------------------- checkpoints
-    def save(self, state: TrainState, world_size: int = 1, blob: bytes | None = None) -> Path:
-        """Atomically write ``state`` (or its precomputed ``blob``) and move ``LATEST`` to it."""
-        blob = state.to_bytes() if blob is None else blob
+    def save(self, state: TrainState, world_size: int = 1) -> Path:
+        """Atomically write ``state`` and move ``LATEST`` to it."""
+        blob = state.to_bytes()
         name = f"step_{state.step:08d}"
         atomic_write(self.ckpt_dir / f"{name}.safetensors", blob)
         manifest = {"step": state.step, "sha256": hashlib.sha256(blob).hexdigest(),
