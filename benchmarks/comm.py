@@ -1,6 +1,6 @@
 """Collective backends for elastic data-parallel training, in one run.
 
-    python benchmarks/comm.py [--only bandwidth|pieces|scaling|recovery] [--reps 5] [--steps 40] [--kills 3]
+    python benchmarks/comm.py [--only bandwidth|pieces|scaling|ceiling|recovery] [--reps 5] [--steps 40] [--kills 3]
 
 * bandwidth: in-place all-reduce of a float32 buffer, 2 processes on this node, 1 KB - 64 MB, for the
   shared-memory backend (``shm``, 1 MiB pieces by default, plus other piece sizes at 42 MB) and for
@@ -10,6 +10,9 @@
   share of the machine (1 thread, pinned to one core: each of the 2 workers gets one of the 2 cores).
   Strong scaling (the same global batch of 64, split) and weak scaling (64 per worker, Horovod's measure);
   the speed-up over 1 worker with every thread, and 2 workers without pinning, are reported too.
+* ceiling: the scaling that no collective can beat on this machine: the same training step (1 thread, pinned,
+  no engine, no exchange) in one process alone vs in two processes at once, one per core; efficiency =
+  time alone / time of the pair (each process does the 1-worker work: weak scaling with free communication).
 * recovery: 2 workers, SIGKILL of rank 1 at several steps; failure -> first completed step after it with
   survivors kept (shm), survivors restarted (shm ``--restart-survivors``) and MCCL (standby group).
 
@@ -154,6 +157,22 @@ def scaling(tmp: Path) -> None:
                   "speedup_over_1_all_threads": round((batch / t) / (64 / t_all), 2)})
 
 
+def ceiling(seconds: float = 15.0, rounds: int = 3) -> None:
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "_ceiling_worker.py"), "--seconds", str(seconds)]
+    for model in ("mlp", "cnn"):
+        def run(cpus: list[int]) -> float:
+            procs = [subprocess.Popen([*cmd, "--cpu", str(c), "--model", model], stdout=subprocess.PIPE, text=True)
+                     for c in cpus]
+            rs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+            return max(r["compute_ms"] + r["update_ms"] for r in rs)  # the pair steps at the slower one's pace
+
+        # alone and pair interleaved: this machine's speed drifts by tens of percent over minutes
+        alone, pair = zip(*[(run([0]), run([0, 1])) for _ in range(rounds)])
+        emit({"bench": "ceiling", "model": model, "batch_per_process": 64, "alone_ms": alone, "pair_ms": pair,
+              "efficiency_with_free_comm": round(statistics.median(alone) / statistics.median(pair), 2),
+              "efficiency_per_round": [round(a / b, 2) for a, b in zip(alone, pair)]})
+
+
 def recovery(tmp: Path, steps: int, kills: int, only: list[str] | None = None) -> None:
     cfg = _config(tmp, steps, "{name: cnn}")
     kill_steps = [8 + 10 * i for i in range(kills) if 8 + 10 * i < steps]
@@ -177,7 +196,7 @@ def recovery(tmp: Path, steps: int, kills: int, only: list[str] | None = None) -
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["bandwidth", "pieces", "scaling", "recovery"])
+    ap.add_argument("--only", choices=["bandwidth", "pieces", "scaling", "ceiling", "recovery"])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--kills", type=int, default=3)
@@ -191,6 +210,8 @@ def main() -> None:
             pieces(args.reps)
         if args.only in (None, "scaling"):
             scaling(tmp)
+        if args.only in (None, "ceiling"):
+            ceiling()
         if args.only in (None, "recovery"):
             recovery(tmp, args.steps, args.kills, args.modes.split(","))
     finally:
