@@ -123,6 +123,19 @@ def test_crash_hang_preempt_recover_bitwise(reference):
     assert s["params_sha256"] == ref["params_sha256"]
 
 
+def test_sparse_snapshots_keep_checkpoints_and_single_failures_lossless(reference):
+    # snapshots every 5 steps, checkpoints every 3: a checkpoint takes its own snapshot when due; a crash
+    # between snapshots still loses nothing (the survivor exports its own state)
+    tmp, ref = reference
+    s, _ = _train(tmp, "sparse", "--workers", "2", "--snapshot-every", "5", "--kill-worker-at", "7:1")
+    (r,) = s["recoveries"]
+    assert r["kind"] == "crash" and r["steps_lost"] == 0 and r["survivors_kept"] == 1, r
+    ckpts = sorted(p.stem for p in (tmp / "sparse" / "checkpoints").glob("step_*.safetensors"))
+    assert ckpts[-3:] == ["step_00000006", "step_00000009", "step_00000012"], ckpts
+    _assert_exactly_once(s)
+    assert s["params_sha256"] == ref["params_sha256"]
+
+
 def test_mccl_backend_recovers_bitwise_equal_to_shm(reference):
     """MindSpore's collectives: the crashed group is replaced by the pre-connected standby group (no
     survivor kept), and the result is bitwise that of the shared-memory reference."""

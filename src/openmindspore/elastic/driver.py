@@ -456,11 +456,13 @@ class ElasticTrainer(StepMixin):
             # GIL, so neither its export nor a snapshot it still owes would come back (a step was lost so)
             self.engine.wait([self.snapshots[step]], timeout=60.0)
 
-    def _maybe_checkpoint(self, step: int, force: bool = False) -> None:
+    def _checkpoint_due(self, step: int) -> bool:
         every = self.opts.checkpoint_every or self.cfg.checkpoint_every
-        due = step % every == 0 or (self.opts.checkpoint_secs is not None
-                                    and time.time() - self._last_ckpt_time >= self.opts.checkpoint_secs)
-        if not (due or force) or step not in self.snapshots:
+        return step % every == 0 or (self.opts.checkpoint_secs is not None
+                                     and time.time() - self._last_ckpt_time >= self.opts.checkpoint_secs)
+
+    def _maybe_checkpoint(self, step: int, force: bool = False) -> None:
+        if not (force or self._checkpoint_due(step)) or step not in self.snapshots:
             return
         if self._ckpt_thread is not None and self._ckpt_thread.is_alive():
             if not force:
@@ -560,7 +562,8 @@ class ElasticTrainer(StepMixin):
                     self._pending_recovery = None
                     self._say(f"recovered: world {rec['world_before']} -> {rec['world_after']}, "
                               f"{rec['recover_s']:.2f} s from failure to step {step}, {rec['steps_lost']} step(s) lost")
-                self._take_snapshot(step, force=step == stop_at)
+                # a disk checkpoint is written from a snapshot: take one when it is due, whatever --snapshot-every
+                self._take_snapshot(step, force=step == stop_at or self._checkpoint_due(step))
                 if self._refill_pending:
                     self._refill()
                 window_n += 1
