@@ -311,6 +311,21 @@ def test_backend_option_defaults_and_errors():
         ElasticOptions(workers=2, bucket_mb=0).validate(32)
 
 
+def test_snapshot_period_auto_keeps_the_state_copy_within_budget():
+    from openmindspore.elastic import ElasticOptions
+
+    auto = ElasticOptions(workers=2).validate(32)
+    assert auto.snapshot_every is None
+    assert auto.snapshot_period(0.001, 0.036, rebuildable=True) == 1  # default CNN: 1 ms copy, 36 ms step
+    assert auto.snapshot_period(0.020, 0.085, rebuildable=True) == 5  # 10.6M MLP: 20 ms copy, 85 ms step
+    assert auto.snapshot_period(0.020, None, rebuildable=True) == 1  # step time not measured yet
+    assert auto.snapshot_period(0.020, 0.085, rebuildable=False) == 1  # MCCL survivors may not export state
+    fixed = ElasticOptions(workers=2, snapshot_every=3).validate(32)
+    assert fixed.snapshot_period(0.0, 1.0, rebuildable=False) == 3
+    with pytest.raises(ConfigError, match="--snapshot-every=0.*or auto"):
+        ElasticOptions(workers=2, snapshot_every=0).validate(32)
+
+
 def test_overlapped_update_rolls_back_when_a_later_bucket_fails(ms_cpu):
     """The elastic worker's shm step computes each parameter's update as soon as its bucket is summed; when
     a later bucket's all-reduce fails (the peer left after the first bucket), nothing of the step stays:

@@ -76,6 +76,7 @@ def test_uninterrupted_two_workers(reference):
     assert s["recoveries"] == []
     _assert_exactly_once(s)
     assert 0 <= s["snapshot_overhead"] < 0.5
+    assert s["snapshot_every"] == 1 and 0 < s["snapshot_copy_s"] < 1  # a small state: snapshots every step
     assert s["eval"]["accuracy"] > 0.5  # it learns
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) >= 2:  # one thread per worker: each active worker pinned to its own core

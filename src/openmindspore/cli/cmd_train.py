@@ -1,6 +1,7 @@
 """``oms train``: train a model from a YAML config, or resume a run."""
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -32,7 +33,9 @@ def register(sub) -> None:
     e.add_argument("--min-workers", type=int, help="scale down to no fewer than this many workers (default 1)")
     e.add_argument("--spares", type=int, help="warm standby processes for fast replacement (default: --workers)")
     e.add_argument("--address", help="Ray cluster address (default: start an embedded local cluster)")
-    e.add_argument("--snapshot-every", type=int, default=1, help="in-memory snapshot every K steps (default 1)")
+    e.add_argument("--snapshot-every", type=_snapshot_every, metavar="K|auto",
+                   help="in-memory snapshot every K steps; auto (default): every step unless copying the state "
+                        "costs more than 5%% of a step, then the smallest K within that (always 1 with mccl)")
     e.add_argument("--checkpoint-every", type=int, help="disk checkpoint every K steps (default: config)")
     e.add_argument("--checkpoint-secs", type=float, help="also checkpoint when T seconds have passed")
     e.add_argument("--hang-timeout", type=float, default=10.0,
@@ -61,6 +64,16 @@ def register(sub) -> None:
         e.add_argument(f"--{kind}-worker-at", action="append", default=[], metavar="STEP[:RANK]",
                        help=f"fault injection: send {sig} to RANK (default 0) during STEP; repeatable")
     p.set_defaults(func=run)
+
+
+def _snapshot_every(text: str) -> int | None:
+    """``--snapshot-every``: an integer, or ``auto`` (None)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1 or auto") from None
 
 
 def _elastic_options(args, saved=None):

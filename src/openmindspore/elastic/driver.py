@@ -85,6 +85,7 @@ class ElasticTrainer(StepMixin):
         self.recoveries: list[dict[str, Any]] = []
         self.rescales: list[dict[str, Any]] = []
         self.fired: set[int] = set()  # indices into opts.faults
+        self.snapshot_copy_s = 0.0  # the slowest member's time to copy the state once (measured at start-up)
         self.snapshots: dict[int, Any] = {}  # step -> driver-owned engine object holding that step's TrainState
         self.step_times: list[float] = []
         self.stash_times: list[float] = []
@@ -248,6 +249,7 @@ class ElasticTrainer(StepMixin):
         bad = [i for i, o in enumerate(louts) if not o.ok]
         if bad:
             raise GroupFailure("crash", bad, after_step + 1, g.started, f"load failed: {louts[bad[0]].error}")
+        self.snapshot_copy_s = max(o.value["snapshot_copy_s"] for o in louts)
         return {"comm_init_s": max(o.value["comm_init_s"] for o in outs)}
 
     def _await_connect(self, g: _Group, wait_s: float = 120.0) -> None:
@@ -443,8 +445,13 @@ class ElasticTrainer(StepMixin):
         return self.rebuildable and self.opts.keep_survivors
 
     # -------------------------------------------------------- checkpoints
+    def _snapshot_period(self) -> int:
+        recent = self.step_times[-20:] if len(self.step_times) >= 5 else None  # past the first, compiling steps
+        return self.opts.snapshot_period(self.snapshot_copy_s, float(np.median(recent)) if recent else None,
+                                         self.rebuildable)
+
     def _take_snapshot(self, step: int, force: bool = False) -> None:
-        if step % self.opts.snapshot_every and not force:
+        if step % self._snapshot_period() and not force:
             return
         rank = step % len(self.group)
         self.snapshots[step] = self.engine.call(self.group[rank], "snapshot", step)
@@ -599,6 +606,7 @@ class ElasticTrainer(StepMixin):
             "step_time_s": {"median": med, "mean": float(times.mean()) if len(times) else None,
                             "p90": float(np.percentile(times, 90)) if len(times) else None},
             "snapshot_overhead": (float(np.median(self.stash_times)) / med) if med else None,
+            "snapshot_every": self._snapshot_period(), "snapshot_copy_s": self.snapshot_copy_s,
             "comm_s": {"backend": self.opts.comm,
                        "median": float(np.median(self.comm_times)) if self.comm_times else None},
             # medians over steps of the slowest rank's forward+backward, optimizer update, and the step time

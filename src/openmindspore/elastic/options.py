@@ -1,6 +1,7 @@
 """Options of an elastic run and fault-injection specs (``--kill-worker-at STEP[:RANK]``)."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ __all__ = ["ElasticOptions", "Fault", "parse_fault", "valid_world_sizes", "COMM_
 FAULT_KINDS = ("kill", "hang", "preempt")
 COMM_BACKENDS = ("shm", "mccl")  # shm first: the default (measured ~50x MCCL's all-reduce bandwidth here)
 DEFAULT_BUCKET_MB = 1.0  # bucket = shm piece: 1-2 MiB stay in cache, ~1.7x faster than 32 (docs/benchmarks.md)
+SNAPSHOT_BUDGET = 0.05  # --snapshot-every auto: the state copy may cost up to this share of the step time
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class ElasticOptions:
     min_workers: int | None = None
     spares: int | None = None
     address: str | None = None
-    snapshot_every: int = 1
+    snapshot_every: int | None = None  # None: auto (snapshot_period)
     checkpoint_every: int | None = None
     checkpoint_secs: float | None = None
     hang_timeout: float = 10.0
@@ -78,8 +80,8 @@ class ElasticOptions:
             self.spares = self.workers
         if self.spares < 0:
             raise ConfigError("--spares", self.spares, "an integer >= 0")
-        if self.snapshot_every < 1:
-            raise ConfigError("--snapshot-every", self.snapshot_every, "an integer >= 1")
+        if self.snapshot_every is not None and self.snapshot_every < 1:
+            raise ConfigError("--snapshot-every", self.snapshot_every, "an integer >= 1, or auto")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             raise ConfigError("--checkpoint-every", self.checkpoint_every, "an integer >= 1")
         if self.hang_timeout <= 0:
@@ -108,6 +110,17 @@ class ElasticOptions:
             raise ConfigError("--threads", self.threads, "an integer >= 1 (CPU threads per worker)",
                               "omit it to use cores // workers")
         return self
+
+    def snapshot_period(self, copy_s: float, step_s: float | None, rebuildable: bool) -> int:
+        """Steps between in-memory snapshots. ``auto``: every step, unless copying the state into the object
+        store (``copy_s``, measured by the workers) costs more than ``SNAPSHOT_BUDGET`` of a step (``step_s``,
+        None until measured); then the smallest period that keeps it within. Always every step without a
+        rebuildable backend: MCCL survivors blocked in the all-reduce may not export their own state."""
+        if self.snapshot_every is not None:
+            return self.snapshot_every
+        if not rebuildable or not step_s:
+            return 1
+        return max(1, math.ceil(copy_s / (SNAPSHOT_BUDGET * step_s)))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

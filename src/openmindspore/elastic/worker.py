@@ -124,6 +124,7 @@ class Worker:
         ms.set_context(runtime_num_threads=max(1, threads))
         self.trainer = Trainer(config_from_dict(cfg))
         self._warm_up(world_size)
+        self.snapshot_copy_s = self._time_state_copy()
         if also_world_sizes:
             # compile now, off the critical path, the shard shapes of the smaller groups this worker may
             # shrink to (no replacement in time) and of an epoch's last, partial batch; ~0.7 s each on this
@@ -162,6 +163,19 @@ class Worker:
         flat = ops.cat([g.reshape(-1) for g in grads])
         tr.apply_grads(tuple(flat[:1].reshape(()) * 0 + g for g in grads), len(idx))
         tr.load_state(TrainState.from_bytes(initial))
+
+    def _time_state_copy(self) -> float:
+        """Seconds to copy this process's training state once (parameters and optimizer slots): what a
+        snapshot costs, at least, to put into the object store; ``--snapshot-every auto`` budgets it."""
+        tr = self.trainer
+        arrays = [*tr.params_numpy().values(), *(a for arrs in tr.optimizer.state.values() for a in arrs)]
+        times = []
+        for _ in range(3):  # the least of 3: other processes start beside this one
+            t0 = time.perf_counter()
+            copies = [np.array(a, copy=True) for a in arrays]
+            times.append(time.perf_counter() - t0)
+            del copies
+        return min(times)
 
     def _on_sigterm(self, *_: Any) -> None:
         self._preempted = True
@@ -236,7 +250,8 @@ class Worker:
         self.faults, self.fault_log = list(faults), fault_log
         with self._lock:
             self._stash_state()
-        return {"rank": self.rank, "step": self.trainer.step, "load_s": time.perf_counter() - t0}
+        return {"rank": self.rank, "step": self.trainer.step, "load_s": time.perf_counter() - t0,
+                "snapshot_copy_s": self.snapshot_copy_s}
 
     # ---------------------------------------------------------------- step
     def _inject(self, step: int) -> None:
