@@ -1,6 +1,7 @@
 """Collective backends for elastic data-parallel training, in one run.
 
     python benchmarks/comm.py [--only bandwidth|pieces|scaling|ceiling|recovery] [--reps 5] [--steps 40] [--kills 3]
+                              [--kill-gap 10]
 
 * bandwidth: in-place all-reduce of a float32 buffer, 2 processes on this node, 1 KB - 64 MB, for the
   shared-memory backend (``shm``, 1 MiB pieces by default, plus other piece sizes at 42 MB) and for
@@ -13,7 +14,7 @@
 * ceiling: the scaling that no collective can beat on this machine: the same training step (1 thread, pinned,
   no engine, no exchange) in one process alone vs in two processes at once, one per core; efficiency =
   time alone / time of the pair (each process does the 1-worker work: weak scaling with free communication).
-* recovery: 2 workers, SIGKILL of rank 1 at several steps; failure -> first completed step after it with
+* recovery: 2 workers, SIGKILL of rank 1 at several steps (``--kill-gap`` apart); failure -> first completed step after it with
   survivors kept (shm), survivors restarted (shm ``--restart-survivors``) and MCCL (standby group).
 
 One JSON line per result (see benchmarks/_util.py).
@@ -173,9 +174,9 @@ def ceiling(seconds: float = 15.0, rounds: int = 3) -> None:
               "efficiency_per_round": [round(a / b, 2) for a, b in zip(alone, pair)]})
 
 
-def recovery(tmp: Path, steps: int, kills: int, only: list[str] | None = None) -> None:
+def recovery(tmp: Path, steps: int, kills: int, only: list[str] | None = None, gap: int = 10) -> None:
     cfg = _config(tmp, steps, "{name: cnn}")
-    kill_steps = [8 + 10 * i for i in range(kills) if 8 + 10 * i < steps]
+    kill_steps = [8 + gap * i for i in range(kills) if 8 + gap * i < steps]
     faults = [a for s in kill_steps for a in ("--kill-worker-at", f"{s}:1")]
     modes = {"survivors kept (shm)": ["--comm", "shm"],
              "survivors restarted (shm --restart-survivors)": ["--comm", "shm", "--restart-survivors"],
@@ -200,6 +201,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--kills", type=int, default=3)
+    ap.add_argument("--kill-gap", type=int, default=10,
+                    help="recovery: steps between kills (the first during step 8); a gap shorter than a spare "
+                         "process's start-up (~15 s) exhausts the warm spares")
     ap.add_argument("--modes", default="keep,restart,mccl", help="recovery modes to run (comma-separated)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="oms-comm-"))
@@ -213,7 +217,7 @@ def main() -> None:
         if args.only in (None, "ceiling"):
             ceiling()
         if args.only in (None, "recovery"):
-            recovery(tmp, args.steps, args.kills, args.modes.split(","))
+            recovery(tmp, args.steps, args.kills, args.modes.split(","), args.kill_gap)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
