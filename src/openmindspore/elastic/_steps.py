@@ -72,7 +72,11 @@ class StepMixin:
                     # hang: confirm with another round at the next deadline (still bounded by the cap)
                     all_silent_before, hung = True, []
                 if hung or time.time() - t0 >= 3 * self.opts.hang_timeout:
-                    raise GroupFailure("hang", hung or sorted(rank_of[id(f)] for f in pending), step + 1, t0,
+                    # a process that died is a crash even when the deadline came first (under load the
+                    # engine may report the death after the 1 s minimum deadline)
+                    kind = "crash" if hung and all(self.engine.outcome(futs[r], timeout=0).status == "dead"
+                                                   for r in hung) else "hang"
+                    raise GroupFailure(kind, hung or sorted(rank_of[id(f)] for f in pending), step + 1, t0,
                                        f"step {step + 1} exceeded its {self._deadline():.1f} s deadline")
                 deadline = time.time() + self._deadline()
         self._inflight = {}
