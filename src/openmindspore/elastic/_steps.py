@@ -34,10 +34,15 @@ class StepMixin:
     snapshots: dict[int, Any]
     _inflight: dict[int, Any]
 
+    def _recent_step_s(self, min_steps: int) -> float | None:
+        """Median of the last 20 step times, once at least ``min_steps`` (past the first, compiling ones)."""
+        return statistics.median(self.step_times[-20:]) if len(self.step_times) >= min_steps else None
+
     def _deadline(self) -> float:
-        if len(self.step_times) < 3:
+        recent = self._recent_step_s(3)
+        if recent is None:
             return self.opts.hang_timeout
-        return min(self.opts.hang_timeout, max(1.0, 5 * statistics.median(self.step_times[-20:])))
+        return min(self.opts.hang_timeout, max(1.0, 5 * recent))
 
     def _run_step(self, step: int) -> list[dict[str, Any]]:
         t0 = time.time()

@@ -446,9 +446,7 @@ class ElasticTrainer(StepMixin):
 
     # -------------------------------------------------------- checkpoints
     def _snapshot_period(self) -> int:
-        recent = self.step_times[-20:] if len(self.step_times) >= 5 else None  # past the first, compiling steps
-        return self.opts.snapshot_period(self.snapshot_copy_s, float(np.median(recent)) if recent else None,
-                                         self.rebuildable)
+        return self.opts.snapshot_period(self.snapshot_copy_s, self._recent_step_s(5), self.rebuildable)
 
     def _take_snapshot(self, step: int, force: bool = False) -> None:
         if step % self._snapshot_period() and not force:
@@ -468,8 +466,9 @@ class ElasticTrainer(StepMixin):
         return step % every == 0 or (self.opts.checkpoint_secs is not None
                                      and time.time() - self._last_ckpt_time >= self.opts.checkpoint_secs)
 
-    def _maybe_checkpoint(self, step: int, force: bool = False) -> None:
-        if not (force or self._checkpoint_due(step)) or step not in self.snapshots:
+    def _checkpoint(self, step: int, force: bool = False) -> None:
+        """Write the snapshot of ``step`` to disk on a driver thread (``force``: now, waiting for it)."""
+        if step not in self.snapshots:
             return
         if self._ckpt_thread is not None and self._ckpt_thread.is_alive():
             if not force:
@@ -570,7 +569,8 @@ class ElasticTrainer(StepMixin):
                     self._say(f"recovered: world {rec['world_before']} -> {rec['world_after']}, "
                               f"{rec['recover_s']:.2f} s from failure to step {step}, {rec['steps_lost']} step(s) lost")
                 # a disk checkpoint is written from a snapshot: take one when it is due, whatever --snapshot-every
-                self._take_snapshot(step, force=step == stop_at or self._checkpoint_due(step))
+                ckpt_due = step == stop_at or self._checkpoint_due(step)
+                self._take_snapshot(step, force=ckpt_due)
                 if self._refill_pending:
                     self._refill()
                 window_n += 1
@@ -586,7 +586,8 @@ class ElasticTrainer(StepMixin):
                     failure = GroupFailure("preempt", preempted, step, t0, "SIGTERM")
                     step = self._recover(failure, step, ledger)
                     continue
-                self._maybe_checkpoint(step, force=step == stop_at)
+                if ckpt_due:
+                    self._checkpoint(step, force=step == stop_at)
                 if step < stop_at:
                     self._maybe_scale_up(step)
                     self._prepare_standby()
