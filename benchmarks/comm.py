@@ -126,6 +126,15 @@ def _config(tmp: Path, steps: int, model: str, batch: int = 64) -> Path:
 _oms = oms_json
 
 
+def _steady_step_s(summary: dict) -> float:
+    """Wall time per step over the second half of a run (from its metrics.jsonl): unlike the median step
+    time it includes everything between steps (snapshots, the driver), past the start-up (warm spares
+    start beside the first steps)."""
+    rows = [json.loads(line) for line in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    t = [r["time"] for r in rows if "loss" in r][len(rows) // 2:]
+    return (t[-1] - t[0]) / (len(t) - 1)
+
+
 def scaling(tmp: Path) -> None:
     # enough steps that the median is the steady state: the warm spares start beside the first seconds of
     # training (MindSpore import, data, compile) and slow those steps
@@ -133,24 +142,29 @@ def scaling(tmp: Path) -> None:
         cfg = _config(tmp, steps, model)
         # the 2 workers get one core (thread) each: "1 worker, 1 thread" is the same per-worker share, the
         # baseline of scaling efficiency; "1 worker, all threads" is what one process gets from the machine
-        runs = {"1 worker, 1 thread": _oms("train", str(cfg), "--out", str(tmp / f"s1t-{steps}"), "--workers", "1",
-                                           "--threads", "1"),
-                "1 worker, all threads": _oms("train", str(cfg), "--out", str(tmp / f"s1-{steps}"), "--workers", "1")}
-        for comm in ("shm", "mccl"):
-            runs[f"2 workers {comm}"] = _oms("train", str(cfg), "--out", str(tmp / f"s2-{comm}-{steps}"),
-                                             "--workers", "2", "--comm", comm)
-        runs["2 workers shm, not pinned"] = _oms("train", str(cfg), "--out", str(tmp / f"s2-np-{steps}"),
-                                                 "--workers", "2", "--no-pin")
-        # weak scaling (Horovod's measure): each worker keeps the 1-worker batch, the global batch doubles
-        runs["2 workers shm, weak: 64 per worker"] = _oms(
-            "train", str(_config(tmp, steps, model, batch=128)), "--out", str(tmp / f"s2-weak-{steps}"),
-            "--workers", "2")
+        weak = _config(tmp, steps, model, batch=128)  # weak scaling (Horovod's measure): 64 per worker
+        plan = {"1 worker, 1 thread": (cfg, "--workers", "1", "--threads", "1"),
+                "1 worker, all threads": (cfg, "--workers", "1"),
+                "2 workers shm": (cfg, "--workers", "2", "--comm", "shm"),
+                "2 workers mccl": (cfg, "--workers", "2", "--comm", "mccl"),
+                "2 workers shm, not pinned": (cfg, "--workers", "2", "--no-pin"),
+                "2 workers shm, weak: 64 per worker": (weak, "--workers", "2"),
+                "2 workers shm, weak, full update (--no-shard-optimizer)": (weak, "--workers", "2",
+                                                                            "--no-shard-optimizer")}
+        runs = {}
+        for i, (key, (conf, *args)) in enumerate(plan.items()):
+            out = tmp / f"scaling-{steps}-{i}"
+            runs[key] = {**_oms("train", str(conf), "--out", str(out), *args), "run_dir": str(out)}
         t1 = runs["1 worker, 1 thread"]["step_time_s"]["median"]
         t_all = runs["1 worker, all threads"]["step_time_s"]["median"]
+        w1 = _steady_step_s(runs["1 worker, 1 thread"])
         for key, s in runs.items():
             t, batch = s["step_time_s"]["median"], 128 if "weak" in key else 64
             speedup = (batch / t) / (64 / t1)  # throughput (samples/s) over 1 worker's
+            wall = _steady_step_s(s)
             emit({"bench": "scaling", "model": name, "run": key, "global_batch": batch, "median_step_s": round(t, 3),
+                  "steady_wall_per_step_s": round(wall, 4),
+                  "efficiency_steady_wall": round((batch / wall) / (64 / w1) / s["workers"], 2),
                   "median_comm_s": s.get("comm_s", {}).get("median"), "samples_per_s": round(batch / t, 1),
                   "threads_per_worker": s.get("elastic", {}).get("threads"), "worker_cores": s.get("worker_cores"),
                   "phases_s": s.get("phases_s"),

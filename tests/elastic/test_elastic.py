@@ -149,12 +149,17 @@ def test_mccl_backend_recovers_bitwise_equal_to_shm(reference):
     assert s["params_sha256"] == ref["params_sha256"]
 
 
-def test_overlapped_update_recovers_bitwise_equal(reference):
-    """--overlap (updates computed while later buckets are summed; 4 KiB buckets so the digits CNN's
-    gradient is several): same parameters as the reference, also through a crash."""
+@pytest.mark.parametrize("mode", ["overlap", "full"])
+def test_unsharded_updates_recover_bitwise_equal(reference, mode):
+    """The reference's optimizer is sharded (ZeRO-1, the shm default). Every worker updating all parameters
+    (--no-shard-optimizer) and --overlap (updates computed while later buckets are summed; 4 KiB buckets
+    so the digits CNN's gradient is several) give the same parameters, also through a crash."""
     tmp, ref = reference
-    s, _ = _train(tmp, "overlap", "--workers", "2", "--overlap", "--bucket-mb", "0.004", "--kill-worker-at", "5:0")
-    assert s["elastic"]["overlap"] and [r["kind"] for r in s["recoveries"]] == ["crash"], s["recoveries"]
+    assert ref["elastic"]["shard_optimizer"]
+    extra = ["--overlap", "--bucket-mb", "0.004"] if mode == "overlap" else ["--no-shard-optimizer"]
+    s, _ = _train(tmp, mode, "--workers", "2", *extra, "--kill-worker-at", "5:0")
+    assert s["elastic"]["overlap"] == (mode == "overlap") and not s["elastic"]["shard_optimizer"]
+    assert [r["kind"] for r in s["recoveries"]] == ["crash"], s["recoveries"]
     assert s["recoveries"][0]["steps_lost"] == 0
     _assert_exactly_once(s)
     assert s["params_sha256"] == ref["params_sha256"]

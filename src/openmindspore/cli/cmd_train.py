@@ -56,6 +56,9 @@ def register(sub) -> None:
     e.add_argument("--overlap", action="store_true",
                    help="shm: compute each parameter's update while later gradient buckets are still being "
                         "summed (off by default: slower with one core per worker, measured)")
+    e.add_argument("--no-shard-optimizer", action="store_true",
+                   help="shm: every worker updates all parameters (default: each updates and keeps the optimizer "
+                        "state of its share only, ZeRO-1, the state kept in shared memory for recovery)")
     e.add_argument("--no-pin", action="store_true",
                    help="do not pin each worker to its own cores (embedded cluster; pinning is the default)")
     e.add_argument("--restart-survivors", action="store_true",
@@ -96,6 +99,7 @@ def _elastic_options(args, saved=None):
     base.keep_survivors = not args.restart_survivors
     base.pin = not args.no_pin
     base.overlap = args.overlap
+    base.shard_optimizer = not args.no_shard_optimizer
     base.faults = faults if (faults or saved is None) else base.faults
     if args.workers is not None and saved is not None:
         base.threads = args.threads  # None: recompute for the new world size

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import statistics
 import sys
 import threading
 import time
@@ -89,6 +90,8 @@ class ElasticTrainer(StepMixin):
         self.snapshots: dict[int, Any] = {}  # step -> driver-owned engine object holding that step's TrainState
         self.step_times: list[float] = []
         self.stash_times: list[float] = []
+        self.after_snapshot: list[bool] = []  # per step of step_times: a snapshot was requested just before it
+        self._snapshot_requested = False
         self.comm_times: list[float] = []  # per step: the slowest rank's gradient exchange (incl. waiting), s
         self.phase_times: list[dict[str, float]] = []  # per step: compute / update / driver overhead, s
         self.worker_cores: list[list[int] | None] = []
@@ -223,7 +226,7 @@ class ElasticTrainer(StepMixin):
         self._generation += 1
         return {"backend": "shm", "group": f"{self._group_id}-{self._generation}",
                 "timeout": 3 * self.opts.hang_timeout, "chunk_bytes": int(self.opts.bucket_mb * (1 << 20)),
-                "overlap": self.opts.overlap}
+                "overlap": self.opts.overlap, "shard": self.opts.shard_optimizer}
 
     def _activate(self, g: _Group, state: TrainState | None, after_step: int,
                   skip_load: frozenset[int] = frozenset()) -> dict[str, Any]:
@@ -446,13 +449,28 @@ class ElasticTrainer(StepMixin):
 
     # -------------------------------------------------------- checkpoints
     def _snapshot_period(self) -> int:
-        return self.opts.snapshot_period(self.snapshot_copy_s, self._recent_step_s(5), self.rebuildable)
+        cost = self._snapshot_cost_s()
+        return self.opts.snapshot_period(self.snapshot_copy_s if cost is None else cost, self._recent_step_s(5),
+                                         self.rebuildable)
+
+    def _snapshot_cost_s(self, window: int = 60) -> float | None:
+        """What a snapshot costs the training, measured: the median time of the recent steps that ran while
+        one was being taken (the one after it was requested; the taking worker's other thread competes
+        with its step) over that of the other recent steps. None until there are 3 of each (every step
+        snapshotted: the workers' start-up estimate of the copy stands)."""
+        recent = list(zip(self.step_times[-window:], self.after_snapshot[-window:]))
+        hit = [t for t, snap in recent if snap]
+        rest = [t for t, snap in recent if not snap]
+        if len(hit) < 3 or len(rest) < 3:
+            return None
+        return max(0.0, statistics.median(hit) - statistics.median(rest))
 
     def _take_snapshot(self, step: int, force: bool = False) -> None:
         if step % self._snapshot_period() and not force:
             return
         rank = step % len(self.group)
         self.snapshots[step] = self.engine.call(self.group[rank], "snapshot", step)
+        self._snapshot_requested = True
         for s in sorted(self.snapshots)[:-2]:
             del self.snapshots[s]
         if not self.rebuildable:
@@ -549,6 +567,8 @@ class ElasticTrainer(StepMixin):
                 step += 1
                 dt = time.time() - t0
                 self.step_times.append(dt)
+                self.after_snapshot.append(self._snapshot_requested)
+                self._snapshot_requested = False
                 self.stash_times.append(max(r["stash_s"] for r in results))
                 self.comm_times.append(max(r["comm_s"] for r in results))
                 compiled = any(r.get("compiled") for r in results)
@@ -608,6 +628,7 @@ class ElasticTrainer(StepMixin):
                             "p90": float(np.percentile(times, 90)) if len(times) else None},
             "snapshot_overhead": (float(np.median(self.stash_times)) / med) if med else None,
             "snapshot_every": self._snapshot_period(), "snapshot_copy_s": self.snapshot_copy_s,
+            "snapshot_cost_s": self._snapshot_cost_s(),
             "comm_s": {"backend": self.opts.comm,
                        "median": float(np.median(self.comm_times)) if self.comm_times else None},
             # medians over steps of the slowest rank's forward+backward, optimizer update, and the step time

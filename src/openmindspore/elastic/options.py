@@ -64,6 +64,7 @@ class ElasticOptions:
     pin: bool = True  # embedded cluster: pin each active worker to its own cores (rank r: cores r*threads..)
     overlap: bool = False  # shm: update parameters while later gradient buckets are summed (measured: slower
     # with one core per worker, see docs/benchmarks.md "Scaling")
+    shard_optimizer: bool = True  # shm: ZeRO-1, each worker updates its share (openmindspore.elastic.zero)
 
     def validate(self, global_batch: int) -> "ElasticOptions":
         if self.workers < 1:
@@ -98,6 +99,8 @@ class ElasticOptions:
         if self.overlap and self.comm != "shm":
             raise ConfigError("--overlap", f"with --comm {self.comm}", "--comm shm (MCCL's all-reduce runs inside "
                               "MindSpore, asynchronously already)", "drop --overlap or use --comm shm")
+        if self.overlap or self.comm != "shm":
+            self.shard_optimizer = False  # a full update (each worker updates everything): overlapped, or MCCL
         if not 0.004 <= self.bucket_mb <= 4096:
             raise ConfigError("--bucket-mb", self.bucket_mb, "a size in MiB between 0.004 and 4096",
                               f"the measured default is {DEFAULT_BUCKET_MB}")
@@ -112,10 +115,11 @@ class ElasticOptions:
         return self
 
     def snapshot_period(self, copy_s: float, step_s: float | None, rebuildable: bool) -> int:
-        """Steps between in-memory snapshots. ``auto``: every step, unless copying the state into the object
-        store (``copy_s``, measured by the workers) costs more than ``SNAPSHOT_BUDGET`` of a step (``step_s``,
-        None until measured); then the smallest period that keeps it within. Always every step without a
-        rebuildable backend: MCCL survivors blocked in the all-reduce may not export their own state."""
+        """Steps between in-memory snapshots. ``auto``: every step, unless a snapshot (``copy_s``: what one
+        costs the training, measured by the driver, or the workers' estimate) costs more than
+        ``SNAPSHOT_BUDGET`` of a step (``step_s``, None until measured); then the smallest period that keeps
+        it within. Always every step without a rebuildable backend: MCCL survivors blocked in the
+        all-reduce may not export their own state."""
         if self.snapshot_every is not None:
             return self.snapshot_every
         if not rebuildable or not step_s:

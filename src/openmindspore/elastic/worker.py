@@ -8,7 +8,9 @@ MCCL group gets fresh processes); with ``shm`` it (re)builds a shared-memory gro
 
 Each ``step`` shards the global batch, computes gradients, sums them over the group with one all-reduce of
 a flat buffer through the :mod:`~openmindspore.elastic.comm` seam (``shm``: shared memory, in pieces of
-``--bucket-mb``; ``mccl``: MindSpore's ``AllReduce``), applies the optimizer, and stashes the new state
+``--bucket-mb``; ``mccl``: MindSpore's ``AllReduce``), applies the optimizer (``shm`` by default: each rank
+updates only the part it summed and the group gathers the new parameters, :mod:`~openmindspore.elastic.zero`),
+and stashes the new state
 (references to the parameter and optimizer tensors, which the next update replaces rather than
 overwrites: about a millisecond on the critical path). ``snapshot`` and ``export_state`` return that
 stash as a ``TrainState`` from another thread of the process, off the critical path; the engine
@@ -146,6 +148,8 @@ class Worker:
         self.comm: Any = None  # a Collective (openmindspore.elastic.comm) when world_size > 1
         self._busy = threading.Lock()  # held by step(); connect() waits for it
         self._overlap = False  # shm with --overlap: see _exchange_and_compute
+        self._shard = False  # shm, sharded optimizer (the default): see _sharded_step
+        self._zero: Any = None  # its ShardedOptimizer, once started in this group (the optimizer's state is None then)
         self._doomed: set[str] = set()  # shm groups the driver gave up before this worker joined them
         signal.signal(signal.SIGTERM, self._on_sigterm)
 
@@ -199,6 +203,8 @@ class Worker:
         if not self._busy.acquire(timeout=float(spec.get("timeout", 30.0))):
             raise RuntimeError(f"worker rank {self.rank} is still inside a step; abort() it first")
         try:
+            self._unshard()  # before the old group's shared memory goes
+            self._shard = False
             if spec["backend"] == "mccl":
                 if world_size > 1:
                     host, port = sched
@@ -219,8 +225,16 @@ class Worker:
                 if self.comm is None or not self.comm.can_rebuild:
                     self.comm = ShmCollective(None, timeout=float(spec["timeout"]),
                                               chunk_bytes=int(spec["chunk_bytes"]))
-                self.comm.rebuild(spec["group"], rank, world_size)
                 self._overlap = bool(spec.get("overlap"))
+                self._shard = bool(spec.get("shard")) and not self._overlap and self._can_shard()
+                extra = 0
+                if self._shard:
+                    from openmindspore.elastic.zero import ShardedOptimizer
+
+                    opt = self.trainer.optimizer
+                    extra = ShardedOptimizer.extra_bytes(sum(int(np.prod(p.shape)) for p in opt.params),
+                                                         len(opt.slots), self.comm.chunk_bytes, world_size, rank)
+                self.comm.rebuild(spec["group"], rank, world_size, extra_bytes=extra)
             elif self.comm is not None:
                 self.comm.close()
                 self.comm = None
@@ -246,6 +260,7 @@ class Worker:
         to inject."""
         t0 = time.perf_counter()
         if state is not None:
+            self._unshard()
             self.trainer.load_state(state)
         self.faults, self.fault_log = list(faults), fault_log
         with self._lock:
@@ -289,13 +304,18 @@ class Worker:
         loss, grads = tr.compute_grads(idx, self.world_size, self.rank)
         t_compute = time.perf_counter() - t0
         news: list[np.ndarray] | None = None
+        t_sharded_update = None
         if self.world_size > 1:
             try:
-                if self._overlap:  # shm: parameters are updated while later buckets are summed
+                if self._shard:  # exchange and update together: parameters written, optimizer advanced
+                    t_sharded_update = self._sharded_step(grads)
+                elif self._overlap:  # shm: parameters are updated while later buckets are summed
                     news = self._exchange_and_compute(grads, tr.lr_at(tr.step))
                 else:
                     grads = self._exchange(grads)
             except CommError as e:
+                if self._shard:
+                    self._restore_params()
                 tr.sampler.load_state(sampler0)
                 tr.sampler_epoch_of_step = epoch_of_step0
                 return {"comm_error": str(e), "comm_kind": e.kind, "lost": e.ranks, "rank": self.rank,
@@ -303,7 +323,9 @@ class Worker:
         t_comm = time.perf_counter() - t0 - t_compute
         with self._lock:
             t_update = time.perf_counter()
-            if news is None:
+            if t_sharded_update is not None:
+                tr.finish_step(len(idx))
+            elif news is None:
                 tr.apply_grads(grads, len(idx))
             else:
                 for i, new in enumerate(news):
@@ -313,12 +335,59 @@ class Worker:
             t_update = t1 - t_update
             self._stash_state()
             t_stash = time.perf_counter() - t1
+        if t_sharded_update is not None:  # report the update apart from the exchange it ran inside
+            t_comm, t_update = t_comm - t_sharded_update, t_update + t_sharded_update
         from openmindspore.data import shard
 
         return {"step": tr.step, "loss": loss, "epoch": epoch, "samples": shard(idx, self.world_size, self.rank),
                 "rank": self.rank, "preempted": self._preempted, "compute_s": t_compute, "comm_s": t_comm,
                 "update_s": t_update, "stash_s": t_stash, "worker_s": time.perf_counter() - t0,
                 "compiled": tr.compiled_this_step, "time": time.time()}
+
+    def _can_shard(self) -> bool:
+        """The sharded optimizer needs an element-wise optimizer over float32 parameters."""
+        opt = self.trainer.optimizer
+        return hasattr(opt, "update_piece") and all(p.asnumpy().dtype == np.float32 for p in opt.params)
+
+    def _sharded_step(self, grads: tuple) -> float:
+        """Sum the gradients and update the parameters with the optimizer state sharded over the group
+        (:mod:`openmindspore.elastic.zero`); started from the full state at the group's first step. Returns
+        the seconds spent in the optimizer."""
+        tr = self.trainer
+        opt = tr.optimizer
+        if self._zero is None:
+            from openmindspore.elastic.zero import ShardedOptimizer
+
+            zero = ShardedOptimizer(opt, self.comm)
+            zero.start(tr.step, opt.state)
+            with self._lock:
+                self._zero, opt.state = zero, None  # the shard is the state now: no stale copy to misuse
+        params = [p.asnumpy().reshape(-1) for p in opt.params]  # live views: the new values go there
+        self._zero.step(tr.step, [g.asnumpy().reshape(-1) for g in grads], params, tr.lr_at(tr.step))
+        return self._zero.update_s
+
+    def _restore_params(self) -> None:
+        """After a failed sharded step: write back the parameters of the last stashed (completed) step."""
+        saved = self._stashes[max(self._stashes)]["params"]
+        for p in self.trainer.optimizer.params:
+            np.copyto(p.asnumpy(), saved[p.name].reshape(p.shape))
+
+    def _unshard(self) -> None:
+        """Leave sharded mode: the optimizer gets its full state back (of the latest stashed step, read from
+        every rank's shard; run before the group's shared memory is unmapped). Older stashes that need the
+        shards are dropped."""
+        zero, self._zero = self._zero, None
+        if zero is None:
+            return
+        with self._lock:
+            latest = max(self._stashes)
+            try:
+                full = zero.read(latest)
+            except BaseException:
+                self._stashes.clear()  # no consistent state here any more: the driver must load one
+                raise
+            self.trainer.optimizer.state = full
+            self._stashes = {latest: {**self._stashes[latest], "opt": full}}
 
     def _exchange_and_compute(self, grads: tuple, lr: float) -> list[np.ndarray]:
         """Sum the gradients over the group bucket by bucket (parameter-aligned, each at least the
@@ -397,8 +466,10 @@ class Worker:
         # for ~30 s once a peer is dead
         self._stashes[tr.step] = {
             "params": tr.params_numpy(),
-            "opt": {slot: list(arrs) for slot, arrs in tr.optimizer.state.items()},  # new arrays every step
-            "t": tr.optimizer.t, "step": tr.step, "sampler": tr.sampler.state(), "samples_seen": tr.samples_seen,
+            # new arrays every step; sharded: read from the shards on demand (the ring keeps recent steps)
+            "opt": None if self._zero is not None else {slot: list(arrs) for slot, arrs in tr.optimizer.state.items()},
+            "zero": self._zero, "t": tr.optimizer.t, "step": tr.step, "sampler": tr.sampler.state(),
+            "samples_seen": tr.samples_seen,
         }
         for old in sorted(self._stashes)[:-3]:
             del self._stashes[old]
@@ -410,7 +481,8 @@ class Worker:
         from openmindspore.train.state import TrainState
 
         opt = self.trainer.optimizer
-        opt_state = {f"{slot}.{p.name}": a for slot, arrs in stash["opt"].items() for p, a in zip(opt.params, arrs)}
+        slots = stash["opt"] if stash["opt"] is not None else stash["zero"].read(stash["step"])
+        opt_state = {f"{slot}.{p.name}": a for slot, arrs in slots.items() for p, a in zip(opt.params, arrs)}
         opt_state["t"] = np.asarray([stash["t"]], dtype=np.int64)
         return TrainState(params=stash["params"], opt_state=opt_state, step=stash["step"], sampler=stash["sampler"],
                           seed=self.trainer.cfg.seed, samples_seen=stash["samples_seen"])

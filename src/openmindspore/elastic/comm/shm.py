@@ -18,6 +18,7 @@ Segment files are unlinked as soon as every rank has mapped them, so a killed pr
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import mmap
 import os
@@ -31,7 +32,7 @@ from openmindspore.elastic.comm._mesh import Mesh
 from openmindspore.elastic.comm.base import CommAbortedError, CommError, check_buffer
 from openmindspore.errors import ConfigError
 
-__all__ = ["ShmCollective", "DEFAULT_CHUNK_BYTES", "as_flat_numpy", "write_back"]
+__all__ = ["ShmCollective", "DEFAULT_CHUNK_BYTES", "as_flat_numpy", "owned_ranges", "write_back"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,47 @@ def _round_up(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
+def _offsets(arrays: list[np.ndarray]) -> list[int]:
+    """Where each of the flat ``arrays`` starts in their concatenation, plus its end."""
+    return [0, *np.cumsum([a.size for a in arrays]).tolist()]
+
+
+def owned_ranges(n: int, piece: int, world_size: int, rank: int) -> list[tuple[int, int]]:
+    """The element ranges ``[lo, hi)`` of an ``n``-element buffer that ``rank`` sums in
+    :meth:`ShmCollective.allreduce_` and :meth:`ShmCollective.reduce_map_gather_` with pieces of ``piece``
+    elements: its sub-range of every piece, in order (empty ones left out)."""
+    out = []
+    for off in range(0, n, piece):
+        m = min(piece, n - off)
+        lo, hi = off + m * rank // world_size, off + m * (rank + 1) // world_size
+        if hi > lo:
+            out.append((lo, hi))
+    return out
+
+
+def _segments(at: list[int], lo: int, hi: int):
+    """``(i, a, b, o)``: elements ``[a, b)`` of array ``i`` are elements ``[lo + o, lo + o + b - a)`` of the
+    concatenation (in order)."""
+    i = bisect.bisect_right(at, lo) - 1
+    pos = lo
+    while pos < hi:
+        end = min(hi, at[i + 1])
+        if end > pos:
+            yield i, pos - at[i], end - at[i], pos - lo
+        pos, i = end, i + 1
+
+
+def _gather(arrays: list[np.ndarray], at: list[int], lo: int, hi: int, out: np.ndarray) -> None:
+    """Copy elements ``[lo, hi)`` of the concatenation of ``arrays`` into ``out``."""
+    for i, a, b, o in _segments(at, lo, hi):
+        out[o:o + b - a] = arrays[i][a:b]
+
+
+def _scatter(arrays: list[np.ndarray], at: list[int], lo: int, hi: int, data: np.ndarray) -> None:
+    """Write ``data`` over elements ``[lo, hi)`` of the concatenation of ``arrays``."""
+    for i, a, b, o in _segments(at, lo, hi):
+        arrays[i][a:b] = data[o:o + b - a]
+
 class ShmCollective:
     """All-reduce over shared memory among ``world_size`` processes of one node (see module docstring).
 
@@ -88,15 +130,19 @@ class ShmCollective:
         self._maps: list[mmap.mmap] = []
         self._inbox: list[np.ndarray] = []
         self._outbox: list[np.ndarray] = []
+        self._extra: list[np.ndarray] = []
+        self._scratch = np.empty(0, np.uint8)
         self._closed = False
         self._doomed: set[str] = set()  # groups aborted before this rank began to join them
         if group is not None:
             self.rebuild(group, rank, world_size)
 
     # ------------------------------------------------------------ formation
-    def rebuild(self, group: str, rank: int, world_size: int) -> None:
+    def rebuild(self, group: str, rank: int, world_size: int, extra_bytes: int = 0) -> None:
         """Leave the current group (if any) and form ``group`` as ``rank`` of ``world_size``. Clears an
-        earlier :meth:`abort`. Raises :class:`CommError` if the peers do not all arrive in ``timeout``."""
+        earlier :meth:`abort`. Raises :class:`CommError` if the peers do not all arrive in ``timeout``.
+        ``extra_bytes``: shared memory of this rank's own besides the collective's (:meth:`extra`), which every
+        peer maps too and can still read after this process dies (the size may differ per rank)."""
         if not 0 <= rank < world_size:
             raise ConfigError("rank", rank, f"0 <= rank < world_size={world_size}")
         self._teardown()
@@ -105,7 +151,7 @@ class ShmCollective:
             raise CommAbortedError(f"rank {rank}: group {group} was aborted before it formed")
         self.group, self.rank, self.world_size = group, rank, world_size
         out_bytes = _round_up(-(-self.chunk_bytes // world_size))
-        size = self.chunk_bytes + out_bytes
+        size = self.chunk_bytes + out_bytes + _round_up(int(extra_bytes))
         path = _SHM_DIR / f"oms-comm-{group}-{rank}"
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         try:
@@ -123,12 +169,14 @@ class ShmCollective:
                     continue
                 fd = os.open(_SHM_DIR / f"oms-comm-{group}-{r}", os.O_RDWR)
                 try:
-                    maps.append(mmap.mmap(fd, size))
+                    maps.append(mmap.mmap(fd, os.fstat(fd).st_size))
                 finally:
                     os.close(fd)
             self._maps = maps
             self._inbox = [np.frombuffer(m, np.uint8, self.chunk_bytes, 0) for m in maps]
             self._outbox = [np.frombuffer(m, np.uint8, out_bytes, self.chunk_bytes) for m in maps]
+            self._extra = [np.frombuffer(m, np.uint8, len(m) - self.chunk_bytes - out_bytes,
+                                         self.chunk_bytes + out_bytes) for m in maps]
             self._mesh.barrier()  # everyone has mapped everyone's segment
         except BaseException:
             self._teardown()
@@ -140,7 +188,7 @@ class ShmCollective:
         if self._mesh is not None:
             self._mesh.close()
             self._mesh = None
-        self._inbox, self._outbox = [], []
+        self._inbox, self._outbox, self._extra = [], [], []
         for m in self._maps:
             try:
                 m.close()
@@ -204,6 +252,62 @@ class ShmCollective:
             a, b = bounds[k], bounds[k + 1]
             if b > a:
                 out[a:b] = self._outbox[k][:(b - a) * item].view(dt)
+
+    def extra(self, rank: int) -> np.ndarray:
+        """Rank ``rank``'s extra shared memory (``rebuild(extra_bytes=...)``; bytes, maybe rounded up)."""
+        return self._extra[rank]
+
+    def owned_ranges(self, n: int, dtype: Any = np.float32, rank: int | None = None) -> list[tuple[int, int]]:
+        """:func:`owned_ranges` of this group (``rank`` default: this one)."""
+        return owned_ranges(n, self.chunk_bytes // np.dtype(dtype).itemsize, self.world_size,
+                            self.rank if rank is None else rank)
+
+    def reduce_map_gather_(self, src: list[np.ndarray], dst: list[np.ndarray], fn: Any,
+                           before_last_barrier: Any = None) -> None:
+        """Reduce-scatter, map, all-gather (ZeRO). ``src`` and ``dst``: flat arrays of one dtype whose
+        concatenations have the same length on every rank. Piece by piece, as in :meth:`allreduce_`, this
+        rank sums its sub-range ``[lo, hi)`` of ``src`` over the group (rank-ordered: bitwise
+        :func:`reference_allreduce`) and calls ``fn(lo, hi, summed, out)``, which writes the values of that
+        range into ``out``; every rank's ``out`` is then copied into ``dst``. ``before_last_barrier()`` runs
+        after this rank's last ``fn``, before the barrier that ends the last piece (past it every rank's
+        ``fn`` has run on every piece). A failure raises :class:`CommError` with ``dst`` partly written."""
+        self._check_open()
+        dt = src[0].dtype
+        n, item = sum(a.size for a in src), dt.itemsize
+        if sum(a.size for a in dst) != n or any(a.dtype != dt for a in (*src, *dst)):
+            raise ConfigError("dst", [a.size for a in dst], f"{n} elements of {dt} in all, as src")
+        if self.world_size == 1 and self._aborted.is_set():
+            raise CommAbortedError(f"rank {self.rank}: collective aborted")
+        src_at, dst_at = _offsets(src), _offsets(dst)
+        step, w, r = self.chunk_bytes // item, self.world_size, self.rank
+        if self._scratch.nbytes < 2 * self.chunk_bytes:
+            self._scratch = np.empty(2 * self.chunk_bytes, np.uint8)
+        for off in range(0, n, step):
+            m = min(step, n - off)
+            bounds = [off + m * k // w for k in range(w + 1)]
+            lo, hi = bounds[r], bounds[r + 1]
+            acc = self._scratch[:(hi - lo) * item].view(dt)
+            if w > 1:
+                _gather(src, src_at, off, off + m, self._inbox[r][:m * item].view(dt))
+                self._mesh.barrier()
+                if hi > lo:
+                    ins = [b[(lo - off) * item:(hi - off) * item].view(dt) for b in self._inbox]
+                    np.add(ins[0], ins[1], out=acc)
+                    for x in ins[2:]:
+                        np.add(acc, x, out=acc)
+                outs = [self._outbox[k][:(bounds[k + 1] - bounds[k]) * item].view(dt) for k in range(w)]
+            else:
+                _gather(src, src_at, lo, hi, acc)
+                outs = [self._scratch[self.chunk_bytes:self.chunk_bytes + m * item].view(dt)]
+            if hi > lo:
+                fn(lo, hi, acc, outs[r])
+            if off + m >= n and before_last_barrier is not None:
+                before_last_barrier()
+            if w > 1:
+                self._mesh.barrier()
+            for k in range(w):
+                if bounds[k + 1] > bounds[k]:
+                    _scatter(dst, dst_at, bounds[k], bounds[k + 1], outs[k])
 
     def barrier(self) -> None:
         """Return once every rank has called ``barrier`` (deadline ``timeout``)."""

@@ -112,14 +112,18 @@ def set_threads(n: int) -> None:
 
 
 def adam(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, b1: float, b2: float, wd: float, l2: bool,
-         decay: float, decoupled: bool, step_size: float, c2: float, eps: float
+         decay: float, decoupled: bool, step_size: float, c2: float, eps: float, out: list | None = None
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """One Adam step in one pass over contiguous float32 arrays: new ``(p, m, v)`` (new arrays), bitwise what
-    ``train.optim.Adam``'s numpy formulas give; None when the library is off or an array does not qualify."""
-    if library_path() is None or not all(a.dtype == np.float32 and a.flags.c_contiguous and a.size == p.size
-                                         for a in (p, g, m, v)):
+    """One Adam step in one pass over contiguous float32 arrays: new ``(p, m, v)`` (new arrays, or written
+    into ``out``: three arrays apart from the inputs), bitwise what ``train.optim.Adam``'s numpy formulas
+    give; None when the library is off or an array does not qualify."""
+    if library_path() is None:
         return None
-    f, out = ctypes.c_float, [np.empty_like(p) for _ in range(3)]
+    out = [np.empty_like(p) for _ in range(3)] if out is None else list(out)
+    if not all(a.dtype == np.float32 and a.flags.c_contiguous and a.size == p.size
+                                         for a in (p, g, m, v, *out)):
+        return None
+    f = ctypes.c_float
     ptr = [a.ctypes.data_as(ctypes.c_void_p) for a in (p, g, m, v, *out)]
     _state["dll"].oms_adam(*ptr, ctypes.c_int64(p.size), f(b1), f(b2), f(np.float32(1) - np.float32(b1)),
                            f(np.float32(1) - np.float32(b2)), f(wd), ctypes.c_int(l2), f(decay),
