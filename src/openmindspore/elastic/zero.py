@@ -12,8 +12,9 @@ element-wise, so the values are bitwise those of the full update.
 Recovery needs the whole state of the last step even when its owner died. The optimizer-state shard
 therefore lives in the rank's own shared memory (``ShmCollective.extra``), which every peer has mapped
 and can still read after the owner's death (a hung owner's too), as a ring of ``RING`` buffers, one per
-step, each with its step number in a header: the owner marks a buffer invalid (-1) before overwriting it
-and writes the new step number once its last piece is done, *before* the barrier that ends the step.
+step, each tagged with its step in a header (no tag in a new, zero-filled segment): the owner clears a
+buffer's tag before overwriting it and tags it once its last piece is done, *before* the barrier that
+ends the step.
 Whoever passes that barrier has every rank's state of the new step in shared memory; a reader copies a
 shard and checks the header again afterwards (a seqlock), so it never returns a half-overwritten buffer.
 The ring keeps the last ``RING`` steps, more than the worker's stash of recent states.
@@ -47,7 +48,9 @@ class ShardedOptimizer:
         self.slots = tuple(optimizer.slots)
         piece = comm.chunk_bytes // 4
         self.ranges = [owned_ranges(self.n, piece, comm.world_size, k) for k in range(comm.world_size)]
-        self._hdr, self._buf = [], []  # per rank: header (int64[RING]); buffers [ring][slot] (float32)
+        # per rank: header (int64[RING]: step + 1 of each buffer, 0 = none: a new segment is zero-filled);
+        # buffers [ring][slot] (float32)
+        self._hdr, self._buf = [], []
         for k, ranges in enumerate(self.ranges):
             m = sum(hi - lo for lo, hi in ranges)
             raw = comm.extra(k)
@@ -69,14 +72,14 @@ class ShardedOptimizer:
         """Take this rank's shard of the full optimizer ``state`` (slot -> per-parameter arrays) after
         ``step``."""
         r, b = self.comm.rank, step % RING
-        self._hdr[r][:] = -1
+        self._hdr[r][:] = 0
         for j, slot in enumerate(self.slots):
             arrays = [np.ascontiguousarray(a, np.float32).reshape(-1) for a in state[slot]]
             at, out, c = _offsets(arrays), self._buf[r][b][j], 0
             for lo, hi in self.ranges[r]:
                 _gather(arrays, at, lo, hi, out[c:c + hi - lo])
                 c += hi - lo
-        self._hdr[r][b] = step
+        self._hdr[r][b] = step + 1
 
     def step(self, step: int, grads: list[np.ndarray], params: list[np.ndarray], lr: float) -> None:
         """Global step ``step`` (0-based; the state after ``step`` steps is in the ring): sum ``grads`` (flat
@@ -85,10 +88,10 @@ class ShardedOptimizer:
         the optimizer and its shard are as before, ``params`` may be partly written (the caller restores
         them)."""
         r, old, new = self.comm.rank, step % RING, (step + 1) % RING
-        if self._hdr[r][old] != step:
-            raise RuntimeError(f"rank {r} holds no optimizer state of step {step} (has {self._hdr[r].tolist()})")
+        if self._hdr[r][old] != step + 1:
+            raise RuntimeError(f"rank {r} holds no optimizer state of step {step} (has {self._held(r)})")
         undo = self.opt.begin_step()
-        self._hdr[r][new] = -1
+        self._hdr[r][new] = 0
         ins, outs, p_at = self._buf[r][old], self._buf[r][new], _offsets(params)
         cursor = [0]
         self.update_s = 0.0
@@ -107,7 +110,7 @@ class ShardedOptimizer:
             self.update_s += time.perf_counter() - t0
 
         def done() -> None:
-            self._hdr[r][new] = step + 1
+            self._hdr[r][new] = step + 2
 
         try:
             self.comm.reduce_map_gather_(grads, params, update, before_last_barrier=done)
@@ -121,15 +124,18 @@ class ShardedOptimizer:
         b = step % RING
         flats = {slot: np.empty(self.n, np.float32) for slot in self.slots}
         for k, ranges in enumerate(self.ranges):
-            if self._hdr[k][b] != step:
+            if self._hdr[k][b] != step + 1:
                 raise RuntimeError(f"rank {k}'s optimizer state of step {step} is no longer held "
-                                   f"(it holds steps {sorted(int(s) for s in self._hdr[k] if s >= 0)})")
+                                   f"(it holds steps {self._held(k)})")
             for j, slot in enumerate(self.slots):
                 c, src = 0, self._buf[k][b][j]
                 for lo, hi in ranges:
                     flats[slot][lo:hi] = src[c:c + hi - lo]
                     c += hi - lo
-            if self._hdr[k][b] != step:  # overwritten while copying
+            if self._hdr[k][b] != step + 1:  # overwritten while copying
                 raise RuntimeError(f"rank {k}'s optimizer state of step {step} was overwritten while read")
         at = [0, *np.cumsum(self.sizes).tolist()]
         return {slot: [f[at[i]:at[i + 1]].reshape(s) for i, s in enumerate(self.shapes)] for slot, f in flats.items()}
+
+    def _held(self, rank: int) -> list[int]:
+        return sorted(int(t) - 1 for t in self._hdr[rank] if t > 0)
