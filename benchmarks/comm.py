@@ -10,7 +10,9 @@
   MLP and on the default CNN; efficiency = throughput speed-up / 2 over 1 worker with the same per-worker
   share of the machine (1 thread, pinned to one core: each of the 2 workers gets one of the 2 cores).
   Strong scaling (the same global batch of 64, split) and weak scaling (64 per worker, Horovod's measure);
-  the speed-up over 1 worker with every thread, and 2 workers without pinning, are reported too.
+  the speed-up over 1 worker with every thread, 2 workers without pinning and weak scaling with the full
+  (unsharded) optimizer update are reported too, and every efficiency also from the wall time per step over
+  the second half of the run (``efficiency_steady_wall``: snapshots and the driver included).
 * ceiling: the scaling that no collective can beat on this machine: the same training step (1 thread, pinned,
   no engine, no exchange) in one process alone vs in two processes at once, one per core; efficiency =
   time alone / time of the pair (each process does the 1-worker work: weak scaling with free communication).
@@ -138,7 +140,7 @@ def _steady_step_s(summary: dict) -> float:
 def scaling(tmp: Path) -> None:
     # enough steps that the median is the steady state: the warm spares start beside the first seconds of
     # training (MindSpore import, data, compile) and slow those steps
-    for name, model, steps in (("MLP 784-4096-1792-10 (10.6M params)", MLP, 100), ("default CNN", "{name: cnn}", 500)):
+    for name, model, steps in (("MLP 784-4096-1792-10 (10.6M params)", MLP, 300), ("default CNN", "{name: cnn}", 500)):
         cfg = _config(tmp, steps, model)
         # the 2 workers get one core (thread) each: "1 worker, 1 thread" is the same per-worker share, the
         # baseline of scaling efficiency; "1 worker, all threads" is what one process gets from the machine

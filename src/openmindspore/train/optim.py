@@ -2,7 +2,7 @@
 
 MindSpore's fused ``nn.Adam`` kernel does not give bitwise-identical updates after its state is saved
 and restored (measured: ~1e-7 drift after one step), which breaks exact resume; and PyNative
-element-wise ops cost ~0.5 s per step for the default CNN's 1.7M parameters on this CPU, against a few
+element-wise ops cost ~0.5 s per step for a CNN's 1.7M parameters on this CPU, against a few
 milliseconds for the same float32 maths in numpy. These optimizers keep their state as numpy arrays
 plus an integer step, compute bias corrections in float64 on the host, apply the same float32
 operations every step, and make new state arrays every step (so references to an earlier step's state
