@@ -387,7 +387,7 @@ class Worker:
                 self._stashes.clear()  # no consistent state here any more: the driver must load one
                 raise
             self.trainer.optimizer.state = full
-            self._stashes = {latest: {**self._stashes[latest], "opt": full}}
+            self._stashes = {latest: {**self._stashes[latest], "opt": full, "zero": None}}  # old mappings can go
 
     def _exchange_and_compute(self, grads: tuple, lr: float) -> list[np.ndarray]:
         """Sum the gradients over the group bucket by bucket (parameter-aligned, each at least the
