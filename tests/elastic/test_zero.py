@@ -53,9 +53,8 @@ def _reference(opt_name: str, world: int, steps: int, lr: float = 0.01) -> tuple
 
 def _join(group: str, rank: int, world: int, opt: Any, chunk: int,
           timeout: float = 30.0) -> tuple[ShmCollective, ShardedOptimizer]:
-    n = sum(int(np.prod(s)) for s in SHAPES)
     c = ShmCollective(None, timeout=timeout, chunk_bytes=chunk)
-    c.rebuild(group, rank, world, extra_bytes=ShardedOptimizer.extra_bytes(n, len(opt.slots), chunk, world, rank))
+    c.rebuild(group, rank, world, extra_bytes=ShardedOptimizer.extra_bytes(opt, chunk, world, rank))
     z = ShardedOptimizer(opt, c)
     z.start(0, opt.state)
     return c, z

@@ -231,9 +231,8 @@ class Worker:
                 if self._shard:
                     from openmindspore.elastic.zero import ShardedOptimizer
 
-                    opt = self.trainer.optimizer
-                    extra = ShardedOptimizer.extra_bytes(sum(int(np.prod(p.shape)) for p in opt.params),
-                                                         len(opt.slots), self.comm.chunk_bytes, world_size, rank)
+                    extra = ShardedOptimizer.extra_bytes(self.trainer.optimizer, self.comm.chunk_bytes, world_size,
+                                                         rank)
                 self.comm.rebuild(spec["group"], rank, world_size, extra_bytes=extra)
             elif self.comm is not None:
                 self.comm.close()

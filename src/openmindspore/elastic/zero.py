@@ -54,7 +54,7 @@ class ShardedOptimizer:
         for k, ranges in enumerate(self.ranges):
             m = sum(hi - lo for lo, hi in ranges)
             raw = comm.extra(k)
-            if raw.nbytes < self.extra_bytes(self.n, len(self.slots), comm.chunk_bytes, comm.world_size, k):
+            if raw.nbytes < self.extra_bytes(optimizer, comm.chunk_bytes, comm.world_size, k):
                 raise RuntimeError(f"rank {k}'s shared memory holds {raw.nbytes} bytes, too few for its shard")
             self._hdr.append(raw[:8 * RING].view(np.int64))
             data = raw[_HEADER:_HEADER + 4 * m * len(self.slots) * RING].view(np.float32)
@@ -64,9 +64,11 @@ class ShardedOptimizer:
         self.update_s = 0.0  # seconds spent in the optimizer in the last step
 
     @staticmethod
-    def extra_bytes(n: int, n_slots: int, chunk_bytes: int, world_size: int, rank: int) -> int:
+    def extra_bytes(optimizer: Any, chunk_bytes: int, world_size: int, rank: int) -> int:
+        """Shared memory that ``rank`` needs for its shard of ``optimizer``'s state (``rebuild(extra_bytes=)``)."""
+        n = sum(int(np.prod(p.shape)) for p in optimizer.params)
         m = sum(hi - lo for lo, hi in owned_ranges(n, chunk_bytes // 4, world_size, rank))
-        return _HEADER + 4 * m * n_slots * RING
+        return _HEADER + 4 * m * len(optimizer.slots) * RING
 
     def start(self, step: int, state: dict[str, list[np.ndarray]]) -> None:
         """Take this rank's shard of the full optimizer ``state`` (slot -> per-parameter arrays) after

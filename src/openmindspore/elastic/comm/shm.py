@@ -64,6 +64,13 @@ def _round_up(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
+def _sum_in_rank_order(ins: list[np.ndarray], out: np.ndarray) -> None:
+    """``out = ((ins[0] + ins[1]) + ins[2]) + ...``: the fixed order that makes every sum bitwise reproducible."""
+    np.add(ins[0], ins[1], out=out)
+    for x in ins[2:]:
+        np.add(out, x, out=out)
+
+
 def _offsets(arrays: list[np.ndarray]) -> list[int]:
     """Where each of the flat ``arrays`` starts in their concatenation, plus its end."""
     return [0, *np.cumsum([a.size for a in arrays]).tolist()]
@@ -104,6 +111,7 @@ def _scatter(arrays: list[np.ndarray], at: list[int], lo: int, hi: int, data: np
     """Write ``data`` over elements ``[lo, hi)`` of the concatenation of ``arrays``."""
     for i, a, b, o in _segments(at, lo, hi):
         arrays[i][a:b] = data[o:o + b - a]
+
 
 class ShmCollective:
     """All-reduce over shared memory among ``world_size`` processes of one node (see module docstring).
@@ -241,10 +249,7 @@ class ShmCollective:
         lo, hi = bounds[r], bounds[r + 1]
         if hi > lo:
             acc = self._outbox[r][:(hi - lo) * item].view(dt)
-            ins = [b[lo * item:hi * item].view(dt) for b in self._inbox]
-            np.add(ins[0], ins[1], out=acc)
-            for x in ins[2:]:
-                np.add(acc, x, out=acc)
+            _sum_in_rank_order([b[lo * item:hi * item].view(dt) for b in self._inbox], acc)
             if op == "mean":
                 np.divide(acc, dt.type(n), out=acc)
         self._mesh.barrier()
@@ -256,11 +261,6 @@ class ShmCollective:
     def extra(self, rank: int) -> np.ndarray:
         """Rank ``rank``'s extra shared memory (``rebuild(extra_bytes=...)``; bytes, maybe rounded up)."""
         return self._extra[rank]
-
-    def owned_ranges(self, n: int, dtype: Any = np.float32, rank: int | None = None) -> list[tuple[int, int]]:
-        """:func:`owned_ranges` of this group (``rank`` default: this one)."""
-        return owned_ranges(n, self.chunk_bytes // np.dtype(dtype).itemsize, self.world_size,
-                            self.rank if rank is None else rank)
 
     def reduce_map_gather_(self, src: list[np.ndarray], dst: list[np.ndarray], fn: Any,
                            before_last_barrier: Any = None) -> None:
@@ -291,10 +291,7 @@ class ShmCollective:
                 _gather(src, src_at, off, off + m, self._inbox[r][:m * item].view(dt))
                 self._mesh.barrier()
                 if hi > lo:
-                    ins = [b[(lo - off) * item:(hi - off) * item].view(dt) for b in self._inbox]
-                    np.add(ins[0], ins[1], out=acc)
-                    for x in ins[2:]:
-                        np.add(acc, x, out=acc)
+                    _sum_in_rank_order([b[(lo - off) * item:(hi - off) * item].view(dt) for b in self._inbox], acc)
                 outs = [self._outbox[k][:(bounds[k + 1] - bounds[k]) * item].view(dt) for k in range(w)]
             else:
                 _gather(src, src_at, lo, hi, acc)

@@ -120,8 +120,7 @@ def adam(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, b1: float, 
     if library_path() is None:
         return None
     out = [np.empty_like(p) for _ in range(3)] if out is None else list(out)
-    if not all(a.dtype == np.float32 and a.flags.c_contiguous and a.size == p.size
-                                         for a in (p, g, m, v, *out)):
+    if not all(a.dtype == np.float32 and a.flags.c_contiguous and a.size == p.size for a in (p, g, m, v, *out)):
         return None
     f = ctypes.c_float
     ptr = [a.ctypes.data_as(ctypes.c_void_p) for a in (p, g, m, v, *out)]
