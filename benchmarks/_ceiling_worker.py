@@ -4,6 +4,7 @@ collective; prints the median forward+backward and optimizer-update times (ms) o
 
     python benchmarks/_ceiling_worker.py --cpu 0 --model mlp --batch 64
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,17 @@ def main() -> None:
     os.sched_setaffinity(0, {args.cpu})
     from openmindspore.train import Trainer, config_from_dict
 
-    tr = Trainer(config_from_dict({"dataset": "mnist5k", "model": MODELS[args.model], "batch_size": args.batch,
-                                   "steps": 1_000_000, "optimizer": {"name": "adam", "lr": 1e-3}}))
+    tr = Trainer(
+        config_from_dict(
+            {
+                "dataset": "mnist5k",
+                "model": MODELS[args.model],
+                "batch_size": args.batch,
+                "steps": 1_000_000,
+                "optimizer": {"name": "adam", "lr": 1e-3},
+            }
+        )
+    )
     os.sched_setaffinity(0, {args.cpu})  # threads MindSpore started meanwhile inherit it
     compute, update = [], []
     end = time.time() + args.seconds
@@ -40,9 +50,16 @@ def main() -> None:
         compute.append(t1 - t0)
         update.append(time.perf_counter() - t1)
     skip = len(compute) // 3
-    print(json.dumps({"cpu": args.cpu, "steps": len(compute) - skip,
-                      "compute_ms": round(statistics.median(compute[skip:]) * 1e3, 2),
-                      "update_ms": round(statistics.median(update[skip:]) * 1e3, 2)}))
+    print(
+        json.dumps(
+            {
+                "cpu": args.cpu,
+                "steps": len(compute) - skip,
+                "compute_ms": round(statistics.median(compute[skip:]) * 1e3, 2),
+                "update_ms": round(statistics.median(update[skip:]) * 1e3, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

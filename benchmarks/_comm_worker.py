@@ -8,6 +8,7 @@ environment; the rank is MindSpore's. Prints one JSON line per size on rank 0: m
 in-place all-reduce of a float32 buffer of that many bytes. ``--check-out`` also writes every rank's
 result of a fixed random input (seeded by rank) per size, for bitwise comparisons between backends.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,20 @@ def main() -> None:
             times.append(time.perf_counter() - t)
         if c.rank == 0:
             med = statistics.median(times)
-            print(json.dumps({"backend": a.backend, "bytes": n * 4, "median_s": med, "min_s": min(times),
-                              "MB_per_s": n * 4 / med / 1e6, "init_s": init_s, "world": a.world}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "backend": a.backend,
+                        "bytes": n * 4,
+                        "median_s": med,
+                        "min_s": min(times),
+                        "MB_per_s": n * 4 / med / 1e6,
+                        "init_s": init_s,
+                        "world": a.world,
+                    }
+                ),
+                flush=True,
+            )
     if a.check_out:
         with open(f"{a.check_out}.{c.rank}", "w") as f:
             json.dump(checks, f)

@@ -5,6 +5,7 @@ writes a disk checkpoint every K steps, and after a failure the whole job is rel
 the newest checkpoint. Uses the same model, data, sampler and optimizer as OpenMindSpore so that only
 the recovery mechanism differs. Appends ``step time`` lines to ``--log``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ def main() -> None:
         out, off = [], 0
         for g in grads:
             n = int(np.prod(g.shape))
-            out.append(flat[off:off + n].reshape(g.shape))
+            out.append(flat[off : off + n].reshape(g.shape))
             off += n
         tr.apply_grads(tuple(out), len(idx))
         if rank == 0:

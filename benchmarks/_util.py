@@ -1,4 +1,5 @@
 """Shared benchmark helpers: timing and one-JSON-line-per-result output."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,7 @@ import os
 import platform
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 os.environ.setdefault("GLOG_v", "3")
 
@@ -38,8 +39,14 @@ def oms_json(*args: str, timeout: float = 1800) -> dict:
     from pathlib import Path
 
     oms = Path(sys.executable).parent / "oms"
-    p = subprocess.Popen([str(oms), *args, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=dict(os.environ, GLOG_v="3"), start_new_session=True)
+    p = subprocess.Popen(
+        [str(oms), *args, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, GLOG_v="3"),
+        start_new_session=True,
+    )
     try:
         out, err = p.communicate(timeout=timeout)
     finally:

@@ -23,6 +23,7 @@ linear regression, same covariates).
     .venv/bin/python benchmarks/causal.py nas --reps 100 --budget 150
     .venv/bin/python benchmarks/causal.py lalonde
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,12 @@ ESTS = ("naive", "hajek", "aipw")
 
 def _summary(errs: list[float], covered: list[bool]) -> dict:
     e = np.asarray(errs)
-    return {"bias": float(e.mean()) if len(e) else None, "bias_se": float(e.std(ddof=1) / np.sqrt(len(e)))
-            if len(e) > 1 else None, "rmse": float(np.sqrt((e ** 2).mean())) if len(e) else None,
-            "coverage": float(np.mean(covered)) if covered else None}
+    return {
+        "bias": float(e.mean()) if len(e) else None,
+        "bias_se": float(e.std(ddof=1) / np.sqrt(len(e))) if len(e) > 1 else None,
+        "rmse": float(np.sqrt((e**2).mean())) if len(e) else None,
+        "coverage": float(np.mean(covered)) if covered else None,
+    }
 
 
 def nas(args: argparse.Namespace) -> None:
@@ -60,9 +64,18 @@ def nas(args: argparse.Namespace) -> None:
     en0 = enums[treatments[0].name]
     y_all = np.array([np.mean(space.table["".join(map(str, row))]["val_acc"]) for row in en0.W])
     truth_u = {t: float(y_all[en.T == 1].mean() - y_all[en.T == 0].mean()) for t, en in enums.items()}
-    res: dict = {t.name: {"search": {e: ([], []) for e in ESTS}, "uniform": {e: ([], []) for e in ESTS},
-                          "truth": [], "ess": [], "uniform_fail": 0, "search_fail": 0, "e_range": []}
-                 for t in treatments}
+    res: dict = {
+        t.name: {
+            "search": {e: ([], []) for e in ESTS},
+            "uniform": {e: ([], []) for e in ESTS},
+            "truth": [],
+            "ess": [],
+            "uniform_fail": 0,
+            "search_fail": 0,
+            "e_range": [],
+        }
+        for t in treatments
+    }
     t0 = time.perf_counter()
     for r in range(args.reps):
         out = run_search(space, args.strategy, args.budget, seed=args.seed + r)
@@ -98,18 +111,40 @@ def nas(args: argparse.Namespace) -> None:
         hi = [b for _, b in acc["e_range"]]
         for name in ESTS:
             errs, cov = acc["search"][name]
-            emit({"bench": "causal_nas", "reference": "search", "strategy": args.strategy, "treatment": tr.name,
-                  "estimator": name,
-                  "reps": args.reps, "budget": args.budget, "truth_mean": float(np.mean(acc["truth"])),
-                  "truth_sd": float(np.std(acc["truth"])), "mean_ess": float(np.mean(acc["ess"])),
-                  "propensity_min": float(np.min(lo)), "propensity_max": float(np.max(hi)),
-                  "positivity_ok": args.reps - acc["search_fail"],
-                  **_summary(errs, cov), "seconds": round(secs, 1)})
+            emit(
+                {
+                    "bench": "causal_nas",
+                    "reference": "search",
+                    "strategy": args.strategy,
+                    "treatment": tr.name,
+                    "estimator": name,
+                    "reps": args.reps,
+                    "budget": args.budget,
+                    "truth_mean": float(np.mean(acc["truth"])),
+                    "truth_sd": float(np.std(acc["truth"])),
+                    "mean_ess": float(np.mean(acc["ess"])),
+                    "propensity_min": float(np.min(lo)),
+                    "propensity_max": float(np.max(hi)),
+                    "positivity_ok": args.reps - acc["search_fail"],
+                    **_summary(errs, cov),
+                    "seconds": round(secs, 1),
+                }
+            )
         for name in ESTS:
             errs, cov = acc["uniform"][name]
-            emit({"bench": "causal_nas", "reference": "uniform", "treatment": tr.name, "estimator": name,
-                  "reps": args.reps, "budget": args.budget, "truth": truth_u[tr.name],
-                  "positivity_ok": args.reps - acc["uniform_fail"], **_summary(errs, cov)})
+            emit(
+                {
+                    "bench": "causal_nas",
+                    "reference": "uniform",
+                    "treatment": tr.name,
+                    "estimator": name,
+                    "reps": args.reps,
+                    "budget": args.budget,
+                    "truth": truth_u[tr.name],
+                    "positivity_ok": args.reps - acc["uniform_fail"],
+                    **_summary(errs, cov),
+                }
+            )
 
 
 # ---------------------------------------------------------------------------------------------- LaLonde
@@ -128,8 +163,22 @@ def _lalonde_frame():
     return df, exp
 
 
-COVS = ["age", "age2", "educ", "educ2", "black", "hisp", "marr", "nodegree", "re74", "re75", "re742", "re752",
-        "u74", "u75"]
+COVS = [
+    "age",
+    "age2",
+    "educ",
+    "educ2",
+    "black",
+    "hisp",
+    "marr",
+    "nodegree",
+    "re74",
+    "re75",
+    "re742",
+    "re752",
+    "u74",
+    "u75",
+]
 
 
 def lalonde_ours(df) -> tuple[np.ndarray, list[dict]]:
@@ -178,15 +227,23 @@ def dowhy_att(df, method: str, propensity: np.ndarray | None = None) -> float:
         warnings.simplefilter("ignore")
         model = CausalModel(data=frame, treatment="treat", outcome="re78", common_causes=COVS)
         ident = model.identify_effect(proceed_when_unidentifiable=True)
-        return float(model.estimate_effect(ident, method_name=f"backdoor.{method}", target_units="att",
-                                           method_params=params).value)
+        return float(
+            model.estimate_effect(
+                ident, method_name=f"backdoor.{method}", target_units="att", method_params=params
+            ).value
+        )
 
 
 def lalonde(args: argparse.Namespace | None) -> None:
     df, exp = _lalonde_frame()
     t = df.treat.to_numpy()
-    base = {"bench": "causal_lalonde", "experimental": exp, "n_treated": int(t.sum()), "n_control": int((1 - t).sum()),
-            "estimand": "ATT"}
+    base = {
+        "bench": "causal_lalonde",
+        "experimental": exp,
+        "n_treated": int(t.sum()),
+        "n_control": int((1 - t).sum()),
+        "estimand": "ATT",
+    }
     e, rows = lalonde_ours(df)
     for r in rows:
         emit({**base, **r, "error_vs_experimental": r["att"] - exp})

@@ -7,6 +7,7 @@ seeds so the comparison is not one lucky initialisation. One JSON line per resul
 
     .venv/bin/python benchmarks/cnn_search.py --budget 30 --steps 300 --out runs/cnn_mnist
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,16 +34,40 @@ def main(argv: list[str] | None = None) -> int:
 
     opts = {"steps": args.steps}
     t0 = time.perf_counter()
-    res = run_search("cnn", args.strategy, args.budget, out_dir=args.out, seed=args.seed, workers=args.workers,
-                     dataset=args.dataset, space_options=opts,
-                     on_trial=lambda t: print(json.dumps({"trial": t.trial, "status": t.status, "score": t.score,
-                                                          "duration_s": round(t.duration_s, 1)}), file=sys.stderr,
-                                              flush=True))
+    res = run_search(
+        "cnn",
+        args.strategy,
+        args.budget,
+        out_dir=args.out,
+        seed=args.seed,
+        workers=args.workers,
+        dataset=args.dataset,
+        space_options=opts,
+        on_trial=lambda t: print(
+            json.dumps({"trial": t.trial, "status": t.status, "score": t.score, "duration_s": round(t.duration_s, 1)}),
+            file=sys.stderr,
+            flush=True,
+        ),
+    )
     b = res.best
-    print(json.dumps({"benchmark": "cnn_search", "dataset": args.dataset, "strategy": args.strategy,
-                      "budget": args.budget, "steps": args.steps, "failed": res.num_failed,
-                      "best_trial": b.trial, "best_val": b.score, "best_test": b.metrics["test"]["accuracy"],
-                      "best_spec": b.spec, "search_seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "benchmark": "cnn_search",
+                "dataset": args.dataset,
+                "strategy": args.strategy,
+                "budget": args.budget,
+                "steps": args.steps,
+                "failed": res.num_failed,
+                "best_trial": b.trial,
+                "best_val": b.score,
+                "best_test": b.metrics["test"]["accuracy"],
+                "best_spec": b.spec,
+                "search_seconds": round(time.perf_counter() - t0, 1),
+            }
+        ),
+        flush=True,
+    )
     space = make_space("cnn", args.dataset, **opts)
     for name, spec in (("searched", b.spec), ("default_cnn", DEFAULT_CNN)):
         vals, tests = [], []
@@ -50,10 +75,20 @@ def main(argv: list[str] | None = None) -> int:
             m = space.evaluate(spec, seed=1000 + s)
             vals.append(m["val"]["accuracy"])
             tests.append(m["test"]["accuracy"])
-        print(json.dumps({"benchmark": "cnn_search", "model": name, "steps": args.steps,
-                          "seeds": args.retrain_seeds, "val_mean": round(float(np.mean(vals)), 4),
-                          "test_mean": round(float(np.mean(tests)), 4), "test_std": round(float(np.std(tests)), 4)}),
-              flush=True)
+        print(
+            json.dumps(
+                {
+                    "benchmark": "cnn_search",
+                    "model": name,
+                    "steps": args.steps,
+                    "seeds": args.retrain_seeds,
+                    "val_mean": round(float(np.mean(vals)), 4),
+                    "test_mean": round(float(np.mean(tests)), 4),
+                    "test_std": round(float(np.std(tests)), 4),
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

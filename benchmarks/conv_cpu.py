@@ -8,18 +8,19 @@ them: the channels-last ``ConvCL`` the CNN uses on CPU (NHWC input) vs ``nn.Conv
 One JSON line per shape and mode: median milliseconds for both, and the speed-ups (goal: >= 8x
 forward+backward).
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from _util import emit, timeit
 
 SHAPES = [  # N, C, H, W, O, k, stride, pad
-    (64, 32, 14, 14, 64, 3, 1, 1),   # the reference measurement in DESIGN.md
-    (64, 1, 28, 28, 32, 3, 1, 1),    # first layer of the default CNN
+    (64, 32, 14, 14, 64, 3, 1, 1),  # the reference measurement in DESIGN.md
+    (64, 1, 28, 28, 32, 3, 1, 1),  # first layer of the default CNN
     (32, 64, 16, 16, 128, 3, 2, 1),
     (16, 3, 64, 64, 16, 5, 1, 2),
 ]
@@ -48,9 +49,11 @@ def main() -> None:
         res = {}
         for name, net in (("fast", fast), ("native", native)):
             grad = ms.grad(lambda a, net=net: net(a).sum(), grad_position=0, weights=net.trainable_params())
-            res[name] = _medians_ms(lambda net=net: net(x).asnumpy(),
-                                    lambda grad=grad: [t.asnumpy() for t in (grad(x)[0], *grad(x)[1])][0],
-                                    args.reps if name == "fast" else max(2, args.reps // 2))
+            res[name] = _medians_ms(
+                lambda net=net, x=x: net(x).asnumpy(),
+                lambda grad=grad, x=x: [t.asnumpy() for t in (grad(x)[0], *grad(x)[1])][0],
+                args.reps if name == "fast" else max(2, args.reps // 2),
+            )
         _emit("pynative", (n, c, h, w, o, k, s), res)
 
 
@@ -61,11 +64,19 @@ def _medians_ms(fwd: Callable[[], object], fwd_bwd_twice: Callable[[], object], 
 
 def _emit(mode: str, shape: tuple[int, ...], res: dict[str, tuple[float, float]]) -> None:
     n, c, h, w, o, k, s = shape
-    emit({"bench": "conv_cpu", "mode": mode, "shape": f"{n}x{c}x{h}x{w} k{k} s{s} -> {o}",
-          "fast_fwd_ms": round(res["fast"][0], 2), "native_fwd_ms": round(res["native"][0], 2),
-          "fast_fwdbwd_ms": round(res["fast"][1], 2), "native_fwdbwd_ms": round(res["native"][1], 2),
-          "speedup_fwd": round(res["native"][0] / res["fast"][0], 1),
-          "speedup_fwdbwd": round(res["native"][1] / res["fast"][1], 1)})
+    emit(
+        {
+            "bench": "conv_cpu",
+            "mode": mode,
+            "shape": f"{n}x{c}x{h}x{w} k{k} s{s} -> {o}",
+            "fast_fwd_ms": round(res["fast"][0], 2),
+            "native_fwd_ms": round(res["native"][0], 2),
+            "fast_fwdbwd_ms": round(res["fast"][1], 2),
+            "native_fwdbwd_ms": round(res["native"][1], 2),
+            "speedup_fwd": round(res["native"][0] / res["fast"][0], 1),
+            "speedup_fwdbwd": round(res["native"][1] / res["fast"][1], 1),
+        }
+    )
 
 
 def compiled(reps: int) -> None:
@@ -95,9 +106,11 @@ def compiled(reps: int) -> None:
                 return grad(a)
 
             both_fn = ms.jit(step)
-            res[name] = _medians_ms(lambda f=fwd_fn, a=xin: f(a).asnumpy(),
-                                    lambda f=both_fn, a=xin: [t.asnumpy() for t in (f(a)[1][0], *f(a)[1][1])][0],
-                                    reps if name == "fast" else max(2, reps // 2))
+            res[name] = _medians_ms(
+                lambda f=fwd_fn, a=xin: f(a).asnumpy(),
+                lambda f=both_fn, a=xin: [t.asnumpy() for t in (f(a)[1][0], *f(a)[1][1])][0],
+                reps if name == "fast" else max(2, reps // 2),
+            )
         _emit("compiled", (n, c, h, w, o, k, s), res)
 
 

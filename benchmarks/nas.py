@@ -13,6 +13,7 @@ so this equals a separate run with that budget and seed). One JSON line per (str
 
     .venv/bin/python benchmarks/nas.py --reps 200 --budgets 50 100 200
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,13 +67,24 @@ def main(argv: list[str] | None = None) -> int:
         for j, b in enumerate(args.budgets):
             reg = regret[:, j]
             hits = (best - reg) >= top1
-            print(json.dumps({
-                "benchmark": "nas201", "dataset": args.dataset, "strategy": label, "options": opts, "budget": b,
-                "reps": args.reps, "regret_mean": round(float(reg.mean()), 4),
-                "regret_sem": round(float(reg.std(ddof=1) / np.sqrt(len(reg))) if len(reg) > 1 else 0.0, 4),
-                "regret_median": round(float(np.median(reg)), 4),
-                "p_top1pct": round(float(hits.mean()), 4),
-                "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "benchmark": "nas201",
+                        "dataset": args.dataset,
+                        "strategy": label,
+                        "options": opts,
+                        "budget": b,
+                        "reps": args.reps,
+                        "regret_mean": round(float(reg.mean()), 4),
+                        "regret_sem": round(float(reg.std(ddof=1) / np.sqrt(len(reg))) if len(reg) > 1 else 0.0, 4),
+                        "regret_median": round(float(np.median(reg)), 4),
+                        "p_top1pct": round(float(hits.mean()), 4),
+                        "seconds": round(time.perf_counter() - t0, 1),
+                    }
+                ),
+                flush=True,
+            )
     return 0
 
 

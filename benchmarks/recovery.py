@@ -12,6 +12,7 @@
 
 One JSON line per result.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,10 @@ BIN = Path(sys.executable).parent
 
 def _config(tmp: Path, steps: int, model: str = "{name: cnn}", dataset: str = "mnist5k", batch: int = 64) -> Path:
     p = tmp / f"cfg-{abs(hash((steps, model, dataset, batch)))}.yaml"
-    p.write_text(f"dataset: {dataset}\nmodel: {model}\noptimizer: {{name: adam, lr: 0.002}}\n"
-                 f"batch_size: {batch}\nsteps: {steps}\nseed: 0\nlog_every: 1\ncheckpoint_every: 5\n")
+    p.write_text(
+        f"dataset: {dataset}\nmodel: {model}\noptimizer: {{name: adam, lr: 0.002}}\n"
+        f"batch_size: {batch}\nsteps: {steps}\nseed: 0\nlog_every: 1\ncheckpoint_every: 5\n"
+    )
     return p
 
 
@@ -48,9 +51,23 @@ def _free_port() -> int:
 
 
 def _msrun(cfg: Path, run: Path, log: Path, kill_at: int, timeout: float) -> int:
-    cmd = [str(BIN / "msrun"), "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
-           f"--log_dir={run}/msrun_logs", "--join=True", str(ROOT / "benchmarks" / "_msrun_worker.py"),
-           "--config", str(cfg), "--run", str(run), "--log", str(log), "--kill-at", str(kill_at)]
+    cmd = [
+        str(BIN / "msrun"),
+        "--worker_num=2",
+        "--local_worker_num=2",
+        f"--master_port={_free_port()}",
+        f"--log_dir={run}/msrun_logs",
+        "--join=True",
+        str(ROOT / "benchmarks" / "_msrun_worker.py"),
+        "--config",
+        str(cfg),
+        "--run",
+        str(run),
+        "--log",
+        str(log),
+        "--kill-at",
+        str(kill_at),
+    ]
     env = dict(os.environ, GLOG_v="3", PATH=f"{BIN}:{os.environ.get('PATH', '')}")  # msrun runs `python`
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     try:
@@ -103,16 +120,37 @@ def _recovery(tmp: Path, args: argparse.Namespace) -> None:
     kills = [a for s in kill_steps for a in ("--kill-worker-at", f"{s}:1")]
     ours = _oms("train", str(cfg), "--out", str(tmp / "ours"), "--workers", "2", *kills)
     rec = ours["recoveries"]
-    emit({"bench": "recovery", "system": "openmindspore", "model": "default CNN", "workers": 2,
-          "recover_s": [r["recover_s"] for r in rec], "median_recover_s": statistics.median(r["recover_s"] for r in rec),
-          "detect_s": [r["detect_s"] for r in rec], "steps_lost": [r["steps_lost"] for r in rec],
-          "standby_group": [r.get("standby_group") for r in rec], "step_time_s": ours["step_time_s"]["median"]})
+    emit(
+        {
+            "bench": "recovery",
+            "system": "openmindspore",
+            "model": "default CNN",
+            "workers": 2,
+            "recover_s": [r["recover_s"] for r in rec],
+            "median_recover_s": statistics.median(r["recover_s"] for r in rec),
+            "detect_s": [r["detect_s"] for r in rec],
+            "steps_lost": [r["steps_lost"] for r in rec],
+            "standby_group": [r.get("standby_group") for r in rec],
+            "step_time_s": ours["step_time_s"]["median"],
+        }
+    )
     if not args.skip_baseline:
         b = baseline(tmp, args.steps, kill_at=kill_steps[0])
-        emit({"bench": "recovery", "system": "msrun baseline (checkpoint every 5 steps, relaunch)",
-              "model": "default CNN", "workers": 2, **{k: round(v, 3) for k, v in b.items()}})
-        emit({"bench": "recovery", "speedup_vs_baseline": round(b["recover_s"] / statistics.median(
-            r["recover_s"] for r in rec), 1)})
+        emit(
+            {
+                "bench": "recovery",
+                "system": "msrun baseline (checkpoint every 5 steps, relaunch)",
+                "model": "default CNN",
+                "workers": 2,
+                **{k: round(v, 3) for k, v in b.items()},
+            }
+        )
+        emit(
+            {
+                "bench": "recovery",
+                "speedup_vs_baseline": round(b["recover_s"] / statistics.median(r["recover_s"] for r in rec), 1),
+            }
+        )
 
 
 def _snapshot(tmp: Path) -> None:
@@ -121,11 +159,17 @@ def _snapshot(tmp: Path) -> None:
     cfg10 = _config(tmp, 12, model=mlp)
     on = _oms("train", str(cfg10), "--out", str(tmp / "snap_on"), "--workers", "2", "--snapshot-every", "1")
     off = _oms("train", str(cfg10), "--out", str(tmp / "snap_off"), "--workers", "2", "--snapshot-every", "1000")
-    emit({"bench": "snapshot_overhead", "model": "MLP 784-4096-1536-10 (9.5M params)", "workers": 2,
-          "critical_path_fraction": round(on["snapshot_overhead"], 4),
-          "step_s_with_snapshots": round(on["step_time_s"]["median"], 3),
-          "step_s_without": round(off["step_time_s"]["median"], 3),
-          "end_to_end_overhead": round(on["step_time_s"]["median"] / off["step_time_s"]["median"] - 1, 4)})
+    emit(
+        {
+            "bench": "snapshot_overhead",
+            "model": "MLP 784-4096-1536-10 (9.5M params)",
+            "workers": 2,
+            "critical_path_fraction": round(on["snapshot_overhead"], 4),
+            "step_s_with_snapshots": round(on["step_time_s"]["median"], 3),
+            "step_s_without": round(off["step_time_s"]["median"], 3),
+            "end_to_end_overhead": round(on["step_time_s"]["median"] / off["step_time_s"]["median"] - 1, 4),
+        }
+    )
 
 
 def _scaling(tmp: Path) -> None:
@@ -134,9 +178,16 @@ def _scaling(tmp: Path) -> None:
     one = _oms("train", str(cfgt), "--out", str(tmp / "w1"), "--workers", "1")
     two = _oms("train", str(cfgt), "--out", str(tmp / "w2"), "--workers", "2")
     t1, t2 = one["step_time_s"]["median"], two["step_time_s"]["median"]
-    emit({"bench": "scaling", "model": "default CNN", "global_batch": 64,
-          "samples_per_s_1_worker": round(64 / t1, 1), "samples_per_s_2_workers": round(64 / t2, 1),
-          "speedup_2_over_1": round(t1 / t2, 2)})
+    emit(
+        {
+            "bench": "scaling",
+            "model": "default CNN",
+            "global_batch": 64,
+            "samples_per_s_1_worker": round(64 / t1, 1),
+            "samples_per_s_2_workers": round(64 / t2, 1),
+            "speedup_2_over_1": round(t1 / t2, 2),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ every point (the machine may be shared).
 
     GLOG_v=3 .venv/bin/python benchmarks/serving.py [--seconds 3] [--rounds 3] [--concurrency 1,8,32,64]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,7 @@ async def _load(url: str, body: bytes, concurrency: int, seconds: float, max_req
                 async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
                     await r.read()
                     status = str(r.status)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as e:  # counted, never fatal to the run
+            except (TimeoutError, aiohttp.ClientError) as e:  # counted, never fatal to the run
                 status = type(e).__name__
             if status == "200":
                 lat.append(time.perf_counter() - t0)
@@ -70,10 +71,14 @@ async def _load(url: str, body: bytes, concurrency: int, seconds: float, max_req
         await asyncio.gather(*(worker(s) for _ in range(concurrency)))
         wall = time.perf_counter() - t0
     a = np.asarray(lat) * 1000.0
-    return {"requests": len(lat), "errors": errors, "throughput_rps": round(len(lat) / wall, 1),
-            "p50_ms": round(float(np.percentile(a, 50)), 2) if len(a) else None,
-            "p95_ms": round(float(np.percentile(a, 95)), 2) if len(a) else None,
-            "p99_ms": round(float(np.percentile(a, 99)), 2) if len(a) else None}
+    return {
+        "requests": len(lat),
+        "errors": errors,
+        "throughput_rps": round(len(lat) / wall, 1),
+        "p50_ms": round(float(np.percentile(a, 50)), 2) if len(a) else None,
+        "p95_ms": round(float(np.percentile(a, 95)), 2) if len(a) else None,
+        "p99_ms": round(float(np.percentile(a, 99)), 2) if len(a) else None,
+    }
 
 
 def measure(url: str, body: bytes, concurrency: int, seconds: float, **labels) -> dict:
@@ -103,7 +108,7 @@ def _plain_app(source: str, max_batch: int, wait_s: float):
             out = self.p.predict({self.p.inputs[0].name: np.concatenate(xs)})
             res, start = [], 0
             for x in xs:
-                res.append({k: v[start:start + len(x)] for k, v in out.items()})
+                res.append({k: v[start : start + len(x)] for k, v in out.items()})
                 start += len(x)
             return res
 
@@ -148,7 +153,6 @@ def main() -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from oms_testing import free_port
-
     from openmindspore.data import load_dataset
     from openmindspore.engine import get_engine
     from openmindspore.serve import Server
@@ -158,9 +162,12 @@ def main() -> int:
     run = tmp / "cnn"
     train(config_from_dict({"dataset": "digits", "model": {"name": "cnn"}, "steps": 3, "batch_size": 32}), out_dir=run)
     x1 = load_dataset("digits").x_test[:1].astype(np.float32)
-    cnn_body = json.dumps({"inputs": [{"name": "x", "shape": [1, 1, 8, 8], "datatype": "FP32",
-                                       "data": x1.reshape(-1).tolist()}]}).encode()
-    id_body = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}).encode()
+    cnn_body = json.dumps(
+        {"inputs": [{"name": "x", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": x1.reshape(-1).tolist()}]}
+    ).encode()
+    id_body = json.dumps(
+        {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
+    ).encode()
 
     # plain Ray Serve needs its HTTP proxy: start Serve with it first; our front ends bind their own ports
     engine = get_engine("ray")
@@ -180,44 +187,84 @@ def main() -> int:
         srv_h.deploy("identity-h", "builtin:identity?dim=4", batching={"max_batch": 1, "max_delay_ms": 0})
         serve.run(_plain_app(str(run), 32, args.max_delay_ms / 1000), name="plain-cnn", route_prefix="/plain-cnn")
         serve.run(_plain_app("builtin:identity?dim=4", 1, 0.0), name="plain-identity", route_prefix="/plain-identity")
-        emit({"bench": "serving", "event": "ready", "url": srv.url, "plain_url": plain_url, "cpus": os.cpu_count(),
-              "load_avg_1m": round(os.getloadavg()[0], 2)})
-        cnn = [("oms-batched", srv.url + "/v2/models/cnn-batch/infer"),
-               ("oms-unbatched", srv.url + "/v2/models/cnn-nobatch/infer"),
-               ("plain-ray-serve-batch", plain_url + "/plain-cnn")]
-        trivial = [("oms", srv.url + "/v2/models/identity/infer"),
-                   ("oms-handle-dispatch", srv_h.url + "/v2/models/identity-h/infer"),
-                   ("plain-ray-serve", plain_url + "/plain-identity")]
+        emit(
+            {
+                "bench": "serving",
+                "event": "ready",
+                "url": srv.url,
+                "plain_url": plain_url,
+                "cpus": os.cpu_count(),
+                "load_avg_1m": round(os.getloadavg()[0], 2),
+            }
+        )
+        cnn = [
+            ("oms-batched", srv.url + "/v2/models/cnn-batch/infer"),
+            ("oms-unbatched", srv.url + "/v2/models/cnn-nobatch/infer"),
+            ("plain-ray-serve-batch", plain_url + "/plain-cnn"),
+        ]
+        trivial = [
+            ("oms", srv.url + "/v2/models/identity/infer"),
+            ("oms-handle-dispatch", srv_h.url + "/v2/models/identity-h/infer"),
+            ("plain-ray-serve", plain_url + "/plain-identity"),
+        ]
         for rnd in range(args.rounds):
-            for name, url in (trivial if rnd % 2 == 0 else trivial[::-1]):
+            for name, url in trivial if rnd % 2 == 0 else trivial[::-1]:
                 rows.setdefault((name, 0), []).append(
-                    measure(url, id_body, 1, args.seconds, server=name, model="identity", round=rnd))
+                    measure(url, id_body, 1, args.seconds, server=name, model="identity", round=rnd)
+                )
             for c in levels:
-                for name, url in (cnn if rnd % 2 == 0 else cnn[::-1]):
+                for name, url in cnn if rnd % 2 == 0 else cnn[::-1]:
                     rows.setdefault((name, c), []).append(
-                        measure(url, cnn_body, c, args.seconds, server=name, model="cnn", round=rnd))
+                        measure(url, cnn_body, c, args.seconds, server=name, model="cnn", round=rnd)
+                    )
     finally:
         srv_h.shutdown()
         srv.shutdown()
 
     med = {k: _median_row(v) for k, v in rows.items()}
-    for (name, c), row in sorted(med.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for _key, row in sorted(med.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         emit({**row, "summary": "median_over_rounds"})
     c = 32 if 32 in levels else max(levels)
     b, u, p = med[("oms-batched", c)], med[("oms-unbatched", c)], med[("plain-ray-serve-batch", c)]
-    emit({"bench": "serving", "summary": "dynamic_batching", "concurrency": c,
-          "throughput_ratio": round(b["throughput_rps"] / max(u["throughput_rps"], 1e-9), 2),
-          "p95_batched_ms": b["p95_ms"], "p95_unbatched_ms": u["p95_ms"],
-          "goal": "ratio >= 3 and p95 no worse", "met": b["throughput_rps"] >= 3 * u["throughput_rps"] and b["p95_ms"] <= u["p95_ms"]})
+    emit(
+        {
+            "bench": "serving",
+            "summary": "dynamic_batching",
+            "concurrency": c,
+            "throughput_ratio": round(b["throughput_rps"] / max(u["throughput_rps"], 1e-9), 2),
+            "p95_batched_ms": b["p95_ms"],
+            "p95_unbatched_ms": u["p95_ms"],
+            "goal": "ratio >= 3 and p95 no worse",
+            "met": b["throughput_rps"] >= 3 * u["throughput_rps"] and b["p95_ms"] <= u["p95_ms"],
+        }
+    )
     ours, hand, plain = med[("oms", 0)], med[("oms-handle-dispatch", 0)], med[("plain-ray-serve", 0)]
-    emit({"bench": "serving", "summary": "overhead_trivial_model", "p50_ms": ours["p50_ms"],
-          "handle_dispatch_p50_ms": hand["p50_ms"], "plain_ray_serve_p50_ms": plain["p50_ms"],
-          "goal": "p50 <= 3 ms", "met": ours["p50_ms"] <= 3.0})
+    emit(
+        {
+            "bench": "serving",
+            "summary": "overhead_trivial_model",
+            "p50_ms": ours["p50_ms"],
+            "handle_dispatch_p50_ms": hand["p50_ms"],
+            "plain_ray_serve_p50_ms": plain["p50_ms"],
+            "goal": "p50 <= 3 ms",
+            "met": ours["p50_ms"] <= 3.0,
+        }
+    )
     for lvl in levels:
         b, p = med[("oms-batched", lvl)], med[("plain-ray-serve-batch", lvl)]
-        emit({"bench": "serving", "summary": "vs_plain_ray_serve_batch", "concurrency": lvl,
-              "ours_rps": b["throughput_rps"], "plain_rps": p["throughput_rps"], "ours_p95_ms": b["p95_ms"],
-              "plain_p95_ms": p["p95_ms"], "goal": "ours at least as fast", "met": b["throughput_rps"] >= p["throughput_rps"]})
+        emit(
+            {
+                "bench": "serving",
+                "summary": "vs_plain_ray_serve_batch",
+                "concurrency": lvl,
+                "ours_rps": b["throughput_rps"],
+                "plain_rps": p["throughput_rps"],
+                "ours_p95_ms": b["p95_ms"],
+                "plain_p95_ms": p["p95_ms"],
+                "goal": "ours at least as fast",
+                "met": b["throughput_rps"] >= p["throughput_rps"],
+            }
+        )
     return 0
 
 

@@ -8,6 +8,7 @@ train split. One JSON line per (dataset, method):
 
     .venv/bin/python benchmarks/sklearn_search.py --budget 40 --seeds 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,12 @@ import numpy as np
 from openmindspore.automl import make_space, run_search
 from openmindspore.automl.spaces.sklearn import default_estimators, score_estimator
 
-DATASETS = {"digits": "sklearn-classifier", "wine": "sklearn-classifier", "breast_cancer": "sklearn-classifier",
-            "diabetes": "sklearn-regressor"}
+DATASETS = {
+    "digits": "sklearn-classifier",
+    "wine": "sklearn-classifier",
+    "breast_cancer": "sklearn-classifier",
+    "diabetes": "sklearn-regressor",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,17 +49,39 @@ def main(argv: list[str] | None = None) -> int:
                 b = res.best
                 vals.append(b.score)
                 tests.append(b.metrics["test"][metric])
-            print(json.dumps({"benchmark": "sklearn_search", "dataset": ds, "method": strategy, "budget": args.budget,
-                              "seeds": args.seeds, "metric": metric,
-                              "val_best_mean": round(float(np.mean(vals)), 4),
-                              "test_mean": round(float(np.mean(tests)), 4), "test_std": round(float(np.std(tests)), 4),
-                              "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "benchmark": "sklearn_search",
+                        "dataset": ds,
+                        "method": strategy,
+                        "budget": args.budget,
+                        "seeds": args.seeds,
+                        "metric": metric,
+                        "val_best_mean": round(float(np.mean(vals)), 4),
+                        "test_mean": round(float(np.mean(tests)), 4),
+                        "test_std": round(float(np.std(tests)), 4),
+                        "seconds": round(time.perf_counter() - t0, 1),
+                    }
+                ),
+                flush=True,
+            )
         with threadpool_limits(1):
             for name, est in default_estimators(space.task).items():
                 m = score_estimator(est, space._ds)
-                print(json.dumps({"benchmark": "sklearn_search", "dataset": ds, "method": f"default:{name}",
-                                  "metric": metric, "val": round(m["val"][metric], 4),
-                                  "test": round(m["test"][metric], 4)}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "benchmark": "sklearn_search",
+                            "dataset": ds,
+                            "method": f"default:{name}",
+                            "metric": metric,
+                            "val": round(m["val"][metric], 4),
+                            "test": round(m["test"][metric], 4),
+                        }
+                    ),
+                    flush=True,
+                )
     return 0
 
 

@@ -5,6 +5,7 @@ same model, optimizer and batch in PyTorch on CPU, measured in the same run.
 
 Goal: ours within 2x of PyTorch (ratio = ours / torch median step time).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,15 @@ def main() -> None:
 
     from openmindspore.train import Trainer, config_from_dict
 
-    cfg = config_from_dict({"dataset": "mnist5k", "model": {"name": "cnn"}, "batch_size": args.batch,
-                            "steps": 10_000, "optimizer": {"name": "adam", "lr": 1e-3}})
+    cfg = config_from_dict(
+        {
+            "dataset": "mnist5k",
+            "model": {"name": "cnn"},
+            "batch_size": args.batch,
+            "steps": 10_000,
+            "optimizer": {"name": "adam", "lr": 1e-3},
+        }
+    )
     tr = Trainer(cfg)
     ours = timeit(tr.train_step, args.steps, warmup=3)
 
@@ -31,9 +39,18 @@ def main() -> None:
     from torch import nn
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                        nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+    net = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10),
+    )
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     data = tr.data
     rng = np.random.default_rng(0)
@@ -48,10 +65,18 @@ def main() -> None:
 
     ref = timeit(torch_step, args.steps, warmup=3)
     ms_med, pt_med = statistics.median(ours), statistics.median(ref)
-    emit({"bench": "train_step", "model": "default CNN (conv32-pool-conv64-pool-dense128)", "batch": args.batch,
-          "openmindspore_ms": round(ms_med * 1e3, 1), "pytorch_ms": round(pt_med * 1e3, 1),
-          "ratio_ours_over_torch": round(ms_med / pt_med, 2), "torch_threads": torch.get_num_threads(),
-          "samples_per_s": round(args.batch / ms_med, 1)})
+    emit(
+        {
+            "bench": "train_step",
+            "model": "default CNN (conv32-pool-conv64-pool-dense128)",
+            "batch": args.batch,
+            "openmindspore_ms": round(ms_med * 1e3, 1),
+            "pytorch_ms": round(pt_med * 1e3, 1),
+            "ratio_ours_over_torch": round(ms_med / pt_med, 2),
+            "torch_threads": torch.get_num_threads(),
+            "samples_per_s": round(args.batch / ms_med, 1),
+        }
+    )
 
 
 if __name__ == "__main__":

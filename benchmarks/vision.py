@@ -8,6 +8,7 @@ and the synthetic-detection fine-tuning result.
 
 Prints one JSON line per result.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ def bench_inference(reps: int) -> None:
 
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
     p = dict(YOLOS_PRESETS["yolos-tiny"])
-    ref = transformers.YolosForObjectDetection(transformers.YolosConfig(
-        **{**p, "image_size": list(p["image_size"])}, num_labels=91)).eval()
+    ref = transformers.YolosForObjectDetection(
+        transformers.YolosConfig(**{**p, "image_size": list(p["image_size"])}, num_labels=91)
+    ).eval()
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():  # random, non-zero embeddings and tokens (the reference init leaves them at 0)
         for n, prm in ref.named_parameters():
@@ -66,13 +68,22 @@ def bench_inference(reps: int) -> None:
             times[name].append(time.perf_counter() - t)
     med = {k: statistics.median(v) for k, v in times.items()}
     best = {k: min(v) for k, v in times.items()}
-    emit({"bench": "yolos_tiny_inference_cpu", "input": list(x.shape), "reps": reps,
-          "ours_median_s": round(med["mindspore"], 4), "torch_median_s": round(med["torch"], 4),
-          "ours_min_s": round(best["mindspore"], 4), "torch_min_s": round(best["torch"], 4),
-          "ratio_median": round(med["mindspore"] / med["torch"], 3),
-          "ratio_min": round(best["mindspore"] / best["torch"], 3),
-          "max_abs_logit_diff": diff, "torch_threads": torch.get_num_threads(),
-          "loadavg_1min": round(os.getloadavg()[0], 1)})
+    emit(
+        {
+            "bench": "yolos_tiny_inference_cpu",
+            "input": list(x.shape),
+            "reps": reps,
+            "ours_median_s": round(med["mindspore"], 4),
+            "torch_median_s": round(med["torch"], 4),
+            "ours_min_s": round(best["mindspore"], 4),
+            "torch_min_s": round(best["torch"], 4),
+            "ratio_median": round(med["mindspore"] / med["torch"], 3),
+            "ratio_min": round(best["mindspore"] / best["torch"], 3),
+            "max_abs_logit_diff": diff,
+            "torch_threads": torch.get_num_threads(),
+            "loadavg_1min": round(os.getloadavg()[0], 1),
+        }
+    )
 
 
 def bench_train_step(config_path: str, reps: int) -> None:
@@ -104,9 +115,14 @@ def bench_train_step(config_path: str, reps: int) -> None:
     cpu: dict[str, float] = {}  # CPU seconds per step (this process, all threads): less load-sensitive
     for compiled in (False, True):
         model = create_model(job.model.get("name", "yolos"), **mcfg)
-        step = DetrTrainStep(model, DetrLossWeights.from_config(model.config),
-                             optimizer_for(model, [1e-4] * (reps + 3), 1e-4), job.train.grad_clip, compiled)
-        batch = [(ms.Tensor(x[i:i + bs]), tg[i:i + bs]) for i in range(0, len(x), bs)]
+        step = DetrTrainStep(
+            model,
+            DetrLossWeights.from_config(model.config),
+            optimizer_for(model, [1e-4] * (reps + 3), 1e-4),
+            job.train.grad_clip,
+            compiled,
+        )
+        batch = [(ms.Tensor(x[i : i + bs]), tg[i : i + bs]) for i in range(0, len(x), bs)]
         for i in range(2):  # warm-up (compilation)
             step(*batch[i % len(batch)])
         t, c = time.perf_counter(), time.process_time()
@@ -115,12 +131,22 @@ def bench_train_step(config_path: str, reps: int) -> None:
         key = "compiled" if compiled else "pynative"
         rate[key] = reps / (time.perf_counter() - t)
         cpu[key] = (time.process_time() - c) / reps
-    emit({"bench": "yolos_train_step_cpu", "config": config_path, "batch_size": bs, "reps": reps,
-          "pynative_steps_per_s": round(rate["pynative"], 3), "compiled_steps_per_s": round(rate["compiled"], 3),
-          "speedup": round(rate["compiled"] / rate["pynative"], 2), "threads": job.train.threads,
-          "pynative_cpu_s_per_step": round(cpu["pynative"], 3), "compiled_cpu_s_per_step": round(cpu["compiled"], 3),
-          "cpu_speedup": round(cpu["pynative"] / cpu["compiled"], 2),
-          "loadavg_1min": round(os.getloadavg()[0], 1)})
+    emit(
+        {
+            "bench": "yolos_train_step_cpu",
+            "config": config_path,
+            "batch_size": bs,
+            "reps": reps,
+            "pynative_steps_per_s": round(rate["pynative"], 3),
+            "compiled_steps_per_s": round(rate["compiled"], 3),
+            "speedup": round(rate["compiled"] / rate["pynative"], 2),
+            "threads": job.train.threads,
+            "pynative_cpu_s_per_step": round(cpu["pynative"], 3),
+            "compiled_cpu_s_per_step": round(cpu["compiled"], 3),
+            "cpu_speedup": round(cpu["pynative"] / cpu["compiled"], 2),
+            "loadavg_1min": round(os.getloadavg()[0], 1),
+        }
+    )
 
 
 def bench_finetune(config_path: str) -> None:
@@ -131,14 +157,27 @@ def bench_finetune(config_path: str) -> None:
     cfg = yaml.safe_load(Path(config_path).read_text())
     with tempfile.TemporaryDirectory() as d:
         s = finetune_detection(cfg, d)
-    emit({"bench": "yolos_synthetic_finetune", "config": config_path, "steps": s["steps"],
-          "map50_before": round(s["eval"]["map50_before"], 4), "map50_after": round(s["eval"]["map50"], 4),
-          "map_before": round(s["eval"]["map_before"], 4), "map_after": round(s["eval"]["map"], 4),
-          "first_loss": round(s["first_loss"], 4), "final_loss": round(s["final_loss"], 4),
-          "seconds": round(s["seconds"], 1), "train_seconds": round(s["train_seconds"], 1),
-          "steps_per_s": round(s["steps_per_s"], 2), "train_cpu_seconds": round(s["train_cpu_seconds"], 1),
-          "curve": [[c["step"], round(c["map50"], 4)] for c in s["curve"]], "train_images": s["train_images"],
-          "val_images": s["val_images"], "loadavg_1min": round(os.getloadavg()[0], 1)})
+    emit(
+        {
+            "bench": "yolos_synthetic_finetune",
+            "config": config_path,
+            "steps": s["steps"],
+            "map50_before": round(s["eval"]["map50_before"], 4),
+            "map50_after": round(s["eval"]["map50"], 4),
+            "map_before": round(s["eval"]["map_before"], 4),
+            "map_after": round(s["eval"]["map"], 4),
+            "first_loss": round(s["first_loss"], 4),
+            "final_loss": round(s["final_loss"], 4),
+            "seconds": round(s["seconds"], 1),
+            "train_seconds": round(s["train_seconds"], 1),
+            "steps_per_s": round(s["steps_per_s"], 2),
+            "train_cpu_seconds": round(s["train_cpu_seconds"], 1),
+            "curve": [[c["step"], round(c["map50"], 4)] for c in s["curve"]],
+            "train_images": s["train_images"],
+            "val_images": s["val_images"],
+            "loadavg_1min": round(os.getloadavg()[0], 1),
+        }
+    )
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
 """Shared test fixtures. MindSpore runs in PyNative mode on CPU; its C++ logs are silenced."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Helpers for tests: run the real `oms` CLI, pick free ports."""
+
 from __future__ import annotations
 
 import os
@@ -21,13 +22,21 @@ def oms_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "openmindspore.cli.main", *args]
 
 
-def run_oms(*args: str, cwd: Path | None = None, timeout: float = 300, check: bool = False,
-            env: dict | None = None) -> subprocess.CompletedProcess:
+def run_oms(
+    *args: str, cwd: Path | None = None, timeout: float = 300, check: bool = False, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run the real `oms` CLI in a new process session; everything it started (Ray's processes included)
     is killed when it returns, times out or fails."""
     e = dict(os.environ, GLOG_v="3", **(env or {}))
-    p = subprocess.Popen(oms_command(*args), cwd=cwd or ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=e, start_new_session=True)
+    p = subprocess.Popen(
+        oms_command(*args),
+        cwd=cwd or ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=e,
+        start_new_session=True,
+    )
     try:
         out, err = p.communicate(timeout=timeout)
     finally:

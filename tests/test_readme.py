@@ -1,4 +1,5 @@
 """The README's usage examples run as written (train commands capped with --max-steps to stay quick)."""
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,10 @@ def _blocks(lang: str) -> list[str]:
 
 def test_quickstart_shows_the_two_make_commands_first():
     first = _blocks("bash")[0]
-    assert [ln.split("#")[0].strip() for ln in first.splitlines() if ln.strip().startswith("make")] == \
-        ["make demo", "make test"]
+    assert [ln.split("#")[0].strip() for ln in first.splitlines() if ln.strip().startswith("make")] == [
+        "make demo",
+        "make test",
+    ]
 
 
 @pytest.mark.slow

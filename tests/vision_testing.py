@@ -1,11 +1,11 @@
 """Helpers for parity tests: random-but-well-scaled Hugging Face reference models (no hub access)."""
+
 from __future__ import annotations
 
 import math
 import os
 
 import numpy as np
-
 
 os.environ.setdefault("GLOG_v", "3")
 
@@ -26,8 +26,11 @@ def randomize(model, seed: int = 0) -> None:
             if p.ndim >= 2 and "embeddings" not in name and "token" not in name:
                 fan_in = int(np.prod(p.shape[1:]))
                 p.copy_(torch.randn(p.shape, generator=g) * (1.0 / math.sqrt(fan_in)))
-            elif name.endswith("layernorm_before.weight") or name.endswith("layernorm_after.weight") \
-                    or name.endswith("layernorm.weight"):
+            elif (
+                name.endswith("layernorm_before.weight")
+                or name.endswith("layernorm_after.weight")
+                or name.endswith("layernorm.weight")
+            ):
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
             else:  # biases, tokens, position embeddings, mid-position embeddings
                 p.copy_(0.5 * torch.randn(p.shape, generator=g))
@@ -46,8 +49,9 @@ def detr_inputs(seed: int = 0, counts: tuple[int, ...] = (3, 0, 5), q: int = 8, 
     ``counts[b]`` objects per image (Hugging Face's target format)."""
     rng = np.random.default_rng(seed)
     logits = (rng.standard_normal((len(counts), q, num_labels + 1)) * 2).astype(np.float32)
-    boxes = np.concatenate([rng.uniform(0.2, 0.8, (len(counts), q, 2)), rng.uniform(0.05, 0.4, (len(counts), q, 2))],
-                           -1).astype(np.float32)
+    boxes = np.concatenate(
+        [rng.uniform(0.2, 0.8, (len(counts), q, 2)), rng.uniform(0.05, 0.4, (len(counts), q, 2))], -1
+    ).astype(np.float32)
     targets = []
     for n in counts:
         tb = np.concatenate([rng.uniform(0.2, 0.8, (n, 2)), rng.uniform(0.05, 0.4, (n, 2))], -1).astype(np.float32)

@@ -1,2 +1,3 @@
 """OpenMindSpore: scalable, fault-tolerant, self-improving training and serving on MindSpore."""
+
 __version__ = "0.1.0"

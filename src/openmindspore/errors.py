@@ -1,4 +1,5 @@
 """User-facing errors: each names the field, the value, what was expected and the fix."""
+
 from __future__ import annotations
 
 __all__ = ["OMSError", "ConfigError"]

@@ -1,4 +1,5 @@
 """The Markov chain: distributions, floor, learning, determinism, propensities."""
+
 import math
 
 import numpy as np
@@ -110,15 +111,24 @@ def test_bad_config_is_rejected():
 
 
 def test_context_changes_conditional_distribution():
-    g = Grammar.from_dict({"name": "xor", "start": "a", "states": {
-        "a": [{"id": "0", "next": "b"}, {"id": "1", "next": "b"}],
-        "b": [{"id": "0", "next": None}, {"id": "1", "next": None}]}})
+    g = Grammar.from_dict(
+        {
+            "name": "xor",
+            "start": "a",
+            "states": {
+                "a": [{"id": "0", "next": "b"}, {"id": "1", "next": "b"}],
+                "b": [{"id": "0", "next": None}, {"id": "1", "next": None}],
+            },
+        }
+    )
     rng = np.random.default_rng(0)
     results = []
     for _ in range(100):
         x, y = int(rng.integers(2)), int(rng.integers(2))
         results.append(([("a", x), ("b", y)], float(x != y)))  # reward xor: needs context
-    chain = MarkovChain(g, ChainConfig(warmup=5, elite_frac=0.4, context="prev", backoff=2.0, average_repeats=False)).fit(results)
+    chain = MarkovChain(
+        g, ChainConfig(warmup=5, elite_frac=0.4, context="prev", backoff=2.0, average_repeats=False)
+    ).fit(results)
     assert chain.probs("b", "a=0")[1] > 0.7 and chain.probs("b", "a=1")[0] > 0.7
     flat = MarkovChain(g, ChainConfig(warmup=5, elite_frac=0.4, context="none", average_repeats=False)).fit(results)
     assert abs(flat.probs("b", "a=0")[1] - flat.probs("b", "a=1")[1]) < 1e-12

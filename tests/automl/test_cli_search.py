@@ -1,4 +1,5 @@
 """``oms search``: runs, resumes, reports; bad input is one line and exit code 2."""
+
 import json
 
 import pytest
@@ -8,13 +9,47 @@ from openmindspore.cli.main import main
 
 def test_search_then_report(tmp_path, capsys):
     out = tmp_path / "s"
-    assert main(["search", "--space", "nb201", "--budget", "12", "--strategy", "evolution", "--out", str(out),
-                 "--seed", "1", "--json"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--space",
+                "nb201",
+                "--budget",
+                "12",
+                "--strategy",
+                "evolution",
+                "--out",
+                str(out),
+                "--seed",
+                "1",
+                "--json",
+            ]
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert res["trials"] == 12 and res["best"]["metrics"]["val"]["accuracy"] > 0
     assert len((out / "trials.jsonl").read_text().splitlines()) == 12
-    assert main(["search", "--space", "nb201", "--budget", "20", "--strategy", "evolution", "--out", str(out),
-                 "--seed", "1", "--quiet"]) == 0  # resumes and extends
+    assert (
+        main(
+            [
+                "search",
+                "--space",
+                "nb201",
+                "--budget",
+                "20",
+                "--strategy",
+                "evolution",
+                "--out",
+                str(out),
+                "--seed",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )  # resumes and extends
     assert len((out / "trials.jsonl").read_text().splitlines()) == 20
     capsys.readouterr()
     assert main(["search", "--report", str(out)]) == 0
@@ -27,13 +62,16 @@ def test_search_then_report(tmp_path, capsys):
     assert len(curve) == 20 and curve == sorted(curve) and curve[-1] == summary["best"]["score"]
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--space", "resnet", "--budget", "3"], "--space='resnet'"),
-    (["--space", "nb201", "--budget", "0"], "--budget=0"),
-    (["--space", "nb201", "--budget", "3", "--strategy", "bayes"], "--strategy='bayes'"),
-    (["--space", "sklearn-classifier", "--dataset", "imagenet21k", "--budget", "3"], "dataset='imagenet21k'"),
-    (["--space", "nb201", "--budget", "3", "--workers", "0"], "--workers=0"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--space", "resnet", "--budget", "3"], "--space='resnet'"),
+        (["--space", "nb201", "--budget", "0"], "--budget=0"),
+        (["--space", "nb201", "--budget", "3", "--strategy", "bayes"], "--strategy='bayes'"),
+        (["--space", "sklearn-classifier", "--dataset", "imagenet21k", "--budget", "3"], "dataset='imagenet21k'"),
+        (["--space", "nb201", "--budget", "3", "--workers", "0"], "--workers=0"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, needle):
     assert main(["search", *argv, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
@@ -51,8 +89,10 @@ def test_best_cnn_becomes_an_oms_train_config(tmp_path):
     from openmindspore.automl.report import _write_train_config
 
     spec = [{"type": "conv", "channels": 16, "kernel": 3, "stride": 1}, {"type": "relu"}]
-    summary = {"config": {"space": "cnn", "dataset": "mnist5k", "space_options": {"steps": 150}},
-               "best": {"spec": spec}}
+    summary = {
+        "config": {"space": "cnn", "dataset": "mnist5k", "space_options": {"steps": 150}},
+        "best": {"spec": spec},
+    }
     cfg = yaml.safe_load(_write_train_config(summary, tmp_path / "best.yaml").read_text())
     tc = train.config_from_dict(cfg)
     assert tc.model == {"name": "cnn", "layers": spec} and tc.steps == 150 and tc.dataset == "mnist5k"

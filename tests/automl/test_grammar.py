@@ -1,4 +1,5 @@
 """Grammar as data: load-time checks name the state; walks and spec building."""
+
 import numpy as np
 import pytest
 
@@ -12,8 +13,12 @@ def _g(states, counters=None, start="a"):
 
 
 def test_valid_grammar_round_trips_and_builds_spec():
-    g = _g({"a": [{"id": "x", "next": "b", "emit": {"type": "conv"}}, {"id": "stop", "next": None}],
-            "b": [{"id": "8", "next": None, "set": {"channels": 8}}]})
+    g = _g(
+        {
+            "a": [{"id": "x", "next": "b", "emit": {"type": "conv"}}, {"id": "stop", "next": None}],
+            "b": [{"id": "8", "next": None, "set": {"channels": 8}}],
+        }
+    )
     assert Grammar.from_dict(g.to_dict()).to_dict() == g.to_dict()
     path = g.walk(["x", "8"])
     assert path == [("a", 0), ("b", 0)]
@@ -34,14 +39,23 @@ def test_unreachable_state_is_named():
 def test_dead_end_state_is_named():
     # b only loops back to itself (counted), never reaches the end
     with pytest.raises(GrammarError, match=r"states\['b'\].*dead end"):
-        _g({"a": [{"id": "go", "next": "b"}, {"id": "s", "next": None}],
-            "b": [{"id": "again", "next": "b", "count": ["n"]}]}, counters={"n": 3})
+        _g(
+            {
+                "a": [{"id": "go", "next": "b"}, {"id": "s", "next": None}],
+                "b": [{"id": "again", "next": "b", "count": ["n"]}],
+            },
+            counters={"n": 3},
+        )
 
 
 def test_uncounted_cycle_is_rejected():
     with pytest.raises(GrammarError, match="uncounted cycle a -> b -> a"):
-        _g({"a": [{"id": "go", "next": "b"}, {"id": "s", "next": None}],
-            "b": [{"id": "back", "next": "a"}, {"id": "s", "next": None}]})
+        _g(
+            {
+                "a": [{"id": "go", "next": "b"}, {"id": "s", "next": None}],
+                "b": [{"id": "back", "next": "a"}, {"id": "s", "next": None}],
+            }
+        )
 
 
 def test_empty_state_and_undeclared_counter():
@@ -52,8 +66,10 @@ def test_empty_state_and_undeclared_counter():
 
 
 def test_counters_bound_every_walk():
-    g = _g({"a": [{"id": "layer", "next": "a", "emit": {"t": 1}, "count": ["n"]}, {"id": "s", "next": None}]},
-           counters={"n": 3})
+    g = _g(
+        {"a": [{"id": "layer", "next": "a", "emit": {"t": 1}, "count": ["n"]}, {"id": "s", "next": None}]},
+        counters={"n": 3},
+    )
     rng = np.random.default_rng(0)
     lengths = {len(uniform_walk(g, rng)[1]) for _ in range(300)}
     assert max(lengths) == 4 and min(lengths) == 1  # at most 3 layers + stop

@@ -1,4 +1,5 @@
 """Parallel evaluation through Ray tasks (embedded cluster)."""
+
 import pytest
 
 from openmindspore.automl import run_search

@@ -1,4 +1,5 @@
 """The search loop: determinism, trial log and propensities, failures, resume, strategies."""
+
 import json
 import math
 
@@ -34,9 +35,19 @@ def test_log_fields_and_propensities(nb201, tmp_path):
     res = run_search(nb201, "markov", 30, out_dir=tmp_path, seed=0)
     lines = [json.loads(x) for x in (tmp_path / "trials.jsonl").read_text().splitlines()]
     assert len(lines) == 30
-    for rec, t in zip(lines, res.trials):
-        assert {"trial", "strategy", "spec", "steps", "metrics", "seed", "duration_s", "status", "error",
-                "log_propensity"} <= set(rec)
+    for rec in lines:
+        assert {
+            "trial",
+            "strategy",
+            "spec",
+            "steps",
+            "metrics",
+            "seed",
+            "duration_s",
+            "status",
+            "error",
+            "log_propensity",
+        } <= set(rec)
         assert rec["status"] == "ok" and set(rec["metrics"]) >= {"val", "test"}
         assert rec["log_propensity"] == pytest.approx(sum(math.log(s["p"]) for s in rec["steps"]))
         for s in rec["steps"]:

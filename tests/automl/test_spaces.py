@@ -1,4 +1,5 @@
 """Search spaces: every grammar walk gives a valid spec; evaluators report val and test metrics."""
+
 import numpy as np
 import pytest
 
@@ -10,9 +11,13 @@ from openmindspore.errors import ConfigError
 
 def test_nb201_space_uses_the_offline_table():
     sp = make_space("nb201", "cifar10")
-    assert len(load_table("cifar10")) == 5 ** 6
-    spec = [{"edge": e, "op": op} for e, op in enumerate(
-        ["nor_conv_3x3", "nor_conv_3x3", "nor_conv_3x3", "skip_connect", "nor_conv_3x3", "nor_conv_1x1"])]
+    assert len(load_table("cifar10")) == 5**6
+    spec = [
+        {"edge": e, "op": op}
+        for e, op in enumerate(
+            ["nor_conv_3x3", "nor_conv_3x3", "nor_conv_3x3", "skip_connect", "nor_conv_3x3", "nor_conv_1x1"]
+        )
+    ]
     runs = load_table("cifar10")["333132"]["val_acc"]
     m = sp.evaluate(spec, seed=0)
     assert m["val"]["accuracy"] in [pytest.approx(v) for v in runs]
@@ -29,8 +34,9 @@ def test_nb201_space_uses_the_offline_table():
         make_space("nb201", "mnist5k")
 
 
-@pytest.mark.parametrize("space,dataset,metric", [("sklearn-classifier", "iris", "accuracy"),
-                                                  ("sklearn-regressor", "diabetes", "r2")])
+@pytest.mark.parametrize(
+    "space,dataset,metric", [("sklearn-classifier", "iris", "accuracy"), ("sklearn-regressor", "diabetes", "r2")]
+)
 def test_sklearn_spaces_build_and_score_pipelines(space, dataset, metric):
     sp = make_space(space, dataset)
     rng = np.random.default_rng(0)
@@ -40,9 +46,17 @@ def test_sklearn_spaces_build_and_score_pipelines(space, dataset, metric):
         assert spec[0]["step"] == "scale" and spec[-1]["step"] == "model"
         kinds.add(spec[-1]["kind"])
     assert len(kinds) == len(sp.grammar.states["model"].choices)
-    good = [{"step": "scale", "kind": "standard"},
-            {"step": "model", "kind": "svm" if metric == "accuracy" else "svr", "kernel": "rbf", "C": 10.0,
-             "gamma": "scale", "epsilon": 0.1}]
+    good = [
+        {"step": "scale", "kind": "standard"},
+        {
+            "step": "model",
+            "kind": "svm" if metric == "accuracy" else "svr",
+            "kernel": "rbf",
+            "C": 10.0,
+            "gamma": "scale",
+            "epsilon": 0.1,
+        },
+    ]
     if metric == "accuracy":
         good[1].pop("epsilon")
     m = sp.evaluate(good, seed=0)
@@ -56,8 +70,8 @@ def test_sklearn_space_rejects_wrong_task():
 
 
 def test_cnn_grammar_walks_are_valid_cnn_specs():
-    from openmindspore.automl.spaces.cnn import cnn_grammar
     from openmindspore.automl.grammar import build_spec
+    from openmindspore.automl.spaces.cnn import cnn_grammar
     from openmindspore.models.cnn import LAYER_TYPES, validate_spec
 
     rng = np.random.default_rng(0)
@@ -81,8 +95,11 @@ def test_cnn_space_rejects_tabular_data():
 def test_cnn_space_trains_a_spec_with_mindspore():
     pytest.importorskip("openmindspore.train")
     sp = make_space("cnn", "synthetic", steps=30, batch_size=32)
-    spec = [{"type": "conv", "channels": 8, "kernel": 3, "stride": 1}, {"type": "relu"},
-            {"type": "maxpool", "kernel": 2}]
+    spec = [
+        {"type": "conv", "channels": 8, "kernel": 3, "stride": 1},
+        {"type": "relu"},
+        {"type": "maxpool", "kernel": 2},
+    ]
     m = sp.evaluate(spec, seed=0)
     assert 0.0 <= m["val"]["accuracy"] <= 1.0 and 0.0 <= m["test"]["accuracy"] <= 1.0
     assert m["val"]["accuracy"] > 0.4  # 4 classes: learned something in 30 steps

@@ -1,16 +1,16 @@
 """Ablation: factor transforms, the randomized design, the factorial analysis, and a tiny real run."""
+
 import json
 
 import numpy as np
 import pytest
 
+from oms_testing import run_oms
 from openmindspore.causal.ablation import analyze, design, load_base
 from openmindspore.causal.factors import FACTORS, apply_levels, get_factor
 from openmindspore.cli.main import main
 from openmindspore.errors import ConfigError
 from openmindspore.models.cnn import DEFAULT_CNN
-
-from oms_testing import run_oms
 
 
 def _types(spec):
@@ -22,7 +22,17 @@ def test_factor_levels_on_the_default_cnn():
     assert _types(get_factor("maxpool").apply(base, False)) == ["conv", "relu", "conv", "relu", "dense", "relu"]
     assert get_factor("maxpool").apply(base, True) == base
     assert _types(get_factor("batchnorm").apply(base, True)) == [
-        "conv", "batchnorm", "relu", "maxpool", "conv", "batchnorm", "relu", "maxpool", "dense", "relu"]
+        "conv",
+        "batchnorm",
+        "relu",
+        "maxpool",
+        "conv",
+        "batchnorm",
+        "relu",
+        "maxpool",
+        "dense",
+        "relu",
+    ]
     assert get_factor("batchnorm").apply(base, False) == base
     assert _types(get_factor("dropout").apply(base, True))[-3:] == ["dense", "relu", "dropout"]
     assert _types(get_factor("gelu").apply(base, True)).count("gelu") == 3
@@ -93,12 +103,15 @@ def test_load_base(tmp_path):
         load_base(str(tmp_path / "missing.yaml"))
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--factor", "pooling"], "--factor='pooling'"),
-    ([], "at least one factor"),
-    (["--factor", "maxpool", "--repeats", "1"], "--repeats=1"),
-    (["--factor", "maxpool", "--factor", "maxpool"], "distinct factors"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--factor", "pooling"], "--factor='pooling'"),
+        ([], "at least one factor"),
+        (["--factor", "maxpool", "--repeats", "1"], "--repeats=1"),
+        (["--factor", "maxpool", "--factor", "maxpool"], "distinct factors"),
+    ],
+)
 def test_ablate_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, needle):
     assert main(["ablate", *argv, "--dataset", "digits", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip()
@@ -108,8 +121,23 @@ def test_ablate_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, needle):
 @pytest.mark.slow
 def test_tiny_real_ablation(tmp_path):
     out = tmp_path / "abl"
-    proc = run_oms("ablate", "--base", "default", "--factor", "maxpool", "--repeats", "2", "--dataset", "digits",
-                   "--steps", "3", "--out", str(out), "--json", timeout=600)
+    proc = run_oms(
+        "ablate",
+        "--base",
+        "default",
+        "--factor",
+        "maxpool",
+        "--repeats",
+        "2",
+        "--dataset",
+        "digits",
+        "--steps",
+        "3",
+        "--out",
+        str(out),
+        "--json",
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(proc.stdout)
     (rec,) = res["records"]

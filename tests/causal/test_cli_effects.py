@@ -1,4 +1,5 @@
 """``oms effects`` end to end on a real (cheap) NB201 markov search log; errors are one line, exit 2."""
+
 import json
 
 import pytest
@@ -16,8 +17,9 @@ def search_dir(tmp_path_factory):
 def test_effects_json_report_and_answer(search_dir, tmp_path, capsys):
     capsys.readouterr()
     out = tmp_path / "eff"
-    assert main(["effects", str(search_dir / "trials.jsonl"), "--treatment", "avgpool", "--json",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["effects", str(search_dir / "trials.jsonl"), "--treatment", "avgpool", "--json", "--out", str(out)]) == 0
+    )
     rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
     assert [r["estimator"] for r in rows] == ["naive", "hajek", "aipw"]
     for r in rows:
@@ -32,18 +34,36 @@ def test_effects_json_report_and_answer(search_dir, tmp_path, capsys):
 
 
 def test_effects_text_and_expression(search_dir, capsys):
-    assert main(["effects", str(search_dir), "--treatment", "count(nor_conv_3x3) >= 2", "--estimator", "hajek",
-                 "--metric", "val.accuracy", "--ci", "bootstrap"]) == 0
+    assert (
+        main(
+            [
+                "effects",
+                str(search_dir),
+                "--treatment",
+                "count(nor_conv_3x3) >= 2",
+                "--estimator",
+                "hajek",
+                "--metric",
+                "val.accuracy",
+                "--ci",
+                "bootstrap",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "hajek: ate=" in text and "changes val.accuracy by" in text and "naive" not in text
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--treatment", "maxpool"], "never chosen: 0 of 60"),  # NB201 cells have no max-pool
-    (["--treatment", "maxpol"], "a known name (got 'maxpol')"),
-    (["--treatment", "skip", "--metric", "test.loss"], "--metric='test.loss'"),
-    (["--treatment", "avgpool", "--reference", "uniform", "--min-ess", "1000"], "weights that do not explode"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--treatment", "maxpool"], "never chosen: 0 of 60"),  # NB201 cells have no max-pool
+        (["--treatment", "maxpol"], "a known name (got 'maxpol')"),
+        (["--treatment", "skip", "--metric", "test.loss"], "--metric='test.loss'"),
+        (["--treatment", "avgpool", "--reference", "uniform", "--min-ess", "1000"], "weights that do not explode"),
+    ],
+)
 def test_effects_errors(search_dir, capsys, argv, needle):
     assert main(["effects", str(search_dir), *argv]) == 2
     err = capsys.readouterr().err.strip()

@@ -1,4 +1,5 @@
 """Estimators on simulated data with a known effect; positivity errors name the problem and the numbers."""
+
 import numpy as np
 import pytest
 
@@ -14,8 +15,8 @@ def _confounded(n: int, rng: np.random.Generator) -> tuple[EffectData, EffectDat
     x = rng.normal(size=n)
     e = 1.0 / (1.0 + np.exp(-1.2 * x))
     t = (rng.random(n) < e).astype(float)
-    y = 1.0 + TAU * t + 3.0 * x + 0.5 * x ** 2 + rng.normal(size=n)
-    X = np.c_[np.ones(n), x, x ** 2]
+    y = 1.0 + TAU * t + 3.0 * x + 0.5 * x**2 + rng.normal(size=n)
+    X = np.c_[np.ones(n), x, x**2]
     b1 = np.linalg.lstsq(X[t == 1], y[t == 1], rcond=None)[0]
     b0 = np.linalg.lstsq(X[t == 0], y[t == 0], rcond=None)[0]
     m1, m0 = X @ b1, X @ b0
@@ -60,7 +61,8 @@ def test_hajek_matches_hand_computation_and_att_weights():
     m0 = ((1 - t) * y / (1 - e)).sum() / ((1 - t) / (1 - e)).sum()
     assert r.ate == pytest.approx(m1 - m0) and r.n == 50 and r.n_treated == 17
     assert estimate(EffectData(y, t, 1 / e, 1 / (1 - e)), "naive").ate == pytest.approx(
-        y[t == 1].mean() - y[t == 0].mean())
+        y[t == 1].mean() - y[t == 0].mean()
+    )
     # ATT: treated weight 1, controls e/(1-e); AIPW with m0 only: mean_T(y - m0) - weighted mean_C(y - m0)
     m = 0.3 * y
     att = EffectData(y, t, 1.0, e / (1 - e), f=np.where(t == 1, y, m), g1=y, g0=m, rho=t)

@@ -1,5 +1,6 @@
 """LaLonde (NSW treated + CPS controls): our ATT estimators near the experiment, and equal to DoWhy's
 weighting estimator given the same propensities."""
+
 import importlib.util
 
 import pytest

@@ -1,4 +1,5 @@
 """Propensities from search logs: exact enumeration vs the rebuilt chain, any grammar, tampering detected."""
+
 import json
 import math
 
@@ -47,7 +48,7 @@ def test_enumerated_propensity_equals_monte_carlo_of_the_rebuilt_chain(nb201):
     mc = log_units(res.config, res.trials, nb201.grammar, tr, "test.accuracy", method="montecarlo", mc_samples=1500)
     assert exact.exact and not mc.exact
     # first 10 trials are the uniform chain: P(some avg-pool edge) = 1 - 0.8^6
-    assert np.allclose(exact.e[:10], 1 - 0.8 ** 6)
+    assert np.allclose(exact.e[:10], 1 - 0.8**6)
     sd = np.sqrt(exact.e * (1 - exact.e) / 1500)
     assert np.all(np.abs(mc.e - exact.e) < 5 * sd + 1e-9)
     assert len(set(np.round(exact.e[10:], 6))) > 3  # the chain learned: propensities move
@@ -59,8 +60,7 @@ def test_enumerated_propensity_equals_monte_carlo_of_the_rebuilt_chain(nb201):
 def test_chain_rebuilt_for_a_grammar_with_counters():
     space = _FakeCNN()
     res = run_search(space, "markov", 30, seed=0)
-    units = log_units(res.config, res.trials, space.grammar, get_treatment("maxpool"), "test.accuracy",
-                      mc_samples=400)
+    units = log_units(res.config, res.trials, space.grammar, get_treatment("maxpool"), "test.accuracy", mc_samples=400)
     assert not units.exact and units.info["n_ok"] == 30
     assert np.all((units.e > 0) & (units.e < 1))
     d = units.effect_data("search")

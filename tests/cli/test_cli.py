@@ -1,4 +1,5 @@
 """The `oms` CLI: help with examples, datasets, and one clear line for every kind of bad input."""
+
 from __future__ import annotations
 
 import json
@@ -27,17 +28,23 @@ def _bad(tmp_path, yaml_text: str, *extra: str):
     return run_oms("train", str(cfg), "--out", str(tmp_path / "out"), "--quiet", *extra, timeout=120)
 
 
-@pytest.mark.parametrize("yaml_text,fragment", [
-    ("dataset: cifar\n", "dataset='cifar' is invalid"),
-    ("dataset: digits\nbatch_size: 0\n", "batch_size=0 is invalid"),
-    ("dataset: digits\nmodel: {name: resnet}\n", "model.name='resnet' is invalid"),
-    ("dataset: digits\nmodel: {name: cnn, layers: [{type: conv, channels: 4}, {type: maxpool, kernel: 4},"
-     " {type: maxpool, kernel: 2}, {type: maxpool, kernel: 2}]}\n", "model.layers[3]"),
-    ("dataset: digits\nbatchsize: 3\n", "batchsize"),
-    ("dataset: [unclosed\n", "valid YAML"),
-    ("- just\n- a list\n", "a YAML mapping"),
-    ("dataset: digits\noptimizer: {name: lion}\n", "optimizer.name='lion'"),
-])
+@pytest.mark.parametrize(
+    "yaml_text,fragment",
+    [
+        ("dataset: cifar\n", "dataset='cifar' is invalid"),
+        ("dataset: digits\nbatch_size: 0\n", "batch_size=0 is invalid"),
+        ("dataset: digits\nmodel: {name: resnet}\n", "model.name='resnet' is invalid"),
+        (
+            "dataset: digits\nmodel: {name: cnn, layers: [{type: conv, channels: 4}, {type: maxpool, kernel: 4},"
+            " {type: maxpool, kernel: 2}, {type: maxpool, kernel: 2}]}\n",
+            "model.layers[3]",
+        ),
+        ("dataset: digits\nbatchsize: 3\n", "batchsize"),
+        ("dataset: [unclosed\n", "valid YAML"),
+        ("- just\n- a list\n", "a YAML mapping"),
+        ("dataset: digits\noptimizer: {name: lion}\n", "optimizer.name='lion'"),
+    ],
+)
 def test_bad_config_gets_one_clear_line_and_exit_2(tmp_path, yaml_text, fragment):
     proc = _bad(tmp_path, yaml_text)
     assert proc.returncode == 2, proc.stderr
@@ -72,8 +79,16 @@ def test_existing_run_is_not_overwritten_and_max_steps_checked(tmp_path):
 def test_train_routes_detection_configs_to_yolos_finetuning(tmp_path):
     from oms_testing import ROOT
 
-    proc = run_oms("train", str(ROOT / "examples" / "yolos_synthetic.yaml"), "--max-steps", "2",
-                   "--out", str(tmp_path / "det"), "--json", timeout=300)
+    proc = run_oms(
+        "train",
+        str(ROOT / "examples" / "yolos_synthetic.yaml"),
+        "--max-steps",
+        "2",
+        "--out",
+        str(tmp_path / "det"),
+        "--json",
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
     assert summary["steps"] == 2 and "map50" in summary["eval"]

@@ -1,4 +1,5 @@
 """Offline datasets and the deterministic, resumable, shardable sampler."""
+
 from __future__ import annotations
 
 import numpy as np

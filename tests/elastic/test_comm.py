@@ -4,6 +4,7 @@ Ranks of one group run as threads of this process (the collective only shares me
 thread per rank exercises the same code as a process per rank), except where processes must die: those
 tests start real processes and send real signals.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,14 +15,14 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
 from oms_testing import ROOT
-from openmindspore.elastic.comm import (CommAbortedError, CommError, CommTimeoutError, ShmCollective,
-                                        reference_allreduce)
+from openmindspore.elastic.comm import CommAbortedError, CommError, CommTimeoutError, ShmCollective, reference_allreduce
 from openmindspore.errors import ConfigError
 
 
@@ -53,8 +54,9 @@ def _inputs(world: int, n: int, dtype: np.dtype, seed: int = 0) -> list[np.ndarr
     if np.dtype(dtype).kind == "f":
         # magnitudes over many decades, so that the summation order changes the rounding
         decades = 3 if np.dtype(dtype).itemsize == 2 else 6  # float16 overflows above 65504
-        return [(rng.standard_normal(n) * 10.0 ** rng.integers(-decades, decades, n)).astype(dtype)
-                for _ in range(world)]
+        return [
+            (rng.standard_normal(n) * 10.0 ** rng.integers(-decades, decades, n)).astype(dtype) for _ in range(world)
+        ]
     return [rng.integers(-1000, 1000, n).astype(dtype) for _ in range(world)]
 
 
@@ -228,8 +230,15 @@ except CommError as e:
 def _start_group(world: int, timeout: float) -> list[subprocess.Popen]:
     group = _group()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
-    return [subprocess.Popen([sys.executable, "-c", _CHILD, group, str(r), str(world), str(timeout)],
-                             stdout=subprocess.PIPE, text=True, env=env) for r in range(world)]
+    return [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, group, str(r), str(world), str(timeout)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for r in range(world)
+    ]
 
 
 @pytest.fixture
@@ -351,8 +360,17 @@ def test_overlapped_update_rolls_back_when_a_later_bucket_fails(ms_cpu):
     from openmindspore.elastic.worker import Worker
     from openmindspore.train import Trainer, config_from_dict
 
-    tr = Trainer(config_from_dict({"dataset": "digits", "model": {"name": "mlp", "hidden": [64]}, "batch_size": 16,
-                                   "steps": 5, "optimizer": {"name": "adam", "lr": 0.01}}))
+    tr = Trainer(
+        config_from_dict(
+            {
+                "dataset": "digits",
+                "model": {"name": "mlp", "hidden": [64]},
+                "batch_size": 16,
+                "steps": 5,
+                "optimizer": {"name": "adam", "lr": 0.01},
+            }
+        )
+    )
     tr.train_step()  # non-zero optimizer state
     t0, state0, params0 = tr.optimizer.t, {k: v.copy() for k, v in tr.optimizer.state_dict().items()}, tr.params_numpy()
     _, grads = tr.compute_grads(tr.next_indices())

@@ -4,6 +4,7 @@ One uninterrupted 2-worker run (default backend: shared memory) is the reference
 must reproduce it: bitwise at the same world size (also with MindSpore's MCCL backend), within 1e-5
 relative after a rescale. Steps are 1-based ("during step 3").
 """
+
 from __future__ import annotations
 
 import json
@@ -93,10 +94,12 @@ def test_pin_to_cores_pins_every_thread_and_unpins_when_the_group_does_not_fit()
         "from openmindspore.elastic.worker import pin_to_cores\n"
         "cores = sorted(os.sched_getaffinity(0))\n"
         "t = threading.Thread(target=threading.Event().wait, args=(5,), daemon=True); t.start()\n"
-        "def affs(): return sorted({tuple(sorted(os.sched_getaffinity(int(x)))) for x in os.listdir('/proc/self/task')})\n"
+        "def affs():\n"
+        "    return sorted({tuple(sorted(os.sched_getaffinity(int(x)))) for x in os.listdir('/proc/self/task')})\n"
         "out = {'cores': cores, 'pinned': pin_to_cores(1, 2, 1, cores), 'after_pin': affs()}\n"
         "out['unpinned'] = pin_to_cores(1, len(cores) + 1, 1, cores); out['after_unpin'] = affs()\n"
-        "print(json.dumps(out))\n")
+        "print(json.dumps(out))\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -109,8 +112,20 @@ def test_pin_to_cores_pins_every_thread_and_unpins_when_the_group_does_not_fit()
 
 def test_crash_hang_preempt_recover_bitwise(reference):
     tmp, ref = reference
-    s, _ = _train(tmp, "faults", "--workers", "2", "--kill-worker-at", "3:1", "--hang-worker-at", "6:0",
-                  "--preempt-worker-at", "9:1", "--hang-timeout", "6")
+    s, _ = _train(
+        tmp,
+        "faults",
+        "--workers",
+        "2",
+        "--kill-worker-at",
+        "3:1",
+        "--hang-worker-at",
+        "6:0",
+        "--preempt-worker-at",
+        "9:1",
+        "--hang-timeout",
+        "6",
+    )
     kinds = [r["kind"] for r in s["recoveries"]]
     assert kinds == ["crash", "hang", "preempt"], s["recoveries"]
     assert [r["failed_ranks"] for r in s["recoveries"]] == [[1], [0], [1]]
@@ -169,8 +184,9 @@ def test_double_failure_and_failure_during_recovery(reference):
     tmp, ref = reference
     # two ranks die in step 4; the same fault is given twice for rank 0, so it fires again in the
     # replacement group before its first step completes (a failure during recovery)
-    s, _ = _train(tmp, "double", "--workers", "2", "--kill-worker-at", "4:0", "--kill-worker-at", "4:1",
-                  "--kill-worker-at", "4:0")
+    s, _ = _train(
+        tmp, "double", "--workers", "2", "--kill-worker-at", "4:0", "--kill-worker-at", "4:1", "--kill-worker-at", "4:0"
+    )
     rec = s["recoveries"]
     # each injected fault fires exactly once: both ranks in the first group, rank 0 again in the second
     assert len(rec) == 2 and all(r["step"] == 4 and r["kind"] == "crash" for r in rec), rec
@@ -201,7 +217,9 @@ def _assert_close(a: Path, b: Path) -> None:
 # long enough (~15 s of 2-5 ms steps) for a cold-started replacement to come up and join; a small SGD step
 # keeps the float32 summation-order differences of 1 vs 2 processes from growing (7e-7 after 3000 steps)
 RESCALE_STEPS = 3000
-RESCALE_CONFIG = CONFIG.replace("steps: 12", f"steps: {RESCALE_STEPS}").replace("{name: adam, lr: 0.01}", "{name: sgd, lr: 0.01}")
+RESCALE_CONFIG = CONFIG.replace("steps: 12", f"steps: {RESCALE_STEPS}").replace(
+    "{name: adam, lr: 0.01}", "{name: sgd, lr: 0.01}"
+)
 
 
 def test_scale_down_then_up_matches_within_tolerance(tmp_path):
@@ -213,8 +231,22 @@ def test_scale_down_then_up_matches_within_tolerance(tmp_path):
     cfg.write_text(RESCALE_CONFIG)
     single = run_oms("train", str(cfg), "--out", str(tmp_path / "single"), "--json", timeout=400)
     assert single.returncode == 0, single.stderr[-2000:]
-    proc = run_oms("train", str(cfg), "--out", str(tmp_path / "rescale"), "--json", "--workers", "2",
-                   "--spares", "0", "--rejoin-wait", "0", "--kill-worker-at", "3:1", timeout=600)
+    proc = run_oms(
+        "train",
+        str(cfg),
+        "--out",
+        str(tmp_path / "rescale"),
+        "--json",
+        "--workers",
+        "2",
+        "--spares",
+        "0",
+        "--rejoin-wait",
+        "0",
+        "--kill-worker-at",
+        "3:1",
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = json.loads(proc.stdout)
     rec = s["recoveries"][0]
@@ -233,8 +265,21 @@ def test_scale_down_then_up_matches_within_tolerance(tmp_path):
 
 
 def test_too_many_failures_stop_cleanly_with_a_checkpoint(tmp_path):
-    _, proc = _train(tmp_path, "stop", "--workers", "2", "--min-workers", "2", "--spares", "0",
-                     "--max-restarts", "0", "--kill-worker-at", "5:1", expect_ok=False)
+    _, proc = _train(
+        tmp_path,
+        "stop",
+        "--workers",
+        "2",
+        "--min-workers",
+        "2",
+        "--spares",
+        "0",
+        "--max-restarts",
+        "0",
+        "--kill-worker-at",
+        "5:1",
+        expect_ok=False,
+    )
     assert proc.returncode == 2
     assert "--min-workers=2" in proc.stderr and "--resume" in proc.stderr and "Traceback" not in proc.stderr
     from openmindspore.train import RunDir
@@ -250,9 +295,14 @@ def test_driver_killed_then_resume_on_fewer_workers(tmp_path):
     single = run_oms("train", str(cfg), "--out", str(tmp_path / "single"), "--json", timeout=400)
     assert single.returncode == 0, single.stderr[-2000:]
     out = tmp_path / "driver"
-    p = subprocess.Popen(oms_command("train", str(cfg), "--out", str(out), "--workers", "2", "--quiet"),
-                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                         env=dict(os.environ, GLOG_v="3"))
+    p = subprocess.Popen(
+        oms_command("train", str(cfg), "--out", str(out), "--workers", "2", "--quiet"),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=dict(os.environ, GLOG_v="3"),
+    )
     try:
         deadline = time.time() + 300
         latest = out / "checkpoints" / "LATEST"

@@ -1,5 +1,6 @@
 """The sharded optimizer (ZeRO-1 over shared memory): bitwise the full update, and every step's whole state
 readable from the survivors when a rank dies (a real process, killed with SIGKILL, mid-step)."""
+
 from __future__ import annotations
 
 import os
@@ -23,13 +24,16 @@ SHAPES = [(37, 29), (1,), (1000,), (3, 5, 7), (2049,)]  # odd sizes; pieces stra
 def _make(opt_name: str, seed: int = 0) -> tuple[list[Any], Any]:
     from mindspore import Parameter, Tensor
 
-    from openmindspore.train.optim import Adam, SGD
+    from openmindspore.train.optim import SGD, Adam
 
     rng = np.random.default_rng(seed)
     params = [Parameter(Tensor(rng.standard_normal(s).astype(np.float32)), name=f"p{i}") for i, s in enumerate(SHAPES)]
-    opt = {"adam": lambda: Adam(params), "adam_l2": lambda: Adam(params, weight_decay=0.1),
-           "adamw": lambda: Adam(params, weight_decay=0.1, decoupled=True),
-           "sgd": lambda: SGD(params, momentum=0.9, weight_decay=0.01)}[opt_name]()
+    opt = {
+        "adam": lambda: Adam(params),
+        "adam_l2": lambda: Adam(params, weight_decay=0.1),
+        "adamw": lambda: Adam(params, weight_decay=0.1, decoupled=True),
+        "sgd": lambda: SGD(params, momentum=0.9, weight_decay=0.01),
+    }[opt_name]()
     return params, opt
 
 
@@ -47,12 +51,13 @@ def _reference(opt_name: str, world: int, steps: int, lr: float = 0.01) -> tuple
         per_rank = [np.concatenate(_grads(step, r)) for r in range(world)]
         summed = reference_allreduce(per_rank, "sum")
         at = np.cumsum([0, *(int(np.prod(s)) for s in SHAPES)])
-        opt.step(tuple(Tensor(summed[at[i]:at[i + 1]].reshape(s)) for i, s in enumerate(SHAPES)), lr)
+        opt.step(tuple(Tensor(summed[at[i] : at[i + 1]].reshape(s)) for i, s in enumerate(SHAPES)), lr)
     return [p.asnumpy().copy() for p in params], {slot: [a.copy() for a in arrs] for slot, arrs in opt.state.items()}
 
 
-def _join(group: str, rank: int, world: int, opt: Any, chunk: int,
-          timeout: float = 30.0) -> tuple[ShmCollective, ShardedOptimizer]:
+def _join(
+    group: str, rank: int, world: int, opt: Any, chunk: int, timeout: float = 30.0
+) -> tuple[ShmCollective, ShardedOptimizer]:
     c = ShmCollective(None, timeout=timeout, chunk_bytes=chunk)
     c.rebuild(group, rank, world, extra_bytes=ShardedOptimizer.extra_bytes(opt, chunk, world, rank))
     z = ShardedOptimizer(opt, c)
@@ -139,11 +144,16 @@ def test_killed_rank_mid_step_its_state_is_read_and_nothing_of_the_step_applied(
     state of step 3 (rank 1's shard read from the dead process's shared memory) is bitwise the
     reference's."""
     steps, group = 3, uuid.uuid4().hex[:12]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", GLOG_v="3")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+        GLOG_v="3",
+    )
     code = _CHILD.format(tests=str(ROOT / "tests" / "elastic"), tests_root=str(ROOT / "tests"))
-    child = subprocess.Popen([sys.executable, "-c", code, group, str(steps)], stdout=subprocess.PIPE, text=True,
-                             env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, group, str(steps)], stdout=subprocess.PIPE, text=True, env=env
+    )
     c = None
     try:
         params, opt = _make("adam")

@@ -1,5 +1,6 @@
 """The CPU layout (channels-last layers) and the compiled training step compute what the NCHW PyNative
 model computes: same parameters, same outputs and gradients, same training trajectory."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,12 @@ RICH_SPEC = [
     {"type": "dense", "units": 12},
     {"type": "dropout", "rate": 0.5},
 ]
-GLOBAL_SPEC = [{"type": "conv", "channels": 4, "kernel": 3}, {"type": "maxpool", "kernel": 2},
-               {"type": "globalpool", "mode": "max"}, {"type": "dense", "units": 8}]
+GLOBAL_SPEC = [
+    {"type": "conv", "channels": 4, "kernel": 3},
+    {"type": "maxpool", "kernel": 2},
+    {"type": "globalpool", "mode": "max"},
+    {"type": "dense", "units": 8},
+]
 
 
 @pytest.mark.parametrize("spec", [RICH_SPEC, GLOBAL_SPEC], ids=["rich", "globalpool"])
@@ -46,8 +51,12 @@ def test_channels_last_equals_nchw(ms_cpu, spec):
 
         value, grads = ms.value_and_grad(loss, None, net.trainable_params())(Tensor(x))
         masked = net.train_forward(Tensor(x), net.dropout_masks(3, 2, samples))
-        got[cl] = (net(Tensor(x)).asnumpy(), masked.asnumpy(), [g.asnumpy() for g in grads],
-                   [(p.name, tuple(p.shape)) for p in net.get_parameters()])
+        got[cl] = (
+            net(Tensor(x)).asnumpy(),
+            masked.asnumpy(),
+            [g.asnumpy() for g in grads],
+            [(p.name, tuple(p.shape)) for p in net.get_parameters()],
+        )
     nchw, nhwc = got[False], got[True]
     assert nchw[3] == nhwc[3]  # same parameter names and shapes: checkpoints move between layouts
     np.testing.assert_allclose(nhwc[0], nchw[0], atol=1e-5)
@@ -59,11 +68,26 @@ def test_channels_last_equals_nchw(ms_cpu, spec):
 def _trajectory(compile_step: bool, steps: int = 4) -> tuple[list[float], dict[str, np.ndarray]]:
     from openmindspore.train import Trainer, config_from_dict
 
-    cfg = config_from_dict({"dataset": "digits", "batch_size": 32, "steps": 100, "seed": 5, "compile": compile_step,
-                            "model": {"name": "cnn", "layers": RICH_SPEC[:5] + [
-                                {"type": "conv", "channels": 5, "kernel": 3}, {"type": "maxpool", "kernel": 3},
-                                {"type": "dense", "units": 12}, {"type": "dropout", "rate": 0.5}]},
-                            "optimizer": {"name": "adam", "lr": 0.01}})
+    cfg = config_from_dict(
+        {
+            "dataset": "digits",
+            "batch_size": 32,
+            "steps": 100,
+            "seed": 5,
+            "compile": compile_step,
+            "model": {
+                "name": "cnn",
+                "layers": RICH_SPEC[:5]
+                + [
+                    {"type": "conv", "channels": 5, "kernel": 3},
+                    {"type": "maxpool", "kernel": 3},
+                    {"type": "dense", "units": 12},
+                    {"type": "dropout", "rate": 0.5},
+                ],
+            },
+            "optimizer": {"name": "adam", "lr": 0.01},
+        }
+    )
     tr = Trainer(cfg)
     assert tr.compiled == compile_step
     losses = [tr.train_step() for _ in range(steps)]
@@ -84,9 +108,22 @@ def test_compiled_step_follows_the_pynative_trajectory(ms_cpu):
 def test_precompile_leaves_the_state_untouched(ms_cpu):
     from openmindspore.train import Trainer, config_from_dict
 
-    cfg = config_from_dict({"dataset": "digits", "batch_size": 16, "steps": 10, "seed": 2,
-                            "model": {"name": "cnn", "layers": [{"type": "conv", "channels": 4, "kernel": 3},
-                                                                {"type": "batchnorm"}, {"type": "maxpool", "kernel": 2}]}})
+    cfg = config_from_dict(
+        {
+            "dataset": "digits",
+            "batch_size": 16,
+            "steps": 10,
+            "seed": 2,
+            "model": {
+                "name": "cnn",
+                "layers": [
+                    {"type": "conv", "channels": 4, "kernel": 3},
+                    {"type": "batchnorm"},
+                    {"type": "maxpool", "kernel": 2},
+                ],
+            },
+        }
+    )
     a, b = Trainer(cfg), Trainer(cfg)
     before = a.params_numpy()
     a.precompile([16, 8, 5])
@@ -103,10 +140,22 @@ def test_compiled_step_compiles_once_per_shape(ms_cpu):
 
     from openmindspore.train import Trainer, config_from_dict
 
-    cfg = config_from_dict({"dataset": "digits", "batch_size": 16, "steps": 100, "seed": 1,
-                            "model": {"name": "cnn", "layers": [{"type": "conv", "channels": 4, "kernel": 3},
-                                                                {"type": "dropout", "rate": 0.5},
-                                                                {"type": "dense", "units": 8}]}})
+    cfg = config_from_dict(
+        {
+            "dataset": "digits",
+            "batch_size": 16,
+            "steps": 100,
+            "seed": 1,
+            "model": {
+                "name": "cnn",
+                "layers": [
+                    {"type": "conv", "channels": 4, "kernel": 3},
+                    {"type": "dropout", "rate": 0.5},
+                    {"type": "dense", "units": 8},
+                ],
+            },
+        }
+    )
     tr = Trainer(cfg)
     times = []
     for _ in range(8):

@@ -1,4 +1,5 @@
 """Spec-driven CNN: every layer type builds, shapes are checked, errors name the layer."""
+
 from __future__ import annotations
 
 import json
@@ -46,24 +47,40 @@ def test_default_cnn_and_mlp_shapes(ms_cpu):
 
 def test_same_seed_same_init_different_seed_different_init(ms_cpu):
     def weights(seed):
-        net = create_model("cnn", input_shape=(1, 8, 8), num_classes=3, seed=seed,
-                           layers=[{"type": "conv", "channels": 4}, {"type": "dense", "units": 5}])
+        net = create_model(
+            "cnn",
+            input_shape=(1, 8, 8),
+            num_classes=3,
+            seed=seed,
+            layers=[{"type": "conv", "channels": 4}, {"type": "dense", "units": 5}],
+        )
         return np.concatenate([p.asnumpy().ravel() for p in net.get_parameters()])
 
     assert np.array_equal(weights(1), weights(1))
     assert not np.array_equal(weights(1), weights(2))
 
 
-@pytest.mark.parametrize("layers,fragment", [
-    ([{"type": "conv", "channels": 4}, {"type": "maxpool", "kernel": 2}, {"type": "maxpool", "kernel": 2},
-      {"type": "maxpool", "kernel": 2}, {"type": "maxpool", "kernel": 2}], r"layers\[4\].*at least 2x2, got 1x1"),
-    ([{"type": "wavelet"}], r"layers\[0\].*type in"),
-    ([{"type": "conv", "channels": 0}], r"layers\[0\].*'channels' to be an integer >= 1"),
-    ([{"type": "dense", "units": 8}, {"type": "conv", "channels": 4}], r"layers\[1\].*CHW input"),
-    ([{"type": "dropout", "rate": 1.5}], r"layers\[0\].*rate"),
-    ([{"type": "conv", "channels": 4, "kernel": 11, "padding": 0}], r"layers\[0\].*at least 11x11"),
-    (["conv"], r"layers\[0\].*mapping"),
-])
+@pytest.mark.parametrize(
+    "layers,fragment",
+    [
+        (
+            [
+                {"type": "conv", "channels": 4},
+                {"type": "maxpool", "kernel": 2},
+                {"type": "maxpool", "kernel": 2},
+                {"type": "maxpool", "kernel": 2},
+                {"type": "maxpool", "kernel": 2},
+            ],
+            r"layers\[4\].*at least 2x2, got 1x1",
+        ),
+        ([{"type": "wavelet"}], r"layers\[0\].*type in"),
+        ([{"type": "conv", "channels": 0}], r"layers\[0\].*'channels' to be an integer >= 1"),
+        ([{"type": "dense", "units": 8}, {"type": "conv", "channels": 4}], r"layers\[1\].*CHW input"),
+        ([{"type": "dropout", "rate": 1.5}], r"layers\[0\].*rate"),
+        ([{"type": "conv", "channels": 4, "kernel": 11, "padding": 0}], r"layers\[0\].*at least 11x11"),
+        (["conv"], r"layers\[0\].*mapping"),
+    ],
+)
 def test_invalid_specs_name_the_layer_and_shape(layers, fragment):
     with pytest.raises(SpecError, match=fragment):
         validate_spec(layers, (1, 8, 8), 10)

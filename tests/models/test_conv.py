@@ -1,4 +1,5 @@
 """The fast CPU convolution equals MindSpore's nn.Conv2d, forward and gradients."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ CASES = [  # in, out, kernel, stride, padding, H, W
     (3, 8, 3, 1, 1, 9, 7),
     (4, 6, 5, 2, 2, 11, 12),
     (2, 5, 1, 1, 0, 5, 5),
-    (3, 4, 4, 4, 0, 16, 12),   # patch embedding: kernel == stride
+    (3, 4, 4, 4, 0, 16, 12),  # patch embedding: kernel == stride
     (3, 4, 3, 2, 0, 8, 8),
     (5, 7, 3, 1, (0, 1, 2, 1), 6, 9),  # asymmetric padding
 ]
@@ -24,8 +25,8 @@ def test_fast_conv_equals_nn_conv2d(ms_cpu, c, o, k, s, p, h, w):
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((3, c, h, w)).astype(np.float32))
     fast = Conv2d(c, o, k, s, p, has_bias=True, fast=True, seed=1)
-    t, b, l, r = fast.padding
-    ref = nn.Conv2d(c, o, k, s, pad_mode="pad", padding=(t, b, l, r), has_bias=True)
+    pt, pb, pl, pr = fast.padding
+    ref = nn.Conv2d(c, o, k, s, pad_mode="pad", padding=(pt, pb, pl, pr), has_bias=True)
     ref.weight.set_data(fast.weight.value())
     ref.bias.set_data(fast.bias.value())
     y_fast, y_ref = fast(x).asnumpy(), ref(x).asnumpy()

@@ -1,6 +1,7 @@
 """The native CPU kernels (models/kernels: MindSpore Custom aot operators) compute what MindSpore's own
 layers compute, forward and gradients, do not depend on the thread count, and the models fall back to the
 MindSpore-only layers when the kernels are off."""
+
 from __future__ import annotations
 
 import shutil
@@ -12,6 +13,7 @@ import pytest
 @pytest.fixture
 def native(ms_cpu):  # the kernels module, when the library builds here
     from openmindspore.models import kernels as native
+
     if not native.available():
         pytest.skip("native kernels are off here (no g++ or no oneDNN in MindSpore)")
     yield native
@@ -22,6 +24,7 @@ def native(ms_cpu):  # the kernels module, when the library builds here
 def native_off(ms_cpu):
     """Build models as if the kernels were unavailable (the state is restored afterwards)."""
     from openmindspore.models import kernels as native
+
     saved = dict(native._state)
     native._state["lib"] = None
     yield
@@ -31,6 +34,7 @@ def native_off(ms_cpu):
 
 def test_kernels_build_where_gxx_exists(ms_cpu):
     from openmindspore.models import kernels as native
+
     if shutil.which("g++") is None:
         pytest.skip("no g++ on this machine")
     assert native.available(), "g++ is here, so the kernel library must build (see the log for the compiler error)"
@@ -39,6 +43,7 @@ def test_kernels_build_where_gxx_exists(ms_cpu):
 def _grads(fn, *args):
     import mindspore as ms
     from mindspore import Tensor
+
     value, grads = ms.value_and_grad(fn, tuple(range(len(args))))(*[Tensor(a) for a in args])
     return value.asnumpy(), [g.asnumpy() for g in grads]
 
@@ -48,8 +53,16 @@ def _close(a, b, tol=1e-5):
     np.testing.assert_allclose(a, b, atol=tol * scale, rtol=0)
 
 
-@pytest.mark.parametrize("cin,cout,k,s,p,relu", [(1, 4, 3, 1, 1, True), (3, 5, 5, 2, 2, False), (4, 6, 1, 1, 0, True),
-                                                 (2, 3, 3, 2, 0, True), (5, 7, 4, 3, 1, False)])
+@pytest.mark.parametrize(
+    "cin,cout,k,s,p,relu",
+    [
+        (1, 4, 3, 1, 1, True),
+        (3, 5, 5, 2, 2, False),
+        (4, 6, 1, 1, 0, True),
+        (2, 3, 3, 2, 0, True),
+        (5, 7, 4, 3, 1, False),
+    ],
+)
 def test_conv_equals_conv2d(native, cin, cout, k, s, p, relu):
     from mindspore import Tensor, ops
 
@@ -70,8 +83,11 @@ def test_conv_equals_conv2d(native, cin, cout, k, s, p, relu):
 
     (_, g1), (_, g2) = _grads(ours, x, w, b), _grads(ref, x, w, b)
     y = op(Tensor(x), Tensor(w), Tensor(b)).asnumpy()
-    y_ref = ops.conv2d(Tensor(x.transpose(0, 3, 1, 2)), Tensor(w), Tensor(b), stride=s, pad_mode="pad",
-                       padding=p).asnumpy().transpose(0, 2, 3, 1)
+    y_ref = (
+        ops.conv2d(Tensor(x.transpose(0, 3, 1, 2)), Tensor(w), Tensor(b), stride=s, pad_mode="pad", padding=p)
+        .asnumpy()
+        .transpose(0, 2, 3, 1)
+    )
     _close(y, np.maximum(y_ref, 0) if relu else y_ref)
     for a, r in zip(g1, g2):
         _close(a, r)
@@ -133,6 +149,7 @@ def _cnn_grads(spec, x, threads=None):
 
     from openmindspore.models import kernels as native
     from openmindspore.models.cnn import CNN
+
     if threads:
         native.set_threads(threads)
     net = CNN(spec, x.shape[1:], 10, seed=3)
@@ -141,9 +158,15 @@ def _cnn_grads(spec, x, threads=None):
     return net, value.asnumpy(), [g.asnumpy() for g in grads]
 
 
-SPEC = [{"type": "conv", "channels": 8, "kernel": 3}, {"type": "relu"}, {"type": "maxpool", "kernel": 2},
-        {"type": "conv", "channels": 6, "kernel": 3, "stride": 2}, {"type": "activation", "fn": "relu"},
-        {"type": "dense", "units": 16}, {"type": "relu"}]
+SPEC = [
+    {"type": "conv", "channels": 8, "kernel": 3},
+    {"type": "relu"},
+    {"type": "maxpool", "kernel": 2},
+    {"type": "conv", "channels": 6, "kernel": 3, "stride": 2},
+    {"type": "activation", "fn": "relu"},
+    {"type": "dense", "units": 16},
+    {"type": "relu"},
+]
 
 
 def test_results_do_not_depend_on_the_thread_count(native):
@@ -160,6 +183,7 @@ def test_results_do_not_depend_on_the_thread_count(native):
 
 def test_fused_relu_model_equals_the_fallback(native, native_off):
     from mindspore import nn
+
     x = np.random.default_rng(4).standard_normal((5, 3, 17, 15)).astype(np.float32)
     plain, v_plain, g_plain = _cnn_grads(SPEC, x)  # native_off: MindSpore-only layers
     native._state.clear()  # the kernels back on

@@ -1,4 +1,5 @@
 """Synthetic data, COCO evaluation, fine-tuning summary and the ``oms detect`` / ``oms eval-detection`` commands."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,16 @@ from openmindspore.errors import ConfigError
 from openmindspore.models.yolos.coco_eval import evaluate_coco
 from openmindspore.models.yolos.synthetic import make_synthetic_detection, write_dataset
 
-TINY = {"name": "yolos", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "intermediate_size": 64, "patch_size": 8, "num_detection_tokens": 4, "use_mid_position_embeddings": False}
+TINY = {
+    "name": "yolos",
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "patch_size": 8,
+    "num_detection_tokens": 4,
+    "use_mid_position_embeddings": False,
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -27,11 +36,21 @@ def run_dir(tmp_path_factory):
     from openmindspore.models.yolos.finetune import finetune_detection
 
     out = tmp_path_factory.mktemp("det_run")
-    cfg = {"task": "detection", "model": TINY,
-           "data": {"kind": "synthetic", "train_images": 12, "val_images": 6, "image_size": [32, 48],
-                    "max_objects": 2},
-           "train": {"steps": 3, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "log_every": 1, "eval_every": 2,
-                     "hflip": True, "pos_init": "sincos"}}
+    cfg = {
+        "task": "detection",
+        "model": TINY,
+        "data": {"kind": "synthetic", "train_images": 12, "val_images": 6, "image_size": [32, 48], "max_objects": 2},
+        "train": {
+            "steps": 3,
+            "batch_size": 4,
+            "lr": 1e-3,
+            "warmup_steps": 1,
+            "log_every": 1,
+            "eval_every": 2,
+            "hflip": True,
+            "pos_init": "sincos",
+        },
+    }
     summary = finetune_detection(cfg, out)
     return out, summary
 
@@ -45,8 +64,10 @@ def test_synthetic_annotations_are_exact_and_deterministic():
         x, y, w, h = a["bbox"]
         assert 0 <= x and 0 <= y and x + w <= 80 and y + h <= 64 and a["area"] <= w * h
     # ground truth scored against itself is perfect; shifted boxes score lower (the metric is not constant)
-    perfect = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
-               for a in coco["annotations"]]
+    perfect = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+        for a in coco["annotations"]
+    ]
     assert evaluate_coco(coco, perfect)["map50"] == pytest.approx(1.0)
     shifted = [dict(d, bbox=[d["bbox"][0] + d["bbox"][2] * 0.6] + d["bbox"][1:]) for d in perfect]
     assert evaluate_coco(coco, shifted)["map50"] < 0.2
@@ -90,8 +111,21 @@ def test_detect_cli_json_and_png(run_dir, tmp_path, capsys):
     imgs, coco = make_synthetic_detection(2, (32, 48), seed=9)
     write_dataset(tmp_path / "imgs", imgs, coco)
     paths = [str(tmp_path / "imgs" / im["file_name"]) for im in coco["images"]]
-    rc = main(["detect", *paths, "--model", "yolos", "--weights", str(out / "model.ckpt"), "--threshold", "0.0",
-               "--json", "--out-dir", str(tmp_path / "vis")])
+    rc = main(
+        [
+            "detect",
+            *paths,
+            "--model",
+            "yolos",
+            "--weights",
+            str(out / "model.ckpt"),
+            "--threshold",
+            "0.0",
+            "--json",
+            "--out-dir",
+            str(tmp_path / "vis"),
+        ]
+    )
     assert rc == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 2 and all(len(r["detections"]) == TINY["num_detection_tokens"] for r in rows)
@@ -112,14 +146,30 @@ def test_eval_detection_cli(run_dir, tmp_path, capsys):
     out, _ = run_dir
     imgs, coco = make_synthetic_detection(3, (32, 48), seed=11)
     ann = write_dataset(tmp_path, imgs, coco)
-    dets = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
-            for a in coco["annotations"]]
+    dets = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
+        for a in coco["annotations"]
+    ]
     (tmp_path / "dets.json").write_text(json.dumps(dets))
-    assert main(["eval-detection", "--annotations", str(ann), "--detections", str(tmp_path / "dets.json"),
-                 "--json"]) == 0
+    assert (
+        main(["eval-detection", "--annotations", str(ann), "--detections", str(tmp_path / "dets.json"), "--json"]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["map50"] == pytest.approx(1.0)
-    assert main(["eval-detection", "--annotations", str(ann), "--model", "yolos", "--weights",
-                 str(out / "model.ckpt"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval-detection",
+                "--annotations",
+                str(ann),
+                "--model",
+                "yolos",
+                "--weights",
+                str(out / "model.ckpt"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     m = json.loads(capsys.readouterr().out)
     assert 0.0 <= m["map"] <= m["map50"] <= 1.0
 

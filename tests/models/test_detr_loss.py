@@ -1,12 +1,13 @@
 """Hungarian matcher and DETR loss equal the Hugging Face reference (values and gradients)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from vision_testing import detr_inputs
 
 from openmindspore.errors import ConfigError
 from openmindspore.models.yolos.loss import DetrLossWeights, detr_loss, generalized_box_iou, hungarian_match
+from vision_testing import detr_inputs
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -23,8 +24,9 @@ _inputs = detr_inputs
 
 
 def _torch_targets(targets):
-    return [{"class_labels": torch.from_numpy(t["class_labels"]), "boxes": torch.from_numpy(t["boxes"])}
-            for t in targets]
+    return [
+        {"class_labels": torch.from_numpy(t["class_labels"]), "boxes": torch.from_numpy(t["boxes"])} for t in targets
+    ]
 
 
 @pytest.mark.parity
@@ -34,7 +36,8 @@ def test_matcher_equals_reference(seed):
 
     logits, boxes, targets = _inputs(seed)
     ref = HungarianMatcher(class_cost=1, bbox_cost=5, giou_cost=2)(
-        {"logits": torch.from_numpy(logits), "pred_boxes": torch.from_numpy(boxes)}, _torch_targets(targets))
+        {"logits": torch.from_numpy(logits), "pred_boxes": torch.from_numpy(boxes)}, _torch_targets(targets)
+    )
     ours = hungarian_match(logits, boxes, targets, DetrLossWeights(4))
     for (i, j), (ri, rj) in zip(ours, ref):
         np.testing.assert_array_equal(i, ri.numpy())

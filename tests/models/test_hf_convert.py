@@ -1,5 +1,6 @@
 """Hugging Face -> MindSpore conversion: round trips (safetensors, torch .bin, legacy key names, bf16),
 strictness (missing / unexpected / shape mismatches are listed), and the ``oms convert-hf`` command."""
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,26 @@ from vision_testing import TOL, max_abs, randomize, state_dict_numpy
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-YCFG = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=[48, 64],
-            patch_size=16, num_detection_tokens=4, num_labels=3, use_mid_position_embeddings=True)
-VCFG = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
-            patch_size=8, num_labels=3)
+YCFG = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    image_size=[48, 64],
+    patch_size=16,
+    num_detection_tokens=4,
+    num_labels=3,
+    use_mid_position_embeddings=True,
+)
+VCFG = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    image_size=32,
+    patch_size=8,
+    num_labels=3,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,17 +54,24 @@ def yolos_ref():
 
 
 def _legacy_yolos(sd):
-    return {k.replace("encoder.interpolation.mid_position_embeddings", "encoder.mid_position_embeddings"): v
-            for k, v in sd.items()}
+    return {
+        k.replace("encoder.interpolation.mid_position_embeddings", "encoder.mid_position_embeddings"): v
+        for k, v in sd.items()
+    }
 
 
 def _legacy_vit(sd):
     out = {}
     for k, v in sd.items():
         k = k.replace("vit.layers.", "vit.encoder.layer.")
-        for a, b in ((".attention.q_proj.", ".attention.attention.query."), (".attention.k_proj.", ".attention.attention.key."),
-                     (".attention.v_proj.", ".attention.attention.value."), (".attention.o_proj.", ".attention.output.dense."),
-                     (".mlp.fc1.", ".intermediate.dense."), (".mlp.fc2.", ".output.dense.")):
+        for a, b in (
+            (".attention.q_proj.", ".attention.attention.query."),
+            (".attention.k_proj.", ".attention.attention.key."),
+            (".attention.v_proj.", ".attention.attention.value."),
+            (".attention.o_proj.", ".attention.output.dense."),
+            (".mlp.fc1.", ".intermediate.dense."),
+            (".mlp.fc2.", ".output.dense."),
+        ):
             k = k.replace(a, b)
         out[k] = v
     return out
@@ -142,14 +166,29 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, yolos_ref):
 
     from openmindspore.cli.main import main
 
-    assert main(["convert-hf", str(tmp_path / "nope.safetensors"), "--model", "yolos-tiny",
-                 "--out", str(tmp_path / "o.ckpt")]) == 2
+    assert (
+        main(
+            [
+                "convert-hf",
+                str(tmp_path / "nope.safetensors"),
+                "--model",
+                "yolos-tiny",
+                "--out",
+                str(tmp_path / "o.ckpt"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("oms convert-hf: error:") and "\n" not in err
     # architecture mismatch (preset yolos-tiny vs a tiny random checkpoint, no config.json): keys are listed
     save_file({k: v.contiguous() for k, v in yolos_ref.state_dict().items()}, str(tmp_path / "m.safetensors"))
-    assert main(["convert-hf", str(tmp_path / "m.safetensors"), "--model", "yolos-tiny",
-                 "--out", str(tmp_path / "o.ckpt")]) == 2
+    assert (
+        main(
+            ["convert-hf", str(tmp_path / "m.safetensors"), "--model", "yolos-tiny", "--out", str(tmp_path / "o.ckpt")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "shape mismatches" in err and "vit.embeddings.cls_token" in err
     assert not (tmp_path / "o.ckpt").exists()

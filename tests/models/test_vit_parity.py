@@ -1,4 +1,5 @@
 """ViT equals Hugging Face ``ViTForImageClassification`` (random weights, several image sizes)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,14 +9,12 @@ from openmindspore.errors import ConfigError
 from openmindspore.models import create_model
 from openmindspore.models.hf_convert import load_hf_state_dict
 from openmindspore.models.vit.interpolate import bicubic_matrix, resize_grid_numpy
-
 from vision_testing import TOL, max_abs, randomize, state_dict_numpy
 
 pytestmark = pytest.mark.usefixtures("_ms")
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-
 
 
 @pytest.fixture(scope="module")
@@ -25,17 +24,26 @@ def _ms():
     ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
 
 
-CFG = dict(hidden_size=48, num_hidden_layers=2, num_attention_heads=3, intermediate_size=96, image_size=32,
-           patch_size=8, num_labels=5, layer_norm_eps=1e-6)
+CFG = dict(
+    hidden_size=48,
+    num_hidden_layers=2,
+    num_attention_heads=3,
+    intermediate_size=96,
+    image_size=32,
+    patch_size=8,
+    num_labels=5,
+    layer_norm_eps=1e-6,
+)
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("in_hw,out_hw", [((50, 83), (32, 42)), ((4, 3), (7, 5)), ((14, 14), (20, 9)),
-                                          ((3, 5), (1, 2)), ((6, 6), (6, 6)), ((1, 1), (3, 2))])
+@pytest.mark.parametrize(
+    "in_hw,out_hw",
+    [((50, 83), (32, 42)), ((4, 3), (7, 5)), ((14, 14), (20, 9)), ((3, 5), (1, 2)), ((6, 6), (6, 6)), ((1, 1), (3, 2))],
+)
 def test_bicubic_equals_torch_interpolate(in_hw, out_hw):
     x = np.random.default_rng(0).standard_normal((2, 4) + in_hw).astype(np.float32)
-    ref = torch.nn.functional.interpolate(torch.from_numpy(x), size=out_hw, mode="bicubic",
-                                          align_corners=False).numpy()
+    ref = torch.nn.functional.interpolate(torch.from_numpy(x), size=out_hw, mode="bicubic", align_corners=False).numpy()
     assert max_abs(resize_grid_numpy(x, out_hw), ref) < 1e-5
 
 
@@ -48,8 +56,7 @@ def test_bicubic_matrix_rows_sum_to_one_and_identity():
 
 @pytest.fixture(scope="module")
 def pair():
-    ref = transformers.ViTForImageClassification(
-        transformers.ViTConfig(**CFG, attn_implementation="eager")).eval()
+    ref = transformers.ViTForImageClassification(transformers.ViTConfig(**CFG, attn_implementation="eager")).eval()
     randomize(ref, seed=1)
     ours = create_model("vit", **CFG)
     load_hf_state_dict(ours, state_dict_numpy(ref))

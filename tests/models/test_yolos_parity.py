@@ -1,4 +1,5 @@
 """YOLOS equals Hugging Face ``YolosForObjectDetection``: mid-position embeddings on/off, several sizes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,9 +22,17 @@ def _ms():
 
 
 def cfg(mid: bool) -> dict:
-    return dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
-                image_size=[64, 48], patch_size=16, num_detection_tokens=6, num_labels=4,
-                use_mid_position_embeddings=mid)
+    return dict(
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=[64, 48],
+        patch_size=16,
+        num_detection_tokens=6,
+        num_labels=4,
+        use_mid_position_embeddings=mid,
+    )
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["no-mid-pos", "mid-pos"])
@@ -84,8 +93,12 @@ def test_yolos_presets_registered_with_reference_values():
 
     assert {"yolos", "yolos-tiny", "yolos-small", "yolos-base"} <= set(list_models())
     tiny = YolosConfig.from_dict(YOLOS_PRESETS["yolos-tiny"])
-    assert (tiny.hidden_size, tiny.num_attention_heads, tiny.image_size, tiny.use_mid_position_embeddings) == \
-        (192, 3, (800, 1333), False)
+    assert (tiny.hidden_size, tiny.num_attention_heads, tiny.image_size, tiny.use_mid_position_embeddings) == (
+        192,
+        3,
+        (800, 1333),
+        False,
+    )
     assert YolosConfig.from_dict(YOLOS_PRESETS["yolos-base"]).image_size == (800, 1344)
     assert tiny.num_labels == 91 and tiny.num_detection_tokens == 100 and tiny.layer_norm_eps == 1e-12
 

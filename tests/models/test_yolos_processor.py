@@ -1,4 +1,5 @@
 """The numpy YOLOS processor equals Hugging Face's slow (PIL/numpy) ``YolosImageProcessor``."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,12 @@ def _reference(**kw):
 
 def _images(rng):
     # landscape, portrait, one that hits the longest-edge cap, one already at the target short side
-    return [rng.integers(0, 256, (60, 90, 3), dtype=np.uint8), rng.integers(0, 256, (100, 41, 3), dtype=np.uint8),
-            rng.integers(0, 256, (40, 150, 3), dtype=np.uint8), rng.integers(0, 256, (64, 77, 3), dtype=np.uint8)]
+    return [
+        rng.integers(0, 256, (60, 90, 3), dtype=np.uint8),
+        rng.integers(0, 256, (100, 41, 3), dtype=np.uint8),
+        rng.integers(0, 256, (40, 150, 3), dtype=np.uint8),
+        rng.integers(0, 256, (64, 77, 3), dtype=np.uint8),
+    ]
 
 
 def _annotations(rng, images):
@@ -31,8 +36,14 @@ def _annotations(rng, images):
         for j in range(3):
             x, y = rng.uniform(-5, w - 5), rng.uniform(-5, h - 5)
             bw, bh = rng.uniform(1, w / 2), rng.uniform(1, h / 2)
-            objs.append({"bbox": [x, y, bw, bh], "category_id": int(rng.integers(1, 5)), "area": bw * bh,
-                         "iscrowd": int(j == 2 and i == 1)})
+            objs.append(
+                {
+                    "bbox": [x, y, bw, bh],
+                    "category_id": int(rng.integers(1, 5)),
+                    "area": bw * bh,
+                    "iscrowd": int(j == 2 and i == 1),
+                }
+            )
         objs.append({"bbox": [3.0, 3.0, 0.0, 5.0], "category_id": 1, "area": 0.0, "iscrowd": 0})  # degenerate
         anns.append({"image_id": i + 10, "annotations": objs})
     return anns
@@ -113,5 +124,6 @@ def test_processor_errors():
     with pytest.raises(ConfigError, match="image.shape"):
         YolosImageProcessor()([np.zeros((20, 20, 7), np.uint8)])
     with pytest.raises(ConfigError, match="target_sizes"):
-        YolosImageProcessor.post_process_object_detection(np.zeros((2, 3, 4)), np.zeros((2, 3, 4)),
-                                                          target_sizes=[(1, 1)])
+        YolosImageProcessor.post_process_object_detection(
+            np.zeros((2, 3, 4)), np.zeros((2, 3, 4)), target_sizes=[(1, 1)]
+        )

@@ -1,15 +1,25 @@
 """The compiled YOLOS training step: dense loss == reference DETR loss; compiled == PyNative along a trajectory."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from vision_testing import detr_inputs
 
 from openmindspore.models.yolos.loss import DetrLossWeights, detr_loss, hungarian_match
 from openmindspore.models.yolos.train_step import DetrTrainStep, dense_detr_loss, optimizer_for, pack_matches
+from vision_testing import detr_inputs
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=8,
-            num_detection_tokens=5, use_mid_position_embeddings=True, num_labels=4, image_size=[32, 48])
+TINY = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    patch_size=8,
+    num_detection_tokens=5,
+    use_mid_position_embeddings=True,
+    num_labels=4,
+    image_size=[32, 48],
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -86,9 +96,9 @@ def test_compiled_step_follows_the_pynative_trajectory():
         runs[compiled] = losses + [float(loss.asnumpy())], [g.asnumpy() for g in grads], params
         logits, boxes = model(ms.Tensor(data[0][0]))[:2]  # reported loss == reference loss of these params
         assert abs(float(loss.asnumpy()) - float(detr_loss(logits, boxes, data[0][1], w)[0].asnumpy())) < 1e-5
-        assert all(np.array_equal(p0[k], frozen[k]) for k in p0)             # lr 0 at step 0: no change
+        assert all(np.array_equal(p0[k], frozen[k]) for k in p0)  # lr 0 at step 0: no change
         assert max(float(np.abs(p0[k] - params[k]).max()) for k in p0) > 1e-3  # later steps did move
-        assert "vit.embeddings.detection_tokens" in params                     # names are not prefixed
+        assert "vit.embeddings.detection_tokens" in params  # names are not prefixed
     (l_e, g_e, p_e), (l_c, g_c, p_c) = runs[False], runs[True]
     np.testing.assert_allclose(l_c, l_e, rtol=1e-4)
     for a, b in zip(g_c, g_e):
@@ -114,8 +124,8 @@ def test_sincos_position_embeddings_encode_rows_and_columns():
     pe = sincos_position_embeddings((3, 4), 16)
     assert pe.shape == (12, 16) and pe.dtype == np.float32
     rows, cols = pe[:, :8].reshape(3, 4, 8), pe[:, 8:].reshape(3, 4, 8)
-    assert np.allclose(rows, rows[:, :1]) and np.allclose(cols, cols[:1])   # row part constant along a row
-    assert np.allclose(pe[0, :8], [0, 0, 0, 0, 1, 1, 1, 1])                 # sin(0), cos(0)
+    assert np.allclose(rows, rows[:, :1]) and np.allclose(cols, cols[:1])  # row part constant along a row
+    assert np.allclose(pe[0, :8], [0, 0, 0, 0, 1, 1, 1, 1])  # sin(0), cos(0)
     assert np.allclose(pe[4, 0], np.sin(1.0)) and np.allclose(pe[1, 8], np.sin(1.0))
     with pytest.raises(ConfigError, match="hidden_size"):
         sincos_position_embeddings((2, 2), 18)
@@ -132,4 +142,4 @@ def test_hflip_mirrors_images_and_boxes():
             flipped = not np.array_equal(y[i], x[i])
             assert np.array_equal(y[i], x[i, ..., ::-1] if flipped else x[i])
             assert np.allclose(u[i]["boxes"][0], [0.8 if flipped else 0.2, 0.5, 0.1, 0.3])
-        assert np.allclose(t[0]["boxes"][0, 0], 0.2)                           # inputs untouched
+        assert np.allclose(t[0]["boxes"][0, 0], 0.2)  # inputs untouched

@@ -1,4 +1,5 @@
 """Fixtures shared by the serving tests: a tiny random-init YOLOS detection run."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,17 @@ from pathlib import Path
 import pytest
 
 #: small enough to load and run in well under a second on CPU
-TINY_YOLOS = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-              "patch_size": 8, "num_detection_tokens": 6, "num_labels": 4, "use_mid_position_embeddings": False,
-              "id2label": {0: "square", 1: "circle", 2: "triangle", 3: "star"}}
+TINY_YOLOS = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "patch_size": 8,
+    "num_detection_tokens": 6,
+    "num_labels": 4,
+    "use_mid_position_embeddings": False,
+    "id2label": {0: "square", 1: "circle", 2: "triangle", 3: "star"},
+}
 YOLOS_IMAGE = (32, 48)
 
 
@@ -19,14 +28,24 @@ def write_tiny_yolos_run(out: Path) -> Path:
 
     from openmindspore.models.yolos import build_yolos
 
-    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")   # as oms detect / load_detector run it
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")  # as oms detect / load_detector run it
     model = build_yolos(None, **TINY_YOLOS)
     out.mkdir(parents=True, exist_ok=True)
     ms.save_checkpoint(model, str(out / "model.ckpt"))
-    (out / "model.json").write_text(json.dumps({"model": "yolos", "family": "yolos", "config": model.config.to_dict(),
-                                                "processor": {"shortest_edge": 32, "longest_edge": 48}}, default=str))
-    (out / "summary.json").write_text(json.dumps({"status": "ok", "task": "detection",
-                                                  "config": {"data": {"image_size": list(YOLOS_IMAGE)}}}))
+    (out / "model.json").write_text(
+        json.dumps(
+            {
+                "model": "yolos",
+                "family": "yolos",
+                "config": model.config.to_dict(),
+                "processor": {"shortest_edge": 32, "longest_edge": 48},
+            },
+            default=str,
+        )
+    )
+    (out / "summary.json").write_text(
+        json.dumps({"status": "ok", "task": "detection", "config": {"data": {"image_size": list(YOLOS_IMAGE)}}})
+    )
     return out
 
 

@@ -1,4 +1,5 @@
 """The dynamic batcher on its own (asyncio, numpy): sample counting, latency bound, bounded queue."""
+
 from __future__ import annotations
 
 import asyncio
@@ -32,7 +33,7 @@ def test_batches_count_samples_and_mix_request_sizes():
         gate = asyncio.Event()
         rec = Recorder(gate)
         b = DynamicBatcher(rec, max_batch=8, max_delay_ms=1000, max_queue=100, concurrency=1)
-        first = asyncio.create_task(b.submit({"x": np.zeros((8, 2))}, 8))   # full: leaves at once, holds the slot
+        first = asyncio.create_task(b.submit({"x": np.zeros((8, 2))}, 8))  # full: leaves at once, holds the slot
         await asyncio.sleep(0.05)
         sizes = [3, 1, 4, 2, 5]
         xs = [np.arange(n * 2, dtype=np.float32).reshape(n, 2) + 100 * i for i, n in enumerate(sizes)]
@@ -46,7 +47,7 @@ def test_batches_count_samples_and_mix_request_sizes():
     # 8 alone; then 3+1+4 = 8 fills a batch (counting samples, not requests); then 2+5
     assert batch_sizes == [8, 8, 7]
     for x, o in zip(xs, outs):
-        np.testing.assert_array_equal(o["y"], x * 2)          # each request gets its own rows back
+        np.testing.assert_array_equal(o["y"], x * 2)  # each request gets its own rows back
         assert o["y"].shape[0] == len(x)
 
 
@@ -65,8 +66,9 @@ def test_partial_batch_leaves_at_the_delay_bound():
     async def main():
         rec = Recorder()
         b = DynamicBatcher(rec, max_batch=64, max_delay_ms=20, concurrency=1)
-        outs = await asyncio.wait_for(asyncio.gather(b.submit({"x": np.ones((3, 1))}, 3),
-                                                     b.submit({"x": np.ones((2, 1))}, 2)), 30)
+        outs = await asyncio.wait_for(
+            asyncio.gather(b.submit({"x": np.ones((3, 1))}, 3), b.submit({"x": np.ones((2, 1))}, 2)), 30
+        )
         return outs, rec, b
 
     outs, rec, b = run(main())
@@ -78,7 +80,7 @@ def test_sparse_traffic_does_not_wait_for_the_delay_bound():
     async def main():
         rec = Recorder()
         b = DynamicBatcher(rec, max_batch=64, max_delay_ms=20, concurrency=1)
-        for _ in range(4):   # one closed-loop client: arrivals 100 ms apart, much more than max_delay
+        for _ in range(4):  # one closed-loop client: arrivals 100 ms apart, much more than max_delay
             await asyncio.wait_for(b.submit({"x": np.ones((1, 1))}, 1), 30)
             await asyncio.sleep(0.1)
         return rec, b
@@ -110,6 +112,7 @@ def test_model_error_reaches_every_request_of_the_batch_and_drain_closes():
     async def main():
         async def broken(batch):
             raise RuntimeError("boom")
+
         b = DynamicBatcher(broken, max_batch=8, max_delay_ms=20, concurrency=1)
         res = await asyncio.gather(*(b.submit({"x": np.ones((1, 1))}, 1) for _ in range(3)), return_exceptions=True)
         assert await b.drain(1.0)

@@ -1,4 +1,5 @@
 """``oms serve`` and ``oms predict`` as real processes."""
+
 from __future__ import annotations
 
 import json
@@ -41,15 +42,33 @@ def test_predict_bad_input_file_exit_2(tmp_path):
 def test_oms_serve_end_to_end_then_sigterm_drains_and_exits(tmp_path):
     port = free_port()
     env = dict(os.environ, GLOG_v="3")
-    proc = subprocess.Popen([sys.executable, "-m", "openmindspore.cli.main", "serve", "builtin:identity?dim=3",
-                             "--name", "echo", "--port", str(port), "--json", "--num-cpus", "2"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "openmindspore.cli.main",
+            "serve",
+            "builtin:identity?dim=3",
+            "--name",
+            "echo",
+            "--port",
+            str(port),
+            "--json",
+            "--num-cpus",
+            "2",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stdout.readline()  # printed once the model is loaded and routed
         assert line, proc.stderr.read() if proc.poll() is not None else "no output"
         info = json.loads(line)
         assert info["url"] == f"http://127.0.0.1:{port}" and info["model"] == "echo" and info["version"] == "1"
-        assert info["frontends"] == 1   # --frontends N itself: test_server.py runs two
+        assert info["frontends"] == 1  # --frontends N itself: test_server.py runs two
         assert requests.get(info["url"] + "/v2/health/ready", timeout=10).status_code == 200
         np.save(tmp_path / "x.npy", np.arange(6, dtype=np.float32).reshape(2, 3))
         p = run_oms("predict", info["url"], "--model", "echo", "--input", str(tmp_path / "x.npy"), timeout=120)

@@ -1,4 +1,5 @@
-"""The YOLOS predictor behind ``oms serve``: sources, OIP specs, padding/sorting, equality with ``oms detect``'s path."""
+"""The YOLOS predictor behind ``oms serve``: sources, OIP specs, padding/sorting, equality with ``oms detect``."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,10 +40,12 @@ def test_detector_specs_padding_and_equality_with_detect(yolos_run, yolos_images
     pred = load_predictor(f"{yolos_run}?threshold={thr}")
     meta = pred.metadata()
     assert meta["inputs"] == [{"name": "image", "datatype": "UINT8", "shape": [-1, h, w, 3]}]
-    assert meta["outputs"] == [{"name": "boxes", "datatype": "FP32", "shape": [-1, K, 4]},
-                               {"name": "scores", "datatype": "FP32", "shape": [-1, K]},
-                               {"name": "labels", "datatype": "INT64", "shape": [-1, K]},
-                               {"name": "count", "datatype": "INT64", "shape": [-1]}]
+    assert meta["outputs"] == [
+        {"name": "boxes", "datatype": "FP32", "shape": [-1, K, 4]},
+        {"name": "scores", "datatype": "FP32", "shape": [-1, K]},
+        {"name": "labels", "datatype": "INT64", "shape": [-1, K]},
+        {"name": "count", "datatype": "INT64", "shape": [-1]},
+    ]
     assert meta["kind"] == "detector" and meta["threshold"] == pytest.approx(thr) and meta["id2label"]["1"] == "circle"
     got = pred.predict({"image": yolos_images})
     want = _reference(yolos_run, yolos_images, thr)
@@ -54,16 +57,27 @@ def test_detector_specs_padding_and_equality_with_detect(yolos_run, yolos_images
         np.testing.assert_allclose(got["scores"][i, :c], ref["scores"][order], rtol=1e-4, atol=1e-5)
         np.testing.assert_array_equal(got["labels"][i, :c], ref["labels"][order])
         np.testing.assert_allclose(got["boxes"][i, :c], ref["boxes"][order], rtol=1e-4, atol=1e-3)
-        assert np.all(np.diff(got["scores"][i, :c]) <= 0)                       # best first
-        assert np.all(got["scores"][i, c:] == 0) and np.all(got["labels"][i, c:] == -1) and np.all(got["boxes"][i, c:] == 0)
+        assert np.all(np.diff(got["scores"][i, :c]) <= 0)  # best first
+        assert (
+            np.all(got["scores"][i, c:] == 0)
+            and np.all(got["labels"][i, c:] == -1)
+            and np.all(got["boxes"][i, c:] == 0)
+        )
     # a batch answers exactly what one image at a time answers (requests of different clients batch together)
     one = pred.predict({"image": yolos_images[1:]})
     np.testing.assert_array_equal(one["count"], got["count"][1:])
     np.testing.assert_allclose(one["scores"], got["scores"][1:], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("query, field", [("threshold=1.5", "threshold"), ("threshold=abc", "threshold"),
-                                          ("image_size=8x8", "image_size"), ("image_size=big", "image_size")])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("threshold=1.5", "threshold"),
+        ("threshold=abc", "threshold"),
+        ("image_size=8x8", "image_size"),
+        ("image_size=big", "image_size"),
+    ],
+)
 def test_detector_option_errors_name_the_field(yolos_run, query, field):
     with pytest.raises(ConfigError, match=field):
         load_predictor(f"{yolos_run}?{query}")

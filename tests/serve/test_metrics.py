@@ -1,4 +1,5 @@
 """Merging the Prometheus expositions of several front ends (no Ray)."""
+
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -7,8 +8,11 @@ from openmindspore.serve.metrics import ServeMetrics, merge_expositions
 
 
 def _samples(text: bytes) -> dict[tuple, float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text.decode()) for s in fam.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text.decode())
+        for s in fam.samples
+    }
 
 
 def test_merge_sums_counters_histograms_and_gauges():

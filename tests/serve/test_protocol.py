@@ -1,4 +1,5 @@
 """Open Inference Protocol parsing and validation (plain numpy, no server)."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from openmindspore.serve.protocol import (ProtocolError, TensorSpec, encode_infer_response, parse_infer_request,
-                                          tensor_from_json, tensor_to_json)
+from openmindspore.serve.protocol import (
+    ProtocolError,
+    TensorSpec,
+    encode_infer_response,
+    parse_infer_request,
+    tensor_from_json,
+    tensor_to_json,
+)
 
 SPECS = [TensorSpec("x", "FP32", (2, 3))]
 OUTS = [TensorSpec("logits", "FP32", (4,)), TensorSpec("label", "INT64", ())]
@@ -15,8 +22,12 @@ OUTS = [TensorSpec("logits", "FP32", (4,)), TensorSpec("label", "INT64", ())]
 
 def body(name="x", shape=(2, 2, 3), datatype="FP32", data=None, **extra):
     n = int(np.prod(shape))
-    return {"inputs": [{"name": name, "shape": list(shape), "datatype": datatype,
-                        "data": list(range(n)) if data is None else data}], **extra}
+    return {
+        "inputs": [
+            {"name": name, "shape": list(shape), "datatype": datatype, "data": list(range(n)) if data is None else data}
+        ],
+        **extra,
+    }
 
 
 def test_parses_flat_and_nested_row_major_data():
@@ -29,19 +40,22 @@ def test_parses_flat_and_nested_row_major_data():
     assert req2.inputs["x"].dtype == np.float32
 
 
-@pytest.mark.parametrize("b, words", [
-    (body(name="image"), ["unknown input 'image'", "['x']"]),
-    (body(datatype="FP64"), ["input 'x'", "expected datatype FP32", "received FP64"]),
-    (body(shape=(2, 3, 2)), ["input 'x'", "expected shape [-1, 2, 3]", "received [2, 3, 2]"]),
-    (body(shape=(6,)), ["input 'x'", "expected shape [-1, 2, 3]", "received [6]"]),
-    (body(data=[1, 2, 3]), ["input 'x'", "needs 12 elements", "received 3"]),
-    (body(datatype="STRING"), ["input 'x'", "STRING", "not supported"]),
-    (body(shape=(0, 2, 3), data=[]), ["batch dimension must be >= 1"]),
-    ({"inputs": []}, ["non-empty 'inputs'", "['x']"]),
-    ({"inputs": [{"name": "x"}]}, ["missing field", "shape"]),
-    (body(outputs=[{"name": "probs"}]), ["unknown output", "probs"]),
-    ([1, 2], ["JSON object"]),
-])
+@pytest.mark.parametrize(
+    "b, words",
+    [
+        (body(name="image"), ["unknown input 'image'", "['x']"]),
+        (body(datatype="FP64"), ["input 'x'", "expected datatype FP32", "received FP64"]),
+        (body(shape=(2, 3, 2)), ["input 'x'", "expected shape [-1, 2, 3]", "received [2, 3, 2]"]),
+        (body(shape=(6,)), ["input 'x'", "expected shape [-1, 2, 3]", "received [6]"]),
+        (body(data=[1, 2, 3]), ["input 'x'", "needs 12 elements", "received 3"]),
+        (body(datatype="STRING"), ["input 'x'", "STRING", "not supported"]),
+        (body(shape=(0, 2, 3), data=[]), ["batch dimension must be >= 1"]),
+        ({"inputs": []}, ["non-empty 'inputs'", "['x']"]),
+        ({"inputs": [{"name": "x"}]}, ["missing field", "shape"]),
+        (body(outputs=[{"name": "probs"}]), ["unknown output", "probs"]),
+        ([1, 2], ["JSON object"]),
+    ],
+)
 def test_bad_requests_name_input_expected_and_received(b, words):
     with pytest.raises(ProtocolError) as e:
         parse_infer_request(json.dumps(b), SPECS, OUTS)
@@ -62,8 +76,15 @@ def test_missing_input_and_batch_disagreement():
     with pytest.raises(ProtocolError, match=r"missing input\(s\) \['b'\]"):
         parse_infer_request({"inputs": [tensor_to_json("a", np.zeros((2, 1), np.float32))]}, specs)
     with pytest.raises(ProtocolError, match="disagree on the batch dimension"):
-        parse_infer_request({"inputs": [tensor_to_json("a", np.zeros((2, 1), np.float32)),
-                                        tensor_to_json("b", np.zeros((3,), np.int64))]}, specs)
+        parse_infer_request(
+            {
+                "inputs": [
+                    tensor_to_json("a", np.zeros((2, 1), np.float32)),
+                    tensor_to_json("b", np.zeros((3,), np.int64)),
+                ]
+            },
+            specs,
+        )
 
 
 def test_response_round_trips_through_json():

@@ -4,6 +4,7 @@ load and a version switch/rollback under load (both with zero failed requests), 
 One Ray Serve deployment for the whole module (about a minute on 2 cores), with two front ends sharing
 the port, so every test also goes through per-front-end batchers and merged ``/metrics``.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,13 +38,17 @@ def runs(tmp_path_factory):
 def server(runs, yolos_run):
     from openmindspore.serve import Server
 
-    srv = Server(port=free_port(), num_cpus=4, frontends=2)   # two front-end processes share the port
+    srv = Server(port=free_port(), num_cpus=4, frontends=2)  # two front-end processes share the port
     try:
         srv.start()
         srv.deploy("digits", str(runs[0]), replicas=2, batching={"max_batch": 32, "max_delay_ms": 10, "max_queue": 512})
-        srv.deploy("slow", "builtin:identity?dim=2&delay_ms=300", batching={"max_batch": 1, "max_delay_ms": 0, "max_queue": 2})
+        srv.deploy(
+            "slow", "builtin:identity?dim=2&delay_ms=300", batching={"max_batch": 1, "max_delay_ms": 0, "max_queue": 2}
+        )
         # 40 ms per batch keeps both replicas busy under load, so a SIGKILL always hits a batch in flight
-        srv.deploy("busy", "builtin:identity?dim=4&delay_ms=40", replicas=2, batching={"max_batch": 4, "max_delay_ms": 0})
+        srv.deploy(
+            "busy", "builtin:identity?dim=4&delay_ms=40", replicas=2, batching={"max_batch": 4, "max_delay_ms": 0}
+        )
         srv.deploy("det", f"{yolos_run}?threshold=0.2", batching={"max_batch": 4, "max_delay_ms": 20})
         yield srv
     finally:
@@ -113,8 +118,9 @@ class Load:
             if sum(1 for t, v in list(self.ok) if t >= since and (version is None or v == version)) >= n:
                 return
             time.sleep(0.05)
-        raise AssertionError(f"load did not reach {n} answers (version={version}) in {timeout} s; "
-                             f"failures={self.failures[:3]}")
+        raise AssertionError(
+            f"load did not reach {n} answers (version={version}) in {timeout} s; failures={self.failures[:3]}"
+        )
 
     def finish(self) -> None:
         self.stop.set()
@@ -132,8 +138,10 @@ def test_server_health_and_model_metadata(server):
     meta = requests.get(base + "/v2/models/digits", timeout=10).json()
     assert meta["name"] == "digits" and meta["versions"] == ["1"] and meta["platform"] == "mindspore"
     assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 1, 8, 8]}]
-    assert meta["outputs"] == [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]},
-                               {"name": "label", "datatype": "INT64", "shape": [-1]}]
+    assert meta["outputs"] == [
+        {"name": "logits", "datatype": "FP32", "shape": [-1, 10]},
+        {"name": "label", "datatype": "INT64", "shape": [-1]},
+    ]
     assert requests.get(base + "/v2/models/digits/versions/1", timeout=10).json()["inputs"] == meta["inputs"]
     for path in ("/v2/models/digits/ready", "/v2/models/digits/versions/1/ready"):
         r = requests.get(base + path, timeout=10)
@@ -160,19 +168,38 @@ def test_infer_matches_the_checkpoint_run_locally(server, local, samples):
     assert post(server, "/v2/models/digits/infer", nested).json()["outputs"] == r["outputs"]
 
 
-@pytest.mark.parametrize("path, body, status, words", [
-    ("/v2/models/digits/infer", {"inputs": [{"name": "image", "shape": [1, 1, 8, 8], "datatype": "FP32",
-                                             "data": [0.0] * 64}]}, 400, ["unknown input 'image'", "['x']"]),
-    ("/v2/models/digits/infer", {"inputs": [{"name": "x", "shape": [1, 1, 8, 8], "datatype": "FP64",
-                                             "data": [0.0] * 64}]}, 400, ["'x'", "expected datatype FP32", "received FP64"]),
-    ("/v2/models/digits/infer", {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32",
-                                             "data": [0.0] * 64}]}, 400, ["'x'", "expected shape [-1, 1, 8, 8]", "received [1, 64]"]),
-    ("/v2/models/digits/infer", {"inputs": [{"name": "x", "shape": [2, 1, 8, 8], "datatype": "FP32",
-                                             "data": [0.0] * 64}]}, 400, ["'x'", "needs 128 elements", "received 64"]),
-    ("/v2/models/digits/infer", b'{"inputs": [{"name": "x",', 400, ["not valid JSON"]),
-    ("/v2/models/nope/infer", {"inputs": []}, 404, ["unknown model 'nope'", "digits"]),
-    ("/v2/models/digits/versions/9/infer", {"inputs": []}, 404, ["no version '9'", "['1']"]),
-])
+@pytest.mark.parametrize(
+    "path, body, status, words",
+    [
+        (
+            "/v2/models/digits/infer",
+            {"inputs": [{"name": "image", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0.0] * 64}]},
+            400,
+            ["unknown input 'image'", "['x']"],
+        ),
+        (
+            "/v2/models/digits/infer",
+            {"inputs": [{"name": "x", "shape": [1, 1, 8, 8], "datatype": "FP64", "data": [0.0] * 64}]},
+            400,
+            ["'x'", "expected datatype FP32", "received FP64"],
+        ),
+        (
+            "/v2/models/digits/infer",
+            {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}]},
+            400,
+            ["'x'", "expected shape [-1, 1, 8, 8]", "received [1, 64]"],
+        ),
+        (
+            "/v2/models/digits/infer",
+            {"inputs": [{"name": "x", "shape": [2, 1, 8, 8], "datatype": "FP32", "data": [0.0] * 64}]},
+            400,
+            ["'x'", "needs 128 elements", "received 64"],
+        ),
+        ("/v2/models/digits/infer", b'{"inputs": [{"name": "x",', 400, ["not valid JSON"]),
+        ("/v2/models/nope/infer", {"inputs": []}, 404, ["unknown model 'nope'", "digits"]),
+        ("/v2/models/digits/versions/9/infer", {"inputs": []}, 404, ["no version '9'", "['1']"]),
+    ],
+)
 def test_errors_answer_status_and_error_body(server, path, body, status, words):
     r = post(server, path, body, raw=isinstance(body, bytes))
     assert r.status_code == status, r.text
@@ -194,7 +221,7 @@ def test_dynamic_batching_over_http_mixes_request_sizes(server, local, samples):
     before = requests.get(server.url + "/metrics", timeout=10).text
     sizes = [1, 3, 2, 4, 1, 2, 5, 1] * 4
     starts = np.cumsum([0] + sizes[:-1])
-    xs = [samples[s:s + n] for s, n in zip(starts % 48, sizes)]
+    xs = [samples[s : s + n] for s, n in zip(starts % 48, sizes)]
 
     def one(x):
         return post(server, "/v2/models/digits/infer", x_body(x))
@@ -209,7 +236,7 @@ def test_dynamic_batching_over_http_mixes_request_sizes(server, local, samples):
     lab = {"model": "digits", "version": "1"}
     batches = metric(after, "oms_serve_batch_size_count", **lab) - metric(before, "oms_serve_batch_size_count", **lab)
     samples_sum = metric(after, "oms_serve_batch_size_sum", **lab) - metric(before, "oms_serve_batch_size_sum", **lab)
-    assert samples_sum == sum(sizes)                      # batch size counts samples
+    assert samples_sum == sum(sizes)  # batch size counts samples
     assert batches < len(xs), f"{len(xs)} concurrent requests went out as {batches} batches: nothing was batched"
 
 
@@ -242,9 +269,9 @@ def test_replica_sigkill_under_load_fails_zero_requests(server):
             assert len(pids) == 2
             victims.append(pids[0])
             os.kill(pids[0], signal.SIGKILL)
-            load.wait_for(50, since=time.monotonic())        # keeps serving on the survivor
+            load.wait_for(50, since=time.monotonic())  # keeps serving on the survivor
             deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:               # Ray Serve replaces the dead replica
+            while time.monotonic() < deadline:  # Ray Serve replaces the dead replica
                 new = server.replica_pids("busy", timeout_s=5)
                 if len(new) == 2 and not set(victims) & set(new):
                     break
@@ -264,14 +291,14 @@ def test_version_switch_and_rollback_under_load_fail_zero_requests(server, runs,
     load = Load(server.url + "/v2/models/digits/infer", samples[:3], threads=6)
     try:
         load.wait_for(20, version="1")
-        assert server.deploy("digits", str(runs[1]), replicas=1) == "2"      # load beside v1, then switch
+        assert server.deploy("digits", str(runs[1]), replicas=1) == "2"  # load beside v1, then switch
         t_switch = time.monotonic()
         load.wait_for(30, version="2", since=t_switch)
         assert server.versions("digits") == {"default": "2", "versions": ["1", "2"]}
         assert server.rollback("digits") == "1"
         t_back = time.monotonic()
         load.wait_for(30, version="1", since=t_back)
-        server.unload("digits", "2")                                         # drains, then deletes
+        server.unload("digits", "2")  # drains, then deletes
         load.wait_for(20, since=time.monotonic())
     finally:
         load.finish()
@@ -293,16 +320,20 @@ def test_yolos_detector_over_http(server, yolos_run, yolos_images, tiny_yolos):
     meta = requests.get(server.url + "/v2/models/det", timeout=10).json()
     assert meta["inputs"] == [{"name": "image", "datatype": "UINT8", "shape": [-1, h, w, 3]}]
     assert [(o["name"], o["datatype"], o["shape"]) for o in meta["outputs"]] == [
-        ("boxes", "FP32", [-1, k, 4]), ("scores", "FP32", [-1, k]), ("labels", "INT64", [-1, k]), ("count", "INT64", [-1])]
+        ("boxes", "FP32", [-1, k, 4]),
+        ("scores", "FP32", [-1, k]),
+        ("labels", "INT64", [-1, k]),
+        ("count", "INT64", [-1]),
+    ]
     assert meta["parameters"]["kind"] == "detector" and meta["parameters"]["threshold"] == 0.2
     want = load_predictor(f"{yolos_run}?threshold=0.2").predict({"image": yolos_images})
-    with ThreadPoolExecutor(2) as pool:   # two clients, one image each: answered as if alone
-        got = list(pool.map(lambda i: Client(server.url).infer("det", yolos_images[i:i + 1]), range(2)))
+    with ThreadPoolExecutor(2) as pool:  # two clients, one image each: answered as if alone
+        got = list(pool.map(lambda i: Client(server.url).infer("det", yolos_images[i : i + 1]), range(2)))
     for i, g in enumerate(got):
-        np.testing.assert_array_equal(g["count"], want["count"][i:i + 1])
-        np.testing.assert_array_equal(g["labels"], want["labels"][i:i + 1])
-        np.testing.assert_allclose(g["scores"], want["scores"][i:i + 1], rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(g["boxes"], want["boxes"][i:i + 1], rtol=1e-4, atol=1e-3)
+        np.testing.assert_array_equal(g["count"], want["count"][i : i + 1])
+        np.testing.assert_array_equal(g["labels"], want["labels"][i : i + 1])
+        np.testing.assert_allclose(g["scores"], want["scores"][i : i + 1], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(g["boxes"], want["boxes"][i : i + 1], rtol=1e-4, atol=1e-3)
     bad = post(server, "/v2/models/det/infer", x_body(yolos_images.astype(np.float32), name="image"))
     assert bad.status_code == 400 and "expected datatype UINT8, received FP32" in bad.json()["error"]
 
@@ -314,22 +345,37 @@ def test_oms_predict_sends_an_image_file_and_scales_boxes_back(server, yolos_run
 
     h, w = tiny_yolos["image_size"]
     Image.fromarray(yolos_images[0]).resize((2 * w, 2 * h), Image.NEAREST).save(tmp_path / "big.png")
-    p = run_oms("predict", server.url, "--model", "det", "--input", str(tmp_path / "big.png"),
-                "--output", str(tmp_path / "det.npz"), timeout=120)
+    p = run_oms(
+        "predict",
+        server.url,
+        "--model",
+        "det",
+        "--input",
+        str(tmp_path / "big.png"),
+        "--output",
+        str(tmp_path / "det.npz"),
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     sent = np.asarray(Image.open(tmp_path / "big.png").convert("RGB").resize((w, h), Image.BILINEAR), np.uint8)[None]
     want = load_predictor(f"{yolos_run}?threshold=0.2").predict({"image": sent})
     with np.load(tmp_path / "det.npz") as z:
         np.testing.assert_array_equal(z["count"], want["count"])
-        np.testing.assert_allclose(z["boxes"], want["boxes"] * 2, rtol=1e-4, atol=2e-3)   # in the big image's pixels
+        np.testing.assert_allclose(z["boxes"], want["boxes"] * 2, rtol=1e-4, atol=2e-3)  # in the big image's pixels
 
 
 # --------------------------------------------------------------------------- observability, CLI
 def test_prometheus_metrics_exposition(server):
     r = requests.get(server.url + "/metrics", timeout=10)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    for name in ("oms_serve_requests_total", "oms_serve_request_errors_total", "oms_serve_request_latency_seconds_bucket",
-                 "oms_serve_batch_size_bucket", "oms_serve_queue_depth", "oms_serve_retries_total"):
+    for name in (
+        "oms_serve_requests_total",
+        "oms_serve_request_errors_total",
+        "oms_serve_request_latency_seconds_bucket",
+        "oms_serve_batch_size_bucket",
+        "oms_serve_queue_depth",
+        "oms_serve_retries_total",
+    ):
         assert name in r.text, name
     assert metric(r.text, "oms_serve_requests_total", model="digits", code="200") > 0
     assert metric(r.text, "oms_serve_request_errors_total", kind="validation") > 0
@@ -337,8 +383,18 @@ def test_prometheus_metrics_exposition(server):
 
 def test_oms_predict_cli(server, local, samples, tmp_path):
     np.save(tmp_path / "x.npy", samples[:3])
-    p = run_oms("predict", server.url, "--model", "digits", "--input", str(tmp_path / "x.npy"), "--json",
-                "--output", str(tmp_path / "out.npz"), timeout=120)
+    p = run_oms(
+        "predict",
+        server.url,
+        "--model",
+        "digits",
+        "--input",
+        str(tmp_path / "x.npy"),
+        "--json",
+        "--output",
+        str(tmp_path / "out.npz"),
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     resp = json.loads(p.stdout)
     assert resp["model_name"] == "digits"
@@ -361,7 +417,13 @@ def test_a_killed_front_end_is_replaced_with_the_current_routes(server, samples)
         time.sleep(0.5)
     assert len(now) == 2 and pids[0] not in now, (pids, now)
     answers = []
-    for _ in range(24):   # fresh connections: the kernel spreads them over both front ends
-        answers.append(requests.post(server.url + "/v2/models/digits/infer", data=json.dumps(x_body(samples[:1])),
-                                     headers={"Connection": "close"}, timeout=60))
+    for _ in range(24):  # fresh connections: the kernel spreads them over both front ends
+        answers.append(
+            requests.post(
+                server.url + "/v2/models/digits/infer",
+                data=json.dumps(x_body(samples[:1])),
+                headers={"Connection": "close"},
+                timeout=60,
+            )
+        )
     assert [r.status_code for r in answers] == [200] * 24, [r.text for r in answers if r.status_code != 200][:2]

@@ -1,4 +1,5 @@
 """Exact resume: 20 steps straight == 10 steps, then `oms train --resume` in a new process for 10 more."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,17 @@ def test_resume_in_new_process_is_bitwise_equal(tmp_path):
     assert b2["status"] == a["status"] == "stopped"
     # the run directory has everything the summary promises
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
-    for key in ("status", "steps", "final_loss", "eval", "params_sha256", "samples_seen", "step_time_s",
-                "world_size", "recoveries"):
+    for key in (
+        "status",
+        "steps",
+        "final_loss",
+        "eval",
+        "params_sha256",
+        "samples_seen",
+        "step_time_s",
+        "world_size",
+        "recoveries",
+    ):
         assert key in summary
     assert summary["recoveries"] == [] and summary["world_size"] == 1
     assert 0.0 <= summary["eval"]["accuracy"] <= 1.0 and summary["step_time_s"]["median"] > 0

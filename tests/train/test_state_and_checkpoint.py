@@ -1,15 +1,29 @@
 """TrainState round-trips exactly; checkpoints are atomic and verified."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from openmindspore.errors import OMSError
-from openmindspore.train import RunDir, TrainState, Trainer, config_from_dict
+from openmindspore.train import RunDir, Trainer, TrainState, config_from_dict
 
-CFG = {"dataset": "synthetic", "batch_size": 16, "steps": 6, "seed": 5,
-       "model": {"name": "cnn", "layers": [{"type": "conv", "channels": 4}, {"type": "batchnorm"}, {"type": "relu"},
-                                          {"type": "dropout", "rate": 0.2}, {"type": "dense", "units": 8}]}}
+CFG = {
+    "dataset": "synthetic",
+    "batch_size": 16,
+    "steps": 6,
+    "seed": 5,
+    "model": {
+        "name": "cnn",
+        "layers": [
+            {"type": "conv", "channels": 4},
+            {"type": "batchnorm"},
+            {"type": "relu"},
+            {"type": "dropout", "rate": 0.2},
+            {"type": "dense", "units": 8},
+        ],
+    },
+}
 
 
 def test_train_state_bytes_round_trip_is_exact(ms_cpu):

@@ -6,6 +6,7 @@ strategies (``markov``, ``random``, ``evolution``), and a logged, resumable sear
     result = run_search("nb201", strategy="markov", budget=100, out_dir="runs/nb201", seed=0)
     print(result.best.spec, result.best.metrics)
 """
+
 from openmindspore.automl.chain import ChainConfig, MarkovChain, Step
 from openmindspore.automl.grammar import Grammar, GrammarError, build_spec
 from openmindspore.automl.records import Trial
@@ -13,6 +14,21 @@ from openmindspore.automl.search import SearchResult, load_trials, run_search
 from openmindspore.automl.spaces import DEFAULT_DATASETS, SPACES, SearchSpace, make_space
 from openmindspore.automl.strategies import STRATEGIES, make_strategy
 
-__all__ = ["ChainConfig", "MarkovChain", "Step", "Grammar", "GrammarError", "build_spec", "Trial", "SearchResult",
-           "load_trials", "run_search", "DEFAULT_DATASETS", "SPACES", "SearchSpace", "make_space", "STRATEGIES",
-           "make_strategy"]
+__all__ = [
+    "ChainConfig",
+    "MarkovChain",
+    "Step",
+    "Grammar",
+    "GrammarError",
+    "build_spec",
+    "Trial",
+    "SearchResult",
+    "load_trials",
+    "run_search",
+    "DEFAULT_DATASETS",
+    "SPACES",
+    "SearchSpace",
+    "make_space",
+    "STRATEGIES",
+    "make_strategy",
+]

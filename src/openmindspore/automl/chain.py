@@ -29,11 +29,12 @@ Learning rules (``ChainConfig.rule``):
 Every sampled decision records its *propensity*: the exact probability it had when sampled, and
 the full distribution over the state's choices.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -81,8 +82,12 @@ class ChainConfig:
         if self.context not in ("prev", "none"):
             raise ConfigError("chain.context", self.context, "one of 'prev', 'none'")
         if not 0.0 < self.epsilon < 1.0 / max_choices:
-            raise ConfigError("chain.epsilon", self.epsilon, f"0 < epsilon < 1/{max_choices} (the largest "
-                              "state has that many choices)", "use e.g. 0.02")
+            raise ConfigError(
+                "chain.epsilon",
+                self.epsilon,
+                f"0 < epsilon < 1/{max_choices} (the largest state has that many choices)",
+                "use e.g. 0.02",
+            )
         if not 0.0 < self.elite_frac <= 1.0:
             raise ConfigError("chain.elite_frac", self.elite_frac, "a fraction in (0, 1]")
         if self.min_elite < 1 or self.warmup < 0 or self.prior <= 0 or self.backoff < 0:
@@ -148,8 +153,9 @@ class MarkovChain:
             p = self.probs(state, context_key(prev), used)
             i = int(rng.choice(len(p), p=p))
             st = g.states[state]
-            steps.append(Step(state, st.choices[i].id, float(p[i]),
-                              {c.id: float(p[j]) for j, c in enumerate(st.choices)}))
+            steps.append(
+                Step(state, st.choices[i].id, float(p[i]), {c.id: float(p[j]) for j, c in enumerate(st.choices)})
+            )
             path.append((state, i))
             for cn in st.choices[i].count:
                 used[cn] = used.get(cn, 0) + 1
@@ -170,7 +176,7 @@ class MarkovChain:
         return total
 
     # ------------------------------------------------------------------ learning
-    def fit(self, results: Iterable[tuple[Sequence[tuple[str, int]], float | None]]) -> "MarkovChain":
+    def fit(self, results: Iterable[tuple[Sequence[tuple[str, int]], float | None]]) -> MarkovChain:
         """Re-estimate the chain from ``(path, score)`` pairs in trial order (higher score is better;
         ``None`` = failed trial, never an elite). Deterministic: same results -> same chain."""
         results = list(results)
@@ -224,5 +230,7 @@ class MarkovChain:
 
     def table(self) -> dict[str, dict[str, float]]:
         """The context-free learned distributions, ``{state: {choice: q}}`` (for reports)."""
-        return {s: {c.id: float(self._base[s][j]) for j, c in enumerate(st.choices)}
-                for s, st in self.grammar.states.items()}
+        return {
+            s: {c.id: float(self._base[s][j]) for j, c in enumerate(st.choices)}
+            for s, st in self.grammar.states.items()
+        }

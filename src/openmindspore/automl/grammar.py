@@ -16,11 +16,13 @@ Checks at load (:func:`Grammar.from_dict`), each naming the state: unknown ``nex
 unreachable from ``start``, dead-end states that cannot reach the end, states without choices, and
 cycles made only of uncounted choices (which could loop forever).
 """
+
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from openmindspore.errors import ConfigError
 
@@ -70,11 +72,11 @@ class Grammar:
 
     # ------------------------------------------------------------------ construction and checks
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Grammar":
+    def from_dict(cls, data: Mapping[str, Any]) -> Grammar:
         """Parse and check a grammar given as plain data::
 
-            {"name": "g", "start": "s0", "counters": {"layers": 8},
-             "states": {"s0": [{"id": "a", "next": "s1", "emit": {...}, "count": ["layers"]}, ...], ...}}
+        {"name": "g", "start": "s0", "counters": {"layers": 8},
+         "states": {"s0": [{"id": "a", "next": "s1", "emit": {...}, "count": ["layers"]}, ...], ...}}
         """
         name = str(data.get("name", "grammar"))
         raw_states = data.get("states")
@@ -99,10 +101,14 @@ class Grammar:
                 count = tuple(rc.get("count", ()))
                 for cn in count:
                     if cn not in counters:
-                        raise GrammarError(name, sname, f"choice {cid!r} to count a declared counter "
-                                           f"(got {cn!r}; counters: {sorted(counters)})")
-                choices.append(Choice(cid, rc.get("next"), tuple(dict(e) for e in emit),
-                                      dict(rc.get("set", {})), count))
+                        raise GrammarError(
+                            name,
+                            sname,
+                            f"choice {cid!r} to count a declared counter (got {cn!r}; counters: {sorted(counters)})",
+                        )
+                choices.append(
+                    Choice(cid, rc.get("next"), tuple(dict(e) for e in emit), dict(rc.get("set", {})), count)
+                )
             states[str(sname)] = State(str(sname), tuple(choices))
         start = str(data.get("start", next(iter(states))))
         g = cls(name, start, states, counters)
@@ -115,8 +121,12 @@ class Grammar:
         for s in self.states.values():
             for c in s.choices:
                 if c.next is not None and c.next not in self.states:
-                    raise GrammarError(self.name, s.name, f"choice {c.id!r} to lead to a defined state "
-                                       f"(got next={c.next!r})", "define that state or use next: null to end")
+                    raise GrammarError(
+                        self.name,
+                        s.name,
+                        f"choice {c.id!r} to lead to a defined state (got next={c.next!r})",
+                        "define that state or use next: null to end",
+                    )
         # reachability from start
         seen, todo = {self.start}, [self.start]
         while todo:
@@ -126,22 +136,31 @@ class Grammar:
                     todo.append(c.next)
         for s in self.states:
             if s not in seen:
-                raise GrammarError(self.name, s, f"to be reachable from start={self.start!r} (it is unreachable)",
-                                   "add a choice that leads to it or remove it")
+                raise GrammarError(
+                    self.name,
+                    s,
+                    f"to be reachable from start={self.start!r} (it is unreachable)",
+                    "add a choice that leads to it or remove it",
+                )
         # every state must reach the end using uncounted choices only (so exhausted counters never trap a walk)
         can_end: set[str] = set()
         changed = True
         while changed:
             changed = False
             for s in self.states.values():
-                if s.name not in can_end and any(not c.count and (c.next is None or c.next in can_end)
-                                                 for c in s.choices):
+                if s.name not in can_end and any(
+                    not c.count and (c.next is None or c.next in can_end) for c in s.choices
+                ):
                     can_end.add(s.name)
                     changed = True
         for s in self.states:
             if s not in can_end:
-                raise GrammarError(self.name, s, "a path to the end through uncounted choices (it is a dead end)",
-                                   "add a choice with next: null, or one leading towards the end without a counter")
+                raise GrammarError(
+                    self.name,
+                    s,
+                    "a path to the end through uncounted choices (it is a dead end)",
+                    "add a choice with next: null, or one leading towards the end without a counter",
+                )
         # uncounted cycles could loop forever
         color: dict[str, int] = {}
 
@@ -151,9 +170,13 @@ class Grammar:
                 if c.count or c.next is None:
                     continue
                 if color.get(c.next) == 1:
-                    cyc = path[path.index(c.next):] + [c.next] if c.next in path else [u, c.next]
-                    raise GrammarError(self.name, u, f"every cycle to increment a counter (uncounted cycle "
-                                       f"{' -> '.join(cyc)})", "add a counter to a choice on the cycle")
+                    cyc = path[path.index(c.next) :] + [c.next] if c.next in path else [u, c.next]
+                    raise GrammarError(
+                        self.name,
+                        u,
+                        f"every cycle to increment a counter (uncounted cycle {' -> '.join(cyc)})",
+                        "add a counter to a choice on the cycle",
+                    )
                 if c.next not in color:
                     visit(c.next, path + [c.next])
             color[u] = 2
@@ -165,8 +188,11 @@ class Grammar:
     # ------------------------------------------------------------------ walking
     def allowed(self, state: str, used: Mapping[str, int]) -> list[int]:
         """Indices of the choices of ``state`` whose counters are not exhausted given ``used``."""
-        return [i for i, c in enumerate(self.states[state].choices)
-                if all(used.get(k, 0) < self.counters[k] for k in c.count)]
+        return [
+            i
+            for i, c in enumerate(self.states[state].choices)
+            if all(used.get(k, 0) < self.counters[k] for k in c.count)
+        ]
 
     def walk(self, choice_ids: Iterable[str]) -> list[tuple[str, int]]:
         """Replay ``choice_ids`` from ``start``; returns ``[(state, choice index)]`` or raises ConfigError."""
@@ -200,9 +226,24 @@ class Grammar:
 
     def to_dict(self) -> dict[str, Any]:
         """The grammar as plain data (round-trips through :meth:`from_dict`)."""
-        return {"name": self.name, "start": self.start, "counters": dict(self.counters),
-                "states": {s: [{"id": c.id, "next": c.next, "emit": [dict(e) for e in c.emit], "set": dict(c.set),
-                                "count": list(c.count)} for c in st.choices] for s, st in self.states.items()}}
+        return {
+            "name": self.name,
+            "start": self.start,
+            "counters": dict(self.counters),
+            "states": {
+                s: [
+                    {
+                        "id": c.id,
+                        "next": c.next,
+                        "emit": [dict(e) for e in c.emit],
+                        "set": dict(c.set),
+                        "count": list(c.count),
+                    }
+                    for c in st.choices
+                ]
+                for s, st in self.states.items()
+            },
+        }
 
 
 def build_spec(grammar: Grammar, path: Iterable[tuple[str, int]]) -> list[dict]:

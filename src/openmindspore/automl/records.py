@@ -9,6 +9,7 @@ parent is the ``p`` of its ``"mutated"`` step), ``parent`` (evolution), ``metric
 (``{"val": {...}, "test": {...}}``), ``score`` (the validation objective), ``seed``,
 ``duration_s``, ``status`` (``"ok"`` | ``"failed"``) and ``error`` (the exception, when failed).
 """
+
 from __future__ import annotations
 
 import math
@@ -45,17 +46,39 @@ class Trial:
         return float(sum(math.log(s.p) for s in self.steps)) if all(s.p > 0 for s in self.steps) else float("-inf")
 
     def to_json(self) -> dict[str, Any]:
-        return {"trial": self.trial, "strategy": self.strategy, "status": self.status, "score": self.score,
-                "metrics": self.metrics, "spec": self.spec, "steps": [s.to_json() for s in self.steps],
-                "log_propensity": self.log_propensity, "parent": self.parent, "seed": self.seed,
-                "duration_s": round(self.duration_s, 6), "error": self.error}
+        return {
+            "trial": self.trial,
+            "strategy": self.strategy,
+            "status": self.status,
+            "score": self.score,
+            "metrics": self.metrics,
+            "spec": self.spec,
+            "steps": [s.to_json() for s in self.steps],
+            "log_propensity": self.log_propensity,
+            "parent": self.parent,
+            "seed": self.seed,
+            "duration_s": round(self.duration_s, 6),
+            "error": self.error,
+        }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any], grammar: Grammar) -> "Trial":
-        steps = [Step(s["state"], s["choice"], float(s["p"]), dict(s["probs"]), s.get("origin", "sampled"))
-                 for s in d["steps"]]
+    def from_json(cls, d: dict[str, Any], grammar: Grammar) -> Trial:
+        steps = [
+            Step(s["state"], s["choice"], float(s["p"]), dict(s["probs"]), s.get("origin", "sampled"))
+            for s in d["steps"]
+        ]
         path = grammar.walk([s.choice for s in steps])
-        return cls(trial=int(d["trial"]), strategy=d["strategy"], spec=d["spec"], steps=steps, path=path,
-                   seed=int(d["seed"]), parent=d.get("parent"), metrics=d.get("metrics") or {},
-                   score=d.get("score"), duration_s=float(d.get("duration_s", 0.0)), status=d["status"],
-                   error=d.get("error"))
+        return cls(
+            trial=int(d["trial"]),
+            strategy=d["strategy"],
+            spec=d["spec"],
+            steps=steps,
+            path=path,
+            seed=int(d["seed"]),
+            parent=d.get("parent"),
+            metrics=d.get("metrics") or {},
+            score=d.get("score"),
+            duration_s=float(d.get("duration_s", 0.0)),
+            status=d["status"],
+            error=d.get("error"),
+        )

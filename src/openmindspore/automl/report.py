@@ -1,9 +1,11 @@
 """Reports of finished (or running) searches: best-so-far curves (PNG) and a summary (JSON + text)."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,10 +31,15 @@ def summarize(out_dir: str | Path) -> dict[str, Any]:
     best = max(ok, key=lambda t: (t.score, -t.trial)) if ok else None
     curve = best_so_far([t.score if t.ok else None for t in trials])
     return {
-        "dir": str(out_dir), "config": config, "trials": len(trials), "ok": len(ok),
-        "failed": len(trials) - len(ok), "total_duration_s": round(sum(t.duration_s for t in trials), 3),
-        "best": None if best is None else {"trial": best.trial, "score": best.score, "metrics": best.metrics,
-                                           "spec": best.spec},
+        "dir": str(out_dir),
+        "config": config,
+        "trials": len(trials),
+        "ok": len(ok),
+        "failed": len(trials) - len(ok),
+        "total_duration_s": round(sum(t.duration_s for t in trials), 3),
+        "best": None
+        if best is None
+        else {"trial": best.trial, "score": best.score, "metrics": best.metrics, "spec": best.spec},
         "best_so_far": [None if np.isnan(v) else float(v) for v in curve],
         "errors": sorted({t.error for t in trials if t.error})[:10],
     }
@@ -40,13 +47,16 @@ def summarize(out_dir: str | Path) -> dict[str, Any]:
 
 def _text(s: dict[str, Any]) -> str:
     c = s["config"]
-    lines = [f"search {s['dir']}: space={c['space']} dataset={c['dataset']} strategy={c['strategy']} "
-             f"seed={c['seed']}", f"trials: {s['trials']} ({s['ok']} ok, {s['failed']} failed), "
-             f"evaluation time {s['total_duration_s']:.1f} s"]
+    lines = [
+        f"search {s['dir']}: space={c['space']} dataset={c['dataset']} strategy={c['strategy']} seed={c['seed']}",
+        f"trials: {s['trials']} ({s['ok']} ok, {s['failed']} failed), evaluation time {s['total_duration_s']:.1f} s",
+    ]
     if s["best"]:
         b = s["best"]
-        lines.append(f"best: trial {b['trial']} val {c['objective']}={b['score']:.4f} "
-                     f"test={json.dumps(b['metrics'].get('test', {}), sort_keys=True)}")
+        lines.append(
+            f"best: trial {b['trial']} val {c['objective']}={b['score']:.4f} "
+            f"test={json.dumps(b['metrics'].get('test', {}), sort_keys=True)}"
+        )
         lines.append("spec: " + json.dumps(b["spec"]))
     for e in s["errors"]:
         lines.append(f"error seen: {e}")
@@ -98,8 +108,13 @@ def _write_train_config(summary: dict[str, Any], path: Path) -> Path:
 
     c = summary["config"]
     o = {**DEFAULT_TRAIN, **{k: v for k, v in c.get("space_options", {}).items() if k in DEFAULT_TRAIN}}
-    cfg = {"dataset": c["dataset"], "model": {"name": "cnn", "layers": summary["best"]["spec"]},
-           "optimizer": {"name": o["optimizer"], "lr": float(o["lr"])}, "batch_size": int(o["batch_size"]),
-           "steps": int(o["steps"]), "seed": 0}
+    cfg = {
+        "dataset": c["dataset"],
+        "model": {"name": "cnn", "layers": summary["best"]["spec"]},
+        "optimizer": {"name": o["optimizer"], "lr": float(o["lr"])},
+        "batch_size": int(o["batch_size"]),
+        "steps": int(o["steps"]),
+        "seed": 0,
+    }
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path

@@ -8,22 +8,24 @@ So a search is deterministic under its seed, and one resumed from its log (same 
 continues exactly as if it had not stopped. A trial that raises is logged ``"failed"`` with its
 error and the search goes on; failed trials are never chosen as best nor as elites/parents.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from openmindspore.engine import tasks as _parallel
 from openmindspore.automl.records import Trial
 from openmindspore.automl.spaces import SearchSpace, make_space, space_cached
 from openmindspore.automl.strategies import Strategy, make_strategy
+from openmindspore.engine import tasks as _parallel
 from openmindspore.errors import ConfigError
 
 __all__ = ["SearchResult", "run_search", "load_trials", "trial_seed", "evaluate_payload"]
@@ -79,8 +81,9 @@ def load_trials(out_dir: str | Path, grammar=None) -> tuple[dict[str, Any], list
     d = Path(out_dir)
     cfg_path, log_path = d / "search.json", d / "trials.jsonl"
     if not cfg_path.is_file():
-        raise ConfigError("--out", str(out_dir), "a search directory (with search.json)",
-                          "run `oms search ... --out DIR` first")
+        raise ConfigError(
+            "--out", str(out_dir), "a search directory (with search.json)", "run `oms search ... --out DIR` first"
+        )
     config = json.loads(cfg_path.read_text())
     if grammar is None:
         grammar = make_space(config["space"], config["dataset"], **config.get("space_options", {})).grammar
@@ -109,10 +112,19 @@ def _rewrite(path: Path, trials: list[Trial]) -> None:
     tmp.replace(path)
 
 
-def run_search(space: str | SearchSpace, strategy: str = "markov", budget: int = 50,
-               out_dir: str | Path | None = None, seed: int = 0, workers: int = 1, dataset: str | None = None,
-               space_options: dict[str, Any] | None = None, strategy_options: dict[str, Any] | None = None,
-               on_trial: Callable[[Trial], None] | None = None, resume: bool = True) -> SearchResult:
+def run_search(
+    space: str | SearchSpace,
+    strategy: str = "markov",
+    budget: int = 50,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    dataset: str | None = None,
+    space_options: dict[str, Any] | None = None,
+    strategy_options: dict[str, Any] | None = None,
+    on_trial: Callable[[Trial], None] | None = None,
+    resume: bool = True,
+) -> SearchResult:
     """Run (or resume) a search of ``budget`` evaluations; returns all trials and the best.
 
     ``space`` is a name (built with ``dataset`` and ``space_options``) or a :class:`SearchSpace`
@@ -128,24 +140,37 @@ def run_search(space: str | SearchSpace, strategy: str = "markov", budget: int =
     strategy_options = dict(strategy_options or {})
     sp = make_space(space, dataset, **space_options) if isinstance(space, str) else space
     if workers > 1 and not isinstance(space, str):
-        raise ConfigError("space", type(space).__name__, "a space name when workers > 1",
-                          "pass the name so workers can rebuild it")
+        raise ConfigError(
+            "space", type(space).__name__, "a space name when workers > 1", "pass the name so workers can rebuild it"
+        )
     strat: Strategy = make_strategy(strategy, sp.grammar, **strategy_options)
-    config = {"space": sp.name, "dataset": sp.dataset, "space_options": sp.options, "strategy": strategy,
-              "strategy_options": strategy_options, "seed": int(seed), "workers": int(workers),
-              "objective": sp.objective}
+    config = {
+        "space": sp.name,
+        "dataset": sp.dataset,
+        "space_options": sp.options,
+        "strategy": strategy,
+        "strategy_options": strategy_options,
+        "seed": int(seed),
+        "workers": int(workers),
+        "objective": sp.objective,
+    }
     trials: list[Trial] = []
     log_file = None
     if out_dir is not None:
         d = Path(out_dir)
         if (d / "search.json").is_file() and resume:
             old, trials = load_trials(d, sp.grammar)
-            same = {k: old.get(k) for k in config if k != "workers"} == {k: v for k, v in config.items()
-                                                                          if k != "workers"}
+            same = {k: old.get(k) for k in config if k != "workers"} == {
+                k: v for k, v in config.items() if k != "workers"
+            }
             if not same:
                 diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
-                raise ConfigError("--out", str(d), f"a search directory with the same configuration "
-                                  f"(differs in {diff})", "choose another --out, or repeat the original options")
+                raise ConfigError(
+                    "--out",
+                    str(d),
+                    f"a search directory with the same configuration (differs in {diff})",
+                    "choose another --out, or repeat the original options",
+                )
             log.info("resuming %s from %d trials", d, len(trials))
             _rewrite(d / "trials.jsonl", trials)  # drops a truncated last line, if any
         elif (d / "trials.jsonl").is_file() and not resume:
@@ -161,13 +186,32 @@ def run_search(space: str | SearchSpace, strategy: str = "markov", budget: int =
             batch: list[Trial] = []
             for t in range(start, min(start + workers, budget)):
                 steps, path, parent = strat.propose(history, np.random.default_rng([seed, t, 0]))
-                batch.append(Trial(trial=t, strategy=strategy, spec=sp.spec(path), steps=steps, path=path,
-                                   seed=trial_seed(seed, t), parent=parent))
+                batch.append(
+                    Trial(
+                        trial=t,
+                        strategy=strategy,
+                        spec=sp.spec(path),
+                        steps=steps,
+                        path=path,
+                        seed=trial_seed(seed, t),
+                        parent=parent,
+                    )
+                )
             if workers > 1:
                 outs = _parallel.parallel_map(
                     evaluate_payload,
-                    [{"space": sp.name, "dataset": sp.dataset, "options": sp.options, "spec": tr.spec,
-                      "seed": tr.seed} for tr in batch], workers)
+                    [
+                        {
+                            "space": sp.name,
+                            "dataset": sp.dataset,
+                            "options": sp.options,
+                            "spec": tr.spec,
+                            "seed": tr.seed,
+                        }
+                        for tr in batch
+                    ],
+                    workers,
+                )
             else:
                 outs = [_evaluate(sp, tr.spec, tr.seed) for tr in batch]
             for tr, out in zip(batch, outs):

@@ -14,9 +14,11 @@ Propensities recorded per decision (``Step.p``):
   structural mutation (the parent had no aligned decision) carry the uniform probability. For
   fixed-structure grammars (nb201) these are exact per-decision probabilities given the parent.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +27,16 @@ from openmindspore.automl.grammar import Grammar
 from openmindspore.automl.records import Trial
 from openmindspore.errors import ConfigError
 
-__all__ = ["Strategy", "RandomSearch", "MarkovSearch", "RegularizedEvolution", "STRATEGIES", "make_strategy",
-           "Proposal", "uniform_walk"]
+__all__ = [
+    "Strategy",
+    "RandomSearch",
+    "MarkovSearch",
+    "RegularizedEvolution",
+    "STRATEGIES",
+    "make_strategy",
+    "Proposal",
+    "uniform_walk",
+]
 
 Proposal = tuple[list[Step], list[tuple[str, int]], "int | None"]
 
@@ -46,8 +56,9 @@ class Strategy:
         return {"strategy": self.name}
 
 
-def _uniform_step(grammar: Grammar, state: str, used: dict[str, int], rng: np.random.Generator,
-                  origin: str = "sampled") -> tuple[Step, int]:
+def _uniform_step(
+    grammar: Grammar, state: str, used: dict[str, int], rng: np.random.Generator, origin: str = "sampled"
+) -> tuple[Step, int]:
     allowed = grammar.allowed(state, used)
     i = int(allowed[rng.integers(len(allowed))])
     st = grammar.states[state]
@@ -94,8 +105,9 @@ class MarkovSearch(Strategy):
         super().__init__(grammar)
         unknown = set(chain_options) - set(ChainConfig.__dataclass_fields__)
         if unknown:
-            raise ConfigError("strategy options", sorted(unknown),
-                              f"chain options among {sorted(ChainConfig.__dataclass_fields__)}")
+            raise ConfigError(
+                "strategy options", sorted(unknown), f"chain options among {sorted(ChainConfig.__dataclass_fields__)}"
+            )
         self.chain = MarkovChain(grammar, ChainConfig(**chain_options))
         self._fitted_on: tuple[int, int] | None = None
 
@@ -124,8 +136,11 @@ class RegularizedEvolution(Strategy):
     def __init__(self, grammar: Grammar, population: int = 20, sample: int = 5) -> None:
         super().__init__(grammar)
         if population < 2 or not 1 <= sample <= population:
-            raise ConfigError("evolution", {"population": population, "sample": sample},
-                              "population >= 2 and 1 <= sample <= population")
+            raise ConfigError(
+                "evolution",
+                {"population": population, "sample": sample},
+                "population >= 2 and 1 <= sample <= population",
+            )
         self.population, self.sample = population, sample
 
     def propose(self, history: Sequence[Trial], rng: np.random.Generator) -> Proposal:
@@ -133,14 +148,15 @@ class RegularizedEvolution(Strategy):
         if len(ok) < self.population:
             steps, path = uniform_walk(self.grammar, rng)
             return steps, path, None
-        pop = ok[-self.population:]
+        pop = ok[-self.population :]
         picks = rng.choice(len(pop), size=self.sample, replace=False)
         parent = max((pop[j] for j in picks), key=lambda t: (t.score, -t.trial))
         steps, path = self.mutate(parent.path, rng)
         return steps, path, parent.trial
 
-    def mutate(self, parent: Sequence[tuple[str, int]], rng: np.random.Generator
-               ) -> tuple[list[Step], list[tuple[str, int]]]:
+    def mutate(
+        self, parent: Sequence[tuple[str, int]], rng: np.random.Generator
+    ) -> tuple[list[Step], list[tuple[str, int]]]:
         """Change one decision of ``parent``; keep the rest where the grammar still aligns."""
         g = self.grammar
         used: dict[str, int] = {}
@@ -150,8 +166,9 @@ class RegularizedEvolution(Strategy):
                 mutable.append(pos)
             _advance(g, state, i, used)
         if not mutable:
-            return [Step(s, g.choice(s, i).id, 1.0, {g.choice(s, i).id: 1.0}, "inherited") for s, i in parent], \
-                list(parent)
+            return [Step(s, g.choice(s, i).id, 1.0, {g.choice(s, i).id: 1.0}, "inherited") for s, i in parent], list(
+                parent
+            )
         L = len(mutable)
         target = mutable[int(rng.integers(L))]
         steps: list[Step] = []
@@ -167,8 +184,10 @@ class RegularizedEvolution(Strategy):
                 others = [j for j in allowed if j != old]
                 i = int(others[rng.integers(len(others))])
                 p_mut = 1.0 / (L * len(others))
-                probs = {c.id: (1.0 - 1.0 / L if j == old else (p_mut if j in others else 0.0))
-                         for j, c in enumerate(st.choices)}
+                probs = {
+                    c.id: (1.0 - 1.0 / L if j == old else (p_mut if j in others else 0.0))
+                    for j, c in enumerate(st.choices)
+                }
                 steps.append(Step(state, st.choices[i].id, p_mut, probs, "mutated"))
                 cursor += 1
             else:
@@ -179,8 +198,10 @@ class RegularizedEvolution(Strategy):
                     i = parent[j][1]
                     p_keep = 1.0 - 1.0 / L if j in mutable else 1.0
                     others = [k for k in allowed if k != i]
-                    probs = {c.id: (p_keep if k == i else ((1.0 - p_keep) / len(others) if k in others else 0.0))
-                             for k, c in enumerate(st.choices)}
+                    probs = {
+                        c.id: (p_keep if k == i else ((1.0 - p_keep) / len(others) if k in others else 0.0))
+                        for k, c in enumerate(st.choices)
+                    }
                     steps.append(Step(state, st.choices[i].id, p_keep, probs, "inherited"))
                     cursor = j + 1
                 else:
@@ -194,8 +215,11 @@ class RegularizedEvolution(Strategy):
         return {"strategy": self.name, "population": self.population, "sample": self.sample}
 
 
-STRATEGIES: dict[str, type[Strategy]] = {"markov": MarkovSearch, "random": RandomSearch,
-                                          "evolution": RegularizedEvolution}
+STRATEGIES: dict[str, type[Strategy]] = {
+    "markov": MarkovSearch,
+    "random": RandomSearch,
+    "evolution": RegularizedEvolution,
+}
 
 
 def make_strategy(name: str, grammar: Grammar, **options: Any) -> Strategy:
@@ -206,4 +230,3 @@ def make_strategy(name: str, grammar: Grammar, **options: Any) -> Strategy:
         return STRATEGIES[name](grammar, **options)
     except TypeError as e:
         raise ConfigError("strategy options", options, f"options accepted by {name!r} ({e})") from None
-

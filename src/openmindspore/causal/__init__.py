@@ -11,11 +11,28 @@
     res = estimate_effects("runs/nb201", "skip")
     print(res.answer)
 """
+
 from openmindspore.causal.effects import EffectsResult, answer_sentence, estimate_effects
 from openmindspore.causal.estimators import ESTIMATORS, EffectData, Estimate, check_positivity, estimate, kish_ess
 from openmindspore.causal.factors import FACTORS, Factor, apply_levels, get_factor
 from openmindspore.causal.treatments import NAMED, Treatment, get_treatment, parse_treatment
 
-__all__ = ["EffectsResult", "answer_sentence", "estimate_effects", "ESTIMATORS", "EffectData", "Estimate",
-           "check_positivity", "estimate", "kish_ess", "FACTORS", "Factor", "apply_levels", "get_factor", "NAMED",
-           "Treatment", "get_treatment", "parse_treatment"]
+__all__ = [
+    "EffectsResult",
+    "answer_sentence",
+    "estimate_effects",
+    "ESTIMATORS",
+    "EffectData",
+    "Estimate",
+    "check_positivity",
+    "estimate",
+    "kish_ess",
+    "FACTORS",
+    "Factor",
+    "apply_levels",
+    "get_factor",
+    "NAMED",
+    "Treatment",
+    "get_treatment",
+    "parse_treatment",
+]

@@ -13,13 +13,15 @@ mean with it off" (other factors averaged over both levels), the interaction ``a
 effect of a when b is on minus its effect when b is off". Standard errors come from the residual
 variance, CIs from Student's t with the residual degrees of freedom.
 """
+
 from __future__ import annotations
 
 import itertools
 import json
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -51,8 +53,12 @@ def load_base(base: str) -> tuple[list[dict], dict[str, Any]]:
             return list(max(ok, key=lambda r: r["score"])["spec"]), {}
         p = p / "config.yaml"
     if not p.is_file():
-        raise ConfigError("--base", base, "'default', a layer-spec JSON/YAML file, a run directory or a search "
-                          "directory", "e.g. --base default")
+        raise ConfigError(
+            "--base",
+            base,
+            "'default', a layer-spec JSON/YAML file, a run directory or a search directory",
+            "e.g. --base default",
+        )
     import yaml
 
     data = yaml.safe_load(p.read_text())
@@ -72,8 +78,11 @@ def design(factors: Sequence[Factor], repeats: int, seed: int) -> list[dict[str,
         raise ConfigError("--repeats", repeats, "an integer >= 2 (the error variance needs replicates)")
     seeds = [int(np.random.SeedSequence([seed, r]).generate_state(1)[0] % (2**31)) for r in range(repeats)]
     cells = list(itertools.product((0, 1), repeat=len(factors)))
-    runs = [{"cell": c, "levels": list(lv), "repeat": r, "seed": seeds[r]}
-            for c, lv in enumerate(cells) for r in range(repeats)]
+    runs = [
+        {"cell": c, "levels": list(lv), "repeat": r, "seed": seeds[r]}
+        for c, lv in enumerate(cells)
+        for r in range(repeats)
+    ]
     order = np.random.default_rng(seed).permutation(len(runs))
     return [{"run": int(k), **runs[k]} for k in order]
 
@@ -83,8 +92,9 @@ def train_payload(payload: dict[str, Any]) -> dict[str, Any]:
     the error. A crashed process is retried ``payload.get("retries", 1)`` times (``"attempts"`` records it)."""
     from openmindspore.train.isolated import train_isolated
 
-    return train_isolated(payload["config"], retries=int(payload.get("retries", 1)),
-                          timeout_s=float(payload.get("timeout_s", 7200)))
+    return train_isolated(
+        payload["config"], retries=int(payload.get("retries", 1)), timeout_s=float(payload.get("timeout_s", 7200))
+    )
 
 
 def _metric(row: dict[str, Any], metric: str) -> float | None:
@@ -93,8 +103,12 @@ def _metric(row: dict[str, Any], metric: str) -> float | None:
     return None if v is None else float(v)
 
 
-def analyze(rows: Sequence[dict[str, Any]], factor_names: Sequence[str], metric: str = "test.accuracy",
-            interactions: bool = True) -> list[dict[str, Any]]:
+def analyze(
+    rows: Sequence[dict[str, Any]],
+    factor_names: Sequence[str],
+    metric: str = "test.accuracy",
+    interactions: bool = True,
+) -> list[dict[str, Any]]:
     """Main effects (and pairwise interactions) with t-based 95% CIs from finished runs."""
     F = len(factor_names)
     ok = [r for r in rows if r.get("status") == "ok" and _metric(r, metric) is not None]
@@ -111,8 +125,12 @@ def analyze(rows: Sequence[dict[str, Any]], factor_names: Sequence[str], metric:
     present = X[:, :C].sum(0)
     if (present == 0).any():
         missing = [dict(zip(factor_names, cells[c])) for c in np.flatnonzero(present == 0)]
-        raise ConfigError("ablation", f"{len(ok)} ok runs", f"at least one successful run per cell (missing: "
-                          f"{missing})", "see the failed runs' errors in runs.jsonl")
+        raise ConfigError(
+            "ablation",
+            f"{len(ok)} ok runs",
+            f"at least one successful run per cell (missing: {missing})",
+            "see the failed runs' errors in runs.jsonl",
+        )
     beta, _, rank, _ = np.linalg.lstsq(X, y, rcond=None)
     df = len(ok) - rank
     if df < 1:
@@ -129,16 +147,34 @@ def analyze(rows: Sequence[dict[str, Any]], factor_names: Sequence[str], metric:
     for name, c in contrasts:
         L = np.concatenate([c, np.zeros(X.shape[1] - C)])
         ate, se = float(L @ beta), float(np.sqrt(L @ cov @ L))
-        out.append({"treatment": name, "metric": metric, "estimator": "factorial", "ate": ate,
-                    "ci95": [ate - t975 * se, ate + t975 * se], "se": se, "n": len(ok), "ess": float(len(ok)),
-                    "df": int(df)})
+        out.append(
+            {
+                "treatment": name,
+                "metric": metric,
+                "estimator": "factorial",
+                "ate": ate,
+                "ci95": [ate - t975 * se, ate + t975 * se],
+                "se": se,
+                "n": len(ok),
+                "ess": float(len(ok)),
+                "df": int(df),
+            }
+        )
     return out
 
 
-def run_ablation(base: list[dict], factor_names: Sequence[str], repeats: int, out_dir: str | Path,
-                 dataset: str = "mnist5k", steps: int = 300, workers: int = 1, seed: int = 0,
-                 train_opts: dict[str, Any] | None = None,
-                 on_run: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run_ablation(
+    base: list[dict],
+    factor_names: Sequence[str],
+    repeats: int,
+    out_dir: str | Path,
+    dataset: str = "mnist5k",
+    steps: int = 300,
+    workers: int = 1,
+    seed: int = 0,
+    train_opts: dict[str, Any] | None = None,
+    on_run: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Run (or resume) the ablation into ``out_dir``; returns ``{"config", "runs"}``."""
     from openmindspore.data import load_dataset
     from openmindspore.engine import tasks
@@ -157,21 +193,41 @@ def run_ablation(base: list[dict], factor_names: Sequence[str], repeats: int, ou
         try:
             validate_spec(r["spec"], ds.input_shape, ds.num_classes)
         except ConfigError as e:
-            raise ConfigError("--factor", dict(zip(factor_names, r["levels"])), f"a valid model in every cell ({e})",
-                              "drop that factor or change --base") from None
-        r["config"] = {"dataset": dataset, "model": {"name": "cnn", "layers": r["spec"]},
-                       "optimizer": {"name": opts["optimizer"], "lr": float(opts["lr"])},
-                       "batch_size": int(opts["batch_size"]), "steps": int(opts["steps"]), "seed": r["seed"]}
-    config = {"base": base, "factors": list(factor_names), "repeats": repeats, "dataset": dataset,
-              "train": opts, "seed": seed, "order": [r["run"] for r in runs]}
+            raise ConfigError(
+                "--factor",
+                dict(zip(factor_names, r["levels"])),
+                f"a valid model in every cell ({e})",
+                "drop that factor or change --base",
+            ) from None
+        r["config"] = {
+            "dataset": dataset,
+            "model": {"name": "cnn", "layers": r["spec"]},
+            "optimizer": {"name": opts["optimizer"], "lr": float(opts["lr"])},
+            "batch_size": int(opts["batch_size"]),
+            "steps": int(opts["steps"]),
+            "seed": r["seed"],
+        }
+    config = {
+        "base": base,
+        "factors": list(factor_names),
+        "repeats": repeats,
+        "dataset": dataset,
+        "train": opts,
+        "seed": seed,
+        "order": [r["run"] for r in runs],
+    }
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     cfg_path, log_path = d / "ablation.json", d / "runs.jsonl"
     if cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
         if {k: v for k, v in old.items() if k != "workers"} != config:
-            raise ConfigError("--out", str(d), "a new directory or one holding the same ablation",
-                              "choose another --out, or repeat the original options")
+            raise ConfigError(
+                "--out",
+                str(d),
+                "a new directory or one holding the same ablation",
+                "choose another --out, or repeat the original options",
+            )
     cfg_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     done = {}
     if log_path.is_file():
@@ -186,7 +242,7 @@ def run_ablation(base: list[dict], factor_names: Sequence[str], repeats: int, ou
     try:
         with open(log_path, "a", encoding="utf-8") as fh:
             for i in range(0, len(todo), workers):
-                batch = todo[i:i + workers]
+                batch = todo[i : i + workers]
                 outs = tasks.parallel_map(train_payload, [{"config": r["config"]} for r in batch], workers)
                 for r, o in zip(batch, outs):
                     row = {k: r[k] for k in ("run", "cell", "levels", "repeat", "seed", "spec")}

@@ -5,11 +5,13 @@ Loads ``search.json`` + ``trials.jsonl``, computes each trial's propensity of th
 ``records`` are the JSON lines of ``oms effects``:
 ``{"treatment", "metric", "estimator", "ate", "ci95": [lo, hi], "n", "ess", ...}``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,13 +57,19 @@ def answer_sentence(tr: Treatment, metric: str, records: Sequence[dict[str, Any]
     r = min(records, key=lambda x: pref.get(x["estimator"], 9))
     lo, hi = r["ci95"]
     ate = r["ate"]
-    sig = ("the 95% CI excludes 0" if (lo > 0 or hi < 0) else "the 95% CI includes 0: no effect detectable "
-           "at this sample size")
-    text = (f"{tr.phrase_off[0].upper() + tr.phrase_off[1:]} (vs. {tr.phrase_on}) changes {metric} by "
-            f"{_fmt(-ate)} [{_fmt(-hi)}, {_fmt(-lo)}]; equivalently {tr.phrase_on} changes it by {_fmt(ate)} "
-            f"[{_fmt(lo)}, {_fmt(hi)}] ({r['estimator']}, n={r['n']}, ESS={r['ess']:.1f}; {sig}).")
-    others = [f"{x['estimator']} {_fmt(x['ate'])} [{_fmt(x['ci95'][0])}, {_fmt(x['ci95'][1])}]"
-              for x in records if x is not r]
+    sig = (
+        "the 95% CI excludes 0"
+        if (lo > 0 or hi < 0)
+        else "the 95% CI includes 0: no effect detectable at this sample size"
+    )
+    text = (
+        f"{tr.phrase_off[0].upper() + tr.phrase_off[1:]} (vs. {tr.phrase_on}) changes {metric} by "
+        f"{_fmt(-ate)} [{_fmt(-hi)}, {_fmt(-lo)}]; equivalently {tr.phrase_on} changes it by {_fmt(ate)} "
+        f"[{_fmt(lo)}, {_fmt(hi)}] ({r['estimator']}, n={r['n']}, ESS={r['ess']:.1f}; {sig})."
+    )
+    others = [
+        f"{x['estimator']} {_fmt(x['ate'])} [{_fmt(x['ci95'][0])}, {_fmt(x['ci95'][1])}]" for x in records if x is not r
+    ]
     if others:
         text += " Other estimators: " + "; ".join(others) + "."
     if estimand:
@@ -75,9 +83,17 @@ _ESTIMANDS = {
 }
 
 
-def estimate_effects(search_dir: str | Path, treatment: str, metric: str | None = None,
-                     estimators: Sequence[str] = ESTIMATORS, reference: str = "search", ci: str = "if",
-                     min_ess: float = 5.0, mc_samples: int = 2000, seed: int = 0) -> EffectsResult:
+def estimate_effects(
+    search_dir: str | Path,
+    treatment: str,
+    metric: str | None = None,
+    estimators: Sequence[str] = ESTIMATORS,
+    reference: str = "search",
+    ci: str = "if",
+    min_ess: float = 5.0,
+    mc_samples: int = 2000,
+    seed: int = 0,
+) -> EffectsResult:
     """Estimate the effect of ``treatment`` on ``metric`` from the search log in ``search_dir``."""
     from openmindspore.automl.search import load_trials
 
@@ -104,10 +120,16 @@ def estimate_effects(search_dir: str | Path, treatment: str, metric: str | None 
     records = []
     for name in estimators:
         est = estimate(data, name, ci=ci, seed=seed)
-        records.append({"treatment": tr.name, "metric": metric, "estimator": name, "reference": reference,
-                        **est.to_json()})
-    info = {**units.info, "search_dir": str(d), "space": config["space"], "dataset": config["dataset"],
-            "strategy": config["strategy"], "estimand": _ESTIMANDS[reference],
-            "propensity_range": [float(np.min(units.e)), float(np.max(units.e))]}
+        records.append(
+            {"treatment": tr.name, "metric": metric, "estimator": name, "reference": reference, **est.to_json()}
+        )
+    info = {
+        **units.info,
+        "search_dir": str(d),
+        "space": config["space"],
+        "dataset": config["dataset"],
+        "strategy": config["strategy"],
+        "estimand": _ESTIMANDS[reference],
+        "propensity_range": [float(np.min(units.e)), float(np.max(units.e))],
+    }
     return EffectsResult(tr, metric, reference, records, info)
-

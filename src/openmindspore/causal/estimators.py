@@ -26,6 +26,7 @@ nuisance arrays held fixed (percentile interval). The effective sample size is K
 never/always chosen, a propensity is 0 or 1, or an arm's weights explode (effective sample size
 below ``min_ess``), with the numbers.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -67,14 +68,18 @@ class EffectData:
         if not np.all(np.isin(self.t, (0.0, 1.0))):
             raise ConfigError("t", sorted(set(self.t.tolist()))[:5], "a 0/1 treatment indicator")
         if not np.all(np.isfinite(self.y)):
-            raise ConfigError("y", int((~np.isfinite(self.y)).sum()), "finite outcomes (non-finite count shown)",
-                              "drop failed trials or choose another --metric")
+            raise ConfigError(
+                "y",
+                int((~np.isfinite(self.y)).sum()),
+                "finite outcomes (non-finite count shown)",
+                "drop failed trials or choose another --metric",
+            )
 
     @property
     def n(self) -> int:
         return len(self.y)
 
-    def take(self, idx: np.ndarray) -> "EffectData":
+    def take(self, idx: np.ndarray) -> EffectData:
         kw = {k: (None if v is None else v[idx]) for k, v in asdict(self).items()}
         return EffectData(**kw)
 
@@ -94,9 +99,17 @@ class Estimate:
     mean_control: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"estimator": self.estimator, "ate": self.ate, "ci95": [self.ci95[0], self.ci95[1]], "se": self.se,
-                "n": self.n, "ess": self.ess, "n_treated": self.n_treated, "mean_treated": self.mean_treated,
-                "mean_control": self.mean_control}
+        return {
+            "estimator": self.estimator,
+            "ate": self.ate,
+            "ci95": [self.ci95[0], self.ci95[1]],
+            "se": self.se,
+            "n": self.n,
+            "ess": self.ess,
+            "n_treated": self.n_treated,
+            "mean_treated": self.mean_treated,
+            "mean_control": self.mean_control,
+        }
 
 
 def kish_ess(w: np.ndarray) -> float:
@@ -125,7 +138,7 @@ def _point_and_if(d: EffectData, estimator: str, normalize: bool = True) -> tupl
         dm = float((rho * dm_unit).sum() / rho.sum())
         if normalize:
             r1, r0 = float((a * r).sum() / sa), float((b * r).sum() / sb)
-            psi = (rho * (dm_unit - dm) / rho.mean() + a * (r - r1) / a.mean() - b * (r - r0) / b.mean())
+            psi = rho * (dm_unit - dm) / rho.mean() + a * (r - r1) / a.mean() - b * (r - r0) / b.mean()
         else:  # Horvitz-Thompson residual terms: unbiased unit by unit when the model is fitted on the past
             r1, r0 = float((a * r).sum() / rho.sum()), float((b * r).sum() / rho.sum())
             psi = (rho * (dm_unit - dm) + (a * r - rho * r1) - (b * r - rho * r0)) / rho.mean()
@@ -137,8 +150,9 @@ def _point_and_if(d: EffectData, estimator: str, normalize: bool = True) -> tupl
     return m1 - m0, psi, m1, m0
 
 
-def estimate(d: EffectData, estimator: str = "hajek", ci: str = "if", n_boot: int = 1000,
-             seed: int = 0, normalize: bool = True) -> Estimate:
+def estimate(
+    d: EffectData, estimator: str = "hajek", ci: str = "if", n_boot: int = 1000, seed: int = 0, normalize: bool = True
+) -> Estimate:
     """Estimate the effect with ``estimator`` (naive | hajek | aipw) and a 95% CI (``if`` | ``bootstrap``).
 
     ``normalize=False`` makes AIPW's residual terms Horvitz-Thompson sums over the target population
@@ -176,25 +190,42 @@ def check_positivity(d: EffectData, treatment: str, min_ess: float = 5.0, e: np.
     n, n1 = d.n, int(d.t.sum())
     if n1 == 0 or n1 == n:
         which = "never" if n1 == 0 else "always"
-        raise ConfigError("--treatment", treatment, f"a treatment that is sometimes chosen and sometimes not "
-                          f"(it was {which} chosen: {n1} of {n} units treated); positivity fails",
-                          "choose another treatment, or log more trials / a less concentrated search")
+        raise ConfigError(
+            "--treatment",
+            treatment,
+            f"a treatment that is sometimes chosen and sometimes not "
+            f"(it was {which} chosen: {n1} of {n} units treated); positivity fails",
+            "choose another treatment, or log more trials / a less concentrated search",
+        )
     if min(n1, n - n1) < 2:
-        raise ConfigError("--treatment", treatment, f"at least 2 treated and 2 control units (got {n1} treated, "
-                          f"{n - n1} control of {n})", "log more trials")
+        raise ConfigError(
+            "--treatment",
+            treatment,
+            f"at least 2 treated and 2 control units (got {n1} treated, {n - n1} control of {n})",
+            "log more trials",
+        )
     if e is not None:
         e = np.asarray(e, dtype=np.float64)
         bad = np.flatnonzero((e <= 0.0) | (e >= 1.0))
         if len(bad):
-            raise ConfigError("--treatment", treatment, f"propensities strictly inside (0, 1); P(treated) is "
-                              f"{e[bad[0]]:g} for unit {int(bad[0])} ({len(bad)} units at 0 or 1); positivity fails",
-                              "the sampler could not choose the other arm there: restrict to other trials")
+            raise ConfigError(
+                "--treatment",
+                treatment,
+                f"propensities strictly inside (0, 1); P(treated) is "
+                f"{e[bad[0]]:g} for unit {int(bad[0])} ({len(bad)} units at 0 or 1); positivity fails",
+                "the sampler could not choose the other arm there: restrict to other trials",
+            )
     for arm, w in (("treated", d.t * d.w1), ("control", (1.0 - d.t) * d.w0)):
         k = int((w > 0).sum())
         ess = kish_ess(w)
         if not np.all(np.isfinite(w)) or ess < min_ess:
             share = float(w.max() / w.sum()) if np.isfinite(w).all() and w.sum() > 0 else float("nan")
-            raise ConfigError("--treatment", treatment, f"weights that do not explode: the {arm} arm has effective "
-                              f"sample size {ess:.1f} from {k} units (min_ess={min_ess:g}); its largest weight "
-                              f"carries {share:.0%} of the arm", "log more trials (with --reference uniform: "
-                              "try --reference search), or lower --min-ess if you accept a noisy estimate")
+            raise ConfigError(
+                "--treatment",
+                treatment,
+                f"weights that do not explode: the {arm} arm has effective "
+                f"sample size {ess:.1f} from {k} units (min_ess={min_ess:g}); its largest weight "
+                f"carries {share:.0%} of the arm",
+                "log more trials (with --reference uniform: "
+                "try --reference search), or lower --min-ess if you accept a noisy estimate",
+            )

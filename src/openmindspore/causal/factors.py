@@ -13,11 +13,12 @@ the factors are given; the base's own setting of a factor is one of its two leve
 ``gelu``       on: every ReLU becomes GELU. off: every GELU becomes ReLU.
 ``kernel5``    on: the first conv has a 5x5 kernel. off: a 3x3 kernel.
 """
+
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from openmindspore.errors import ConfigError
 
@@ -109,12 +110,15 @@ def _kernel5(spec: Spec, on: bool) -> Spec:
 
 
 FACTORS: dict[str, Factor] = {
-    "maxpool": Factor("maxpool", "max-pooling kept (or 2x2 max-pools added)", "max-pool layers removed", _maxpool,
-                      "maxpool"),
-    "batchnorm": Factor("batchnorm", "batch-norm after every conv", "batch-norm layers removed", _batchnorm,
-                        "batchnorm"),
-    "dropout": Factor("dropout", "dropout kept (or 0.25 after each hidden dense)", "dropout removed", _dropout,
-                      "dropout"),
+    "maxpool": Factor(
+        "maxpool", "max-pooling kept (or 2x2 max-pools added)", "max-pool layers removed", _maxpool, "maxpool"
+    ),
+    "batchnorm": Factor(
+        "batchnorm", "batch-norm after every conv", "batch-norm layers removed", _batchnorm, "batchnorm"
+    ),
+    "dropout": Factor(
+        "dropout", "dropout kept (or 0.25 after each hidden dense)", "dropout removed", _dropout, "dropout"
+    ),
     "gelu": Factor("gelu", "ReLU replaced by GELU", "GELU replaced by ReLU", _gelu, "gelu"),
     "kernel5": Factor("kernel5", "5x5 first conv", "3x3 first conv", _kernel5, "kernel5_first"),
 }

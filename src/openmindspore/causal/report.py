@@ -1,9 +1,11 @@
 """Reports: ``effects.json`` (the records), ``report.md`` (table + answer in words) and a forest plot PNG."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["forest_plot", "write_report"]
 
@@ -37,24 +39,46 @@ def forest_plot(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "
 def _table(rows: Sequence[dict[str, Any]]) -> str:
     lines = ["| effect | estimator | ATE | 95% CI | n | ESS |", "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['label']} | {r['estimator']} | {r['ate']:+.4f} | [{r['ci95'][0]:+.4f}, "
-                     f"{r['ci95'][1]:+.4f}] | {r['n']} | {r['ess']:.1f} |")
+        lines.append(
+            f"| {r['label']} | {r['estimator']} | {r['ate']:+.4f} | [{r['ci95'][0]:+.4f}, "
+            f"{r['ci95'][1]:+.4f}] | {r['n']} | {r['ess']:.1f} |"
+        )
     return "\n".join(lines)
 
 
-def write_report(out_dir: str | Path, records: Sequence[dict[str, Any]], answers: Sequence[str], title: str,
-                 details: dict[str, Any] | None = None, json_name: str = "effects.json") -> dict[str, str]:
+def write_report(
+    out_dir: str | Path,
+    records: Sequence[dict[str, Any]],
+    answers: Sequence[str],
+    title: str,
+    details: dict[str, Any] | None = None,
+    json_name: str = "effects.json",
+) -> dict[str, str]:
     """Write ``json_name`` (list of records), ``report.md`` and ``forest.png`` into ``out_dir``."""
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     rows = [{**r, "label": r.get("label") or f"{r['treatment']} ({r['estimator']})"} for r in records]
     js = d / json_name
-    js.write_text(json.dumps({"records": list(records), "answers": list(answers), "details": details or {}},
-                             indent=2, sort_keys=True, default=str) + "\n")
+    js.write_text(
+        json.dumps(
+            {"records": list(records), "answers": list(answers), "details": details or {}},
+            indent=2,
+            sort_keys=True,
+            default=str,
+        )
+        + "\n"
+    )
     metric = records[0]["metric"] if records else "effect"
     png = forest_plot(rows, d / "forest.png", title=title, xlabel=f"effect on {metric} (95% CI)")
-    md = [f"# {title}", "", *[f"**Answer.** {a}" + "\n" for a in answers], _table(rows), "",
-          f"![forest plot]({png.name})", ""]
+    md = [
+        f"# {title}",
+        "",
+        *[f"**Answer.** {a}" + "\n" for a in answers],
+        _table(rows),
+        "",
+        f"![forest plot]({png.name})",
+        "",
+    ]
     if details:
         md += ["## Details", "", "```json", json.dumps(details, indent=2, sort_keys=True, default=str), "```", ""]
     (d / "report.md").write_text("\n".join(md))

@@ -36,11 +36,13 @@ NAS-Bench-201 it stays within about 1-2 standard errors, see docs/benchmarks.md.
 Evolution logs are refused: a mutant's distribution depends on its parent, not on a chain the log
 can replay.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,8 +53,16 @@ from openmindspore.automl.strategies import MarkovSearch
 from openmindspore.causal.estimators import EffectData
 from openmindspore.errors import ConfigError
 
-__all__ = ["LogUnits", "log_units", "is_product_grammar", "decision_features", "metric_value", "REFERENCES",
-           "ridge_fit", "EnumeratedWalks"]
+__all__ = [
+    "LogUnits",
+    "log_units",
+    "is_product_grammar",
+    "decision_features",
+    "metric_value",
+    "REFERENCES",
+    "ridge_fit",
+    "EnumeratedWalks",
+]
 
 REFERENCES = ("search", "uniform")
 _MAX_ENUM = 200_000
@@ -126,8 +136,15 @@ class LogUnits:
     exact: bool  # e_t exact (enumeration) or Monte-Carlo
     info: dict[str, Any] = field(default_factory=dict)
 
-    def effect_data(self, reference: str = "search", folds: int = 5, seed: int = 0, alpha: float = 1.0,
-                    fit: str = "crossfit", block: int = 10) -> EffectData:
+    def effect_data(
+        self,
+        reference: str = "search",
+        folds: int = 5,
+        seed: int = 0,
+        alpha: float = 1.0,
+        fit: str = "crossfit",
+        block: int = 10,
+    ) -> EffectData:
         """Arrays for :func:`~openmindspore.causal.estimators.estimate` targeting ``reference``.
 
         ``fit="crossfit"`` (default) uses ``folds``-fold cross-fitting (the i.i.d. recipe);
@@ -204,8 +221,9 @@ def _cond_means(P: np.ndarray, T: np.ndarray, X: np.ndarray) -> tuple[float, np.
     return e, x1, x0
 
 
-def _rebuild_chain(g: Grammar, config: dict[str, Any], trials: list[Trial], t: int,
-                   cache: dict[int, MarkovChain]) -> MarkovChain:
+def _rebuild_chain(
+    g: Grammar, config: dict[str, Any], trials: list[Trial], t: int, cache: dict[int, MarkovChain]
+) -> MarkovChain:
     """The chain trial ``t`` was sampled from, checked against its logged probabilities."""
     tr = trials[t]
     if config["strategy"] == "random":
@@ -225,14 +243,26 @@ def _rebuild_chain(g: Grammar, config: dict[str, Any], trials: list[Trial], t: i
         chain = cache[h]
         if abs(chain.log_prob(tr.path) - tr.log_propensity) < 1e-6:
             return chain
-    raise ConfigError(f"trials.jsonl trial {t}", tr.log_propensity, "a trial whose sampling chain can be rebuilt "
-                      "from the earlier trials (re-fitting the chain does not reproduce its logged propensities)",
-                      "was the log edited, or written by another version of the chain?")
+    raise ConfigError(
+        f"trials.jsonl trial {t}",
+        tr.log_propensity,
+        "a trial whose sampling chain can be rebuilt "
+        "from the earlier trials (re-fitting the chain does not reproduce its logged propensities)",
+        "was the log edited, or written by another version of the chain?",
+    )
 
 
-def log_units(config: dict[str, Any], trials: list[Trial], grammar: Grammar, pred: Callable[[Any], bool],
-              metric: str, mc_samples: int = 2000, seed: int = 0,
-              enumerated: "EnumeratedWalks | None" = None, method: str = "auto") -> LogUnits:
+def log_units(
+    config: dict[str, Any],
+    trials: list[Trial],
+    grammar: Grammar,
+    pred: Callable[[Any], bool],
+    metric: str,
+    mc_samples: int = 2000,
+    seed: int = 0,
+    enumerated: EnumeratedWalks | None = None,
+    method: str = "auto",
+) -> LogUnits:
     """Per-trial treatment, outcome, propensity, density ratio and outcome-model features.
 
     ``enumerated`` reuses the walks of a product grammar already enumerated for ``pred``
@@ -242,33 +272,53 @@ def log_units(config: dict[str, Any], trials: list[Trial], grammar: Grammar, pre
         raise ConfigError("method", method, "one of 'auto', 'enumerate', 'montecarlo'")
     strategy = config.get("strategy")
     if strategy not in ("markov", "random"):
-        raise ConfigError("strategy", strategy, "a 'markov' or 'random' search log (their sampling distributions "
-                          "can be replayed)", "evolution logs carry propensities given a parent only")
-    ok = [tr for tr in trials if tr.ok and metric_value(tr, metric) is not None
-          and math.isfinite(metric_value(tr, metric) or float("nan"))]
+        raise ConfigError(
+            "strategy",
+            strategy,
+            "a 'markov' or 'random' search log (their sampling distributions can be replayed)",
+            "evolution logs carry propensities given a parent only",
+        )
+    ok = [
+        tr
+        for tr in trials
+        if tr.ok and metric_value(tr, metric) is not None and math.isfinite(metric_value(tr, metric) or float("nan"))
+    ]
     if len(ok) < 4:
-        raise ConfigError("--metric", metric, f"a metric present in at least 4 successful trials (found {len(ok)} "
-                          f"of {len(trials)})", "use e.g. test.accuracy, val.accuracy or score")
+        raise ConfigError(
+            "--metric",
+            metric,
+            f"a metric present in at least 4 successful trials (found {len(ok)} of {len(trials)})",
+            "use e.g. test.accuracy, val.accuracy or score",
+        )
     y = np.array([metric_value(tr, metric) for tr in ok], dtype=np.float64)
     t = np.array([bool(pred(tr.spec)) for tr in ok], dtype=np.float64)
     x = np.concatenate([decision_features(grammar, [tr.path for tr in ok]), t[:, None]], axis=1)
     ratio = np.exp([_uniform_logprob(tr) - tr.log_propensity for tr in ok])
-    product = is_product_grammar(grammar) and (strategy == "random" or
-                                               config.get("strategy_options", {}).get("context", "none") == "none")
+    product = is_product_grammar(grammar) and (
+        strategy == "random" or config.get("strategy_options", {}).get("context", "none") == "none"
+    )
     n_walks = math.prod(len(st.choices) for st in grammar.states.values())
     e, x1, x0 = np.zeros(len(ok)), np.zeros_like(x), np.zeros_like(x)
     if method == "enumerate" and not (product and n_walks <= _MAX_ENUM):
-        raise ConfigError("method", method, f"a product grammar with <= {_MAX_ENUM} walks sampled without context "
-                          f"(grammar {grammar.name!r} has {n_walks} walks)", "use method='montecarlo'")
+        raise ConfigError(
+            "method",
+            method,
+            f"a product grammar with <= {_MAX_ENUM} walks sampled without context "
+            f"(grammar {grammar.name!r} has {n_walks} walks)",
+            "use method='montecarlo'",
+        )
     if method != "montecarlo" and product and n_walks <= _MAX_ENUM:
         en = enumerated if enumerated is not None else EnumeratedWalks(grammar, pred)
         for r, tr in enumerate(ok):
             if [s.state for s in tr.steps] != en.states:
-                raise ConfigError(f"trials.jsonl trial {tr.trial}", [s.state for s in tr.steps],
-                                  f"the grammar's states in order {en.states}")
+                raise ConfigError(
+                    f"trials.jsonl trial {tr.trial}",
+                    [s.state for s in tr.steps],
+                    f"the grammar's states in order {en.states}",
+                )
             e[r], x1[r], x0[r] = _cond_means(en.trial_probs(grammar, tr), en.T, en.X)
         ref_e, ref_x1, ref_x0 = _cond_means(np.ones(len(en.T)), en.T, en.X)
-        exact, info = True, {"propensity": "exact (enumerated %d walks)" % len(en.T)}
+        exact, info = True, {"propensity": f"exact (enumerated {len(en.T)} walks)"}
     else:
         rng = np.random.default_rng(seed)
         cache: dict[int, MarkovChain] = {}

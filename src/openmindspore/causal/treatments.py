@@ -24,11 +24,13 @@ Nothing is evaluated with ``eval``: the expression is tokenised and parsed by a 
 parser into closures; any other name or syntax is a :class:`~openmindspore.errors.ConfigError`
 naming the position and what is allowed.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from openmindspore.errors import ConfigError
 
@@ -36,8 +38,21 @@ __all__ = ["Treatment", "NAMED", "get_treatment", "parse_treatment", "item_kind"
 
 Spec = Sequence[Any]
 _NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-_LAYER_KINDS = ("conv", "maxpool", "avgpool", "batchnorm", "activation", "dropout", "globalpool", "dense",
-                "flatten", "relu", "gelu", "tanh", "sigmoid")
+_LAYER_KINDS = (
+    "conv",
+    "maxpool",
+    "avgpool",
+    "batchnorm",
+    "activation",
+    "dropout",
+    "globalpool",
+    "dense",
+    "flatten",
+    "relu",
+    "gelu",
+    "tanh",
+    "sigmoid",
+)
 
 
 @dataclass(frozen=True)
@@ -95,22 +110,35 @@ def _has(name: str, kind: str, on: str, off: str) -> Treatment:
 
 NAMED: dict[str, Treatment] = {
     "maxpool": _has("maxpool", "maxpool", "using max-pooling", "removing max-pooling"),
-    "avgpool": Treatment("avgpool", lambda s: count_kind(s, "avgpool") + count_kind(s, "avg_pool_3x3") > 0,
-                         "using average pooling", "removing average pooling"),
+    "avgpool": Treatment(
+        "avgpool",
+        lambda s: count_kind(s, "avgpool") + count_kind(s, "avg_pool_3x3") > 0,
+        "using average pooling",
+        "removing average pooling",
+    ),
     "batchnorm": _has("batchnorm", "batchnorm", "using batch-norm", "removing batch-norm"),
     "dropout": _has("dropout", "dropout", "using dropout", "removing dropout"),
     "gelu": _has("gelu", "gelu", "using GELU activations", "removing GELU activations"),
     "globalpool": _has("globalpool", "globalpool", "a global-pooling head", "no global-pooling head"),
     "dense": _has("dense", "dense", "hidden dense layers", "no hidden dense layer"),
-    "stride2": Treatment("stride2", lambda s: any(item_kind(i) == "conv" and i.get("stride", 1) == 2 for i in s),
-                         "a stride-2 convolution", "no stride-2 convolution"),
-    "kernel5_first": Treatment("kernel5_first", lambda s: _field(s, "conv", "kernel") == 5,
-                               "a 5x5 kernel in the first conv", "a 3x3 (not 5x5) first conv"),
+    "stride2": Treatment(
+        "stride2",
+        lambda s: any(item_kind(i) == "conv" and i.get("stride", 1) == 2 for i in s),
+        "a stride-2 convolution",
+        "no stride-2 convolution",
+    ),
+    "kernel5_first": Treatment(
+        "kernel5_first",
+        lambda s: _field(s, "conv", "kernel") == 5,
+        "a 5x5 kernel in the first conv",
+        "a 3x3 (not 5x5) first conv",
+    ),
     "conv3x3": _has("conv3x3", "nor_conv_3x3", "a 3x3 conv edge", "no 3x3 conv edge"),
     "conv1x1": _has("conv1x1", "nor_conv_1x1", "a 1x1 conv edge", "no 1x1 conv edge"),
     "skip": _has("skip", "skip_connect", "a skip connection", "no skip connection"),
-    "no_skip": Treatment("no_skip", lambda s: count_kind(s, "skip_connect") == 0,
-                         "no skip connection", "a skip connection"),
+    "no_skip": Treatment(
+        "no_skip", lambda s: count_kind(s, "skip_connect") == 0, "no skip connection", "a skip connection"
+    ),
     "zero": _has("zero", "none", "a zeroed (none) edge", "no zeroed edge"),
 }
 _PATTERNS = ("depth>=K", "edgeK=OP")
@@ -124,8 +152,9 @@ def get_treatment(name_or_expr: str) -> Treatment:
     m = re.fullmatch(r"depth\s*>=\s*(\d+)", s)
     if m:
         k = int(m.group(1))
-        return Treatment(s, lambda sp: count_kind(sp, "conv") >= k, f"at least {k} conv layers",
-                         f"fewer than {k} conv layers")
+        return Treatment(
+            s, lambda sp: count_kind(sp, "conv") >= k, f"at least {k} conv layers", f"fewer than {k} conv layers"
+        )
     m = re.fullmatch(r"edge(\d)\s*=\s*(\w+)", s)
     if m:
         k, op = int(m.group(1)), m.group(2)
@@ -137,8 +166,10 @@ def get_treatment(name_or_expr: str) -> Treatment:
 
 
 # ---------------------------------------------------------------------------- expression parser
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>'[^']*'|\"[^\"]*\")|(?P<op>==|!=|<=|>=|<|>|\(|\)|,)"
-                    r"|(?P<name>[A-Za-z_][A-Za-z0-9_.]*))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>'[^']*'|\"[^\"]*\")|(?P<op>==|!=|<=|>=|<|>|\(|\)|,)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_.]*))"
+)
 _VARS: dict[str, Callable[[Spec], Any]] = {
     "depth": lambda s: count_kind(s, "conv"),
     "convs": lambda s: count_kind(s, "conv"),
@@ -148,9 +179,13 @@ _VARS: dict[str, Callable[[Spec], Any]] = {
 }
 _FUNCS = {"has": 1, "count": 1, "edge": 1, "first": 2, "last": 2}
 _CMP: dict[str, Callable[[Any, Any], bool]] = {
-    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a is not None and a < b,
-    "<=": lambda a, b: a is not None and a <= b, ">": lambda a, b: a is not None and a > b,
-    ">=": lambda a, b: a is not None and a >= b}
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a is not None and a < b,
+    "<=": lambda a, b: a is not None and a <= b,
+    ">": lambda a, b: a is not None and a > b,
+    ">=": lambda a, b: a is not None and a >= b,
+}
 Node = Callable[[Spec], Any]
 
 
@@ -171,10 +206,13 @@ class _Parser:
         self.i = 0
 
     def fail(self, pos: int, expected: str) -> None:
-        raise ConfigError("--treatment", self.text, f"{expected} at position {pos} "
-                          f"(near {self.text[pos:pos + 12]!r})",
-                          f"named treatments: {sorted(NAMED)} + {list(_PATTERNS)}; variables: {sorted(_VARS)}; "
-                          f"functions: has(kind), count(kind), edge(k), first(kind, field), last(kind, field)")
+        raise ConfigError(
+            "--treatment",
+            self.text,
+            f"{expected} at position {pos} (near {self.text[pos : pos + 12]!r})",
+            f"named treatments: {sorted(NAMED)} + {list(_PATTERNS)}; variables: {sorted(_VARS)}; "
+            f"functions: has(kind), count(kind), edge(k), first(kind, field), last(kind, field)",
+        )
 
     def peek(self) -> tuple[str, str, int] | None:
         return self.toks[self.i] if self.i < len(self.toks) else None

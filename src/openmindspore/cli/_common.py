@@ -1,21 +1,27 @@
 """Helpers shared by subcommands."""
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 __all__ = ["add_command", "print_json", "stdout_to_stderr"]
 
 
 def add_command(sub, name: str, help: str, examples: str, description: str = "") -> argparse.ArgumentParser:
     """Add a subcommand whose ``--help`` ends with an Examples section."""
-    return sub.add_parser(name, help=help, description=description or help,
-                          epilog="examples:\n" + examples.rstrip(),
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        epilog="examples:\n" + examples.rstrip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def print_json(obj: Any) -> None:

@@ -1,4 +1,5 @@
 """``oms ablate``: randomized factorial ablation of modeling choices with real training."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,22 +24,37 @@ factors (on / off):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = add_command(sub, "ablate", "randomized factorial ablation: effects of modeling choices with 95%% CIs",
-                    EXAMPLES, "Train every on/off combination of the factors REPEATS times (randomized order, "
-                    "repeat r shares one seed across cells), in parallel on the engine; estimate main effects "
-                    "and interactions with 95% CIs. Writes runs.jsonl (resumable), effects.json, report.md and "
-                    "forest.png into --out.")
-    p.add_argument("--base", default="default", help="'default' (DEFAULT_CNN), a layer-spec JSON/YAML, a run or "
-                   "search directory (default: default)")
-    p.add_argument("--factor", action="append", default=[], help="a factor (repeatable): maxpool, batchnorm, "
-                   "dropout, gelu, kernel5")
+    p = add_command(
+        sub,
+        "ablate",
+        "randomized factorial ablation: effects of modeling choices with 95%% CIs",
+        EXAMPLES,
+        "Train every on/off combination of the factors REPEATS times (randomized order, "
+        "repeat r shares one seed across cells), in parallel on the engine; estimate main effects "
+        "and interactions with 95% CIs. Writes runs.jsonl (resumable), effects.json, report.md and "
+        "forest.png into --out.",
+    )
+    p.add_argument(
+        "--base",
+        default="default",
+        help="'default' (DEFAULT_CNN), a layer-spec JSON/YAML, a run or search directory (default: default)",
+    )
+    p.add_argument(
+        "--factor",
+        action="append",
+        default=[],
+        help="a factor (repeatable): maxpool, batchnorm, dropout, gelu, kernel5",
+    )
     p.add_argument("--repeats", type=int, default=3, help="replicates per cell, >= 2 (default 3)")
     p.add_argument("--dataset", help="image dataset (default: the base run's, else mnist5k)")
     p.add_argument("--steps", type=int, default=300, help="training steps per run (default 300)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--batch-size", type=int, help="batch size (default: the base run's, else 64)")
-    p.add_argument("--metric", default="test.accuracy",
-                   help="test.accuracy (default) | val.accuracy | test.loss | val.loss | train.final_loss")
+    p.add_argument(
+        "--metric",
+        default="test.accuracy",
+        help="test.accuracy (default) | val.accuracy | test.loss | val.loss | train.final_loss",
+    )
     p.add_argument("--workers", type=int, default=1, help="parallel trainings (Ray tasks) (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
@@ -74,34 +90,54 @@ def run(args: argparse.Namespace) -> int:
         count["n"] += 1
         m = row.get("metrics", {}).get("test", {}).get("accuracy")
         res = f"test acc {m:.4f}" if m is not None else f"[red]failed[/red] ({row.get('error')})"
-        console.print(f"run {count['n']}/{n_total} {row['factors']} repeat {row['repeat']}: {res} "
-                      f"({row['duration_s']:.0f} s)", highlight=False)
+        console.print(
+            f"run {count['n']}/{n_total} {row['factors']} repeat {row['repeat']}: {res} ({row['duration_s']:.0f} s)",
+            highlight=False,
+        )
 
     with stdout_to_stderr(args.json):
-        result = run_ablation(base, args.factor, args.repeats, args.out, dataset=dataset, steps=args.steps,
-                              workers=args.workers, seed=args.seed, train_opts=opts, on_run=on_run)
+        result = run_ablation(
+            base,
+            args.factor,
+            args.repeats,
+            args.out,
+            dataset=dataset,
+            steps=args.steps,
+            workers=args.workers,
+            seed=args.seed,
+            train_opts=opts,
+            on_run=on_run,
+        )
     records = analyze(result["runs"], args.factor, args.metric)
     answers = []
     for r in records:
         f = next((x for x in factors if x.name == r["treatment"]), None)
         if f is not None:
             named = NAMED.get(f.treatment)
-            t = Treatment(f.name, lambda s: False, named.phrase_on if named else f.on,
-                          named.phrase_off if named else f.off)
+            t = Treatment(
+                f.name, lambda s: False, named.phrase_on if named else f.on, named.phrase_off if named else f.off
+            )
             answers.append(answer_sentence(t, args.metric, [r], f"on = {f.on}; off = {f.off}"))
         else:
-            answers.append(f"Interaction {r['treatment']} (effect of the first when the second is on, minus when it "
-                           f"is off): {r['ate']:+.4f} [{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}].")
+            answers.append(
+                f"Interaction {r['treatment']} (effect of the first when the second is on, minus when it "
+                f"is off): {r['ate']:+.4f} [{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]."
+            )
     failed = sum(r.get("status") != "ok" for r in result["runs"])
-    details = {"config": {k: v for k, v in result["config"].items() if k != "order"}, "failed_runs": failed,
-               "cell_means": _cell_means(result["runs"], args.metric)}
+    details = {
+        "config": {k: v for k, v in result["config"].items() if k != "order"},
+        "failed_runs": failed,
+        "cell_means": _cell_means(result["runs"], args.metric),
+    }
     paths = write_report(args.out, records, answers, f"Ablation of {', '.join(args.factor)} ({dataset})", details)
     if args.json:
         print_json({"records": records, "answers": answers, **paths})
     else:
         for r in records:
-            print(f"{r['treatment']:>22}: {r['ate']:+.4f} [{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}] "
-                  f"(n={r['n']}, df={r['df']})")
+            print(
+                f"{r['treatment']:>22}: {r['ate']:+.4f} [{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}] "
+                f"(n={r['n']}, df={r['df']})"
+            )
         for a in answers:
             print(a)
         print(f"wrote {paths['json']}, {paths['markdown']}, {paths['png']}")
@@ -117,4 +153,3 @@ def _cell_means(runs: list[dict], metric: str) -> list[dict]:
         if v is not None:
             cells.setdefault(json.dumps(r["factors"], sort_keys=True), []).append(v)
     return [{"factors": json.loads(k), "mean": sum(v) / len(v), "n": len(v)} for k, v in sorted(cells.items())]
-

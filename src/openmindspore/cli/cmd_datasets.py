@@ -1,4 +1,5 @@
 """``oms datasets``: list the offline datasets."""
+
 from __future__ import annotations
 
 from openmindspore.cli._common import add_command, print_json
@@ -13,8 +14,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from openmindspore.data import list_datasets
 
-    rows = [{"name": d.name, "task": d.task, "source": d.source, "description": d.description}
-            for d in list_datasets()]
+    rows = [{"name": d.name, "task": d.task, "source": d.source, "description": d.description} for d in list_datasets()]
     if args.json:
         print_json(rows)
         return 0

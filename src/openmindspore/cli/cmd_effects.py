@@ -1,4 +1,5 @@
 """``oms effects``: causal effect of a modeling choice from a search log (IPW / AIPW with logged propensities)."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,25 +21,41 @@ named treatments: maxpool avgpool batchnorm dropout gelu globalpool dense stride
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = add_command(sub, "effects", "effect of a modeling choice from a search log, with 95%% CIs", EXAMPLES,
-                    "Estimate the average effect of a treatment (a predicate on the model spec) on a metric from "
-                    "a markov/random search log, using each trial's exact propensity under the sampling "
-                    "distribution in force when it was drawn: naive difference in means (confounded), Hajek "
-                    "(normalised IPW) and AIPW (doubly robust, cross-fitted ridge outcome model).")
+    p = add_command(
+        sub,
+        "effects",
+        "effect of a modeling choice from a search log, with 95%% CIs",
+        EXAMPLES,
+        "Estimate the average effect of a treatment (a predicate on the model spec) on a metric from "
+        "a markov/random search log, using each trial's exact propensity under the sampling "
+        "distribution in force when it was drawn: naive difference in means (confounded), Hajek "
+        "(normalised IPW) and AIPW (doubly robust, cross-fitted ridge outcome model).",
+    )
     p.add_argument("trials", metavar="TRIALS", help="search directory (or its trials.jsonl)")
     p.add_argument("--treatment", required=True, help="named treatment or expression (see below)")
     p.add_argument("--metric", help="test.accuracy | val.accuracy | score | SPLIT.NAME (default test.<objective>)")
-    p.add_argument("--estimator", action="append", choices=["naive", "hajek", "aipw"],
-                   help="repeatable (default: all three)")
-    p.add_argument("--reference", default="search", choices=["search", "uniform"],
-                   help="target distribution: the search's own sampling distributions (default) or the "
-                   "grammar's uniform one (whole-walk density-ratio weights)")
-    p.add_argument("--ci", default="if", choices=["if", "bootstrap"], help="influence function (default) or "
-                   "bootstrap 95%% CIs")
-    p.add_argument("--min-ess", type=float, default=5.0, help="positivity: minimum effective sample size per "
-                   "arm (default 5)")
-    p.add_argument("--mc-samples", type=int, default=2000, help="walks per rebuilt chain when the propensity "
-                   "cannot be enumerated (default 2000)")
+    p.add_argument(
+        "--estimator", action="append", choices=["naive", "hajek", "aipw"], help="repeatable (default: all three)"
+    )
+    p.add_argument(
+        "--reference",
+        default="search",
+        choices=["search", "uniform"],
+        help="target distribution: the search's own sampling distributions (default) or the "
+        "grammar's uniform one (whole-walk density-ratio weights)",
+    )
+    p.add_argument(
+        "--ci", default="if", choices=["if", "bootstrap"], help="influence function (default) or bootstrap 95%% CIs"
+    )
+    p.add_argument(
+        "--min-ess", type=float, default=5.0, help="positivity: minimum effective sample size per arm (default 5)"
+    )
+    p.add_argument(
+        "--mc-samples",
+        type=int,
+        default=2000,
+        help="walks per rebuilt chain when the propensity cannot be enumerated (default 2000)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write effects.json, report.md and forest.png here")
     p.add_argument("--json", action="store_true", help="print one JSON object per estimator")
@@ -51,23 +68,34 @@ def run(args: argparse.Namespace) -> int:
 
     if args.mc_samples < 100:
         raise ConfigError("--mc-samples", args.mc_samples, "an integer >= 100")
-    res = estimate_effects(args.trials, args.treatment, args.metric, args.estimator or ("naive", "hajek", "aipw"),
-                           reference=args.reference, ci=args.ci, min_ess=args.min_ess,
-                           mc_samples=args.mc_samples, seed=args.seed)
+    res = estimate_effects(
+        args.trials,
+        args.treatment,
+        args.metric,
+        args.estimator or ("naive", "hajek", "aipw"),
+        reference=args.reference,
+        ci=args.ci,
+        min_ess=args.min_ess,
+        mc_samples=args.mc_samples,
+        seed=args.seed,
+    )
     keys = ("treatment", "metric", "estimator", "ate", "ci95", "n", "ess")
     if args.json:
         for r in res.records:
             print_json({**{k: r[k] for k in keys}, "reference": r["reference"], "se": r["se"]})
     else:
         for r in res.records:
-            print(f"{r['estimator']:>6}: ate={r['ate']:+.4f} ci95=[{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}] "
-                  f"n={r['n']} ess={r['ess']:.1f} treated={r['n_treated']}")
+            print(
+                f"{r['estimator']:>6}: ate={r['ate']:+.4f} ci95=[{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}] "
+                f"n={r['n']} ess={r['ess']:.1f} treated={r['n_treated']}"
+            )
         print(res.answer)
     if args.out:
         from openmindspore.causal.report import write_report
 
-        paths = write_report(args.out, res.records, [res.answer], f"Effect of {res.treatment.name} on {res.metric}",
-                             res.info)
+        paths = write_report(
+            args.out, res.records, [res.answer], f"Effect of {res.treatment.name} on {res.metric}", res.info
+        )
         if not args.json:
             print(f"wrote {paths['json']}, {paths['markdown']}, {paths['png']}")
     return 0

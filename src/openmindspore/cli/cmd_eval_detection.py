@@ -1,13 +1,18 @@
 """``oms eval-detection``: COCO mAP (pycocotools) of a detector or of a detections file."""
+
 from __future__ import annotations
 
 from openmindspore.cli._common import add_command, print_json
 
 
 def register(sub) -> None:
-    p = add_command(sub, "eval-detection", "COCO mAP of a YOLOS model (or a detections file) on COCO annotations",
-                    "  oms eval-detection --annotations val/annotations.json --model yolos --weights run/model.ckpt\n"
-                    "  oms eval-detection --annotations ann.json --detections dets.json --json")
+    p = add_command(
+        sub,
+        "eval-detection",
+        "COCO mAP of a YOLOS model (or a detections file) on COCO annotations",
+        "  oms eval-detection --annotations val/annotations.json --model yolos --weights run/model.ckpt\n"
+        "  oms eval-detection --annotations ann.json --detections dets.json --json",
+    )
     p.add_argument("--annotations", required=True, help="COCO-format annotation JSON (images, annotations, categories)")
     p.add_argument("--images", default=None, help="image folder (default: the annotation file's folder)")
     p.add_argument("--detections", default=None, help="COCO results JSON instead of running a model")
@@ -38,8 +43,9 @@ def run(args) -> int:
         from openmindspore.models.yolos.inference import detect, load_detector
         from openmindspore.models.yolos.processor import load_image
 
-        model, proc, _ = load_detector(args.model, args.weights, {"shortest_edge": args.shortest_edge,
-                                                                  "longest_edge": args.longest_edge})
+        model, proc, _ = load_detector(
+            args.model, args.weights, {"shortest_edge": args.shortest_edge, "longest_edge": args.longest_edge}
+        )
         root = Path(args.images) if args.images else Path(args.annotations).parent
         images = [load_image(root / im["file_name"]) for im in coco["images"]]
         dets = to_coco_detections(detect(model, proc, images, threshold=0.0), [im["id"] for im in coco["images"]])

@@ -1,4 +1,5 @@
 """``oms predict``: send inputs to an Open Inference Protocol server and print the outputs."""
+
 from __future__ import annotations
 
 import json
@@ -9,18 +10,26 @@ from openmindspore.errors import ConfigError
 
 
 def register(sub) -> None:
-    p = add_command(sub, "predict", "run inputs through a served model (any KServe v2 / Open Inference Protocol server)",
-                    "  oms predict http://127.0.0.1:8000 --model digits --input x.npy\n"
-                    "  oms predict http://127.0.0.1:8000 --model digits --version 2 --input inputs.npz --json\n"
-                    "  oms predict http://127.0.0.1:8000 --model digits --input request.json   # an OIP request body\n"
-                    "  oms predict http://127.0.0.1:8001 --model det --input street.jpg   # image models (e.g. YOLOS)")
+    p = add_command(
+        sub,
+        "predict",
+        "run inputs through a served model (any KServe v2 / Open Inference Protocol server)",
+        "  oms predict http://127.0.0.1:8000 --model digits --input x.npy\n"
+        "  oms predict http://127.0.0.1:8000 --model digits --version 2 --input inputs.npz --json\n"
+        "  oms predict http://127.0.0.1:8000 --model digits --input request.json   # an OIP request body\n"
+        "  oms predict http://127.0.0.1:8001 --model det --input street.jpg   # image models (e.g. YOLOS)",
+    )
     p.add_argument("url", help="server base URL, e.g. http://127.0.0.1:8000")
     p.add_argument("--model", required=True, help="model name")
     p.add_argument("--version", help="model version (default: the server's default version)")
-    p.add_argument("--input", required=True, metavar="FILE",
-                   help=".npy (one array, first axis = samples), .npz (named inputs), .json (OIP request body "
-                        "or {name: nested list}) or an image (.png/.jpg/...: resized to a UINT8 [-1, H, W, 3] input; "
-                        "output 'boxes' are scaled back to the image's pixels)")
+    p.add_argument(
+        "--input",
+        required=True,
+        metavar="FILE",
+        help=".npy (one array, first axis = samples), .npz (named inputs), .json (OIP request body "
+        "or {name: nested list}) or an image (.png/.jpg/...: resized to a UINT8 [-1, H, W, 3] input; "
+        "output 'boxes' are scaled back to the image's pixels)",
+    )
     p.add_argument("--output", metavar="FILE", help="also write the outputs to this .npz")
     p.add_argument("--json", action="store_true", help="print the raw OIP response body")
     p.set_defaults(func=run)
@@ -35,8 +44,11 @@ def _load_image(path: Path, specs: list[dict]):
     from PIL import Image
 
     if len(specs) != 1 or specs[0]["datatype"] != "UINT8" or len(specs[0]["shape"]) != 4 or specs[0]["shape"][3] != 3:
-        raise ConfigError("--input", str(path), "a .npy/.npz/.json file: this model's inputs are not one UINT8 "
-                          f"[-1, H, W, 3] image ({specs})")
+        raise ConfigError(
+            "--input",
+            str(path),
+            f"a .npy/.npz/.json file: this model's inputs are not one UINT8 [-1, H, W, 3] image ({specs})",
+        )
     h, w = int(specs[0]["shape"][1]), int(specs[0]["shape"][2])
     try:
         with Image.open(path) as im:
@@ -98,7 +110,7 @@ def run(args) -> int:
         resp = client.infer_json(args.model, body, args.version)
     outputs = dict(tensor_from_json(t, "output") for t in resp["outputs"])
     if scale is not None and "boxes" in outputs and outputs["boxes"].shape[-1] == 4:
-        sy, sx = scale   # boxes back to the original image's pixels (x0, y0, x1, y1)
+        sy, sx = scale  # boxes back to the original image's pixels (x0, y0, x1, y1)
         outputs["boxes"] = (outputs["boxes"] * np.asarray([sx, sy, sx, sy], np.float32)).astype(np.float32)
         for t in resp["outputs"]:
             if t["name"] == "boxes":

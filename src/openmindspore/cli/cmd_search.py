@@ -1,4 +1,5 @@
 """``oms search``: automatic modeling (Markov-chain / random / evolution search) and its reports."""
+
 from __future__ import annotations
 
 from openmindspore.cli._common import add_command, print_json
@@ -13,9 +14,14 @@ EXAMPLES = """\
 
 
 def register(sub) -> None:
-    p = add_command(sub, "search", "search models: Markov chain over a grammar, random, evolution", EXAMPLES,
-                    "Search a model space; every trial is logged to OUT/trials.jsonl with its propensities. "
-                    "Re-running with the same --out resumes the search.")
+    p = add_command(
+        sub,
+        "search",
+        "search models: Markov chain over a grammar, random, evolution",
+        EXAMPLES,
+        "Search a model space; every trial is logged to OUT/trials.jsonl with its propensities. "
+        "Re-running with the same --out resumes the search.",
+    )
     p.add_argument("--space", help="cnn | sklearn-classifier | sklearn-regressor | nb201")
     p.add_argument("--dataset", help="dataset (default per space: mnist5k, digits, diabetes, cifar10)")
     p.add_argument("--budget", type=int, help="number of models to evaluate (>= 1)")
@@ -23,8 +29,13 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="parallel evaluations (Ray tasks) (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="search directory (trials.jsonl, search.json)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="space option, e.g. steps=300 (cnn training steps per candidate); repeatable")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="space option, e.g. steps=300 (cnn training steps per candidate); repeatable",
+    )
     p.add_argument("--report", nargs="+", metavar="DIR", help="write best_so_far.png + summary for searches")
     p.add_argument("--report-out", help="where --report writes (default: the first DIR)")
     p.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
@@ -86,15 +97,30 @@ def run(args) -> int:
             state["best"] = t.score
         val = f"{t.score:.4f}" if t.ok else f"[red]failed[/red] ({t.error})"
         best = f"{state['best']:.4f}" if state["best"] is not None else "-"
-        console.print(f"trial {t.trial + 1}/{args.budget} {args.strategy}: val={val} best={best} "
-                      f"({t.duration_s:.1f} s)", highlight=False)
+        console.print(
+            f"trial {t.trial + 1}/{args.budget} {args.strategy}: val={val} best={best} ({t.duration_s:.1f} s)",
+            highlight=False,
+        )
 
-    res = run_search(args.space, args.strategy, args.budget, out_dir=args.out, seed=args.seed,
-                     workers=args.workers, dataset=args.dataset, space_options=_options(args.set),
-                     on_trial=on_trial)
+    res = run_search(
+        args.space,
+        args.strategy,
+        args.budget,
+        out_dir=args.out,
+        seed=args.seed,
+        workers=args.workers,
+        dataset=args.dataset,
+        space_options=_options(args.set),
+        on_trial=on_trial,
+    )
     b = res.best
-    out = {"out": args.out, "trials": len(res.trials), "failed": res.num_failed, "config": res.config,
-           "best": None if b is None else {"trial": b.trial, "score": b.score, "metrics": b.metrics, "spec": b.spec}}
+    out = {
+        "out": args.out,
+        "trials": len(res.trials),
+        "failed": res.num_failed,
+        "config": res.config,
+        "best": None if b is None else {"trial": b.trial, "score": b.score, "metrics": b.metrics, "spec": b.spec},
+    }
     if args.json:
         print_json(out)
     elif b is None:
@@ -102,8 +128,10 @@ def run(args) -> int:
     else:
         import json
 
-        print(f"best of {len(res.trials)} ({res.num_failed} failed): trial {b.trial}, "
-              f"val {res.config['objective']}={b.score:.4f}, test={json.dumps(b.metrics.get('test', {}))}")
+        print(
+            f"best of {len(res.trials)} ({res.num_failed} failed): trial {b.trial}, "
+            f"val {res.config['objective']}={b.score:.4f}, test={json.dumps(b.metrics.get('test', {}))}"
+        )
         print("spec: " + json.dumps(b.spec))
         print(f"log: {args.out}/trials.jsonl")
     return 0 if b is not None else 1

@@ -1,4 +1,5 @@
 """``oms serve``: put a trained run (or one checkpoint) behind the Open Inference Protocol REST API."""
+
 from __future__ import annotations
 
 import re
@@ -8,23 +9,34 @@ from openmindspore.cli._common import add_command, print_json
 
 
 def register(sub) -> None:
-    p = add_command(sub, "serve", "serve a run directory or checkpoint over HTTP (KServe v2 / Open Inference Protocol)",
-                    "  oms serve runs/digits\n"
-                    "  oms serve runs/digits --name digits --replicas 2 --max-batch 32 --max-delay-ms 5 --port 8000\n"
-                    "  oms serve runs/digits/checkpoints/step_00000100.safetensors --port 8001\n"
-                    "  oms serve 'runs/det?threshold=0.3&image_size=480x640' --name det   # a YOLOS detection run\n"
-                    "  curl -s localhost:8000/v2/models/digits   # metadata; POST .../infer to predict")
-    p.add_argument("model", metavar="RUN_DIR_OR_CHECKPOINT",
-                   help="run directory from `oms train --out`, a checkpoint file in it, a YOLOS detection run or "
-                        "MODEL.ckpt (+ MODEL.json), or builtin:identity; options after '?': "
-                        "threshold=T, image_size=HxW (detector)")
+    p = add_command(
+        sub,
+        "serve",
+        "serve a run directory or checkpoint over HTTP (KServe v2 / Open Inference Protocol)",
+        "  oms serve runs/digits\n"
+        "  oms serve runs/digits --name digits --replicas 2 --max-batch 32 --max-delay-ms 5 --port 8000\n"
+        "  oms serve runs/digits/checkpoints/step_00000100.safetensors --port 8001\n"
+        "  oms serve 'runs/det?threshold=0.3&image_size=480x640' --name det   # a YOLOS detection run\n"
+        "  curl -s localhost:8000/v2/models/digits   # metadata; POST .../infer to predict",
+    )
+    p.add_argument(
+        "model",
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="run directory from `oms train --out`, a checkpoint file in it, a YOLOS detection run or "
+        "MODEL.ckpt (+ MODEL.json), or builtin:identity; options after '?': "
+        "threshold=T, image_size=HxW (detector)",
+    )
     p.add_argument("--name", help="model name in URLs (default: the run directory's name)")
     p.add_argument("--replicas", type=int, default=1, help="model replicas (processes); >= 2 survives a replica crash")
     p.add_argument("--max-batch", type=int, default=32, help="samples per dynamic batch (1 disables batching)")
     p.add_argument("--max-delay-ms", type=float, default=2.0, help="longest wait for a batch to fill (ms)")
     p.add_argument("--max-queue", type=int, default=1024, help="queued samples before answering 429")
-    p.add_argument("--frontends", type=int, default=1,
-                   help="HTTP front-end processes sharing the port (SO_REUSEPORT); each batches on its own")
+    p.add_argument(
+        "--frontends",
+        type=int,
+        default=1,
+        help="HTTP front-end processes sharing the port (SO_REUSEPORT); each batches on its own",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--address", help="HOST:PORT of a running Ray cluster (default: an embedded local one)")
@@ -36,7 +48,7 @@ def register(sub) -> None:
 
 def _default_name(source: str) -> str:
     if source.startswith("builtin:"):
-        return source[len("builtin:"):].split("?")[0]
+        return source[len("builtin:") :].split("?")[0]
     p = Path(source.split("?")[0])
     if p.suffix == ".safetensors":
         p = p.parent.parent
@@ -56,21 +68,31 @@ def run(args) -> int:
     batching = BatchingConfig(args.max_batch, args.max_delay_ms, args.max_queue)
     name = args.name or _default_name(args.model)
     stop = threading.Event()
-    srv = Server(host=args.host, port=args.port, address=args.address, num_cpus=args.num_cpus,
-                 frontends=args.frontends)
+    srv = Server(host=args.host, port=args.port, address=args.address, num_cpus=args.num_cpus, frontends=args.frontends)
     try:
         srv.start()
-        version = srv.deploy(name, args.model, replicas=args.replicas, batching=batching,
-                             replica_cpus=args.replica_cpus)
+        version = srv.deploy(
+            name, args.model, replicas=args.replicas, batching=batching, replica_cpus=args.replica_cpus
+        )
         for sig in (signal.SIGINT, signal.SIGTERM):  # after Ray's start, which installs its own handlers
             signal.signal(sig, lambda *_: stop.set())
-        info = {"url": srv.url, "model": name, "version": version, "replicas": args.replicas,
-                "frontends": args.frontends, "infer": f"{srv.url}/v2/models/{name}/infer", **batching}
+        info = {
+            "url": srv.url,
+            "model": name,
+            "version": version,
+            "replicas": args.replicas,
+            "frontends": args.frontends,
+            "infer": f"{srv.url}/v2/models/{name}/infer",
+            **batching,
+        }
         if args.json:
             print_json(info)
         else:
-            print(f"serving {name} (version {version}, {args.replicas} replica(s), max-batch {args.max_batch}, "
-                  f"max-delay {args.max_delay_ms:g} ms) at {info['infer']}; Ctrl-C to stop", flush=True)
+            print(
+                f"serving {name} (version {version}, {args.replicas} replica(s), max-batch {args.max_batch}, "
+                f"max-delay {args.max_delay_ms:g} ms) at {info['infer']}; Ctrl-C to stop",
+                flush=True,
+            )
         while not stop.wait(0.5):
             pass
         print("draining and shutting down", flush=True)

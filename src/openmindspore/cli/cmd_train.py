@@ -1,4 +1,5 @@
 """``oms train``: train a model from a YAML config, or resume a run."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,39 +34,78 @@ def register(sub) -> None:
     e.add_argument("--min-workers", type=int, help="scale down to no fewer than this many workers (default 1)")
     e.add_argument("--spares", type=int, help="warm standby processes for fast replacement (default: --workers)")
     e.add_argument("--address", help="Ray cluster address (default: start an embedded local cluster)")
-    e.add_argument("--snapshot-every", type=_snapshot_every, metavar="K|auto",
-                   help="in-memory snapshot every K steps; auto (default): every step unless copying the state "
-                        "costs more than 5%% of a step, then the smallest K within that (always 1 with mccl)")
+    e.add_argument(
+        "--snapshot-every",
+        type=_snapshot_every,
+        metavar="K|auto",
+        help="in-memory snapshot every K steps; auto (default): every step unless copying the state "
+        "costs more than 5%% of a step, then the smallest K within that (always 1 with mccl)",
+    )
     e.add_argument("--checkpoint-every", type=int, help="disk checkpoint every K steps (default: config)")
     e.add_argument("--checkpoint-secs", type=float, help="also checkpoint when T seconds have passed")
-    e.add_argument("--hang-timeout", type=float, default=10.0,
-                   help="cap on the step deadline, seconds; the deadline is 5x the median step time, >= 1 s")
+    e.add_argument(
+        "--hang-timeout",
+        type=float,
+        default=10.0,
+        help="cap on the step deadline, seconds; the deadline is 5x the median step time, >= 1 s",
+    )
     e.add_argument("--max-restarts", type=int, default=10, help="replacement processes allowed in the whole run")
-    e.add_argument("--rejoin-wait", type=float, default=30.0,
-                   help="seconds a recovery may wait for replacement processes before scaling down")
+    e.add_argument(
+        "--rejoin-wait",
+        type=float,
+        default=30.0,
+        help="seconds a recovery may wait for replacement processes before scaling down",
+    )
     e.add_argument("--placement", choices=["PACK", "SPREAD"], default="PACK", help="placement-group strategy")
-    e.add_argument("--threads", type=int,
-                   help="CPU threads per worker on the embedded cluster (default: cores // workers; on a "
-                        "cluster each node's CPUs are divided among its workers)")
-    e.add_argument("--engine", choices=["ray", "yuanrong"], default="ray",
-                   help="distributed execution engine (openYuanrong is experimental)")
-    e.add_argument("--comm", choices=["shm", "mccl"],
-                   help="gradient all-reduce: shm (shared memory on one node, survivors kept on failure; default) "
-                        "or mccl (MindSpore's collectives; default with --address)")
+    e.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads per worker on the embedded cluster (default: cores // workers; on a "
+        "cluster each node's CPUs are divided among its workers)",
+    )
+    e.add_argument(
+        "--engine",
+        choices=["ray", "yuanrong"],
+        default="ray",
+        help="distributed execution engine (openYuanrong is experimental)",
+    )
+    e.add_argument(
+        "--comm",
+        choices=["shm", "mccl"],
+        help="gradient all-reduce: shm (shared memory on one node, survivors kept on failure; default) "
+        "or mccl (MindSpore's collectives; default with --address)",
+    )
     e.add_argument("--bucket-mb", type=float, help="all-reduce bucket (piece) size in MiB for shm (default 1)")
-    e.add_argument("--overlap", action="store_true",
-                   help="shm: compute each parameter's update while later gradient buckets are still being "
-                        "summed (off by default: slower with one core per worker, measured)")
-    e.add_argument("--no-shard-optimizer", action="store_true",
-                   help="shm: every worker updates all parameters (default: each updates and keeps the optimizer "
-                        "state of its share only, ZeRO-1, the state kept in shared memory for recovery)")
-    e.add_argument("--no-pin", action="store_true",
-                   help="do not pin each worker to its own cores (embedded cluster; pinning is the default)")
-    e.add_argument("--restart-survivors", action="store_true",
-                   help="replace every worker on a failure even when the backend could keep the survivors")
+    e.add_argument(
+        "--overlap",
+        action="store_true",
+        help="shm: compute each parameter's update while later gradient buckets are still being "
+        "summed (off by default: slower with one core per worker, measured)",
+    )
+    e.add_argument(
+        "--no-shard-optimizer",
+        action="store_true",
+        help="shm: every worker updates all parameters (default: each updates and keeps the optimizer "
+        "state of its share only, ZeRO-1, the state kept in shared memory for recovery)",
+    )
+    e.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin each worker to its own cores (embedded cluster; pinning is the default)",
+    )
+    e.add_argument(
+        "--restart-survivors",
+        action="store_true",
+        help="replace every worker on a failure even when the backend could keep the survivors",
+    )
     for kind, sig in (("kill", "SIGKILL"), ("hang", "SIGSTOP"), ("preempt", "SIGTERM")):
-        e.add_argument(f"--{kind}-worker-at", action="append", default=[], metavar="STEP[:RANK]",
-                       help=f"fault injection: send {sig} to RANK (default 0) during STEP; repeatable")
+        e.add_argument(
+            f"--{kind}-worker-at",
+            action="append",
+            default=[],
+            metavar="STEP[:RANK]",
+            help=f"fault injection: send {sig} to RANK (default 0) during STEP; repeatable",
+        )
     p.set_defaults(func=run)
 
 
@@ -82,15 +122,24 @@ def _snapshot_every(text: str) -> int | None:
 def _elastic_options(args, saved=None):
     from openmindspore.elastic import ElasticOptions, parse_fault
 
-    faults = [parse_fault(kind, spec) for kind in ("kill", "hang", "preempt")
-              for spec in getattr(args, f"{kind}_worker_at")]
+    faults = [
+        parse_fault(kind, spec) for kind in ("kill", "hang", "preempt") for spec in getattr(args, f"{kind}_worker_at")
+    ]
     if saved is None and args.workers is None and not faults and args.address is None:
         return None
     base = saved or ElasticOptions(workers=args.workers or 2)
     if args.workers is not None:
         base.workers = args.workers
-    for name in ("min_workers", "spares", "address", "checkpoint_every", "checkpoint_secs", "comm", "bucket_mb",
-                 "threads"):
+    for name in (
+        "min_workers",
+        "spares",
+        "address",
+        "checkpoint_every",
+        "checkpoint_secs",
+        "comm",
+        "bucket_mb",
+        "threads",
+    ):
         if getattr(args, name) is not None:
             setattr(base, name, getattr(args, name))
     base.snapshot_every, base.hang_timeout = args.snapshot_every, args.hang_timeout
@@ -114,12 +163,16 @@ def _print_summary(summary: dict, out: Path) -> None:
     c = Console()
     ev = summary.get("eval", {})
     metric = ", ".join(f"{k}={v:.4f}" for k, v in ev.items() if isinstance(v, (int, float)))
-    c.print(f"[bold green]{summary['status']}[/] {summary['steps']}/{summary.get('total_steps', '?')} steps, "
-            f"final loss {summary['final_loss']:.4f}, test {metric}")
+    c.print(
+        f"[bold green]{summary['status']}[/] {summary['steps']}/{summary.get('total_steps', '?')} steps, "
+        f"final loss {summary['final_loss']:.4f}, test {metric}"
+    )
     med = (summary.get("step_time_s") or {}).get("median")
     if med:
-        c.print(f"median step {med * 1000:.1f} ms, world size {summary['world_size']}, "
-                f"params sha256 {summary['params_sha256'][:16]}…")
+        c.print(
+            f"median step {med * 1000:.1f} ms, world size {summary['world_size']}, "
+            f"params sha256 {summary['params_sha256'][:16]}…"
+        )
     c.print(f"run directory: {out}")
 
 
@@ -140,8 +193,9 @@ def _run(args) -> tuple[dict, Path]:
     quiet = args.quiet or args.json
     if args.resume:
         if args.config:
-            raise ConfigError("config", args.config, "no config together with --resume",
-                              "the run directory's own config.yaml is used")
+            raise ConfigError(
+                "config", args.config, "no config together with --resume", "the run directory's own config.yaml is used"
+            )
         out = Path(args.resume)
         from openmindspore.elastic.run import read_elastic_options, resume_elastic
 

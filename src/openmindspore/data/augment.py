@@ -3,6 +3,7 @@
 Keying by the global sample id (not by the position in a batch or by the worker) makes augmentation
 exactly reproducible after a resume and independent of how a global batch is split across workers.
 """
+
 from __future__ import annotations
 
 import numpy as np

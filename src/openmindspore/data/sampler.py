@@ -6,6 +6,7 @@ batch of sample indices; a worker of a data-parallel group takes its contiguous 
 :func:`shard`, so the global batch (and thus the maths of the step) does not depend on the world size.
 An epoch's last batch may be smaller: every sample of an epoch is visited exactly once.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -60,7 +61,7 @@ class ResumableSampler:
     def next_batch(self) -> np.ndarray:
         """Indices of the next global batch (int64); advances the position."""
         perm = self.permutation(self.epoch)
-        batch = perm[self.offset:self.offset + self.global_batch]
+        batch = perm[self.offset : self.offset + self.global_batch]
         self.offset += len(batch)
         if self.offset >= self.num_samples:
             self.epoch, self.offset = self.epoch + 1, 0
@@ -72,8 +73,12 @@ class ResumableSampler:
     def load_state(self, state: SamplerState | dict) -> None:
         s = state if isinstance(state, SamplerState) else SamplerState(**state)
         if not 0 <= s.offset < self.num_samples:
-            raise ConfigError("sampler.offset", s.offset, f"0 <= offset < {self.num_samples}",
-                              "the checkpoint belongs to a different dataset")
+            raise ConfigError(
+                "sampler.offset",
+                s.offset,
+                f"0 <= offset < {self.num_samples}",
+                "the checkpoint belongs to a different dataset",
+            )
         self.seed, self.epoch, self.offset = s.seed, s.epoch, s.offset
 
 

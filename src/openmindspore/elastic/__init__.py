@@ -4,6 +4,7 @@
 Attributes are imported lazily so that light users (``openmindspore.elastic.comm`` in a worker or a test
 process) do not pay for the driver's imports.
 """
+
 from __future__ import annotations
 
 from importlib import import_module
@@ -11,9 +12,13 @@ from typing import Any
 
 __all__ = ["ElasticTrainer", "ElasticOptions", "Fault", "parse_fault", "valid_world_sizes"]
 
-_WHERE = {"ElasticTrainer": "openmindspore.elastic.driver", "ElasticOptions": "openmindspore.elastic.options",
-          "Fault": "openmindspore.elastic.options", "parse_fault": "openmindspore.elastic.options",
-          "valid_world_sizes": "openmindspore.elastic.options"}
+_WHERE = {
+    "ElasticTrainer": "openmindspore.elastic.driver",
+    "ElasticOptions": "openmindspore.elastic.options",
+    "Fault": "openmindspore.elastic.options",
+    "parse_fault": "openmindspore.elastic.options",
+    "valid_world_sizes": "openmindspore.elastic.options",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,7 @@
 """Running one lock-step global step on the group and classifying what went wrong (the driver's half of
 failure detection); the survivors' state for a recovery. Mixed into
 :class:`openmindspore.elastic.driver.ElasticTrainer`."""
+
 from __future__ import annotations
 
 import statistics
@@ -64,14 +65,14 @@ class StepMixin:
                 elif out.ok:
                     results[r] = out.value
                 else:
-                    dead = [rank_of[id(g)] for g in pending + ready
-                            if self.engine.outcome(g, timeout=0).status == "dead"]
+                    dead = [
+                        rank_of[id(g)] for g in pending + ready if self.engine.outcome(g, timeout=0).status == "dead"
+                    ]
                     raise GroupFailure("crash", sorted(set(dead) | {r}), step + 1, t0, out.error)
             if comm_errors:
                 raise self._comm_failure(step, t0, comm_errors, [rank_of[id(f)] for f in pending])
             if pending and time.time() >= deadline:
-                hung = self._unresponsive([rank_of[id(f)] for f in pending],
-                                          timeout=max(2.0, 0.5 * self._deadline()))
+                hung = self._unresponsive([rank_of[id(f)] for f in pending], timeout=max(2.0, 0.5 * self._deadline()))
                 if len(hung) == len(self.group) > 1 and not all_silent_before:
                     # every rank silent at once is far more often an overloaded node than a group-wide
                     # hang: confirm with another round at the next deadline (still bounded by the cap)
@@ -79,16 +80,25 @@ class StepMixin:
                 if hung or time.time() - t0 >= 3 * self.opts.hang_timeout:
                     # a process that died is a crash even when the deadline came first (under load the
                     # engine may report the death after the 1 s minimum deadline)
-                    kind = "crash" if hung and all(self.engine.outcome(futs[r], timeout=0).status == "dead"
-                                                   for r in hung) else "hang"
-                    raise GroupFailure(kind, hung or sorted(rank_of[id(f)] for f in pending), step + 1, t0,
-                                       f"step {step + 1} exceeded its {self._deadline():.1f} s deadline")
+                    kind = (
+                        "crash"
+                        if hung and all(self.engine.outcome(futs[r], timeout=0).status == "dead" for r in hung)
+                        else "hang"
+                    )
+                    raise GroupFailure(
+                        kind,
+                        hung or sorted(rank_of[id(f)] for f in pending),
+                        step + 1,
+                        t0,
+                        f"step {step + 1} exceeded its {self._deadline():.1f} s deadline",
+                    )
                 deadline = time.time() + self._deadline()
         self._inflight = {}
         return [results[r] for r in range(len(self.group))]
 
-    def _comm_failure(self, step: int, t0: float, errors: dict[int, dict[str, Any]],
-                      pending: list[int]) -> GroupFailure:
+    def _comm_failure(
+        self, step: int, t0: float, errors: dict[int, dict[str, Any]], pending: list[int]
+    ) -> GroupFailure:
         """Classify a failed collective (rebuildable backends): the ranks that died (the engine reports
         them within ~0.1 s; waited for up to 2 s) or, if none did, the ranks the survivors named that do not
         answer a heartbeat (hung)."""

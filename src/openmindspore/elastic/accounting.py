@@ -1,4 +1,5 @@
 """Exactly-once sample accounting over the steps that a run actually completed."""
+
 from __future__ import annotations
 
 from collections import defaultdict

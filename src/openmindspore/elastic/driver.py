@@ -18,6 +18,7 @@ A new group is formed from warm pool processes: the same world size when enough 
 the survivors' count (``>= --min-workers``); when enough processes are ready again the group scales back
 up at a step boundary.
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,8 +68,9 @@ class _Member:
 class ElasticTrainer(StepMixin):
     """Runs one elastic data-parallel job; ``run()`` returns the summary dict."""
 
-    def __init__(self, cfg: TrainConfig, opts: ElasticOptions, run: RunDir, quiet: bool = True,
-                 engine: Engine | None = None) -> None:
+    def __init__(
+        self, cfg: TrainConfig, opts: ElasticOptions, run: RunDir, quiet: bool = True, engine: Engine | None = None
+    ) -> None:
         self.cfg, self.opts, self.run_dir, self.quiet = cfg, opts.validate(cfg.batch_size), run, quiet
         self.cfg_dict = cfg.model_dump(mode="json")
         self.engine = engine or get_engine(opts.engine)
@@ -124,12 +126,25 @@ class ElasticTrainer(StepMixin):
         bundle = self.free_bundles.pop(0)
         # the first workers also compile the shapes of the smaller groups they may shrink to; a replacement
         # (started while a group waits for it) only warms up its own
-        shrink_to = () if self._initial_spawns_done else tuple(
-            n for n in valid_world_sizes(self.cfg.batch_size, self.opts.workers)
-            if self.opts.min_workers <= n < self.opts.workers)
-        actor = self.engine.spawn(Worker, self.cfg_dict, self._threads_for(bundle), self.opts.workers, shrink_to,
-                                  name=f"worker-b{bundle}",
-                                  bundle=bundle, concurrency=4)
+        shrink_to = (
+            ()
+            if self._initial_spawns_done
+            else tuple(
+                n
+                for n in valid_world_sizes(self.cfg.batch_size, self.opts.workers)
+                if self.opts.min_workers <= n < self.opts.workers
+            )
+        )
+        actor = self.engine.spawn(
+            Worker,
+            self.cfg_dict,
+            self._threads_for(bundle),
+            self.opts.workers,
+            shrink_to,
+            name=f"worker-b{bundle}",
+            bundle=bundle,
+            concurrency=4,
+        )
         self.pool.append(_Member(actor, self.engine.call(actor, "ready")))
         return True
 
@@ -204,8 +219,10 @@ class ElasticTrainer(StepMixin):
         sched, host_port = None, None
         if self.opts.comm == "shm":
             spec = self._comm_spec()
-            futs = [self.engine.call(m.actor, "connect", rank, size, None, spec, self._pin)
-                    for rank, m in enumerate(members)]
+            futs = [
+                self.engine.call(m.actor, "connect", rank, size, None, spec, self._pin)
+                for rank, m in enumerate(members)
+            ]
             return _Group([m.actor for m in members], None, futs, time.time(), spec["group"])
         if size > 1:
             if not self.sched_pool:
@@ -217,19 +234,27 @@ class ElasticTrainer(StepMixin):
             sched = sm.actor
             host = "127.0.0.1" if self.opts.address is None else socket.gethostbyname(socket.gethostname())
             host_port = self.engine.get(self.engine.call(sched, "start", size, host), timeout=60)
-        futs = [self.engine.call(m.actor, "connect", rank, size, host_port, None, self._pin)
-                for rank, m in enumerate(members)]
+        futs = [
+            self.engine.call(m.actor, "connect", rank, size, host_port, None, self._pin)
+            for rank, m in enumerate(members)
+        ]
         return _Group([m.actor for m in members], sched, futs, time.time())
 
     def _comm_spec(self) -> dict[str, Any]:
         """Connection spec of a new shm group (a fresh group name per formation)."""
         self._generation += 1
-        return {"backend": "shm", "group": f"{self._group_id}-{self._generation}",
-                "timeout": 3 * self.opts.hang_timeout, "chunk_bytes": int(self.opts.bucket_mb * (1 << 20)),
-                "overlap": self.opts.overlap, "shard": self.opts.shard_optimizer}
+        return {
+            "backend": "shm",
+            "group": f"{self._group_id}-{self._generation}",
+            "timeout": 3 * self.opts.hang_timeout,
+            "chunk_bytes": int(self.opts.bucket_mb * (1 << 20)),
+            "overlap": self.opts.overlap,
+            "shard": self.opts.shard_optimizer,
+        }
 
-    def _activate(self, g: _Group, state: TrainState | None, after_step: int,
-                  skip_load: frozenset[int] = frozenset()) -> dict[str, Any]:
+    def _activate(
+        self, g: _Group, state: TrainState | None, after_step: int, skip_load: frozenset[int] = frozenset()
+    ) -> dict[str, Any]:
         """Wait for ``g`` to be connected, load ``state`` into it and make it the active group. Members
         whose index is in ``skip_load`` already hold ``state`` (survivors at that step) and keep theirs."""
         self._await_connect(g)
@@ -245,8 +270,10 @@ class ElasticTrainer(StepMixin):
         keep = {id(g.members[i]) for i in skip_load}
         self._read_fault_log()
         faults = [(i, f.kind, f.step, f.rank) for i, f in enumerate(self.opts.faults) if i not in self.fired]
-        loads = [self.engine.call(a, "load", None if id(a) in keep else state, faults, str(self.fault_log))
-                 for a in self.group]
+        loads = [
+            self.engine.call(a, "load", None if id(a) in keep else state, faults, str(self.fault_log))
+            for a in self.group
+        ]
         self.engine.wait(loads, timeout=120, num=len(loads))
         louts = [self.engine.outcome(f, timeout=0) for f in loads]
         bad = [i for i, o in enumerate(louts) if not o.ok]
@@ -262,8 +289,9 @@ class ElasticTrainer(StepMixin):
         while pending and time.time() < until:
             _, pending = self.engine.wait(pending, timeout=min(0.5, max(0.0, until - time.time())), num=len(pending))
             waiting = {id(f) for f in pending}
-            failed = any(self.engine.outcome(f, timeout=0).status in ("dead", "error")
-                         for f in g.connect if id(f) not in waiting)
+            failed = any(
+                self.engine.outcome(f, timeout=0).status in ("dead", "error") for f in g.connect if id(f) not in waiting
+            )
             if failed and pending and g.comm_group is not None:
                 for m, f in zip(g.members, g.connect):
                     if id(f) in waiting:
@@ -271,8 +299,14 @@ class ElasticTrainer(StepMixin):
                 self.engine.wait(pending, timeout=10.0, num=len(pending))
                 return
 
-    def _form_group(self, size: int, state: TrainState | None, after_step: int,
-                    keep: list[ActorRef] | None = None, keep_at_state: frozenset[int] = frozenset()) -> dict[str, Any]:
+    def _form_group(
+        self,
+        size: int,
+        state: TrainState | None,
+        after_step: int,
+        keep: list[ActorRef] | None = None,
+        keep_at_state: frozenset[int] = frozenset(),
+    ) -> dict[str, Any]:
         """Make a group of ``size`` active: the pre-connected standby group when it fits, else a new one.
         ``keep`` (rebuildable backends): live workers that stay and rebuild their group in-process, topped
         up from the warm pool; those whose index is in ``keep_at_state`` already hold ``state``."""
@@ -335,8 +369,10 @@ class ElasticTrainer(StepMixin):
             self._pending_recovery = None
         world_before = len(self.group)
         alive = [r for r in range(world_before) if r not in failure.ranks]
-        self._say(f"{failure.kind}: rank(s) {failure.ranks} during step {failure.step} "
-                  f"(detected after {failure.t_detect - failure.t_fail:.2f} s)")
+        self._say(
+            f"{failure.kind}: rank(s) {failure.ranks} during step {failure.step} "
+            f"(detected after {failure.t_detect - failure.t_fail:.2f} s)"
+        )
         keep_mode = self.rebuildable and self.opts.keep_survivors
         t_begin = time.time()
         if keep_mode:
@@ -374,8 +410,11 @@ class ElasticTrainer(StepMixin):
         while True:
             covered = covered and bool(keep) and len(self._ready(self.pool)) >= self.opts.workers - len(keep)
             self._refill(defer=covered)
-            ready = (len(self._ready(self.pool, timeout=0.1)) + (len(self.standby.members) if self.standby else 0)
-                     + len(keep))
+            ready = (
+                len(self._ready(self.pool, timeout=0.1))
+                + (len(self.standby.members) if self.standby else 0)
+                + len(keep)
+            )
             if ready < self.opts.min_workers:
                 if not self.pool or time.time() > deadline:
                     self._final_checkpoint(best)
@@ -383,12 +422,14 @@ class ElasticTrainer(StepMixin):
                         f"{failure.kind} of rank(s) {failure.ranks} at step {failure.step} left {ready} worker "
                         f"process(es) and no restarts (--max-restarts={self.opts.max_restarts}), below "
                         f"--min-workers={self.opts.min_workers}; final checkpoint at step {state_step} in "
-                        f"{self.run_dir.path}; resume with `oms train --resume {self.run_dir.path}`")
+                        f"{self.run_dir.path}; resume with `oms train --resume {self.run_dir.path}`"
+                    )
                 self._ready(self.pool, timeout=1.0)  # wait for cold-started replacements
                 continue
             try:
-                info = self._form_group(min(self.opts.workers, ready), best, state_step, keep=keep,
-                                        keep_at_state=keep_at)
+                info = self._form_group(
+                    min(self.opts.workers, ready), best, state_step, keep=keep, keep_at_state=keep_at
+                )
                 size = len(self.group)
                 t_formed = time.time()
                 break
@@ -397,14 +438,25 @@ class ElasticTrainer(StepMixin):
                 self._retire_group()
                 keep, keep_at = [], frozenset()
         self._pending_recovery = {
-            "step": failure.step, "kind": failure.kind, "failed_ranks": failure.ranks,
-            "detect_s": round(failure.t_detect - failure.t_fail, 3), "t_fail": failure.t_fail,
-            "world_before": world_before, "world_after": size, "steps_lost": steps_lost,
-            "resumed_from_step": state_step, "comm_init_s": round(info["comm_init_s"], 3),
-            "standby_group": info["standby"], "survivors_kept": info["kept"], "comm": self.opts.comm,
-            "phases_s": {"detect_to_recover": round(t_begin - failure.t_detect, 3),
-                         "abort": round(t_settled - t_begin, 3),
-                         "state": round(t_state - t_settled, 3), "form_group": round(t_formed - t_state, 3)},
+            "step": failure.step,
+            "kind": failure.kind,
+            "failed_ranks": failure.ranks,
+            "detect_s": round(failure.t_detect - failure.t_fail, 3),
+            "t_fail": failure.t_fail,
+            "world_before": world_before,
+            "world_after": size,
+            "steps_lost": steps_lost,
+            "resumed_from_step": state_step,
+            "comm_init_s": round(info["comm_init_s"], 3),
+            "standby_group": info["standby"],
+            "survivors_kept": info["kept"],
+            "comm": self.opts.comm,
+            "phases_s": {
+                "detect_to_recover": round(t_begin - failure.t_detect, 3),
+                "abort": round(t_settled - t_begin, 3),
+                "state": round(t_state - t_settled, 3),
+                "form_group": round(t_formed - t_state, 3),
+            },
             "t_formed": t_formed,
         }
         self.snapshots = {s: r for s, r in self.snapshots.items() if s <= state_step}
@@ -434,15 +486,29 @@ class ElasticTrainer(StepMixin):
         state_step, best, _, steps = self._best_state(list(range(before)), step)
         if self._keeps():  # the live group stays and grows in-process
             keep = list(self.group)
-            info = self._form_group(self.opts.workers, best, state_step, keep=keep,
-                                    keep_at_state=frozenset(r for r, s in steps.items() if s == state_step))
+            info = self._form_group(
+                self.opts.workers,
+                best,
+                state_step,
+                keep=keep,
+                keep_at_state=frozenset(r for r, s in steps.items() if s == state_step),
+            )
         else:
             self._retire_group()
             info = self._form_group(self.opts.workers, best, state_step)
-        self.rescales.append({"step": step, "world_before": before, "world_after": self.opts.workers,
-                              "pause_s": round(time.time() - t0, 3), "comm_init_s": round(info["comm_init_s"], 3)})
-        self._say(f"scaled up {before} -> {self.opts.workers} workers at step {step} "
-                  f"({time.time() - t0:.2f} s pause, no steps lost)")
+        self.rescales.append(
+            {
+                "step": step,
+                "world_before": before,
+                "world_after": self.opts.workers,
+                "pause_s": round(time.time() - t0, 3),
+                "comm_init_s": round(info["comm_init_s"], 3),
+            }
+        )
+        self._say(
+            f"scaled up {before} -> {self.opts.workers} workers at step {step} "
+            f"({time.time() - t0:.2f} s pause, no steps lost)"
+        )
 
     def _keeps(self) -> bool:
         return self.rebuildable and self.opts.keep_survivors
@@ -450,8 +516,9 @@ class ElasticTrainer(StepMixin):
     # -------------------------------------------------------- checkpoints
     def _snapshot_period(self) -> int:
         cost = self._snapshot_cost_s()
-        return self.opts.snapshot_period(self.snapshot_copy_s if cost is None else cost, self._recent_step_s(5),
-                                         self.rebuildable)
+        return self.opts.snapshot_period(
+            self.snapshot_copy_s if cost is None else cost, self._recent_step_s(5), self.rebuildable
+        )
 
     def _snapshot_cost_s(self, window: int = 60) -> float | None:
         """What a snapshot costs the training, measured: the median time of the recent steps that ran while
@@ -481,8 +548,9 @@ class ElasticTrainer(StepMixin):
 
     def _checkpoint_due(self, step: int) -> bool:
         every = self.opts.checkpoint_every or self.cfg.checkpoint_every
-        return step % every == 0 or (self.opts.checkpoint_secs is not None
-                                     and time.time() - self._last_ckpt_time >= self.opts.checkpoint_secs)
+        return step % every == 0 or (
+            self.opts.checkpoint_secs is not None and time.time() - self._last_ckpt_time >= self.opts.checkpoint_secs
+        )
 
     def _checkpoint(self, step: int, force: bool = False) -> None:
         """Write the snapshot of ``step`` to disk on a driver thread (``force``: now, waiting for it)."""
@@ -541,7 +609,9 @@ class ElasticTrainer(StepMixin):
         self._spawn_scheduler()
         self._initial_spawns_done = True
         step = state.step if state is not None else 0
-        ledger = SampleLedger(self.num_train, partial_epoch=state.sampler.epoch if state and state.sampler.offset else None)
+        ledger = SampleLedger(
+            self.num_train, partial_epoch=state.sampler.epoch if state and state.sampler.offset else None
+        )
         t_start = time.time()
         for attempt in range(3):
             try:
@@ -552,8 +622,9 @@ class ElasticTrainer(StepMixin):
                 self._retire_group()
                 if attempt == 2:
                     raise OMSError(f"could not form a group of {o.workers} workers: {failure.detail}") from None
-        self._say(f"group of {o.workers} worker(s) formed in {time.time() - t_start:.1f} s "
-                  f"(threads per worker: {o.threads})")
+        self._say(
+            f"group of {o.workers} worker(s) formed in {time.time() - t_start:.1f} s (threads per worker: {o.threads})"
+        )
         last_loss = float(state.extra.get("final_loss", float("nan"))) if state else float("nan")
         window_t, window_n = time.perf_counter(), 0
         with step_progress(stop_at, step, title=f"train x{o.workers}", disable=self.quiet) as bar:
@@ -573,9 +644,13 @@ class ElasticTrainer(StepMixin):
                 self.comm_times.append(max(r["comm_s"] for r in results))
                 compiled = any(r.get("compiled") for r in results)
                 self.late_compiles += compiled
-                self.phase_times.append({"compute": max(r["compute_s"] for r in results),
-                                         "update": max(r["update_s"] for r in results),
-                                         "driver": dt - max(r["worker_s"] for r in results)})
+                self.phase_times.append(
+                    {
+                        "compute": max(r["compute_s"] for r in results),
+                        "update": max(r["update_s"] for r in results),
+                        "driver": dt - max(r["worker_s"] for r in results),
+                    }
+                )
                 last_loss = float(sum(r["loss"] for r in results))
                 self.losses.append(last_loss)
                 ledger.record(step, results[0]["epoch"], np.concatenate([r["samples"] for r in results]))
@@ -586,8 +661,10 @@ class ElasticTrainer(StepMixin):
                     rec["phases_s"]["first_step"] = round(time.time() - rec.pop("t_formed"), 3)
                     self.recoveries.append(rec)
                     self._pending_recovery = None
-                    self._say(f"recovered: world {rec['world_before']} -> {rec['world_after']}, "
-                              f"{rec['recover_s']:.2f} s from failure to step {step}, {rec['steps_lost']} step(s) lost")
+                    self._say(
+                        f"recovered: world {rec['world_before']} -> {rec['world_after']}, "
+                        f"{rec['recover_s']:.2f} s from failure to step {step}, {rec['steps_lost']} step(s) lost"
+                    )
                 # a disk checkpoint is written from a snapshot: take one when it is due, whatever --snapshot-every
                 ckpt_due = step == stop_at or self._checkpoint_due(step)
                 self._take_snapshot(step, force=ckpt_due)
@@ -599,8 +676,15 @@ class ElasticTrainer(StepMixin):
                     sps = window_n * self.cfg.batch_size / max(now - window_t, 1e-9)
                     window_t, window_n = now, 0
                     bar.update(step, last_loss, sps, info=f"world {len(self.group)}")
-                    self.run_dir.append_metrics({"step": step, "loss": last_loss, "samples_per_s": sps,
-                                                 "world_size": len(self.group), "time": time.time()})
+                    self.run_dir.append_metrics(
+                        {
+                            "step": step,
+                            "loss": last_loss,
+                            "samples_per_s": sps,
+                            "world_size": len(self.group),
+                            "time": time.time(),
+                        }
+                    )
                 preempted = [r["rank"] for r in results if r["preempted"]]
                 if preempted:
                     failure = GroupFailure("preempt", preempted, step, t0, "SIGTERM")
@@ -620,26 +704,46 @@ class ElasticTrainer(StepMixin):
         med = float(np.median(times)) if len(times) else None
         summary = {
             "status": "completed" if step >= self.total_steps else "stopped",
-            "steps": step, "total_steps": self.total_steps, "final_loss": loss,
-            "eval": fields["eval"], "val": fields["val"], "params_sha256": fields["params_sha256"],
-            "samples_seen": fields["samples_seen"], "samples_seen_this_run": seen,
-            "duplicate_samples": dup, "missed_samples": missed, "epoch": fields["epoch"],
-            "step_time_s": {"median": med, "mean": float(times.mean()) if len(times) else None,
-                            "p90": float(np.percentile(times, 90)) if len(times) else None},
+            "steps": step,
+            "total_steps": self.total_steps,
+            "final_loss": loss,
+            "eval": fields["eval"],
+            "val": fields["val"],
+            "params_sha256": fields["params_sha256"],
+            "samples_seen": fields["samples_seen"],
+            "samples_seen_this_run": seen,
+            "duplicate_samples": dup,
+            "missed_samples": missed,
+            "epoch": fields["epoch"],
+            "step_time_s": {
+                "median": med,
+                "mean": float(times.mean()) if len(times) else None,
+                "p90": float(np.percentile(times, 90)) if len(times) else None,
+            },
             "snapshot_overhead": (float(np.median(self.stash_times)) / med) if med else None,
-            "snapshot_every": self._snapshot_period(), "snapshot_copy_s": self.snapshot_copy_s,
+            "snapshot_every": self._snapshot_period(),
+            "snapshot_copy_s": self.snapshot_copy_s,
             "snapshot_cost_s": self._snapshot_cost_s(),
-            "comm_s": {"backend": self.opts.comm,
-                       "median": float(np.median(self.comm_times)) if self.comm_times else None},
+            "comm_s": {
+                "backend": self.opts.comm,
+                "median": float(np.median(self.comm_times)) if self.comm_times else None,
+            },
             # medians over steps of the slowest rank's forward+backward, optimizer update, and the step time
             # not spent inside any worker's step call (engine round trip, driver bookkeeping)
-            "phases_s": {k: float(np.median([p[k] for p in self.phase_times])) if self.phase_times else None
-                         for k in ("compute", "update", "driver")},
-            "world_size": len(self.group), "workers": self.opts.workers, "recoveries": self.recoveries,
+            "phases_s": {
+                k: float(np.median([p[k] for p in self.phase_times])) if self.phase_times else None
+                for k in ("compute", "update", "driver")
+            },
+            "world_size": len(self.group),
+            "workers": self.opts.workers,
+            "recoveries": self.recoveries,
             "worker_cores": self.worker_cores,  # per rank of the last group: pinned cores (None: not pinned)
             "late_compiles": self.late_compiles,
-            "rescales": self.rescales, "dataset": self.cfg.dataset, "model": self.cfg.model.get("name"),
-            "elastic": self.opts.to_dict(), "engine": self.engine.name,
+            "rescales": self.rescales,
+            "dataset": self.cfg.dataset,
+            "model": self.cfg.model.get("name"),
+            "elastic": self.opts.to_dict(),
+            "engine": self.engine.name,
         }
         self.run_dir.write_summary(summary)
         return summary

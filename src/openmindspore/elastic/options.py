@@ -1,4 +1,5 @@
 """Options of an elastic run and fault-injection specs (``--kill-worker-at STEP[:RANK]``)."""
+
 from __future__ import annotations
 
 import math
@@ -66,13 +67,17 @@ class ElasticOptions:
     # with one core per worker, see docs/benchmarks.md "Scaling")
     shard_optimizer: bool = True  # shm: ZeRO-1, each worker updates its share (openmindspore.elastic.zero)
 
-    def validate(self, global_batch: int) -> "ElasticOptions":
+    def validate(self, global_batch: int) -> ElasticOptions:
         if self.workers < 1:
             raise ConfigError("--workers", self.workers, "an integer >= 1")
         valid = valid_world_sizes(global_batch, max(self.workers, 8))
         if self.workers not in valid:
-            raise ConfigError("--workers", self.workers, f"a world size dividing batch_size={global_batch}",
-                              f"choose workers in {valid} or change batch_size")
+            raise ConfigError(
+                "--workers",
+                self.workers,
+                f"a world size dividing batch_size={global_batch}",
+                f"choose workers in {valid} or change batch_size",
+            )
         if self.min_workers is None:
             self.min_workers = 1
         if not 1 <= self.min_workers <= self.workers:
@@ -94,24 +99,37 @@ class ElasticOptions:
         if self.comm is None:
             self.comm = "shm" if self.address is None else "mccl"
         if self.comm not in COMM_BACKENDS:
-            raise ConfigError("--comm", self.comm, f"one of {list(COMM_BACKENDS)}",
-                              "shm for one node (fast, survivors kept), mccl for MindSpore's collectives")
+            raise ConfigError(
+                "--comm",
+                self.comm,
+                f"one of {list(COMM_BACKENDS)}",
+                "shm for one node (fast, survivors kept), mccl for MindSpore's collectives",
+            )
         if self.overlap and self.comm != "shm":
-            raise ConfigError("--overlap", f"with --comm {self.comm}", "--comm shm (MCCL's all-reduce runs inside "
-                              "MindSpore, asynchronously already)", "drop --overlap or use --comm shm")
+            raise ConfigError(
+                "--overlap",
+                f"with --comm {self.comm}",
+                "--comm shm (MCCL's all-reduce runs inside MindSpore, asynchronously already)",
+                "drop --overlap or use --comm shm",
+            )
         if self.overlap or self.comm != "shm":
             self.shard_optimizer = False  # a full update (each worker updates everything): overlapped, or MCCL
         if not 0.004 <= self.bucket_mb <= 4096:
-            raise ConfigError("--bucket-mb", self.bucket_mb, "a size in MiB between 0.004 and 4096",
-                              f"the measured default is {DEFAULT_BUCKET_MB}")
+            raise ConfigError(
+                "--bucket-mb",
+                self.bucket_mb,
+                "a size in MiB between 0.004 and 4096",
+                f"the measured default is {DEFAULT_BUCKET_MB}",
+            )
         for f in self.faults:
             if f.rank >= self.workers:
                 raise ConfigError(f"--{f.kind}-worker-at", f"{f.step}:{f.rank}", f"a rank < workers={self.workers}")
         if self.threads is None:
             self.threads = max(1, (os.cpu_count() or 1) // self.workers)
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise ConfigError("--threads", self.threads, "an integer >= 1 (CPU threads per worker)",
-                              "omit it to use cores // workers")
+            raise ConfigError(
+                "--threads", self.threads, "an integer >= 1 (CPU threads per worker)", "omit it to use cores // workers"
+            )
         return self
 
     def snapshot_period(self, copy_s: float, step_s: float | None, rebuildable: bool) -> int:

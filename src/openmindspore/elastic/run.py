@@ -1,4 +1,5 @@
 """Entry points for elastic runs: start one into a run directory, or resume one from disk."""
+
 from __future__ import annotations
 
 import json
@@ -27,16 +28,18 @@ def read_elastic_options(run_dir: str | Path) -> ElasticOptions | None:
     return ElasticOptions(**d)
 
 
-def train_elastic(cfg: TrainConfig, opts: ElasticOptions, out_dir: str | Path, max_steps: int | None = None,
-                  quiet: bool = True) -> dict[str, Any]:
+def train_elastic(
+    cfg: TrainConfig, opts: ElasticOptions, out_dir: str | Path, max_steps: int | None = None, quiet: bool = True
+) -> dict[str, Any]:
     opts.validate(cfg.batch_size)
     run = RunDir.create(out_dir, cfg.model_dump(mode="json"))
     _write_options(run, opts)
     return ElasticTrainer(cfg, opts, run, quiet=quiet).run(None, max_steps)
 
 
-def resume_elastic(run_dir: str | Path, opts: ElasticOptions, max_steps: int | None = None,
-                   quiet: bool = True) -> dict[str, Any]:
+def resume_elastic(
+    run_dir: str | Path, opts: ElasticOptions, max_steps: int | None = None, quiet: bool = True
+) -> dict[str, Any]:
     """Continue from the newest disk checkpoint (written by N workers) on ``opts.workers`` workers."""
     run = RunDir(run_dir).require_run()
     cfg = config_from_dict(run.read_config())

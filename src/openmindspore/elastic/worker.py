@@ -20,6 +20,7 @@ With a rebuildable backend (``shm``) a worker survives the failure of a peer: th
 once, the step is rolled back (the sampler rewound; nothing was applied) and reported as a
 ``comm_error``, and ``connect`` later rebuilds the group in the same process.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,7 @@ def pin_to_cores(rank: int, world_size: int, threads: int, cores: list[int]) -> 
     thread spin): two unpinned 1-thread workers on 2 cores slow each other 1.6x, pinned they run at
     their solo speed (measured, default CNN). New threads inherit the affinity."""
     fits = bool(cores) and world_size * threads <= len(cores)
-    chosen = set(cores[rank * threads:(rank + 1) * threads]) if fits else set(cores)
+    chosen = set(cores[rank * threads : (rank + 1) * threads]) if fits else set(cores)
     if not chosen:
         return None
     for tid in os.listdir("/proc/self/task"):
@@ -90,9 +91,14 @@ class Scheduler:
         import sys
 
         env = dict(os.environ, GLOG_v=os.environ.get("GLOG_v", "3"), OMP_NUM_THREADS="1")
-        self.proc = subprocess.Popen([sys.executable, "-m", "openmindspore.elastic._sched_main"], env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "openmindspore.elastic._sched_main"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=_die_with_parent,
+        )
 
     def ready(self) -> int:
         line = self.proc.stdout.readline().strip()
@@ -112,8 +118,9 @@ class Scheduler:
 class Worker:
     """One data-parallel training process (see module docstring)."""
 
-    def __init__(self, cfg: dict[str, Any], threads: int = 1, world_size: int = 1,
-                 also_world_sizes: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self, cfg: dict[str, Any], threads: int = 1, world_size: int = 1, also_world_sizes: tuple[int, ...] = ()
+    ) -> None:
         _set_threads(threads)
         self.threads = threads
         self._all_cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -135,8 +142,15 @@ class Worker:
 
             tr = self.trainer
             batch, rem = tr.cfg.batch_size, len(tr.data.x_train) % tr.cfg.batch_size
-            tr.precompile([len(shard(np.arange(b), n, r)) for n in {world_size, *also_world_sizes}
-                           for b in (batch, rem) if b for r in range(n)])
+            tr.precompile(
+                [
+                    len(shard(np.arange(b), n, r))
+                    for n in {world_size, *also_world_sizes}
+                    for b in (batch, rem)
+                    if b
+                    for r in range(n)
+                ]
+            )
         self.rank, self.world_size = 0, 1
         self.faults: list[tuple[int, str, int, int]] = []
         self.fault_log = ""
@@ -192,8 +206,14 @@ class Worker:
     def ping(self) -> tuple[int, int]:
         return os.getpid(), self.trainer.step
 
-    def connect(self, rank: int, world_size: int, sched: tuple[str, int] | None,
-                comm: dict[str, Any] | None = None, pin: bool = False) -> dict[str, Any]:
+    def connect(
+        self,
+        rank: int,
+        world_size: int,
+        sched: tuple[str, int] | None,
+        comm: dict[str, Any] | None = None,
+        pin: bool = False,
+    ) -> dict[str, Any]:
         """Join a group as ``rank`` of ``world_size``. ``comm`` = ``{"backend": "shm"|"mccl", "group": str,
         "timeout": s, "chunk_bytes": int}`` (default MCCL through the scheduler at ``sched``). MCCL forms
         MindSpore communication once per process (standby groups connect ahead of time, so its ~3 s
@@ -208,8 +228,13 @@ class Worker:
             if spec["backend"] == "mccl":
                 if world_size > 1:
                     host, port = sched
-                    os.environ.update(MS_ROLE="MS_WORKER", MS_SCHED_HOST=host, MS_SCHED_PORT=str(port),
-                                      MS_WORKER_NUM=str(world_size), MS_NODE_ID=str(rank))
+                    os.environ.update(
+                        MS_ROLE="MS_WORKER",
+                        MS_SCHED_HOST=host,
+                        MS_SCHED_PORT=str(port),
+                        MS_WORKER_NUM=str(world_size),
+                        MS_NODE_ID=str(rank),
+                    )
                     from mindspore.communication import init
 
                     from openmindspore.elastic.comm import MCCLCollective
@@ -223,16 +248,18 @@ class Worker:
                 if spec["group"] in self._doomed:
                     raise CommAbortedError(f"group {spec['group']} was aborted before rank {rank} joined it")
                 if self.comm is None or not self.comm.can_rebuild:
-                    self.comm = ShmCollective(None, timeout=float(spec["timeout"]),
-                                              chunk_bytes=int(spec["chunk_bytes"]))
+                    self.comm = ShmCollective(
+                        None, timeout=float(spec["timeout"]), chunk_bytes=int(spec["chunk_bytes"])
+                    )
                 self._overlap = bool(spec.get("overlap"))
                 self._shard = bool(spec.get("shard")) and not self._overlap and self._can_shard()
                 extra = 0
                 if self._shard:
                     from openmindspore.elastic.zero import ShardedOptimizer
 
-                    extra = ShardedOptimizer.extra_bytes(self.trainer.optimizer, self.comm.chunk_bytes, world_size,
-                                                         rank)
+                    extra = ShardedOptimizer.extra_bytes(
+                        self.trainer.optimizer, self.comm.chunk_bytes, world_size, rank
+                    )
                 self.comm.rebuild(spec["group"], rank, world_size, extra_bytes=extra)
             elif self.comm is not None:
                 self.comm.close()
@@ -241,8 +268,13 @@ class Worker:
             cores = pin_to_cores(rank, world_size, self.threads, self._all_cores) if pin else None
         finally:
             self._busy.release()
-        return {"rank": rank, "pid": os.getpid(), "comm_init_s": time.perf_counter() - t0,
-                "host": socket.gethostname(), "cores": cores}
+        return {
+            "rank": rank,
+            "pid": os.getpid(),
+            "comm_init_s": time.perf_counter() - t0,
+            "host": socket.gethostname(),
+            "cores": cores,
+        }
 
     def abort(self, group: str | None = None) -> bool:
         """From another thread: make a step blocked in the collective fail now (rebuildable backends);
@@ -264,8 +296,12 @@ class Worker:
         self.faults, self.fault_log = list(faults), fault_log
         with self._lock:
             self._stash_state()
-        return {"rank": self.rank, "step": self.trainer.step, "load_s": time.perf_counter() - t0,
-                "snapshot_copy_s": self.snapshot_copy_s}
+        return {
+            "rank": self.rank,
+            "step": self.trainer.step,
+            "load_s": time.perf_counter() - t0,
+            "snapshot_copy_s": self.snapshot_copy_s,
+        }
 
     # ---------------------------------------------------------------- step
     def _inject(self, step: int) -> None:
@@ -317,8 +353,14 @@ class Worker:
                     self._restore_params()
                 tr.sampler.load_state(sampler0)
                 tr.sampler_epoch_of_step = epoch_of_step0
-                return {"comm_error": str(e), "comm_kind": e.kind, "lost": e.ranks, "rank": self.rank,
-                        "step": tr.step, "time": time.time()}
+                return {
+                    "comm_error": str(e),
+                    "comm_kind": e.kind,
+                    "lost": e.ranks,
+                    "rank": self.rank,
+                    "step": tr.step,
+                    "time": time.time(),
+                }
         t_comm = time.perf_counter() - t0 - t_compute
         with self._lock:
             t_update = time.perf_counter()
@@ -338,10 +380,21 @@ class Worker:
             t_comm, t_update = t_comm - t_sharded_update, t_update + t_sharded_update
         from openmindspore.data import shard
 
-        return {"step": tr.step, "loss": loss, "epoch": epoch, "samples": shard(idx, self.world_size, self.rank),
-                "rank": self.rank, "preempted": self._preempted, "compute_s": t_compute, "comm_s": t_comm,
-                "update_s": t_update, "stash_s": t_stash, "worker_s": time.perf_counter() - t0,
-                "compiled": tr.compiled_this_step, "time": time.time()}
+        return {
+            "step": tr.step,
+            "loss": loss,
+            "epoch": epoch,
+            "samples": shard(idx, self.world_size, self.rank),
+            "rank": self.rank,
+            "preempted": self._preempted,
+            "compute_s": t_compute,
+            "comm_s": t_comm,
+            "update_s": t_update,
+            "stash_s": t_stash,
+            "worker_s": time.perf_counter() - t0,
+            "compiled": tr.compiled_this_step,
+            "time": time.time(),
+        }
 
     def _can_shard(self) -> bool:
         """The sharded optimizer needs an element-wise optimizer over float32 parameters."""
@@ -389,11 +442,11 @@ class Worker:
             self._stashes = {latest: {**self._stashes[latest], "opt": full, "zero": None}}  # old mappings can go
 
     def _exchange_and_compute(self, grads: tuple, lr: float) -> list[np.ndarray]:
-        """Sum the gradients over the group bucket by bucket (parameter-aligned, each at least the
-        backend's piece size ``--bucket-mb`` unless it is the last) on a helper thread, and compute each
-        parameter's new value (optimizer state included) here as soon as its bucket is summed: the update overlaps the exchange and the wait for the slower rank. The
-        parameters themselves are not written (the caller commits ``news``); on a collective failure the
-        optimizer's state is rolled back and the error raised, so nothing of the step is applied. The
+        """Sum the gradients over the group bucket by bucket (parameter-aligned, each at least the backend's piece size
+        ``--bucket-mb`` unless it is the last) on a helper thread, and compute each parameter's new value (optimizer
+        state included) here as soon as its bucket is summed: the update overlaps the exchange and the wait for the
+        slower rank. The parameters themselves are not written (the caller commits ``news``); on a collective
+        failure the optimizer's state is rolled back and the error raised, so nothing of the step is applied. The
         sums are those of one all-reduce of the whole buffer (the same rank-ordered sum per element)."""
         flat, at = _flatten(grads)
         buckets: list[list[int]] = [[]]
@@ -409,7 +462,7 @@ class Worker:
         def exchange() -> None:
             try:
                 for k, b in enumerate(buckets):
-                    self.comm.allreduce_(flat[at[b[0]]:at[b[-1] + 1]], "sum")
+                    self.comm.allreduce_(flat[at[b[0]] : at[b[-1] + 1]], "sum")
                     summed[k].set()
             except BaseException as e:  # noqa: BLE001 - re-raised on the step's thread
                 failed.append(e)
@@ -427,7 +480,7 @@ class Worker:
                 if failed:
                     break
                 for i in b:
-                    news.append(opt.compute(i, flat[at[i]:at[i + 1]].reshape(grads[i].shape), lr))
+                    news.append(opt.compute(i, flat[at[i] : at[i + 1]].reshape(grads[i].shape), lr))
         finally:
             helper.join()
             if failed or len(news) < len(grads):
@@ -450,12 +503,12 @@ class Worker:
             out, offset = [], 0
             for g in grads:
                 n = int(np.prod(g.shape))
-                out.append(flat_t[offset:offset + n].reshape(g.shape))
+                out.append(flat_t[offset : offset + n].reshape(g.shape))
                 offset += n
             return tuple(out)
         flat, at = _flatten(grads)
         self.comm.allreduce_(flat, "sum")
-        return tuple(Tensor.from_numpy(flat[at[i]:at[i + 1]].reshape(g.shape)) for i, g in enumerate(grads))
+        return tuple(Tensor.from_numpy(flat[at[i] : at[i + 1]].reshape(g.shape)) for i, g in enumerate(grads))
 
     def _stash_state(self) -> None:
         """Keep the state of the step just completed (caller holds the lock)."""
@@ -467,7 +520,10 @@ class Worker:
             "params": tr.params_numpy(),
             # new arrays every step; sharded: read from the shards on demand (the ring keeps recent steps)
             "opt": None if self._zero is not None else {slot: list(arrs) for slot, arrs in tr.optimizer.state.items()},
-            "zero": self._zero, "t": tr.optimizer.t, "step": tr.step, "sampler": tr.sampler.state(),
+            "zero": self._zero,
+            "t": tr.optimizer.t,
+            "step": tr.step,
+            "sampler": tr.sampler.state(),
             "samples_seen": tr.samples_seen,
         }
         for old in sorted(self._stashes)[:-3]:
@@ -483,8 +539,14 @@ class Worker:
         slots = stash["opt"] if stash["opt"] is not None else stash["zero"].read(stash["step"])
         opt_state = {f"{slot}.{p.name}": a for slot, arrs in slots.items() for p, a in zip(opt.params, arrs)}
         opt_state["t"] = np.asarray([stash["t"]], dtype=np.int64)
-        return TrainState(params=stash["params"], opt_state=opt_state, step=stash["step"], sampler=stash["sampler"],
-                          seed=self.trainer.cfg.seed, samples_seen=stash["samples_seen"])
+        return TrainState(
+            params=stash["params"],
+            opt_state=opt_state,
+            step=stash["step"],
+            sampler=stash["sampler"],
+            seed=self.trainer.cfg.seed,
+            samples_seen=stash["samples_seen"],
+        )
 
     def snapshot(self, step: int, timeout: float = 60.0) -> Any:
         """The ``TrainState`` after global step ``step`` (waits until the step is stashed)."""
@@ -505,5 +567,11 @@ class Worker:
 
     def summary_fields(self) -> dict[str, Any]:
         tr = self.trainer
-        return {"eval": tr.evaluate("test"), "val": tr.evaluate("val"), "params_sha256": tr.params_sha256(),
-                "epoch": tr.sampler.epoch, "steps": tr.step, "samples_seen": tr.samples_seen}
+        return {
+            "eval": tr.evaluate("test"),
+            "val": tr.evaluate("val"),
+            "params_sha256": tr.params_sha256(),
+            "epoch": tr.sampler.epoch,
+            "steps": tr.step,
+            "samples_seen": tr.samples_seen,
+        }

@@ -19,6 +19,7 @@ Whoever passes that barrier has every rank's state of the new step in shared mem
 shard and checks the header again afterwards (a seqlock), so it never returns a half-overwritten buffer.
 The ring keeps the last ``RING`` steps, more than the worker's stash of recent states.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -56,10 +57,17 @@ class ShardedOptimizer:
             raw = comm.extra(k)
             if raw.nbytes < self.extra_bytes(optimizer, comm.chunk_bytes, comm.world_size, k):
                 raise RuntimeError(f"rank {k}'s shared memory holds {raw.nbytes} bytes, too few for its shard")
-            self._hdr.append(raw[:8 * RING].view(np.int64))
-            data = raw[_HEADER:_HEADER + 4 * m * len(self.slots) * RING].view(np.float32)
-            self._buf.append([[data[(b * len(self.slots) + j) * m:(b * len(self.slots) + j + 1) * m]
-                               for j in range(len(self.slots))] for b in range(RING)])
+            self._hdr.append(raw[: 8 * RING].view(np.int64))
+            data = raw[_HEADER : _HEADER + 4 * m * len(self.slots) * RING].view(np.float32)
+            self._buf.append(
+                [
+                    [
+                        data[(b * len(self.slots) + j) * m : (b * len(self.slots) + j + 1) * m]
+                        for j in range(len(self.slots))
+                    ]
+                    for b in range(RING)
+                ]
+            )
         self._p_scratch = np.empty(piece, np.float32)
         self.update_s = 0.0  # seconds spent in the optimizer in the last step
 
@@ -79,7 +87,7 @@ class ShardedOptimizer:
             arrays = [np.ascontiguousarray(a, np.float32).reshape(-1) for a in state[slot]]
             at, out, c = _offsets(arrays), self._buf[r][b][j], 0
             for lo, hi in self.ranges[r]:
-                _gather(arrays, at, lo, hi, out[c:c + hi - lo])
+                _gather(arrays, at, lo, hi, out[c : c + hi - lo])
                 c += hi - lo
         self._hdr[r][b] = step + 1
 
@@ -102,12 +110,12 @@ class ShardedOptimizer:
             t0 = time.perf_counter()
             i = bisect.bisect_right(p_at, lo) - 1
             if p_at[i + 1] >= hi:  # within one parameter: read it in place
-                p = params[i][lo - p_at[i]:hi - p_at[i]]
+                p = params[i][lo - p_at[i] : hi - p_at[i]]
             else:
-                p = self._p_scratch[:hi - lo]
+                p = self._p_scratch[: hi - lo]
                 _gather(params, p_at, lo, hi, p)
             c, m = cursor[0], hi - lo
-            self.opt.update_piece(p, summed, [s[c:c + m] for s in ins], [out, *(s[c:c + m] for s in outs)], lr)
+            self.opt.update_piece(p, summed, [s[c : c + m] for s in ins], [out, *(s[c : c + m] for s in outs)], lr)
             cursor[0] = c + m
             self.update_s += time.perf_counter() - t0
 
@@ -127,17 +135,18 @@ class ShardedOptimizer:
         flats = {slot: np.empty(self.n, np.float32) for slot in self.slots}
         for k, ranges in enumerate(self.ranges):
             if self._hdr[k][b] != step + 1:
-                raise RuntimeError(f"rank {k}'s optimizer state of step {step} is no longer held "
-                                   f"(it holds steps {self._held(k)})")
+                raise RuntimeError(
+                    f"rank {k}'s optimizer state of step {step} is no longer held (it holds steps {self._held(k)})"
+                )
             for j, slot in enumerate(self.slots):
                 c, src = 0, self._buf[k][b][j]
                 for lo, hi in ranges:
-                    flats[slot][lo:hi] = src[c:c + hi - lo]
+                    flats[slot][lo:hi] = src[c : c + hi - lo]
                     c += hi - lo
             if self._hdr[k][b] != step + 1:  # overwritten while copying
                 raise RuntimeError(f"rank {k}'s optimizer state of step {step} was overwritten while read")
         at = [0, *np.cumsum(self.sizes).tolist()]
-        return {slot: [f[at[i]:at[i + 1]].reshape(s) for i, s in enumerate(self.shapes)] for slot, f in flats.items()}
+        return {slot: [f[at[i] : at[i + 1]].reshape(s) for i, s in enumerate(self.shapes)] for slot, f in flats.items()}
 
     def _held(self, rank: int) -> list[int]:
         return sorted(int(t) - 1 for t in self._hdr[rank] if t > 0)

@@ -1,4 +1,5 @@
 """The one seam to the distributed execution engine (Ray by default; openYuanrong experimental)."""
+
 from openmindspore.engine.base import ActorRef, Engine, EngineError, Outcome
 from openmindspore.errors import ConfigError
 

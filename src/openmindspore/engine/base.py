@@ -4,11 +4,13 @@ The platform places, watches and kills *processes* (actors) through this interfa
 an engine directly elsewhere. Results come back as :class:`Outcome` values so callers handle a dead
 process, a task error and success without engine-specific exception types.
 """
+
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["Engine", "Outcome", "ActorRef", "EngineError"]
 
@@ -54,8 +56,15 @@ class Engine(abc.ABC):
         """Gang-reserve ``bundles`` process slots (one CPU each) before anything is placed."""
 
     @abc.abstractmethod
-    def spawn(self, cls: type, *args: Any, name: str, bundle: int | None = None, concurrency: int = 4,
-              env: dict[str, str] | None = None) -> ActorRef: ...
+    def spawn(
+        self,
+        cls: type,
+        *args: Any,
+        name: str,
+        bundle: int | None = None,
+        concurrency: int = 4,
+        env: dict[str, str] | None = None,
+    ) -> ActorRef: ...
 
     @abc.abstractmethod
     def call(self, actor: ActorRef, method: str, *args: Any) -> Any:

@@ -1,9 +1,11 @@
 """Ray as the engine: an embedded local cluster by default, or ``address`` to join a running one."""
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from openmindspore.engine.base import ActorRef, Engine, EngineError, Outcome
 from openmindspore.errors import ConfigError
@@ -23,8 +25,12 @@ def _check_reachable(address: str, timeout: float = 3.0) -> None:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
             pass
     except (OSError, ValueError) as e:
-        raise ConfigError("--address", address, "HOST:PORT of a running Ray cluster's head (ray start --head)",
-                          f"cannot connect ({e}); start the cluster or omit --address for a local one") from None
+        raise ConfigError(
+            "--address",
+            address,
+            "HOST:PORT of a running Ray cluster's head (ray start --head)",
+            f"cannot connect ({e}); start the cluster or omit --address for a local one",
+        ) from None
 
 
 class RayEngine(Engine):
@@ -46,12 +52,22 @@ class RayEngine(Engine):
             if address:
                 ray.init(address=address, runtime_env=env, logging_level="ERROR", log_to_driver=False)
             else:
-                ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=env, logging_level="ERROR",
-                         log_to_driver=False, configure_logging=False)
+                ray.init(
+                    num_cpus=num_cpus,
+                    include_dashboard=False,
+                    runtime_env=env,
+                    logging_level="ERROR",
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
                 self._owns_cluster = True
         except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
-            raise ConfigError("--address", address, "the address of a running Ray cluster (ray start --head)",
-                              f"could not connect: {str(e).splitlines()[0][:200]}") from None
+            raise ConfigError(
+                "--address",
+                address,
+                "the address of a running Ray cluster (ray start --head)",
+                f"could not connect: {str(e).splitlines()[0][:200]}",
+            ) from None
 
     def shutdown(self) -> None:
         import ray
@@ -67,18 +83,33 @@ class RayEngine(Engine):
 
         ready, _ = ray.wait([pg.ready()], timeout=60)
         if not ready:
-            raise EngineError(f"could not reserve {bundles} CPU slots ({strategy}) within 60 s; "
-                              f"cluster has {self.free_cpus():.0f} free CPUs")
+            raise EngineError(
+                f"could not reserve {bundles} CPU slots ({strategy}) within 60 s; "
+                f"cluster has {self.free_cpus():.0f} free CPUs"
+            )
         self._pg = pg
 
-    def spawn(self, cls: type, *args: Any, name: str, bundle: int | None = None, concurrency: int = 4,
-              env: dict[str, str] | None = None) -> ActorRef:
+    def spawn(
+        self,
+        cls: type,
+        *args: Any,
+        name: str,
+        bundle: int | None = None,
+        concurrency: int = 4,
+        env: dict[str, str] | None = None,
+    ) -> ActorRef:
         import ray
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        opts: dict[str, Any] = {"max_concurrency": concurrency, "max_restarts": 0, "num_cpus": 1 if bundle is not None else 0}
+        opts: dict[str, Any] = {
+            "max_concurrency": concurrency,
+            "max_restarts": 0,
+            "num_cpus": 1 if bundle is not None else 0,
+        }
         if bundle is not None and self._pg is not None:
-            opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(self._pg, placement_group_bundle_index=bundle)
+            opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                self._pg, placement_group_bundle_index=bundle
+            )
         if env:
             opts["runtime_env"] = {"env_vars": env}
         handle = ray.remote(cls).options(**opts).remote(*args)
@@ -124,8 +155,7 @@ class RayEngine(Engine):
             return []
         where = placement_group_table(self._pg).get("bundles_to_node_id", {})
         cpus = {n["NodeID"]: float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")}
-        return [(where[b], cpus.get(where[b], 0.0)) if b in where else None
-                for b in range(len(self._pg.bundle_specs))]
+        return [(where[b], cpus.get(where[b], 0.0)) if b in where else None for b in range(len(self._pg.bundle_specs))]
 
     def free_cpus(self) -> float:
         import ray

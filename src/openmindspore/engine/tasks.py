@@ -7,10 +7,12 @@ the next call (a search maps many batches) and stopped by :func:`shutdown` (the 
 ``finally``). ``fn`` and the items must be picklable; ``fn`` should catch its own exceptions (a
 raised exception propagates and fails the whole map).
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 __all__ = ["parallel_map", "shutdown"]
 
@@ -28,8 +30,9 @@ def parallel_map(fn: Callable[[Any], T], items: Sequence[Any], workers: int = 1)
 
     if not ray.is_initialized():
         log.info("starting an embedded Ray cluster with %d CPUs", workers)
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"GLOG_v": "3"}})
+        ray.init(
+            num_cpus=workers, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"GLOG_v": "3"}}
+        )
         _OWNED["started"] = True
     remote = ray.remote(num_cpus=1, max_retries=0)(_call)
     return ray.get([remote.remote(fn, x) for x in items])

@@ -4,9 +4,11 @@ openYuanrong's Python SDK (``yr``) exposes stateful instances through ``@yr.inst
 ``yr.get``/``yr.wait``, which map one-to-one on this seam. It is not on PyPI for this platform, so the
 engine reports clearly when the SDK is missing instead of failing deep inside a run.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from openmindspore.engine.base import ActorRef, Engine, EngineError, Outcome
 
@@ -20,8 +22,10 @@ class YuanrongEngine(Engine):
         try:
             import yr
         except ImportError:
-            raise EngineError("--engine yuanrong needs openYuanrong's Python SDK (`import yr` failed); "
-                              "install openYuanrong, or use the default --engine ray") from None
+            raise EngineError(
+                "--engine yuanrong needs openYuanrong's Python SDK (`import yr` failed); "
+                "install openYuanrong, or use the default --engine ray"
+            ) from None
         yr.init(yr.Config(local_mode=address is None, server_address=address or ""))
 
     def shutdown(self) -> None:
@@ -32,8 +36,15 @@ class YuanrongEngine(Engine):
     def reserve(self, bundles: int, strategy: str = "PACK") -> None:
         return None  # local mode: no gang reservation
 
-    def spawn(self, cls: type, *args: Any, name: str, bundle: int | None = None, concurrency: int = 4,
-              env: dict[str, str] | None = None) -> ActorRef:
+    def spawn(
+        self,
+        cls: type,
+        *args: Any,
+        name: str,
+        bundle: int | None = None,
+        concurrency: int = 4,
+        env: dict[str, str] | None = None,
+    ) -> ActorRef:
         import yr
 
         return ActorRef(handle=yr.instance(cls).invoke(*args), name=name, bundle=bundle)

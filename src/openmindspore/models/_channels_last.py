@@ -12,6 +12,7 @@ layer compiles in graph mode, which is what makes the CPU training step fast (se
 All cells here take and return ``[N, H, W, C]`` unless noted; shapes are fixed at build time, so the
 im2col indices are constants of the cell.
 """
+
 from __future__ import annotations
 
 import math
@@ -82,13 +83,25 @@ class ConvCL(nn.Cell):
     With the C++ kernels (:mod:`openmindspore.models.kernels`) the whole layer is one operator.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, padding: int,
-                 in_hw: tuple[int, int], seed: int | None = None, relu: bool = False, need_dx: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int,
+        stride: int,
+        padding: int,
+        in_hw: tuple[int, int],
+        seed: int | None = None,
+        relu: bool = False,
+        need_dx: bool = True,
+    ) -> None:
         super().__init__()
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(in_channels * kernel * kernel)
-        self.weight = Parameter(Tensor(rng.uniform(-bound, bound, (out_channels, in_channels, kernel, kernel))
-                                       .astype(np.float32)), name="weight")
+        self.weight = Parameter(
+            Tensor(rng.uniform(-bound, bound, (out_channels, in_channels, kernel, kernel)).astype(np.float32)),
+            name="weight",
+        )
         self.bias = Parameter(Tensor(rng.uniform(-bound, bound, (out_channels,)).astype(np.float32)), name="bias")
         self.cin, self.cout, self.pad = in_channels, out_channels, padding
         h, w = in_hw
@@ -148,8 +161,9 @@ class BatchNormCL(nn.BatchNorm1d):
         if self.training:
             y = self.bn_train(flat, self.gamma, self.beta, self.moving_mean, self.moving_variance)[0]
         else:
-            y = self.bn_infer(flat.reshape(-1, shape[3], 1, 1), self.gamma, self.beta, self.moving_mean,
-                              self.moving_variance)[0]
+            y = self.bn_infer(
+                flat.reshape(-1, shape[3], 1, 1), self.gamma, self.beta, self.moving_mean, self.moving_variance
+            )[0]
         return y.reshape(shape)
 
 

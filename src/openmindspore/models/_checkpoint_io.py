@@ -6,6 +6,7 @@
   tensor rebuilding, typed storages and ``OrderedDict``; anything else is refused, so loading a checkpoint
   never executes arbitrary code. Legacy (pre-1.6, non-zip) files are rejected with a fix.
 """
+
 from __future__ import annotations
 
 import collections
@@ -22,8 +23,17 @@ from openmindspore.errors import ConfigError
 
 __all__ = ["read_tensors", "read_safetensors", "read_torch_zip"]
 
-_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
-              "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+_ST_DTYPES = {
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
 
 
 def _bf16_to_f32(raw: np.ndarray) -> np.ndarray:
@@ -37,17 +47,21 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
         raise ConfigError("checkpoint", str(path), "a safetensors file", "the file is truncated")
     (n,) = struct.unpack("<Q", data[:8])
     try:
-        header = json.loads(data[8:8 + n])
+        header = json.loads(data[8 : 8 + n])
     except ValueError:
-        raise ConfigError("checkpoint", str(path), "a safetensors file (JSON header)",
-                          "the file is not safetensors; pass a .safetensors or PyTorch .bin file") from None
+        raise ConfigError(
+            "checkpoint",
+            str(path),
+            "a safetensors file (JSON header)",
+            "the file is not safetensors; pass a .safetensors or PyTorch .bin file",
+        ) from None
     base = 8 + n
     out: dict[str, np.ndarray] = {}
     for name, meta in header.items():
         if name == "__metadata__":
             continue
         a, b = meta["data_offsets"]
-        buf = data[base + a:base + b]
+        buf = data[base + a : base + b]
         shape = tuple(meta["shape"])
         if meta["dtype"] == "BF16":
             arr = _bf16_to_f32(np.frombuffer(buf, dtype="<u2"))
@@ -64,18 +78,25 @@ class _Storage:
         self.dtype = dtype
 
 
-_TORCH_STORAGES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-                   "BFloat16Storage": "bf16", "LongStorage": np.int64, "IntStorage": np.int32,
-                   "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8,
-                   "BoolStorage": np.bool_}
+_TORCH_STORAGES = {
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "BFloat16Storage": "bf16",
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
+}
 
 
 def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_: Any) -> np.ndarray:
     if len(size) == 0:
-        return storage[offset:offset + 1].reshape(()).copy()
+        return storage[offset : offset + 1].reshape(()).copy()
     item = storage.itemsize
-    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
-                                           strides=tuple(s * item for s in stride))
+    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size), strides=tuple(s * item for s in stride))
     return np.array(view)
 
 
@@ -116,8 +137,12 @@ class _Unpickler(pickle.Unpickler):
 def read_torch_zip(path: str | Path) -> dict[str, np.ndarray]:
     """Tensors of a ``torch.save``'d state dict (zip format) as numpy arrays, without importing torch."""
     if not zipfile.is_zipfile(path):
-        raise ConfigError("checkpoint", str(path), "a PyTorch zip checkpoint (torch >= 1.6) or .safetensors",
-                          "re-save it with a recent torch or convert it to .safetensors")
+        raise ConfigError(
+            "checkpoint",
+            str(path),
+            "a PyTorch zip checkpoint (torch >= 1.6) or .safetensors",
+            "re-save it with a recent torch or convert it to .safetensors",
+        )
     with zipfile.ZipFile(path) as zf:
         pkl = [n for n in zf.namelist() if n.endswith("data.pkl")]
         if not pkl:

@@ -18,6 +18,7 @@ On CPU the layers run channels-last (``models._channels_last``: contiguous NHWC 
 convolution) and the whole network compiles in graph mode; elsewhere they are the NCHW MindSpore
 layers. Both layouts compute the same function with the same parameter names (tested).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,16 +28,25 @@ from mindspore import Tensor, nn
 
 from openmindspore.errors import ConfigError
 from openmindspore.models import kernels
-from openmindspore.models._channels_last import (BatchNormCL, ConvCL, FlattenCL, GlobalPoolCL, PoolCL,
-                                                 ToChannelsLast)
+from openmindspore.models._channels_last import BatchNormCL, ConvCL, FlattenCL, GlobalPoolCL, PoolCL, ToChannelsLast
 from openmindspore.models.conv import Conv2d, conv_output_size, use_fast_conv
 from openmindspore.models.layers import ACTIVATIONS, Dense, Dropout, activation
 from openmindspore.models.registry import register_model
 
 __all__ = ["CNN", "MLP", "SpecError", "DEFAULT_CNN", "validate_spec", "LAYER_TYPES"]
 
-LAYER_TYPES = ("conv", "maxpool", "avgpool", "batchnorm", "activation", "dropout", "globalpool", "dense",
-               "flatten", *ACTIVATIONS)
+LAYER_TYPES = (
+    "conv",
+    "maxpool",
+    "avgpool",
+    "batchnorm",
+    "activation",
+    "dropout",
+    "globalpool",
+    "dense",
+    "flatten",
+    *ACTIVATIONS,
+)
 
 #: The hand-designed default CNN (the baseline automatic modeling must beat).
 DEFAULT_CNN: list[dict[str, Any]] = [
@@ -82,12 +92,14 @@ class _GlobalPool(nn.Cell):
 def _relu_at(layers: list, i: int) -> bool:
     """Whether spec ``i`` is a ReLU activation."""
     layer = layers[i] if 0 <= i < len(layers) else None
-    return isinstance(layer, dict) and (layer.get("type") == "relu"
-                                        or (layer.get("type") == "activation" and layer.get("fn", "relu") == "relu"))
+    return isinstance(layer, dict) and (
+        layer.get("type") == "relu" or (layer.get("type") == "activation" and layer.get("fn", "relu") == "relu")
+    )
 
 
-def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, seed: int,
-           channels_last: bool = False) -> tuple[list, tuple]:
+def _build(
+    layers: list[dict], input_shape: tuple[int, ...], num_classes: int, seed: int, channels_last: bool = False
+) -> tuple[list, tuple]:
     """Turn specs into cells, tracking the (C, H, W) shape; returns (cells, output shape).
 
     ``channels_last`` builds the NHWC layers (the input is converted by the model, see :class:`CNN`).
@@ -114,8 +126,12 @@ def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, s
             raise SpecError(i, raw, f"type in {list(LAYER_TYPES)}")
         spatial = len(shape) == 3
         if kind in ("conv", "maxpool", "avgpool", "batchnorm", "globalpool") and not spatial:
-            raise SpecError(i, raw, f"a CHW input for '{kind}', but the shape here is {list(shape)}",
-                            "move spatial layers before dense/flatten/globalpool")
+            raise SpecError(
+                i,
+                raw,
+                f"a CHW input for '{kind}', but the shape here is {list(shape)}",
+                "move spatial layers before dense/flatten/globalpool",
+            )
         if kind == "conv":
             c_out, k = _int(layer, i, "channels"), _int(layer, i, "kernel", 3)
             s = _int(layer, i, "stride", 1)
@@ -126,8 +142,12 @@ def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, s
                 raise SpecError(i, raw, f"'padding' to be 'same' or an integer >= 0 (got {pad!r})")
             h, w = (conv_output_size(d, k, s, 2 * pad) for d in shape[1:])
             if h < 1 or w < 1:
-                raise SpecError(i, raw, f"an input of at least {k}x{k} after padding, got {shape[1]}x{shape[2]}",
-                                "remove a pooling layer or use a smaller kernel")
+                raise SpecError(
+                    i,
+                    raw,
+                    f"an input of at least {k}x{k} after padding, got {shape[1]}x{shape[2]}",
+                    "remove a pooling layer or use a smaller kernel",
+                )
             if channels_last:
                 relu = fuse and _relu_at(layers, i + 1)
                 cells.append(ConvCL(shape[0], c_out, k, s, pad, shape[1:], seed + i, relu, grad_in))
@@ -139,8 +159,12 @@ def _build(layers: list[dict], input_shape: tuple[int, ...], num_classes: int, s
             s = _int(layer, i, "stride", k)
             h, w = (conv_output_size(d, k, s, 0) for d in shape[1:])
             if h < 1 or w < 1:
-                raise SpecError(i, raw, f"an input of at least {k}x{k}, got {shape[1]}x{shape[2]}",
-                                "remove this pooling layer or an earlier one")
+                raise SpecError(
+                    i,
+                    raw,
+                    f"an input of at least {k}x{k}, got {shape[1]}x{shape[2]}",
+                    "remove this pooling layer or an earlier one",
+                )
             if channels_last:
                 cells.append(PoolCL(kind[:3], k, s, shape[1:]))
             else:
@@ -229,12 +253,22 @@ class CNN(_Sequential):
     ``channels_last`` (default: on CPU) picks the NHWC layers; the function and parameters are the same.
     """
 
-    def __init__(self, layers: list[dict], input_shape: tuple[int, ...], num_classes: int, seed: int = 0,
-                 channels_last: bool | None = None):
+    def __init__(
+        self,
+        layers: list[dict],
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        seed: int = 0,
+        channels_last: bool | None = None,
+    ):
         super().__init__()
         if len(tuple(input_shape)) != 3:
-            raise ConfigError("input_shape", tuple(input_shape), "(channels, height, width) for a CNN",
-                              "use the 'mlp' model for tabular data")
+            raise ConfigError(
+                "input_shape",
+                tuple(input_shape),
+                "(channels, height, width) for a CNN",
+                "use the 'mlp' model for tabular data",
+            )
         self.channels_last = use_fast_conv() if channels_last is None else bool(channels_last)
         cells, self.output_shape = _build(layers, tuple(input_shape), num_classes, seed, self.channels_last)
         self.spec = [dict(layer) for layer in layers]
@@ -245,8 +279,15 @@ class CNN(_Sequential):
 class MLP(_Sequential):
     """Multi-layer perceptron on flattened input: ``hidden`` widths, activation, optional dropout."""
 
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: list[int] = (128,),
-                 act: str = "relu", dropout: float = 0.0, seed: int = 0):
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        hidden: list[int] = (128,),
+        act: str = "relu",
+        dropout: float = 0.0,
+        seed: int = 0,
+    ):
         super().__init__()
         layers: list[dict] = [{"type": "flatten"}]
         for h in hidden:

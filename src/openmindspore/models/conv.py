@@ -6,6 +6,7 @@ single matrix product. :class:`Conv2d` is a drop-in for ``nn.Conv2d`` (NCHW in a
 names and shapes) that takes this path on CPU and the native kernel elsewhere (GPU/Ascend have fast
 convolutions). Forward and gradients equal ``nn.Conv2d`` to float32 rounding (tested).
 """
+
 from __future__ import annotations
 
 import math
@@ -82,17 +83,26 @@ class Conv2d(nn.Cell):
     (Kaiming-uniform with a=sqrt(5)) from ``seed`` so that runs are reproducible across processes.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] = 1, padding: int | tuple | str = 0, has_bias: bool = True,
-                 fast: bool | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple | str = 0,
+        has_bias: bool = True,
+        fast: bool | None = None,
+        seed: int | None = None,
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
         kh, kw = self.kernel_size
         if padding == "same":
             if self.stride != (1, 1) or kh % 2 == 0 or kw % 2 == 0:
-                raise ConfigError("padding", padding, "'same' only with stride 1 and odd kernels",
-                                  "give an explicit integer padding")
+                raise ConfigError(
+                    "padding", padding, "'same' only with stride 1 and odd kernels", "give an explicit integer padding"
+                )
             padding = (kh // 2, kh // 2, kw // 2, kw // 2)
         elif isinstance(padding, int):
             padding = (padding,) * 4
@@ -101,39 +111,45 @@ class Conv2d(nn.Cell):
         rng = np.random.default_rng(seed)
         fan_in = in_channels * kh * kw
         bound = 1.0 / math.sqrt(fan_in)  # kaiming_uniform(a=sqrt(5)) == U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-        self.weight = Parameter(Tensor(rng.uniform(-bound, bound, (out_channels, in_channels, kh, kw))
-                                       .astype(np.float32)), name="weight")
-        self.bias = Parameter(Tensor(rng.uniform(-bound, bound, (out_channels,)).astype(np.float32)),
-                              name="bias") if has_bias else None
+        self.weight = Parameter(
+            Tensor(rng.uniform(-bound, bound, (out_channels, in_channels, kh, kw)).astype(np.float32)), name="weight"
+        )
+        self.bias = (
+            Parameter(Tensor(rng.uniform(-bound, bound, (out_channels,)).astype(np.float32)), name="bias")
+            if has_bias
+            else None
+        )
 
     def extend_repr(self) -> str:
-        return (f"in={self.in_channels}, out={self.out_channels}, kernel={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, bias={self.has_bias}")
+        return (
+            f"in={self.in_channels}, out={self.out_channels}, kernel={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, bias={self.has_bias}"
+        )
 
     def construct(self, x: Tensor) -> Tensor:
         fast = use_fast_conv() if self.fast is None else self.fast
         return self._im2col(x) if fast else self._native(x)
 
     def _native(self, x: Tensor) -> Tensor:
-        t, b, l, r = self.padding
-        if t == b and l == r:
-            out = ops.conv2d(x, self.weight, None, self.stride, "pad", (t, l))
+        pt, pb, pl, pr = self.padding
+        if pt == pb and pl == pr:
+            out = ops.conv2d(x, self.weight, None, self.stride, "pad", (pt, pl))
         else:
-            out = ops.conv2d(ops.pad(x, (l, r, t, b)), self.weight, None, self.stride, "valid", 0)
+            out = ops.conv2d(ops.pad(x, (pl, pr, pt, pb)), self.weight, None, self.stride, "valid", 0)
         return out if self.bias is None else out + self.bias.reshape(1, -1, 1, 1)
 
     def _im2col(self, x: Tensor) -> Tensor:
         n, c, h, w = x.shape
         kh, kw = self.kernel_size
-        t, b, l, r = self.padding
+        pt, pb, pl, pr = self.padding
         wmat = self.weight.transpose(0, 2, 3, 1).reshape(self.out_channels, kh * kw * c)
         if kh == kw == 1 and self.stride == (1, 1) and not any(self.padding):
             out = ops.matmul(x.transpose(0, 2, 3, 1).reshape(n * h * w, c), wmat.T)
             ho, wo = h, w
         else:
             if any(self.padding):
-                x = ops.pad(x, (l, r, t, b))
-            hp, wp = h + t + b, w + l + r
+                x = ops.pad(x, (pl, pr, pt, pb))
+            hp, wp = h + pt + pb, w + pl + pr
             idx, ho, wo = im2col_index(hp, wp, kh, kw, self.stride)
             if ho < 1 or wo < 1:
                 raise ValueError(f"Conv2d: input {h}x{w} (padded {hp}x{wp}) is smaller than kernel {kh}x{kw}")

@@ -6,12 +6,14 @@ check: every source key must be used, every target parameter filled, every shape
 raises :class:`~openmindspore.errors.ConfigError` listing the offending keys; nothing is loaded
 partially and ``strict_load=False`` is never used.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import mindspore as ms
 import numpy as np
@@ -19,8 +21,15 @@ from mindspore import Tensor, nn
 
 from openmindspore.errors import ConfigError
 
-__all__ = ["RENAMES", "family_of", "convert_state_dict", "load_hf_state_dict", "convert_hf_checkpoint",
-           "load_checkpoint", "model_from_hf_config"]
+__all__ = [
+    "RENAMES",
+    "family_of",
+    "convert_state_dict",
+    "load_hf_state_dict",
+    "convert_hf_checkpoint",
+    "load_checkpoint",
+    "model_from_hf_config",
+]
 
 # (pattern, replacement) applied in order to each source key; legacy hub spellings -> current names
 RENAMES: dict[str, list[tuple[str, str]]] = {
@@ -78,8 +87,9 @@ def convert_state_dict(model: nn.Cell, src: Mapping[str, Any]) -> dict[str, np.n
             unexpected.append(k)
             continue
         if name in origin:
-            raise ConfigError("checkpoint keys", [origin[name], k], "distinct keys",
-                              f"both map to {name}; remove the duplicate")
+            raise ConfigError(
+                "checkpoint keys", [origin[name], k], "distinct keys", f"both map to {name}; remove the duplicate"
+            )
         origin[name] = k
         out[name] = np.asarray(v, dtype=np.float32)
     missing = [n for n in target if n not in out]
@@ -92,9 +102,13 @@ def convert_state_dict(model: nn.Cell, src: Mapping[str, Any]) -> dict[str, np.n
     if shapes:
         problems.append(f"{len(shapes)} shape mismatches (checkpoint vs model): {_fmt(shapes)}")
     if problems:
-        raise ConfigError("checkpoint", "; ".join(problems), "exactly the model's parameters with equal shapes",
-                          "check --model / the config (num_labels, image_size, mid-position embeddings, "
-                          "num_detection_tokens) matches the checkpoint")
+        raise ConfigError(
+            "checkpoint",
+            "; ".join(problems),
+            "exactly the model's parameters with equal shapes",
+            "check --model / the config (num_labels, image_size, mid-position embeddings, "
+            "num_detection_tokens) matches the checkpoint",
+        )
     return out
 
 
@@ -105,8 +119,9 @@ def load_hf_state_dict(model: nn.Cell, src: Mapping[str, Any]) -> None:
         p.set_data(Tensor(arrays[p.name]))
 
 
-def model_from_hf_config(model_name: str, hf_config: Mapping[str, Any] | None = None,
-                         overrides: Mapping[str, Any] | None = None) -> nn.Cell:
+def model_from_hf_config(
+    model_name: str, hf_config: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
+) -> nn.Cell:
     """Build registered model ``model_name``; the architecture fields of a Hugging Face ``config.json``
     dict (if given) replace the preset's values, then ``overrides`` apply. HF bookkeeping keys are dropped."""
     import dataclasses
@@ -126,9 +141,13 @@ def model_from_hf_config(model_name: str, hf_config: Mapping[str, Any] | None = 
     return create_model(model_name, **cfg)
 
 
-def convert_hf_checkpoint(src: str | Path, model_name: str, out: str | Path,
-                          hf_config: str | Path | None = None,
-                          overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def convert_hf_checkpoint(
+    src: str | Path,
+    model_name: str,
+    out: str | Path,
+    hf_config: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Read a HF ``.safetensors``/``.bin`` file, convert strictly, save a MindSpore ``.ckpt``.
 
     A ``config.json`` beside ``src`` is used automatically when ``hf_config`` is not given. Writes
@@ -151,8 +170,14 @@ def convert_hf_checkpoint(src: str | Path, model_name: str, out: str | Path,
     ms.save_checkpoint([{"name": n, "data": Tensor(a)} for n, a in arrays.items()], str(out))
     meta = {"model": model_name, "family": family_of(model), "config": model.config.to_dict()}
     out.with_suffix(".json").write_text(json.dumps(meta, indent=1, default=str))
-    return {"src": str(src), "out": str(out), "model": model_name, "parameters": len(arrays),
-            "numel": int(sum(a.size for a in arrays.values())), "config_from": str(cfg_path) if hf_cfg else None}
+    return {
+        "src": str(src),
+        "out": str(out),
+        "model": model_name,
+        "parameters": len(arrays),
+        "numel": int(sum(a.size for a in arrays.values())),
+        "config_from": str(cfg_path) if hf_cfg else None,
+    }
 
 
 def load_checkpoint(model: nn.Cell, path: str | Path) -> None:
@@ -164,10 +189,17 @@ def load_checkpoint(model: nn.Cell, path: str | Path) -> None:
     target = {q.name: tuple(q.shape) for q in model.get_parameters()}
     missing = [n for n in target if n not in params]
     unexpected = [n for n in params if n not in target]
-    shapes = [f"{n}: {tuple(params[n].shape)} vs {target[n]}" for n in target
-              if n in params and tuple(params[n].shape) != target[n]]
+    shapes = [
+        f"{n}: {tuple(params[n].shape)} vs {target[n]}"
+        for n in target
+        if n in params and tuple(params[n].shape) != target[n]
+    ]
     if missing or unexpected or shapes:
-        raise ConfigError("weights", str(path), "a checkpoint for this model",
-                          f"missing: {_fmt(missing)}; unexpected: {_fmt(unexpected)}; shapes: {_fmt(shapes)}")
+        raise ConfigError(
+            "weights",
+            str(path),
+            "a checkpoint for this model",
+            f"missing: {_fmt(missing)}; unexpected: {_fmt(unexpected)}; shapes: {_fmt(shapes)}",
+        )
     for q in model.get_parameters():
         q.set_data(Tensor(params[q.name].asnumpy()))

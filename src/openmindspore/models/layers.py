@@ -5,11 +5,12 @@
   trainer through :func:`set_noise_key`, so dropout is exactly reproducible after a resume and does not
   depend on how a global batch is split across workers.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
@@ -39,16 +40,27 @@ def noise_key(seed: int, step: int, samples: np.ndarray | None) -> Iterator[None
 class Dense(nn.Cell):
     """``y = x @ weight.T + bias``; ``weight [out, in]`` initialised U(-1/sqrt(in), 1/sqrt(in))."""
 
-    def __init__(self, in_features: int, out_features: int, has_bias: bool = True, seed: int | None = None,
-                 relu: bool = False, need_dx: bool = True):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        has_bias: bool = True,
+        seed: int | None = None,
+        relu: bool = False,
+        need_dx: bool = True,
+    ):
         super().__init__()
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(in_features)
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(Tensor(rng.uniform(-bound, bound, (out_features, in_features)).astype(np.float32)),
-                                name="weight")
-        self.bias = Parameter(Tensor(rng.uniform(-bound, bound, (out_features,)).astype(np.float32)),
-                              name="bias") if has_bias else None
+        self.weight = Parameter(
+            Tensor(rng.uniform(-bound, bound, (out_features, in_features)).astype(np.float32)), name="weight"
+        )
+        self.bias = (
+            Parameter(Tensor(rng.uniform(-bound, bound, (out_features,)).astype(np.float32)), name="bias")
+            if has_bias
+            else None
+        )
         # relu: a ReLU fused after the layer; need_dx=False: the input needs no gradient (the network's input)
         self.relu = relu
         self.kernel = kernels.DenseOp(relu, need_dx) if has_bias and kernels.available() else None
@@ -64,15 +76,25 @@ class Dense(nn.Cell):
         return ops.relu(y) if self.relu else y
 
 
-def dropout_mask(rate: float, layer_id: int, seed: int, step: int, samples: np.ndarray,
-                 feature_shape: tuple[int, ...], channels_last: bool = False) -> np.ndarray:
+def dropout_mask(
+    rate: float,
+    layer_id: int,
+    seed: int,
+    step: int,
+    samples: np.ndarray,
+    feature_shape: tuple[int, ...],
+    channels_last: bool = False,
+) -> np.ndarray:
     """Scaled keep-mask ``[n, *feature_shape]`` float32 for samples keyed ``(seed, step, layer_id, sample)``.
 
     With ``channels_last`` the features are ``(H, W, C)`` and the mask is drawn in ``(C, H, W)`` order
     and transposed, so an NHWC model drops exactly the units its NCHW twin drops.
     """
-    draw = (feature_shape[2], feature_shape[0], feature_shape[1]) if channels_last and len(feature_shape) == 3 \
+    draw = (
+        (feature_shape[2], feature_shape[0], feature_shape[1])
+        if channels_last and len(feature_shape) == 3
         else tuple(feature_shape)
+    )
     keep = np.empty((len(samples),) + draw, dtype=np.float32)
     for i, s in enumerate(samples):
         rng = np.random.default_rng([int(seed), int(step), int(layer_id), int(s)])
@@ -89,8 +111,9 @@ class Dropout(nn.Cell):
     instead draws the masks on the host (:meth:`mask`) and feeds them in as inputs (``takes_mask``).
     """
 
-    def __init__(self, rate: float, layer_id: int = 0, feature_shape: tuple[int, ...] | None = None,
-                 channels_last: bool = False):
+    def __init__(
+        self, rate: float, layer_id: int = 0, feature_shape: tuple[int, ...] | None = None, channels_last: bool = False
+    ):
         super().__init__()
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"dropout rate={rate} must be in [0, 1)")
@@ -99,8 +122,9 @@ class Dropout(nn.Cell):
         self.takes_mask = self.rate > 0.0
 
     def mask(self, seed: int, step: int, samples: np.ndarray) -> np.ndarray:
-        return dropout_mask(self.rate, self.layer_id, seed, step, samples, tuple(self.feature_shape),
-                            self.channels_last)
+        return dropout_mask(
+            self.rate, self.layer_id, seed, step, samples, tuple(self.feature_shape), self.channels_last
+        )
 
     def construct(self, x: Tensor) -> Tensor:
         if not self.training or self.rate == 0.0:
@@ -109,8 +133,15 @@ class Dropout(nn.Cell):
         n = x.shape[0]
         if samples is None or len(samples) != n:
             samples = np.arange(n)
-        keep = dropout_mask(self.rate, self.layer_id, _NOISE_KEY["seed"], _NOISE_KEY["step"], samples,
-                            tuple(x.shape[1:]), self.channels_last)
+        keep = dropout_mask(
+            self.rate,
+            self.layer_id,
+            _NOISE_KEY["seed"],
+            _NOISE_KEY["step"],
+            samples,
+            tuple(x.shape[1:]),
+            self.channels_last,
+        )
         return x * Tensor(keep)
 
 

@@ -1,7 +1,8 @@
 """Model registry: ``create_model(name, **cfg)`` builds any registered ``nn.Cell``."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from mindspore import nn
 

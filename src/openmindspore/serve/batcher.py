@@ -16,6 +16,7 @@ closed-loop client. Under load, requests that arrive while every replica is busy
 The queue is bounded by ``max_queue`` samples: ``submit`` raises ``QueueFullError`` (HTTP 429 with
 ``Retry-After``) instead of waiting without bound.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,8 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 import numpy as np
 
@@ -39,8 +40,9 @@ class QueueFullError(Exception):
     """The bounded queue is full; retry after ``retry_after`` seconds."""
 
     def __init__(self, queued: int, max_queue: int, n: int, retry_after: int) -> None:
-        super().__init__(f"queue full: {queued} samples queued + {n} requested > max_queue={max_queue}; "
-                         f"retry after {retry_after} s")
+        super().__init__(
+            f"queue full: {queued} samples queued + {n} requested > max_queue={max_queue}; retry after {retry_after} s"
+        )
         self.retry_after = retry_after
 
 
@@ -62,12 +64,21 @@ class DynamicBatcher:
     ``on_batch(samples, requests)`` and ``on_queue(samples)`` are optional metric hooks.
     """
 
-    def __init__(self, run_batch: RunBatch, max_batch: int = 32, max_delay_ms: float = 2.0, max_queue: int = 1024,
-                 concurrency: int = 1, on_batch: Callable[[int, int], None] | None = None,
-                 on_queue: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        run_batch: RunBatch,
+        max_batch: int = 32,
+        max_delay_ms: float = 2.0,
+        max_queue: int = 1024,
+        concurrency: int = 1,
+        on_batch: Callable[[int, int], None] | None = None,
+        on_queue: Callable[[int], None] | None = None,
+    ) -> None:
         if max_batch < 1 or max_queue < 1 or concurrency < 1 or max_delay_ms < 0:
-            raise ValueError(f"max_batch={max_batch}, max_queue={max_queue}, concurrency={concurrency} must be >= 1 "
-                             f"and max_delay_ms={max_delay_ms} >= 0")
+            raise ValueError(
+                f"max_batch={max_batch}, max_queue={max_queue}, concurrency={concurrency} must be >= 1 "
+                f"and max_delay_ms={max_delay_ms} >= 0"
+            )
         self.run_batch = run_batch
         self.max_batch, self.max_delay_s, self.max_queue = max_batch, max_delay_ms / 1000.0, max_queue
         self._on_batch, self._on_queue = on_batch, on_queue
@@ -80,9 +91,9 @@ class DynamicBatcher:
         self._workers: list[asyncio.Task] = []
         self._concurrency = concurrency
         self._recent_batch_s = 0.01  # EWMA of batch latency, for Retry-After
-        self._gap_s = math.inf        # EWMA of the gap between arrivals (inf until two have arrived)
+        self._gap_s = math.inf  # EWMA of the gap between arrivals (inf until two have arrived)
         self._last_arrival: float | None = None
-        self.skipped_waits = 0        # batches sent without waiting because traffic was sparse
+        self.skipped_waits = 0  # batches sent without waiting because traffic was sparse
 
     # ------------------------------------------------------------------ public
     @property
@@ -168,7 +179,7 @@ class DynamicBatcher:
                     break
                 try:
                     await asyncio.wait_for(self._cond.wait(), left)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 if not self._queue:  # another consumer emptied it (cannot happen under the form lock)
                     return []
@@ -226,5 +237,5 @@ class DynamicBatcher:
         start = 0
         for p in batch:
             if not p.future.done():
-                p.future.set_result({k: v[start:start + p.n] for k, v in out.items()})
+                p.future.set_result({k: v[start : start + p.n] for k, v in out.items()})
             start += p.n

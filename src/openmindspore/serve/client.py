@@ -8,6 +8,7 @@
 Numpy in, numpy out. A 429 answer is retried after its ``Retry-After`` (``max_429_retries`` times);
 any other error raises ``InferenceError`` carrying the status and the server's ``error`` message.
 """
+
 from __future__ import annotations
 
 import time
@@ -43,7 +44,7 @@ class Client:
     def close(self) -> None:
         self.session.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -109,8 +110,14 @@ class Client:
         """POST a raw OIP request body; returns the raw response body."""
         return self._json("POST", self._model_path(model, version) + "/infer", body)
 
-    def infer(self, model: str, inputs: np.ndarray | dict[str, np.ndarray], version: str | None = None,
-              outputs: list[str] | None = None, request_id: str | None = None) -> dict[str, np.ndarray]:
+    def infer(
+        self,
+        model: str,
+        inputs: np.ndarray | dict[str, np.ndarray],
+        version: str | None = None,
+        outputs: list[str] | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, np.ndarray]:
         """Run ``inputs`` (``{name: (n, ...) array}``, or one array for a single-input model)."""
         if not isinstance(inputs, dict):
             key = (model, version)

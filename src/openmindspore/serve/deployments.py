@@ -6,6 +6,7 @@ places them, health-checks them, replaces a dead one and shuts them down gracefu
 (``replicas.ReplicaPool``). ``infer`` holds a lock, so a replica runs one batch at a time even when
 several front ends each send it one (MindSpore cells are not called concurrently).
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,13 @@ __all__ = ["ModelReplica"]
 log = logging.getLogger("openmindspore.serve")
 
 
-@serve.deployment(name="ModelReplica", max_ongoing_requests=1, graceful_shutdown_timeout_s=20,
-                  health_check_period_s=2, health_check_timeout_s=30)
+@serve.deployment(
+    name="ModelReplica",
+    max_ongoing_requests=1,
+    graceful_shutdown_timeout_s=20,
+    health_check_period_s=2,
+    health_check_timeout_s=30,
+)
 class ModelReplica:
     """Loads one predictor; ``infer`` runs one batch (``{name: (n, ...)}`` -> ``{name: (n, ...)}``)."""
 

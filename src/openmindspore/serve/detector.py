@@ -27,6 +27,7 @@ batch together: ``image_size`` option, else the training images' size of a detec
 ``oms detect`` (``YolosImageProcessor``: resize, rescale, ImageNet normalisation; softmax, best
 non-"no object" class).
 """
+
 from __future__ import annotations
 
 import json
@@ -53,7 +54,9 @@ def detector_source(p: Path) -> tuple[Path, Path] | None:
     try:
         meta = json.loads(side.read_text())
     except ValueError as e:
-        raise ConfigError("model", str(side), "valid JSON written by `oms convert-hf` or a detection run", str(e)) from None
+        raise ConfigError(
+            "model", str(side), "valid JSON written by `oms convert-hf` or a detection run", str(e)
+        ) from None
     if meta.get("family") != "yolos" and "yolos" not in str(meta.get("model", "")):
         return None
     return ckpt, side
@@ -105,16 +108,21 @@ class DetectorPredictor(Predictor):
         self.id2label = {str(i): str(n) for i, n in (cfg.id2label or {}).items()}
         self.model_name = str(meta.get("model", "yolos"))
         self.inputs = [TensorSpec("image", "UINT8", (self.height, self.width, 3))]
-        self.outputs = [TensorSpec("boxes", "FP32", (k, 4)), TensorSpec("scores", "FP32", (k,)),
-                        TensorSpec("labels", "INT64", (k,)), TensorSpec("count", "INT64", ())]
+        self.outputs = [
+            TensorSpec("boxes", "FP32", (k, 4)),
+            TensorSpec("scores", "FP32", (k,)),
+            TensorSpec("labels", "INT64", (k,)),
+            TensorSpec("count", "INT64", ()),
+        ]
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         images = np.asarray(inputs["image"], dtype=np.uint8)
         n = len(images)
         enc = self.processor(list(images))
         logits, pred_boxes = self.model(self._tensor(np.asarray(enc["pixel_values"], np.float32)))[:2]
-        found = self.processor.post_process_object_detection(logits.asnumpy(), pred_boxes.asnumpy(), self.threshold,
-                                                             [(self.height, self.width)] * n)
+        found = self.processor.post_process_object_detection(
+            logits.asnumpy(), pred_boxes.asnumpy(), self.threshold, [(self.height, self.width)] * n
+        )
         boxes = np.zeros((n, self.k, 4), np.float32)
         scores = np.zeros((n, self.k), np.float32)
         labels = np.full((n, self.k), -1, np.int64)
@@ -122,7 +130,12 @@ class DetectorPredictor(Predictor):
         for i, r in enumerate(found):
             order = np.argsort(-r["scores"], kind="stable")
             c = len(order)
-            boxes[i, :c], scores[i, :c], labels[i, :c], count[i] = r["boxes"][order], r["scores"][order], r["labels"][order], c
+            boxes[i, :c], scores[i, :c], labels[i, :c], count[i] = (
+                r["boxes"][order],
+                r["scores"][order],
+                r["labels"][order],
+                c,
+            )
         return {"boxes": boxes, "scores": scores, "labels": labels, "count": count}
 
     def metadata(self) -> dict[str, Any]:

@@ -10,10 +10,11 @@ Every front-end replica binds the same port with ``SO_REUSEPORT``, so ``num_repl
 as the deployment's ``user_config`` (``reconfigure``): Ray Serve applies a changed ``user_config``
 to every running replica in place, and a replica that Serve starts to replace a dead one gets the
 latest routes, so no other store is needed. Each front end batches on its own (its queue bound and
-in-flight limit are per front end); ``/metrics`` on any of them sums all front ends' registries. ``reconfigure`` returns only once the versions it
-removed have drained (their queued and in-flight batches finished), which is what ``Server.unload``
-waits for before deleting the version's replicas.
+in-flight limit are per front end); ``/metrics`` on any of them sums all front ends' registries.
+``reconfigure`` returns only once the versions it removed have drained (their queued and in-flight
+batches finished), which is what ``Server.unload`` waits for before deleting the version's replicas.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -66,8 +67,15 @@ class FrontEnd:
         self._name = ray.get_runtime_context().get_actor_name()
         self._peers = ReplicaPool(serve.get_replica_context().app_name, "FrontEnd", method="metrics_text")
         self._sock = listen_socket(host, port)
-        config = uvicorn.Config(self.app, lifespan="off", access_log=False, log_level="warning", http="httptools",
-                                timeout_keep_alive=30, backlog=2048)
+        config = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            http="httptools",
+            timeout_keep_alive=30,
+            backlog=2048,
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[self._sock]))
         while not self._server.started:
@@ -104,16 +112,22 @@ class FrontEnd:
     async def __del__(self) -> None:
         """Graceful shutdown: refuse new work (503), finish what is queued and in flight, close the socket."""
         self.app.draining = True
-        await asyncio.gather(*(v.batcher.drain(self.retry_timeout_s) for v in self.routes.all_versions()),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(v.batcher.drain(self.retry_timeout_s) for v in self.routes.all_versions()), return_exceptions=True
+        )
         self._server.should_exit = True
         try:
             await asyncio.wait_for(self._task, 5.0)
-        except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - shutting down anyway
+        except (TimeoutError, Exception):  # noqa: BLE001 - shutting down anyway
             pass
         self._sock.close()
 
 
-FrontEnd = serve.deployment(name="FrontEnd", max_ongoing_requests=16, graceful_shutdown_timeout_s=30,
-                            graceful_shutdown_wait_loop_s=0.5, health_check_period_s=2,
-                            health_check_timeout_s=30)(FrontEnd)  # type: ignore[misc]
+FrontEnd = serve.deployment(
+    name="FrontEnd",
+    max_ongoing_requests=16,
+    graceful_shutdown_timeout_s=30,
+    graceful_shutdown_wait_loop_s=0.5,
+    health_check_period_s=2,
+    health_check_timeout_s=30,
+)(FrontEnd)  # type: ignore[misc]

@@ -5,13 +5,15 @@
 the cheapest server can run it (uvicorn + httptools in ``FrontEnd``); every error body is exactly
 ``{"error": "..."}`` (see ``protocol.ProtocolError``).
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import re
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from openmindspore.serve.batcher import BatcherClosedError, QueueFullError
 from openmindspore.serve.metrics import CONTENT_TYPE_LATEST, ServeMetrics
@@ -26,7 +28,7 @@ SERVER_NAME = "openmindspore"
 _PATH = re.compile(r"^/v2/models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<tail>/ready|/infer)?/?$")
 _JSON = b"application/json"
 _META_PARAMETERS = ("kind", "model", "checkpoint_step", "threshold", "id2label")
-Reply = tuple[int, bytes, bytes, dict[str, str]]   # status, body, content type, extra headers
+Reply = tuple[int, bytes, bytes, dict[str, str]]  # status, body, content type, extra headers
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -42,14 +44,16 @@ def _version() -> str:
 class OIPApp:
     """ASGI app: routing, validation, batching (through ``RouteTable``), metrics."""
 
-    def __init__(self, routes: RouteTable, metrics: ServeMetrics,
-                 collect_metrics: Callable[[], Awaitable[bytes]] | None = None) -> None:
+    def __init__(
+        self, routes: RouteTable, metrics: ServeMetrics, collect_metrics: Callable[[], Awaitable[bytes]] | None = None
+    ) -> None:
         self.routes, self.metrics = routes, metrics
-        self.collect_metrics = collect_metrics   # all front ends' metrics, merged (default: this one's)
+        self.collect_metrics = collect_metrics  # all front ends' metrics, merged (default: this one's)
         self.draining = False
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict]],
-                       send: Callable[[dict], Awaitable[None]]) -> None:
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]
+    ) -> None:
         if scope["type"] != "http":  # lifespan is off; websockets are not served
             return
         chunks = []
@@ -79,13 +83,21 @@ class OIPApp:
                 ready = bool(self.routes.models) and not self.draining
                 return _json({"ready": ready}, 200 if ready else 503)
             if path in ("/v2/models", "/v2/repository/index"):
-                return _json([{"name": n, "version": v, "state": "READY"}
-                              for n, m in self.routes.models.items() for v in m["versions"]])
+                return _json(
+                    [
+                        {"name": n, "version": v, "state": "READY"}
+                        for n, m in self.routes.models.items()
+                        for v in m["versions"]
+                    ]
+                )
             if path == "/metrics":
                 text = await self.collect_metrics() if self.collect_metrics is not None else self.metrics.render()
                 return 200, text, CONTENT_TYPE_LATEST.encode(), {}
-            raise ProtocolError(f"no route for GET {path}; see /v2, /v2/health/*, /v2/models/{{model}}[/versions/{{v}}]"
-                                "[/ready|/infer], /metrics", 404)
+            raise ProtocolError(
+                f"no route for GET {path}; see /v2, /v2/health/*, /v2/models/{{model}}[/versions/{{v}}]"
+                "[/ready|/infer], /metrics",
+                404,
+            )
         except ProtocolError as e:
             return _json(e.body(), e.status, e.headers)
 
@@ -105,10 +117,18 @@ class OIPApp:
             ready = not self.draining
             return _json({"name": model, "version": ver.version, "ready": ready}, 200 if ready else 503)
         m = self.routes.models[model]
-        return _json({"name": model, "versions": sorted(m["versions"]), "default_version": m["default"],
-                      "platform": ver.meta.get("platform", "mindspore"), "version": ver.version,
-                      "inputs": ver.meta["inputs"], "outputs": ver.meta["outputs"],
-                      "parameters": {k: ver.meta[k] for k in _META_PARAMETERS if k in ver.meta}})
+        return _json(
+            {
+                "name": model,
+                "versions": sorted(m["versions"]),
+                "default_version": m["default"],
+                "platform": ver.meta.get("platform", "mindspore"),
+                "version": ver.version,
+                "inputs": ver.meta["inputs"],
+                "outputs": ver.meta["outputs"],
+                "parameters": {k: ver.meta[k] for k in _META_PARAMETERS if k in ver.meta},
+            }
+        )
 
     async def _infer(self, raw: bytes, model: str, version: str | None) -> Reply:
         t0 = time.perf_counter()
@@ -124,13 +144,18 @@ class OIPApp:
             except QueueFullError as e:
                 raise ProtocolError(str(e), 429, {"Retry-After": str(e.retry_after)}) from None
             except BatcherClosedError as e:
-                raise ProtocolError(f"model {model!r} version {ver.version}: {e}; retry", 503, {"Retry-After": "1"}) from None
+                raise ProtocolError(
+                    f"model {model!r} version {ver.version}: {e}; retry", 503, {"Retry-After": "1"}
+                ) from None
             except ReplicaGoneError as e:
                 raise ProtocolError(str(e), 503, {"Retry-After": "1"}) from None
             except Exception as e:  # noqa: BLE001 - the model raised: 500 with its message
                 log.exception("model=%s version=%s failed", model, ver.version)
-                raise ProtocolError(f"model {model!r} version {ver.version} failed: {type(e).__name__}: "
-                                    f"{str(e).splitlines()[-1] if str(e) else ''}", 500) from None
+                raise ProtocolError(
+                    f"model {model!r} version {ver.version} failed: {type(e).__name__}: "
+                    f"{str(e).splitlines()[-1] if str(e) else ''}",
+                    500,
+                ) from None
             reply = _json(encode_infer_response(model, ver.version, out, req.id, req.outputs))
             self._observe(labels, 200, t0)
             return reply

@@ -14,6 +14,7 @@ With several front ends each keeps its own registry; ``merge_expositions`` sums 
 histogram buckets/sums/counts and the queue-depth gauge all add up) so ``/metrics`` on any front
 end reports the whole server.
 """
+
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
@@ -32,20 +33,35 @@ class ServeMetrics:
         disable_created_metrics()  # no *_created series: they double the exposition for nothing
         self.registry = CollectorRegistry(auto_describe=True)
         lv = ["model", "version"]
-        self.requests = Counter("oms_serve_requests", "Infer requests answered, by HTTP status code",
-                                lv + ["code"], registry=self.registry)
-        self.errors = Counter("oms_serve_request_errors", "Failed infer requests by kind", lv + ["kind"],
-                              registry=self.registry)
-        self.latency = Histogram("oms_serve_request_latency_seconds", "Infer request latency in the ingress (s)", lv,
-                                 buckets=_LAT_BUCKETS, registry=self.registry)
-        self.batch_size = Histogram("oms_serve_batch_size", "Samples per dispatched batch", lv,
-                                    buckets=_BATCH_BUCKETS, registry=self.registry)
-        self.batch_requests = Histogram("oms_serve_batch_requests", "Requests per dispatched batch", lv,
-                                        buckets=_BATCH_BUCKETS, registry=self.registry)
-        self.queue_depth = Gauge("oms_serve_queue_depth", "Samples waiting in the batcher queue", lv,
-                                 registry=self.registry)
-        self.retries = Counter("oms_serve_retries", "Batches retried on another replica after a replica died", lv,
-                               registry=self.registry)
+        self.requests = Counter(
+            "oms_serve_requests", "Infer requests answered, by HTTP status code", lv + ["code"], registry=self.registry
+        )
+        self.errors = Counter(
+            "oms_serve_request_errors", "Failed infer requests by kind", lv + ["kind"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "oms_serve_request_latency_seconds",
+            "Infer request latency in the ingress (s)",
+            lv,
+            buckets=_LAT_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "oms_serve_batch_size", "Samples per dispatched batch", lv, buckets=_BATCH_BUCKETS, registry=self.registry
+        )
+        self.batch_requests = Histogram(
+            "oms_serve_batch_requests",
+            "Requests per dispatched batch",
+            lv,
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "oms_serve_queue_depth", "Samples waiting in the batcher queue", lv, registry=self.registry
+        )
+        self.retries = Counter(
+            "oms_serve_retries", "Batches retried on another replica after a replica died", lv, registry=self.registry
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

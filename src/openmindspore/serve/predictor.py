@@ -15,20 +15,30 @@ A *source* is a run directory written by ``oms train``, one of its checkpoint fi
 (``detector.py``), or ``builtin:identity[?dim=N]`` (a numpy identity used to measure pure serving
 overhead). ``SOURCE?key=value&...`` passes options to the predictor.
 """
+
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from openmindspore.errors import ConfigError
 from openmindspore.serve.protocol import TensorSpec
 
-__all__ = ["Predictor", "ClassifierPredictor", "IdentityPredictor", "MODEL_KINDS", "register_predictor",
-           "load_predictor", "resolve_source", "ResolvedSource"]
+__all__ = [
+    "Predictor",
+    "ClassifierPredictor",
+    "IdentityPredictor",
+    "MODEL_KINDS",
+    "register_predictor",
+    "load_predictor",
+    "resolve_source",
+    "ResolvedSource",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +60,12 @@ class Predictor(ABC):
         self.predict({s.name: np.zeros((1, *s.shape), dtype=_np_dtype(s.datatype)) for s in self.inputs})
 
     def metadata(self) -> dict[str, Any]:
-        return {"platform": self.platform, "kind": self.kind,
-                "inputs": [s.metadata() for s in self.inputs], "outputs": [s.metadata() for s in self.outputs]}
+        return {
+            "platform": self.platform,
+            "kind": self.kind,
+            "inputs": [s.metadata() for s in self.inputs],
+            "outputs": [s.metadata() for s in self.outputs],
+        }
 
 
 def _np_dtype(datatype: str) -> np.dtype:
@@ -63,8 +77,14 @@ def _np_dtype(datatype: str) -> np.dtype:
 class ResolvedSource:
     """Where a model comes from: ``kind`` plus a run directory and optional explicit checkpoint."""
 
-    def __init__(self, source: str, kind: str, run_dir: Path | None = None, checkpoint: Path | None = None,
-                 options: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        kind: str,
+        run_dir: Path | None = None,
+        checkpoint: Path | None = None,
+        options: dict[str, str] | None = None,
+    ) -> None:
         self.source, self.kind, self.run_dir, self.checkpoint = source, kind, run_dir, checkpoint
         self.options = dict(options or {})
 
@@ -77,11 +97,15 @@ MODEL_KINDS: dict[str, str] = {}
 _LOADERS: dict[str, Callable[[ResolvedSource], Predictor]] = {}
 
 
-def register_predictor(kind: str) -> Callable[[Callable[[ResolvedSource], Predictor]], Callable[[ResolvedSource], Predictor]]:
+def register_predictor(
+    kind: str,
+) -> Callable[[Callable[[ResolvedSource], Predictor]], Callable[[ResolvedSource], Predictor]]:
     """Decorator: ``loader(resolved_source) -> Predictor`` serves sources of ``kind``."""
+
     def deco(fn: Callable[[ResolvedSource], Predictor]) -> Callable[[ResolvedSource], Predictor]:
         _LOADERS[kind] = fn
         return fn
+
     return deco
 
 
@@ -92,7 +116,7 @@ def resolve_source(source: str | Path) -> ResolvedSource:
     """
     s = str(source)
     if s.startswith("builtin:"):
-        name, _, query = s[len("builtin:"):].partition("?")
+        name, _, query = s[len("builtin:") :].partition("?")
         opts = dict(kv.split("=", 1) for kv in query.split("&") if "=" in kv)
         if name not in _LOADERS or name != "identity":
             raise ConfigError("model", s, "a run directory, a checkpoint file, or builtin:identity[?dim=N&delay_ms=MS]")
@@ -108,19 +132,30 @@ def resolve_source(source: str | Path) -> ResolvedSource:
     checkpoint = None
     if p.is_file():
         if p.suffix != ".safetensors" or p.parent.name != "checkpoints":
-            raise ConfigError("model", s, "a run directory, RUN/checkpoints/step_*.safetensors, or a YOLOS "
-                              "MODEL.ckpt with its MODEL.json",
-                              "pass the --out directory of `oms train` or one of its checkpoint files")
+            raise ConfigError(
+                "model",
+                s,
+                "a run directory, RUN/checkpoints/step_*.safetensors, or a YOLOS MODEL.ckpt with its MODEL.json",
+                "pass the --out directory of `oms train` or one of its checkpoint files",
+            )
         checkpoint, p = p, p.parent.parent
     if not p.exists():
         raise ConfigError("model", s, "an existing run directory or checkpoint file", "check the path")
     if not (p / "config.yaml").is_file():
-        raise ConfigError("model", s, "a run directory containing config.yaml (written by `oms train --out DIR`) "
-                          "or model.ckpt + model.json (a detection run)",
-                          "pass the --out directory of an earlier `oms train`")
+        raise ConfigError(
+            "model",
+            s,
+            "a run directory containing config.yaml (written by `oms train --out DIR`) "
+            "or model.ckpt + model.json (a detection run)",
+            "pass the --out directory of an earlier `oms train`",
+        )
     if checkpoint is None and not (p / "checkpoints" / "LATEST").is_file():
-        raise ConfigError("model", s, "a run with at least one checkpoint (checkpoints/LATEST)",
-                          "train it further, or pass a checkpoint file")
+        raise ConfigError(
+            "model",
+            s,
+            "a run with at least one checkpoint (checkpoints/LATEST)",
+            "train it further, or pass a checkpoint file",
+        )
     import yaml
 
     cfg = yaml.safe_load((p / "config.yaml").read_text()) or {}
@@ -135,8 +170,12 @@ def load_predictor(source: str | Path | ResolvedSource) -> Predictor:
 
     rs = source if isinstance(source, ResolvedSource) else resolve_source(source)
     if rs.kind not in _LOADERS:
-        raise ConfigError("model kind", rs.kind, f"one of {sorted(_LOADERS)}",
-                          "register a loader with openmindspore.serve.register_predictor")
+        raise ConfigError(
+            "model kind",
+            rs.kind,
+            f"one of {sorted(_LOADERS)}",
+            "register a loader with openmindspore.serve.register_predictor",
+        )
     return _LOADERS[rs.kind](rs)
 
 
@@ -199,7 +238,10 @@ class ClassifierPredictor(Predictor):
         self.task = trainer.task
         self.inputs = [TensorSpec("x", "FP32", tuple(int(s) for s in trainer.data.input_shape))]
         if self.task == "classification":
-            self.outputs = [TensorSpec("logits", "FP32", (int(trainer.data.num_classes),)), TensorSpec("label", "INT64", ())]
+            self.outputs = [
+                TensorSpec("logits", "FP32", (int(trainer.data.num_classes),)),
+                TensorSpec("label", "INT64", ()),
+            ]
         else:
             self.outputs = [TensorSpec("prediction", "FP32", (1,))]
         self.model_name = str(trainer.cfg.model.get("name"))

@@ -5,26 +5,43 @@ A request body is ``{"id"?, "inputs": [{"name", "shape", "datatype", "data"}], "
 elements). The first dimension of every tensor is the batch (sample) dimension; model metadata
 reports it as ``-1``. Everything here is plain numpy and runs without Ray or MindSpore.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "DATATYPES", "ProtocolError", "TensorSpec", "InferRequest", "parse_infer_request",
-    "encode_infer_response", "dtype_to_datatype", "datatype_to_dtype", "tensor_to_json",
+    "DATATYPES",
+    "ProtocolError",
+    "TensorSpec",
+    "InferRequest",
+    "parse_infer_request",
+    "encode_infer_response",
+    "dtype_to_datatype",
+    "datatype_to_dtype",
+    "tensor_to_json",
     "tensor_from_json",
 ]
 
 #: OIP datatype name -> numpy dtype (BYTES is not supported by numeric models).
 DATATYPES: dict[str, np.dtype] = {
-    "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64), "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16), "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
 }
 _NAME_OF = {v: k for k, v in DATATYPES.items()}
 
@@ -69,7 +86,7 @@ class TensorSpec:
         return {"name": self.name, "datatype": self.datatype, "shape": [-1, *self.shape]}
 
     @classmethod
-    def from_metadata(cls, d: dict[str, Any]) -> "TensorSpec":
+    def from_metadata(cls, d: dict[str, Any]) -> TensorSpec:
         return cls(d["name"], d["datatype"], tuple(int(s) for s in d["shape"][1:]))
 
 
@@ -98,7 +115,9 @@ def _flatten(data: Any) -> list:
 def tensor_from_json(t: Any, where: str = "input") -> tuple[str, np.ndarray]:
     """One OIP JSON tensor -> ``(name, array)``; raises ``ProtocolError`` naming what is wrong."""
     if not isinstance(t, dict):
-        raise ProtocolError(f"each {where} must be an object with name, shape, datatype and data; got {type(t).__name__}")
+        raise ProtocolError(
+            f"each {where} must be an object with name, shape, datatype and data; got {type(t).__name__}"
+        )
     missing = [k for k in ("name", "shape", "datatype", "data") if k not in t]
     name = t.get("name", "?")
     if missing:
@@ -124,12 +143,17 @@ def tensor_from_json(t: Any, where: str = "input") -> tuple[str, np.ndarray]:
 def tensor_to_json(name: str, arr: np.ndarray) -> dict[str, Any]:
     """numpy array -> OIP JSON tensor (row-major flat ``data``)."""
     arr = np.asarray(arr)
-    return {"name": name, "shape": list(arr.shape), "datatype": dtype_to_datatype(arr.dtype),
-            "data": arr.reshape(-1).tolist()}
+    return {
+        "name": name,
+        "shape": list(arr.shape),
+        "datatype": dtype_to_datatype(arr.dtype),
+        "data": arr.reshape(-1).tolist(),
+    }
 
 
-def parse_infer_request(body: bytes | str | dict, inputs: Sequence[TensorSpec],
-                        outputs: Sequence[TensorSpec] = ()) -> InferRequest:
+def parse_infer_request(
+    body: bytes | str | dict, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec] = ()
+) -> InferRequest:
     """Parse and validate an infer request body against a model's input specs.
 
     Every declared input must be present once, with the declared datatype and per-sample shape, and
@@ -144,8 +168,9 @@ def parse_infer_request(body: bytes | str | dict, inputs: Sequence[TensorSpec],
         raise ProtocolError(f"request body must be a JSON object with an 'inputs' list; got {type(body).__name__}")
     raw = body.get("inputs")
     if not isinstance(raw, list) or not raw:
-        raise ProtocolError("request body needs a non-empty 'inputs' list of tensors "
-                            f"(expected inputs: {[s.name for s in inputs]})")
+        raise ProtocolError(
+            f"request body needs a non-empty 'inputs' list of tensors (expected inputs: {[s.name for s in inputs]})"
+        )
     specs = {s.name: s for s in inputs}
     arrays: dict[str, np.ndarray] = {}
     for t in raw:
@@ -182,16 +207,30 @@ def parse_infer_request(body: bytes | str | dict, inputs: Sequence[TensorSpec],
     params = body.get("parameters") or {}
     if not isinstance(params, dict):
         raise ProtocolError("'parameters' must be an object")
-    return InferRequest(inputs=arrays, n=next(iter(sizes.values())), id=None if rid is None else str(rid),
-                        outputs=wanted, parameters=params)
+    return InferRequest(
+        inputs=arrays,
+        n=next(iter(sizes.values())),
+        id=None if rid is None else str(rid),
+        outputs=wanted,
+        parameters=params,
+    )
 
 
-def encode_infer_response(model: str, version: str, outputs: dict[str, np.ndarray], request_id: str | None = None,
-                          wanted: list[str] | None = None, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+def encode_infer_response(
+    model: str,
+    version: str,
+    outputs: dict[str, np.ndarray],
+    request_id: str | None = None,
+    wanted: list[str] | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The OIP infer response body for ``outputs`` (filtered to ``wanted`` when given)."""
     names = wanted if wanted is not None else list(outputs)
-    body: dict[str, Any] = {"model_name": model, "model_version": version,
-                            "outputs": [tensor_to_json(n, outputs[n]) for n in names]}
+    body: dict[str, Any] = {
+        "model_name": model,
+        "model_version": version,
+        "outputs": [tensor_to_json(n, outputs[n]) for n in names],
+    }
     if request_id is not None:
         body["id"] = request_id
     if parameters:

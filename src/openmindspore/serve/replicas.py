@@ -16,6 +16,7 @@ already knows which replica slots are free, so the router's work is redundant he
 own router calls); ``ray[serve]`` is pinned (2.60.0) and ``tests/serve`` exercise this path, and
 ``dispatch="handle"`` (``HandleDispatcher``) keeps the public ``DeploymentHandle`` path available.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,13 @@ __all__ = ["ReplicaPool", "HandleDispatcher", "NoReplicaError", "RETRYABLE_ERROR
 log = logging.getLogger("openmindspore.serve")
 
 #: Errors that mean "the replica (process) went away", never "the model raised".
-RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (RayActorError, WorkerCrashedError, NodeDiedError, ObjectLostError,
-                                                     ReplicaUnavailableError)
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
+    RayActorError,
+    WorkerCrashedError,
+    NodeDiedError,
+    ObjectLostError,
+    ReplicaUnavailableError,
+)
 _SERVE_NAMESPACE = "serve"
 _DEAD_RETRY_S = 10.0  # a dropped replica still listed after this long is probed again (it may have been a blip)
 _ids = itertools.count()
@@ -54,8 +60,11 @@ class _Replica:
 
 
 def _list_replica_names(prefix: str) -> set[str]:
-    return {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-            if a.get("namespace") == _SERVE_NAMESPACE and a["name"].startswith(prefix)}
+    return {
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a.get("namespace") == _SERVE_NAMESPACE and a["name"].startswith(prefix)
+    }
 
 
 def _request_metadata(app: str, method: str) -> bytes:
@@ -94,12 +103,13 @@ class ReplicaPool:
     so a retry goes elsewhere) and ``NoReplicaError`` when no replica is known after a refresh.
     """
 
-    def __init__(self, app: str, deployment: str = "ModelReplica", slots: int = 1, method: str = "infer",
-                 refresh_s: float = 2.0) -> None:
+    def __init__(
+        self, app: str, deployment: str = "ModelReplica", slots: int = 1, method: str = "infer", refresh_s: float = 2.0
+    ) -> None:
         self.app, self.method, self.slots, self.refresh_s = app, method, max(1, int(slots)), refresh_s
         self._prefix = f"SERVE_REPLICA::{app}#{deployment}#"
         self._replicas: dict[str, _Replica] = {}
-        self._dead: dict[str, float] = {}   # name -> when dropped; looked at again after ``_DEAD_RETRY_S``
+        self._dead: dict[str, float] = {}  # name -> when dropped; looked at again after ``_DEAD_RETRY_S``
         self._rr = 0
         self._last_refresh = 0.0
         self._refreshing: asyncio.Task | None = None
@@ -130,11 +140,13 @@ class ReplicaPool:
             try:
                 actor = await loop.run_in_executor(None, lambda n=name: ray.get_actor(n, namespace=_SERVE_NAMESPACE))
                 ready = await asyncio.wait_for(actor.was_initialized.remote(), 10.0)
-            except (ValueError, asyncio.TimeoutError, *RETRYABLE_ERRORS):
+            except (TimeoutError, ValueError, *RETRYABLE_ERRORS):
                 continue  # gone, or still starting: next refresh looks again
             if ready:
                 self._replicas[name] = _Replica(name, actor)
-                log.info("app=%s: replica %s joined (%d usable)", self.app, name.rsplit("#", 1)[-1], len(self._replicas))
+                log.info(
+                    "app=%s: replica %s joined (%d usable)", self.app, name.rsplit("#", 1)[-1], len(self._replicas)
+                )
         self._last_refresh = time.monotonic()
         self._wake()
 
@@ -171,7 +183,7 @@ class ReplicaPool:
             self._freed.clear()
             try:
                 await asyncio.wait_for(self._freed.wait(), self.refresh_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _metadata(self, method: str) -> bytes:

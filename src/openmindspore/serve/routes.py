@@ -11,6 +11,7 @@ batch whose replica died is sent again (inference is idempotent) with backoff un
 ``retry_timeout_s``: Ray Serve replaces the dead replica, the pool drops it at once and finds the
 replacement on its next refresh, so the client never sees the failure.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,15 @@ class VersionRoute:
     ``max_queue``).
     """
 
-    def __init__(self, model: str, version: str, cfg: dict[str, Any], metrics: ServeMetrics, retry_timeout_s: float,
-                 dispatch: str = "direct") -> None:
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        cfg: dict[str, Any],
+        metrics: ServeMetrics,
+        retry_timeout_s: float,
+        dispatch: str = "direct",
+    ) -> None:
         self.model, self.version, self.cfg = model, version, cfg
         self.meta = cfg["metadata"]
         self.inputs = [TensorSpec.from_metadata(d) for d in self.meta["inputs"]]
@@ -51,16 +59,28 @@ class VersionRoute:
         slots = int(cfg.get("inflight_per_replica", 1))
         deployment = cfg.get("deployment", "ModelReplica")
         self.dispatcher: ReplicaPool | HandleDispatcher = (
-            ReplicaPool(cfg["app"], deployment, slots) if dispatch == "direct" else HandleDispatcher(cfg["app"], deployment))
+            ReplicaPool(cfg["app"], deployment, slots)
+            if dispatch == "direct"
+            else HandleDispatcher(cfg["app"], deployment)
+        )
         self.retry_timeout_s = retry_timeout_s
         lab = {"model": model, "version": version}
         self.m_retry = metrics.retries.labels(**lab)
-        bsz, breq, q = metrics.batch_size.labels(**lab), metrics.batch_requests.labels(**lab), metrics.queue_depth.labels(**lab)
+        bsz, breq, q = (
+            metrics.batch_size.labels(**lab),
+            metrics.batch_requests.labels(**lab),
+            metrics.queue_depth.labels(**lab),
+        )
         b = cfg.get("batching", {})
-        self.batcher = DynamicBatcher(self._call, max_batch=int(b.get("max_batch", 32)),
-                                      max_delay_ms=float(b.get("max_delay_ms", 2.0)),
-                                      max_queue=int(b.get("max_queue", 1024)), concurrency=self.concurrency(cfg),
-                                      on_batch=lambda s, r: (bsz.observe(s), breq.observe(r)), on_queue=q.set)
+        self.batcher = DynamicBatcher(
+            self._call,
+            max_batch=int(b.get("max_batch", 32)),
+            max_delay_ms=float(b.get("max_delay_ms", 2.0)),
+            max_queue=int(b.get("max_queue", 1024)),
+            concurrency=self.concurrency(cfg),
+            on_batch=lambda s, r: (bsz.observe(s), breq.observe(r)),
+            on_queue=q.set,
+        )
 
     @staticmethod
     def concurrency(cfg: dict[str, Any]) -> int:
@@ -81,10 +101,18 @@ class VersionRoute:
                 attempt += 1
                 self.m_retry.inc()
                 if time.monotonic() + delay > deadline:
-                    raise ReplicaGoneError(f"model {self.model!r} version {self.version}: no replica answered within "
-                                           f"{self.retry_timeout_s:.0f} s after {attempt} attempts ({type(e).__name__})") from e
-                log.warning("model=%s version=%s replica failed (%s); retry %d in %.2f s", self.model, self.version,
-                            type(e).__name__, attempt, delay)
+                    raise ReplicaGoneError(
+                        f"model {self.model!r} version {self.version}: no replica answered within "
+                        f"{self.retry_timeout_s:.0f} s after {attempt} attempts ({type(e).__name__})"
+                    ) from e
+                log.warning(
+                    "model=%s version=%s replica failed (%s); retry %d in %.2f s",
+                    self.model,
+                    self.version,
+                    type(e).__name__,
+                    attempt,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
                 await self.dispatcher.refresh()
@@ -131,6 +159,11 @@ class RouteTable:
         return [v for m in self.models.values() for v in m["versions"].values()]
 
     def describe(self) -> dict[str, Any]:
-        return {name: {"default": m["default"], "versions": sorted(m["versions"]),
-                       "queued": {v: ver.batcher.queued_samples for v, ver in m["versions"].items()}}
-                for name, m in self.models.items()}
+        return {
+            name: {
+                "default": m["default"],
+                "versions": sorted(m["versions"]),
+                "queued": {v: ver.batcher.queued_samples for v, ver in m["versions"].items()},
+            }
+            for name, m in self.models.items()
+        }

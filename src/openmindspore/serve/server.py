@@ -16,6 +16,7 @@ it and waits for its queue and in-flight batches to finish, then deletes its app
         srv.deploy("digits", "runs/digits-v2")                   # version "2": load, then switch
         srv.rollback("digits")                                   # back to "1"
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,7 +31,7 @@ __all__ = ["Server", "BatchingConfig"]
 
 log = logging.getLogger(__name__)
 
-FRONTEND_APP = "oms-frontend"   # + "-<port>": several servers (ports) can share one Serve instance
+FRONTEND_APP = "oms-frontend"  # + "-<port>": several servers (ports) can share one Serve instance
 _DISPATCH = ("direct", "handle")
 _FRONTEND_VERSION = "oms-frontend-1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -55,9 +56,16 @@ class Server:
     through Ray Serve's ``DeploymentHandle`` router (slower; kept for comparison).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8000, address: str | None = None,
-                 num_cpus: int | None = None, retry_timeout_s: float = 60.0, frontends: int = 1,
-                 dispatch: str = "direct") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        retry_timeout_s: float = 60.0,
+        frontends: int = 1,
+        dispatch: str = "direct",
+    ) -> None:
         if not isinstance(frontends, int) or not 1 <= frontends <= 64:
             raise ConfigError("--frontends", frontends, "an integer in [1, 64]")
         if dispatch not in _DISPATCH:
@@ -65,8 +73,8 @@ class Server:
         self.host, self.port, self.address, self.num_cpus = host, int(port), address, num_cpus
         self.retry_timeout_s, self.frontends, self.dispatch = retry_timeout_s, frontends, dispatch
         self._routes: dict[str, Any] = {"models": {}}
-        self._previous: dict[str, list[str]] = {}   # model -> earlier defaults (rollback stack)
-        self._counter: dict[str, int] = {}          # model -> highest numeric version ever used
+        self._previous: dict[str, list[str]] = {}  # model -> earlier defaults (rollback stack)
+        self._counter: dict[str, int] = {}  # model -> highest numeric version ever used
         self._engine = None
         self._node_resource: dict[str, float] = {}
 
@@ -75,7 +83,7 @@ class Server:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         import ray
         from ray import serve
 
@@ -92,8 +100,9 @@ class Server:
         try:
             self._push()
         except Exception as e:  # noqa: BLE001 - Serve reports a failed deploy with its own exception types
-            raise OMSError(f"the HTTP front end could not start on {self.url}: "
-                           f"{str(e).strip().splitlines()[-1][:300]}") from None
+            raise OMSError(
+                f"the HTTP front end could not start on {self.url}: {str(e).strip().splitlines()[-1][:300]}"
+            ) from None
         self._wait_http()
         log.info("serving on %s", self.url)
         return self
@@ -109,8 +118,10 @@ class Server:
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
-                raise OMSError(f"the HTTP endpoint {self.url} did not come up within {timeout_s:.0f} s; "
-                               "is the port free and the host an address of this machine?")
+                raise OMSError(
+                    f"the HTTP endpoint {self.url} did not come up within {timeout_s:.0f} s; "
+                    "is the port free and the host an address of this machine?"
+                )
             time.sleep(0.1)
 
     def shutdown(self) -> None:
@@ -124,16 +135,24 @@ class Server:
                 self._engine.shutdown()
                 self._engine = None
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
 
     # ----------------------------------------------------------- versions
-    def deploy(self, name: str, source: str, version: str | None = None, replicas: int = 1,
-               batching: BatchingConfig | dict | None = None, activate: bool = True,
-               inflight_per_replica: int = 1, replica_cpus: float = 0.0) -> str:
+    def deploy(
+        self,
+        name: str,
+        source: str,
+        version: str | None = None,
+        replicas: int = 1,
+        batching: BatchingConfig | dict | None = None,
+        activate: bool = True,
+        inflight_per_replica: int = 1,
+        replica_cpus: float = 0.0,
+    ) -> str:
         """Load ``source`` as a new version of ``name`` beside the running ones; returns the version.
 
         With ``activate`` (default) traffic switches to it once its replicas are up; the previous
@@ -159,8 +178,11 @@ class Server:
             raise ConfigError("version", version, f"a new version name (loaded: {sorted(m['versions'])})")
         app = f"oms.{name}.{version}"
         t0 = time.perf_counter()
-        opts = ModelReplica.options(num_replicas=replicas, max_ongoing_requests=inflight_per_replica,
-                                    ray_actor_options={"num_cpus": replica_cpus})
+        opts = ModelReplica.options(
+            num_replicas=replicas,
+            max_ongoing_requests=inflight_per_replica,
+            ray_actor_options={"num_cpus": replica_cpus},
+        )
         try:
             handle = serve.run(opts.bind(resolved.source), name=app, route_prefix=None)
             meta = handle.metadata.remote().result(timeout_s=120)
@@ -168,11 +190,21 @@ class Server:
             if not m["versions"]:
                 del self._routes["models"][name]
             _safe_delete(app)
-            raise OMSError(f"model {name!r} version {version} from {source} failed to load: "
-                           f"{str(e).strip().splitlines()[-1][:300]}") from None
-        log.info("model=%s version=%s loaded (%d replicas) in %.1f s", name, version, replicas, time.perf_counter() - t0)
-        m["versions"][version] = {"app": app, "replicas": replicas, "metadata": meta, "batching": dict(batching),
-                                  "inflight_per_replica": inflight_per_replica, "source": str(source)}
+            raise OMSError(
+                f"model {name!r} version {version} from {source} failed to load: "
+                f"{str(e).strip().splitlines()[-1][:300]}"
+            ) from None
+        log.info(
+            "model=%s version=%s loaded (%d replicas) in %.1f s", name, version, replicas, time.perf_counter() - t0
+        )
+        m["versions"][version] = {
+            "app": app,
+            "replicas": replicas,
+            "metadata": meta,
+            "batching": dict(batching),
+            "inflight_per_replica": inflight_per_replica,
+            "source": str(source),
+        }
         if m["default"] is None or activate:
             self._switch_to(name, version)
         else:
@@ -191,8 +223,12 @@ class Server:
         m = self._model(name)
         history = [v for v in self._previous.get(name, []) if v in m["versions"] and v != m["default"]]
         if not history:
-            raise ConfigError("rollback", name, "a model with an earlier version still loaded",
-                              "deploy with activate=False to keep a version for rollback, or load one")
+            raise ConfigError(
+                "rollback",
+                name,
+                "a model with an earlier version still loaded",
+                "deploy with activate=False to keep a version for rollback, or load one",
+            )
         target = history[-1]
         self._previous[name] = [v for v in self._previous[name] if v != target]
         self._routes["models"][name]["default"] = target
@@ -206,8 +242,9 @@ class Server:
         if version not in m["versions"]:
             raise ConfigError("version", version, f"a loaded version of {name!r}: {sorted(m['versions'])}")
         if version == m["default"]:
-            raise ConfigError("version", version, "a version that is not the default",
-                              "switch or roll back to another version first")
+            raise ConfigError(
+                "version", version, "a version that is not the default", "switch or roll back to another version first"
+            )
         cfg = m["versions"].pop(version)
         self._push()  # returns after the front ends drained the version
         _safe_delete(cfg["app"])
@@ -249,11 +286,22 @@ class Server:
         routes = {"models": {n: m for n, m in self._routes["models"].items() if m["default"] is not None}}
         # A fixed code version makes a routes change a ``reconfigure`` of the running front ends; without
         # it every ``serve.run`` gets a random version and Serve replaces (restarts) them.
-        opts = FrontEnd.options(num_replicas=self.frontends, user_config=routes, version=_FRONTEND_VERSION, _internal=True,
-                                ray_actor_options={"num_cpus": 0, "resources": self._node_resource,
-                                                   "runtime_env": {"env_vars": FRONTEND_ENV}})
-        serve.run(opts.bind(self.host, self.port, self.retry_timeout_s, self.dispatch), name=self.frontend_app,
-                  route_prefix=None)
+        opts = FrontEnd.options(
+            num_replicas=self.frontends,
+            user_config=routes,
+            version=_FRONTEND_VERSION,
+            _internal=True,
+            ray_actor_options={
+                "num_cpus": 0,
+                "resources": self._node_resource,
+                "runtime_env": {"env_vars": FRONTEND_ENV},
+            },
+        )
+        serve.run(
+            opts.bind(self.host, self.port, self.retry_timeout_s, self.dispatch),
+            name=self.frontend_app,
+            route_prefix=None,
+        )
 
     @property
     def frontend_app(self) -> str:
@@ -278,8 +326,12 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             s.bind((host, port))
         except OSError as e:
-            raise ConfigError("--port", port, f"a free port on {host}", f"it is taken or not bindable ({e.strerror}); "
-                              "pick another --port") from None
+            raise ConfigError(
+                "--port",
+                port,
+                f"a free port on {host}",
+                f"it is taken or not bindable ({e.strerror}); pick another --port",
+            ) from None
 
 
 def _safe_delete(app: str) -> None:

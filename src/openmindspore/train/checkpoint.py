@@ -12,6 +12,7 @@ Layout of a run directory::
 Every file is written to a temporary name and renamed, so a crash never leaves a torn checkpoint; the
 ``LATEST`` pointer moves only after the checkpoint and its manifest are on disk.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,12 +55,16 @@ class RunDir:
         self.keep = keep
 
     @classmethod
-    def create(cls, path: str | Path, config: dict[str, Any]) -> "RunDir":
+    def create(cls, path: str | Path, config: dict[str, Any]) -> RunDir:
         """A new run directory holding ``config``; refuses to overwrite an existing run."""
         run = cls(path)
         if run.is_run():
-            raise ConfigError("--out", str(path), "a new or empty directory (this one holds a run)",
-                              f"use `oms train --resume {path}` to continue it, or choose another --out")
+            raise ConfigError(
+                "--out",
+                str(path),
+                "a new or empty directory (this one holds a run)",
+                f"use `oms train --resume {path}` to continue it, or choose another --out",
+            )
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(config)
         return run
@@ -72,12 +77,16 @@ class RunDir:
     def is_run(self) -> bool:
         return self.config_path.is_file()
 
-    def require_run(self) -> "RunDir":
+    def require_run(self) -> RunDir:
         if not self.path.is_dir():
             raise ConfigError("run directory", str(self.path), "an existing directory written by `oms train`")
         if not self.is_run():
-            raise ConfigError("run directory", str(self.path), "a run directory containing config.yaml",
-                              "pass the --out directory of an earlier `oms train`")
+            raise ConfigError(
+                "run directory",
+                str(self.path),
+                "a run directory containing config.yaml",
+                "pass the --out directory of an earlier `oms train`",
+            )
         return self
 
     def write_config(self, cfg: dict[str, Any]) -> None:
@@ -103,9 +112,14 @@ class RunDir:
         blob = state.to_bytes()
         name = f"step_{state.step:08d}"
         atomic_write(self.ckpt_dir / f"{name}.safetensors", blob)
-        manifest = {"step": state.step, "sha256": hashlib.sha256(blob).hexdigest(),
-                    "params_sha256": state.params_sha256(), "world_size": world_size,
-                    "samples_seen": state.samples_seen, "created": time.time()}
+        manifest = {
+            "step": state.step,
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "params_sha256": state.params_sha256(),
+            "world_size": world_size,
+            "samples_seen": state.samples_seen,
+            "created": time.time(),
+        }
         atomic_write(self.ckpt_dir / f"{name}.json", json.dumps(manifest, indent=2))
         atomic_write(self.ckpt_dir / "LATEST", name)
         self._prune(keep_name=name)
@@ -113,7 +127,7 @@ class RunDir:
 
     def _prune(self, keep_name: str) -> None:
         ckpts = sorted(self.ckpt_dir.glob("step_*.safetensors"))
-        for p in ckpts[:-self.keep]:
+        for p in ckpts[: -self.keep]:
             if p.stem != keep_name:
                 p.unlink(missing_ok=True)
                 p.with_suffix(".json").unlink(missing_ok=True)
@@ -126,8 +140,12 @@ class RunDir:
         """The newest complete checkpoint, verified against its manifest's SHA-256."""
         name = self.latest_name()
         if name is None:
-            raise ConfigError("run directory", str(self.path), "a run with at least one checkpoint",
-                              "this run stopped before its first checkpoint; start it again")
+            raise ConfigError(
+                "run directory",
+                str(self.path),
+                "a run with at least one checkpoint",
+                "this run stopped before its first checkpoint; start it again",
+            )
         blob = (self.ckpt_dir / f"{name}.safetensors").read_bytes()
         manifest = json.loads((self.ckpt_dir / f"{name}.json").read_text())
         if hashlib.sha256(blob).hexdigest() != manifest["sha256"]:

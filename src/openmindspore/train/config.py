@@ -9,6 +9,7 @@ Example (``examples/mnist_cnn.yaml``)::
     epochs: 3                      # or `steps: 500`
     seed: 0
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,11 +50,14 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(100, gt=0, description="disk checkpoint every K steps")
     eval_batch_size: int = Field(500, gt=0)
     augment_shift: int = Field(0, ge=0, le=8, description="random translation of training images, pixels")
-    compile: bool = Field(True, description="compile the training step into a MindSpore graph when the model "
-                                            "supports it (CNN, MLP); false runs it op by op (PyNative)")
+    compile: bool = Field(
+        True,
+        description="compile the training step into a MindSpore graph when the model "
+        "supports it (CNN, MLP); false runs it op by op (PyNative)",
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> "TrainConfig":
+    def _check(self) -> TrainConfig:
         if not isinstance(self.model.get("name"), str):
             raise ValueError("model.name is required, e.g. {name: cnn}")
         if self.epochs is None and self.steps is None:

@@ -8,6 +8,7 @@ retry, then a failed trial with its error, instead of a dead search.
 ``python -m openmindspore.train.isolated`` reads a ``TrainConfig`` as JSON on stdin and prints one
 JSON line of metrics on stdout; :func:`train_isolated` drives it.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,21 +33,36 @@ def train_isolated(config: dict[str, Any], retries: int = 1, timeout_s: float = 
     for _ in range(1 + int(retries)):
         attempts += 1
         try:
-            proc = subprocess.run([sys.executable, "-m", "openmindspore.train.isolated"], input=json.dumps(config),
-                                  capture_output=True, text=True, env=env, timeout=timeout_s)
+            proc = subprocess.run(
+                [sys.executable, "-m", "openmindspore.train.isolated"],
+                input=json.dumps(config),
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=timeout_s,
+            )
         except subprocess.TimeoutExpired:
             err = f"timed out after {timeout_s:.0f} s"
             continue
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode == 0 and lines:
-            return {"status": "ok", "metrics": json.loads(lines[-1]), "attempts": attempts,
-                    "duration_s": time.perf_counter() - t0}
+            return {
+                "status": "ok",
+                "metrics": json.loads(lines[-1]),
+                "attempts": attempts,
+                "duration_s": time.perf_counter() - t0,
+            }
         tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip() and "[WARNING]" not in ln]
         err = f"exit {proc.returncode}: {tail[-1] if tail else 'no output'}"
         if proc.returncode == 2:  # a user error (bad config): retrying cannot help
             break
-    return {"status": "failed", "metrics": {}, "error": err, "attempts": attempts,
-            "duration_s": time.perf_counter() - t0}
+    return {
+        "status": "failed",
+        "metrics": {},
+        "error": err,
+        "attempts": attempts,
+        "duration_s": time.perf_counter() - t0,
+    }
 
 
 def main() -> int:
@@ -61,10 +77,15 @@ def main() -> int:
     except (OMSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = {"val": {"accuracy": float(summary["val"]["accuracy"]), "loss": float(summary["val"]["loss"])},
-           "test": {"accuracy": float(summary["eval"]["accuracy"]), "loss": float(summary["eval"]["loss"])},
-           "train": {"final_loss": float(summary.get("final_loss", float("nan"))),
-                     "step_time_s": summary["step_time_s"]["median"], "seconds": time.perf_counter() - t0}}
+    out = {
+        "val": {"accuracy": float(summary["val"]["accuracy"]), "loss": float(summary["val"]["loss"])},
+        "test": {"accuracy": float(summary["eval"]["accuracy"]), "loss": float(summary["eval"]["loss"])},
+        "train": {
+            "final_loss": float(summary.get("final_loss", float("nan"))),
+            "step_time_s": summary["step_time_s"]["median"],
+            "seconds": time.perf_counter() - t0,
+        },
+    }
     sys.stdout.write("\n" + json.dumps(out) + "\n")
     return 0
 

@@ -3,6 +3,7 @@
 ``max_steps`` is the absolute step at which to stop (the learning-rate schedule still follows the
 config's planned total), so ``max_steps=10`` then ``resume(max_steps=20)`` equals 20 steps straight.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,15 @@ __all__ = ["train", "resume", "evaluate_run", "build_summary"]
 log = logging.getLogger(__name__)
 
 
-def build_summary(trainer: Trainer, status: str, final_loss: float, step_times: list[float], world_size: int,
-                  recoveries: list | None = None, **extra: Any) -> dict[str, Any]:
+def build_summary(
+    trainer: Trainer,
+    status: str,
+    final_loss: float,
+    step_times: list[float],
+    world_size: int,
+    recoveries: list | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """The fields every run's ``summary.json`` has (later layers add more)."""
     times = np.asarray(step_times, dtype=np.float64)
     summary = {
@@ -38,9 +46,11 @@ def build_summary(trainer: Trainer, status: str, final_loss: float, step_times: 
         "params_sha256": trainer.params_sha256(),
         "samples_seen": trainer.samples_seen,
         "epoch": trainer.sampler.epoch,
-        "step_time_s": {"median": float(np.median(times)) if len(times) else None,
-                        "mean": float(times.mean()) if len(times) else None,
-                        "p90": float(np.percentile(times, 90)) if len(times) else None},
+        "step_time_s": {
+            "median": float(np.median(times)) if len(times) else None,
+            "mean": float(times.mean()) if len(times) else None,
+            "p90": float(np.percentile(times, 90)) if len(times) else None,
+        },
         "world_size": world_size,
         "recoveries": list(recoveries or []),
         "dataset": trainer.cfg.dataset,
@@ -67,8 +77,16 @@ def _loop(trainer: Trainer, run: RunDir | None, stop_at: int, quiet: bool, prior
                 window_t, window_n = now, 0
                 bar.update(trainer.step, loss, sps)
                 if run is not None:
-                    run.append_metrics({"step": trainer.step, "loss": loss, "lr": trainer.lr_at(trainer.step - 1),
-                                        "samples_per_s": sps, "epoch": trainer.sampler.epoch, "time": time.time()})
+                    run.append_metrics(
+                        {
+                            "step": trainer.step,
+                            "loss": loss,
+                            "lr": trainer.lr_at(trainer.step - 1),
+                            "samples_per_s": sps,
+                            "epoch": trainer.sampler.epoch,
+                            "time": time.time(),
+                        }
+                    )
             if run is not None and trainer.step % cfg.checkpoint_every == 0:
                 run.save(trainer.state({"final_loss": loss}))
     status = "completed" if trainer.step >= trainer.total_steps else "stopped"
@@ -82,12 +100,17 @@ def _loop(trainer: Trainer, run: RunDir | None, stop_at: int, quiet: bool, prior
 
 def check_max_steps(max_steps: int | None, start: int) -> None:
     if max_steps is not None and (max_steps < 1 or max_steps <= start):
-        raise ConfigError("--max-steps", max_steps, f"an absolute step > {start} (the run is at step {start})",
-                          "it is the step to stop at, not a count of additional steps")
+        raise ConfigError(
+            "--max-steps",
+            max_steps,
+            f"an absolute step > {start} (the run is at step {start})",
+            "it is the step to stop at, not a count of additional steps",
+        )
 
 
-def train(cfg: TrainConfig, out_dir: str | Path | None = None, max_steps: int | None = None,
-          quiet: bool = True) -> dict[str, Any]:
+def train(
+    cfg: TrainConfig, out_dir: str | Path | None = None, max_steps: int | None = None, quiet: bool = True
+) -> dict[str, Any]:
     """Train from scratch; writes the run directory when ``out_dir`` is given. Returns the summary."""
     check_max_steps(max_steps, 0)
     run = None if out_dir is None else RunDir.create(out_dir, cfg.model_dump(mode="json"))

@@ -4,6 +4,7 @@ State = model parameters (incl. batch-norm statistics), optimizer state, step, R
 position and sample accounting. Randomness is counter-based (keyed by ``(seed, step, sample)``), so the
 RNG state is the seed plus the step. Bytes are a safetensors blob whose metadata holds the scalars.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,22 +46,34 @@ class TrainState:
     def to_bytes(self) -> bytes:
         tensors = {f"param/{k}": np.ascontiguousarray(v) for k, v in self.params.items()}
         tensors.update({f"opt/{k}": np.ascontiguousarray(v) for k, v in self.opt_state.items()})
-        meta = {"step": self.step, "sampler": self.sampler.to_dict(), "seed": self.seed,
-                "samples_seen": self.samples_seen, "extra": self.extra}
+        meta = {
+            "step": self.step,
+            "sampler": self.sampler.to_dict(),
+            "seed": self.seed,
+            "samples_seen": self.samples_seen,
+            "extra": self.extra,
+        }
         return st_save(tensors, metadata={"oms": json.dumps(meta)})
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "TrainState":
+    def from_bytes(cls, blob: bytes) -> TrainState:
         from safetensors.numpy import load as st_load
 
         try:
             (n,) = struct.unpack("<Q", blob[:8])
-            header = json.loads(blob[8:8 + n])
+            header = json.loads(blob[8 : 8 + n])
             meta = json.loads(header["__metadata__"]["oms"])
             tensors = st_load(blob)
         except Exception as e:  # noqa: BLE001 - any corruption is reported the same way
             raise OMSError(f"checkpoint is not a valid OpenMindSpore train state ({type(e).__name__}: {e})") from None
         params = {k[6:]: v for k, v in tensors.items() if k.startswith("param/")}
         opt = {k[4:]: v for k, v in tensors.items() if k.startswith("opt/")}
-        return cls(params=params, opt_state=opt, step=int(meta["step"]), sampler=SamplerState(**meta["sampler"]),
-                   seed=int(meta["seed"]), samples_seen=int(meta["samples_seen"]), extra=meta.get("extra", {}))
+        return cls(
+            params=params,
+            opt_state=opt,
+            step=int(meta["step"]),
+            sampler=SamplerState(**meta["sampler"]),
+            seed=int(meta["seed"]),
+            samples_seen=int(meta["samples_seen"]),
+            extra=meta.get("extra", {}),
+        )

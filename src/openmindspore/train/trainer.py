@@ -10,6 +10,7 @@ same result. Other models (ViT, YOLOS) run op by op.
 ``1 / global_batch``: summing them over workers gives the exact global-mean gradient, whatever the
 world size. ``apply_grads`` sets the learning rate for the step and runs the optimizer.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,9 @@ def setup_mindspore() -> None:
 
 def build_model(cfg: TrainConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Cell:
     kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
-    return create_model(cfg.model["name"], input_shape=input_shape, num_classes=num_classes,
-                        seed=kwargs.pop("seed", cfg.seed), **kwargs)
+    return create_model(
+        cfg.model["name"], input_shape=input_shape, num_classes=num_classes, seed=kwargs.pop("seed", cfg.seed), **kwargs
+    )
 
 
 class _TrainLoss(nn.Cell):
@@ -101,8 +103,9 @@ class Trainer:
         self._compiled_sizes: set[int] = set()  # per-process batch sizes the compiled step has seen
         self.compiled_this_step = False  # the last compute_grads compiled the step for a new batch size
         if self.compiled:
-            self._grad_fn = _compiled_grad_fn(_TrainLoss(self.model, self.task == "classification"),
-                                              self.optimizer.params)
+            self._grad_fn = _compiled_grad_fn(
+                _TrainLoss(self.model, self.task == "classification"), self.optimizer.params
+            )
         else:
             self._grad_fn = ms.value_and_grad(self._forward, None, self.optimizer.params)
 
@@ -189,7 +192,7 @@ class Trainer:
     def predict(self, x: np.ndarray, batch: int | None = None) -> np.ndarray:
         self.model.set_train(False)
         bs = batch or self.cfg.eval_batch_size
-        outs = [self.model(Tensor(x[i:i + bs])).asnumpy() for i in range(0, len(x), bs)]
+        outs = [self.model(Tensor(x[i : i + bs])).asnumpy() for i in range(0, len(x), bs)]
         return np.concatenate(outs) if outs else np.empty((0,))
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
@@ -198,8 +201,10 @@ class Trainer:
         if self.task == "classification":
             z = out - out.max(axis=1, keepdims=True)
             logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-            return {"accuracy": float((out.argmax(axis=1) == y).mean()),
-                    "loss": float(-logp[np.arange(len(y)), y].mean())}
+            return {
+                "accuracy": float((out.argmax(axis=1) == y).mean()),
+                "loss": float(-logp[np.arange(len(y)), y].mean()),
+            }
         pred = out.reshape(-1)
         mse = float(((pred - y) ** 2).mean())
         return {"mse": mse, "r2": float(1.0 - mse / max(float(y.var()), 1e-12))}
@@ -212,19 +217,31 @@ class Trainer:
         return params_sha256(self.params_numpy())
 
     def state(self, extra: dict[str, Any] | None = None) -> TrainState:
-        return TrainState(params=self.params_numpy(), opt_state=self.optimizer.state_dict(), step=self.step, sampler=self.sampler.state(),
-                          seed=self.cfg.seed, samples_seen=self.samples_seen, extra=dict(extra or {}))
+        return TrainState(
+            params=self.params_numpy(),
+            opt_state=self.optimizer.state_dict(),
+            step=self.step,
+            sampler=self.sampler.state(),
+            seed=self.cfg.seed,
+            samples_seen=self.samples_seen,
+            extra=dict(extra or {}),
+        )
 
     def load_state(self, state: TrainState) -> None:
         """Restore exactly; shapes and names must match this model (checked)."""
         own = {p.name: p for p in self.model.get_parameters()}
-        for kind, names, source in (("parameter", set(own), state.params),
-                                    ("optimizer state", self.optimizer.state_names(), state.opt_state)):
+        for kind, names, source in (
+            ("parameter", set(own), state.params),
+            ("optimizer state", self.optimizer.state_names(), state.opt_state),
+        ):
             missing, extra = sorted(names - set(source)), sorted(set(source) - names)
             if missing or extra:
-                raise ConfigError(f"checkpoint {kind}s", f"missing={missing[:5]} unexpected={extra[:5]}",
-                                  "a checkpoint of the same model and optimizer",
-                                  "resume with the run's own config")
+                raise ConfigError(
+                    f"checkpoint {kind}s",
+                    f"missing={missing[:5]} unexpected={extra[:5]}",
+                    "a checkpoint of the same model and optimizer",
+                    "resume with the run's own config",
+                )
         for name, p in own.items():
             arr = state.params[name]
             if tuple(arr.shape) != tuple(p.shape):

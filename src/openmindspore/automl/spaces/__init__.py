@@ -1,4 +1,5 @@
 """Search spaces: ``cnn``, ``sklearn-classifier``, ``sklearn-regressor``, ``nb201``."""
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +18,12 @@ SPACES: dict[str, str] = {
     "sklearn-regressor": "openmindspore.automl.spaces.sklearn:SklearnRegressorSpace",
     "nb201": "openmindspore.automl.spaces.nb201:NB201Space",
 }
-DEFAULT_DATASETS: dict[str, str] = {"cnn": "mnist5k", "sklearn-classifier": "digits",
-                                    "sklearn-regressor": "diabetes", "nb201": "cifar10"}
+DEFAULT_DATASETS: dict[str, str] = {
+    "cnn": "mnist5k",
+    "sklearn-classifier": "digits",
+    "sklearn-regressor": "diabetes",
+    "nb201": "cifar10",
+}
 
 
 def make_space(name: str, dataset: str | None = None, **options: Any) -> SearchSpace:

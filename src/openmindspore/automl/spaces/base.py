@@ -1,8 +1,10 @@
 """The search-space interface: a grammar plus a spec builder plus an evaluator."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from openmindspore.automl.grammar import Grammar, build_spec
 

@@ -11,6 +11,7 @@ Evaluation trains the spec for a fixed number of steps (the same budget as the h
 train_isolated`: a MindSpore crash fails the trial, never the search) and reports validation and test
 accuracy and loss.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -34,12 +35,17 @@ def max_downsamples(input_shape: tuple[int, ...]) -> int:
     return n
 
 
-def cnn_grammar(input_shape: tuple[int, ...] = (1, 28, 28), max_blocks: int = 6, max_convs: int = 4,
-                max_dense: int = 2) -> Grammar:
+def cnn_grammar(
+    input_shape: tuple[int, ...] = (1, 28, 28), max_blocks: int = 6, max_convs: int = 4, max_dense: int = 2
+) -> Grammar:
     """The CNN grammar for images of ``input_shape`` (C, H, W), as data."""
     if len(input_shape) != 3:
-        raise ConfigError("input_shape", tuple(input_shape), "(channels, height, width) for the cnn space",
-                          "use an image dataset such as mnist5k, digits or synthetic")
+        raise ConfigError(
+            "input_shape",
+            tuple(input_shape),
+            "(channels, height, width) for the cnn space",
+            "use an image dataset such as mnist5k, digits or synthetic",
+        )
     block = [
         {"id": "conv", "next": "conv.channels", "emit": {"type": "conv"}, "count": ["blocks", "convs"]},
         {"id": "maxpool", "next": "block", "emit": {"type": "maxpool", "kernel": 2}, "count": ["blocks", "down"]},
@@ -53,25 +59,45 @@ def cnn_grammar(input_shape: tuple[int, ...] = (1, 28, 28), max_blocks: int = 6,
         "block": block,
         "conv.channels": [{"id": str(c), "next": "conv.kernel", "set": {"channels": c}} for c in (16, 32, 64)],
         "conv.kernel": [{"id": str(k), "next": "conv.stride", "set": {"kernel": k}} for k in (3, 5)],
-        "conv.stride": [{"id": "1", "next": "conv.post", "set": {"stride": 1}},
-                        {"id": "2", "next": "conv.post", "set": {"stride": 2}, "count": ["down"]}],
-        "conv.post": [{"id": "relu", "next": "block", "emit": {"type": "relu"}},
-                      {"id": "bn_relu", "next": "block", "emit": [{"type": "batchnorm"}, {"type": "relu"}]},
-                      {"id": "gelu", "next": "block", "emit": {"type": "gelu"}},
-                      {"id": "none", "next": "block"}],
+        "conv.stride": [
+            {"id": "1", "next": "conv.post", "set": {"stride": 1}},
+            {"id": "2", "next": "conv.post", "set": {"stride": 2}, "count": ["down"]},
+        ],
+        "conv.post": [
+            {"id": "relu", "next": "block", "emit": {"type": "relu"}},
+            {"id": "bn_relu", "next": "block", "emit": [{"type": "batchnorm"}, {"type": "relu"}]},
+            {"id": "gelu", "next": "block", "emit": {"type": "gelu"}},
+            {"id": "none", "next": "block"},
+        ],
         "dropout.rate": [{"id": str(r), "next": "block", "set": {"rate": r}} for r in (0.1, 0.25, 0.5)],
-        "head": [{"id": "dense", "next": "dense.units", "emit": {"type": "dense"}, "count": ["dense"]},
-                 {"id": "end", "next": None}],
+        "head": [
+            {"id": "dense", "next": "dense.units", "emit": {"type": "dense"}, "count": ["dense"]},
+            {"id": "end", "next": None},
+        ],
         "dense.units": [{"id": str(u), "next": "dense.act", "set": {"units": u}} for u in (64, 128, 256)],
-        "dense.act": [{"id": "relu", "next": "dense.dropout", "emit": {"type": "relu"}},
-                      {"id": "gelu", "next": "dense.dropout", "emit": {"type": "gelu"}}],
-        "dense.dropout": [{"id": "0", "next": "head"},
-                          {"id": "0.25", "next": "head", "emit": {"type": "dropout", "rate": 0.25}},
-                          {"id": "0.5", "next": "head", "emit": {"type": "dropout", "rate": 0.5}}],
+        "dense.act": [
+            {"id": "relu", "next": "dense.dropout", "emit": {"type": "relu"}},
+            {"id": "gelu", "next": "dense.dropout", "emit": {"type": "gelu"}},
+        ],
+        "dense.dropout": [
+            {"id": "0", "next": "head"},
+            {"id": "0.25", "next": "head", "emit": {"type": "dropout", "rate": 0.25}},
+            {"id": "0.5", "next": "head", "emit": {"type": "dropout", "rate": 0.5}},
+        ],
     }
-    return Grammar.from_dict({"name": "cnn", "start": "block", "states": states,
-                              "counters": {"blocks": max_blocks, "convs": max_convs,
-                                           "down": max_downsamples(tuple(input_shape)), "dense": max_dense}})
+    return Grammar.from_dict(
+        {
+            "name": "cnn",
+            "start": "block",
+            "states": states,
+            "counters": {
+                "blocks": max_blocks,
+                "convs": max_convs,
+                "down": max_downsamples(tuple(input_shape)),
+                "dense": max_dense,
+            },
+        }
+    )
 
 
 class CNNSpace(SearchSpace):
@@ -89,23 +115,39 @@ class CNNSpace(SearchSpace):
         super().__init__(dataset, **options)
         ds = load_dataset(dataset)
         if ds.task != "classification" or len(ds.input_shape) != 3:
-            raise ConfigError("dataset", dataset, "an image classification dataset for the cnn space "
-                              f"(its input shape is {list(ds.input_shape)})", "use mnist5k, digits or synthetic")
+            raise ConfigError(
+                "dataset",
+                dataset,
+                f"an image classification dataset for the cnn space (its input shape is {list(ds.input_shape)})",
+                "use mnist5k, digits or synthetic",
+            )
         self.input_shape, self.num_classes = ds.input_shape, ds.num_classes
         unknown = set(options) - set(DEFAULT_TRAIN) - {"max_blocks", "max_convs", "max_dense"}
         if unknown:
-            raise ConfigError("space options", sorted(unknown), f"options among {sorted(DEFAULT_TRAIN)} "
-                              "+ max_blocks, max_convs, max_dense")
+            raise ConfigError(
+                "space options",
+                sorted(unknown),
+                f"options among {sorted(DEFAULT_TRAIN)} + max_blocks, max_convs, max_dense",
+            )
         self.train_opts = {**DEFAULT_TRAIN, **{k: v for k, v in options.items() if k in DEFAULT_TRAIN}}
-        self.grammar = cnn_grammar(ds.input_shape, int(options.get("max_blocks", 6)),
-                                   int(options.get("max_convs", 4)), int(options.get("max_dense", 2)))
+        self.grammar = cnn_grammar(
+            ds.input_shape,
+            int(options.get("max_blocks", 6)),
+            int(options.get("max_convs", 4)),
+            int(options.get("max_dense", 2)),
+        )
 
     def train_config(self, layers: list[dict], seed: int) -> dict[str, Any]:
         """The ``openmindspore.train`` config used for ``layers`` (also for the DEFAULT_CNN baseline)."""
         o = self.train_opts
-        return {"dataset": self.dataset, "model": {"name": "cnn", "layers": layers},
-                "optimizer": {"name": o["optimizer"], "lr": float(o["lr"])}, "batch_size": int(o["batch_size"]),
-                "steps": int(o["steps"]), "seed": int(seed)}
+        return {
+            "dataset": self.dataset,
+            "model": {"name": "cnn", "layers": layers},
+            "optimizer": {"name": o["optimizer"], "lr": float(o["lr"])},
+            "batch_size": int(o["batch_size"]),
+            "steps": int(o["steps"]),
+            "seed": int(seed),
+        }
 
     def evaluate(self, spec: list[dict], seed: int) -> dict[str, dict[str, float]]:
         from openmindspore.models.cnn import validate_spec

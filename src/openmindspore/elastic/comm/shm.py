@@ -16,6 +16,7 @@ socket mesh (:mod:`._mesh`): a dead peer's socket closes and survivors raise
 :class:`~openmindspore.elastic.comm.base.PeerLostError` within milliseconds; every wait has a deadline.
 Segment files are unlinked as soon as every rank has mapped them, so a killed process leaks no memory.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -104,13 +105,13 @@ def _segments(at: list[int], lo: int, hi: int):
 def _gather(arrays: list[np.ndarray], at: list[int], lo: int, hi: int, out: np.ndarray) -> None:
     """Copy elements ``[lo, hi)`` of the concatenation of ``arrays`` into ``out``."""
     for i, a, b, o in _segments(at, lo, hi):
-        out[o:o + b - a] = arrays[i][a:b]
+        out[o : o + b - a] = arrays[i][a:b]
 
 
 def _scatter(arrays: list[np.ndarray], at: list[int], lo: int, hi: int, data: np.ndarray) -> None:
     """Write ``data`` over elements ``[lo, hi)`` of the concatenation of ``arrays``."""
     for i, a, b, o in _segments(at, lo, hi):
-        arrays[i][a:b] = data[o:o + b - a]
+        arrays[i][a:b] = data[o : o + b - a]
 
 
 class ShmCollective:
@@ -124,8 +125,14 @@ class ShmCollective:
     backend = "shm"
     can_rebuild = True
 
-    def __init__(self, group: str | None, rank: int = 0, world_size: int = 1, timeout: float = 30.0,
-                 chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
+    def __init__(
+        self,
+        group: str | None,
+        rank: int = 0,
+        world_size: int = 1,
+        timeout: float = 30.0,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> None:
         if chunk_bytes < 4096:
             raise ConfigError("chunk_bytes", chunk_bytes, "at least 4096 bytes", "use the default (1 MiB)")
         if timeout <= 0:
@@ -183,8 +190,10 @@ class ShmCollective:
             self._maps = maps
             self._inbox = [np.frombuffer(m, np.uint8, self.chunk_bytes, 0) for m in maps]
             self._outbox = [np.frombuffer(m, np.uint8, out_bytes, self.chunk_bytes) for m in maps]
-            self._extra = [np.frombuffer(m, np.uint8, len(m) - self.chunk_bytes - out_bytes,
-                                         self.chunk_bytes + out_bytes) for m in maps]
+            self._extra = [
+                np.frombuffer(m, np.uint8, len(m) - self.chunk_bytes - out_bytes, self.chunk_bytes + out_bytes)
+                for m in maps
+            ]
             self._mesh.barrier()  # everyone has mapped everyone's segment
         except BaseException:
             self._teardown()
@@ -219,7 +228,7 @@ class ShmCollective:
         when it fits (saves one copy), else a new array. Valid until the next collective call."""
         dt = np.dtype(dtype)
         if self._inbox and n * dt.itemsize <= self.chunk_bytes:
-            return self._inbox[self.rank][:n * dt.itemsize].view(dt)
+            return self._inbox[self.rank][: n * dt.itemsize].view(dt)
         return np.empty(n, dt)
 
     def allreduce_(self, buf: Any, op: str = "sum") -> Any:
@@ -238,8 +247,8 @@ class ShmCollective:
         for off in range(0, len(arr), step):
             m = min(step, len(arr) - off)
             if not staged:
-                self._inbox[self.rank][:m * item] = raw[off * item:(off + m) * item]
-            self._piece(arr[off:off + m], m, arr.dtype, op)
+                self._inbox[self.rank][: m * item] = raw[off * item : (off + m) * item]
+            self._piece(arr[off : off + m], m, arr.dtype, op)
         return write_back(buf, arr)
 
     def _piece(self, out: np.ndarray, m: int, dt: np.dtype, op: str) -> None:
@@ -248,22 +257,23 @@ class ShmCollective:
         self._mesh.barrier()
         lo, hi = bounds[r], bounds[r + 1]
         if hi > lo:
-            acc = self._outbox[r][:(hi - lo) * item].view(dt)
-            _sum_in_rank_order([b[lo * item:hi * item].view(dt) for b in self._inbox], acc)
+            acc = self._outbox[r][: (hi - lo) * item].view(dt)
+            _sum_in_rank_order([b[lo * item : hi * item].view(dt) for b in self._inbox], acc)
             if op == "mean":
                 np.divide(acc, dt.type(n), out=acc)
         self._mesh.barrier()
         for k in range(n):
             a, b = bounds[k], bounds[k + 1]
             if b > a:
-                out[a:b] = self._outbox[k][:(b - a) * item].view(dt)
+                out[a:b] = self._outbox[k][: (b - a) * item].view(dt)
 
     def extra(self, rank: int) -> np.ndarray:
         """Rank ``rank``'s extra shared memory (``rebuild(extra_bytes=...)``; bytes, maybe rounded up)."""
         return self._extra[rank]
 
-    def reduce_map_gather_(self, src: list[np.ndarray], dst: list[np.ndarray], fn: Any,
-                           before_last_barrier: Any = None) -> None:
+    def reduce_map_gather_(
+        self, src: list[np.ndarray], dst: list[np.ndarray], fn: Any, before_last_barrier: Any = None
+    ) -> None:
         """Reduce-scatter, map, all-gather (ZeRO). ``src`` and ``dst``: flat arrays of one dtype whose
         concatenations have the same length on every rank. Piece by piece, as in :meth:`allreduce_`, this
         rank sums its sub-range ``[lo, hi)`` of ``src`` over the group (rank-ordered: bitwise
@@ -286,16 +296,16 @@ class ShmCollective:
             m = min(step, n - off)
             bounds = [off + m * k // w for k in range(w + 1)]
             lo, hi = bounds[r], bounds[r + 1]
-            acc = self._scratch[:(hi - lo) * item].view(dt)
+            acc = self._scratch[: (hi - lo) * item].view(dt)
             if w > 1:
-                _gather(src, src_at, off, off + m, self._inbox[r][:m * item].view(dt))
+                _gather(src, src_at, off, off + m, self._inbox[r][: m * item].view(dt))
                 self._mesh.barrier()
                 if hi > lo:
-                    _sum_in_rank_order([b[(lo - off) * item:(hi - off) * item].view(dt) for b in self._inbox], acc)
-                outs = [self._outbox[k][:(bounds[k + 1] - bounds[k]) * item].view(dt) for k in range(w)]
+                    _sum_in_rank_order([b[(lo - off) * item : (hi - off) * item].view(dt) for b in self._inbox], acc)
+                outs = [self._outbox[k][: (bounds[k + 1] - bounds[k]) * item].view(dt) for k in range(w)]
             else:
                 _gather(src, src_at, lo, hi, acc)
-                outs = [self._scratch[self.chunk_bytes:self.chunk_bytes + m * item].view(dt)]
+                outs = [self._scratch[self.chunk_bytes : self.chunk_bytes + m * item].view(dt)]
             if hi > lo:
                 fn(lo, hi, acc, outs[r])
             if off + m >= n and before_last_barrier is not None:

@@ -15,6 +15,7 @@ and the CPU; a compile happens once per machine (~1 s). Without ``g++`` or oneDN
 (same function, slower). Results do not depend on the thread count (``set_threads``; default: the
 ``OMP_NUM_THREADS`` the process was given, else the CPUs it may run on).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -59,8 +60,9 @@ def _build() -> Path | None:
     if dnnl is None or gxx is None:
         log.info("C++ kernels off: %s not found", "oneDNN in MindSpore" if dnnl is None else "g++")
         return None
-    key = hashlib.sha256(_SRC.read_bytes() + " ".join(_FLAGS).encode() + str(dnnl).encode()
-                         + _cpu_tag().encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        _SRC.read_bytes() + " ".join(_FLAGS).encode() + str(dnnl).encode() + _cpu_tag().encode()
+    ).hexdigest()[:16]
     cache = Path(os.environ.get("OMS_KERNEL_CACHE", Path.home() / ".cache" / "openmindspore" / "kernels"))
     lib = cache / f"libomsk-{key}.so"
     if lib.exists():
@@ -89,8 +91,12 @@ def library_path() -> Path | None:
                 log.warning("C++ kernels off: %s", e)
         allowed = os.environ.get("MS_CUSTOM_AOT_WHITE_LIST")  # MindSpore refuses aot libraries outside it
         if lib is not None and allowed and not str(lib.resolve()).startswith(str(Path(allowed).resolve())):
-            log.warning("C++ kernels off: %s is outside MS_CUSTOM_AOT_WHITE_LIST=%s (set OMS_KERNEL_CACHE "
-                        "to a directory inside it)", lib, allowed)
+            log.warning(
+                "C++ kernels off: %s is outside MS_CUSTOM_AOT_WHITE_LIST=%s (set OMS_KERNEL_CACHE "
+                "to a directory inside it)",
+                lib,
+                allowed,
+            )
             lib = None
         _state["lib"] = lib
         if lib is not None:
@@ -111,9 +117,22 @@ def set_threads(n: int) -> None:
         _state["dll"].oms_set_threads(max(1, int(n)))
 
 
-def adam(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, b1: float, b2: float, wd: float, l2: bool,
-         decay: float, decoupled: bool, step_size: float, c2: float, eps: float, out: list | None = None
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def adam(
+    p: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    b1: float,
+    b2: float,
+    wd: float,
+    l2: bool,
+    decay: float,
+    decoupled: bool,
+    step_size: float,
+    c2: float,
+    eps: float,
+    out: list | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """One Adam step in one pass over contiguous float32 arrays: new ``(p, m, v)`` (new arrays, or written
     into ``out``: three arrays apart from the inputs), bitwise what ``train.optim.Adam``'s numpy formulas
     give; None when the library is off or an array does not qualify."""
@@ -124,15 +143,26 @@ def adam(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, b1: float, 
         return None
     f = ctypes.c_float
     ptr = [a.ctypes.data_as(ctypes.c_void_p) for a in (p, g, m, v, *out)]
-    _state["dll"].oms_adam(*ptr, ctypes.c_int64(p.size), f(b1), f(b2), f(np.float32(1) - np.float32(b1)),
-                           f(np.float32(1) - np.float32(b2)), f(wd), ctypes.c_int(l2), f(decay),
-                           ctypes.c_int(decoupled), f(step_size), f(c2), f(eps))
+    _state["dll"].oms_adam(
+        *ptr,
+        ctypes.c_int64(p.size),
+        f(b1),
+        f(b2),
+        f(np.float32(1) - np.float32(b1)),
+        f(np.float32(1) - np.float32(b2)),
+        f(wd),
+        ctypes.c_int(l2),
+        f(decay),
+        ctypes.c_int(decoupled),
+        f(step_size),
+        f(c2),
+        f(eps),
+    )
     return out[0], out[1], out[2]
 
 
 def _custom(fn: str, out_shape, out_dtype, bprop=None, settings: tuple = ()) -> ops.Custom:
-    op = ops.Custom(f"{library_path()}:{fn}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot",
-                    bprop=bprop)
+    op = ops.Custom(f"{library_path()}:{fn}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot", bprop=bprop)
     # the settings as an attribute: PyNative caches inferred shapes per primitive and input shapes, and two
     # operators of one function (say max-pools with different strides) must not share that cache
     op.add_prim_attr("oms_settings", ",".join(map(str, settings)))
@@ -146,9 +176,11 @@ def _attr(*values: int) -> Tensor:
 
 def _bprop_with_grads(bwd: ops.Custom):
     """bprop of ``fwd(x, w, b, attr)`` from a backward operator ``bwd(x, w, attr, y, dy) -> dx, dw, db``."""
+
     def bprop(x, w, b, attr, out, dout):
         dx, dw, db = bwd(x, w, attr, out, dout)
         return dx, dw, db, ops.zeros_like(attr)
+
     return bprop
 
 
@@ -172,8 +204,13 @@ class ConvOp(nn.Cell):
         def shape(xs, ws, *_):
             return [xs[0], (xs[1] + 2 * p - ws[2]) // s + 1, (xs[2] + 2 * p - ws[3]) // s + 1, ws[0]]
 
-        self.fwd = _custom("oms_conv_fwd", shape, lambda *_: ms.float32,
-                           _bprop_with_grads(_custom("oms_conv_bwd", _grads_shape, _three_f32)), (s, p))
+        self.fwd = _custom(
+            "oms_conv_fwd",
+            shape,
+            lambda *_: ms.float32,
+            _bprop_with_grads(_custom("oms_conv_bwd", _grads_shape, _three_f32)),
+            (s, p),
+        )
 
     def construct(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:
         return self.fwd(x, w, b, self.attr)
@@ -185,8 +222,12 @@ class DenseOp(nn.Cell):
     def __init__(self, relu: bool, need_dx: bool) -> None:
         super().__init__()
         self.attr = _attr(int(relu), int(need_dx))
-        self.fwd = _custom("oms_dense_fwd", lambda xs, ws, *_: [xs[0], ws[0]], lambda *_: ms.float32,
-                           _bprop_with_grads(_custom("oms_dense_bwd", _grads_shape, _three_f32)))
+        self.fwd = _custom(
+            "oms_dense_fwd",
+            lambda xs, ws, *_: [xs[0], ws[0]],
+            lambda *_: ms.float32,
+            _bprop_with_grads(_custom("oms_dense_bwd", _grads_shape, _three_f32)),
+        )
 
     def construct(self, x: Tensor, w: Tensor, b: Tensor) -> Tensor:
         return self.fwd(x, w, b, self.attr)
@@ -227,8 +268,13 @@ class MaxPoolOp(nn.Cell):
         def bprop(x, attr, out, dout):
             return bwd(x, out[1], dout[0]), ops.zeros_like(attr)
 
-        self.fwd = _custom("oms_maxpool_fwd", lambda xs, a: (shape(xs, a), shape(xs, a)),
-                           lambda *_: (ms.float32, ms.int32), bprop, (k, s))
+        self.fwd = _custom(
+            "oms_maxpool_fwd",
+            lambda xs, a: (shape(xs, a), shape(xs, a)),
+            lambda *_: (ms.float32, ms.int32),
+            bprop,
+            (k, s),
+        )
 
     def construct(self, x: Tensor) -> Tensor:
         return self.fwd(x, self.attr)[0]

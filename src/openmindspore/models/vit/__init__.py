@@ -1,4 +1,5 @@
 """Vision Transformer (ViT) equal to Hugging Face ``ViTForImageClassification``; presets in the registry."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,8 +9,16 @@ from openmindspore.models.vit.config import VIT_PRESETS, ViTConfig
 from openmindspore.models.vit.interpolate import bicubic_matrix, resize_grid
 from openmindspore.models.vit.model import ViTForImageClassification, ViTModel, ViTOutput
 
-__all__ = ["ViTConfig", "VIT_PRESETS", "ViTForImageClassification", "ViTModel", "ViTOutput", "bicubic_matrix",
-           "resize_grid", "build_vit"]
+__all__ = [
+    "ViTConfig",
+    "VIT_PRESETS",
+    "ViTForImageClassification",
+    "ViTModel",
+    "ViTOutput",
+    "bicubic_matrix",
+    "resize_grid",
+    "build_vit",
+]
 
 
 def build_vit(preset: str | None = None, **overrides: Any) -> ViTForImageClassification:

@@ -4,6 +4,7 @@ Explicit choices (MindSpore defaults differ from the reference): LayerNorm epsil
 GELU is the exact erf form, attention scaling is ``head_dim ** -0.5``, linear layers are ``x @ W.T + b``
 with ``W [out, in]`` (PyTorch layout, so weights convert by name only).
 """
+
 from __future__ import annotations
 
 import math
@@ -83,8 +84,9 @@ class PatchProjection(nn.Cell):
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(in_channels * patch * patch)
         self.in_channels, self.dim, self.patch = in_channels, dim, patch
-        self.weight = Parameter(Tensor(rng.uniform(-bound, bound, (dim, in_channels, patch, patch))
-                                       .astype(np.float32)), name="weight")
+        self.weight = Parameter(
+            Tensor(rng.uniform(-bound, bound, (dim, in_channels, patch, patch)).astype(np.float32)), name="weight"
+        )
         self.bias = Parameter(Tensor(rng.uniform(-bound, bound, (dim,)).astype(np.float32)), name="bias")
 
     def construct(self, x: Tensor) -> Tensor:
@@ -92,7 +94,7 @@ class PatchProjection(nn.Cell):
         p = self.patch
         gh, gw = h // p, w // p
         if gh * p != h or gw * p != w:
-            x = x[:, :, :gh * p, :gw * p]
+            x = x[:, :, : gh * p, : gw * p]
         x = x.reshape(b, c, gh, p, gw, p).transpose(0, 2, 4, 1, 3, 5).reshape(b * gh * gw, c * p * p)
         y = ops.matmul(x, self.weight.reshape(self.dim, c * p * p).T) + self.bias
         return y.reshape(b, gh * gw, self.dim)
@@ -108,8 +110,19 @@ _BMM_TA = ops.BatchMatMul(transpose_a=True)
 _BMM_TATB = ops.BatchMatMul(transpose_a=True, transpose_b=True)
 
 
-def attention(x: Tensor, wq: Tensor, bq: Tensor | None, wk: Tensor, bk: Tensor | None, wv: Tensor,
-              bv: Tensor | None, wo: Tensor, bo: Tensor, heads: int, dropout: Dropout | None = None) -> Tensor:
+def attention(
+    x: Tensor,
+    wq: Tensor,
+    bq: Tensor | None,
+    wk: Tensor,
+    bk: Tensor | None,
+    wv: Tensor,
+    bv: Tensor | None,
+    wo: Tensor,
+    bo: Tensor,
+    heads: int,
+    dropout: Dropout | None = None,
+) -> Tensor:
     """Multi-head self-attention including the output projection: ``x [B, N, D] -> [B, N, D]``.
 
     Computes ``softmax((q k^T) * head_dim**-0.5) v`` per head, then ``@ wo.T + bo``. Everything is kept
@@ -119,16 +132,16 @@ def attention(x: Tensor, wq: Tensor, bq: Tensor | None, wk: Tensor, bk: Tensor |
     """
     b, n, d = x.shape
     hd = d // heads
-    w = ops.broadcast_to(ops.concat((wq, wk, wv), 0), (b, 3 * d, d))      # [B, 3D, D]
-    qkv_t = _BMM_TB(w, x)                                                   # [B, 3D, N]
+    w = ops.broadcast_to(ops.concat((wq, wk, wv), 0), (b, 3 * d, d))  # [B, 3D, D]
+    qkv_t = _BMM_TB(w, x)  # [B, 3D, N]
     if bq is not None:
         qkv_t = qkv_t + ops.concat((bq, bk, bv), 0).reshape(3 * d, 1)
     qkv_t = qkv_t.reshape(b, 3, heads, hd, n)
-    q_t, k_t, v_t = qkv_t[:, 0], qkv_t[:, 1], qkv_t[:, 2]                   # [B, H, hd, N]
-    scores = _BMM_TA(q_t, k_t) * (hd ** -0.5)                               # [B, H, N, N]
+    q_t, k_t, v_t = qkv_t[:, 0], qkv_t[:, 1], qkv_t[:, 2]  # [B, H, hd, N]
+    scores = _BMM_TA(q_t, k_t) * (hd**-0.5)  # [B, H, N, N]
     probs = ops.softmax(scores, -1)
     if dropout is not None:
         probs = dropout(probs)
-    ctx_t = _BMM_TB(v_t, probs).reshape(b, d, n)                            # [B, D, N] = (probs @ v)^T
-    out = _BMM_TATB(ctx_t, ops.broadcast_to(wo, (b, d, d)))                 # [B, N, D]
+    ctx_t = _BMM_TB(v_t, probs).reshape(b, d, n)  # [B, D, N] = (probs @ v)^T
+    out = _BMM_TATB(ctx_t, ops.broadcast_to(wo, (b, d, d)))  # [B, N, D]
     return out + bo

@@ -1,9 +1,11 @@
 """ViT configuration (a validated dataclass mirroring Hugging Face ``ViTConfig``) and presets."""
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from openmindspore.errors import ConfigError
 
@@ -28,18 +30,31 @@ def pair(v: int | list[int] | tuple[int, ...], name: str) -> tuple[int, int]:
 def check_fields(cfg: Any) -> None:
     """Validation shared by the ViT and YOLOS configs (raises :class:`ConfigError`)."""
     name = type(cfg).__name__
-    for f in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "num_channels",
-              "patch_size"):
+    for f in (
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "num_channels",
+        "patch_size",
+    ):
         v = getattr(cfg, f)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(f"{name}.{f}", v, "a positive int")
     if cfg.hidden_size % cfg.num_attention_heads:
-        raise ConfigError(f"{name}.num_attention_heads", cfg.num_attention_heads,
-                          f"a divisor of hidden_size={cfg.hidden_size}",
-                          "choose heads so that hidden_size / heads is an integer")
+        raise ConfigError(
+            f"{name}.num_attention_heads",
+            cfg.num_attention_heads,
+            f"a divisor of hidden_size={cfg.hidden_size}",
+            "choose heads so that hidden_size / heads is an integer",
+        )
     if cfg.hidden_act != "gelu":
-        raise ConfigError(f"{name}.hidden_act", cfg.hidden_act, "'gelu' (exact, erf-based)",
-                          "only the exact GELU of the reference checkpoints is implemented")
+        raise ConfigError(
+            f"{name}.hidden_act",
+            cfg.hidden_act,
+            "'gelu' (exact, erf-based)",
+            "only the exact GELU of the reference checkpoints is implemented",
+        )
     if not 0.0 < float(cfg.layer_norm_eps) < 1e-2:
         raise ConfigError(f"{name}.layer_norm_eps", cfg.layer_norm_eps, "a small positive float such as 1e-12")
     for f in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
@@ -51,8 +66,9 @@ def check_fields(cfg: Any) -> None:
         raise ConfigError(f"{name}.image_size", list(cfg.image_size), f"at least patch_size={cfg.patch_size}")
 
 
-def config_from_dict(cls: type, d: Mapping[str, Any], aliases: Mapping[str, str] | None = None,
-                     ignore: tuple[str, ...] = ()) -> Any:
+def config_from_dict(
+    cls: type, d: Mapping[str, Any], aliases: Mapping[str, str] | None = None, ignore: tuple[str, ...] = ()
+) -> Any:
     """Build ``cls`` from a dict, rejecting unknown keys with a :class:`ConfigError` that lists valid ones."""
     names = {f.name for f in dataclasses.fields(cls)}
     kw: dict[str, Any] = {}
@@ -97,8 +113,9 @@ class ViTConfig:
 
     def __post_init__(self) -> None:
         self.image_size = pair(self.image_size, "ViTConfig.image_size")
-        self.patch_size = int(self.patch_size) if not isinstance(self.patch_size, (list, tuple)) \
-            else _square_patch(self.patch_size)
+        self.patch_size = (
+            int(self.patch_size) if not isinstance(self.patch_size, (list, tuple)) else _square_patch(self.patch_size)
+        )
         check_fields(self)
         if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 1:
             raise ConfigError("ViTConfig.num_labels", self.num_labels, "a positive int")
@@ -109,7 +126,7 @@ class ViTConfig:
         return self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ViTConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> ViTConfig:
         """From our own keys or a Hugging Face ``config.json`` dict (extra HF bookkeeping keys ignored)."""
         return config_from_dict(cls, d, ignore=HF_IGNORED_KEYS)
 
@@ -127,15 +144,27 @@ def _square_patch(p: list | tuple) -> int:
 
 
 # keys of a Hugging Face config.json that carry no architecture information
-HF_IGNORED_KEYS = ("architectures", "model_type", "torch_dtype", "dtype", "transformers_version", "label2id",
-                   "encoder_stride", "pooler_output_size", "pooler_act", "_name_or_path", "problem_type",
-                   "auxiliary_loss", "output_hidden_states", "return_dict", "use_cache")
+HF_IGNORED_KEYS = (
+    "architectures",
+    "model_type",
+    "torch_dtype",
+    "dtype",
+    "transformers_version",
+    "label2id",
+    "encoder_stride",
+    "pooler_output_size",
+    "pooler_act",
+    "_name_or_path",
+    "problem_type",
+    "auxiliary_loss",
+    "output_hidden_states",
+    "return_dict",
+    "use_cache",
+)
 
 VIT_PRESETS: dict[str, dict[str, Any]] = {
     # google/vit-base-patch16-224 and the DeiT/timm-derived tiny/small ports (WinKawaks/vit-*-patch16-224)
     "vit-tiny-patch16-224": dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768),
-    "vit-small-patch16-224": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
-                                  intermediate_size=1536),
-    "vit-base-patch16-224": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                 intermediate_size=3072),
+    "vit-small-patch16-224": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
+    "vit-base-patch16-224": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
 }

@@ -7,6 +7,7 @@ fraction clamped to [0, 1]. MindSpore's own bicubic kernel uses different coeffi
 resampling is two fixed matrices ``Wy [out_h, in_h]`` and ``Wx [out_w, in_w]`` built on the host and
 applied with two matrix products (differentiable w.r.t. the grid, cheap: no per-pixel Python).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -78,8 +79,8 @@ def resize_grid(grid: Tensor, in_hw: tuple[int, int], out_hw: tuple[int, int]) -
         raise ValueError(f"resize_grid: {n} tokens do not form a {ih}x{iw} grid")
     wy, wx = _matrices((ih, iw), (oh, ow))
     x = grid.reshape(d, ih, iw, c)
-    x = ops.matmul(wx, x)                                  # [D, ih, ow, C]
-    x = ops.matmul(wy, x.reshape(d, ih, ow * c))           # [D, oh, ow*C]
+    x = ops.matmul(wx, x)  # [D, ih, ow, C]
+    x = ops.matmul(wy, x.reshape(d, ih, ow * c))  # [D, oh, ow*C]
     return x.reshape(d, oh * ow, c)
 
 

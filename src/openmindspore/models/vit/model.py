@@ -4,6 +4,7 @@ Parameter paths mirror the (transformers >= 5) state dict, e.g. ``vit.layers.3.a
 older checkpoints (``vit.encoder.layer.3.attention.attention.query.weight``) are renamed by
 :mod:`openmindspore.models.hf_convert`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,15 @@ from mindspore.ops.primitive import constexpr
 
 from openmindspore.errors import ConfigError
 from openmindspore.models.layers import Dropout
-from openmindspore.models.vit.blocks import LayerNorm, Linear, PatchProjection, attention, gelu, init_normal, \
-    trunc_normal
+from openmindspore.models.vit.blocks import (
+    LayerNorm,
+    Linear,
+    PatchProjection,
+    attention,
+    gelu,
+    init_normal,
+    trunc_normal,
+)
 from openmindspore.models.vit.config import ViTConfig
 from openmindspore.models.vit.interpolate import resize_grid
 
@@ -30,8 +38,9 @@ def _dropout(p: float, layer_id: int) -> Dropout | None:
 def _check_channels(got: int, expected: int) -> None:
     """Raise :class:`ConfigError` on a wrong channel count (evaluated at compile time inside a graph)."""
     if got != expected:
-        raise ConfigError("pixel_values.shape[1]", got, f"{expected} channels",
-                          "pass images as [batch, channels, height, width]")
+        raise ConfigError(
+            "pixel_values.shape[1]", got, f"{expected} channels", "pass images as [batch, channels, height, width]"
+        )
 
 
 class PatchEmbeddings(nn.Cell):
@@ -57,8 +66,9 @@ class ViTEmbeddings(nn.Cell):
         gh, gw = cfg.grid
         self.patch_embeddings = PatchEmbeddings(cfg.num_channels, d, cfg.patch_size, cfg.seed)
         self.cls_token = Parameter(Tensor(trunc_normal(rng, (1, 1, d), cfg.initializer_range)), name="cls_token")
-        self.position_embeddings = Parameter(Tensor(trunc_normal(rng, (1, 1 + gh * gw, d), cfg.initializer_range)),
-                                             name="position_embeddings")
+        self.position_embeddings = Parameter(
+            Tensor(trunc_normal(rng, (1, 1 + gh * gw, d), cfg.initializer_range)), name="position_embeddings"
+        )
         self.dropout = _dropout(cfg.hidden_dropout_prob, 1)
 
     def construct(self, pixel_values: Tensor, interpolate_pos_encoding: bool = False) -> Tensor:
@@ -70,8 +80,12 @@ class ViTEmbeddings(nn.Cell):
             pos = self.interpolate_pos_encoding(h // p, w // p)
         else:
             if (h, w) != self.cfg.image_size:
-                raise ConfigError("pixel_values size", (h, w), f"the configured image_size {self.cfg.image_size}",
-                                  "resize the input or pass interpolate_pos_encoding=True")
+                raise ConfigError(
+                    "pixel_values size",
+                    (h, w),
+                    f"the configured image_size {self.cfg.image_size}",
+                    "resize the input or pass interpolate_pos_encoding=True",
+                )
             pos = self.position_embeddings
         x = x + pos
         return self.dropout(x) if self.dropout is not None else x
@@ -83,7 +97,7 @@ class ViTEmbeddings(nn.Cell):
         grid is taken as ``sqrt(N) x sqrt(N)``.
         """
         n = self.position_embeddings.shape[1] - 1
-        side = int(round(n ** 0.5))
+        side = int(round(n**0.5))
         if new_h * new_w == n and new_h == new_w:
             return self.position_embeddings
         if side * side != n:
@@ -107,9 +121,19 @@ class ViTSelfAttention(nn.Cell):
         self.attn_dropout = _dropout(cfg.attention_probs_dropout_prob, 100 + layer_id)
 
     def construct(self, x: Tensor) -> Tensor:
-        return attention(x, self.q_proj.weight, self.q_proj.bias, self.k_proj.weight, self.k_proj.bias,
-                         self.v_proj.weight, self.v_proj.bias, self.o_proj.weight, self.o_proj.bias, self.heads,
-                         self.attn_dropout)
+        return attention(
+            x,
+            self.q_proj.weight,
+            self.q_proj.bias,
+            self.k_proj.weight,
+            self.k_proj.bias,
+            self.v_proj.weight,
+            self.v_proj.bias,
+            self.o_proj.weight,
+            self.o_proj.bias,
+            self.heads,
+            self.attn_dropout,
+        )
 
 
 class ViTMLP(nn.Cell):

@@ -4,6 +4,7 @@ Host-side pieces live in submodules imported on demand: ``processor`` (pre/post-
 ``loss`` (Hungarian matcher + DETR loss), ``coco_eval`` (pycocotools mAP), ``synthetic`` (offline
 detection dataset), ``finetune`` (training loop).
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,11 +1,12 @@
 """COCO-style detection metrics through ``pycocotools`` (the reference implementation of COCO mAP)."""
+
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -13,8 +14,20 @@ from openmindspore.errors import ConfigError
 
 __all__ = ["evaluate_coco", "to_coco_detections", "load_coco"]
 
-_STATS = ["map", "map50", "map75", "map_small", "map_medium", "map_large", "mar_1", "mar_10", "mar_100",
-          "mar_small", "mar_medium", "mar_large"]
+_STATS = [
+    "map",
+    "map50",
+    "map75",
+    "map_small",
+    "map_medium",
+    "map_large",
+    "mar_1",
+    "mar_10",
+    "mar_100",
+    "mar_small",
+    "mar_medium",
+    "mar_large",
+]
 
 
 def load_coco(gt: str | Path | dict) -> dict:
@@ -27,19 +40,29 @@ def load_coco(gt: str | Path | dict) -> dict:
             raise ConfigError("annotations", str(p), "a readable COCO-format JSON file", str(e)) from None
     for k in ("images", "annotations", "categories"):
         if k not in gt:
-            raise ConfigError("annotations", sorted(gt), f"a COCO dict with key {k!r}",
-                              "use the COCO detection format (images, annotations, categories)")
+            raise ConfigError(
+                "annotations",
+                sorted(gt),
+                f"a COCO dict with key {k!r}",
+                "use the COCO detection format (images, annotations, categories)",
+            )
     return gt
 
 
 def to_coco_detections(results: Sequence[dict[str, np.ndarray]], image_ids: Sequence[int]) -> list[dict]:
-    """Post-processed results (xyxy pixel boxes) -> COCO result records ``{image_id, category_id, bbox xywh, score}``."""
+    """Post-processed results (xyxy pixel boxes) -> COCO records ``{image_id, category_id, bbox xywh, score}``."""
     dets = []
     for r, img_id in zip(results, image_ids):
         for s, lab, b in zip(r["scores"], r["labels"], r["boxes"]):
             x0, y0, x1, y1 = (float(v) for v in b)
-            dets.append({"image_id": int(img_id), "category_id": int(lab), "bbox": [x0, y0, x1 - x0, y1 - y0],
-                         "score": float(s)})
+            dets.append(
+                {
+                    "image_id": int(img_id),
+                    "category_id": int(lab),
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "score": float(s),
+                }
+            )
     return dets
 
 
@@ -56,8 +79,12 @@ def evaluate_coco(gt: str | Path | dict, detections: Sequence[dict]) -> dict[str
     known = {im["id"] for im in gt["images"]}
     unknown = sorted({d["image_id"] for d in detections} - known)
     if unknown:
-        raise ConfigError("detections.image_id", unknown[:10], "ids present in the annotation file",
-                          "evaluate on the same images the detections came from")
+        raise ConfigError(
+            "detections.image_id",
+            unknown[:10],
+            "ids present in the annotation file",
+            "evaluate on the same images the detections came from",
+        )
     if not detections:
         return {k: 0.0 for k in _STATS}
     buf = io.StringIO()

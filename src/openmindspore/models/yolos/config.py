@@ -1,9 +1,11 @@
 """YOLOS configuration (validated dataclass mirroring Hugging Face ``YolosConfig``) and presets."""
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from openmindspore.errors import ConfigError
 from openmindspore.models.vit.config import HF_IGNORED_KEYS, check_fields, config_from_dict, pair
@@ -57,11 +59,20 @@ class YolosConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"YolosConfig.{f}", v, "a positive int")
         if self.use_mid_position_embeddings and self.num_hidden_layers < 2:
-            raise ConfigError("YolosConfig.num_hidden_layers", self.num_hidden_layers,
-                              ">= 2 with use_mid_position_embeddings=True",
-                              "add layers or set use_mid_position_embeddings: false")
-        for f in ("class_cost", "bbox_cost", "giou_cost", "bbox_loss_coefficient", "giou_loss_coefficient",
-                  "eos_coefficient"):
+            raise ConfigError(
+                "YolosConfig.num_hidden_layers",
+                self.num_hidden_layers,
+                ">= 2 with use_mid_position_embeddings=True",
+                "add layers or set use_mid_position_embeddings: false",
+            )
+        for f in (
+            "class_cost",
+            "bbox_cost",
+            "giou_cost",
+            "bbox_loss_coefficient",
+            "giou_loss_coefficient",
+            "eos_coefficient",
+        ):
             if float(getattr(self, f)) < 0:
                 raise ConfigError(f"YolosConfig.{f}", getattr(self, f), "a non-negative number")
 
@@ -71,7 +82,7 @@ class YolosConfig:
         return self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "YolosConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> YolosConfig:
         """From our own keys or a Hugging Face ``config.json`` dict."""
         return config_from_dict(cls, d, ignore=HF_IGNORED_KEYS)
 
@@ -83,10 +94,28 @@ class YolosConfig:
 
 YOLOS_PRESETS: dict[str, dict[str, Any]] = {
     # hustvl/yolos-{tiny,small,base} (values from their config.json / the reference conversion script)
-    "yolos-tiny": dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768,
-                       image_size=(800, 1333), use_mid_position_embeddings=False),
-    "yolos-small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
-                        image_size=(512, 864), use_mid_position_embeddings=True),
-    "yolos-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                       image_size=(800, 1344), use_mid_position_embeddings=True),
+    "yolos-tiny": dict(
+        hidden_size=192,
+        num_hidden_layers=12,
+        num_attention_heads=3,
+        intermediate_size=768,
+        image_size=(800, 1333),
+        use_mid_position_embeddings=False,
+    ),
+    "yolos-small": dict(
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        intermediate_size=1536,
+        image_size=(512, 864),
+        use_mid_position_embeddings=True,
+    ),
+    "yolos-base": dict(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        image_size=(800, 1344),
+        use_mid_position_embeddings=True,
+    ),
 }

@@ -9,22 +9,29 @@ validation split (and every ``train.eval_every`` steps), and writes ``out_dir/mo
 ``out_dir/model.json`` (config for ``oms detect``) and ``out_dir/summary.json`` = ``{"status", "steps",
 "final_loss", "eval": {"map50", "map", ...}, "curve", "steps_per_s", "train_cpu_seconds", ...}``.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from openmindspore.errors import ConfigError
 
-__all__ = ["DetectionJob", "finetune_detection", "evaluate_detector", "load_detection_data",
-           "sincos_position_embeddings"]
+__all__ = [
+    "DetectionJob",
+    "finetune_detection",
+    "evaluate_detector",
+    "load_detection_data",
+    "sincos_position_embeddings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +68,12 @@ class DataSection:
         if self.kind not in ("synthetic", "coco"):
             raise ConfigError("data.kind", self.kind, "'synthetic' or 'coco'")
         if self.kind == "coco" and not (self.train_annotations and self.val_annotations):
-            raise ConfigError("data.train_annotations", self.train_annotations, "paths for kind: coco",
-                              "set data.train_annotations/train_dir and data.val_annotations/val_dir")
+            raise ConfigError(
+                "data.train_annotations",
+                self.train_annotations,
+                "paths for kind: coco",
+                "set data.train_annotations/train_dir and data.val_annotations/val_dir",
+            )
         self.image_size = tuple(int(v) for v in self.image_size)  # type: ignore[assignment]
 
 
@@ -114,7 +125,7 @@ class DetectionJob:
     eval_batch_size: int = 16
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "DetectionJob":
+    def from_dict(cls, d: Mapping[str, Any]) -> DetectionJob:
         d = dict(d)
         allowed = {"task", "model", "data", "train", "init_weights", "eval_batch_size", "name", "out_dir"}
         bad = sorted(set(d) - allowed)
@@ -125,9 +136,14 @@ class DetectionJob:
         model = dict(d.get("model") or {"name": "yolos"})
         if not isinstance(model.get("name", "yolos"), str):
             raise ConfigError("model.name", model.get("name"), "a registered model name such as yolos-tiny")
-        return cls(task="detection", model=model, data=_sub(DataSection, d.get("data"), "data"),
-                   train=_sub(TrainSection, d.get("train"), "train"), init_weights=d.get("init_weights"),
-                   eval_batch_size=int(d.get("eval_batch_size", 16)))
+        return cls(
+            task="detection",
+            model=model,
+            data=_sub(DataSection, d.get("data"), "data"),
+            train=_sub(TrainSection, d.get("train"), "train"),
+            init_weights=d.get("init_weights"),
+            eval_batch_size=int(d.get("eval_batch_size", 16)),
+        )
 
 
 def load_detection_data(data: DataSection) -> tuple[list[np.ndarray], dict, list[np.ndarray], dict]:
@@ -137,11 +153,13 @@ def load_detection_data(data: DataSection) -> tuple[list[np.ndarray], dict, list
     from openmindspore.models.yolos.synthetic import make_synthetic_detection
 
     if data.kind == "synthetic":
-        kw = dict(image_size=data.image_size, max_objects=data.max_objects, min_size=data.min_size,
-                  max_size=data.max_size)
+        kw = dict(
+            image_size=data.image_size, max_objects=data.max_objects, min_size=data.min_size, max_size=data.max_size
+        )
         tr = make_synthetic_detection(data.train_images, seed=data.seed, **kw)
-        va = make_synthetic_detection(data.val_images, seed=data.seed + 10_000, first_image_id=data.train_images + 1,
-                                      **kw)
+        va = make_synthetic_detection(
+            data.val_images, seed=data.seed + 10_000, first_image_id=data.train_images + 1, **kw
+        )
         return tr[0], tr[1], va[0], va[1]
     out = []
     for ann, folder in ((data.train_annotations, data.train_dir), (data.val_annotations, data.val_dir)):
@@ -158,8 +176,9 @@ def _targets(coco: dict) -> list[dict]:
     return [{"image_id": im["id"], "annotations": by_img[im["id"]]} for im in coco["images"]]
 
 
-def evaluate_detector(model: Any, processor: Any, images: list[np.ndarray], coco: dict,
-                      batch_size: int = 16) -> dict[str, float]:
+def evaluate_detector(
+    model: Any, processor: Any, images: list[np.ndarray], coco: dict, batch_size: int = 16
+) -> dict[str, float]:
     """COCO mAP of ``model`` on ``images`` (all detection queries kept, scored by class probability)."""
     from mindspore import Tensor
 
@@ -168,13 +187,13 @@ def evaluate_detector(model: Any, processor: Any, images: list[np.ndarray], coco
     model.set_train(False)
     dets: list[dict] = []
     for s in range(0, len(images), batch_size):
-        chunk = images[s:s + batch_size]
+        chunk = images[s : s + batch_size]
         enc = processor(chunk)
         logits, boxes = model(Tensor(np.asarray(enc["pixel_values"], np.float32)))[:2]
         # boxes are relative to each image's own resized extent -> scale by original size
         sizes = [im.shape[:2] for im in chunk]
         res = processor.post_process_object_detection(logits.asnumpy(), boxes.asnumpy(), 0.0, sizes)
-        dets += to_coco_detections(res, [im["id"] for im in coco["images"][s:s + batch_size]])
+        dets += to_coco_detections(res, [im["id"] for im in coco["images"][s : s + batch_size]])
     return evaluate_coco(coco, dets)
 
 
@@ -202,7 +221,7 @@ def _init_sincos(model: Any) -> None:
     pos = model.vit.embeddings.position_embeddings
     new = pos.asnumpy().copy()
     k = cfg.num_detection_tokens
-    new[0, 1:new.shape[1] - k] = sincos_position_embeddings(cfg.grid, cfg.hidden_size)
+    new[0, 1 : new.shape[1] - k] = sincos_position_embeddings(cfg.grid, cfg.hidden_size)
     ops.assign(pos, Tensor(new))
 
 
@@ -289,7 +308,7 @@ def finetune_detection(config: Mapping[str, Any], out_dir: str | Path) -> dict[s
     for step in range(job.train.steps):
         if pos + job.train.batch_size > len(order):
             order, pos = rng.permutation(len(x_all)), 0
-        idx = order[pos:pos + job.train.batch_size]
+        idx = order[pos : pos + job.train.batch_size]
         pos += job.train.batch_size
         xb = x_all[idx]
         if job.train.hflip:
@@ -298,8 +317,12 @@ def finetune_detection(config: Mapping[str, Any], out_dir: str | Path) -> dict[s
             tb = [targets[i] for i in idx]
         lv = step_fn(Tensor(xb), tb)
         if not math.isfinite(lv):
-            raise ConfigError("train.lr", job.train.lr, "a learning rate that keeps the loss finite",
-                              f"loss became {lv} at step {step}; lower train.lr or raise warmup_steps")
+            raise ConfigError(
+                "train.lr",
+                job.train.lr,
+                "a learning rate that keeps the loss finite",
+                f"loss became {lv} at step {step}; lower train.lr or raise warmup_steps",
+            )
         losses.append(lv)
         if job.train.log_every and (step % job.train.log_every == 0 or step == job.train.steps - 1):
             log.info("step %d loss %.4f", step, lv)
@@ -307,26 +330,49 @@ def finetune_detection(config: Mapping[str, Any], out_dir: str | Path) -> dict[s
             t_eval = time.perf_counter()
             m = evaluate_detector(model, proc, va_imgs, va_coco, job.eval_batch_size)
             eval_s += time.perf_counter() - t_eval
-            curve.append({"step": step + 1, "map50": m["map50"], "map": m["map"],
-                          "loss": float(np.mean(losses[-job.train.eval_every:]))})
+            curve.append(
+                {
+                    "step": step + 1,
+                    "map50": m["map50"],
+                    "map": m["map"],
+                    "loss": float(np.mean(losses[-job.train.eval_every :])),
+                }
+            )
             log.info("step %d val mAP@0.5 %.4f mAP %.4f", step + 1, m["map50"], m["map"])
     train_s = time.perf_counter() - t_train - eval_s
     train_cpu = time.process_time() - cpu_train
     after = evaluate_detector(model, proc, va_imgs, va_coco, job.eval_batch_size)
     ckpt = out / "model.ckpt"
     ms.save_checkpoint(model, str(ckpt))
-    meta = {"model": name, "family": "yolos", "config": cfg.to_dict(),
-            "processor": {"shortest_edge": short, "longest_edge": long_}}
+    meta = {
+        "model": name,
+        "family": "yolos",
+        "config": cfg.to_dict(),
+        "processor": {"shortest_edge": short, "longest_edge": long_},
+    }
     (out / "model.json").write_text(json.dumps(meta, indent=1, default=str))
-    tail = losses[-min(20, len(losses)):]
-    summary = {"status": "ok", "task": "detection", "steps": job.train.steps,
-               "final_loss": float(np.mean(tail)), "first_loss": losses[0],
-               "eval": {"map50": after["map50"], "map": after["map"], "map50_before": before["map50"],
-                        "map_before": before["map"]},
-               "train_images": len(tr_imgs), "val_images": len(va_imgs), "seconds": time.perf_counter() - t0,
-               "train_seconds": train_s, "train_cpu_seconds": train_cpu, "curve": curve,
-               "steps_per_s": job.train.steps / max(train_s, 1e-9),
-               "checkpoint": str(ckpt), "config": {"model": {"name": name, **mcfg}, "data": asdict(job.data),
-                                                  "train": asdict(job.train)}}
+    tail = losses[-min(20, len(losses)) :]
+    summary = {
+        "status": "ok",
+        "task": "detection",
+        "steps": job.train.steps,
+        "final_loss": float(np.mean(tail)),
+        "first_loss": losses[0],
+        "eval": {
+            "map50": after["map50"],
+            "map": after["map"],
+            "map50_before": before["map50"],
+            "map_before": before["map"],
+        },
+        "train_images": len(tr_imgs),
+        "val_images": len(va_imgs),
+        "seconds": time.perf_counter() - t0,
+        "train_seconds": train_s,
+        "train_cpu_seconds": train_cpu,
+        "curve": curve,
+        "steps_per_s": job.train.steps / max(train_s, 1e-9),
+        "checkpoint": str(ckpt),
+        "config": {"model": {"name": name, **mcfg}, "data": asdict(job.data), "train": asdict(job.train)},
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary

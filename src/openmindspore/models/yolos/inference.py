@@ -1,9 +1,11 @@
 """Load a YOLOS detector from a checkpoint and run it on images (used by ``oms detect`` / ``eval-detection``)."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -12,16 +14,17 @@ from openmindspore.errors import ConfigError
 __all__ = ["load_detector", "detect", "draw_detections"]
 
 
-def load_detector(model_name: str, weights: str | Path | None,
-                  processor_overrides: dict[str, Any] | None = None) -> tuple[Any, Any, dict]:
+def load_detector(
+    model_name: str, weights: str | Path | None, processor_overrides: dict[str, Any] | None = None
+) -> tuple[Any, Any, dict]:
     """``(model, processor, meta)``. The config comes from ``<weights>.json`` (written by ``oms convert-hf``
     and fine-tuning) when present, otherwise from the registered preset ``model_name``."""
+    import mindspore as ms
+
     from openmindspore.models.hf_convert import load_checkpoint
     from openmindspore.models.registry import create_model
     from openmindspore.models.yolos.model import YolosForObjectDetection
     from openmindspore.models.yolos.processor import YolosImageProcessor
-
-    import mindspore as ms
 
     if ms.get_context("mode") != ms.PYNATIVE_MODE:
         ms.set_context(mode=ms.PYNATIVE_MODE)
@@ -47,15 +50,16 @@ def load_detector(model_name: str, weights: str | Path | None,
     return model, YolosImageProcessor(**proc_kw), meta
 
 
-def detect(model: Any, processor: Any, images: Sequence[np.ndarray], threshold: float = 0.5,
-           batch_size: int = 4) -> list[dict[str, np.ndarray]]:
+def detect(
+    model: Any, processor: Any, images: Sequence[np.ndarray], threshold: float = 0.5, batch_size: int = 4
+) -> list[dict[str, np.ndarray]]:
     """Per image ``{"scores", "labels", "boxes" (xyxy pixels of the original image)}``."""
     from mindspore import Tensor
 
     model.set_train(False)
     out: list[dict[str, np.ndarray]] = []
     for s in range(0, len(images), batch_size):
-        chunk = list(images[s:s + batch_size])
+        chunk = list(images[s : s + batch_size])
         sizes = [im.shape[:2] for im in chunk]
         for im, hw in zip(chunk, sizes):  # one image per forward: each keeps its own resized extent
             enc = processor([im])

@@ -15,17 +15,18 @@ Equal to Hugging Face ``ForObjectDetectionLoss`` (``HungarianMatcher`` + ``Image
 Targets are dicts with ``class_labels [n]`` (int) and ``boxes [n, 4]`` (normalised cxcywh), e.g. the
 ``labels`` produced by :class:`~openmindspore.models.yolos.processor.YolosImageProcessor`.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from mindspore import Tensor, ops
 
 from openmindspore.errors import ConfigError
 
-__all__ = ["box_cxcywh_to_xyxy", "generalized_box_iou", "hungarian_match", "match_cost", "detr_loss",
-           "DetrLossWeights"]
+__all__ = ["box_cxcywh_to_xyxy", "generalized_box_iou", "hungarian_match", "match_cost", "detr_loss", "DetrLossWeights"]
 
 
 def box_cxcywh_to_xyxy(b: np.ndarray) -> np.ndarray:
@@ -36,8 +37,12 @@ def box_cxcywh_to_xyxy(b: np.ndarray) -> np.ndarray:
 def generalized_box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise GIoU ``[N, M]`` of xyxy boxes ``a [N, 4]``, ``b [M, 4]``."""
     if (a[:, 2:] < a[:, :2]).any() or (b[:, 2:] < b[:, :2]).any():
-        raise ConfigError("boxes", "x1 < x0 or y1 < y0", "corner-format boxes with x0 <= x1, y0 <= y1",
-                          "check the box format (cxcywh vs xyxy) and that widths/heights are >= 0")
+        raise ConfigError(
+            "boxes",
+            "x1 < x0 or y1 < y0",
+            "corner-format boxes with x0 <= x1, y0 <= y1",
+            "check the box format (cxcywh vs xyxy) and that widths/heights are >= 0",
+        )
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
@@ -56,9 +61,16 @@ def generalized_box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class DetrLossWeights:
     """Cost and loss weights (defaults = the reference ``YolosConfig``)."""
 
-    def __init__(self, num_labels: int, class_cost: float = 1.0, bbox_cost: float = 5.0, giou_cost: float = 2.0,
-                 bbox_loss_coefficient: float = 5.0, giou_loss_coefficient: float = 2.0,
-                 eos_coefficient: float = 0.1) -> None:
+    def __init__(
+        self,
+        num_labels: int,
+        class_cost: float = 1.0,
+        bbox_cost: float = 5.0,
+        giou_cost: float = 2.0,
+        bbox_loss_coefficient: float = 5.0,
+        giou_loss_coefficient: float = 2.0,
+        eos_coefficient: float = 0.1,
+    ) -> None:
         if class_cost == 0 and bbox_cost == 0 and giou_cost == 0:
             raise ConfigError("matcher costs", (class_cost, bbox_cost, giou_cost), "not all zero")
         self.num_labels = int(num_labels)
@@ -68,9 +80,16 @@ class DetrLossWeights:
         self.eos_coefficient = float(eos_coefficient)
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "DetrLossWeights":
-        return cls(cfg.num_labels, cfg.class_cost, cfg.bbox_cost, cfg.giou_cost, cfg.bbox_loss_coefficient,
-                   cfg.giou_loss_coefficient, cfg.eos_coefficient)
+    def from_config(cls, cfg: Any) -> DetrLossWeights:
+        return cls(
+            cfg.num_labels,
+            cfg.class_cost,
+            cfg.bbox_cost,
+            cfg.giou_cost,
+            cfg.bbox_loss_coefficient,
+            cfg.giou_loss_coefficient,
+            cfg.eos_coefficient,
+        )
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -78,8 +97,9 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return z / z.sum(-1, keepdims=True)
 
 
-def match_cost(logits: np.ndarray, boxes: np.ndarray, tgt_ids: np.ndarray, tgt_boxes: np.ndarray,
-               w: DetrLossWeights) -> np.ndarray:
+def match_cost(
+    logits: np.ndarray, boxes: np.ndarray, tgt_ids: np.ndarray, tgt_boxes: np.ndarray, w: DetrLossWeights
+) -> np.ndarray:
     """Cost matrix ``[Q, T]`` for one image (float32, non-finite values replaced by float32 max)."""
     prob = _softmax(logits.astype(np.float32))
     c_class = -prob[:, tgt_ids]
@@ -91,8 +111,9 @@ def match_cost(logits: np.ndarray, boxes: np.ndarray, tgt_ids: np.ndarray, tgt_b
     return np.nan_to_num(c, nan=big, posinf=big, neginf=big)
 
 
-def hungarian_match(logits: np.ndarray, pred_boxes: np.ndarray, targets: Sequence[dict],
-                    w: DetrLossWeights) -> list[tuple[np.ndarray, np.ndarray]]:
+def hungarian_match(
+    logits: np.ndarray, pred_boxes: np.ndarray, targets: Sequence[dict], w: DetrLossWeights
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per image ``(query_idx, target_idx)`` int64 arrays (query indices sorted), like the reference."""
     from scipy.optimize import linear_sum_assignment
 
@@ -106,8 +127,12 @@ def hungarian_match(logits: np.ndarray, pred_boxes: np.ndarray, targets: Sequenc
         if len(ids) != len(tb):
             raise ConfigError(f"targets[{b}]", (len(ids), len(tb)), "as many class_labels as boxes")
         if len(ids) and (ids.min() < 0 or ids.max() >= w.num_labels):
-            raise ConfigError(f"targets[{b}].class_labels", ids.tolist(), f"ids in [0, {w.num_labels})",
-                              "set num_labels to (largest category id + 1)")
+            raise ConfigError(
+                f"targets[{b}].class_labels",
+                ids.tolist(),
+                f"ids in [0, {w.num_labels})",
+                "set num_labels to (largest category id + 1)",
+            )
         if len(ids) == 0:
             out.append((np.zeros(0, np.int64), np.zeros(0, np.int64)))
             continue
@@ -133,8 +158,13 @@ def _paired_giou(a: Tensor, b: Tensor) -> Tensor:
     return inter / union - (enclose - union) / enclose
 
 
-def detr_loss(logits: Tensor, pred_boxes: Tensor, targets: Sequence[dict], w: DetrLossWeights,
-              indices: list[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[Tensor, dict[str, Any]]:
+def detr_loss(
+    logits: Tensor,
+    pred_boxes: Tensor,
+    targets: Sequence[dict],
+    w: DetrLossWeights,
+    indices: list[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[Tensor, dict[str, Any]]:
     """Total loss (scalar Tensor, differentiable w.r.t. ``logits [B, Q, C+1]`` and ``pred_boxes [B, Q, 4]``)
     and a dict of components (``loss_ce``, ``loss_bbox``, ``loss_giou`` Tensors; ``cardinality_error``
     float; ``indices``). Matching runs on the host from the current values unless ``indices`` is given."""
@@ -155,8 +185,8 @@ def detr_loss(logits: Tensor, pred_boxes: Tensor, targets: Sequence[dict], w: De
 
     class_w = np.ones(ncls, np.float32)
     class_w[-1] = w.eos_coefficient
-    onehot = np.eye(ncls, dtype=np.float32)[target_classes]                       # [B, Q, C+1]
-    weights = class_w[target_classes]                                             # [B, Q]
+    onehot = np.eye(ncls, dtype=np.float32)[target_classes]  # [B, Q, C+1]
+    weights = class_w[target_classes]  # [B, Q]
     logp = ops.log_softmax(logits, -1)
     nll = -(logp * Tensor(onehot)).sum(-1)
     loss_ce = (nll * Tensor(weights)).sum() / float(weights.sum())
@@ -173,5 +203,10 @@ def detr_loss(logits: Tensor, pred_boxes: Tensor, targets: Sequence[dict], w: De
     card_pred = (lg_np.argmax(-1) != ncls - 1).sum(1)
     card_tgt = np.asarray([len(np.asarray(t["class_labels"]).reshape(-1)) for t in targets])
     total = loss_ce + w.bbox_loss_coefficient * loss_bbox + w.giou_loss_coefficient * loss_giou
-    return total, {"loss_ce": loss_ce, "loss_bbox": loss_bbox, "loss_giou": loss_giou,
-                   "cardinality_error": float(np.abs(card_pred - card_tgt).mean()), "indices": indices}
+    return total, {
+        "loss_ce": loss_ce,
+        "loss_bbox": loss_bbox,
+        "loss_giou": loss_giou,
+        "cardinality_error": float(np.abs(card_pred - card_tgt).mean()),
+        "indices": indices,
+    }

@@ -7,6 +7,7 @@ optional mid-layer position embeddings added after every layer but the last) are
 bicubically to the input's patch grid, as in the reference. Parameter paths mirror the reference state
 dict (``vit.encoder.layer.0.attention.attention.query.weight`` ...).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,8 +19,8 @@ from mindspore.ops.primitive import constexpr
 from openmindspore.errors import ConfigError
 from openmindspore.models.layers import Dropout
 from openmindspore.models.vit.blocks import LayerNorm, Linear, attention, gelu, init_normal, trunc_normal
-from openmindspore.models.vit.model import PatchEmbeddings
 from openmindspore.models.vit.interpolate import resize_grid
+from openmindspore.models.vit.model import PatchEmbeddings
 from openmindspore.models.yolos.config import YolosConfig
 
 __all__ = ["YolosForObjectDetection", "YolosModel", "YolosOutput", "interpolate_positions"]
@@ -39,8 +40,8 @@ def _dropout(p: float, layer_id: int) -> Dropout | None:
 def interpolate_positions(pos: Tensor, num_det: int, grid: tuple[int, int], new_grid: tuple[int, int]) -> Tensor:
     """``[D, 1 + gh*gw + K, C] -> [D, 1 + nh*nw + K, C]``: resample the patch part, keep CLS and det tokens."""
     cls = pos[:, :1]
-    det = pos[:, pos.shape[1] - num_det:]
-    patches = resize_grid(pos[:, 1:pos.shape[1] - num_det], grid, new_grid)
+    det = pos[:, pos.shape[1] - num_det :]
+    patches = resize_grid(pos[:, 1 : pos.shape[1] - num_det], grid, new_grid)
     return ops.concat((cls, patches, det), 1)
 
 
@@ -56,18 +57,26 @@ class YolosEmbeddings(nn.Cell):
         self.cls_token = Parameter(Tensor(trunc_normal(rng, (1, 1, d), std)), name="cls_token")
         self.detection_tokens = Parameter(Tensor(trunc_normal(rng, (1, k, d), std)), name="detection_tokens")
         self.patch_embeddings = PatchEmbeddings(cfg.num_channels, d, cfg.patch_size, cfg.seed)
-        self.position_embeddings = Parameter(Tensor(trunc_normal(rng, (1, 1 + gh * gw + k, d), std)),
-                                             name="position_embeddings")
+        self.position_embeddings = Parameter(
+            Tensor(trunc_normal(rng, (1, 1 + gh * gw + k, d), std)), name="position_embeddings"
+        )
         self.dropout = _dropout(cfg.hidden_dropout_prob, 1)
 
     def construct(self, pixel_values: Tensor) -> Tensor:
         b, _, h, w = pixel_values.shape
         p, d = self.cfg.patch_size, self.cfg.hidden_size
         x = self.patch_embeddings(pixel_values)
-        x = ops.concat((ops.broadcast_to(self.cls_token, (b, 1, d)), x,
-                        ops.broadcast_to(self.detection_tokens, (b, self.cfg.num_detection_tokens, d))), 1)
-        x = x + interpolate_positions(self.position_embeddings, self.cfg.num_detection_tokens, self.cfg.grid,
-                                      (h // p, w // p))
+        x = ops.concat(
+            (
+                ops.broadcast_to(self.cls_token, (b, 1, d)),
+                x,
+                ops.broadcast_to(self.detection_tokens, (b, self.cfg.num_detection_tokens, d)),
+            ),
+            1,
+        )
+        x = x + interpolate_positions(
+            self.position_embeddings, self.cfg.num_detection_tokens, self.cfg.grid, (h // p, w // p)
+        )
         return self.dropout(x) if self.dropout is not None else x
 
 
@@ -84,8 +93,19 @@ class YolosSelfAttention(nn.Cell):
         self.attn_dropout = _dropout(cfg.attention_probs_dropout_prob, 100 + layer_id)
 
     def construct(self, x: Tensor, wo: Tensor, bo: Tensor) -> Tensor:
-        return attention(x, self.query.weight, self.query.bias, self.key.weight, self.key.bias,
-                         self.value.weight, self.value.bias, wo, bo, self.heads, self.attn_dropout)
+        return attention(
+            x,
+            self.query.weight,
+            self.query.bias,
+            self.key.weight,
+            self.key.bias,
+            self.value.weight,
+            self.value.bias,
+            wo,
+            bo,
+            self.heads,
+            self.attn_dropout,
+        )
 
 
 class _Dense(nn.Cell):
@@ -108,7 +128,7 @@ class YolosAttention(nn.Cell):
         self.output = _Dense(cfg.hidden_size, cfg.hidden_size, cfg.hidden_dropout_prob, 200 + layer_id)
 
     def construct(self, x: Tensor) -> Tensor:
-        y = self.attention(x, self.output.dense.weight, self.output.dense.bias)   # includes output.dense
+        y = self.attention(x, self.output.dense.weight, self.output.dense.bias)  # includes output.dense
         return self.output.dropout(y) if self.output.dropout is not None else y
 
 
@@ -137,8 +157,9 @@ class InterpolateMidPositionEmbeddings(nn.Cell):
         self.cfg = cfg
         gh, gw = cfg.grid
         shape = (cfg.num_hidden_layers - 1, 1, 1 + gh * gw + cfg.num_detection_tokens, cfg.hidden_size)
-        self.mid_position_embeddings = Parameter(Tensor(trunc_normal(rng, shape, cfg.initializer_range)),
-                                                 name="mid_position_embeddings")
+        self.mid_position_embeddings = Parameter(
+            Tensor(trunc_normal(rng, shape, cfg.initializer_range)), name="mid_position_embeddings"
+        )
 
     def construct(self, new_grid: tuple[int, int]) -> Tensor:
         """``-> [L-1, 1 + nh*nw + K, D]``."""
@@ -235,7 +256,7 @@ class YolosForObjectDetection(nn.Cell):
 
     def construct(self, pixel_values: Tensor) -> tuple:
         seq, hidden = self.vit(pixel_values)
-        det = seq[:, seq.shape[1] - self.config.num_detection_tokens:]
+        det = seq[:, seq.shape[1] - self.config.num_detection_tokens :]
         logits = self.class_labels_classifier(det)
         boxes = ops.sigmoid(self.bbox_predictor(det))
         return logits, boxes, seq, hidden

@@ -10,25 +10,35 @@ largest size, returning a ``pixel_mask`` (1 = real pixel). COCO-detection annota
 Post-processing: softmax over classes, drop the last ("no object") class, take the best class per
 query, convert ``cxcywh`` to ``xyxy`` in pixels of ``target_sizes`` and keep ``score > threshold``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from openmindspore.errors import ConfigError
 
-__all__ = ["YolosImageProcessor", "get_size_with_aspect_ratio", "load_image", "center_to_corners",
-           "corners_to_center", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = [
+    "YolosImageProcessor",
+    "get_size_with_aspect_ratio",
+    "load_image",
+    "center_to_corners",
+    "corners_to_center",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def get_size_with_aspect_ratio(hw: tuple[int, int], size: int, max_size: int | None = None,
-                               mod_size: int = 16) -> tuple[int, int]:
+def get_size_with_aspect_ratio(
+    hw: tuple[int, int], size: int, max_size: int | None = None, mod_size: int = 16
+) -> tuple[int, int]:
     """Output ``(height, width)``: short side ``size`` (long side capped at ``max_size``), floored to ``mod_size``."""
     height, width = hw
     raw_size = None
@@ -86,8 +96,9 @@ def _to_chw_uint8_or_float(image: Any) -> np.ndarray:
     if a.ndim == 2:
         return a[None]
     if a.ndim != 3 or a.shape[-1] not in (1, 3, 4):
-        raise ConfigError("image.shape", a.shape, "[height, width, channels] with 1, 3 or 4 channels",
-                          "pass PIL images or HWC arrays")
+        raise ConfigError(
+            "image.shape", a.shape, "[height, width, channels] with 1, 3 or 4 channels", "pass PIL images or HWC arrays"
+        )
     return np.moveaxis(a, -1, 0)
 
 
@@ -135,15 +146,28 @@ class YolosImageProcessor:
 
     def __post_init__(self) -> None:
         if self.shortest_edge < 16 or self.longest_edge < self.shortest_edge:
-            raise ConfigError("processor.size", (self.shortest_edge, self.longest_edge),
-                              "16 <= shortest_edge <= longest_edge")
+            raise ConfigError(
+                "processor.size", (self.shortest_edge, self.longest_edge), "16 <= shortest_edge <= longest_edge"
+            )
 
     @classmethod
-    def from_hf_dict(cls, d: dict[str, Any]) -> "YolosImageProcessor":
+    def from_hf_dict(cls, d: dict[str, Any]) -> YolosImageProcessor:
         """From a Hugging Face ``preprocessor_config.json`` dict."""
         size = d.get("size", {}) or {}
-        kw = {k: d[k] for k in ("do_resize", "do_rescale", "rescale_factor", "do_normalize", "image_mean",
-                                "image_std", "do_pad", "do_convert_annotations") if k in d}
+        kw = {
+            k: d[k]
+            for k in (
+                "do_resize",
+                "do_rescale",
+                "rescale_factor",
+                "do_normalize",
+                "image_mean",
+                "image_std",
+                "do_pad",
+                "do_convert_annotations",
+            )
+            if k in d
+        }
         if "shortest_edge" in size:
             kw["shortest_edge"] = int(size["shortest_edge"])
         if "longest_edge" in size:
@@ -154,9 +178,14 @@ class YolosImageProcessor:
     def output_size(self, hw: tuple[int, int]) -> tuple[int, int]:
         out = get_size_with_aspect_ratio(hw, self.shortest_edge, self.longest_edge)
         if min(out) < 1:
-            raise ConfigError("image size", hw, f"an aspect ratio that keeps both sides >= 16 after resizing to "
-                              f"shortest_edge={self.shortest_edge}, longest_edge={self.longest_edge} and flooring "
-                              f"to a multiple of 16 (got {out})", "raise longest_edge or crop the image")
+            raise ConfigError(
+                "image size",
+                hw,
+                f"an aspect ratio that keeps both sides >= 16 after resizing to "
+                f"shortest_edge={self.shortest_edge}, longest_edge={self.longest_edge} and flooring "
+                f"to a multiple of 16 (got {out})",
+                "raise longest_edge or crop the image",
+            )
         return out
 
     def _prepare_annotation(self, target: dict, hw: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -170,9 +199,14 @@ class YolosImageProcessor:
         boxes[:, 0::2] = boxes[:, 0::2].clip(min=0, max=w)
         boxes[:, 1::2] = boxes[:, 1::2].clip(min=0, max=h)
         keep = (boxes[:, 3] > boxes[:, 1]) & (boxes[:, 2] > boxes[:, 0])
-        return {"image_id": np.asarray([target["image_id"]], dtype=np.int64), "class_labels": classes[keep],
-                "boxes": boxes[keep], "area": area[keep], "iscrowd": iscrowd[keep],
-                "orig_size": np.asarray([int(h), int(w)], dtype=np.int64)}
+        return {
+            "image_id": np.asarray([target["image_id"]], dtype=np.int64),
+            "class_labels": classes[keep],
+            "boxes": boxes[keep],
+            "area": area[keep],
+            "iscrowd": iscrowd[keep],
+            "orig_size": np.asarray([int(h), int(w)], dtype=np.int64),
+        }
 
     def preprocess(self, images: Any, annotations: dict | list[dict] | None = None) -> dict[str, Any]:
         """Images (PIL or ``[H, W, C]`` arrays) -> ``pixel_values [B, C, H, W]`` float32,
@@ -243,9 +277,12 @@ class YolosImageProcessor:
 
     # ---- post-processing ------------------------------------------------------------------------
     @staticmethod
-    def post_process_object_detection(logits: np.ndarray, pred_boxes: np.ndarray, threshold: float = 0.5,
-                                      target_sizes: Sequence[tuple[int, int]] | np.ndarray | None = None
-                                      ) -> list[dict[str, np.ndarray]]:
+    def post_process_object_detection(
+        logits: np.ndarray,
+        pred_boxes: np.ndarray,
+        threshold: float = 0.5,
+        target_sizes: Sequence[tuple[int, int]] | np.ndarray | None = None,
+    ) -> list[dict[str, np.ndarray]]:
         """``logits [B, K, C+1]``, ``pred_boxes [B, K, 4]`` (cxcywh in [0, 1]) -> per image
         ``{"scores" [n], "labels" [n], "boxes" [n, 4] xyxy}`` with ``score > threshold``; boxes in pixels
         of ``target_sizes`` ``(height, width)`` when given."""

@@ -5,6 +5,7 @@ Every image has a smooth random colour gradient, random thin lines and speckle n
 overlap. Boxes are the tight bounding boxes of the rasterised shapes, so annotations are exact.
 Annotations are COCO detection format (category ids start at 1; use ``num_labels = len(CLASSES) + 1``).
 """
+
 from __future__ import annotations
 
 import json
@@ -46,9 +47,15 @@ def _mask(kind: str, h: int, w: int, cx: float, cy: float, r: float, rng: np.ran
     return (yy >= top) & (yy <= bot) & (np.abs(xx - cx) <= frac * r)
 
 
-def make_synthetic_detection(n_images: int, image_size: tuple[int, int] = (96, 128), max_objects: int = 3,
-                             min_size: int | None = None, max_size: int | None = None, seed: int = 0,
-                             first_image_id: int = 1) -> tuple[list[np.ndarray], dict]:
+def make_synthetic_detection(
+    n_images: int,
+    image_size: tuple[int, int] = (96, 128),
+    max_objects: int = 3,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    seed: int = 0,
+    first_image_id: int = 1,
+) -> tuple[list[np.ndarray], dict]:
     """``n_images`` images ``[H, W, 3]`` uint8 and their COCO annotation dict (file names ``{id:06d}.png``).
 
     Object sizes (pixels) default to ``max_size = min(40, 0.6 * short side)``, ``min_size = min(14, max/2)``.
@@ -59,8 +66,9 @@ def make_synthetic_detection(n_images: int, image_size: tuple[int, int] = (96, 1
     if n_images < 1 or max_objects < 1:
         raise ConfigError("synthetic", (n_images, max_objects), "n_images >= 1 and max_objects >= 1")
     if not 4 <= min_size <= max_size < min(h, w):
-        raise ConfigError("synthetic.object size", (min_size, max_size),
-                          f"4 <= min_size <= max_size < min(image_size)={min(h, w)}")
+        raise ConfigError(
+            "synthetic.object size", (min_size, max_size), f"4 <= min_size <= max_size < min(image_size)={min(h, w)}"
+        )
     rng = np.random.default_rng(seed)
     images, img_recs, anns = [], [], []
     aid = 1
@@ -85,14 +93,25 @@ def make_synthetic_detection(n_images: int, image_size: tuple[int, int] = (96, 1
             ys, xs = np.nonzero(m)
             x0, y0 = int(xs.min()), int(ys.min())
             bw, bh = int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1
-            anns.append({"id": aid, "image_id": img_id, "category_id": cls + 1, "bbox": [x0, y0, bw, bh],
-                         "area": float(m.sum()), "iscrowd": 0})
+            anns.append(
+                {
+                    "id": aid,
+                    "image_id": img_id,
+                    "category_id": cls + 1,
+                    "bbox": [x0, y0, bw, bh],
+                    "area": float(m.sum()),
+                    "iscrowd": 0,
+                }
+            )
             aid += 1
             placed.append((cx, cy, r))
         images.append(np.clip(img, 0, 255).astype(np.uint8))
         img_recs.append({"id": img_id, "file_name": f"{img_id:06d}.png", "height": h, "width": w})
-    coco = {"images": img_recs, "annotations": anns,
-            "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASSES)]}
+    coco = {
+        "images": img_recs,
+        "annotations": anns,
+        "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASSES)],
+    }
     return images, coco
 
 

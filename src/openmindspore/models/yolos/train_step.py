@@ -19,9 +19,11 @@ MindSpore 2.10 pitfalls avoided here: the learning-rate schedule is a per-step a
 (``Parameter.set_data`` on ``opt.learning_rate`` is not seen by a compiled graph); no ``ops.pad`` / ``amax``
 in the graph; the loss cell does not prefix parameter names.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import mindspore as ms
 import numpy as np
@@ -35,8 +37,9 @@ __all__ = ["pack_matches", "dense_detr_loss", "DetrTrainLoss", "DetrTrainStep", 
 DUMMY_BOX = (0.5, 0.5, 0.5, 0.5)  # target of unmatched queries (masked out); keeps GIoU finite
 
 
-def pack_matches(indices: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[dict], num_queries: int,
-                 w: DetrLossWeights) -> tuple[np.ndarray, ...]:
+def pack_matches(
+    indices: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[dict], num_queries: int, w: DetrLossWeights
+) -> tuple[np.ndarray, ...]:
     """Dense loss inputs for a batch of ``B`` images with ``Q`` queries and ``C+1`` classes:
 
     ``onehot [B, Q, C+1]``, ``ce_weight [B, Q]`` (1, or ``eos_coefficient`` for no-object), ``box_target
@@ -64,13 +67,21 @@ def _xyxy(b: Tensor) -> Tensor:
     return ops.concat((b[..., :2] - 0.5 * b[..., 2:], b[..., :2] + 0.5 * b[..., 2:]), -1)
 
 
-def dense_detr_loss(logits: Tensor, boxes: Tensor, onehot: Tensor, ce_weight: Tensor, box_target: Tensor,
-                    box_mask: Tensor, norms: Tensor, w: DetrLossWeights) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def dense_detr_loss(
+    logits: Tensor,
+    boxes: Tensor,
+    onehot: Tensor,
+    ce_weight: Tensor,
+    box_target: Tensor,
+    box_mask: Tensor,
+    norms: Tensor,
+    w: DetrLossWeights,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(total, loss_ce, loss_bbox, loss_giou)`` from :func:`pack_matches` inputs; graph-safe.
 
     ``logits [B, Q, C+1]``, ``boxes [B, Q, 4]`` (cxcywh in [0, 1]); equal to ``detr_loss`` for the same matches.
     """
-    nll = -(ops.log_softmax(logits, -1) * onehot).sum(-1)                       # [B, Q]
+    nll = -(ops.log_softmax(logits, -1) * onehot).sum(-1)  # [B, Q]
     loss_ce = (nll * ce_weight).sum() * norms[0]
     loss_bbox = (ops.abs(boxes - box_target).sum(-1) * box_mask).sum() * norms[1]
     a, b = _xyxy(boxes), _xyxy(box_target)
@@ -94,8 +105,9 @@ class DetrTrainLoss(nn.Cell):
         super().__init__(auto_prefix=False)  # keep the model's parameter names
         self.model, self.w = model, weights
 
-    def construct(self, x: Tensor, onehot: Tensor, ce_weight: Tensor, box_target: Tensor, box_mask: Tensor,
-                  norms: Tensor) -> Tensor:
+    def construct(
+        self, x: Tensor, onehot: Tensor, ce_weight: Tensor, box_target: Tensor, box_mask: Tensor, norms: Tensor
+    ) -> Tensor:
         logits, boxes = self.model(x)[:2]
         return dense_detr_loss(logits, boxes, onehot, ce_weight, box_target, box_mask, norms, self.w)[0]
 
@@ -113,11 +125,21 @@ class DetrTrainStep:
     loss op by op (PyNative, the reference for tests). Models with dropout must use ``compiled=False``.
     """
 
-    def __init__(self, model: nn.Cell, weights: DetrLossWeights, optimizer: nn.Optimizer, grad_clip: float = 0.0,
-                 compiled: bool = True) -> None:
+    def __init__(
+        self,
+        model: nn.Cell,
+        weights: DetrLossWeights,
+        optimizer: nn.Optimizer,
+        grad_clip: float = 0.0,
+        compiled: bool = True,
+    ) -> None:
         if compiled and _has_dropout(model):
-            raise ConfigError("train.compile", True, "false for models with dropout",
-                              "set train.compile: false or the dropout probabilities to 0")
+            raise ConfigError(
+                "train.compile",
+                True,
+                "false for models with dropout",
+                "set train.compile: false or the dropout probabilities to 0",
+            )
         self.model, self.w, self.opt = model, weights, optimizer
         self.clip, self.compiled = float(grad_clip), bool(compiled)
         self.loss_cell = DetrTrainLoss(model, weights)
@@ -166,7 +188,9 @@ def optimizer_for(model: nn.Cell, lr_schedule: Sequence[float], weight_decay: fl
     def decays(p: Any) -> bool:
         return p.ndim >= 2 and "embeddings" not in p.name and "token" not in p.name
 
-    groups = [{"params": [p for p in params if decays(p)], "weight_decay": float(weight_decay)},
-              {"params": [p for p in params if not decays(p)], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in params if decays(p)], "weight_decay": float(weight_decay)},
+        {"params": [p for p in params if not decays(p)], "weight_decay": 0.0},
+    ]
     lr = Tensor(np.asarray(lr_schedule, np.float32))
     return nn.AdamWeightDecay([g for g in groups if g["params"]], learning_rate=lr)
