@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 OMS    := $(VENV)/bin/oms
 export GLOG_v ?= 3
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test check install install-test bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
 	$(OMS) train examples/mnist_cnn.yaml --workers 2 --kill-worker-at 100:1 --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+
+# lint, format and type checks (ruff, mypy: configured in pyproject.toml); `make test` runs them first
+check: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q tests

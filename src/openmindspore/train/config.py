@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from openmindspore.errors import ConfigError
+from openmindspore.validation import validate
 
 __all__ = ["OptimizerConfig", "TrainConfig", "load_config", "config_from_dict"]
 
@@ -71,23 +72,11 @@ class TrainConfig(BaseModel):
         return (self.epochs or 1) * -(-num_train // self.batch_size)
 
 
-def _first_error(e: ValidationError) -> ConfigError:
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "config"
-    value = err.get("input", "")
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        return ConfigError(loc, value, "no such field", "remove it or check its spelling")
-    return ConfigError(loc, value, msg[0].lower() + msg[1:])
-
-
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Validate a training config; every problem is reported at once (:func:`openmindspore.validation.validate`)."""
     if not isinstance(data, dict):
         raise ConfigError("config", data, "a YAML mapping of fields (dataset, model, optimizer, ...)")
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as e:
-        raise _first_error(e) from None
+    return validate(TrainConfig, data)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
