@@ -75,17 +75,24 @@ class RayEngine(Engine):
         if ray.is_initialized():
             ray.shutdown()
 
-    def reserve(self, bundles: int, strategy: str = "PACK") -> None:
-        from ray.util.placement_group import placement_group
-
-        pg = placement_group([{"CPU": 1}] * bundles, strategy=strategy)
+    def reserve(self, bundles: int, strategy: str = "PACK", timeout_s: float = 60.0) -> None:
         import ray
+        from ray.util.placement_group import placement_group, remove_placement_group
 
-        ready, _ = ray.wait([pg.ready()], timeout=60)
-        if not ready:
+        slots = f"{bundles} CPU slot{'s' if bundles != 1 else ''}"
+        total = float(ray.cluster_resources().get("CPU", 0.0))
+        if bundles > total:
             raise EngineError(
-                f"could not reserve {bundles} CPU slots ({strategy}) within 60 s; "
-                f"cluster has {self.free_cpus():.0f} free CPUs"
+                f"could not reserve {slots} ({strategy}): the cluster has {total:.0f} CPUs in all; "
+                "use fewer --workers/--spares or add nodes"
+            )
+        pg = placement_group([{"CPU": 1}] * bundles, strategy=strategy)
+        ready, _ = ray.wait([pg.ready()], timeout=timeout_s)
+        if not ready:
+            remove_placement_group(pg)
+            raise EngineError(
+                f"could not reserve {slots} ({strategy}) within {timeout_s:.0f} s: the cluster has "
+                f"{self.free_cpus():.0f} of {total:.0f} CPUs free; stop other jobs or use fewer --workers/--spares"
             )
         self._pg = pg
 
