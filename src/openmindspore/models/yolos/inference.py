@@ -21,7 +21,7 @@ def load_detector(
     and fine-tuning) when present, otherwise from the registered preset ``model_name``."""
     import mindspore as ms
 
-    from openmindspore.models.hf_convert import load_checkpoint
+    from openmindspore.models._checkpoint_io import load_checkpoint
     from openmindspore.models.registry import create_model
     from openmindspore.models.yolos.model import YolosForObjectDetection
     from openmindspore.models.yolos.processor import YolosImageProcessor

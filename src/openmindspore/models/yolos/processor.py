@@ -120,7 +120,7 @@ def _pil_resize(chw: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     hwc = hwc.astype(np.uint8)
     if hwc.shape[-1] == 1:
         hwc = hwc[..., 0]
-    out = np.array(Image.fromarray(hwc).resize((hw[1], hw[0]), resample=Image.BILINEAR))
+    out = np.array(Image.fromarray(hwc).resize((hw[1], hw[0]), resample=Image.Resampling.BILINEAR))
     if out.ndim == 2:
         out = out[..., None]
     out = np.moveaxis(out, -1, 0)
@@ -154,7 +154,7 @@ class YolosImageProcessor:
     def from_hf_dict(cls, d: dict[str, Any]) -> YolosImageProcessor:
         """From a Hugging Face ``preprocessor_config.json`` dict."""
         size = d.get("size", {}) or {}
-        kw = {
+        kw: dict[str, Any] = {
             k: d[k]
             for k in (
                 "do_resize",
@@ -231,7 +231,7 @@ class YolosImageProcessor:
                     rh, rw = float(new_hw[0]) / float(hw[0]), float(new_hw[1]) / float(hw[1])
                     ann["boxes"] = ann["boxes"] * np.asarray([rw, rh, rw, rh], dtype=np.float32)
                     ann["area"] = ann["area"] * (rw * rh)
-                    ann["size"] = new_hw
+                    ann["size"] = np.asarray(new_hw, dtype=np.int64)
             if self.do_rescale:
                 img = (img.astype(np.float64) * self.rescale_factor).astype(np.float32)
             if self.do_normalize:
@@ -241,7 +241,7 @@ class YolosImageProcessor:
                 std = np.asarray(self.image_std, dtype=img.dtype)
                 img = ((img.T - mean) / std).T
             if ann is not None:
-                ann.setdefault("size", hw)
+                ann.setdefault("size", np.asarray(hw, dtype=np.int64))
                 if self.do_convert_annotations:
                     h, w = img.shape[1:]
                     ann["boxes"] = corners_to_center(ann["boxes"]) / np.asarray([w, h, w, h], dtype=np.float32)
@@ -263,14 +263,12 @@ class YolosImageProcessor:
                     if ann is not None:
                         if self.do_convert_annotations:
                             ann["boxes"] = ann["boxes"] * np.asarray([w / pw, h / ph, w / pw, h / ph])
-                        ann["size"] = (ph, pw)
+                        ann["size"] = np.asarray((ph, pw), dtype=np.int64)
             result["pixel_mask"] = np.stack(masks)
         shapes = {im.shape for im in out_imgs}
         result["pixel_values"] = np.stack(out_imgs) if len(shapes) == 1 else out_imgs
         if annotations is not None:
-            for ann in out_anns:
-                ann["size"] = np.asarray(ann["size"], dtype=np.int64)
-            result["labels"] = out_anns
+            result["labels"] = [ann for ann in out_anns if ann is not None]  # one per image
         return result
 
     __call__ = preprocess
