@@ -47,7 +47,7 @@ def load_detector(
         load_checkpoint(model, weights)
     proc_kw = dict(meta.get("processor") or {})
     proc_kw.update({k: v for k, v in (processor_overrides or {}).items() if v is not None})
-    return model, YolosImageProcessor(**proc_kw), meta
+    return model, YolosImageProcessor.from_dict(proc_kw), meta
 
 
 def detect(

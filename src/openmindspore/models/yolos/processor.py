@@ -13,14 +13,15 @@ query, convert ``cxcywh`` to ``xyxy`` in pixels of ``target_sizes`` and keep ``s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from openmindspore.errors import ConfigError
+from openmindspore.validation import ConfigErrors, did_you_mean
 
 __all__ = [
     "YolosImageProcessor",
@@ -149,6 +150,20 @@ class YolosImageProcessor:
             raise ConfigError(
                 "processor.size", (self.shortest_edge, self.longest_edge), "16 <= shortest_edge <= longest_edge"
             )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "processor") -> YolosImageProcessor:
+        """From our own keys (the ``processor`` block of a ``model.json``); every unknown key is reported,
+        with a did-you-mean."""
+        known = [f.name for f in fields(cls)]
+        bad = [
+            ConfigError(f"{where}.{k}", v, "a known field name", did_you_mean(k, known) or f"valid: {', '.join(known)}")
+            for k, v in d.items()
+            if k not in known
+        ]
+        if bad:
+            raise ConfigErrors(where, bad)
+        return cls(**d)
 
     @classmethod
     def from_hf_dict(cls, d: dict[str, Any]) -> YolosImageProcessor:
