@@ -105,11 +105,10 @@ def _image_size(opts: DetectorOptions, run_dir: Path, cfg_size: tuple[int, int])
     if summary.is_file():
         size = ((json.loads(summary.read_text()).get("config") or {}).get("data") or {}).get("image_size", size)
     h, w = (int(v) for v in size)
-    if not (_SIDE[0] <= h <= _SIDE[1] and _SIDE[0] <= w <= _SIDE[1]):
-        raise ConfigError(
-            "image_size", f"{h}x{w}", f"both sides in [{_SIDE[0]}, {_SIDE[1]}] pixels", "pass ?image_size=HxW"
-        )
-    return h, w
+    try:
+        return _sides((h, w))
+    except ValueError as e:
+        raise ConfigError("image_size", f"{h}x{w}", str(e), "pass ?image_size=HxW") from None
 
 
 class DetectorPredictor(Predictor):
