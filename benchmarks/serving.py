@@ -98,7 +98,7 @@ def _plain_app(source: str, max_batch: int, wait_s: float):
     class PlainBatched:
         def __init__(self, src: str) -> None:
             os.environ.setdefault("GLOG_v", "3")
-            from openmindspore.serve.predictor import load_predictor
+            from openmindspore.serve.registry import load_predictor
 
             self.p = load_predictor(src)
             self.p.warmup()

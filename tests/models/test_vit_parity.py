@@ -99,5 +99,5 @@ def test_vit_bad_config_errors():
         create_model("vit", hidden_size=50, num_attention_heads=3)
     with pytest.raises(ConfigError, match="hidden_act"):
         create_model("vit", hidden_act="gelu_new")
-    with pytest.raises(ConfigError, match="one of"):
+    with pytest.raises(ConfigError, match="hiden_size.*did you mean hidden_size"):
         create_model("vit", hiden_size=32)

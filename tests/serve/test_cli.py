@@ -32,6 +32,18 @@ def test_serve_bad_batching_flag_exit_2():
     assert p.returncode == 2 and "--frontends" in p.stderr
 
 
+def test_serve_misspelled_option_and_several_bad_flags_are_one_line_each():
+    p = run_oms("serve", "builtin:identity?dimm=3", timeout=120)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and "dimm='3'" in lines[0] and "did you mean dim?" in lines[0], (
+        p.stderr
+    )
+    p = run_oms("serve", "builtin:identity", "--max-batch", "0", "--max-delay-ms", "-1", "--replicas", "0", timeout=120)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and "3 problems" in lines[0], p.stderr
+    assert all(f"{flag}=" in lines[0] for flag in ("--max-batch", "--max-delay-ms", "--replicas")), p.stderr
+
+
 def test_predict_bad_input_file_exit_2(tmp_path):
     p = run_oms("predict", "http://127.0.0.1:9", "--model", "m", "--input", str(tmp_path / "x.npy"), timeout=120)
     assert p.returncode == 2 and "--input" in p.stderr

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from openmindspore.errors import ConfigError
-from openmindspore.serve.predictor import load_predictor, resolve_source
+from openmindspore.serve.detector import DetectorOptions
+from openmindspore.serve.registry import load_predictor, resolve_source
 
 
 def _reference(run, images, threshold):
@@ -28,7 +29,7 @@ def test_detection_run_and_checkpoint_resolve_to_the_detector_kind(yolos_run):
     rs = resolve_source(yolos_run)
     assert rs.kind == "detector" and rs.checkpoint == yolos_run / "model.ckpt"
     rs = resolve_source(f"{yolos_run / 'model.ckpt'}?threshold=0.3&image_size=64x96")
-    assert rs.kind == "detector" and rs.options == {"threshold": "0.3", "image_size": "64x96"}
+    assert rs.kind == "detector" and rs.options == DetectorOptions(threshold=0.3, image_size=(64, 96))
 
 
 def test_detector_specs_padding_and_equality_with_detect(yolos_run, yolos_images, tiny_yolos):

@@ -58,7 +58,7 @@ def server(runs, yolos_run):
 @pytest.fixture(scope="module")
 def local(runs):
     """The same checkpoint run in this process: the reference for every served answer."""
-    from openmindspore.serve.predictor import load_predictor
+    from openmindspore.serve.registry import load_predictor
 
     return load_predictor(str(runs[0]))
 
@@ -314,7 +314,7 @@ def test_version_switch_and_rollback_under_load_fail_zero_requests(server, runs,
 # --------------------------------------------------------------------------- YOLOS
 def test_yolos_detector_over_http(server, yolos_run, yolos_images, tiny_yolos):
     from openmindspore.serve import Client
-    from openmindspore.serve.predictor import load_predictor
+    from openmindspore.serve.registry import load_predictor
 
     k, (h, w) = tiny_yolos["k"], tiny_yolos["image_size"]
     meta = requests.get(server.url + "/v2/models/det", timeout=10).json()
@@ -341,7 +341,7 @@ def test_yolos_detector_over_http(server, yolos_run, yolos_images, tiny_yolos):
 def test_oms_predict_sends_an_image_file_and_scales_boxes_back(server, yolos_run, yolos_images, tiny_yolos, tmp_path):
     from PIL import Image
 
-    from openmindspore.serve.predictor import load_predictor
+    from openmindspore.serve.registry import load_predictor
 
     h, w = tiny_yolos["image_size"]
     Image.fromarray(yolos_images[0]).resize((2 * w, 2 * h), Image.NEAREST).save(tmp_path / "big.png")

@@ -56,7 +56,7 @@ def _load_image(path: Path, specs: list[dict]):
     except OSError as e:
         raise ConfigError("--input", str(path), "a readable image file", str(e)) from None
     scale = (rgb.height / h, rgb.width / w)
-    arr = np.asarray(rgb.resize((w, h), Image.BILINEAR), dtype=np.uint8)[None]
+    arr = np.asarray(rgb.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)[None]
     return {specs[0]["name"]: arr}, scale
 
 

@@ -61,19 +61,27 @@ def run(args) -> int:
     import signal
     import threading
 
-    from openmindspore.serve.predictor import resolve_source
-    from openmindspore.serve.server import BatchingConfig, Server
+    from openmindspore.serve.config import FLAGS, ServeCommand
+    from openmindspore.serve.registry import resolve_source
+    from openmindspore.serve.server import Server
+    from openmindspore.validation import validate
 
-    resolve_source(args.model)  # a bad path fails here, before any cluster starts
-    batching = BatchingConfig(args.max_batch, args.max_delay_ms, args.max_queue)
-    name = args.name or _default_name(args.model)
+    # a bad path or ?option, then every bad flag at once, fail here before any cluster starts
+    resolve_source(args.model)
+    deploy = {
+        "name": args.name or _default_name(args.model),
+        "replicas": args.replicas,
+        "replica_cpus": args.replica_cpus,
+        "batching": {"max_batch": args.max_batch, "max_delay_ms": args.max_delay_ms, "max_queue": args.max_queue},
+    }
+    server = {k: getattr(args, k) for k in ("host", "port", "address", "num_cpus", "frontends")}
+    cmd = validate(ServeCommand, {"server": server, "deploy": deploy}, where="oms serve", names=FLAGS)
+    name = cmd.deploy.name
     stop = threading.Event()
-    srv = Server(host=args.host, port=args.port, address=args.address, num_cpus=args.num_cpus, frontends=args.frontends)
+    srv = Server(**cmd.server.model_dump())
     try:
         srv.start()
-        version = srv.deploy(
-            name, args.model, replicas=args.replicas, batching=batching, replica_cpus=args.replica_cpus
-        )
+        version = srv.deploy(source=args.model, **cmd.deploy.model_dump())
         for sig in (signal.SIGINT, signal.SIGTERM):  # after Ray's start, which installs its own handlers
             signal.signal(sig, lambda *_: stop.set())
         info = {
@@ -83,7 +91,7 @@ def run(args) -> int:
             "replicas": args.replicas,
             "frontends": args.frontends,
             "infer": f"{srv.url}/v2/models/{name}/infer",
-            **batching,
+            **cmd.deploy.batching.model_dump(),
         }
         if args.json:
             print_json(info)

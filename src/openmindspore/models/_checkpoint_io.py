@@ -1,10 +1,13 @@
-"""Read tensors from ``.safetensors`` and PyTorch ``.bin`` (zip) files into numpy, without torch.
+"""Checkpoint files: read tensors from ``.safetensors`` and PyTorch ``.bin`` (zip) files into numpy
+without torch, and load a MindSpore ``.ckpt`` into a model strictly.
 
 * safetensors: parsed directly (8-byte header length, JSON header, raw little-endian data) so that
   bfloat16 works (numpy has no bfloat16; it is widened to float32 exactly).
 * PyTorch zip checkpoints (``torch.save`` since 1.6): a *restricted* unpickler that only understands
   tensor rebuilding, typed storages and ``OrderedDict``; anything else is refused, so loading a checkpoint
   never executes arbitrary code. Legacy (pre-1.6, non-zip) files are rejected with a fix.
+* MindSpore ``.ckpt`` (:func:`load_checkpoint`): every parameter present with its shape and nothing
+  extra, or a :class:`~openmindspore.errors.ConfigError` listing the differences; never a partial load.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ import pickle
 import struct
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from openmindspore.errors import ConfigError
 
-__all__ = ["read_tensors", "read_safetensors", "read_torch_zip"]
+if TYPE_CHECKING:
+    from mindspore import nn
+
+__all__ = ["read_tensors", "read_safetensors", "read_torch_zip", "load_checkpoint", "format_keys"]
 
 _ST_DTYPES = {
     "F64": np.float64,
@@ -170,3 +176,37 @@ def read_tensors(path: str | Path) -> dict[str, np.ndarray]:
     if head[:2] == b"PK":
         return read_torch_zip(p)
     return read_safetensors(p)
+
+
+def format_keys(keys: list[str], limit: int = 12) -> str:
+    """At most ``limit`` sorted keys, comma-separated, with the number left out."""
+    keys = sorted(keys)
+    return ", ".join(keys[:limit]) + (f" ... (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def load_checkpoint(model: nn.Cell, path: str | Path) -> None:
+    """Load a MindSpore ``.ckpt`` strictly: every parameter present with the right shape, nothing extra."""
+    import mindspore as ms
+    from mindspore import Tensor
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("weights", str(path), "an existing .ckpt file", "run `oms convert-hf` first")
+    params = ms.load_checkpoint(str(p))
+    target = {q.name: tuple(q.shape) for q in model.get_parameters()}
+    missing = [n for n in target if n not in params]
+    unexpected = [n for n in params if n not in target]
+    shapes = [
+        f"{n}: {tuple(params[n].shape)} vs {target[n]}"
+        for n in target
+        if n in params and tuple(params[n].shape) != target[n]
+    ]
+    if missing or unexpected or shapes:
+        raise ConfigError(
+            "weights",
+            str(path),
+            "a checkpoint for this model",
+            f"missing: {format_keys(missing)}; unexpected: {format_keys(unexpected)}; shapes: {format_keys(shapes)}",
+        )
+    for q in model.get_parameters():
+        q.set_data(Tensor(params[q.name].asnumpy()))

@@ -12,7 +12,7 @@ any other error raises ``InferenceError`` carrying the status and the server's `
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import requests
@@ -51,7 +51,7 @@ class Client:
         self.close()
 
     # ------------------------------------------------------------ requests
-    def _request(self, method: str, path: str, body: Any = None) -> requests.Response:
+    def _request(self, method: Literal["GET", "POST"], path: str, body: Any = None) -> requests.Response:
         url = self.url + path
         for attempt in range(self.max_429_retries + 1):
             try:
@@ -64,7 +64,7 @@ class Client:
             return r
         return r  # pragma: no cover
 
-    def _json(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
+    def _json(self, method: Literal["GET", "POST"], path: str, body: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
         r = self._request(method, path, body)
         if r.status_code not in ok:
             try:

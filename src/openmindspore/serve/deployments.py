@@ -18,24 +18,17 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-__all__ = ["ModelReplica"]
+__all__ = ["HEALTH_CHECK", "ModelReplica", "ModelReplicaActor"]
 
 log = logging.getLogger("openmindspore.serve")
 
 
-@serve.deployment(
-    name="ModelReplica",
-    max_ongoing_requests=1,
-    graceful_shutdown_timeout_s=20,
-    health_check_period_s=2,
-    health_check_timeout_s=30,
-)
-class ModelReplica:
+class ModelReplicaActor:
     """Loads one predictor; ``infer`` runs one batch (``{name: (n, ...)}`` -> ``{name: (n, ...)}``)."""
 
     def __init__(self, source: str, warmup: bool = True) -> None:
         os.environ.setdefault("GLOG_v", "3")
-        from openmindspore.serve.predictor import load_predictor
+        from openmindspore.serve.registry import load_predictor
 
         t0 = time.perf_counter()
         self.predictor = load_predictor(source)
@@ -53,3 +46,12 @@ class ModelReplica:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+#: how Ray Serve health-checks model replicas and front ends: every 2 s, dead after 30 s without an answer
+HEALTH_CHECK: dict[str, Any] = {"health_check_period_s": 2, "health_check_timeout_s": 30}
+
+#: the Ray Serve deployment of ``ModelReplicaActor`` (its replicas' actor names say ``ModelReplica``)
+ModelReplica = serve.deployment(
+    name="ModelReplica", max_ongoing_requests=1, graceful_shutdown_timeout_s=20, **HEALTH_CHECK
+)(ModelReplicaActor)

@@ -32,19 +32,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from openmindspore.errors import ConfigError
-from openmindspore.serve.predictor import Predictor, ResolvedSource, register_predictor
 from openmindspore.serve.protocol import TensorSpec
+from openmindspore.serve.registry import Predictor, ResolvedSource, register_predictor
 
-__all__ = ["DetectorPredictor", "detector_source"]
+__all__ = ["DetectorOptions", "DetectorPredictor", "detector_checkpoint"]
+
+_SIDE = (16, 4096)  # served image sides, pixels
 
 
-def detector_source(p: Path) -> tuple[Path, Path] | None:
-    """``(checkpoint, sidecar json)`` when ``p`` is a YOLOS detection run or checkpoint, else None."""
+def detector_checkpoint(p: Path) -> Path | None:
+    """The checkpoint when ``p`` is a YOLOS detection run or ``X.ckpt`` with a YOLOS ``X.json``, else None."""
     ckpt = p / "model.ckpt" if p.is_dir() else p
     if ckpt.suffix != ".ckpt" or not ckpt.is_file():
         return None
@@ -59,25 +62,53 @@ def detector_source(p: Path) -> tuple[Path, Path] | None:
         ) from None
     if meta.get("family") != "yolos" and "yolos" not in str(meta.get("model", "")):
         return None
-    return ckpt, side
+    return ckpt
 
 
-def _image_size(opts: dict[str, str], run_dir: Path, cfg_size: Any) -> tuple[int, int]:
-    raw = opts.get("image_size")
-    if raw is not None:
+def _hxw(v: Any) -> Any:
+    """``"480x640"`` -> ``(480, 640)``; other forms (a pair) pass through to validation."""
+    if isinstance(v, str):
         try:
-            h, w = (int(v) for v in raw.lower().split("x"))
+            h, w = (int(x) for x in v.lower().split("x"))
         except ValueError:
-            raise ConfigError("image_size", raw, "HxW in pixels, e.g. image_size=480x640") from None
-    else:
-        size = cfg_size
-        summary = run_dir / "summary.json"
-        if summary.is_file():
-            size = ((json.loads(summary.read_text()).get("config") or {}).get("data") or {}).get("image_size", size)
-        h, w = (int(v) for v in size)
-    if not (16 <= h <= 4096 and 16 <= w <= 4096):
-        raise ConfigError("image_size", f"{h}x{w}", "both sides in [16, 4096] pixels")
-    return h, w
+            raise ValueError("HxW in pixels, e.g. image_size=480x640") from None
+        return h, w
+    return v
+
+
+def _sides(hw: tuple[int, int]) -> tuple[int, int]:
+    if not all(_SIDE[0] <= v <= _SIDE[1] for v in hw):
+        raise ValueError(f"both sides in [{_SIDE[0]}, {_SIDE[1]}] pixels")
+    return hw
+
+
+ImageSize = Annotated[tuple[int, int], BeforeValidator(_hxw), AfterValidator(_sides)]
+
+
+class DetectorOptions(BaseModel):
+    """``SOURCE?threshold=0.3&image_size=480x640``: the score threshold and the served image size."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float = Field(default=0.5, ge=0.0, lt=1.0, description="a detection's least score")
+    image_size: ImageSize | None = Field(
+        default=None, description="HxW every request's images have (default: the training images' size)"
+    )
+
+
+def _image_size(opts: DetectorOptions, run_dir: Path, cfg_size: tuple[int, int]) -> tuple[int, int]:
+    """The option, else a detection run's training image size (``summary.json``), else the model's."""
+    if opts.image_size is not None:
+        return opts.image_size
+    size: Any = cfg_size
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        size = ((json.loads(summary.read_text()).get("config") or {}).get("data") or {}).get("image_size", size)
+    h, w = (int(v) for v in size)
+    try:
+        return _sides((h, w))
+    except ValueError as e:
+        raise ConfigError("image_size", f"{h}x{w}", str(e), "pass ?image_size=HxW") from None
 
 
 class DetectorPredictor(Predictor):
@@ -85,18 +116,13 @@ class DetectorPredictor(Predictor):
 
     kind = "detector"
 
-    def __init__(self, checkpoint: Path, options: dict[str, str] | None = None) -> None:
+    def __init__(self, checkpoint: Path, options: DetectorOptions | None = None) -> None:
         from mindspore import Tensor
 
         from openmindspore.models.yolos.inference import load_detector
 
-        opts = dict(options or {})
-        try:
-            self.threshold = float(opts.get("threshold", 0.5))
-        except ValueError:
-            raise ConfigError("threshold", opts["threshold"], "a score in [0, 1)") from None
-        if not 0.0 <= self.threshold < 1.0:
-            raise ConfigError("threshold", self.threshold, "a score in [0, 1)")
+        opts = options or DetectorOptions()
+        self.threshold = opts.threshold
         self.model, self.processor, meta = load_detector("yolos", checkpoint)
         self.model.set_train(False)
         self._tensor = Tensor
@@ -144,7 +170,7 @@ class DetectorPredictor(Predictor):
         return d
 
 
-@register_predictor("detector")
+@register_predictor("detector", options=DetectorOptions, claims=detector_checkpoint)
 def _load_detector(rs: ResolvedSource) -> Predictor:
-    assert rs.checkpoint is not None
-    return DetectorPredictor(rs.checkpoint, rs.options)
+    assert rs.checkpoint is not None  # a claimed source always has one
+    return DetectorPredictor(rs.checkpoint, rs.options_as(DetectorOptions))

@@ -7,9 +7,9 @@ neither is the ``DeploymentHandle`` router (see ``replicas.py`` for the measurem
 
 Every front-end replica binds the same port with ``SO_REUSEPORT``, so ``num_replicas = N``
 (``oms serve --frontends N``) gives N processes the kernel spreads connections over. Routes arrive
-as the deployment's ``user_config`` (``reconfigure``): Ray Serve applies a changed ``user_config``
-to every running replica in place, and a replica that Serve starts to replace a dead one gets the
-latest routes, so no other store is needed. Each front end batches on its own (its queue bound and
+as the deployment's ``user_config`` (``reconfigure``; a ``config.Routes`` as JSON): Ray Serve applies a
+changed ``user_config`` to every running replica in place, and a replica that Serve starts to replace a
+dead one gets the latest routes, so no other store is needed. Each front end batches on its own (its queue bound and
 in-flight limit are per front end); ``/metrics`` on any of them sums all front ends' registries.
 ``reconfigure`` returns only once the versions it removed have drained (their queued and in-flight
 batches finished), which is what ``Server.unload`` waits for before deleting the version's replicas.
@@ -25,12 +25,14 @@ from typing import Any
 
 from ray import serve
 
+from openmindspore.serve.config import Dispatch, Routes
+from openmindspore.serve.deployments import HEALTH_CHECK
 from openmindspore.serve.http_app import OIPApp
 from openmindspore.serve.metrics import ServeMetrics, merge_expositions
 from openmindspore.serve.replicas import ReplicaPool
 from openmindspore.serve.routes import RouteTable
 
-__all__ = ["FrontEnd", "FRONTEND_ENV", "listen_socket"]
+__all__ = ["FrontEnd", "FrontEndReplica", "FRONTEND_ENV", "listen_socket"]
 
 log = logging.getLogger("openmindspore.serve")
 
@@ -51,10 +53,13 @@ def listen_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
     return sock
 
 
-class FrontEnd:
+class FrontEndReplica:
     """One front-end process: uvicorn on a shared ``SO_REUSEPORT`` socket, routes from ``user_config``."""
 
-    async def __init__(self, host: str, port: int, retry_timeout_s: float = 60.0, dispatch: str = "direct") -> None:
+    # Ray Serve awaits an async constructor; mypy requires __init__ to return None
+    async def __init__(  # type: ignore[misc]
+        self, host: str, port: int, retry_timeout_s: float = 60.0, dispatch: Dispatch = "direct"
+    ) -> None:
         import uvicorn
 
         logging.getLogger("openmindspore").setLevel(logging.INFO)
@@ -85,9 +90,9 @@ class FrontEnd:
             await asyncio.sleep(0.01)
         log.info("front end pid=%d serving http://%s:%d (dispatch=%s)", os.getpid(), host, port, dispatch)
 
-    async def reconfigure(self, routes: dict[str, Any]) -> None:
-        """Install the routes pushed by ``Server``; wait until removed versions have drained."""
-        removed = self.routes.apply(routes)
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Install the routes pushed by ``Server`` (``Routes`` as JSON); wait until removed versions have drained."""
+        removed = self.routes.apply(Routes.model_validate(user_config))
         for ov in removed:
             log.info("model=%s version=%s removed from routes; draining", ov.model, ov.version)
         if removed:
@@ -123,11 +128,11 @@ class FrontEnd:
         self._sock.close()
 
 
+#: the Ray Serve deployment of ``FrontEndReplica`` (its replicas' actor names say ``FrontEnd``)
 FrontEnd = serve.deployment(
     name="FrontEnd",
     max_ongoing_requests=16,
     graceful_shutdown_timeout_s=30,
     graceful_shutdown_wait_loop_s=0.5,
-    health_check_period_s=2,
-    health_check_timeout_s=30,
-)(FrontEnd)  # type: ignore[misc]
+    **HEALTH_CHECK,
+)(FrontEndReplica)

@@ -87,7 +87,7 @@ class OIPApp:
                     [
                         {"name": n, "version": v, "state": "READY"}
                         for n, m in self.routes.models.items()
-                        for v in m["versions"]
+                        for v in m.versions
                     ]
                 )
             if path == "/metrics":
@@ -120,8 +120,8 @@ class OIPApp:
         return _json(
             {
                 "name": model,
-                "versions": sorted(m["versions"]),
-                "default_version": m["default"],
+                "versions": sorted(m.versions),
+                "default_version": m.default,
                 "platform": ver.meta.get("platform", "mindspore"),
                 "version": ver.version,
                 "inputs": ver.meta["inputs"],

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
 __all__ = [
     "DATATYPES",
+    "Datatype",
     "ProtocolError",
     "TensorSpec",
     "InferRequest",
@@ -28,8 +29,12 @@ __all__ = [
     "tensor_from_json",
 ]
 
-#: OIP datatype name -> numpy dtype (BYTES is not supported by numeric models).
-DATATYPES: dict[str, np.dtype] = {
+#: an OIP tensor datatype this server handles (BYTES is not supported by numeric models)
+Datatype = Literal[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"
+]
+#: OIP datatype name -> numpy dtype.
+DATATYPES: dict[Datatype, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype(np.uint8),
     "UINT16": np.dtype(np.uint16),
@@ -58,7 +63,7 @@ class ProtocolError(Exception):
         return {"error": str(self)}
 
 
-def dtype_to_datatype(dtype: np.dtype | type) -> str:
+def dtype_to_datatype(dtype: np.dtype | type) -> Datatype:
     """numpy dtype -> OIP datatype name (``float32`` -> ``FP32``)."""
     dt = np.dtype(dtype)
     if dt not in _NAME_OF:
@@ -69,7 +74,7 @@ def dtype_to_datatype(dtype: np.dtype | type) -> str:
 def datatype_to_dtype(datatype: str) -> np.dtype:
     """OIP datatype name -> numpy dtype."""
     try:
-        return DATATYPES[datatype]
+        return DATATYPES[cast(Datatype, datatype)]
     except KeyError:
         raise ValueError(f"datatype {datatype!r} is not supported; expected one of {sorted(DATATYPES)}") from None
 
@@ -79,8 +84,12 @@ class TensorSpec:
     """A model input or output: ``shape`` excludes the batch dimension (reported as -1)."""
 
     name: str
-    datatype: str
+    datatype: Datatype
     shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if self.datatype not in DATATYPES:
+            raise ValueError(f"TensorSpec {self.name!r}: datatype {self.datatype!r} is not one of {sorted(DATATYPES)}")
 
     def metadata(self) -> dict[str, Any]:
         return {"name": self.name, "datatype": self.datatype, "shape": [-1, *self.shape]}
