@@ -1,11 +1,15 @@
-"""Fixtures shared by the serving tests: a tiny random-init YOLOS detection run."""
+"""Fixtures shared by the serving tests: a tiny random-init YOLOS detection run; ``local_oip`` (the in-process
+server of the fast endpoint tests) importable from this folder."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # helper modules of these tests (local_oip)
 
 #: small enough to load and run in well under a second on CPU
 TINY_YOLOS = {

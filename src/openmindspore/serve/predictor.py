@@ -3,7 +3,7 @@
 Both register with the predictor registry (:mod:`openmindspore.serve.registry`), which owns the
 ``Predictor`` interface and resolves sources; this module knows no other kind.
 
-- ``builtin:identity[?dim=N&delay_ms=MS]``: ``IdentityPredictor``, ``y = x``.
+- ``builtin:identity[?dim=N|shape=AxBxC&datatype=FP32|UINT8|BYTES&delay_ms=MS]``: ``IdentityPredictor``, ``y = x``.
 - an ``oms train`` run directory or one of its ``checkpoints/step_*.safetensors``: ``ClassifierPredictor``
   (kind ``trained``; takes no options).
 """
@@ -12,23 +12,37 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from openmindspore.serve.protocol import TensorSpec
+from openmindspore.serve.protocol import Datatype, TensorSpec
 from openmindspore.serve.registry import Predictor, ResolvedSource, register_predictor
 
 __all__ = ["ClassifierPredictor", "IdentityOptions", "IdentityPredictor"]
 
 
+def _shape(v: Any) -> Any:
+    """``"3x224x224"`` -> ``(3, 224, 224)``; other forms pass through to validation."""
+    if isinstance(v, str):
+        try:
+            return tuple(int(d) for d in v.lower().split("x"))
+        except ValueError:
+            raise ValueError("dimensions joined by 'x', e.g. shape=3x224x224") from None
+    return v
+
+
 class IdentityOptions(BaseModel):
-    """``builtin:identity?dim=4&delay_ms=5``."""
+    """``builtin:identity?dim=4&delay_ms=5`` or ``builtin:identity?shape=3x224x224`` (``shape`` wins)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dim: int = Field(default=4, ge=1, le=1 << 20, description="features per sample")
+    shape: Annotated[tuple[Annotated[int, Field(ge=1, le=1 << 20)], ...], BeforeValidator(_shape)] | None = Field(
+        default=None, description="per-sample shape, e.g. 3x224x224 (default: (dim,))"
+    )
+    datatype: Literal["FP32", "UINT8", "BYTES"] = Field(default="FP32", description="the tensors' datatype")
     delay_ms: float = Field(default=0.0, ge=0, le=60_000, description="fixed compute time per batch")
 
 
@@ -42,10 +56,16 @@ class IdentityPredictor(Predictor):
     kind = "identity"
     platform = "numpy"
 
-    def __init__(self, dim: int = 4, delay_ms: float = 0.0) -> None:
-        self.inputs = [TensorSpec("x", "FP32", (dim,))]
-        self.outputs = [TensorSpec("y", "FP32", (dim,))]
+    def __init__(
+        self, dim: int = 4, delay_ms: float = 0.0, shape: tuple[int, ...] | None = None, datatype: Datatype = "FP32"
+    ) -> None:
+        shape = tuple(shape) if shape is not None else (dim,)
+        self.inputs = [TensorSpec("x", datatype, shape)]
+        self.outputs = [TensorSpec("y", datatype, shape)]
         self.delay_s = delay_ms / 1000.0
+
+    def warmup(self) -> None:
+        pass  # numpy: nothing to compile
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.delay_s:
@@ -56,7 +76,7 @@ class IdentityPredictor(Predictor):
 @register_predictor("identity", options=IdentityOptions, builtin=True)
 def _load_identity(rs: ResolvedSource) -> Predictor:
     opts = rs.options_as(IdentityOptions)
-    return IdentityPredictor(opts.dim, opts.delay_ms)
+    return IdentityPredictor(opts.dim, opts.delay_ms, opts.shape, opts.datatype)
 
 
 class ClassifierPredictor(Predictor):
