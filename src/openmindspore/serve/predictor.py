@@ -5,12 +5,13 @@ Both register with the predictor registry (:mod:`openmindspore.serve.registry`),
 
 - ``builtin:identity[?dim=N|shape=AxBxC&datatype=FP32|UINT8|BYTES&delay_ms=MS]``: ``IdentityPredictor``, ``y = x``.
 - an ``oms train`` run directory or one of its ``checkpoints/step_*.safetensors``: ``ClassifierPredictor``
-  (kind ``trained``; takes no options).
+  (kind ``trained``; takes no options), loaded from config + signature + verified weights (``run_model.py``).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from openmindspore.serve.protocol import Datatype, TensorSpec
 from openmindspore.serve.registry import Predictor, ResolvedSource, register_predictor
+from openmindspore.serve.run_model import (
+    RunSignature,
+    load_run_model,
+    run_signature,
+    saved_preprocessing,
+    verified_checkpoint,
+)
 
 __all__ = ["ClassifierPredictor", "IdentityOptions", "IdentityPredictor"]
 
@@ -80,43 +88,39 @@ def _load_identity(rs: ResolvedSource) -> Predictor:
 
 
 class ClassifierPredictor(Predictor):
-    """A model trained by ``oms train``: input ``x`` FP32 ``data.input_shape``.
+    """A model trained by ``oms train``: input ``x`` FP32 (the run's per-sample input shape).
 
-    Classification runs output ``logits`` FP32 ``(C,)`` and ``label`` INT64 ``()`` (argmax);
-    regression runs output ``prediction`` FP32 ``(1,)``.
+    Classification runs output ``logits`` FP32 ``(C,)`` and ``label`` INT64 ``()`` (argmax); regression runs
+    output ``prediction`` FP32 ``(1,)``. Built from the run's config, signature and one verified checkpoint's
+    weights (:mod:`openmindspore.serve.run_model`), never from a trainer: no dataset, no optimizer.
     """
 
     kind = "trained"
 
-    def __init__(self, run_dir: Path, checkpoint: Path | None = None) -> None:
+    def __init__(self, run_dir: Path, checkpoint: Path, signature: RunSignature, step: int | None = None) -> None:
+        import yaml
         from mindspore import Tensor
 
-        from openmindspore.train.checkpoint import RunDir
-        from openmindspore.train.config import config_from_dict
-        from openmindspore.train.state import TrainState
-        from openmindspore.train.trainer import Trainer
-
-        run = RunDir(run_dir).require_run()
-        trainer = Trainer(config_from_dict(run.read_config()))
-        state = TrainState.from_bytes(checkpoint.read_bytes()) if checkpoint else run.load_latest()
-        trainer.load_state(state)
-        self.step = int(state.step)
-        self.model = trainer.model
-        self.model.set_train(False)
+        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        self.model = load_run_model(config, signature, checkpoint)
         self._tensor = Tensor
-        self.task = trainer.task
-        self.inputs = [TensorSpec("x", "FP32", tuple(int(s) for s in trainer.data.input_shape))]
+        self.signature = signature
+        self.task = signature.task
+        self.step = step
+        self.preprocessing = saved_preprocessing(run_dir)
+        self.inputs = [TensorSpec("x", "FP32", signature.input_shape)]
         if self.task == "classification":
             self.outputs = [
-                TensorSpec("logits", "FP32", (int(trainer.data.num_classes),)),
+                TensorSpec("logits", "FP32", (signature.num_outputs,)),
                 TensorSpec("label", "INT64", ()),
             ]
         else:
             self.outputs = [TensorSpec("prediction", "FP32", (1,))]
-        self.model_name = str(trainer.cfg.model.get("name"))
+        self.model_name = str((config.get("model") or {}).get("name"))
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = np.ascontiguousarray(inputs["x"], dtype=np.float32)
+        raw = inputs["x"]
+        x = np.ascontiguousarray(raw if self.preprocessing is None else self.preprocessing.transform(raw), np.float32)
         out = self.model(self._tensor(x))
         out = (out[0] if isinstance(out, tuple) else out).asnumpy().astype(np.float32, copy=False)
         if self.task == "classification":
@@ -126,10 +130,24 @@ class ClassifierPredictor(Predictor):
     def metadata(self) -> dict[str, Any]:
         d = super().metadata()
         d.update(model=self.model_name, checkpoint_step=self.step)
+        if self.signature.class_names is not None:
+            d["class_names"] = list(self.signature.class_names)
         return d
 
 
-@register_predictor("trained")
-def _load_trained(rs: ResolvedSource) -> Predictor:
+def _prepare_trained(rs: ResolvedSource) -> ResolvedSource:
+    """Driver side: verify the checkpoint against its manifest, pin it and the run's signature."""
+    import yaml
+
     assert rs.run_dir is not None
-    return ClassifierPredictor(rs.run_dir, rs.checkpoint)
+    checkpoint, manifest = verified_checkpoint(rs.run_dir, rs.checkpoint)
+    config = yaml.safe_load((rs.run_dir / "config.yaml").read_text()) or {}
+    details = {"signature": run_signature(rs.run_dir, config).to_dict(), "step": manifest.get("step")}
+    return replace(rs, checkpoint=checkpoint, details=details)
+
+
+@register_predictor("trained", prepare=_prepare_trained)
+def _load_trained(rs: ResolvedSource) -> Predictor:
+    assert rs.run_dir is not None and rs.checkpoint is not None  # prepared
+    signature = RunSignature.from_dict(rs.details["signature"])
+    return ClassifierPredictor(rs.run_dir, rs.checkpoint, signature, rs.details.get("step"))

@@ -194,7 +194,7 @@ class Server:
             ray_actor_options={"num_cpus": config.replica_cpus},
         )
         try:
-            handle = serve.run(opts.bind(resolved.source), name=app, route_prefix=None)
+            handle = serve.run(opts.bind(resolved), name=app, route_prefix=None)
             meta = handle.metadata.remote().result(timeout_s=120)
         except Exception as e:
             if not m.versions:
