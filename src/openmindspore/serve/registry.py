@@ -46,6 +46,7 @@ from openmindspore.validation import did_you_mean, validate
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "InputError",
     "MODEL_KINDS",
     "NoOptions",
     "Predictor",
@@ -61,6 +62,12 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "openmindspore.predictors"
 Opts = TypeVar("Opts", bound=BaseModel)
+
+
+class InputError(ValueError):
+    """Raised by ``Predictor.predict`` when a request's data cannot be used (e.g. an undecodable image file):
+    answered 400 with its message, to that request only (a batch that fails this way is run again request by
+    request)."""
 
 
 class Predictor(ABC):

@@ -27,9 +27,18 @@ from openmindspore.serve.batcher import DynamicBatcher
 from openmindspore.serve.config import Dispatch, Routes, VersionConfig
 from openmindspore.serve.metrics import ServeMetrics
 from openmindspore.serve.protocol import ProtocolError, TensorSpec
+from openmindspore.serve.registry import InputError
 from openmindspore.serve.replicas import RETRYABLE_ERRORS, HandleDispatcher, NoReplicaError, ReplicaPool
 
-__all__ = ["Dispatcher", "MakeDispatcher", "VersionRoute", "RoutedModel", "RouteTable", "ReplicaGoneError"]
+__all__ = [
+    "Dispatcher",
+    "MakeDispatcher",
+    "VersionRoute",
+    "RoutedModel",
+    "RouteTable",
+    "ReplicaGoneError",
+    "input_error",
+]
 
 log = logging.getLogger("openmindspore.serve")
 
@@ -39,6 +48,15 @@ _RETRY: tuple[type[BaseException], ...] = (*RETRYABLE_ERRORS, NoReplicaError)
 
 class ReplicaGoneError(Exception):
     """Every retry of a batch hit a dead or unavailable replica."""
+
+
+def input_error(e: BaseException) -> InputError | None:
+    """The predictor's ``InputError`` behind ``e`` (raised in this process, or in a replica: Ray's task error
+    carries it as its ``cause``), else None."""
+    for err in (e, getattr(e, "cause", None)):
+        if isinstance(err, InputError):
+            return err
+    return None
 
 
 class Dispatcher(Protocol):
@@ -92,6 +110,7 @@ class VersionRoute:
             concurrency=cfg.concurrency,
             on_batch=self._observe_batch,
             on_queue=metrics.queue_depth.labels(**lab).set,
+            isolate=lambda e: input_error(e) is not None,
         )
 
     def _observe_batch(self, samples: int, requests: int) -> None:

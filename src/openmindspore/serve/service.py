@@ -22,7 +22,7 @@ import numpy as np
 from openmindspore.serve.batcher import BatcherClosedError, QueueFullError
 from openmindspore.serve.metrics import ServeMetrics
 from openmindspore.serve.protocol import InferRequest, ProtocolError
-from openmindspore.serve.routes import ReplicaGoneError, RouteTable, VersionRoute
+from openmindspore.serve.routes import ReplicaGoneError, RouteTable, VersionRoute, input_error
 
 __all__ = ["InferenceService", "SERVER_NAME", "EXTENSIONS", "META_PARAMETERS"]
 
@@ -135,6 +135,9 @@ class InferenceService:
                 504,
             ) from None
         except Exception as e:  # noqa: BLE001 - the model raised: 500 with its message
+            bad_input = input_error(e)
+            if bad_input is not None:
+                raise ProtocolError(f"{name}: {bad_input}") from None
             log.exception("%s failed", name)
             last = str(e).splitlines()[-1] if str(e) else ""
             raise ProtocolError(f"{name} failed: {type(e).__name__}: {last}", 500) from None
