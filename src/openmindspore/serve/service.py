@@ -121,7 +121,8 @@ class InferenceService:
     async def _run(self, ver: VersionRoute, req: InferRequest, timeout: float) -> dict[str, np.ndarray]:
         name = f"model {ver.model!r} version {ver.version}"
         try:
-            return await asyncio.wait_for(ver.batcher.submit(req.inputs, req.n), timeout)
+            async with asyncio.timeout(timeout if math.isfinite(timeout) else None):  # no extra task per request
+                return await ver.batcher.submit(req.inputs, req.n)
         except QueueFullError as e:
             raise ProtocolError(str(e), 429, {"Retry-After": str(e.retry_after)}) from None
         except BatcherClosedError as e:
