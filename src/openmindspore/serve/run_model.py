@@ -147,17 +147,34 @@ def run_signature(run_dir: Path, config: dict[str, Any]) -> RunSignature:
     return RunSignature(task, tuple(int(s) for s in data.input_shape), outputs)
 
 
+def _build(config: dict[str, Any], signature: RunSignature) -> nn.Cell:
+    """The run's model, built as training built it (registered name + its arguments, the run's seed), from
+    the signature instead of the dataset. The config is read as written, not re-validated: serving must not
+    need the training data's files."""
+    from openmindspore.models import create_model
+
+    spec = dict(config.get("model") or {})
+    name = spec.pop("name", None)
+    if not isinstance(name, str):
+        raise ConfigError(
+            "model",
+            {k: spec[k] for k in list(spec)[:3]},
+            "a run of a registered model (model.name)",
+            "serving runs of user models (model.class_path) comes with the user-data support",
+        )
+    seed = spec.pop("seed", config.get("seed", 0))
+    return create_model(name, input_shape=signature.input_shape, num_classes=signature.num_outputs, seed=seed, **spec)
+
+
 def load_run_model(config: dict[str, Any], signature: RunSignature, checkpoint: Path) -> nn.Cell:
     """The run's model in inference mode with the checkpoint's weights (strict: names and shapes must match)."""
     from mindspore import Tensor, ops
 
     from openmindspore.models._checkpoint_io import format_keys, read_safetensors
-    from openmindspore.train.config import config_from_dict
-    from openmindspore.train.trainer import build_model, setup_mindspore
+    from openmindspore.train.trainer import setup_mindspore
 
     setup_mindspore()
-    cfg = config_from_dict(config)
-    model = build_model(cfg, signature.input_shape, signature.num_outputs)
+    model = _build(config, signature)
     weights = read_safetensors(checkpoint, prefix="param/")
     own = {p.name: p for p in model.get_parameters()}
     missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
@@ -170,7 +187,7 @@ def load_run_model(config: dict[str, Any], signature: RunSignature, checkpoint: 
         raise ConfigError(
             "checkpoint",
             str(checkpoint),
-            f"the weights of this run's model ({cfg.model.get('name')})",
+            f"the weights of this run's model ({(config.get('model') or {}).get('name')})",
             f"missing: {format_keys(missing)}; unexpected: {format_keys(unexpected)}; shapes: {format_keys(shapes)}",
         )
     for name, p in own.items():
