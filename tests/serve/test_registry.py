@@ -5,6 +5,7 @@ predictors to the detector."""
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 import textwrap
@@ -111,11 +112,18 @@ def test_misspelled_detector_option_and_options_on_a_kind_without_any(yolos_run)
 
 
 def test_trained_run_takes_no_options(tmp_path):
+    import hashlib
+
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "config.yaml").write_text("model: {name: mlp}\n")
-    (run / "checkpoints" / "LATEST").write_text("step_00000001.safetensors")
-    assert resolve_source(run).kind == "trained"
+    (run / "config.yaml").write_text("dataset: iris\nmodel: {name: mlp}\n")
+    blob = b"checkpoint bytes"
+    (run / "checkpoints" / "step_00000001.safetensors").write_bytes(blob)
+    manifest = {"step": 1, "sha256": hashlib.sha256(blob).hexdigest()}
+    (run / "checkpoints" / "step_00000001.json").write_text(json.dumps(manifest))
+    (run / "checkpoints" / "LATEST").write_text("step_00000001")
+    rs = resolve_source(run)
+    assert rs.kind == "trained" and rs.details["signature"]["input_shape"] == [4] and rs.details["step"] == 1
     with pytest.raises(ConfigError, match=r"threshold='0.3' is invalid: expected a known field name"):
         resolve_source(f"{run}?threshold=0.3")
 

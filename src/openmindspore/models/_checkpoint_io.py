@@ -46,14 +46,16 @@ def _bf16_to_f32(raw: np.ndarray) -> np.ndarray:
     return (raw.astype(np.uint32) << 16).view(np.float32)
 
 
-def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
-    """All tensors of a ``.safetensors`` file as numpy arrays (bf16 -> float32)."""
-    data = Path(path).read_bytes()
-    if len(data) < 8:
+def _safetensors_header(path: Path, fh: Any, size: int) -> tuple[dict[str, Any], int]:
+    """The JSON header of an open safetensors file and the offset its data starts at."""
+    head = fh.read(8)
+    if len(head) < 8:
         raise ConfigError("checkpoint", str(path), "a safetensors file", "the file is truncated")
-    (n,) = struct.unpack("<Q", data[:8])
+    (n,) = struct.unpack("<Q", head)
+    if n > size - 8:
+        raise ConfigError("checkpoint", str(path), "a safetensors file", "its header runs past the end of the file")
     try:
-        header = json.loads(data[8 : 8 + n])
+        header = json.loads(fh.read(n))
     except ValueError:
         raise ConfigError(
             "checkpoint",
@@ -61,21 +63,34 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
             "a safetensors file (JSON header)",
             "the file is not safetensors; pass a .safetensors or PyTorch .bin file",
         ) from None
-    base = 8 + n
+    return header, 8 + n
+
+
+def read_safetensors(path: str | Path, prefix: str = "") -> dict[str, np.ndarray]:
+    """The tensors of a ``.safetensors`` file whose names start with ``prefix`` (stripped), as numpy arrays
+    (bf16 -> float32). Only those tensors' bytes are read: ``prefix="param/"`` reads a train state's weights
+    without its optimizer state."""
+    p = Path(path)
+    size = p.stat().st_size
     out: dict[str, np.ndarray] = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = meta["data_offsets"]
-        buf = data[base + a : base + b]
-        shape = tuple(meta["shape"])
-        if meta["dtype"] == "BF16":
-            arr = _bf16_to_f32(np.frombuffer(buf, dtype="<u2"))
-        elif meta["dtype"] in _ST_DTYPES:
-            arr = np.frombuffer(buf, dtype=np.dtype(_ST_DTYPES[meta["dtype"]]).newbyteorder("<"))
-        else:
-            raise ConfigError(f"checkpoint[{name}].dtype", meta["dtype"], f"one of {sorted(_ST_DTYPES) + ['BF16']}")
-        out[name] = arr.reshape(shape).copy()
+    with open(p, "rb") as fh:
+        header, base = _safetensors_header(p, fh, size)
+        for name, meta in header.items():
+            if name == "__metadata__" or not name.startswith(prefix):
+                continue
+            a, b = meta["data_offsets"]
+            if base + b > size:
+                raise ConfigError(f"checkpoint[{name}]", str(path), "a complete safetensors file", "it is truncated")
+            fh.seek(base + a)
+            buf = fh.read(b - a)
+            shape = tuple(meta["shape"])
+            if meta["dtype"] == "BF16":
+                arr = _bf16_to_f32(np.frombuffer(buf, dtype="<u2"))
+            elif meta["dtype"] in _ST_DTYPES:
+                arr = np.frombuffer(buf, dtype=np.dtype(_ST_DTYPES[meta["dtype"]]).newbyteorder("<"))
+            else:
+                raise ConfigError(f"checkpoint[{name}].dtype", meta["dtype"], f"one of {sorted(_ST_DTYPES) + ['BF16']}")
+            out[name[len(prefix) :]] = arr.reshape(shape).copy()
     return out
 
 

@@ -2,15 +2,15 @@
 
 ``Client``, the protocol helpers, the configs and the predictor registry import without Ray or MindSpore;
 ``Server`` and the deployments import Ray Serve on first use. Importing this package registers the
-built-in predictor kinds (``predictor.py``: identity, trained; ``detector.py``: detector) with the
-registry (``registry.py``), which knows none of them. See docs/serving.md.
+built-in predictor kinds (``predictor.py``: identity, trained; ``detector.py``: detector; ``mindir.py``:
+mindir) with the registry (``registry.py``), which knows none of them. See docs/serving.md.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from openmindspore.serve import detector, predictor  # noqa: F401 - the built-in predictor kinds register
+from openmindspore.serve import detector, mindir, predictor  # noqa: F401 - the built-in predictor kinds register
 
 __all__ = [
     "Server",
@@ -18,7 +18,9 @@ __all__ = [
     "DeployConfig",
     "ServerConfig",
     "Client",
+    "GrpcClient",
     "InferenceError",
+    "export_mindir",
     "DynamicBatcher",
     "QueueFullError",
     "Predictor",
@@ -37,7 +39,9 @@ _WHERE = {
     "DeployConfig": "config",
     "ServerConfig": "config",
     "Client": "client",
+    "GrpcClient": "grpc_client",
     "InferenceError": "client",
+    "export_mindir": "mindir",
     "DynamicBatcher": "batcher",
     "QueueFullError": "batcher",
     "Predictor": "registry",

@@ -3,7 +3,8 @@
 Every value the user or another layer hands to serving is one of these models, validated with
 :func:`openmindspore.validation.validate` (every problem at once, did-you-mean for a misspelled key):
 
-- ``ServerConfig``: where the OIP front ends listen and how they reach replicas (``Server(...)``);
+- ``ServerConfig``: where the OIP front ends listen (REST, gRPC), how they reach replicas, and their security and
+  limits: bearer token, TLS, request size and time limits (``Server(...)``);
 - ``DeployConfig``: one model version's name, replicas, slots and ``BatchingConfig`` (``Server.deploy``);
 - ``ServeCommand``: both of them, as ``oms serve`` sets them from its flags;
 - ``Routes`` (``ModelRoutes`` -> ``VersionConfig``): the routing table ``Server`` pushes to the front ends
@@ -16,9 +17,10 @@ name the flag.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "BatchingConfig",
@@ -43,6 +45,23 @@ def _check_name(v: str) -> str:
 
 #: a model or version name: it appears in URLs and in Ray Serve application names
 Name = Annotated[str, AfterValidator(_check_name)]
+
+
+def _readable_file(v: str | None) -> str | None:
+    if v is not None and not Path(v).expanduser().is_file():
+        raise ValueError("an existing file")
+    return None if v is None else str(Path(v).expanduser().resolve())
+
+
+def _token_file(v: str | None) -> str | None:
+    v = _readable_file(v)
+    if v is not None and not Path(v).read_text().strip():
+        raise ValueError("a file holding the token (it is empty)")
+    return v
+
+
+#: a path to an existing file (made absolute: front ends read it in their own processes)
+FilePath = Annotated[str | None, AfterValidator(_readable_file)]
 #: ``direct``: batches go straight to replica actors; ``handle``: through Ray Serve's ``DeploymentHandle`` router
 Dispatch = Literal["direct", "handle"]
 
@@ -71,6 +90,30 @@ class ServerConfig(_Config):
     )
     frontends: int = Field(default=1, ge=1, le=64, description="HTTP front-end processes sharing the port")
     dispatch: Dispatch = "direct"
+    grpc_port: int | None = Field(default=None, ge=1, le=65535, description="OIP gRPC port (None: REST only)")
+    auth_token_file: Annotated[str | None, AfterValidator(_token_file)] = Field(
+        default=None, description="file holding the bearer token every request must carry (None: no auth)"
+    )
+    max_request_mb: float = Field(default=64.0, gt=0, le=4096, description="largest request body (413 above)")
+    request_timeout_s: float = Field(default=60.0, gt=0, le=3600, description="longest wait for an answer (504)")
+    tls_cert: FilePath = Field(default=None, description="PEM certificate: serve HTTPS and gRPC over TLS")
+    tls_key: FilePath = Field(default=None, description="PEM private key of tls_cert")
+
+    @model_validator(mode="after")
+    def _check(self) -> ServerConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key are given together (TLS needs both)")
+        if self.grpc_port is not None and self.grpc_port == self.port:
+            raise ValueError(f"grpc_port differs from port ({self.port}): REST and gRPC listen on their own ports")
+        return self
+
+    @property
+    def max_request_bytes(self) -> int:
+        return int(self.max_request_mb * (1 << 20))
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
 
 
 class DeployConfig(_Config):
@@ -138,6 +181,12 @@ FLAGS: dict[str, str] = {
     "server.address": "--address",
     "server.num_cpus": "--num-cpus",
     "server.frontends": "--frontends",
+    "server.grpc_port": "--grpc-port",
+    "server.auth_token_file": "--auth-token-file",
+    "server.max_request_mb": "--max-request-mb",
+    "server.request_timeout_s": "--request-timeout-s",
+    "server.tls_cert": "--tls-cert",
+    "server.tls_key": "--tls-key",
     "deploy.name": "--name",
     "deploy.replicas": "--replicas",
     "deploy.replica_cpus": "--replica-cpus",

@@ -1,5 +1,8 @@
 """``ModelReplica``: the Ray Serve deployment that runs a model (one predictor per replica process).
 
+A replica gets the source as the driver resolved and prepared it (``ResolvedSource``: checkpoint verified and
+pinned, signature known), so it only builds the model and loads its weights.
+
 Every model version is its own Serve application of ``ModelReplica`` with R replicas; Ray Serve
 places them, health-checks them, replaces a dead one and shuts them down gracefully. Front ends
 (``frontend.FrontEnd``) send it whole batches (``infer``) straight to a replica actor
@@ -18,6 +21,8 @@ from typing import Any
 import numpy as np
 from ray import serve
 
+from openmindspore.serve.registry import ResolvedSource
+
 __all__ = ["HEALTH_CHECK", "ModelReplica", "ModelReplicaActor"]
 
 log = logging.getLogger("openmindspore.serve")
@@ -26,7 +31,7 @@ log = logging.getLogger("openmindspore.serve")
 class ModelReplicaActor:
     """Loads one predictor; ``infer`` runs one batch (``{name: (n, ...)}`` -> ``{name: (n, ...)}``)."""
 
-    def __init__(self, source: str, warmup: bool = True) -> None:
+    def __init__(self, source: str | ResolvedSource, warmup: bool = True) -> None:
         os.environ.setdefault("GLOG_v", "3")
         from openmindspore.serve.registry import load_predictor
 

@@ -5,7 +5,7 @@ Sources (``kind = "detector"``):
 - a detection run directory (``oms train`` with ``task: detection``): ``model.ckpt`` + ``model.json``;
 - a checkpoint ``X.ckpt`` with its ``X.json`` (``oms convert-hf`` or a detection run).
 
-Options go after ``?``: ``runs/det?threshold=0.3&image_size=480x640``.
+Options go after ``?``: ``runs/det?threshold=0.3&image_size=480x640&input=encoded``.
 
 OIP tensors (the batch dimension is reported as -1):
 
@@ -18,6 +18,11 @@ name        type    per-sample shape     meaning
 ``labels``  INT64   ``[K]``              class id (``model.config.id2label``)
 ``count``   INT64   ``[]``               detections with ``score > threshold``
 ==========  ======  ===================  =====================================================
+
+With ``input=encoded`` the input is ``image`` BYTES ``[]`` per sample instead: one encoded image file (PNG,
+JPEG, ... as the file's bytes; send it with the binary tensor extension or gRPC raw contents), decoded and
+resized to ``H × W`` on the server (RGB, bilinear, as ``oms predict`` does), and ``boxes`` come back in the
+pixels of the *original* image. An undecodable image is a 400 for its own request only.
 
 ``K`` is the model's number of detection tokens (the most detections it can make). Rows are
 sorted by score, highest first; the first ``count`` rows are the detections, the rest are padding
@@ -32,16 +37,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from openmindspore.errors import ConfigError
 from openmindspore.serve.protocol import TensorSpec
-from openmindspore.serve.registry import Predictor, ResolvedSource, register_predictor
+from openmindspore.serve.registry import InputError, Predictor, ResolvedSource, register_predictor
 
-__all__ = ["DetectorOptions", "DetectorPredictor", "detector_checkpoint"]
+__all__ = ["DetectorOptions", "DetectorPredictor", "decode_image", "detector_checkpoint"]
 
 _SIDE = (16, 4096)  # served image sides, pixels
 
@@ -94,6 +99,28 @@ class DetectorOptions(BaseModel):
     image_size: ImageSize | None = Field(
         default=None, description="HxW every request's images have (default: the training images' size)"
     )
+    input: Literal["pixels", "encoded"] = Field(
+        default="pixels", description="pixels: UINT8 [H, W, 3]; encoded: BYTES, one image file per sample"
+    )
+
+
+def decode_image(data: bytes | Path, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """An image file (bytes or path) -> ``(uint8 [H, W, 3] resized to size = (H, W), original (h, w))``.
+
+    Raises ``InputError`` when it is not a readable image.
+    """
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
+            rgb = im.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"not a readable image ({e})") from None
+    h, w = size
+    arr = np.asarray(rgb.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return arr, (rgb.height, rgb.width)
 
 
 def _image_size(opts: DetectorOptions, run_dir: Path, cfg_size: tuple[int, int]) -> tuple[int, int]:
@@ -123,6 +150,7 @@ class DetectorPredictor(Predictor):
 
         opts = options or DetectorOptions()
         self.threshold = opts.threshold
+        self.encoded = opts.input == "encoded"
         self.model, self.processor, meta = load_detector("yolos", checkpoint)
         self.model.set_train(False)
         self._tensor = Tensor
@@ -133,7 +161,11 @@ class DetectorPredictor(Predictor):
         self.k = k
         self.id2label = {str(i): str(n) for i, n in (cfg.id2label or {}).items()}
         self.model_name = str(meta.get("model", "yolos"))
-        self.inputs = [TensorSpec("image", "UINT8", (self.height, self.width, 3))]
+        self.inputs = [
+            TensorSpec("image", "BYTES", ())
+            if self.encoded
+            else TensorSpec("image", "UINT8", (self.height, self.width, 3))
+        ]
         self.outputs = [
             TensorSpec("boxes", "FP32", (k, 4)),
             TensorSpec("scores", "FP32", (k,)),
@@ -141,13 +173,41 @@ class DetectorPredictor(Predictor):
             TensorSpec("count", "INT64", ()),
         ]
 
+    def warmup(self) -> None:
+        if not self.encoded:
+            return super().warmup()
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.new("RGB", (self.width, self.height)).save(buf, format="PNG")
+        image = np.empty(1, dtype=object)
+        image[0] = buf.getvalue()
+        self.predict({"image": image})
+
+    def _decode(self, files: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        images, sizes = [], []
+        for i, data in enumerate(files.reshape(-1)):
+            try:
+                arr, hw = decode_image(bytes(data), (self.height, self.width))
+            except InputError as e:
+                raise InputError(f"input 'image' sample {i}: {e}") from None
+            images.append(arr)
+            sizes.append(hw)
+        return np.stack(images), sizes
+
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        images = np.asarray(inputs["image"], dtype=np.uint8)
+        if self.encoded:
+            images, sizes = self._decode(np.asarray(inputs["image"], dtype=object))
+        else:
+            images = np.asarray(inputs["image"], dtype=np.uint8)
+            sizes = [(self.height, self.width)] * len(images)
         n = len(images)
         enc = self.processor(list(images))
         logits, pred_boxes = self.model(self._tensor(np.asarray(enc["pixel_values"], np.float32)))[:2]
         found = self.processor.post_process_object_detection(
-            logits.asnumpy(), pred_boxes.asnumpy(), self.threshold, [(self.height, self.width)] * n
+            logits.asnumpy(), pred_boxes.asnumpy(), self.threshold, sizes
         )
         boxes = np.zeros((n, self.k, 4), np.float32)
         scores = np.zeros((n, self.k), np.float32)
@@ -166,7 +226,7 @@ class DetectorPredictor(Predictor):
 
     def metadata(self) -> dict[str, Any]:
         d = super().metadata()
-        d.update(model=self.model_name, threshold=self.threshold, id2label=self.id2label)
+        d.update(model=self.model_name, threshold=self.threshold, id2label=self.id2label, input=self.inputs[0].datatype)
         return d
 
 

@@ -3,32 +3,54 @@
 Both register with the predictor registry (:mod:`openmindspore.serve.registry`), which owns the
 ``Predictor`` interface and resolves sources; this module knows no other kind.
 
-- ``builtin:identity[?dim=N&delay_ms=MS]``: ``IdentityPredictor``, ``y = x``.
+- ``builtin:identity[?dim=N|shape=AxBxC&datatype=FP32|UINT8|BYTES&delay_ms=MS]``: ``IdentityPredictor``, ``y = x``.
 - an ``oms train`` run directory or one of its ``checkpoints/step_*.safetensors``: ``ClassifierPredictor``
-  (kind ``trained``; takes no options).
+  (kind ``trained``; takes no options), loaded from config + signature + verified weights (``run_model.py``).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from openmindspore.serve.protocol import TensorSpec
+from openmindspore.serve.protocol import Datatype, TensorSpec
 from openmindspore.serve.registry import Predictor, ResolvedSource, register_predictor
+from openmindspore.serve.run_model import (
+    RunSignature,
+    load_run_model,
+    run_signature,
+    saved_preprocessing,
+    verified_checkpoint,
+)
 
 __all__ = ["ClassifierPredictor", "IdentityOptions", "IdentityPredictor"]
 
 
+def _shape(v: Any) -> Any:
+    """``"3x224x224"`` -> ``(3, 224, 224)``; other forms pass through to validation."""
+    if isinstance(v, str):
+        try:
+            return tuple(int(d) for d in v.lower().split("x"))
+        except ValueError:
+            raise ValueError("dimensions joined by 'x', e.g. shape=3x224x224") from None
+    return v
+
+
 class IdentityOptions(BaseModel):
-    """``builtin:identity?dim=4&delay_ms=5``."""
+    """``builtin:identity?dim=4&delay_ms=5`` or ``builtin:identity?shape=3x224x224`` (``shape`` wins)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dim: int = Field(default=4, ge=1, le=1 << 20, description="features per sample")
+    shape: Annotated[tuple[Annotated[int, Field(ge=1, le=1 << 20)], ...], BeforeValidator(_shape)] | None = Field(
+        default=None, description="per-sample shape, e.g. 3x224x224 (default: (dim,))"
+    )
+    datatype: Literal["FP32", "UINT8", "BYTES"] = Field(default="FP32", description="the tensors' datatype")
     delay_ms: float = Field(default=0.0, ge=0, le=60_000, description="fixed compute time per batch")
 
 
@@ -42,10 +64,16 @@ class IdentityPredictor(Predictor):
     kind = "identity"
     platform = "numpy"
 
-    def __init__(self, dim: int = 4, delay_ms: float = 0.0) -> None:
-        self.inputs = [TensorSpec("x", "FP32", (dim,))]
-        self.outputs = [TensorSpec("y", "FP32", (dim,))]
+    def __init__(
+        self, dim: int = 4, delay_ms: float = 0.0, shape: tuple[int, ...] | None = None, datatype: Datatype = "FP32"
+    ) -> None:
+        shape = tuple(shape) if shape is not None else (dim,)
+        self.inputs = [TensorSpec("x", datatype, shape)]
+        self.outputs = [TensorSpec("y", datatype, shape)]
         self.delay_s = delay_ms / 1000.0
+
+    def warmup(self) -> None:
+        pass  # numpy: nothing to compile
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.delay_s:
@@ -56,47 +84,43 @@ class IdentityPredictor(Predictor):
 @register_predictor("identity", options=IdentityOptions, builtin=True)
 def _load_identity(rs: ResolvedSource) -> Predictor:
     opts = rs.options_as(IdentityOptions)
-    return IdentityPredictor(opts.dim, opts.delay_ms)
+    return IdentityPredictor(opts.dim, opts.delay_ms, opts.shape, opts.datatype)
 
 
 class ClassifierPredictor(Predictor):
-    """A model trained by ``oms train``: input ``x`` FP32 ``data.input_shape``.
+    """A model trained by ``oms train``: input ``x`` FP32 (the run's per-sample input shape).
 
-    Classification runs output ``logits`` FP32 ``(C,)`` and ``label`` INT64 ``()`` (argmax);
-    regression runs output ``prediction`` FP32 ``(1,)``.
+    Classification runs output ``logits`` FP32 ``(C,)`` and ``label`` INT64 ``()`` (argmax); regression runs
+    output ``prediction`` FP32 ``(1,)``. Built from the run's config, signature and one verified checkpoint's
+    weights (:mod:`openmindspore.serve.run_model`), never from a trainer: no dataset, no optimizer.
     """
 
     kind = "trained"
 
-    def __init__(self, run_dir: Path, checkpoint: Path | None = None) -> None:
+    def __init__(self, run_dir: Path, checkpoint: Path, signature: RunSignature, step: int | None = None) -> None:
+        import yaml
         from mindspore import Tensor
 
-        from openmindspore.train.checkpoint import RunDir
-        from openmindspore.train.config import config_from_dict
-        from openmindspore.train.state import TrainState
-        from openmindspore.train.trainer import Trainer
-
-        run = RunDir(run_dir).require_run()
-        trainer = Trainer(config_from_dict(run.read_config()))
-        state = TrainState.from_bytes(checkpoint.read_bytes()) if checkpoint else run.load_latest()
-        trainer.load_state(state)
-        self.step = int(state.step)
-        self.model = trainer.model
-        self.model.set_train(False)
+        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        self.model = load_run_model(config, signature, checkpoint)
         self._tensor = Tensor
-        self.task = trainer.task
-        self.inputs = [TensorSpec("x", "FP32", tuple(int(s) for s in trainer.data.input_shape))]
+        self.signature = signature
+        self.task = signature.task
+        self.step = step
+        self.preprocessing = saved_preprocessing(run_dir)
+        self.inputs = [TensorSpec("x", "FP32", signature.input_shape)]
         if self.task == "classification":
             self.outputs = [
-                TensorSpec("logits", "FP32", (int(trainer.data.num_classes),)),
+                TensorSpec("logits", "FP32", (signature.num_outputs,)),
                 TensorSpec("label", "INT64", ()),
             ]
         else:
             self.outputs = [TensorSpec("prediction", "FP32", (1,))]
-        self.model_name = str(trainer.cfg.model.get("name"))
+        self.model_name = str((config.get("model") or {}).get("name"))
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = np.ascontiguousarray(inputs["x"], dtype=np.float32)
+        raw = inputs["x"]
+        x = np.ascontiguousarray(raw if self.preprocessing is None else self.preprocessing.transform(raw), np.float32)
         out = self.model(self._tensor(x))
         out = (out[0] if isinstance(out, tuple) else out).asnumpy().astype(np.float32, copy=False)
         if self.task == "classification":
@@ -106,10 +130,24 @@ class ClassifierPredictor(Predictor):
     def metadata(self) -> dict[str, Any]:
         d = super().metadata()
         d.update(model=self.model_name, checkpoint_step=self.step)
+        if self.signature.class_names is not None:
+            d["class_names"] = list(self.signature.class_names)
         return d
 
 
-@register_predictor("trained")
-def _load_trained(rs: ResolvedSource) -> Predictor:
+def _prepare_trained(rs: ResolvedSource) -> ResolvedSource:
+    """Driver side: verify the checkpoint against its manifest, pin it and the run's signature."""
+    import yaml
+
     assert rs.run_dir is not None
-    return ClassifierPredictor(rs.run_dir, rs.checkpoint)
+    checkpoint, manifest = verified_checkpoint(rs.run_dir, rs.checkpoint)
+    config = yaml.safe_load((rs.run_dir / "config.yaml").read_text()) or {}
+    details = {"signature": run_signature(rs.run_dir, config).to_dict(), "step": manifest.get("step")}
+    return replace(rs, checkpoint=checkpoint, details=details)
+
+
+@register_predictor("trained", prepare=_prepare_trained)
+def _load_trained(rs: ResolvedSource) -> Predictor:
+    assert rs.run_dir is not None and rs.checkpoint is not None  # prepared
+    signature = RunSignature.from_dict(rs.details["signature"])
+    return ClassifierPredictor(rs.run_dir, rs.checkpoint, signature, rs.details.get("step"))

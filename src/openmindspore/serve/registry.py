@@ -10,6 +10,11 @@ files it serves::
     @register_predictor("detector", options=DetectorOptions, claims=detector_checkpoint)
     def _load_detector(rs: ResolvedSource) -> Predictor: ...
 
+A kind may also ``prepare`` a resolved source where it is resolved (the driver, before anything is
+deployed; no MindSpore): check its files and pin what every replica must load the same way, in
+``ResolvedSource.details`` (e.g. the ``trained`` kind verifies the checkpoint's SHA-256, pins its path and
+the run's signature). Replicas receive the prepared ``ResolvedSource`` and do not resolve it again.
+
     MODEL_KINDS["mymodel"] = "mykind"   # `oms train` run dirs whose config says model.name == "mymodel"
 
 The built-in kinds register when ``openmindspore.serve`` is imported (``identity`` and ``trained`` in
@@ -41,6 +46,7 @@ from openmindspore.validation import did_you_mean, validate
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "InputError",
     "MODEL_KINDS",
     "NoOptions",
     "Predictor",
@@ -56,6 +62,12 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "openmindspore.predictors"
 Opts = TypeVar("Opts", bound=BaseModel)
+
+
+class InputError(ValueError):
+    """Raised by ``Predictor.predict`` when a request's data cannot be used (e.g. an undecodable image file):
+    answered 400 with its message, to that request only (a batch that fails this way is run again request by
+    request)."""
 
 
 class Predictor(ABC):
@@ -98,6 +110,7 @@ class ResolvedSource:
     run_dir: Path | None = None
     checkpoint: Path | None = None
     options: BaseModel = field(default_factory=NoOptions)
+    details: dict[str, Any] = field(default_factory=dict)
 
     def options_as(self, cls: type[Opts]) -> Opts:
         """The options, typed as the kind's options model ``cls``."""
@@ -110,19 +123,22 @@ class ResolvedSource:
 
 
 Loader = Callable[[ResolvedSource], Predictor]
+Prepare = Callable[[ResolvedSource], ResolvedSource]
 
 
 @dataclass(frozen=True)
 class PredictorKind:
     """A registered kind: ``load(resolved source) -> Predictor`` and its ``options`` model. It is reached as
     ``builtin:NAME`` (``builtin``), through the files it ``claims`` (``path -> checkpoint or None``), or
-    through ``MODEL_KINDS`` for ``oms train`` run directories."""
+    through ``MODEL_KINDS`` for ``oms train`` run directories. ``prepare`` checks and pins a source where it
+    is resolved (see the module doc)."""
 
     name: str
     load: Loader
     options: type[BaseModel] = NoOptions
     claims: Callable[[Path], Path | None] | None = None
     builtin: bool = False
+    prepare: Prepare | None = None
 
 
 #: model name (``model.name`` in a run's config) -> predictor kind. Unlisted models are served as ``trained``.
@@ -137,11 +153,12 @@ def register_predictor(
     options: type[BaseModel] = NoOptions,
     claims: Callable[[Path], Path | None] | None = None,
     builtin: bool = False,
+    prepare: Prepare | None = None,
 ) -> Callable[[Loader], Loader]:
     """Decorator: ``loader(resolved_source) -> Predictor`` serves sources of ``kind`` (see the module doc)."""
 
     def deco(fn: Loader) -> Loader:
-        _KINDS[kind] = PredictorKind(kind, fn, options, claims, builtin)
+        _KINDS[kind] = PredictorKind(kind, fn, options, claims, builtin, prepare)
         return fn
 
     return deco
@@ -202,13 +219,6 @@ def _run_dir_source(s: str, p: Path) -> tuple[Path, Path | None, str]:
             "or model.ckpt + model.json (a detection run)",
             "pass the --out directory of an earlier `oms train`",
         )
-    if checkpoint is None and not (p / "checkpoints" / "LATEST").is_file():
-        raise ConfigError(
-            "model",
-            s,
-            "a run with at least one checkpoint (checkpoints/LATEST)",
-            "train it further, or pass a checkpoint file",
-        )
     import yaml
 
     cfg = yaml.safe_load((p / "config.yaml").read_text()) or {}
@@ -217,7 +227,8 @@ def _run_dir_source(s: str, p: Path) -> tuple[Path, Path | None, str]:
 
 
 def resolve_source(source: str | Path) -> ResolvedSource:
-    """Check a source and its options without importing MindSpore; a ``ConfigError`` names what to fix."""
+    """Check (and ``prepare``) a source and its options without importing MindSpore; a ``ConfigError`` names
+    what to fix."""
     s = str(source)
     kinds = predictor_kinds()
     base, raw_opts = _split(s)
@@ -240,8 +251,10 @@ def resolve_source(source: str | Path) -> ResolvedSource:
             run_dir = checkpoint.parent
         else:
             run_dir, checkpoint, kind = _run_dir_source(s, p)
-    options = validate(_kind(kind).options, raw_opts, where=f"options of {s!r}")
-    return ResolvedSource(s, kind, run_dir, checkpoint, options)
+    k = _kind(kind)
+    options = validate(k.options, raw_opts, where=f"options of {s!r}")
+    rs = ResolvedSource(s, kind, run_dir, checkpoint, options)
+    return k.prepare(rs) if k.prepare is not None else rs
 
 
 def _kind(name: str) -> PredictorKind:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,9 +27,18 @@ from openmindspore.serve.batcher import DynamicBatcher
 from openmindspore.serve.config import Dispatch, Routes, VersionConfig
 from openmindspore.serve.metrics import ServeMetrics
 from openmindspore.serve.protocol import ProtocolError, TensorSpec
+from openmindspore.serve.registry import InputError
 from openmindspore.serve.replicas import RETRYABLE_ERRORS, HandleDispatcher, NoReplicaError, ReplicaPool
 
-__all__ = ["VersionRoute", "RoutedModel", "RouteTable", "ReplicaGoneError"]
+__all__ = [
+    "Dispatcher",
+    "MakeDispatcher",
+    "VersionRoute",
+    "RoutedModel",
+    "RouteTable",
+    "ReplicaGoneError",
+    "input_error",
+]
 
 log = logging.getLogger("openmindspore.serve")
 
@@ -38,6 +48,36 @@ _RETRY: tuple[type[BaseException], ...] = (*RETRYABLE_ERRORS, NoReplicaError)
 
 class ReplicaGoneError(Exception):
     """Every retry of a batch hit a dead or unavailable replica."""
+
+
+def input_error(e: BaseException) -> InputError | None:
+    """The predictor's ``InputError`` behind ``e`` (raised in this process, or in a replica: Ray's task error
+    carries it as its ``cause``), else None."""
+    for err in (e, getattr(e, "cause", None)):
+        if isinstance(err, InputError):
+            return err
+    return None
+
+
+class Dispatcher(Protocol):
+    """Runs one batch somewhere (``ReplicaPool``, ``HandleDispatcher``); ``refresh`` returns the usable replicas."""
+
+    async def call(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    async def refresh(self) -> int: ...
+
+
+#: ``VersionConfig`` -> its ``Dispatcher`` (default: by ``dispatch``; tests run predictors in-process)
+MakeDispatcher = Callable[[VersionConfig], Dispatcher]
+
+
+def _default_dispatcher(dispatch: Dispatch) -> MakeDispatcher:
+    def make(cfg: VersionConfig) -> Dispatcher:
+        if dispatch == "direct":
+            return ReplicaPool(cfg.app, cfg.deployment, cfg.inflight_per_replica)
+        return HandleDispatcher(cfg.app, cfg.deployment)
+
+    return make
 
 
 class VersionRoute:
@@ -50,17 +90,13 @@ class VersionRoute:
         cfg: VersionConfig,
         metrics: ServeMetrics,
         retry_timeout_s: float,
-        dispatch: Dispatch = "direct",
+        make_dispatcher: MakeDispatcher,
     ) -> None:
         self.model, self.version, self.cfg = model, version, cfg
         self.meta = cfg.metadata
         self.inputs = [TensorSpec.from_metadata(d) for d in self.meta["inputs"]]
         self.outputs = [TensorSpec.from_metadata(d) for d in self.meta["outputs"]]
-        self.dispatcher: ReplicaPool | HandleDispatcher = (
-            ReplicaPool(cfg.app, cfg.deployment, cfg.inflight_per_replica)
-            if dispatch == "direct"
-            else HandleDispatcher(cfg.app, cfg.deployment)
-        )
+        self.dispatcher = make_dispatcher(cfg)
         self.retry_timeout_s = retry_timeout_s
         lab = {"model": model, "version": version}
         self.m_retry = metrics.retries.labels(**lab)
@@ -74,6 +110,7 @@ class VersionRoute:
             concurrency=cfg.concurrency,
             on_batch=self._observe_batch,
             on_queue=metrics.queue_depth.labels(**lab).set,
+            isolate=lambda e: input_error(e) is not None,
         )
 
     def _observe_batch(self, samples: int, requests: int) -> None:
@@ -123,8 +160,15 @@ class RoutedModel:
 class RouteTable:
     """``models[name]``: the ``RoutedModel`` of every routed model."""
 
-    def __init__(self, metrics: ServeMetrics, retry_timeout_s: float = 60.0, dispatch: Dispatch = "direct") -> None:
-        self.metrics, self.retry_timeout_s, self.dispatch = metrics, retry_timeout_s, dispatch
+    def __init__(
+        self,
+        metrics: ServeMetrics,
+        retry_timeout_s: float = 60.0,
+        dispatch: Dispatch = "direct",
+        make_dispatcher: MakeDispatcher | None = None,
+    ) -> None:
+        self.metrics, self.retry_timeout_s = metrics, retry_timeout_s
+        self.make_dispatcher = make_dispatcher or _default_dispatcher(dispatch)
         self.models: dict[str, RoutedModel] = {}
 
     def apply(self, routes: Routes) -> list[VersionRoute]:
@@ -139,7 +183,7 @@ class RouteTable:
                     old[v].update(cfg)
                     versions[v] = old[v]
                 else:
-                    versions[v] = VersionRoute(name, v, cfg, self.metrics, self.retry_timeout_s, self.dispatch)
+                    versions[v] = VersionRoute(name, v, cfg, self.metrics, self.retry_timeout_s, self.make_dispatcher)
             removed += [ov for v, ov in old.items() if versions.get(v) is not ov]
             new[name] = RoutedModel(str(m.default), versions)
         for name, rm in self.models.items():
@@ -156,6 +200,18 @@ class RouteTable:
         if v not in m.versions:
             raise ProtocolError(f"model {model!r} has no version {v!r}; loaded versions: {sorted(m.versions)}", 404)
         return m.versions[v]
+
+    async def wait_for_replicas(self, timeout_s: float) -> list[str]:
+        """Wait until every routed version knows at least one live replica; returns those that still do not."""
+        deadline = time.monotonic() + timeout_s
+        waiting = self.all_versions()
+        while waiting:
+            counts = await asyncio.gather(*(v.dispatcher.refresh() for v in waiting), return_exceptions=True)
+            waiting = [v for v, c in zip(waiting, counts) if not (isinstance(c, int) and c > 0)]
+            if not waiting or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        return [f"{v.model}/{v.version}" for v in waiting]
 
     def all_versions(self) -> list[VersionRoute]:
         return [v for m in self.models.values() for v in m.versions.values()]

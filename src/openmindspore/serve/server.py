@@ -48,11 +48,13 @@ _FRONTEND_VERSION = "oms-frontend-1"
 
 
 class Server:
-    """Ray Serve on an embedded local cluster (or ``address``) with ``frontends`` OIP front ends on ``host:port``.
+    """Ray Serve on an embedded local cluster (or ``address``) with ``frontends`` OIP front ends on ``host:port``
+    (and ``grpc_port``).
 
     ``dispatch="direct"`` (default) sends batches straight to replica actors; ``"handle"`` goes
-    through Ray Serve's ``DeploymentHandle`` router (slower; kept for comparison). The arguments are
-    validated as a :class:`~openmindspore.serve.config.ServerConfig` (``self.config``).
+    through Ray Serve's ``DeploymentHandle`` router (slower; kept for comparison). The arguments (and the
+    keyword-only ``grpc_port``, ``auth_token_file``, ``max_request_mb``, ``request_timeout_s``, ``tls_cert``,
+    ``tls_key``) are validated as a :class:`~openmindspore.serve.config.ServerConfig` (``self.config``).
     """
 
     def __init__(
@@ -64,9 +66,11 @@ class Server:
         retry_timeout_s: float = 60.0,
         frontends: int = 1,
         dispatch: Dispatch = "direct",
+        **security: Any,
     ) -> None:
         args = dict(host=host, port=port, address=address, num_cpus=num_cpus, retry_timeout_s=retry_timeout_s)
-        config = validate(ServerConfig, {**args, "frontends": frontends, "dispatch": dispatch}, where="server")
+        args.update(frontends=frontends, dispatch=dispatch, **security)
+        config = validate(ServerConfig, args, where="server")
         self.config = config
         self.host, self.port, self.address, self.num_cpus = config.host, config.port, config.address, config.num_cpus
         self.retry_timeout_s, self.frontends, self.dispatch = config.retry_timeout_s, config.frontends, config.dispatch
@@ -79,7 +83,12 @@ class Server:
     # --------------------------------------------------------------- life
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.config.scheme}://{self.host}:{self.port}"
+
+    @property
+    def grpc_target(self) -> str | None:
+        """``host:port`` of the gRPC endpoint (None without ``grpc_port``)."""
+        return None if self.config.grpc_port is None else f"{self.host}:{self.config.grpc_port}"
 
     def start(self) -> Server:
         import ray
@@ -90,6 +99,8 @@ class Server:
         if not log.isEnabledFor(logging.DEBUG):
             logging.getLogger("ray.serve").setLevel(logging.WARNING)
         _check_port_free(self.host, self.port)
+        if self.config.grpc_port is not None:
+            _check_port_free(self.host, self.config.grpc_port, "--grpc-port")
         self._engine = get_engine("ray")
         self._engine.start(address=self.address, num_cpus=self.num_cpus)
         # front ends bind host:port, so they run on this node (the node's own resource pins them)
@@ -107,11 +118,13 @@ class Server:
 
     def _wait_http(self, timeout_s: float = 60.0) -> None:
         import requests
+        import urllib3
 
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         deadline = time.monotonic() + timeout_s
         while True:
-            try:
-                if requests.get(self.url + "/v2/health/live", timeout=2).status_code == 200:
+            try:  # our own front end on this machine: its certificate need not name the host
+                if requests.get(self.url + "/v2/health/live", timeout=2, verify=False).status_code == 200:
                     return
             except requests.RequestException:
                 pass
@@ -181,7 +194,7 @@ class Server:
             ray_actor_options={"num_cpus": config.replica_cpus},
         )
         try:
-            handle = serve.run(opts.bind(resolved.source), name=app, route_prefix=None)
+            handle = serve.run(opts.bind(resolved), name=app, route_prefix=None)
             meta = handle.metadata.remote().result(timeout_s=120)
         except Exception as e:
             if not m.versions:
@@ -299,7 +312,7 @@ class Server:
             },
         )
         serve.run(
-            opts.bind(self.host, self.port, self.retry_timeout_s, self.dispatch),
+            opts.bind(self.config.model_dump(mode="json")),
             name=self.frontend_app,
             route_prefix=None,
         )
@@ -320,7 +333,7 @@ class Server:
         return sorted(pids)
 
 
-def _check_port_free(host: str, port: int) -> None:
+def _check_port_free(host: str, port: int, flag: str = "--port") -> None:
     import socket
 
     with socket.socket() as s:
@@ -328,10 +341,10 @@ def _check_port_free(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as e:
             raise ConfigError(
-                "--port",
+                flag,
                 port,
                 f"a free port on {host}",
-                f"it is taken or not bindable ({e.strerror}); pick another --port",
+                f"it is taken or not bindable ({e.strerror}); pick another {flag}",
             ) from None
 
 
