@@ -2,8 +2,8 @@
 :class:`~openmindspore.elastic.worker.Worker` (arguments and results).
 
 Owns no state: frozen, slotted dataclasses of plain values and numpy arrays, cheap for the engine to
-serialise (a step result crosses it every step, on the critical path; measured about as cheap as the
-dict it replaces). Imports nothing heavier than numpy, so both sides load it at no cost.
+serialise (a step result crosses it every step, on the critical path: see :class:`_Message`). Imports
+nothing heavier than numpy, so both sides load it at no cost.
 """
 
 from __future__ import annotations
@@ -30,12 +30,25 @@ __all__ = [
     "SummaryFields",
 ]
 
+
+class _Message:
+    """Base of the messages: pickles as (class, field values), so rebuilding one is a single constructor call.
+    Measured (2 busy cores): a step result's pickle round trip 75 us, 84 us with the default protocol of a
+    frozen, slotted dataclass, 67 us as the dict it replaces; a step takes tens of ms."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        names: tuple[str, ...] = self.__slots__  # the dataclass's fields, in order
+        return type(self), tuple(getattr(self, name) for name in names)
+
+
 CommBackend = Literal["shm", "mccl"]  # shared memory on one node (rebuildable) | MindSpore's collectives
 FaultKind = Literal["kill", "hang", "preempt"]  # injected as SIGKILL, SIGSTOP, SIGTERM
 
 
 @dataclass(frozen=True, slots=True)
-class CommSpec:
+class CommSpec(_Message):
     """How a worker joins its next group (``Worker.connect``). ``shm``: the shared-memory group ``group``
     (a fresh name per formation), every wait bounded by ``timeout`` s, pieces of ``chunk_bytes``, the
     update overlapped with the exchange (``overlap``) or sharded (``shard``, ZeRO-1). ``mccl``: MindSpore's
@@ -52,7 +65,7 @@ class CommSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectResult:
+class ConnectResult(_Message):
     """A worker joined its group as ``rank`` (MindSpore's rank order with MCCL) in ``comm_init_s``;
     ``cores``: the cores its threads are pinned to (None: not pinned)."""
 
@@ -64,7 +77,7 @@ class ConnectResult:
 
 
 @dataclass(frozen=True, slots=True)
-class ArmedFault:
+class ArmedFault(_Message):
     """A fault still to inject (``Worker.load``): ``index`` into the run's fault list, ``kind`` (kill |
     hang | preempt) into ``rank`` during 1-based global ``step``."""
 
@@ -75,7 +88,7 @@ class ArmedFault:
 
 
 @dataclass(frozen=True, slots=True)
-class LoadResult:
+class LoadResult(_Message):
     """A worker holds the group's starting state (at ``step``); ``snapshot_copy_s``: its measured time to
     copy its training state once (what a snapshot costs at least)."""
 
@@ -86,7 +99,7 @@ class LoadResult:
 
 
 @dataclass(frozen=True, slots=True)
-class StepResult:
+class StepResult(_Message):
     """One rank's completed global step: its state is now after ``step`` (1-based count of steps done);
     ``samples``: the global sample ids of its shard of the batch of ``epoch``; ``loss``: its shard's share
     of the mean loss (the ranks' losses sum to the step's). Times in seconds, inside the worker:
@@ -109,7 +122,7 @@ class StepResult:
 
 
 @dataclass(frozen=True, slots=True)
-class CommFailure:
+class CommFailure(_Message):
     """A step whose collective failed on this (live) rank: nothing was applied, the sampler is rewound and
     the worker is still at ``step``. ``kind`` is the :class:`~openmindspore.elastic.comm.CommError` kind;
     ``lost``: the peers the collective blamed (dead, silent, or empty when unknown)."""
@@ -123,7 +136,7 @@ class CommFailure:
 
 
 @dataclass(frozen=True, slots=True)
-class Heartbeat:
+class Heartbeat(_Message):
     """A worker's answer to ``ping`` (from a thread other than the one running steps)."""
 
     pid: int
@@ -131,7 +144,7 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, slots=True)
-class ExportedState:
+class ExportedState(_Message):
     """A worker's latest completed state (``Worker.export_state``), after global step ``step``."""
 
     step: int
@@ -139,7 +152,7 @@ class ExportedState:
 
 
 @dataclass(frozen=True, slots=True)
-class SummaryFields:
+class SummaryFields(_Message):
     """What the run's summary takes from a worker at the end: test and validation metrics, the parameters'
     SHA-256, and the data position."""
 

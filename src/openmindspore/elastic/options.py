@@ -130,7 +130,13 @@ class ElasticOptions:
         check(_is_int(k) and k >= 0, "--max-restarts", k, "an integer >= 0")
         t = self.rejoin_wait
         check(_is_number(t) and t >= 0, "--rejoin-wait", t, "seconds >= 0")
-        check(self.placement in get_args(Placement), "--placement", self.placement, "PACK or SPREAD")
+        check(
+            self.placement in get_args(Placement),
+            "--placement",
+            self.placement,
+            "PACK or SPREAD",
+            did_you_mean(str(self.placement), get_args(Placement)),
+        )
         check(
             self.engine in get_args(EngineName),
             "--engine",
