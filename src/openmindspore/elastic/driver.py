@@ -126,7 +126,7 @@ class ElasticTrainer:
 
     def _run(self, state: TrainState | None, stop_at: int) -> dict[str, Any]:
         o, members, snapshots, recovery = self.opts, self.members, self.snapshots, self.recovery
-        members.pool.start()
+        members.start()
         step = state.step if state is not None else 0
         ledger = SampleLedger(
             self.num_train, partial_epoch=state.sampler.epoch if state and state.sampler.offset else None

@@ -67,6 +67,10 @@ class Membership:
         self._group_id = f"{os.getpid():x}{int(time.time() * 1000) % 0xFFFFFF:06x}"
         self._generation = 0
 
+    def start(self) -> None:
+        """Reserve the run's process slots and start the warm pool (:meth:`WorkerPool.start`)."""
+        self.pool.start()
+
     def refill(self, defer: bool = False) -> None:
         """Start replacement processes for the free slots (see :meth:`WorkerPool.refill`)."""
         self.pool.refill(len(self.group) + self.standby_size(), defer)

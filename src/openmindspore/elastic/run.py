@@ -1,4 +1,8 @@
-"""Entry points for elastic runs: start one into a run directory, or resume one from disk."""
+"""Entry points for elastic runs: start one into a run directory, or resume one from disk.
+
+Owns no state: resolves the options once, writes them to the run directory (``elastic.json``, read back
+on resume) and hands them to the :class:`~openmindspore.elastic.driver.ElasticTrainer`.
+"""
 
 from __future__ import annotations
 
