@@ -120,6 +120,9 @@ def _snapshot_every(text: str) -> int | None:
 
 
 def _elastic_options(args, saved=None):
+    """The elastic options the flags ask for, on top of a resumed run's ``saved`` ones (None: not elastic)."""
+    from dataclasses import replace
+
     from openmindspore.elastic import ElasticOptions, parse_fault
 
     faults = [
@@ -127,9 +130,9 @@ def _elastic_options(args, saved=None):
     ]
     if saved is None and args.workers is None and not faults and args.address is None:
         return None
-    base = saved or ElasticOptions(workers=args.workers or 2)
+    given = {}
     if args.workers is not None:
-        base.workers = args.workers
+        given["workers"] = args.workers
     for name in (
         "min_workers",
         "spares",
@@ -141,20 +144,26 @@ def _elastic_options(args, saved=None):
         "threads",
     ):
         if getattr(args, name) is not None:
-            setattr(base, name, getattr(args, name))
-    base.snapshot_every, base.hang_timeout = args.snapshot_every, args.hang_timeout
-    base.max_restarts, base.placement, base.engine = args.max_restarts, args.placement, args.engine
-    base.rejoin_wait = args.rejoin_wait
-    base.keep_survivors = not args.restart_survivors
-    base.pin = not args.no_pin
-    base.overlap = args.overlap
-    base.shard_optimizer = not args.no_shard_optimizer
-    base.faults = faults if (faults or saved is None) else base.faults
-    if args.workers is not None and saved is not None:
-        base.threads = args.threads  # None: recompute for the new world size
-        base.spares = args.spares
-        base.min_workers = args.min_workers
-    return base
+            given[name] = getattr(args, name)
+    given.update(
+        snapshot_every=args.snapshot_every,
+        hang_timeout=args.hang_timeout,
+        max_restarts=args.max_restarts,
+        placement=args.placement,
+        engine=args.engine,
+        rejoin_wait=args.rejoin_wait,
+        keep_survivors=not args.restart_survivors,
+        pin=not args.no_pin,
+        overlap=args.overlap,
+        shard_optimizer=not args.no_shard_optimizer,
+    )
+    if faults or saved is None:
+        given["faults"] = faults
+    if args.workers is not None and saved is not None:  # None: recompute for the new world size
+        given.update(threads=args.threads, spares=args.spares, min_workers=args.min_workers)
+    if saved is None:
+        return ElasticOptions(**{"workers": 2, **given})
+    return replace(saved, **given)
 
 
 def _print_summary(summary: dict, out: Path) -> None:
