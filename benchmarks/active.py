@@ -122,42 +122,49 @@ def _f(v, spec: str = ".3f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+# (header, row key, format) per column of each table in docs/benchmarks.md
+COLUMNS = {
+    "curve": [
+        ("configuration", "config", "s"),
+        ("full-pool acc.", "full_pool_accuracy", ".3f"),
+        ("labels to 95%", "labels_to_95pct_full", "d"),
+        ("labels to 99%", "labels_to_99pct_full", "d"),
+        ("acc. @150", "accuracy_at_150", ".3f"),
+        ("acc. @400", "accuracy_at_400", ".3f"),
+        ("s / round", "seconds_per_round", ".2f"),
+    ],
+    "stopping": [
+        ("configuration", "config", "s"),
+        ("rule", "rule", "s"),
+        ("fired before the budget", "fired_in", "s"),
+        ("median labels at stop", "median_labels_at_stop", ".0f"),
+        ("median rel. error vs labels-to-99%", "median_rel_error_vs_99pct", ".2f"),
+        ("seeds with acc. >= 98% of full", "share_accuracy_ge_98pct_full", ".0%"),
+    ],
+    "abstention": [
+        ("configuration", "config", "s"),
+        ("certified", "certified", "s"),
+        ("mean test coverage", "mean_coverage", ".3f"),
+        ("seeds >= 97%", "share_seeds_meeting_target", ".0%"),
+        ("seeds >= 97% at >= 80% coverage", "share_meeting_target_at_80pct_coverage", ".0%"),
+        ("uncorrected: violation rate", "naive_violation_rate", ".0%"),
+        ("uncorrected: coverage", "naive_mean_coverage", ".3f"),
+        ("ECE before", "ece_before", ".3f"),
+        ("ECE after", "ece_after", ".3f"),
+        ("more labels needed (median)", "median_more_labels_needed", ".0f"),
+    ],
+}
+
+
 def markdown(rows: list[dict]) -> str:
-    lines = [
-        "| configuration | full-pool acc. | labels to 95% | labels to 99% | acc. @150 | acc. @400 | s / round |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in (r for r in rows if r["table"] == "curve"):
-        lines.append(
-            f"| {r['config']} | {r['full_pool_accuracy']:.3f} | {_f(r['labels_to_95pct_full'], 'd')} | "
-            f"{_f(r['labels_to_99pct_full'], 'd')} | {_f(r['accuracy_at_150'])} | {_f(r['accuracy_at_400'])} | "
-            f"{r['seconds_per_round']:.2f} |"
-        )
-    lines += [
-        "",
-        "| configuration | rule | fired before the budget | median labels at stop | median rel. error vs labels-to-99% "
-        "| seeds with acc. >= 98% of full |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for r in (r for r in rows if r["table"] == "stopping"):
-        lines.append(
-            f"| {r['config']} | {r['rule']} | {r['fired_in']} | {_f(r['median_labels_at_stop'], '.0f')} | "
-            f"{_f(r['median_rel_error_vs_99pct'], '.2f')} | {_f(r['share_accuracy_ge_98pct_full'], '.0%')} |"
-        )
-    lines += [
-        "",
-        "| configuration | certified | mean test coverage | seeds >= 97% | seeds >= 97% at >= 80% coverage "
-        "| uncorrected: violation rate (coverage) | ECE before -> after | more labels needed (median) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in (r for r in rows if r["table"] == "abstention"):
-        lines.append(
-            f"| {r['config']} | {r['certified']} | {r['mean_coverage']:.3f} | {r['share_seeds_meeting_target']:.0%} | "
-            f"{r['share_meeting_target_at_80pct_coverage']:.0%} | {r['naive_violation_rate']:.0%} "
-            f"({r['naive_mean_coverage']:.3f}) | {r['ece_before']:.3f} -> {r['ece_after']:.3f} | "
-            f"{_f(r['median_more_labels_needed'], '.0f')} |"
-        )
-    return "\n".join(lines)
+    out = []
+    for table, cols in COLUMNS.items():
+        out.append("| " + " | ".join(h for h, _, _ in cols) + " |")
+        out.append("|" + "|".join("---" if f == "s" else "---:" for _, _, f in cols) + "|")
+        for r in (r for r in rows if r["table"] == table):
+            out.append("| " + " | ".join(_f(r[k], f) for _, k, f in cols) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:

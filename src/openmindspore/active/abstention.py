@@ -12,7 +12,10 @@ Given calibration pairs (confidence, correct), two certificates:
   certify with no error), each hypothesis "selective error > 1 - target" rejected by its binomial
   p-value at level delta, stopping at the first that is not rejected.
 
-Both are guarantees for calibration data exchangeable with the test data. When the labels at hand
+Both are guarantees for calibration data exchangeable with the test data. When the calibration
+predictions come from other models than the one deployed (cross-fitting), :func:`matched_threshold`
+carries a threshold over by the share it selects: the deployed model predicts on the same share of an
+unlabelled sample of the pool as the certified models did on the calibration labels. When the labels at hand
 cannot certify the target, :func:`certify` says so and :func:`labels_needed` estimates how many labels
 would, assuming the error rates seen so far.
 """
@@ -24,7 +27,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Certificate", "certify", "upper_bound", "labels_needed", "uncorrected_threshold", "selective"]
+__all__ = [
+    "Certificate",
+    "certify",
+    "upper_bound",
+    "labels_needed",
+    "uncorrected_threshold",
+    "selective",
+    "matched_threshold",
+]
 
 
 @dataclass
@@ -137,37 +148,33 @@ def labels_needed(
 ) -> int | None:
     """How many more calibration labels would certify ``target``, if the share selected and the error
     rate among them stayed as observed (errors estimated as (e + 0.5) / (m + 1), not trusting a lucky
-    zero). The smallest over thresholds; None when no threshold's error rate is below 1 - target."""
+    zero): the smallest over thresholds, on a grid of totals 2% apart. None when no threshold's error
+    rate is below 1 - target."""
+    from scipy.stats import beta, binom
+
     alpha, n = 1.0 - float(target), len(conf)
     if n == 0:
         return max(1, math.ceil(math.log(delta) / math.log(1.0 - alpha)))
     conf_desc, cum_err = _sorted(conf, correct)
-    best: int | None = None
-    for k in np.unique(np.linspace(1, n, min(n, 64)).astype(np.int64)).tolist():
-        _, m, e = _at(conf_desc, cum_err, k)
-        if m != k:
-            continue
-        rate, share = (e + 0.5) / (m + 1), m / n
-        if rate >= alpha:
-            continue
-        lo, hi = n, limit
-        if _certifies(lo, share, rate, alpha, delta, method):
-            return 0
-        if not _certifies(hi, share, rate, alpha, delta, method):
-            continue
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if _certifies(mid, share, rate, alpha, delta, method) else (mid, hi)
-        best = hi - n if best is None else min(best, hi - n)
-    return best
-
-
-def _certifies(total: int, share: float, rate: float, alpha: float, delta: float, method: str) -> bool:
-    m = max(1, int(share * total))
-    e = int(round(rate * m))
+    ks = np.unique(np.linspace(1, n, min(n, 32)).astype(np.int64))
+    m = np.searchsorted(-conf_desc, -conf_desc[ks - 1], side="right")
+    rate, share = (cum_err[m - 1] + 0.5) / (m + 1), m / n
+    keep = rate < alpha
+    if not keep.any():
+        return None
+    rate, share = rate[keep], share[keep]
+    totals = np.unique(np.round(n * 1.02 ** np.arange(0, math.ceil(math.log(limit / n) / math.log(1.02)) + 1)))
+    mm = np.maximum(1, np.floor(share[:, None] * totals[None, :]))  # (thresholds, totals)
+    ee = np.round(rate[:, None] * mm)
     if method == "sgr":
-        return upper_bound(e, m, delta / max(1, math.ceil(math.log2(max(total, 2))))) < alpha
-    return _p_value(e, m, alpha) <= delta
+        d = delta / np.maximum(1, np.ceil(np.log2(np.maximum(totals, 2))))[None, :]
+        ok = np.where(ee >= mm, 1.0, beta.ppf(1.0 - d, ee + 1, np.maximum(mm - ee, 1e-9))) < alpha
+    else:
+        ok = binom.cdf(ee, mm, alpha) <= delta
+    first = np.where(ok.any(axis=1), ok.argmax(axis=1), -1)
+    if (first < 0).all():
+        return None
+    return int(totals[first[first >= 0]].min()) - n
 
 
 def uncorrected_threshold(conf: np.ndarray, correct: np.ndarray, target: float) -> float | None:
@@ -188,3 +195,14 @@ def selective(conf: np.ndarray, correct: np.ndarray, threshold: float | None) ->
         return 0.0, None
     sel = np.asarray(conf) >= threshold
     return float(sel.mean()), (float(np.asarray(correct)[sel].mean()) if sel.any() else None)
+
+
+def matched_threshold(calib_conf: np.ndarray, threshold: float | None, pool_conf: np.ndarray) -> float | None:
+    """The threshold on ``pool_conf`` (another model's confidences on unlabelled pool points) that
+    selects the same share of them as ``threshold`` selects of ``calib_conf`` (None stays None)."""
+    if threshold is None or len(pool_conf) == 0:
+        return None
+    share = float(np.mean(np.asarray(calib_conf) >= threshold))
+    desc = np.sort(np.asarray(pool_conf, dtype=np.float64))[::-1]
+    k = min(len(desc), max(1, math.ceil(share * len(desc))))
+    return float(desc[k - 1])

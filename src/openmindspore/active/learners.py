@@ -22,11 +22,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from openmindspore.active.config import MODEL_NAMES
 from openmindspore.errors import ConfigError
 
 __all__ = ["Learner", "SklearnLearner", "SemiSupervised", "make_learner", "LEARNERS", "flat"]
 
-LEARNERS = ("logreg", "svm", "random_forest", "knn")
+LEARNERS = MODEL_NAMES
 
 
 class Learner(Protocol):

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from openmindspore.active._audit import audit_order, audit_share, extend_audit
-from openmindspore.active.abstention import certify, selective, uncorrected_threshold
+from openmindspore.active.abstention import certify, matched_threshold, selective, uncorrected_threshold
 from openmindspore.active.calibration import cross_fit, ece, fit_temperature, nll, temper
 from openmindspore.active.config import ActiveConfig
 from openmindspore.active.learners import Learner, make_learner
@@ -77,11 +77,14 @@ def _evaluate(
     cal = _calibration_rows(cfg, st, order)
     cal_conf, cal_ok = oof_c[cal].max(axis=1), oof_c[cal].argmax(axis=1) == y[cal]
     cert = certify(cal_conf, cal_ok, cfg.target_accuracy, cfg.delta, cfg.certify)
-    cov, sel = selective(p_cal.max(axis=1), correct, cert.threshold)
-    naive = uncorrected_threshold(cal_conf, cal_ok, cfg.target_accuracy)
-    ncov, nsel = selective(p_cal.max(axis=1), correct, naive)
     p_pool = learner.proba(ds.x_train)
     unl = np.setdiff1d(np.arange(len(ds.x_train)), idx)
+    pool_conf = temper(p_pool, t).max(axis=1)
+    # the certified models are the cross-fitted ones: the final model predicts on the same share of the pool
+    thr = matched_threshold(cal_conf, cert.threshold, pool_conf)
+    cov, sel = selective(p_cal.max(axis=1), correct, thr)
+    naive = matched_threshold(cal_conf, uncorrected_threshold(cal_conf, cal_ok, cfg.target_accuracy), pool_conf)
+    ncov, nsel = selective(p_cal.max(axis=1), correct, naive)
     pred = p_pool[stops].argmax(axis=1)
     row: dict[str, Any] = {
         "seed": st.seed,
@@ -96,7 +99,8 @@ def _evaluate(
         "cv_accuracy": float((oof.argmax(axis=1) == y).mean()),
         "calibration_labels": len(cal),
         "certified": cert.certified,
-        "threshold": cert.threshold,
+        "threshold": thr,
+        "calibration_coverage": cert.calib_coverage,
         "more_labels_needed": cert.more_labels_needed,
         "coverage": cov,
         "selective_accuracy": sel,
@@ -107,7 +111,7 @@ def _evaluate(
         "kappa_window_min": min(cohen_kappa(np.asarray(q), pred) for q in st.stop_preds)
         if len(st.stop_preds) >= cfg.auto_window
         else None,
-        "max_uncertainty": float(1.0 - temper(p_pool[unl], t).max(axis=1).min()) if len(unl) else 0.0,
+        "max_uncertainty": float(1.0 - pool_conf[unl].min()) if len(unl) else 0.0,
     }
     st.stop_preds = [*st.stop_preds, pred.tolist()][-cfg.auto_window :]
     st.final = {

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from openmindspore.active._diversity import kcenter_greedy, kmeans_centroid_picks, kmeanspp
+from openmindspore.active.config import STRATEGY_NAMES
 from openmindspore.active.learners import Learner, flat
 from openmindspore.errors import ConfigError
 
@@ -37,17 +38,7 @@ __all__ = [
     "top_k",
 ]
 
-STRATEGIES = (
-    "random",
-    "least-confidence",
-    "margin",
-    "entropy",
-    "bald",
-    "coreset",
-    "badge",
-    "margin-kmeans",
-    "margin-kcenter",
-)
+STRATEGIES = STRATEGY_NAMES
 PREFILTER = 10
 
 
