@@ -167,3 +167,16 @@ def test_report_overlays_runs(tmp_path, capsys):
     assert (cmp_dir / "curve.png").stat().st_size > 5000
     assert main(["active", "--report", str(tmp_path / "nothing")]) == 2
     assert os.path.exists(a / "summary.json")
+
+
+def test_file_oracle_merges_the_queries_of_several_seeds(tmp_path, capsys):
+    out = tmp_path / "two"
+    assert (
+        main(["active", *SMALL, "--budget", "30", "--seeds", "2", "--oracle", "files", "--quiet", "--out", str(out)])
+        == 0
+    )
+    qs = [json.loads(ln) for ln in (out / "queries.jsonl").read_text().splitlines()]
+    asked = {s: set(_state(out, s)["pending"]) for s in (0, 1)}
+    assert {q["id"] for q in qs} == asked[0] | asked[1] and len(qs) == len({q["id"] for q in qs})
+    assert all(q["seeds"] == [s for s in (0, 1) if q["id"] in asked[s]] for q in qs)
+    capsys.readouterr()
