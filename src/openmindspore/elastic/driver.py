@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from openmindspore.data import ResumableSampler, load_dataset
+from openmindspore.data import ResumableSampler
 from openmindspore.elastic._steps import GroupFailure, StepMixin
 from openmindspore.elastic.accounting import SampleLedger
 from openmindspore.elastic.options import ElasticOptions, valid_world_sizes
@@ -44,6 +44,7 @@ from openmindspore.train.checkpoint import RunDir
 from openmindspore.train.config import TrainConfig
 from openmindspore.train.progress import step_progress
 from openmindspore.train.state import TrainState
+from openmindspore.train.trainer import train_data
 
 __all__ = ["ElasticTrainer", "GroupFailure"]
 
@@ -75,7 +76,7 @@ class ElasticTrainer(StepMixin):
         self.cfg_dict = cfg.model_dump(mode="json")
         self.engine = engine or get_engine(opts.engine)
         self._pin = opts.pin and opts.address is None  # one node: each active worker on its own cores
-        data = load_dataset(cfg.dataset)
+        data = train_data(cfg)  # the training split as the workers see it (cut to train_subset)
         self.num_train = len(data.x_train)
         self.total_steps = cfg.total_steps(self.num_train)
         self.pool: list[_Member] = []
