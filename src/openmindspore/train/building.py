@@ -16,7 +16,7 @@ from typing import Any
 
 import mindspore as ms
 import numpy as np
-from mindspore import Tensor, nn
+from mindspore import nn
 
 from openmindspore.data import Dataset, dataset_label
 from openmindspore.errors import ConfigError
@@ -86,10 +86,9 @@ def _warn_unkeyed_dropout(cell: nn.Cell, name: str) -> None:
 def check_model(model: nn.Cell, data: Dataset, task: Task, model_cfg: dict[str, Any]) -> None:
     """Run two training rows through the model (inference mode) and check the output fits the task."""
     name = describe_model(model_cfg)
-    x = data.x_train[:2]
     model.set_train(False)
     try:
-        out = model(Tensor(x))
+        out = model(*task.inputs(data.x_train[:2]))
     except Exception as e:  # noqa: BLE001 - the user's forward pass: one line, traceback at debug level
         log.debug("probe forward of %s failed", name, exc_info=True)
         msg = str(e).strip().splitlines()

@@ -215,7 +215,7 @@ class Trainer:
         bs = batch or self.cfg.eval_batch_size
         outs = []
         for i in range(0, len(x), bs):
-            out = self.model(Tensor(x[i : i + bs]))
+            out = self.model(*self.task_impl.inputs(x[i : i + bs]))
             outs.append((out[0] if isinstance(out, (tuple, list)) else out).asnumpy())
         return np.concatenate(outs) if outs else np.empty((0,))
 

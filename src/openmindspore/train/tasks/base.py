@@ -70,9 +70,13 @@ class Task(ABC):
     def predictions(self, outputs: np.ndarray) -> dict[str, np.ndarray]:
         """What a served or evaluated model returns for its outputs (e.g. ``label`` and ``probabilities``)."""
 
+    def inputs(self, x: np.ndarray) -> tuple[Tensor, ...]:
+        """Model inputs for rows ``x`` (training, evaluation and the start-up check all use this)."""
+        return (Tensor(x),)
+
     def collate(self, x: np.ndarray, y: np.ndarray) -> Batch:
         """Training rows -> tensors (one input, one target by default)."""
-        return Batch((Tensor(x),), (Tensor(y),))
+        return Batch(self.inputs(x), (Tensor(y),))
 
     def match(self, model: nn.Cell, batch: Batch) -> Batch:
         """A host-side step between collation and the loss that needs the current predictions."""
