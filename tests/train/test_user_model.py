@@ -181,3 +181,22 @@ def test_python_api_takes_a_cell_or_a_factory(tmp_path):
     out = json.loads(lines[-1])
     assert out["b"] == out["c"]  # 3 steps + resume(model=factory) == 6 steps: a factory's cell is seeded
     assert out["model"] == "__main__.<lambda>" and out["d"] == "__main__.Net" and 0.0 <= out["eval"] <= 1.0
+
+
+def test_regression_task_on_a_csv_trains_and_checks_its_output(tmp_path, nets, ms_cpu):
+    from userdata_testing import write_flowers_csv
+
+    from openmindspore.train import Trainer, config_from_dict
+
+    write_flowers_csv(tmp_path / "flowers.csv")
+    data = {"format": "csv", "path": str(tmp_path / "flowers.csv"), "label": "petal_length", "task": "regression"}
+    t = Trainer(config_from_dict({"dataset": data, "model": {"class_path": "usernets.TinyNet"}, "batch_size": 24}))
+    assert t.task == "regression" and tuple(t.model.b.weight.shape) == (1, 8)  # num_classes filled with 1
+    before = t.evaluate("val")["mse"]
+    for _ in range(30):
+        t.train_step()
+    after = t.evaluate("val")
+    assert set(after) == {"mse", "r2"} and after["mse"] < before
+    wide = {"class_path": "usernets.TinyNet", "init_args": {"num_classes": 2}}
+    with pytest.raises(ConfigError, match=r"one output per sample for regression.*it returns \[2, 2\]"):
+        Trainer(config_from_dict({"dataset": data, "model": wide}))

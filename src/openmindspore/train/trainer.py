@@ -152,7 +152,8 @@ class Trainer:
         return self.sampler.next_batch()
 
     def compute_grads(self, global_idx: np.ndarray, world_size: int = 1, rank: int = 0) -> tuple[float, tuple]:
-        """Loss contribution and gradients of this rank's shard, scaled by ``1/len(global_idx)``."""
+        """Loss contribution and gradients of this rank's shard, scaled by the task's ``loss_scale`` of the
+        global batch (``1/len(global_idx)`` by default)."""
         local = shard(global_idx, world_size, rank)
         ids = self.data.sample_ids(local)  # original train-split ids: the keys of dropout and augmentation
         set_noise_key(self.cfg.seed, self.step, ids)
