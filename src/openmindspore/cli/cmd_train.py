@@ -231,12 +231,13 @@ def _run(args) -> tuple[dict, Path]:
             return finetune_detection(raw, out), out
         cfg = config_from_dict(raw, base_dir=Path(args.config).resolve().parent)
         choose_code_path(cfg.model, args.config, args.code_dir)
-        RunDir.ensure_new(out)
         opts = _elastic_options(args)
+        if opts is not None:
+            opts.validate(cfg.batch_size)
+        RunDir.ensure_new(out)
         if opts is not None:
             from openmindspore.elastic.run import train_elastic
 
-            opts.validate(cfg.batch_size)
             Trainer(cfg)  # data, model and its fit to the task checked here: a bad config writes nothing
             summary = train_elastic(cfg, opts, out, max_steps=args.max_steps, quiet=quiet)
         else:

@@ -149,8 +149,10 @@ def _mindrecord_parts(spec: dict[str, Any]) -> tuple[Preprocessor, Parts]:
 
 # ----------------------------------------------------------------------------- assembly
 def _assemble(spec: dict[str, Any], pre: Preprocessor, parts: Parts) -> Dataset:
-    x_all, y_raw = parts["train"]  # type: ignore[misc]
-    y = pre.encode_labels(list(y_raw), where="dataset labels")
+    """Split off the missing splits, fit ``pre`` on the training split only, transform every split."""
+    train = parts["train"]
+    assert train is not None
+    x_all, y = train[0], pre.encode_labels(list(train[1]), where="dataset labels")
     given = {s for s in ("val", "test") if parts[s] is not None}
     fractions = (
         0.0 if "val" in given else spec["val_fraction"],
@@ -162,14 +164,10 @@ def _assemble(spec: dict[str, Any], pre: Preprocessor, parts: Parts) -> Dataset:
     raw: dict[str, tuple[np.ndarray, np.ndarray]] = {"train": (x_all[tr], y[tr])}
     for s, idx in (("val", va), ("test", te)):
         part = parts[s]
-        raw[s] = (
-            (part[0], pre.encode_labels(list(part[1]), where=f"dataset.{s}_path labels"))
-            if part
-            else (
-                x_all[idx],
-                y[idx],
-            )
-        )
+        if part is None:
+            raw[s] = (x_all[idx], y[idx])
+        else:
+            raw[s] = (part[0], pre.encode_labels(list(part[1]), where=f"dataset.{s}_path labels"))
     if pre.kind == "tabular":
         fit_tabular(pre, raw["train"][0])
     elif pre.kind == "image":
