@@ -17,6 +17,8 @@ EXAMPLES = """\
   oms train examples/mnist_cnn.yaml --workers 2 --kill-worker-at 20:1   # elastic, one injected crash
   oms train examples/mnist_cnn.yaml --workers 2 --address auto         # join a running Ray cluster
   oms train examples/mnist_cnn.yaml --workers 2 --comm mccl            # MindSpore's collectives instead of shm
+  cd myproject && oms train train.yaml --workers 2     # your nn.Cell (model.class_path) and files (dataset.format)
+  oms train train.yaml --code-dir src/                  # import model.class_path from src/ (shipped to workers)
 """
 
 
@@ -29,6 +31,13 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, help="override the config's seed")
     p.add_argument("--json", action="store_true", help="print only the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--code-dir",
+        action="append",
+        metavar="DIR",
+        help="folder holding the module of model.class_path, shipped to the workers (repeatable; default: "
+        "the config file's folder or the current directory, whichever holds it)",
+    )
     e = p.add_argument_group("elastic data-parallel training (Ray; see docs/distributed.md)")
     e.add_argument("--workers", type=int, help="worker processes (constant global batch; must divide batch_size)")
     e.add_argument("--min-workers", type=int, help="scale down to no fewer than this many workers (default 1)")
@@ -196,8 +205,9 @@ def run(args) -> int:
 
 
 def _run(args) -> tuple[dict, Path]:
-    from openmindspore.train import config_from_dict, resume, train
+    from openmindspore.train import RunDir, Trainer, config_from_dict, resume, train
     from openmindspore.train.config import read_yaml
+    from openmindspore.train.usercode import choose_code_path, restore_code_path
 
     quiet = args.quiet or args.json
     if args.resume:
@@ -208,6 +218,8 @@ def _run(args) -> tuple[dict, Path]:
         out = Path(args.resume)
         from openmindspore.elastic.run import read_elastic_options, resume_elastic
 
+        RunDir(out).require_run()
+        restore_code_path(out, args.code_dir)  # before the engine starts: it ships this code to the workers
         opts = _elastic_options(args, read_elastic_options(out))
         if opts is not None:
             summary = resume_elastic(out, opts, max_steps=args.max_steps, quiet=quiet)
@@ -226,11 +238,16 @@ def _run(args) -> tuple[dict, Path]:
             if args.max_steps is not None:
                 raw.setdefault("train", {})["steps"] = args.max_steps
             return finetune_detection(raw, out), out
-        cfg = config_from_dict(raw)
+        cfg = config_from_dict(raw, base_dir=Path(args.config).resolve().parent)
+        choose_code_path(cfg.model, args.config, args.code_dir)
         opts = _elastic_options(args)
+        if opts is not None:
+            opts.validate(cfg.batch_size)
+        RunDir.ensure_new(out)
         if opts is not None:
             from openmindspore.elastic.run import train_elastic
 
+            Trainer(cfg)  # data, model and its fit to the task checked here: a bad config writes nothing
             summary = train_elastic(cfg, opts, out, max_steps=args.max_steps, quiet=quiet)
         else:
             summary = train(cfg, out, max_steps=args.max_steps, quiet=quiet)

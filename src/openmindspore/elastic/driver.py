@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 
-from openmindspore.data import load_dataset
 from openmindspore.elastic.accounting import SampleLedger
 from openmindspore.elastic.faults import FaultPlan
 from openmindspore.elastic.membership import Membership
@@ -47,10 +46,12 @@ from openmindspore.elastic.stats import StepStats
 from openmindspore.elastic.steps import GroupFailure, StepRunner
 from openmindspore.engine import Engine, get_engine
 from openmindspore.errors import OMSError
+from openmindspore.train.building import describe_model
 from openmindspore.train.checkpoint import RunDir
 from openmindspore.train.config import TrainConfig
 from openmindspore.train.progress import step_progress
 from openmindspore.train.state import TrainState
+from openmindspore.train.trainer import train_data
 
 __all__ = ["ElasticTrainer", "GroupFailure"]
 
@@ -72,7 +73,7 @@ class ElasticTrainer:
         o = opts if isinstance(opts, ResolvedOptions) else opts.resolve(cfg.batch_size)
         self.cfg, self.opts, self.run_dir, self.quiet = cfg, o, run, quiet
         self.engine = engine or get_engine(o.engine)
-        self.num_train = len(load_dataset(cfg.dataset).x_train)
+        self.num_train = len(train_data(cfg).x_train)  # the training split as the workers see it (train_subset)
         self.total_steps = cfg.total_steps(self.num_train)
         self.stats = StepStats()
         self.faults = FaultPlan(o.faults, run.path / "faults_fired.log")
@@ -206,7 +207,7 @@ class ElasticTrainer:
             "late_compiles": timing["late_compiles"],
             "rescales": self.recovery.rescales,
             "dataset": self.cfg.dataset,
-            "model": self.cfg.model.get("name"),
+            "model": describe_model(self.cfg.model),
             "elastic": self.opts.to_dict(),
             "engine": self.engine.name,
         }
