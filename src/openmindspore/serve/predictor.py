@@ -6,10 +6,13 @@ Both register with the predictor registry (:mod:`openmindspore.serve.registry`),
 - ``builtin:identity[?dim=N|shape=AxBxC&datatype=FP32|UINT8|BYTES&delay_ms=MS]``: ``IdentityPredictor``, ``y = x``.
 - an ``oms train`` run directory or one of its ``checkpoints/step_*.safetensors``: ``ClassifierPredictor``
   (kind ``trained``; takes no options), loaded from config + signature + verified weights (``run_model.py``).
+  A classifier run with ``calibration.json`` (``oms active`` writes one) also outputs calibrated
+  ``probabilities`` and ``abstain`` (see :func:`calibrated`).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +31,7 @@ from openmindspore.serve.run_model import (
     verified_checkpoint,
 )
 
-__all__ = ["ClassifierPredictor", "IdentityOptions", "IdentityPredictor"]
+__all__ = ["ClassifierPredictor", "IdentityOptions", "IdentityPredictor", "calibrated"]
 
 
 def _shape(v: Any) -> Any:
@@ -87,12 +90,29 @@ def _load_identity(rs: ResolvedSource) -> Predictor:
     return IdentityPredictor(opts.dim, opts.delay_ms, opts.shape, opts.datatype)
 
 
+def calibrated(logits: np.ndarray, calibration: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``oms active``'s calibration of a classifier's logits (N, C): probabilities
+    ``softmax(max(log_softmax(logits), log_floor) / temperature)`` (N, C) FP32, and ``abstain`` (N,) BOOL:
+    top probability below the certified ``threshold``, or always when nothing was certified."""
+    z = np.asarray(logits, dtype=np.float64)
+    logp = z - z.max(axis=1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    z = np.maximum(logp, float(calibration["log_floor"])) / float(calibration["temperature"])
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    thr = calibration.get("threshold")
+    abstain = np.ones(len(p), bool) if thr is None else p.max(axis=1) < float(thr)
+    return p.astype(np.float32), abstain
+
+
 class ClassifierPredictor(Predictor):
     """A model trained by ``oms train``: input ``x`` FP32 (the run's per-sample input shape).
 
-    Classification runs output ``logits`` FP32 ``(C,)`` and ``label`` INT64 ``()`` (argmax); regression runs
-    output ``prediction`` FP32 ``(1,)``. Built from the run's config, signature and one verified checkpoint's
-    weights (:mod:`openmindspore.serve.run_model`), never from a trainer: no dataset, no optimizer.
+    Classification runs output ``logits`` FP32 ``(C,)`` and ``label`` INT64 ``()`` (argmax), plus
+    ``probabilities`` FP32 ``(C,)`` and ``abstain`` BOOL ``()`` when the run has ``calibration.json``;
+    regression runs output ``prediction`` FP32 ``(1,)``. Built from the run's config, signature and one
+    verified checkpoint's weights (:mod:`openmindspore.serve.run_model`), never from a trainer: no dataset,
+    no optimizer.
     """
 
     kind = "trained"
@@ -109,11 +129,18 @@ class ClassifierPredictor(Predictor):
         self.step = step
         self.preprocessing = saved_preprocessing(run_dir)
         self.inputs = [TensorSpec("x", "FP32", signature.input_shape)]
+        cal = run_dir / "calibration.json"
+        self.calibration = json.loads(cal.read_text()) if self.task == "classification" and cal.is_file() else None
         if self.task == "classification":
             self.outputs = [
                 TensorSpec("logits", "FP32", (signature.num_outputs,)),
                 TensorSpec("label", "INT64", ()),
             ]
+            if self.calibration is not None:
+                self.outputs += [
+                    TensorSpec("probabilities", "FP32", (signature.num_outputs,)),
+                    TensorSpec("abstain", "BOOL", ()),
+                ]
         else:
             self.outputs = [TensorSpec("prediction", "FP32", (1,))]
         self.model_name = str((config.get("model") or {}).get("name"))
@@ -124,12 +151,17 @@ class ClassifierPredictor(Predictor):
         out = self.model(self._tensor(x))
         out = (out[0] if isinstance(out, tuple) else out).asnumpy().astype(np.float32, copy=False)
         if self.task == "classification":
-            return {"logits": out, "label": out.argmax(axis=1).astype(np.int64)}
+            res = {"logits": out, "label": out.argmax(axis=1).astype(np.int64)}
+            if self.calibration is not None:
+                res["probabilities"], res["abstain"] = calibrated(out, self.calibration)
+            return res
         return {"prediction": out.reshape(len(x), 1)}
 
     def metadata(self) -> dict[str, Any]:
         d = super().metadata()
         d.update(model=self.model_name, checkpoint_step=self.step)
+        if self.calibration is not None:
+            d["calibration"] = self.calibration
         if self.signature.class_names is not None:
             d["class_names"] = list(self.signature.class_names)
         return d
