@@ -65,7 +65,7 @@ class ActiveConfig(BaseModel):
         "logreg", description="logreg | svm | random_forest | knn | cnn | mlp | a layer-spec file | a search directory"
     )
     strategy: StrategyName = "margin"
-    init: Literal["random", "kcenter"] = Field("random", description="how the first labels are picked")
+    init: Literal["random", "kcenter", "typical"] = Field("random", description="how the first labels are picked")
     batch: int = Field(10, gt=0, description="labels asked for per round")
     budget: int = Field(200, gt=0, description="total labels, initial ones included")
     initial: int = Field(20, gt=0, description="labels before the first model")
@@ -82,7 +82,9 @@ class ActiveConfig(BaseModel):
     semi_supervised: bool = Field(False, description="fit on label-spreading pseudo-labels of the whole pool too")
     ensemble: int = Field(1, ge=1, description="bootstrap ensemble size (posterior samples for BALD)")
     mc_samples: int = Field(20, ge=2, description="posterior samples per pool point for BALD")
-    folds: int = Field(5, ge=2, description="cross-fitting folds for temperature scaling and abstention")
+    folds: int = Field(
+        5, ge=0, description="cross-fitting folds for temperature scaling and abstention (0: none, nothing certified)"
+    )
     stop_set: int = Field(1000, ge=10, description="size of the fixed stop set (stabilizing predictions)")
     kappa: float = Field(0.99, gt=0, le=1, description="stabilizing predictions: mean Cohen's kappa to stop")
     kappa_window: int = Field(3, ge=1, description="stabilizing predictions: rounds averaged")
@@ -93,6 +95,13 @@ class ActiveConfig(BaseModel):
     min_steps: int = Field(100, ge=1, description="MindSpore learners: at least this many optimizer steps per fit")
     train_batch: int = Field(32, ge=1, description="MindSpore learners: training batch size")
     lr: float = Field(1e-3, gt=0, description="MindSpore learners: Adam learning rate")
+
+    @field_validator("folds")
+    @classmethod
+    def _folds(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("0 (no cross-fitting) or at least 2")
+        return v
 
     @field_validator("model")
     @classmethod

@@ -74,13 +74,18 @@ def _evaluate(
     idx, y = np.asarray(st.labeled, dtype=np.int64), np.asarray(st.labels, dtype=np.int64)
     learner.fit(idx, y)
     p_test, y_test = learner.proba(ds.x_test), np.asarray(ds.y_test)
-    oof = cross_fit(learner, ds.x_train, idx, y, cfg.folds, np.random.default_rng([st.seed, st.round, 1]))
-    t = fit_temperature(oof, y)
+    if cfg.folds:
+        oof = cross_fit(learner, ds.x_train, idx, y, cfg.folds, np.random.default_rng([st.seed, st.round, 1]))
+        cal = _calibration_rows(cfg, st, order)
+    else:  # no cross-fitting (an expensive learner): no temperature, nothing certified
+        oof, cal = np.zeros((len(idx), learner.num_classes)), np.zeros(0, dtype=np.int64)
+    t = fit_temperature(oof, y) if cfg.folds else 1.0
     oof_c, p_cal = temper(oof, t), temper(p_test, t)
     correct = p_cal.argmax(axis=1) == y_test
-    cal = _calibration_rows(cfg, st, order)
     cal_conf, cal_ok = oof_c[cal].max(axis=1), oof_c[cal].argmax(axis=1) == y[cal]
     cert = certify(cal_conf, cal_ok, cfg.target_accuracy, cfg.delta, cfg.certify)
+    if not cfg.folds:
+        cert.more_labels_needed = None
     p_pool = learner.proba(ds.x_train)
     unl = np.setdiff1d(np.arange(len(ds.x_train)), idx)
     pool_conf = temper(p_pool, t).max(axis=1)
@@ -100,7 +105,7 @@ def _evaluate(
         "ece_raw": ece(p_test, y_test),
         "ece": ece(p_cal, y_test),
         "temperature": t,
-        "cv_accuracy": float((oof.argmax(axis=1) == y).mean()),
+        "cv_accuracy": float((oof.argmax(axis=1) == y).mean()) if cfg.folds else None,
         "calibration_labels": len(cal),
         "certified": cert.certified,
         "threshold": thr,

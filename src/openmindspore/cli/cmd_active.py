@@ -64,7 +64,7 @@ def register(sub) -> None:
         help="random | least-confidence | margin (default) | entropy | bald | coreset | badge | "
         "margin-kmeans | margin-kcenter",
     )
-    p.add_argument("--init", help="how the first labels are picked: random (default) | kcenter")
+    p.add_argument("--init", help="how the first labels are picked: random (default) | kcenter | typical (TypiClust)")
     p.add_argument("--batch", type=int, help="labels per round (default 10)")
     p.add_argument("--budget", type=int, help="total labels, initial ones included (default 200)")
     p.add_argument("--initial", type=int, help="labels before the first model (default 20)")
@@ -97,7 +97,12 @@ def register(sub) -> None:
     p.add_argument(
         "--mc-samples", type=int, help="posterior samples per point for BALD (MC-dropout passes) (default 20)"
     )
-    p.add_argument("--folds", type=int, help="cross-fitting folds (default 5)")
+    p.add_argument(
+        "--folds",
+        type=int,
+        help="cross-fitting folds for temperature scaling and the certificate (default 5; 0: none, for "
+        "expensive learners: no temperature, nothing certified)",
+    )
     g = p.add_argument_group("MindSpore learners (cnn, mlp, a spec): each fit trains in a fresh process")
     g.add_argument("--dropout", type=float, help="cnn/mlp: dropout before the classifier head (default 0.5; 0: none)")
     g.add_argument("--epochs", type=int, help="epochs over the labelled set per fit (default 30)")
