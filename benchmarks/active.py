@@ -2,11 +2,12 @@
 
 Protocol (issue 16): pool = the digits train split (1,439 images), 20 random initial labels, batch 10,
 budget 400, test accuracy on the test split (179 images); ``--seeds`` repetitions per configuration
-(default 9000-9009, seeds that were never used while developing: development used 0-4). Rows:
+(default 9000-9009, seeds that were never used while developing: development used 0-9). Rows:
 
-- one per strategy (BALD draws its posterior samples from a bootstrap ensemble of 5), then the
-  semi-supervised variants (label-spreading pseudo-labels) as separate rows, then margin with half of
-  each batch from the audit stream (``--audit 0.5``);
+- one per strategy (BALD draws its posterior samples from a bootstrap ensemble of 5), margin with
+  TypiClust's typical first labels (``+typical``, ``--init typical``), then the semi-supervised variants
+  (label-spreading pseudo-labels, ``+semi``) as separate rows, then margin and margin+semi with half of
+  each batch from the audit stream (``+audit0.5``, ``--audit 0.5``);
 - ``curve``: labels to reach 95% / 99% of full-pool accuracy (seed-mean curve), accuracy at 150 and
   400 labels, seconds per round;
 - ``stopping``: for every rule, where it fires per seed vs the seed's own labels-to-99%;
@@ -51,11 +52,17 @@ def configs(args: argparse.Namespace) -> list[tuple[str, dict]]:
     out = []
     for s in args.strategies:
         out.append((s, {"strategy": s, **({"ensemble": 5} if s == "bald" else {})}))
+    typical = {"init": "typical"}
+    out.append(("margin+typical", {"strategy": "margin", **typical}))
     for s in args.semi:
         out.append((f"{s}+semi", {"strategy": s, "semi_supervised": True}))
+    out.append(("margin+semi+typical", {"strategy": "margin", "semi_supervised": True, **typical}))
     if args.audit:
         out.append((f"margin+audit{args.audit}", {"strategy": "margin", "audit": args.audit}))
-    return out
+        out.append(
+            (f"margin+semi+audit{args.audit}", {"strategy": "margin", "semi_supervised": True, "audit": args.audit})
+        )
+    return [(n, c) for n, c in out if not args.only or n in args.only]
 
 
 def mnist_rows(summaries: dict[str, dict], budget: int) -> list[dict]:
@@ -223,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--strategies", nargs="+", choices=list(STRATEGIES), help="default: all (mnist: random margin bald)"
     )
-    ap.add_argument("--semi", nargs="*", default=["margin-kmeans", "random"], choices=list(STRATEGIES))
+    ap.add_argument("--semi", nargs="*", default=["margin", "margin-kmeans", "random"], choices=list(STRATEGIES))
+    ap.add_argument("--only", nargs="+", help="digits: run only these rows (by name; the rest is resumed later)")
     ap.add_argument("--audit", type=float, default=0.5, help="margin with this audit share (0: no such row)")
     ap.add_argument("--budget", type=int, help="default 400 (mnist: 500)")
     ap.add_argument("--workers", type=int, default=1)
