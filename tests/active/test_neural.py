@@ -143,3 +143,18 @@ def test_a_round_with_mc_dropout_writes_a_served_calibrated_model(tmp_path, caps
     np.testing.assert_allclose(got["probabilities"], temper(_softmax(got["logits"]), cal["temperature"]), atol=1e-6)
     thr = cal["threshold"]
     np.testing.assert_array_equal(got["abstain"], np.ones(len(x), bool) if thr is None else conf < thr)
+
+
+def test_importing_active_loads_neither_mindspore_nor_ray():
+    import subprocess
+    import sys
+
+    mods = (
+        "openmindspore.active, openmindspore.active.neural, openmindspore.cli.cmd_active, openmindspore.train.isolated"
+    )
+    code = f"import sys, {mods}; print(sorted({{m.split('.')[0] for m in sys.modules}} & {{'mindspore', 'ray'}}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    import openmindspore.train as train  # its public names still resolve, on first use
+
+    assert train.TrainConfig.__name__ == "TrainConfig" and "Trainer" in train.__all__
