@@ -1,0 +1,138 @@
+"""Proxies: owns the measurement of a feature set (conditional, marginal and single-explainer importance
+from one set of cross-fitted model fits) and the naming of proxies.
+
+A feature with marginal importance (CI lower bound > 0) but conditional importance ~ 0 (lower bound
+<= 0) is reported as ``proxy_of: X``, X being the feature whose conditioning removes it: among its two
+most rank-correlated columns, the one given which its importance (the draw conditions on X alone) has
+a CI lower bound <= 0 and the smallest mean. A feature no single column explains is not named. During
+selection a feature is named when it is dropped, from the measurement of the set it leaves (its
+conditional importance is ~0 then, by the drop rule), if its marginal importance in the full set was > 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from openmindspore.features.importance import CrossFit, Importance, Plan, bootstrap_ci
+from openmindspore.features.inputs import Task
+from openmindspore.features.interventions import Kind, SamplerOptions, _rank_corr
+
+__all__ = ["Pair", "SetMeasure", "top_explainers", "measure_set", "name_proxies", "source_of"]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Importance of a feature when its draw conditions on the single column ``given`` only, and the
+    cross-fitted R^2 with which ``given`` predicts the feature."""
+
+    given: str
+    importance: float
+    ci95: tuple[float, float]
+    r2: float
+
+
+@dataclass
+class SetMeasure:
+    """Importances of one feature set: ``main`` (``kind``), ``marginal`` (when asked) and ``pairs``."""
+
+    main: Importance
+    marginal: Importance | None = None
+    pairs: dict[str, list[Pair]] = field(default_factory=dict)
+
+    def pair(self, name: str, given: str) -> Pair | None:
+        return next((p for p in self.pairs.get(name, []) if p.given == given), None)
+
+    def drop_key(self) -> np.ndarray:
+        """Per feature: its smallest importance given one of its single explainers (its main importance
+        when it has none). The drop order of the elimination: a feature that one other feature makes
+        redundant (a noisy copy, a proxy) goes before the feature it copies."""
+        key = self.main.mean.astype(np.float64).copy()
+        for i, n in enumerate(self.main.names):
+            if self.pairs.get(n):
+                key[i] = min(p.importance for p in self.pairs[n])
+        return key
+
+
+def top_explainers(X: np.ndarray, top: int) -> list[list[int]]:
+    """For each column of ``X``, the ``top`` other columns most rank-correlated with it."""
+    out = []
+    for j in range(X.shape[1]):
+        others = [c for c in range(X.shape[1]) if c != j]
+        r = np.abs(_rank_corr(X[:, others], X[:, j]))
+        out.append([others[i] for i in np.argsort(-r, kind="stable")[:top]])
+    return out
+
+
+def measure_set(
+    est: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    task: Task,
+    names: Sequence[str],
+    *,
+    kind: Kind = "conditional",
+    marginal: bool = False,
+    explainers: int = 2,
+    repeats: int = 5,
+    folds: int = 5,
+    seed: int = 0,
+    n_boot: int = 500,
+    options: SamplerOptions | None = None,
+    prefit: bool = False,
+) -> SetMeasure:
+    """``kind`` importance of every column of ``X`` (plus marginal when asked), and each column whose
+    ``kind`` importance has a CI lower bound <= 0 given each of its ``explainers`` most rank-correlated
+    columns alone (the pairs: drop order and proxy naming), all from the same model fits."""
+    opts = options or SamplerOptions()
+    p = X.shape[1]
+    names = list(names)
+    kinds: list[Kind] = [kind] + (["marginal"] if marginal and kind != "marginal" else [])
+    cf = CrossFit(est, X, y, task, folds, seed, prefit)
+    deltas, _ = cf.run([Plan(j, k, None, opts) for k in kinds for j in range(p)], repeats)
+    mean, ci = bootstrap_ci(deltas, n_boot, np.random.default_rng([seed, p, 65537]))
+
+    def imp(i: int, k: str) -> Importance:
+        s = slice(i * p, (i + 1) * p)
+        return Importance(names, k, mean[s], ci[s], float(cf.base.mean()), len(X), repeats)
+
+    out = SetMeasure(imp(0, kind), imp(1, "marginal") if len(kinds) > 1 else None)
+    if kind == "marginal" and marginal:
+        out.marginal = out.main
+    eligible = [j for j in range(p) if out.main.lower[j] <= 0]
+    if explainers <= 0 or p <= 2 or not eligible:
+        return out
+    ex = top_explainers(X, explainers)
+    pair_plans = [Plan(j, "conditional", (c,), opts) for j in eligible for c in ex[j]]
+    deltas, r2 = cf.run(pair_plans, repeats)
+    pmean, pci = bootstrap_ci(deltas, n_boot, np.random.default_rng([seed, p, 257]))
+    for q, pl in enumerate(pair_plans):
+        assert pl.given is not None
+        out.pairs.setdefault(names[pl.j], []).append(
+            Pair(names[pl.given[0]], float(pmean[q]), (float(pci[q, 0]), float(pci[q, 1])), float(r2[q]))
+        )
+    return out
+
+
+def source_of(m: SetMeasure, name: str) -> str | None:
+    """The single column whose conditioning removes ``name``'s importance in ``m`` (CI lower bound <= 0,
+    smallest mean), or None."""
+    removing = [p for p in m.pairs.get(name, []) if p.ci95[0] <= 0]
+    return min(removing, key=lambda p: p.importance).given if removing else None
+
+
+def name_proxies(m: SetMeasure) -> dict[str, str]:
+    """``{feature: source}`` for the proxies of a measured set (module doc)."""
+    if m.marginal is None or m.main.kind != "conditional":
+        return {}
+    out = {}
+    for i, n in enumerate(m.main.names):
+        if m.marginal.lower[i] <= 0 or m.main.lower[i] > 0:
+            continue
+        src = source_of(m, n)
+        if src is not None:
+            out[n] = src
+    return out
