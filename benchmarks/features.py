@@ -290,6 +290,7 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds FIRST..FIRST+SEEDS-1 (default 0)")
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     ap.add_argument("--cases", nargs="+", default=[f"{d}:{m}" for d, m in CASES] + ["friedman1"])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     jobs: list[tuple] = []
     for case in args.cases:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             jobs.append(("friedman1", seed) if case == "friedman1" else (*case.split(":"), seed, tuple(args.methods)))
     t0 = time.time()
     records: list[dict[str, Any]] = []

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openmindspore.errors import ConfigError
 from openmindspore.features.construct import FeatureConstructor
-from openmindspore.features.estimators import PRESETS, holdout_score, resolve_model
+from openmindspore.features.estimators import PRESETS, holdout_score, resolve_model, single_threaded
 from openmindspore.features.importance import Importance, importances
 from openmindspore.features.inject import Injection, inject_columns
 from openmindspore.features.inputs import Task, check_table, default_names
@@ -150,9 +150,7 @@ def _status(names: list[str], kept: set[str], proxies: dict[str, str], selected:
 
 def analyse_seed(cfg: FeaturesConfig, seed: int) -> SeedResult:
     """Run the analysis of ``cfg`` for one seed (see module doc)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):  # the model fits are small; BLAS threads only contend on a shared machine
+    with single_threaded():
         return _analyse_seed(cfg, seed)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from openmindspore.features.estimators import default_estimator, fit_clone, resolve_model
+from openmindspore.features.estimators import default_estimator, fit_clone, resolve_model, single_threaded
 from openmindspore.features.importance import Plan, bootstrap_ci, crossfit_deltas
 from openmindspore.features.inputs import Task, check_table, check_target
 from openmindspore.features.interventions import SamplerOptions, fold_ids
@@ -144,6 +144,10 @@ class FeatureConstructor(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any, feature_names: list[str] | None = None) -> FeatureConstructor:
+        with single_threaded():
+            return self._fit(X, y, feature_names)
+
+    def _fit(self, X: Any, y: Any, feature_names: list[str] | None) -> FeatureConstructor:
         Xa, names = check_table(X, feature_names)
         ya, task = check_target(y, len(Xa))
         seed = int(self.random_state)

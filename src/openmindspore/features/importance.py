@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from openmindspore.errors import ConfigError
-from openmindspore.features.estimators import fit_clone, require_fitted, resolve_model, row_loss
+from openmindspore.features.estimators import fit_clone, require_fitted, resolve_model, row_loss, single_threaded
 from openmindspore.features.inputs import Task, check_table, check_target
 from openmindspore.features.interventions import KINDS, ConditionalSampler, Kind, SamplerOptions, fold_ids
 
@@ -229,7 +229,10 @@ def importances(
     idx = list(range(Xa.shape[1])) if columns is None else [int(c) for c in columns]
     opts = options or SamplerOptions()
     plans = [Plan(j, k, None, opts) for k in kinds for j in idx]
-    deltas, base, _ = crossfit_deltas(est, Xa, ya, plans, task, repeats=repeats, folds=folds, seed=seed, prefit=prefit)
+    with single_threaded():
+        deltas, base, _ = crossfit_deltas(
+            est, Xa, ya, plans, task, repeats=repeats, folds=folds, seed=seed, prefit=prefit
+        )
     out: dict[str, Importance] = {}
     for i, k in enumerate(kinds):
         d = deltas[i * len(idx) : (i + 1) * len(idx)]

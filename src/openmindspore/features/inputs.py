@@ -112,9 +112,13 @@ def check_target(y: Any, n: int, task: Task | None = None) -> tuple[np.ndarray, 
 
 
 def infer_task(y: np.ndarray) -> Task:
-    """``regression`` for a continuous target, else ``classification`` (scikit-learn's ``type_of_target``)."""
+    """``regression`` for a continuous target, else ``classification``: scikit-learn's ``type_of_target``,
+    except that a float target with more than 20 distinct values is continuous even when its values are
+    whole numbers (the diabetes target is)."""
     from sklearn.utils.multiclass import type_of_target
 
+    if y.dtype.kind == "f" and len(np.unique(y)) > 20:
+        return "regression"
     try:
         kind = type_of_target(y)
     except ValueError:

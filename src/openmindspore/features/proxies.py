@@ -1,17 +1,20 @@
 """Proxies: owns the measurement of a feature set (conditional, marginal and single-explainer importance
 from one set of cross-fitted model fits) and the naming of proxies.
 
-A feature with marginal importance (CI lower bound > 0) but conditional importance ~ 0 (lower bound
-<= 0) is reported as ``proxy_of: X``, X being the feature whose conditioning removes it: among its two
-most rank-correlated columns, the one given which its importance (the draw conditions on X alone) has
-a CI lower bound <= 0 and the smallest mean. A feature no single column explains is not named. During
-selection a feature is named when it is dropped, from the measurement of the set it leaves (its
-conditional importance is ~0 then, by the drop rule), if its marginal importance in the full set was > 0.
+A feature with conditional importance ~ 0 (CI lower bound <= 0) is reported as ``proxy_of: X`` when X
+is the feature whose conditioning removes it -- among its two most rank-correlated columns, the one
+given which its importance (the draw conditions on X alone) has a CI lower bound <= 0 and the smallest
+mean -- and it has marginal importance of its own: its marginal (permutation) importance has a CI lower
+bound > 0 in the model refitted without its explainers (X and the other of its two most rank-correlated
+columns; same folds). Measuring it without them matters: a model that has X (or another copy of X) may
+give a copy of X no weight at all, and the copy is still a proxy. (A prefit model cannot be refitted:
+its own marginal importance is used.) A feature no single column explains is not named.
+During selection a feature is judged when it is dropped, on the set it leaves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +45,18 @@ class SetMeasure:
     main: Importance
     marginal: Importance | None = None
     pairs: dict[str, list[Pair]] = field(default_factory=dict)
+    #: ``feature -> marginal importance CI lower bound of the feature without its explainers``
+    marginal_alone: Callable[[str], float] | None = None
+
+    def proxy_source(self, name: str) -> str | None:
+        """``name``'s source if it is a proxy in this set (module doc), else None."""
+        i = self.main.names.index(name)
+        if self.main.kind != "conditional" or self.main.lower[i] > 0:
+            return None
+        src = source_of(self, name)
+        if src is None or self.marginal_alone is None or self.marginal_alone(name) <= 0:
+            return None
+        return src
 
     def pair(self, name: str, given: str) -> Pair | None:
         return next((p for p in self.pairs.get(name, []) if p.given == given), None)
@@ -114,6 +129,20 @@ def measure_set(
         out.pairs.setdefault(names[pl.j], []).append(
             Pair(names[pl.given[0]], float(pmean[q]), (float(pci[q, 0]), float(pci[q, 1])), float(r2[q]))
         )
+    cache: dict[str, float] = {}
+
+    def marginal_alone(name: str) -> float:
+        if prefit:
+            return -np.inf if out.marginal is None else float(out.marginal.lower[names.index(name)])
+        if name not in cache:
+            without = {pr.given for pr in out.pairs.get(name, [])}
+            cols = [c for c in range(p) if names[c] not in without]
+            sub = CrossFit(est, X[:, cols], y, task, folds, seed)
+            d, _ = sub.run([Plan(cols.index(names.index(name)), "marginal", None, opts)], repeats)
+            cache[name] = float(bootstrap_ci(d, n_boot, np.random.default_rng([seed, p, 4099]))[1][0, 0])
+        return cache[name]
+
+    out.marginal_alone = marginal_alone
     return out
 
 
@@ -126,13 +155,9 @@ def source_of(m: SetMeasure, name: str) -> str | None:
 
 def name_proxies(m: SetMeasure) -> dict[str, str]:
     """``{feature: source}`` for the proxies of a measured set (module doc)."""
-    if m.marginal is None or m.main.kind != "conditional":
-        return {}
     out = {}
-    for i, n in enumerate(m.main.names):
-        if m.marginal.lower[i] <= 0 or m.main.lower[i] > 0:
-            continue
-        src = source_of(m, n)
+    for n in m.main.names:
+        src = m.proxy_source(n)
         if src is not None:
             out[n] = src
     return out

@@ -23,7 +23,7 @@ import numpy as np
 
 from openmindspore.features.inputs import Task
 from openmindspore.features.interventions import Kind, SamplerOptions
-from openmindspore.features.proxies import SetMeasure, measure_set, source_of
+from openmindspore.features.proxies import SetMeasure, measure_set
 
 __all__ = ["Drop", "Elimination", "eliminate", "intervention_elimination"]
 
@@ -134,9 +134,8 @@ def intervention_elimination(
     def choose(mean: np.ndarray, ci: np.ndarray, eligible: np.ndarray) -> int:
         i = int(eligible[np.argmin(now[0].drop_key()[eligible])])
         name = now[0].main.names[i]
-        marginal = first[0].marginal
-        src = source_of(now[0], name)
-        if marginal is not None and src is not None and marginal.lower[marginal.names.index(name)] > 0:
+        src = now[0].proxy_source(name)
+        if src is not None:
             sources[name] = src
         return i
 

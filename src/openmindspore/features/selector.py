@@ -6,7 +6,9 @@ parameters and fitted state, and registers the ``intervention`` feature step of 
 
 ``__init__`` only stores parameters; everything learnt ends in ``_``: ``support_``, ``importances_``
 (last conditional importance of each kept feature, NaN for dropped ones), ``ci_`` ((p, 2)), ``drops_``
-(the elimination steps), ``proxies_`` (``{feature: source}``), ``n_features_in_``.
+(the elimination steps), ``proxies_`` (``{dropped feature: source}``), ``full_set_`` (the first step's
+:class:`~openmindspore.features.proxies.SetMeasure`: conditional and marginal importance of every
+feature), ``n_features_in_``.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from openmindspore.errors import ConfigError
-from openmindspore.features.estimators import default_estimator
+from openmindspore.features.estimators import default_estimator, single_threaded
 from openmindspore.features.inputs import check_table, check_target, default_names
-from openmindspore.features.proxies import name_proxies
 from openmindspore.features.selection import intervention_elimination
 from openmindspore.models.sklearn import register_feature_step
 
@@ -77,28 +78,29 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
             raise ValueError(f"n_samples={len(Xa)} is too few for {self.folds}-fold cross-fitting")
         seed = int(self.random_state)
         est = clone(self.estimator) if self.estimator is not None else default_estimator(task, seed)
-        elim, first = intervention_elimination(
-            est,
-            Xa,
-            ya,
-            task,
-            cols,
-            kind="marginal" if self.kind == "marginal" else "conditional",
-            repeats=int(self.repeats),
-            folds=folds,
-            seed=seed,
-            n_boot=int(self.n_boot),
-            min_features=int(self.min_features),
-            explainers=int(self.explainers),
-        )
+        with single_threaded():
+            elim, first = intervention_elimination(
+                est,
+                Xa,
+                ya,
+                task,
+                cols,
+                kind="marginal" if self.kind == "marginal" else "conditional",
+                repeats=int(self.repeats),
+                folds=folds,
+                seed=seed,
+                n_boot=int(self.n_boot),
+                min_features=int(self.min_features),
+                explainers=int(self.explainers),
+            )
         self.support_ = elim.kept
         self.importances_ = np.full(len(cols), np.nan)
         self.ci_ = np.full((len(cols), 2), np.nan)
         self.importances_[elim.kept] = elim.final_mean
         self.ci_[elim.kept] = elim.final_ci
         self.drops_ = elim.drops
-        self.first_ = first
-        self.proxies_ = name_proxies(first)
+        self.full_set_ = first
+        self.proxies_ = elim.proxies if self.kind == "conditional" else {}
         return self
 
     def _get_support_mask(self) -> np.ndarray:
