@@ -23,9 +23,14 @@ def test_inject_select_construct_writes_the_three_files(tmp_path):
     rows = {r["name"]: r for r in ranking["features"]}
     assert {"injected_noise", "injected_copy", "injected_proxy"} <= set(rows)
     for r in ranking["features"]:
-        assert r["status"] == "kept" or r["status"] == "dropped" or r["status"].split(":")[0] in (
-            "proxy_of",
-            "constructed",
+        assert (
+            r["status"] == "kept"
+            or r["status"] == "dropped"
+            or r["status"].split(":")[0]
+            in (
+                "proxy_of",
+                "constructed",
+            )
         )
         lo, hi = r["conditional"]["ci95"]
         assert lo <= r["conditional"]["importance"] <= hi

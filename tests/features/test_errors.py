@@ -80,7 +80,9 @@ def test_selector_requires_y():
 
 def test_unregistered_feature_step():
     with pytest.raises(ConfigError, match="spec.features.kind='magic'"):
-        build_pipeline([{"step": "features", "kind": "magic"}, {"step": "model", "kind": "ridge", "alpha": 1}], "regression")
+        build_pipeline(
+            [{"step": "features", "kind": "magic"}, {"step": "model", "kind": "ridge", "alpha": 1}], "regression"
+        )
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ __all__ = ["register", "run"]
 EXAMPLES = """\
   oms features --dataset wine --out runs/feat-wine                          # rank: marginal + conditional
   oms features --dataset wine --model random_forest --select --inject --out runs/feat-inject
-  oms features --dataset friedman1 --model ridge --select --construct --out runs/feat-f1
+  oms features --dataset friedman1 --model ridge --construct --out runs/feat-f1
   oms features --dataset breast_cancer --select --seeds 5 --out runs/feat-bc --json
   oms features --model runs/wine-mlp --out runs/feat-mlp                    # a trained mlp run: ranking only
 
