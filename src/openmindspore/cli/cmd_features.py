@@ -24,10 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "features",
         "intervention-based feature importance, selection and construction (tabular data)",
         EXAMPLES,
-        "Measure each feature's held-out loss change under marginal (permutation) and conditional "
-        "(X_j | X_-j) interventions with 95%% CIs (K-fold cross-fitting over train+val, bootstrap over rows "
-        "and repeats); optionally eliminate features backward on conditional importance (--select), "
-        "construct products/ratios/logs/squares/bins of the top features (--construct) and name proxies. "
+        "Measure each feature's held-out loss change under marginal (permutation) and conditional\n"
+        "(X_j | X_-j) interventions with 95% CIs (K-fold cross-fitting over train+val, bootstrap over rows\n"
+        "and repeats); optionally eliminate features backward on conditional importance (--select),\n"
+        "construct products/ratios/logs/squares/bins of the top features (--construct) and name proxies.\n"
         "Writes OUT/ranking.json, OUT/selected.json and OUT/importance.png.",
     )
     p.add_argument("--dataset", help="a tabular dataset (see `oms datasets`); optional with a run directory")
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             f"{row['name']:>28} {marg}conditional {c['importance']:+.4f} "
             f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]  {row['status']}"
         )
-    if cfg.select or cfg.construction:
+    if cfg.select:
         print(f"selected {sel['n_features']['selected']}/{sel['n_features']['all']}: {', '.join(sel['selected'])}")
     if sel["constructed"]:
         print("constructed: " + ", ".join(sel["constructed"]))
