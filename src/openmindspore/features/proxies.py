@@ -1,15 +1,19 @@
 """Proxies: owns the measurement of a feature set (conditional, marginal and single-explainer importance
 from one set of cross-fitted model fits) and the naming of proxies.
 
-A feature with conditional importance ~ 0 (CI lower bound <= 0) is reported as ``proxy_of: X`` when X
-is the feature whose conditioning removes it -- among its two most rank-correlated columns, the one
-given which its importance (the draw conditions on X alone) has a CI lower bound <= 0 and the smallest
-mean -- and it has marginal importance of its own: its marginal (permutation) importance has a CI lower
-bound > 0 in the model refitted without its explainers (X and the other of its two most rank-correlated
-columns; same folds). Measuring it without them matters: a model that has X (or another copy of X) may
-give a copy of X no weight at all, and the copy is still a proxy. (A prefit model cannot be refitted:
-its own marginal importance is used.) A feature no single column explains is not named.
-During selection a feature is judged when it is dropped, on the set it leaves.
+A feature with conditional importance ~ 0 (CI lower bound <= 0) is reported as ``proxy_of: X`` when
+conditioning on X alone removes its importance and it has marginal importance of its own:
+
+* X is one of its two most rank-correlated columns, and its importance when the draw conditions on X
+  alone has a CI lower bound <= 0; when both remove it, X is the one that predicts it best
+  (cross-fitted R^2): a copy of X is also removed by another copy of X, but X predicts it better;
+* its marginal (permutation) importance has a CI lower bound > 0 in the model refitted without those
+  two columns (same folds). Measuring it without them matters: a model that has X (or another copy of
+  X) may give a copy of X no weight at all, and the copy is still a proxy. A prefit model cannot be
+  refitted: its own marginal importance is used.
+
+A feature no single column explains is not named. During selection a feature is judged when it is
+dropped, on the set it leaves.
 """
 
 from __future__ import annotations
@@ -147,10 +151,12 @@ def measure_set(
 
 
 def source_of(m: SetMeasure, name: str) -> str | None:
-    """The single column whose conditioning removes ``name``'s importance in ``m`` (CI lower bound <= 0,
-    smallest mean), or None."""
+    """The single column whose conditioning removes ``name``'s importance in ``m`` (CI lower bound <= 0),
+    the one that predicts it best (cross-fitted R^2) when several do; None when none does."""
     removing = [p for p in m.pairs.get(name, []) if p.ci95[0] <= 0]
-    return min(removing, key=lambda p: p.importance).given if removing else None
+    if not removing:
+        return None
+    return max(removing, key=lambda p: -np.inf if np.isnan(p.r2) else p.r2).given
 
 
 def name_proxies(m: SetMeasure) -> dict[str, str]:
