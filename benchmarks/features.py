@@ -210,9 +210,10 @@ def _task(job: tuple) -> list[dict[str, Any]]:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
-        if job[0] == "friedman1":
-            return friedman_seed(job[1])
-        return injection_seed(*job)
+        recs = friedman_seed(job[1]) if job[0] == "friedman1" else injection_seed(*job)
+    for r in recs:
+        r["load_avg_1"] = round(os.getloadavg()[0], 2)  # the machine's load when the job ended
+    return recs
 
 
 def _se(v: list[float]) -> float:
@@ -287,6 +288,14 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _load_details(path: str) -> list[dict[str, Any]]:
+    """The per-seed records already in ``path`` (a missing file holds none)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=20)
@@ -295,13 +304,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", nargs="+", default=[f"{d}:{m}" for d, m in CASES] + ["friedman1"])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--details", help="append one JSON line per seed and method to this file")
+    ap.add_argument("--resume", action="store_true", help="skip the jobs already in --details and summarise all")
+    ap.add_argument("--order", choices=("case", "seed"), default="case", help="run jobs case by case or seed by seed")
     args = ap.parse_args(argv)
+    if args.resume and not args.details:
+        ap.error("--resume needs --details (the file of the interrupted run)")
+    records = _load_details(args.details) if args.resume else []
+    done = {(r["dataset"], r.get("model"), r["seed"], r.get("method")) for r in records}
     jobs: list[tuple] = []
     for case in args.cases:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            jobs.append(("friedman1", seed) if case == "friedman1" else (*case.split(":"), seed, tuple(args.methods)))
+            if case == "friedman1":
+                if ("friedman1", None, seed, None) not in done:
+                    jobs.append(("friedman1", seed))
+                continue
+            ds, model = case.split(":")
+            todo = tuple(m for m in args.methods if (ds, model, seed, m) not in done)
+            if todo:
+                jobs.append((ds, model, seed, todo))
+    if args.order == "seed":  # every case gets its first seeds before any gets its later ones
+        jobs.sort(key=lambda j: j[1] if j[0] == "friedman1" else j[2])
+    print(f"{len(records)} records resumed, {len(jobs)} jobs to run", file=sys.stderr, flush=True)
     t0 = time.time()
-    records: list[dict[str, Any]] = []
     details = open(args.details, "a") if args.details else None  # noqa: SIM115
     try:
         if args.workers > 1:
@@ -326,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     for s in summarise(records):
         s["load_avg_1_5_15"] = [round(x, 2) for x in load]
-        s["wall_s"] = round(time.time() - t0, 1)
+        s["wall_s"] = round(time.time() - t0, 1)  # of this invocation (a --resume adds to an earlier one)
+        s["resumed"] = args.resume
         print(json.dumps(s, sort_keys=True), flush=True)
     return 0
 
