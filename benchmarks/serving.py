@@ -9,13 +9,19 @@ server once per concurrency level; ``--rounds`` rounds; the medians over rounds 
    (max_batch_size 32, batch_wait_timeout_s 0.002; same JSON parsing code) reached through Ray
    Serve's HTTP proxy, same concurrencies;
 3. per-request overhead: a trivial model (numpy identity) at concurrency 1 — ours (direct replica
-   calls), ours with ``dispatch="handle"`` (DeploymentHandle router), plain Ray Serve.
+   calls), ours with ``dispatch="handle"`` (DeploymentHandle router), plain Ray Serve;
+4. protocols (``_serving_extra.protocols``): JSON REST vs binary REST (binary tensor extension) vs gRPC
+   (raw contents) to an identity model on one 1x3x224x224 FP32 input, interleaved, medians over rounds;
+5. failover (``_serving_extra.failover``): a server with ``--frontends 2`` and a CNN with 2 replicas under
+   closed-loop load from plain HTTP users and ``Client`` users, for ``--failover-seconds`` each: SIGKILL of a
+   front end, SIGKILL of a model replica, a version switch + rollback; counts of failures of each kind.
 
 Each point sends requests from ``C`` concurrent aiohttp clients for ``--seconds`` and prints one JSON
 line; summary lines compare medians measured in this run. The 1-minute load average is printed with
 every point (the machine may be shared).
 
     GLOG_v=3 .venv/bin/python benchmarks/serving.py [--seconds 3] [--rounds 3] [--concurrency 1,8,32,64]
+        [--sections batching,overhead,protocols,failover] [--failover-seconds 20]
 """
 
 from __future__ import annotations
@@ -98,7 +104,7 @@ def _plain_app(source: str, max_batch: int, wait_s: float):
     class PlainBatched:
         def __init__(self, src: str) -> None:
             os.environ.setdefault("GLOG_v", "3")
-            from openmindspore.serve.predictor import load_predictor
+            from openmindspore.serve.registry import load_predictor
 
             self.p = load_predictor(src)
             self.p.warmup()
@@ -144,7 +150,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved repetitions of every point")
     ap.add_argument("--concurrency", default="1,8,32,64")
     ap.add_argument("--max-delay-ms", type=float, default=2.0)
+    ap.add_argument("--sections", default="batching,overhead,protocols,failover")
+    ap.add_argument("--protocol-concurrency", default="1,8", help="concurrency levels of the protocols section")
+    ap.add_argument("--failover-seconds", type=float, default=20.0, help="load window of each failover scenario")
     args = ap.parse_args()
+    sections = set(args.sections.split(","))
     levels = [int(c) for c in args.concurrency.split(",")]
     if not all(1 <= c <= 64 for c in levels):
         sys.exit("concurrency levels must be in 1..64")
@@ -152,6 +162,9 @@ def main() -> int:
     from ray import serve
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "serve"))  # http_load
+    from _serving_extra import failover, protocols
+
     from oms_testing import free_port
     from openmindspore.data import load_dataset
     from openmindspore.engine import get_engine
@@ -159,8 +172,11 @@ def main() -> int:
     from openmindspore.train import config_from_dict, train
 
     tmp = Path(tempfile.mkdtemp(prefix="oms_bench_serving_"))
-    run = tmp / "cnn"
-    train(config_from_dict({"dataset": "digits", "model": {"name": "cnn"}, "steps": 3, "batch_size": 32}), out_dir=run)
+    run, run2 = tmp / "cnn", tmp / "cnn2"
+    cfg = {"dataset": "digits", "model": {"name": "cnn"}, "steps": 3, "batch_size": 32}
+    train(config_from_dict(cfg), out_dir=run)
+    if "failover" in sections:
+        train(config_from_dict({**cfg, "seed": 1}), out_dir=run2)
     x1 = load_dataset("digits").x_test[:1].astype(np.float32)
     cnn_body = json.dumps(
         {"inputs": [{"name": "x", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": x1.reshape(-1).tolist()}]}
@@ -175,18 +191,25 @@ def main() -> int:
     plain_port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": plain_port}, logging_config={"log_level": "WARNING"})
     plain_url = f"http://127.0.0.1:{plain_port}"
-    srv = Server(port=free_port(), num_cpus=4)
+    srv = Server(port=free_port(), num_cpus=4, grpc_port=free_port())
     srv_h = Server(port=free_port(), num_cpus=4, dispatch="handle")
+    srv_f = Server(port=free_port(), num_cpus=4, frontends=2)
     rows: dict[tuple[str, int], list[dict]] = {}
     try:
         srv.start()
-        srv_h.start()
-        srv.deploy("cnn-batch", str(run), batching={"max_batch": 32, "max_delay_ms": args.max_delay_ms})
-        srv.deploy("cnn-nobatch", str(run), batching={"max_batch": 1, "max_delay_ms": 0})
-        srv.deploy("identity", "builtin:identity?dim=4", batching={"max_batch": 1, "max_delay_ms": 0})
-        srv_h.deploy("identity-h", "builtin:identity?dim=4", batching={"max_batch": 1, "max_delay_ms": 0})
-        serve.run(_plain_app(str(run), 32, args.max_delay_ms / 1000), name="plain-cnn", route_prefix="/plain-cnn")
-        serve.run(_plain_app("builtin:identity?dim=4", 1, 0.0), name="plain-identity", route_prefix="/plain-identity")
+        if "batching" in sections:
+            srv.deploy("cnn-batch", str(run), batching={"max_batch": 32, "max_delay_ms": args.max_delay_ms})
+            srv.deploy("cnn-nobatch", str(run), batching={"max_batch": 1, "max_delay_ms": 0})
+            serve.run(_plain_app(str(run), 32, args.max_delay_ms / 1000), name="plain-cnn", route_prefix="/plain-cnn")
+        if "overhead" in sections:
+            srv_h.start()
+            srv.deploy("identity", "builtin:identity?dim=4", batching={"max_batch": 1, "max_delay_ms": 0})
+            srv_h.deploy("identity-h", "builtin:identity?dim=4", batching={"max_batch": 1, "max_delay_ms": 0})
+            serve.run(
+                _plain_app("builtin:identity?dim=4", 1, 0.0), name="plain-identity", route_prefix="/plain-identity"
+            )
+        if "protocols" in sections:
+            srv.deploy("image", "builtin:identity?shape=3x224x224", batching={"max_batch": 8, "max_delay_ms": 0})
         emit(
             {
                 "bench": "serving",
@@ -208,64 +231,82 @@ def main() -> int:
             ("plain-ray-serve", plain_url + "/plain-identity"),
         ]
         for rnd in range(args.rounds):
-            for name, url in trivial if rnd % 2 == 0 else trivial[::-1]:
-                rows.setdefault((name, 0), []).append(
-                    measure(url, id_body, 1, args.seconds, server=name, model="identity", round=rnd)
-                )
-            for c in levels:
-                for name, url in cnn if rnd % 2 == 0 else cnn[::-1]:
-                    rows.setdefault((name, c), []).append(
-                        measure(url, cnn_body, c, args.seconds, server=name, model="cnn", round=rnd)
+            if "overhead" in sections:
+                for name, url in trivial if rnd % 2 == 0 else trivial[::-1]:
+                    rows.setdefault((name, 0), []).append(
+                        measure(url, id_body, 1, args.seconds, server=name, model="identity", round=rnd)
                     )
+            if "batching" in sections:
+                for c in levels:
+                    for name, url in cnn if rnd % 2 == 0 else cnn[::-1]:
+                        rows.setdefault((name, c), []).append(
+                            measure(url, cnn_body, c, args.seconds, server=name, model="cnn", round=rnd)
+                        )
+        if "protocols" in sections:
+            plevels = [int(c) for c in args.protocol_concurrency.split(",")]
+            protocols(srv, emit, args.seconds, args.rounds, plevels)
+        if "failover" in sections:
+            srv_f.start()
+            srv_f.deploy("cnn", str(run), replicas=2, batching={"max_batch": 32, "max_delay_ms": args.max_delay_ms})
+            failover(srv_f, str(run2), emit, args.failover_seconds, x1)
     finally:
+        srv_f.shutdown()  # the first shutdown stops Serve (every server's applications) and the cluster
         srv_h.shutdown()
         srv.shutdown()
+    summarize(rows, levels, sections)
+    return 0
 
+
+def summarize(rows: dict[tuple[str, int], list[dict]], levels: list[int], sections: set[str]) -> None:
+    """Median-over-rounds lines and the goals of the batching and overhead sections."""
     med = {k: _median_row(v) for k, v in rows.items()}
     for _key, row in sorted(med.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         emit({**row, "summary": "median_over_rounds"})
-    c = 32 if 32 in levels else max(levels)
-    b, u, p = med[("oms-batched", c)], med[("oms-unbatched", c)], med[("plain-ray-serve-batch", c)]
-    emit(
-        {
-            "bench": "serving",
-            "summary": "dynamic_batching",
-            "concurrency": c,
-            "throughput_ratio": round(b["throughput_rps"] / max(u["throughput_rps"], 1e-9), 2),
-            "p95_batched_ms": b["p95_ms"],
-            "p95_unbatched_ms": u["p95_ms"],
-            "goal": "ratio >= 3 and p95 no worse",
-            "met": b["throughput_rps"] >= 3 * u["throughput_rps"] and b["p95_ms"] <= u["p95_ms"],
-        }
-    )
-    ours, hand, plain = med[("oms", 0)], med[("oms-handle-dispatch", 0)], med[("plain-ray-serve", 0)]
-    emit(
-        {
-            "bench": "serving",
-            "summary": "overhead_trivial_model",
-            "p50_ms": ours["p50_ms"],
-            "handle_dispatch_p50_ms": hand["p50_ms"],
-            "plain_ray_serve_p50_ms": plain["p50_ms"],
-            "goal": "p50 <= 3 ms",
-            "met": ours["p50_ms"] <= 3.0,
-        }
-    )
-    for lvl in levels:
-        b, p = med[("oms-batched", lvl)], med[("plain-ray-serve-batch", lvl)]
+    if "batching" in sections:
+        c = 32 if 32 in levels else max(levels)
+        b, u = med[("oms-batched", c)], med[("oms-unbatched", c)]
         emit(
             {
                 "bench": "serving",
-                "summary": "vs_plain_ray_serve_batch",
-                "concurrency": lvl,
-                "ours_rps": b["throughput_rps"],
-                "plain_rps": p["throughput_rps"],
-                "ours_p95_ms": b["p95_ms"],
-                "plain_p95_ms": p["p95_ms"],
-                "goal": "ours at least as fast",
-                "met": b["throughput_rps"] >= p["throughput_rps"],
+                "summary": "dynamic_batching",
+                "concurrency": c,
+                "throughput_ratio": round(b["throughput_rps"] / max(u["throughput_rps"], 1e-9), 2),
+                "p95_batched_ms": b["p95_ms"],
+                "p95_unbatched_ms": u["p95_ms"],
+                "goal": "ratio >= 3 and p95 no worse",
+                "met": b["throughput_rps"] >= 3 * u["throughput_rps"] and b["p95_ms"] <= u["p95_ms"],
             }
         )
-    return 0
+        for lvl in levels:
+            b, p = med[("oms-batched", lvl)], med[("plain-ray-serve-batch", lvl)]
+            emit(
+                {
+                    "bench": "serving",
+                    "summary": "vs_plain_ray_serve_batch",
+                    "concurrency": lvl,
+                    "ours_rps": b["throughput_rps"],
+                    "plain_rps": p["throughput_rps"],
+                    "ours_p95_ms": b["p95_ms"],
+                    "plain_p95_ms": p["p95_ms"],
+                    "goal": "ours at least as fast",
+                    "met": b["throughput_rps"] >= p["throughput_rps"],
+                }
+            )
+    if "overhead" in sections:
+        ours, hand, plain = med[("oms", 0)], med[("oms-handle-dispatch", 0)], med[("plain-ray-serve", 0)]
+        emit(
+            {
+                "bench": "serving",
+                "summary": "overhead_trivial_model",
+                "p50_ms": ours["p50_ms"],
+                "handle_dispatch_p50_ms": hand["p50_ms"],
+                "plain_ray_serve_p50_ms": plain["p50_ms"],
+                "goal": "p50 <= 2 ms",
+                "met": ours["p50_ms"] <= 2.0,
+                "load_avg_1m": ours["load_avg_1m"],
+                "under_load": ours["load_avg_1m"] > 3,
+            }
+        )
 
 
 if __name__ == "__main__":

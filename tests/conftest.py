@@ -18,3 +18,16 @@ def ms_cpu():
     import mindspore
 
     return mindspore
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest's hook signature
+    """Say in the summary when reference comparisons were skipped for want of the `test` extra."""
+    from oms_testing import TEST_EXTRA_SKIPS
+
+    if TEST_EXTRA_SKIPS:
+        missing = ", ".join(sorted(set(TEST_EXTRA_SKIPS)))
+        terminalreporter.write_line(
+            f"NOTE: reference tests skipped because the test extra is not installed ({missing}); "
+            "run `make test` or pip install -e '.[test]' to run them",
+            yellow=True,
+        )

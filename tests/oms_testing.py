@@ -55,3 +55,28 @@ def kill_session(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+# the optional `test` extra's reference packages: tests that compare against them skip only when the
+# distribution is not installed at all (a plain `pip install -e .`); installed but failing to import fails
+TEST_EXTRA_SKIPS: list[str] = []
+
+
+def from_test_extra(module: str, dist: str | None = None):
+    """Import ``module`` from the `test` extra (torch, transformers, causaldata, dowhy). When its
+    distribution is not installed, skip the calling module with a reason the summary line repeats; when it
+    is installed, an import error is a real failure (never a silent skip)."""
+    import importlib
+    import importlib.metadata
+
+    import pytest
+
+    try:
+        importlib.metadata.version(dist or module)
+    except importlib.metadata.PackageNotFoundError:
+        TEST_EXTRA_SKIPS.append(dist or module)
+        pytest.skip(
+            f"{dist or module} is not installed: it comes with the test extra (pip install -e '.[test]')",
+            allow_module_level=True,
+        )
+    return importlib.import_module(module)

@@ -5,8 +5,8 @@ Every config the user or another layer hands over is a pydantic model (``extra="
 expected, and a misspelled key gets a did-you-mean from the model's own fields::
 
     >>> validate(TrainConfig, {"batch_sise": 32, "epochs": 0})
-    ConfigError: config has 2 problems: batch_sise='32' is not a field (did you mean batch_size?);
-    epochs=0 is invalid: expected input should be greater than 0
+    ConfigErrors: config has 2 problems: batch_sise=32 is invalid: expected a known field name; did you mean
+    batch_size?; epochs=0 is invalid: expected greater than 0
 """
 
 from __future__ import annotations
@@ -55,9 +55,34 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
     return cur
 
 
-def _problem(model: type[BaseModel], err: Mapping[str, Any], prefix: str, where: str) -> ConfigError:
+def _field_name(loc: tuple[Any, ...], prefix: str, names: Mapping[str, str]) -> str:
+    """``("optimizer", "lr") -> "optimizer.lr"``; ``names`` renames a field (its dotted path, or its top-level
+    part) as the user wrote it, e.g. ``batching.max_batch -> --max-batch`` for a command-line flag; pydantic's
+    ``[key]`` marker is dropped."""
+    if not loc:
+        return prefix.rstrip(".") or "config"
+    parts = [str(p) for p in loc if p != "[key]"]
+    dotted = ".".join(parts)
+    if dotted in names:
+        return names[dotted]
+    if parts[0] in names:
+        return ".".join([names[parts[0]], *parts[1:]])
+    return prefix + dotted
+
+
+def _expected(msg: str) -> str:
+    """pydantic's ``"Input should be greater than 0"`` -> ``"greater than 0"`` (read after "expected")."""
+    for lead in ("Input should be ", "Input should "):
+        if msg.startswith(lead):
+            return msg[len(lead) :]
+    return msg[0].lower() + msg[1:] if msg else "a valid value"
+
+
+def _problem(
+    model: type[BaseModel], err: Mapping[str, Any], prefix: str, where: str, names: Mapping[str, str]
+) -> ConfigError:
     loc = tuple(err["loc"])
-    field = prefix + ".".join(str(p) for p in loc) if loc else prefix.rstrip(".") or "config"
+    field = _field_name(loc, prefix, names)
     value = err.get("input", "")
     if err["type"] == "extra_forbidden":
         owner = _model_at(model, loc)
@@ -72,20 +97,23 @@ def _problem(model: type[BaseModel], err: Mapping[str, Any], prefix: str, where:
         whole = ConfigError(field, "", msg)
         whole.args = (f"{where}: {msg}",)
         return whole
-    expected = msg[0].lower() + msg[1:] if msg else "a valid value"
+    expected = _expected(msg)
     if err["type"] == "literal_error":
         hint = did_you_mean(str(value), [str(x) for x in (err.get("ctx") or {}).get("expected", "").split("'")[1::2]])
         return ConfigError(field, value, expected, hint)
     return ConfigError(field, value, expected)
 
 
-def validate(model: type[M], data: Any, where: str = "config", prefix: str = "") -> M:
+def validate(
+    model: type[M], data: Any, where: str = "config", prefix: str = "", names: Mapping[str, str] | None = None
+) -> M:
     """``model.model_validate(data)``; every validation problem becomes part of one :class:`ConfigErrors`.
     ``where`` names the whole thing in the message (``"config"``, ``"--batching"``); ``prefix`` is put
-    before each field name (``"model."`` for a nested block validated on its own)."""
+    before each field name (``"model."`` for a nested block validated on its own); ``names`` maps a
+    field's dotted path to the name the user gave it (``{"batching.max_batch": "--max-batch"}`` for flags)."""
     if not isinstance(data, Mapping):
         raise ConfigError(where, data, f"a mapping of fields ({', '.join(model.model_fields)})")
     try:
         return model.model_validate(dict(data))
     except ValidationError as e:
-        raise ConfigErrors(where, [_problem(model, err, prefix, where) for err in e.errors()]) from None
+        raise ConfigErrors(where, [_problem(model, err, prefix, where, names or {}) for err in e.errors()]) from None

@@ -16,7 +16,8 @@ def test_sequential_when_one_worker():
 
 @pytest.fixture
 def ray_cluster():
-    ray = pytest.importorskip("ray")
+    import ray
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield ray

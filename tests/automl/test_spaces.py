@@ -93,7 +93,6 @@ def test_cnn_space_rejects_tabular_data():
 
 @pytest.mark.slow
 def test_cnn_space_trains_a_spec_with_mindspore():
-    pytest.importorskip("openmindspore.train")
     sp = make_space("cnn", "synthetic", steps=30, batch_size=32)
     spec = [
         {"type": "conv", "channels": 8, "kernel": 3, "stride": 1},

@@ -5,9 +5,9 @@ import importlib.util
 
 import pytest
 
-from oms_testing import ROOT
+from oms_testing import ROOT, from_test_extra
 
-pytest.importorskip("causaldata")
+from_test_extra("causaldata")
 spec = importlib.util.spec_from_file_location("bench_causal", ROOT / "benchmarks" / "causal.py")
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
@@ -22,6 +22,6 @@ def test_att_estimates_land_near_the_experimental_answer_and_match_dowhy():
     for k in ("hajek", "aipw"):
         r = rows[f"openmindspore {k}"]
         assert abs(r["att"] - exp) < 600 and r["ci95"][0] < exp < r["ci95"][1]
-    pytest.importorskip("dowhy")
+    from_test_extra("dowhy")
     dw = bench.dowhy_att(df, "propensity_score_weighting", e)
     assert dw == pytest.approx(rows["openmindspore hajek"]["att"], rel=1e-9)

@@ -338,26 +338,21 @@ def test_snapshot_period_auto_keeps_the_state_copy_within_budget():
 def test_snapshot_cost_is_measured_from_the_steps_it_slows():
     """The driver replaces the workers' start-up estimate by the measured cost: the median of the steps
     that ran while a snapshot was taken over the median of the others (3 of each needed)."""
-    from types import SimpleNamespace
+    from openmindspore.elastic.snapshots import snapshot_cost_s
 
-    from openmindspore.elastic.driver import ElasticTrainer
-
-    cost = ElasticTrainer._snapshot_cost_s
-    every_step = SimpleNamespace(step_times=[0.05] * 10, after_snapshot=[True] * 10)
-    assert cost(every_step) is None  # nothing to compare with: the estimate stands
+    assert snapshot_cost_s([0.05] * 10, [True] * 10) is None  # nothing to compare with: the estimate stands
     times = [0.05, 0.095, 0.051, 0.049, 0.05, 0.097, 0.052, 0.05, 0.3, 0.094]  # one unrelated 0.3 s spike
     flags = [False, True, False, False, False, True, False, False, False, True]
-    assert cost(SimpleNamespace(step_times=times, after_snapshot=flags)) == pytest.approx(0.045)
-    assert cost(SimpleNamespace(step_times=times[:6], after_snapshot=flags[:6])) is None  # 2 with a snapshot
+    assert snapshot_cost_s(times, flags) == pytest.approx(0.045)
+    assert snapshot_cost_s(times[:6], flags[:6]) is None  # 2 with a snapshot
+    assert snapshot_cost_s(times, flags, window=5) is None  # only the recent steps count
 
 
 def test_overlapped_update_rolls_back_when_a_later_bucket_fails(ms_cpu):
     """The elastic worker's shm step computes each parameter's update as soon as its bucket is summed; when
     a later bucket's all-reduce fails (the peer left after the first bucket), nothing of the step stays:
     optimizer step count, optimizer state and parameters are bitwise those before the step."""
-    from types import SimpleNamespace
-
-    from openmindspore.elastic.worker import Worker
+    from openmindspore.elastic.exchange import Overlapped
     from openmindspore.train import Trainer, config_from_dict
 
     tr = Trainer(
@@ -384,7 +379,7 @@ def test_overlapped_update_rolls_back_when_a_later_bucket_fails(ms_cpu):
             c.close()
             return None
         try:
-            return Worker._exchange_and_compute(SimpleNamespace(trainer=tr, comm=c), grads, 0.01)
+            return Overlapped(tr, c).run(grads, 0.01)
         finally:
             c.close()
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from oms_testing import from_test_extra
 from openmindspore.errors import ConfigError
 from openmindspore.models.yolos.loss import DetrLossWeights, detr_loss, generalized_box_iou, hungarian_match
 from vision_testing import detr_inputs
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = from_test_extra("torch")
+transformers = from_test_extra("transformers")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -8,14 +8,15 @@ import json
 import numpy as np
 import pytest
 
+from oms_testing import from_test_extra
 from openmindspore.errors import ConfigError
 from openmindspore.models import create_model
-from openmindspore.models._checkpoint_io import read_tensors
-from openmindspore.models.hf_convert import convert_state_dict, load_checkpoint, load_hf_state_dict
+from openmindspore.models._checkpoint_io import load_checkpoint, read_tensors
+from openmindspore.models.hf_convert import convert_state_dict, load_hf_state_dict
 from vision_testing import TOL, max_abs, randomize, state_dict_numpy
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = from_test_extra("torch")
+transformers = from_test_extra("transformers")
 
 YCFG = dict(
     hidden_size=32,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from oms_testing import from_test_extra
 from openmindspore.errors import ConfigError
 from openmindspore.models import create_model
 from openmindspore.models.hf_convert import load_hf_state_dict
@@ -13,8 +14,8 @@ from vision_testing import TOL, max_abs, randomize, state_dict_numpy
 
 pytestmark = pytest.mark.usefixtures("_ms")
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = from_test_extra("torch")
+transformers = from_test_extra("transformers")
 
 
 @pytest.fixture(scope="module")
@@ -98,5 +99,5 @@ def test_vit_bad_config_errors():
         create_model("vit", hidden_size=50, num_attention_heads=3)
     with pytest.raises(ConfigError, match="hidden_act"):
         create_model("vit", hidden_act="gelu_new")
-    with pytest.raises(ConfigError, match="one of"):
+    with pytest.raises(ConfigError, match="hiden_size.*did you mean hidden_size"):
         create_model("vit", hiden_size=32)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from oms_testing import from_test_extra
 from openmindspore.errors import ConfigError
 from openmindspore.models import create_model, list_models
 from openmindspore.models.hf_convert import load_hf_state_dict
 from vision_testing import TOL, max_abs, randomize, state_dict_numpy
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = from_test_extra("torch")
+transformers = from_test_extra("transformers")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from oms_testing import from_test_extra
 from openmindspore.errors import ConfigError
 from openmindspore.models.yolos.processor import YolosImageProcessor, get_size_with_aspect_ratio
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = from_test_extra("torch")
+transformers = from_test_extra("transformers")
 
 
 def _reference(**kw):
@@ -127,3 +128,9 @@ def test_processor_errors():
         YolosImageProcessor.post_process_object_detection(
             np.zeros((2, 3, 4)), np.zeros((2, 3, 4)), target_sizes=[(1, 1)]
         )
+
+
+def test_processor_block_of_a_model_json_rejects_unknown_keys_with_did_you_mean():
+    assert YolosImageProcessor.from_dict({"shortest_edge": 32, "longest_edge": 48}) == YolosImageProcessor(32, 48)
+    with pytest.raises(ConfigError, match=r"processor has 2 problems: processor\.shortest_egde=32 .*did you mean"):
+        YolosImageProcessor.from_dict({"shortest_egde": 32, "do_rescal": False})

@@ -1,11 +1,15 @@
-"""Fixtures shared by the serving tests: a tiny random-init YOLOS detection run."""
+"""Fixtures shared by the serving tests: a tiny random-init YOLOS detection run; ``local_oip`` (the in-process
+server of the fast endpoint tests) importable from this folder."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # helper modules of these tests (local_oip)
 
 #: small enough to load and run in well under a second on CPU
 TINY_YOLOS = {
@@ -69,3 +73,28 @@ def yolos_images():
 
     imgs, _ = make_synthetic_detection(2, YOLOS_IMAGE, max_objects=2, seed=3)
     return np.stack([np.asarray(im, np.uint8) for im in imgs])
+
+
+TRITONCLIENT = "tritonclient[http,grpc]==2.73.0"
+
+
+@pytest.fixture(scope="session")
+def tritonclient_python() -> str:
+    """The Python of a venv holding NVIDIA's tritonclient (http + grpc). Its grpc extra needs protobuf < 7,
+    which MindSpore (>= 7.34) and Ray's grpcio-reflection rule out of the project's environment, so it lives
+    in its own venv, made here once (from the package index) and reused: ``$OMS_TRITONCLIENT_VENV``, default
+    ``~/.cache/openmindspore/tritonclient-2.73.0``."""
+    import os
+    import subprocess
+
+    venv = Path(os.environ.get("OMS_TRITONCLIENT_VENV", Path.home() / ".cache/openmindspore/tritonclient-2.73.0"))
+    py = venv / "bin" / "python"
+    probe = [str(py), "-c", "import tritonclient.grpc, tritonclient.http"]
+    if py.is_file() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return str(py)
+    made = subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], capture_output=True, text=True)
+    pip = [str(py), "-m", "pip", "install", "-q", TRITONCLIENT, "numpy<2"]
+    got = made.returncode == 0 and subprocess.run(pip, capture_output=True, text=True, timeout=900).returncode == 0
+    if not got or subprocess.run(probe, capture_output=True).returncode != 0:
+        pytest.skip(f"could not install {TRITONCLIENT} into {venv} (is the package index reachable?)")
+    return str(py)

@@ -137,3 +137,37 @@ def test_concurrency_keeps_that_many_batches_in_flight():
         return inflight, queued
 
     assert run(main()) == (3, 2)
+
+
+def test_a_batch_failed_by_one_requests_input_is_split_so_only_that_request_fails():
+    class BadRow(ValueError):
+        pass
+
+    sizes: list[int] = []
+
+    async def model(batch):
+        sizes.append(len(batch["x"]))
+        if np.any(batch["x"] < 0):
+            raise BadRow("a negative sample")
+        return {"y": batch["x"] + 1}
+
+    async def main():
+        gate = asyncio.Event()
+
+        async def held(batch):  # the first batch holds the only slot while the others queue
+            await gate.wait()
+            return await model(batch)
+
+        b = DynamicBatcher(held, max_batch=8, max_delay_ms=1000, concurrency=1, isolate=lambda e: isinstance(e, BadRow))
+        first = asyncio.create_task(b.submit({"x": np.ones((8, 1))}, 8))
+        await asyncio.sleep(0.05)
+        xs = [np.full((1, 1), 2.0), np.full((2, 1), -1.0), np.full((1, 1), 3.0)]
+        tasks = [asyncio.create_task(b.submit({"x": x}, len(x))) for x in xs]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await asyncio.gather(first, *tasks, return_exceptions=True)
+
+    first, good1, bad, good2 = run(main())
+    assert sizes == [8, 4, 1, 2, 1]  # the shared batch of 4 samples failed, then each request ran alone
+    assert good1["y"].tolist() == [[3.0]] and good2["y"].tolist() == [[4.0]]
+    assert isinstance(bad, BadRow) and first["y"].shape == (8, 1)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from openmindspore.errors import ConfigError
-from openmindspore.serve.predictor import load_predictor, resolve_source
+from openmindspore.serve.detector import DetectorOptions
+from openmindspore.serve.registry import load_predictor, resolve_source
 
 
 def _reference(run, images, threshold):
@@ -28,7 +29,7 @@ def test_detection_run_and_checkpoint_resolve_to_the_detector_kind(yolos_run):
     rs = resolve_source(yolos_run)
     assert rs.kind == "detector" and rs.checkpoint == yolos_run / "model.ckpt"
     rs = resolve_source(f"{yolos_run / 'model.ckpt'}?threshold=0.3&image_size=64x96")
-    assert rs.kind == "detector" and rs.options == {"threshold": "0.3", "image_size": "64x96"}
+    assert rs.kind == "detector" and rs.options == DetectorOptions(threshold=0.3, image_size=(64, 96))
 
 
 def test_detector_specs_padding_and_equality_with_detect(yolos_run, yolos_images, tiny_yolos):
@@ -81,3 +82,43 @@ def test_detector_specs_padding_and_equality_with_detect(yolos_run, yolos_images
 def test_detector_option_errors_name_the_field(yolos_run, query, field):
     with pytest.raises(ConfigError, match=field):
         load_predictor(f"{yolos_run}?{query}")
+
+
+def test_encoded_images_as_bytes_tensors_over_rest_and_grpc(yolos_run, yolos_images, tiny_yolos):
+    """``input=encoded``: PNG bytes in, boxes in the original image's pixels; a bad file fails only its request."""
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    from local_oip import LocalServer
+    from PIL import Image
+
+    from openmindspore.serve.client import Client, InferenceError
+    from openmindspore.serve.grpc_client import GrpcClient
+
+    h, w = tiny_yolos["image_size"]
+    big = Image.fromarray(yolos_images[0]).resize((2 * w, 2 * h), Image.NEAREST)
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    png = np.empty((1,), dtype=object)
+    png[0] = buf.getvalue()
+    pixels = load_predictor(f"{yolos_run}?threshold=0.2")
+    sent = np.asarray(big.resize((w, h), Image.BILINEAR), np.uint8)[None]  # what the server decodes to
+    want = pixels.predict({"image": sent})
+    encoded = load_predictor(f"{yolos_run}?threshold=0.2&input=encoded")
+    assert encoded.metadata()["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": [-1]}]
+    garbage = np.empty((1,), dtype=object)
+    garbage[0] = b"not an image"
+    with LocalServer({"det": encoded}, batching={"max_batch": 4, "max_delay_ms": 300}) as srv:
+        with ThreadPoolExecutor(2) as pool:  # concurrent (test_batcher checks that a shared batch is split)
+            good = pool.submit(lambda: Client(srv.url, retry_s=0).infer("det", png))
+            bad = pool.submit(lambda: Client(srv.url, retry_s=0).infer("det", garbage))
+            got = good.result()
+            with pytest.raises(InferenceError) as e:
+                bad.result()
+        assert (
+            e.value.status == 400 and "input 'image'" in e.value.message and "not a readable image" in e.value.message
+        )
+        np.testing.assert_array_equal(got["count"], want["count"])
+        np.testing.assert_allclose(got["boxes"], want["boxes"] * 2, rtol=1e-4, atol=2e-3)  # original pixels
+        with GrpcClient(srv.grpc_target, retry_s=0) as g:
+            np.testing.assert_array_equal(g.infer("det", {"image": png})["count"], want["count"])

@@ -1,8 +1,10 @@
-"""The real server on 127.0.0.1: every endpoint and error, batching, overload, a replica SIGKILL under
-load and a version switch/rollback under load (both with zero failed requests), metrics, client, CLI.
+"""The real server on 127.0.0.1: every endpoint and error, batching, overload, gRPC, and under load — a model
+replica SIGKILL, a version switch/rollback and a front-end SIGKILL — with zero failed requests for ``Client``
+users (they retry) and never a 404 or 5xx for plain HTTP users (only connections a killed front end held may
+reset); metrics, client, CLI, an exported MindIR model.
 
 One Ray Serve deployment for the whole module (about a minute on 2 cores), with two front ends sharing
-the port, so every test also goes through per-front-end batchers and merged ``/metrics``.
+the ports, so every test also goes through per-front-end batchers and merged ``/metrics``.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
+from http_load import Load, x_body
 
 from oms_testing import free_port, run_oms
 
@@ -31,14 +34,17 @@ def runs(tmp_path_factory):
     cfg = {"dataset": "digits", "model": {"name": "mlp", "hidden": [16]}, "steps": 5, "batch_size": 32}
     train(config_from_dict(cfg), out_dir=base / "v1")
     train(config_from_dict({**cfg, "steps": 3, "seed": 7}), out_dir=base / "v2")
-    return base / "v1", base / "v2"
+    p = run_oms("export", str(base / "v1"), "--out", str(base / "digits.mindir"), timeout=600)
+    assert p.returncode == 0, p.stderr
+    return base / "v1", base / "v2", base / "digits.mindir"
 
 
 @pytest.fixture(scope="module")
 def server(runs, yolos_run):
     from openmindspore.serve import Server
 
-    srv = Server(port=free_port(), num_cpus=4, frontends=2)  # two front-end processes share the port
+    # two front-end processes share the REST and gRPC ports
+    srv = Server(port=free_port(), num_cpus=4, frontends=2, grpc_port=free_port())
     try:
         srv.start()
         srv.deploy("digits", str(runs[0]), replicas=2, batching={"max_batch": 32, "max_delay_ms": 10, "max_queue": 512})
@@ -50,6 +56,7 @@ def server(runs, yolos_run):
             "busy", "builtin:identity?dim=4&delay_ms=40", replicas=2, batching={"max_batch": 4, "max_delay_ms": 0}
         )
         srv.deploy("det", f"{yolos_run}?threshold=0.2", batching={"max_batch": 4, "max_delay_ms": 20})
+        srv.deploy("exported", str(runs[2]))
         yield srv
     finally:
         srv.shutdown()
@@ -58,7 +65,7 @@ def server(runs, yolos_run):
 @pytest.fixture(scope="module")
 def local(runs):
     """The same checkpoint run in this process: the reference for every served answer."""
-    from openmindspore.serve.predictor import load_predictor
+    from openmindspore.serve.registry import load_predictor
 
     return load_predictor(str(runs[0]))
 
@@ -75,58 +82,12 @@ def post(srv, path, body, raw=False):
     return requests.post(srv.url + path, data=data, headers={"Content-Type": "application/json"}, timeout=60)
 
 
-def x_body(x, name="x", datatype="FP32"):
-    return {"inputs": [{"name": name, "shape": list(x.shape), "datatype": datatype, "data": x.reshape(-1).tolist()}]}
-
-
 def metric(text: str, name: str, **labels) -> float:
     total = 0.0
     for line in text.splitlines():
         if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-class Load:
-    """Bounded closed-loop load from a thread pool on loopback; records every non-200 answer."""
-
-    def __init__(self, url: str, x: np.ndarray, threads: int = 8, max_seconds: float = 120.0) -> None:
-        self.url, self.body = url, json.dumps(x_body(x))
-        self.stop = threading.Event()
-        self.ok: list[tuple[float, str]] = []
-        self.failures: list[str] = []
-        self.deadline = time.monotonic() + max_seconds
-        self.pool = ThreadPoolExecutor(threads)
-        self.futures = [self.pool.submit(self._loop) for _ in range(threads)]
-
-    def _loop(self) -> None:
-        s = requests.Session()
-        while not self.stop.is_set() and time.monotonic() < self.deadline:
-            try:
-                r = s.post(self.url, data=self.body, timeout=60)
-            except requests.RequestException as e:
-                self.failures.append(f"{type(e).__name__}: {e}")
-                continue
-            if r.status_code == 200:
-                self.ok.append((time.monotonic(), r.json()["model_version"]))
-            else:
-                self.failures.append(f"{r.status_code}: {r.text[:300]}")
-
-    def wait_for(self, n: int, timeout: float = 60.0, version: str | None = None, since: float = 0.0) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if sum(1 for t, v in list(self.ok) if t >= since and (version is None or v == version)) >= n:
-                return
-            time.sleep(0.05)
-        raise AssertionError(
-            f"load did not reach {n} answers (version={version}) in {timeout} s; failures={self.failures[:3]}"
-        )
-
-    def finish(self) -> None:
-        self.stop.set()
-        for f in self.futures:
-            f.result()
-        self.pool.shutdown()
 
 
 # --------------------------------------------------------------------------- endpoints
@@ -260,7 +221,7 @@ def test_replica_sigkill_under_load_fails_zero_requests(server):
     def retries() -> float:
         return metric(requests.get(server.url + "/metrics", timeout=10).text, "oms_serve_retries_total", model="busy")
 
-    load = Load(server.url + "/v2/models/busy/infer", np.ones((1, 4), np.float32), threads=12)
+    load = Load(server.url + "/v2/models/busy/infer", np.ones((1, 4), np.float32), threads=8, clients=4)
     victims, new = [], []
     try:
         load.wait_for(40)
@@ -282,13 +243,14 @@ def test_replica_sigkill_under_load_fails_zero_requests(server):
     finally:
         load.finish()
     assert load.failures == [], f"{len(load.failures)} failed requests, e.g. {load.failures[:3]}"
+    assert load.client_failures == [], load.client_failures[:3]
     assert len(new) == 2 and not set(victims) & set(new), (victims, new)
     print(f"served {len(load.ok)} requests, 0 failed; batches retried on another replica: {retries():.0f}")
     assert retries() >= 1, "a killed replica had a batch in flight, which must have been retried elsewhere"
 
 
 def test_version_switch_and_rollback_under_load_fail_zero_requests(server, runs, samples):
-    load = Load(server.url + "/v2/models/digits/infer", samples[:3], threads=6)
+    load = Load(server.url + "/v2/models/digits/infer", samples[:3], threads=4, clients=2)
     try:
         load.wait_for(20, version="1")
         assert server.deploy("digits", str(runs[1]), replicas=1) == "2"  # load beside v1, then switch
@@ -303,6 +265,7 @@ def test_version_switch_and_rollback_under_load_fail_zero_requests(server, runs,
     finally:
         load.finish()
     assert load.failures == [], f"{len(load.failures)} failed requests, e.g. {load.failures[:3]}"
+    assert load.client_failures == [], load.client_failures[:3]
     late = [v for t, v in load.ok if t > t_back + 2.0]
     assert late and set(late) == {"1"}
     assert server.versions("digits") == {"default": "1", "versions": ["1"]}
@@ -314,7 +277,7 @@ def test_version_switch_and_rollback_under_load_fail_zero_requests(server, runs,
 # --------------------------------------------------------------------------- YOLOS
 def test_yolos_detector_over_http(server, yolos_run, yolos_images, tiny_yolos):
     from openmindspore.serve import Client
-    from openmindspore.serve.predictor import load_predictor
+    from openmindspore.serve.registry import load_predictor
 
     k, (h, w) = tiny_yolos["k"], tiny_yolos["image_size"]
     meta = requests.get(server.url + "/v2/models/det", timeout=10).json()
@@ -341,7 +304,7 @@ def test_yolos_detector_over_http(server, yolos_run, yolos_images, tiny_yolos):
 def test_oms_predict_sends_an_image_file_and_scales_boxes_back(server, yolos_run, yolos_images, tiny_yolos, tmp_path):
     from PIL import Image
 
-    from openmindspore.serve.predictor import load_predictor
+    from openmindspore.serve.registry import load_predictor
 
     h, w = tiny_yolos["image_size"]
     Image.fromarray(yolos_images[0]).resize((2 * w, 2 * h), Image.NEAREST).save(tmp_path / "big.png")
@@ -362,6 +325,47 @@ def test_oms_predict_sends_an_image_file_and_scales_boxes_back(server, yolos_run
     with np.load(tmp_path / "det.npz") as z:
         np.testing.assert_array_equal(z["count"], want["count"])
         np.testing.assert_allclose(z["boxes"], want["boxes"] * 2, rtol=1e-4, atol=2e-3)  # in the big image's pixels
+
+
+# --------------------------------------------------------------------------- gRPC, binary, exported, tritonclient
+def test_grpc_and_binary_rest_and_the_exported_mindir_answer_like_the_checkpoint(server, local, samples):
+    from openmindspore.serve import Client, GrpcClient
+
+    x = samples[:6]
+    want = local.predict({"x": x})
+    with GrpcClient(server.grpc_target, retry_s=0) as g:
+        assert g.live() and g.ready() and g.model_ready("digits")
+        got = g.infer("digits", {"x": x})
+        np.testing.assert_allclose(got["logits"], want["logits"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(got["label"], want["label"])
+    with Client(server.url, binary=True) as c:
+        resp, got = c.infer_raw("digits", {"x": x})
+        assert "binary_data_size" in resp["outputs"][0]["parameters"]
+        np.testing.assert_allclose(got["logits"], want["logits"], rtol=1e-5, atol=1e-5)
+        exported = c.infer("exported", x)  # oms export --format mindir of the same run, served from the file
+        np.testing.assert_allclose(exported["logits"], want["logits"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(exported["label"], want["label"])
+        assert c.model_metadata("exported")["platform"] == "mindspore"
+
+
+def test_nvidia_tritonclient_http_binary_and_grpc(server, local, samples, tritonclient_python):
+    """NVIDIA's tritonclient (own venv: its grpc extra needs protobuf < 7): live, ready, metadata, infer."""
+    import subprocess
+
+    x = samples[:3]
+    want = local.predict({"x": x})
+    args = {"http": f"127.0.0.1:{server.port}", "grpc": server.grpc_target, "model": "digits", "x": x.tolist()}
+    script = str(Path(__file__).with_name("triton_check.py"))
+    p = subprocess.run([tritonclient_python, script, json.dumps(args)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    for proto in ("http", "grpc", "http_mixed"):
+        r = out[proto]
+        if proto != "http_mixed":
+            assert r["live"] and r["ready"] and r["model_ready"] and r["name"] == "digits", (proto, r)
+            assert r["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 1, 8, 8]}], (proto, r)
+        np.testing.assert_allclose(np.asarray(r["logits"]), want["logits"], rtol=1e-5, atol=1e-5)
+        assert r["label"] == want["label"].tolist(), proto
 
 
 # --------------------------------------------------------------------------- observability, CLI
@@ -404,26 +408,42 @@ def test_oms_predict_cli(server, local, samples, tmp_path):
     assert bad.returncode == 2 and "HTTP 404" in bad.stderr and "unknown model 'nope'" in bad.stderr
 
 
-def test_a_killed_front_end_is_replaced_with_the_current_routes(server, samples):
-    """Last in the module: SIGKILL one of two front ends; Serve starts a replacement that gets the routes."""
+def test_front_end_sigkill_under_load_fails_nothing_for_clients_and_never_404_or_5xx(server, samples):
+    """Last in the module: SIGKILL one of two front ends under load. Plain HTTP users may see the connections
+    the killed process held reset, never an error status; ``Client`` users see nothing. Serve starts a
+    replacement, which listens only once it has the routes and has found the replicas (no 404 while it starts)."""
     pids = server.frontend_pids()
     assert len(pids) == 2
-    os.kill(pids[0], signal.SIGKILL)
-    deadline, now = time.monotonic() + 90, []
-    while time.monotonic() < deadline:
-        now = server.frontend_pids(timeout_s=5)
-        if len(now) == 2 and pids[0] not in now:
-            break
-        time.sleep(0.5)
+    load = Load(server.url + "/v2/models/digits/infer", samples[:2], threads=6, clients=4)
+    try:
+        load.wait_for(40)
+        os.kill(pids[0], signal.SIGKILL)
+        t_kill = time.monotonic()
+        load.wait_for(40, since=t_kill)  # the survivor keeps serving
+        deadline, now = time.monotonic() + 120, []
+        while time.monotonic() < deadline:
+            now = server.frontend_pids(timeout_s=5)
+            if len(now) == 2 and pids[0] not in now:
+                break
+            time.sleep(0.5)
+        load.wait_for(40, since=time.monotonic())  # both front ends serving again
+    finally:
+        load.finish()
     assert len(now) == 2 and pids[0] not in now, (pids, now)
+    assert load.http_errors == [], f"{len(load.http_errors)} error answers, e.g. {load.http_errors[:3]}"
+    assert load.client_failures == [], load.client_failures[:3]
+    resets = len(load.failures)
+    print(
+        f"served {len(load.ok)} requests; plain users' reset connections: {resets}; client retries: "
+        f"{load.client_retries}"
+    )
     answers = []
-    for _ in range(24):  # fresh connections: the kernel spreads them over both front ends
-        answers.append(
-            requests.post(
-                server.url + "/v2/models/digits/infer",
-                data=json.dumps(x_body(samples[:1])),
-                headers={"Connection": "close"},
-                timeout=60,
-            )
+    for _ in range(24):  # fresh connections: the kernel spreads them over both front ends (the new one too)
+        r = requests.post(
+            server.url + "/v2/models/digits/infer",
+            data=json.dumps(x_body(samples[:1])),
+            headers={"Connection": "close"},
+            timeout=60,
         )
+        answers.append(r)
     assert [r.status_code for r in answers] == [200] * 24, [r.text for r in answers if r.status_code != 200][:2]

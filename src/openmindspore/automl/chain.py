@@ -211,11 +211,11 @@ class MarkovChain:
                     ctx[key] = np.zeros(len(base[state]))
                 ctx[key][i] += w[rank]
                 prev = (state, i)
-        for s, c in base.items():
-            self._base[s] = (c + cfg.prior) / (c.sum() + cfg.prior * len(c))
+        for name, counts in base.items():
+            self._base[name] = (counts + cfg.prior) / (counts.sum() + cfg.prior * len(counts))
         if cfg.context == "prev":
-            for (s, key), c in ctx.items():
-                self._ctx[(s, key)] = (c + cfg.backoff * self._base[s]) / (c.sum() + cfg.backoff)
+            for (name, ctx_key), counts in ctx.items():
+                self._ctx[(name, ctx_key)] = (counts + cfg.backoff * self._base[name]) / (counts.sum() + cfg.backoff)
 
     def _fit_naive(self, ok: list[tuple[Sequence[tuple[str, int]], float]]) -> None:
         lr = self.config.lr

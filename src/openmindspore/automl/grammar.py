@@ -134,11 +134,11 @@ class Grammar:
                 if c.next is not None and c.next not in seen:
                     seen.add(c.next)
                     todo.append(c.next)
-        for s in self.states:
-            if s not in seen:
+        for name in self.states:
+            if name not in seen:
                 raise GrammarError(
                     self.name,
-                    s,
+                    name,
                     f"to be reachable from start={self.start!r} (it is unreachable)",
                     "add a choice that leads to it or remove it",
                 )
@@ -153,11 +153,11 @@ class Grammar:
                 ):
                     can_end.add(s.name)
                     changed = True
-        for s in self.states:
-            if s not in can_end:
+        for name in self.states:
+            if name not in can_end:
                 raise GrammarError(
                     self.name,
-                    s,
+                    name,
                     "a path to the end through uncounted choices (it is a dead end)",
                     "add a choice with next: null, or one leading towards the end without a counter",
                 )
@@ -181,9 +181,9 @@ class Grammar:
                     visit(c.next, path + [c.next])
             color[u] = 2
 
-        for s in self.states:
-            if s not in color:
-                visit(s, [s])
+        for name in self.states:
+            if name not in color:
+                visit(name, [name])
 
     # ------------------------------------------------------------------ walking
     def allowed(self, state: str, used: Mapping[str, int]) -> list[int]:

@@ -161,10 +161,10 @@ class RegularizedEvolution(Strategy):
         g = self.grammar
         used: dict[str, int] = {}
         mutable = []
-        for pos, (state, i) in enumerate(parent):
-            if len([j for j in g.allowed(state, used) if j != i]) >= 1:
+        for pos, (name, i) in enumerate(parent):
+            if len([j for j in g.allowed(name, used) if j != i]) >= 1:
                 mutable.append(pos)
-            _advance(g, state, i, used)
+            _advance(g, name, i, used)
         if not mutable:
             return [Step(s, g.choice(s, i).id, 1.0, {g.choice(s, i).id: 1.0}, "inherited") for s, i in parent], list(
                 parent

@@ -64,7 +64,12 @@ def load_base(base: str) -> tuple[list[dict], dict[str, Any]]:
     data = yaml.safe_load(p.read_text())
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         layers = data["model"].get("layers") or [dict(x) for x in DEFAULT_CNN]
-        return list(layers), {k: data[k] for k in ("dataset", "batch_size") if k in data}
+        opts = {k: data[k] for k in ("dataset", "batch_size") if k in data}
+        if isinstance(opts.get("dataset"), dict):  # the user's files: paths relative to that config
+            from openmindspore.data import parse_dataset
+
+            opts["dataset"] = parse_dataset(opts["dataset"], base_dir=p.resolve().parent)
+        return list(layers), opts
     if isinstance(data, dict) and "layers" in data:
         data = data["layers"]
     if not isinstance(data, list) or not all(isinstance(x, dict) and "type" in x for x in data):
@@ -168,7 +173,7 @@ def run_ablation(
     factor_names: Sequence[str],
     repeats: int,
     out_dir: str | Path,
-    dataset: str = "mnist5k",
+    dataset: str | dict[str, Any] = "mnist5k",
     steps: int = 300,
     workers: int = 1,
     seed: int = 0,

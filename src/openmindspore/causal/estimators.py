@@ -80,7 +80,7 @@ class EffectData:
         return len(self.y)
 
     def take(self, idx: np.ndarray) -> EffectData:
-        kw = {k: (None if v is None else v[idx]) for k, v in asdict(self).items()}
+        kw: dict[str, Any] = {k: (None if v is None else v[idx]) for k, v in asdict(self).items()}
         return EffectData(**kw)
 
 

@@ -299,6 +299,7 @@ def log_units(
     )
     n_walks = math.prod(len(st.choices) for st in grammar.states.values())
     e, x1, x0 = np.zeros(len(ok)), np.zeros_like(x), np.zeros_like(x)
+    info: dict[str, Any]
     if method == "enumerate" and not (product and n_walks <= _MAX_ENUM):
         raise ConfigError(
             "method",

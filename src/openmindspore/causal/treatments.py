@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from openmindspore.errors import ConfigError
 
@@ -200,12 +200,13 @@ class _Parser:
                 if text[pos:].strip() == "":
                     break
                 self.fail(pos, "a number, 'string', name, comparison or parenthesis")
+            assert m is not None  # fail() raised otherwise
             kind = m.lastgroup or ""
             self.toks.append((kind, m.group(kind), m.start(kind)))
             pos = m.end()
         self.i = 0
 
-    def fail(self, pos: int, expected: str) -> None:
+    def fail(self, pos: int, expected: str) -> NoReturn:
         raise ConfigError(
             "--treatment",
             self.text,
@@ -222,7 +223,7 @@ class _Parser:
         if t is None or (value is not None and t[1] != value):
             self.fail(t[2] if t else len(self.text), repr(value) if value else "more input")
         self.i += 1
-        return t  # type: ignore[return-value]
+        return t
 
     def parse(self) -> Node:
         node = self.or_()

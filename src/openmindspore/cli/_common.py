@@ -10,7 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["add_command", "print_json", "stdout_to_stderr"]
+__all__ = ["add_command", "print_json", "stdout_to_stderr", "dataset_arg", "DATASET_HELP"]
+
+DATASET_HELP = (
+    "a registered dataset (oms datasets), a YAML/JSON file holding a dataset spec (or a config with "
+    "dataset:), or an inline spec such as '{format: imagefolder, path: photos/}'"
+)
 
 
 def add_command(sub, name: str, help: str, examples: str, description: str = "") -> argparse.ArgumentParser:
@@ -45,3 +50,34 @@ def stdout_to_stderr(enabled: bool = True) -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def dataset_arg(text: str) -> str | dict[str, Any]:
+    """``--dataset``: a registered name, a YAML/JSON file with a spec (or a whole config with ``dataset:``;
+    its relative paths are relative to that file), or an inline YAML mapping (relative to the current
+    directory). Returns the name or the validated, absolute spec."""
+    from pathlib import Path
+
+    import yaml
+
+    from openmindspore.data import parse_dataset
+    from openmindspore.errors import ConfigError
+
+    p = Path(text)
+    if p.suffix.lower() in (".yaml", ".yml", ".json"):
+        if not p.is_file():
+            raise ConfigError("--dataset", text, "an existing YAML/JSON file holding a dataset spec")
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError("--dataset", text, f"valid YAML ({e})") from None
+        if isinstance(data, dict) and "dataset" in data:
+            data = data["dataset"]
+        return parse_dataset(data, base_dir=p.resolve().parent)
+    if text.lstrip().startswith("{"):
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError("--dataset", text, f"a valid inline mapping ({e})") from None
+        return parse_dataset(data)
+    return parse_dataset(text)

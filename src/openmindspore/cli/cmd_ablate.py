@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from openmindspore.cli._common import add_command, print_json, stdout_to_stderr
+from openmindspore.cli._common import DATASET_HELP, add_command, dataset_arg, print_json, stdout_to_stderr
 
 __all__ = ["register", "run"]
 
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a factor (repeatable): maxpool, batchnorm, dropout, gelu, kernel5",
     )
     p.add_argument("--repeats", type=int, default=3, help="replicates per cell, >= 2 (default 3)")
-    p.add_argument("--dataset", help="image dataset (default: the base run's, else mnist5k)")
+    p.add_argument("--dataset", help="image dataset (default: the base run's, else mnist5k): " + DATASET_HELP)
     p.add_argument("--steps", type=int, default=300, help="training steps per run (default 300)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--batch-size", type=int, help="batch size (default: the base run's, else 64)")
@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from openmindspore.causal.factors import get_factor
     from openmindspore.causal.report import write_report
     from openmindspore.causal.treatments import NAMED, Treatment
+    from openmindspore.data import dataset_label
     from openmindspore.errors import ConfigError
 
     if not args.factor:
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.metric not in metrics:
         raise ConfigError("--metric", args.metric, f"one of {', '.join(metrics)}")
     base, base_opts = load_base(args.base)
-    dataset = args.dataset or base_opts.get("dataset", "mnist5k")
+    dataset = dataset_arg(args.dataset) if args.dataset else base_opts.get("dataset", "mnist5k")
     opts = {"lr": args.lr, "batch_size": args.batch_size or base_opts.get("batch_size", 64)}
     from rich.console import Console
 
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         "failed_runs": failed,
         "cell_means": _cell_means(result["runs"], args.metric),
     }
-    paths = write_report(args.out, records, answers, f"Ablation of {', '.join(args.factor)} ({dataset})", details)
+    title = f"Ablation of {', '.join(args.factor)} ({dataset_label(dataset)})"
+    paths = write_report(args.out, records, answers, title, details)
     if args.json:
         print_json({"records": records, "answers": answers, **paths})
     else:

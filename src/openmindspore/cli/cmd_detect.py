@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from openmindspore.cli._common import add_command, print_json
 
 
@@ -43,9 +45,9 @@ def run(args) -> int:
     images = [load_image(p) for p in args.images]
     results = detect(model, proc, images, args.threshold)
     out_dir = Path(args.out_dir)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for path, img, r in zip(args.images, images, results):
-        row = {
+        row: dict[str, Any] = {
             "image": str(path),
             "detections": [
                 {

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from openmindspore.cli._common import add_command, print_json
+from openmindspore.cli._common import DATASET_HELP, add_command, dataset_arg, print_json
 
 EXAMPLES = """\
   oms search --space nb201 --budget 100 --strategy markov --out runs/nb201
   oms search --space sklearn-classifier --dataset wine --budget 50 --out runs/wine
   oms search --space cnn --dataset mnist5k --budget 30 --workers 2 --out runs/cnn --set steps=300
+  oms search --space cnn --dataset '{format: imagefolder, path: photos/, image_size: 32}' --budget 20 --out runs/mine
   oms search --report runs/nb201
   oms search --report runs/a runs/b --report-out runs/compare     # overlay several searches
   oms search --report runs/cnn && oms train runs/cnn/best_train.yaml   # re-train the best CNN"""
@@ -23,7 +24,7 @@ def register(sub) -> None:
         "Re-running with the same --out resumes the search.",
     )
     p.add_argument("--space", help="cnn | sklearn-classifier | sklearn-regressor | nb201")
-    p.add_argument("--dataset", help="dataset (default per space: mnist5k, digits, diabetes, cifar10)")
+    p.add_argument("--dataset", help="dataset (default per space: mnist5k, digits, diabetes, cifar10): " + DATASET_HELP)
     p.add_argument("--budget", type=int, help="number of models to evaluate (>= 1)")
     p.add_argument("--strategy", default="markov", help="markov | random | evolution (default markov)")
     p.add_argument("--workers", type=int, default=1, help="parallel evaluations (Ray tasks) (default 1)")
@@ -77,6 +78,7 @@ def run(args) -> int:
         if getattr(args, name) is None:
             raise ConfigError(f"--{name}", None, "a value (required unless --report)", "see `oms search --help`")
     from openmindspore.automl import SPACES, STRATEGIES, run_search
+    from openmindspore.data import dataset_key
 
     if args.space not in SPACES:
         raise ConfigError("--space", args.space, f"one of {sorted(SPACES)}")
@@ -109,7 +111,7 @@ def run(args) -> int:
         out_dir=args.out,
         seed=args.seed,
         workers=args.workers,
-        dataset=args.dataset,
+        dataset=None if args.dataset is None else dataset_key(dataset_arg(args.dataset)),
         space_options=_options(args.set),
         on_trial=on_trial,
     )

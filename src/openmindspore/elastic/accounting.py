@@ -1,4 +1,8 @@
-"""Exactly-once sample accounting over the steps that a run actually completed."""
+"""Exactly-once sample accounting over the steps that a run actually completed.
+
+Owns the ledger of this run's completed steps (step -> epoch and global sample ids); the driver's run
+loop records into it and recovery rolls it back. Touches nothing else.
+"""
 
 from __future__ import annotations
 

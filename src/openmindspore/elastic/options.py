@@ -1,41 +1,41 @@
-"""Options of an elastic run and fault-injection specs (``--kill-worker-at STEP[:RANK]``)."""
+"""Options of an elastic run: what the user asked for (:class:`ElasticOptions`, ``None`` = decide for me)
+and what the run uses (:class:`ResolvedOptions`: every such value decided once, for one global batch).
+
+Owns no state beyond these immutable values. Both are frozen dataclasses validated on construction:
+every problem at once (one :class:`~openmindspore.validation.ConfigErrors`), each naming the CLI flag,
+the value, what was expected and the fix. :meth:`ElasticOptions.resolve` adds the checks that concern the
+run as a whole (the world size must divide the global batch, faults must hit ranks in the group) and
+returns a new object; nothing here ever changes itself.
+"""
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, get_args
 
+from openmindspore.elastic.faults import Fault
+from openmindspore.elastic.messages import CommBackend
 from openmindspore.errors import ConfigError
+from openmindspore.validation import ConfigErrors, did_you_mean
 
-__all__ = ["ElasticOptions", "Fault", "parse_fault", "valid_world_sizes", "COMM_BACKENDS", "DEFAULT_BUCKET_MB"]
+__all__ = [
+    "COMM_BACKENDS",
+    "DEFAULT_BUCKET_MB",
+    "ElasticOptions",
+    "EngineName",
+    "Placement",
+    "ResolvedOptions",
+    "valid_world_sizes",
+]
 
-FAULT_KINDS = ("kill", "hang", "preempt")
-COMM_BACKENDS = ("shm", "mccl")  # shm first: the default (measured ~50x MCCL's all-reduce bandwidth here)
+Placement = Literal["PACK", "SPREAD"]  # placement-group strategy: workers on few nodes, or spread out
+EngineName = Literal["ray", "yuanrong"]
+COMM_BACKENDS: tuple[CommBackend, ...] = get_args(CommBackend)  # shm first: the default (~50x MCCL here)
 DEFAULT_BUCKET_MB = 1.0  # bucket = shm piece: 1-2 MiB stay in cache, ~1.7x faster than 32 (docs/benchmarks.md)
 SNAPSHOT_BUDGET = 0.05  # --snapshot-every auto: the state copy may cost up to this share of the step time
-
-
-@dataclass(frozen=True)
-class Fault:
-    """Inject ``kind`` into ``rank`` during global step ``step`` (1-based: step 5 = the fifth step)."""
-
-    kind: str
-    step: int
-    rank: int = 0
-
-
-def parse_fault(kind: str, spec: str) -> Fault:
-    flag = f"--{kind}-worker-at"
-    try:
-        step_s, _, rank_s = str(spec).partition(":")
-        step, rank = int(step_s), int(rank_s or 0)
-    except ValueError:
-        raise ConfigError(flag, spec, "STEP or STEP:RANK with integers, e.g. 5 or 5:1") from None
-    if step < 1 or rank < 0:
-        raise ConfigError(flag, spec, "STEP >= 1 and RANK >= 0")
-    return Fault(kind, step, rank)
 
 
 def valid_world_sizes(global_batch: int, max_workers: int) -> list[int]:
@@ -43,23 +43,35 @@ def valid_world_sizes(global_batch: int, max_workers: int) -> list[int]:
     return [n for n in range(1, max_workers + 1) if global_batch % n == 0]
 
 
-@dataclass
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
 class ElasticOptions:
+    """An elastic run as asked for (CLI flags in brackets). ``None`` means auto: ``min_workers`` 1,
+    ``spares`` = ``workers``, ``comm`` shm on the embedded cluster and mccl with an ``address``, ``threads``
+    the cores divided by the workers. ``faults`` (a list is taken as a tuple) are injected for tests."""
+
     workers: int = 2
     min_workers: int | None = None
-    spares: int | None = None
-    address: str | None = None
-    snapshot_every: int | None = None  # None: auto (snapshot_period)
-    checkpoint_every: int | None = None
+    spares: int | None = None  # warm processes beyond the group, for fast replacement
+    address: str | None = None  # a running cluster to join (default: an embedded one)
+    snapshot_every: int | None = None  # None: auto (see snapshot_period)
+    checkpoint_every: int | None = None  # None: the training config's
     checkpoint_secs: float | None = None
     hang_timeout: float = 10.0
     max_restarts: int = 10
     rejoin_wait: float = 30.0
-    placement: str = "PACK"
-    engine: str = "ray"
+    placement: Placement = "PACK"
+    engine: EngineName = "ray"
     threads: int | None = None
-    faults: list[Fault] = field(default_factory=list)
-    comm: str | None = None  # all-reduce backend: shm (one node, rebuildable) | mccl; None: shm, mccl with --address
+    faults: tuple[Fault, ...] = ()
+    comm: CommBackend | None = None  # gradient all-reduce: shm (one node, rebuildable) | mccl
     bucket_mb: float = DEFAULT_BUCKET_MB  # all-reduce piece size, MiB (shm)
     keep_survivors: bool = True  # rebuild the group around live workers (shm) instead of replacing them
     pin: bool = True  # embedded cluster: pin each active worker to its own cores (rank r: cores r*threads..)
@@ -67,70 +79,167 @@ class ElasticOptions:
     # with one core per worker, see docs/benchmarks.md "Scaling")
     shard_optimizer: bool = True  # shm: ZeRO-1, each worker updates its share (openmindspore.elastic.zero)
 
-    def validate(self, global_batch: int) -> ElasticOptions:
-        if self.workers < 1:
-            raise ConfigError("--workers", self.workers, "an integer >= 1")
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "faults", tuple(self.faults))  # normalise once; never changed after
+        problems = self._problems()
+        if problems:
+            raise ConfigErrors("elastic options", problems)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ElasticOptions:
+        """From a mapping (e.g. a run's ``elastic.json``); an unknown key is a problem with a did-you-mean."""
+        known = [f.name for f in fields(ElasticOptions)]
+        unknown = [
+            ConfigError(k, data[k], "a known field name", did_you_mean(k, known) or f"valid fields: {', '.join(known)}")
+            for k in data
+            if k not in known
+        ]
+        if unknown:
+            raise ConfigErrors("elastic options", unknown)
+        faults = [f if isinstance(f, Fault) else Fault(**f) for f in data.get("faults", ())]
+        return cls(**{**data, "faults": tuple(faults)})
+
+    @property
+    def effective_comm(self) -> CommBackend:
+        """``comm``, or its default: shm on one node, mccl when joining a cluster (its workers may span nodes)."""
+        if self.comm is not None:
+            return self.comm
+        return "shm" if self.address is None else "mccl"
+
+    def _problems(self) -> list[ConfigError]:
+        bad: list[ConfigError] = []
+
+        def check(ok: bool, flag: str, value: object, expected: str, fix: str = "") -> None:
+            if not ok:
+                bad.append(ConfigError(flag, value, expected, fix))
+
+        w = self.workers
+        check(_is_int(w) and w >= 1, "--workers", w, "an integer >= 1")
+        w = w if _is_int(w) else 1
+        m, s = self.min_workers, self.spares
+        check(m is None or (_is_int(m) and 1 <= m <= w), "--min-workers", m, f"1 <= min-workers <= workers={w}")
+        check(s is None or (_is_int(s) and s >= 0), "--spares", s, "an integer >= 0")
+        k = self.snapshot_every
+        check(k is None or (_is_int(k) and k >= 1), "--snapshot-every", k, "an integer >= 1, or auto")
+        k = self.checkpoint_every
+        check(k is None or (_is_int(k) and k >= 1), "--checkpoint-every", k, "an integer >= 1")
+        t = self.checkpoint_secs
+        check(t is None or (_is_number(t) and t > 0), "--checkpoint-secs", t, "seconds > 0")
+        t, k = self.hang_timeout, self.max_restarts
+        check(_is_number(t) and t > 0, "--hang-timeout", t, "seconds > 0")
+        check(_is_int(k) and k >= 0, "--max-restarts", k, "an integer >= 0")
+        t = self.rejoin_wait
+        check(_is_number(t) and t >= 0, "--rejoin-wait", t, "seconds >= 0")
+        check(
+            self.placement in get_args(Placement),
+            "--placement",
+            self.placement,
+            "PACK or SPREAD",
+            did_you_mean(str(self.placement), get_args(Placement)),
+        )
+        check(
+            self.engine in get_args(EngineName),
+            "--engine",
+            self.engine,
+            f"one of {list(get_args(EngineName))}",
+            did_you_mean(str(self.engine), get_args(EngineName)),
+        )
+        check(
+            self.comm is None or self.comm in COMM_BACKENDS,
+            "--comm",
+            self.comm,
+            f"one of {list(COMM_BACKENDS)}",
+            "shm for one node (fast, survivors kept), mccl for MindSpore's collectives",
+        )
+        check(
+            not self.overlap or self.effective_comm != "mccl",
+            "--overlap",
+            f"with --comm {self.effective_comm}",
+            "--comm shm (MCCL's all-reduce runs inside MindSpore, asynchronously already)",
+            "drop --overlap or use --comm shm",
+        )
+        check(
+            _is_number(self.bucket_mb) and 0.004 <= self.bucket_mb <= 4096,
+            "--bucket-mb",
+            self.bucket_mb,
+            "a size in MiB between 0.004 and 4096",
+            f"the measured default is {DEFAULT_BUCKET_MB}",
+        )
+        t = self.threads
+        check(
+            t is None or (_is_int(t) and t >= 1),
+            "--threads",
+            t,
+            "an integer >= 1 (CPU threads per worker)",
+            "omit it to use cores // workers",
+        )
+        return bad
+
+    def resolve(self, global_batch: int) -> ResolvedOptions:
+        """The run's options for a global batch of ``global_batch``: every auto value decided (see the class
+        docstring; the optimizer is sharded only with shm and without ``overlap``). Checks what concerns the
+        run as a whole, all at once: the world size divides the batch, and each fault's rank is in the group
+        (checked here, not on construction: a resumed run drops its past faults first). ``self`` is
+        unchanged; resolving resolved options gives the same options."""
         valid = valid_world_sizes(global_batch, max(self.workers, 8))
+        bad = [
+            ConfigError(f"--{f.kind}-worker-at", f"{f.step}:{f.rank}", f"a rank < workers={self.workers}")
+            for f in self.faults
+            if f.rank >= self.workers
+        ]
         if self.workers not in valid:
-            raise ConfigError(
-                "--workers",
-                self.workers,
-                f"a world size dividing batch_size={global_batch}",
-                f"choose workers in {valid} or change batch_size",
+            bad.insert(
+                0,
+                ConfigError(
+                    "--workers",
+                    self.workers,
+                    f"a world size dividing batch_size={global_batch}",
+                    f"choose workers in {valid} or change batch_size",
+                ),
             )
-        if self.min_workers is None:
-            self.min_workers = 1
-        if not 1 <= self.min_workers <= self.workers:
-            raise ConfigError("--min-workers", self.min_workers, f"1 <= min-workers <= workers={self.workers}")
-        if self.spares is None:
-            self.spares = self.workers
-        if self.spares < 0:
-            raise ConfigError("--spares", self.spares, "an integer >= 0")
-        if self.snapshot_every is not None and self.snapshot_every < 1:
-            raise ConfigError("--snapshot-every", self.snapshot_every, "an integer >= 1, or auto")
-        if self.checkpoint_every is not None and self.checkpoint_every < 1:
-            raise ConfigError("--checkpoint-every", self.checkpoint_every, "an integer >= 1")
-        if self.hang_timeout <= 0:
-            raise ConfigError("--hang-timeout", self.hang_timeout, "seconds > 0")
-        if self.rejoin_wait < 0:
-            raise ConfigError("--rejoin-wait", self.rejoin_wait, "seconds >= 0")
-        if self.placement not in ("PACK", "SPREAD"):
-            raise ConfigError("--placement", self.placement, "PACK or SPREAD")
-        if self.comm is None:
-            self.comm = "shm" if self.address is None else "mccl"
-        if self.comm not in COMM_BACKENDS:
-            raise ConfigError(
-                "--comm",
-                self.comm,
-                f"one of {list(COMM_BACKENDS)}",
-                "shm for one node (fast, survivors kept), mccl for MindSpore's collectives",
-            )
-        if self.overlap and self.comm != "shm":
-            raise ConfigError(
-                "--overlap",
-                f"with --comm {self.comm}",
-                "--comm shm (MCCL's all-reduce runs inside MindSpore, asynchronously already)",
-                "drop --overlap or use --comm shm",
-            )
-        if self.overlap or self.comm != "shm":
-            self.shard_optimizer = False  # a full update (each worker updates everything): overlapped, or MCCL
-        if not 0.004 <= self.bucket_mb <= 4096:
-            raise ConfigError(
-                "--bucket-mb",
-                self.bucket_mb,
-                "a size in MiB between 0.004 and 4096",
-                f"the measured default is {DEFAULT_BUCKET_MB}",
-            )
-        for f in self.faults:
-            if f.rank >= self.workers:
-                raise ConfigError(f"--{f.kind}-worker-at", f"{f.step}:{f.rank}", f"a rank < workers={self.workers}")
-        if self.threads is None:
-            self.threads = max(1, (os.cpu_count() or 1) // self.workers)
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise ConfigError(
-                "--threads", self.threads, "an integer >= 1 (CPU threads per worker)", "omit it to use cores // workers"
-            )
-        return self
+        if bad:
+            raise ConfigErrors("elastic options", bad)
+        comm = self.effective_comm
+        decided = {f.name: getattr(self, f.name) for f in fields(ElasticOptions)}
+        decided.update(
+            min_workers=1 if self.min_workers is None else self.min_workers,
+            spares=self.workers if self.spares is None else self.spares,
+            comm=comm,
+            # a full update (each worker updates everything) when overlapped, or with MCCL
+            shard_optimizer=self.shard_optimizer and comm == "shm" and not self.overlap,
+            threads=max(1, (os.cpu_count() or 1) // self.workers) if self.threads is None else self.threads,
+        )
+        return ResolvedOptions(**decided)
+
+    def validate(self, global_batch: int) -> ResolvedOptions:
+        """:meth:`resolve` under its former name (it no longer changes ``self``)."""
+        return self.resolve(global_batch)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["faults"] = [asdict(f) for f in self.faults]
+        return d
+
+
+@dataclass(frozen=True)
+class ResolvedOptions(ElasticOptions):
+    """The options a run uses: :class:`ElasticOptions` with every auto value decided (made by
+    :meth:`ElasticOptions.resolve`)."""
+
+    min_workers: int = field(kw_only=True)
+    spares: int = field(kw_only=True)
+    comm: CommBackend = field(kw_only=True)
+    threads: int = field(kw_only=True)
+
+    @property
+    def rebuildable(self) -> bool:
+        """Survivors can rebuild their group in-process (shm); MCCL groups are replaced whole."""
+        return self.comm == "shm"
+
+    @property
+    def keeps_survivors(self) -> bool:
+        """A failure keeps the live workers and replaces only the failed ones."""
+        return self.rebuildable and self.keep_survivors
 
     def snapshot_period(self, copy_s: float, step_s: float | None, rebuildable: bool) -> int:
         """Steps between in-memory snapshots. ``auto``: every step, unless a snapshot (``copy_s``: what one
@@ -143,8 +252,3 @@ class ElasticOptions:
         if not rebuildable or not step_s:
             return 1
         return max(1, math.ceil(copy_s / (SNAPSHOT_BUDGET * step_s)))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["faults"] = [asdict(f) for f in self.faults]
-        return d

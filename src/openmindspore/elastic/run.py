@@ -1,13 +1,18 @@
-"""Entry points for elastic runs: start one into a run directory, or resume one from disk."""
+"""Entry points for elastic runs: start one into a run directory, or resume one from disk.
+
+Owns no state: resolves the options once, writes them to the run directory (``elastic.json``, read back
+on resume) and hands them to the :class:`~openmindspore.elastic.driver.ElasticTrainer`.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from openmindspore.elastic.driver import ElasticTrainer
-from openmindspore.elastic.options import ElasticOptions, Fault
+from openmindspore.elastic.options import ElasticOptions
 from openmindspore.train.checkpoint import RunDir, atomic_write
 from openmindspore.train.config import TrainConfig, config_from_dict
 from openmindspore.train.run import check_max_steps
@@ -23,18 +28,16 @@ def read_elastic_options(run_dir: str | Path) -> ElasticOptions | None:
     p = Path(run_dir) / "elastic.json"
     if not p.is_file():
         return None
-    d = json.loads(p.read_text())
-    d["faults"] = [Fault(**f) for f in d.get("faults", [])]
-    return ElasticOptions(**d)
+    return ElasticOptions.from_dict(json.loads(p.read_text()))
 
 
 def train_elastic(
     cfg: TrainConfig, opts: ElasticOptions, out_dir: str | Path, max_steps: int | None = None, quiet: bool = True
 ) -> dict[str, Any]:
-    opts.validate(cfg.batch_size)
+    resolved = opts.resolve(cfg.batch_size)
     run = RunDir.create(out_dir, cfg.model_dump(mode="json"))
-    _write_options(run, opts)
-    return ElasticTrainer(cfg, opts, run, quiet=quiet).run(None, max_steps)
+    _write_options(run, resolved)
+    return ElasticTrainer(cfg, resolved, run, quiet=quiet).run(None, max_steps)
 
 
 def resume_elastic(
@@ -45,8 +48,8 @@ def resume_elastic(
     cfg = config_from_dict(run.read_config())
     state = run.load_latest()
     check_max_steps(max_steps, state.step)
-    opts.faults = [f for f in opts.faults if f.step > state.step]  # faults already past stay past
+    ahead = replace(opts, faults=tuple(f for f in opts.faults if f.step > state.step))  # past faults stay past
+    resolved = ahead.resolve(cfg.batch_size)
     (run.path / "faults_fired.log").unlink(missing_ok=True)  # indices refer to the new fault list
-    opts.validate(cfg.batch_size)
-    _write_options(run, opts)
-    return ElasticTrainer(cfg, opts, run, quiet=quiet).run(state, max_steps)
+    _write_options(run, resolved)
+    return ElasticTrainer(cfg, resolved, run, quiet=quiet).run(state, max_steps)

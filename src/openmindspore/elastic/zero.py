@@ -9,6 +9,9 @@ write p, m, v) is split over the ranks instead of repeated by each (measured, 10
 update took 24 ms per worker in full, 7.5 ms sharded; docs/benchmarks.md "Scaling"). The optimizer is
 element-wise, so the values are bitwise those of the full update.
 
+Owns this rank's optimizer-state shard (a ring of step-tagged buffers in its shared memory) and reads its
+peers' shards; touches the parameters only through the views the worker hands it.
+
 Recovery needs the whole state of the last step even when its owner died. The optimizer-state shard
 therefore lives in the rank's own shared memory (``ShmCollective.extra``), which every peer has mapped
 and can still read after the owner's death (a hung owner's too), as a ring of ``RING`` buffers, one per

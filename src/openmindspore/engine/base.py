@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from openmindspore.errors import OMSError
+
 __all__ = ["Engine", "Outcome", "ActorRef", "EngineError"]
 
 
-class EngineError(RuntimeError):
-    """The engine could not start, connect or place processes."""
+class EngineError(OMSError, RuntimeError):
+    """The engine could not start, connect or place processes (the CLI prints it as one line, exit 2)."""
 
 
 @dataclass
@@ -52,8 +54,10 @@ class Engine(abc.ABC):
     def shutdown(self) -> None: ...
 
     @abc.abstractmethod
-    def reserve(self, bundles: int, strategy: str = "PACK") -> None:
-        """Gang-reserve ``bundles`` process slots (one CPU each) before anything is placed."""
+    def reserve(self, bundles: int, strategy: str = "PACK", timeout_s: float = 60.0) -> None:
+        """Gang-reserve ``bundles`` process slots (one CPU each) before anything is placed; raises
+        :class:`EngineError` at once when the cluster cannot ever hold them, after ``timeout_s`` when
+        its CPUs stay taken."""
 
     @abc.abstractmethod
     def spawn(

@@ -1,16 +1,22 @@
-"""Ray as the engine: an embedded local cluster by default, or ``address`` to join a running one."""
+"""Ray as the engine: an embedded local cluster by default, or ``address`` to join a running one.
+
+The user's own code (a model ``class_path`` outside the installed packages) reaches the worker processes
+through Ray's ``runtime_env``: the Python modules and packages of every folder in ``OMS_CODE_PATH`` (set
+by ``openmindspore.train.usercode``) are shipped as ``py_modules``, on a real cluster as on the embedded one.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from openmindspore.engine.base import ActorRef, Engine, EngineError, Outcome
 from openmindspore.errors import ConfigError
 
-__all__ = ["RayEngine"]
+__all__ = ["RayEngine", "user_modules"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,23 @@ def _check_reachable(address: str, timeout: float = 3.0) -> None:
         ) from None
 
 
+def user_modules(code_path: str | None = None) -> list[str]:
+    """The top-level Python modules (``*.py``) and packages (folders with Python files) of each folder in
+    ``code_path`` (default: ``$OMS_CODE_PATH``): what the workers need to import the user's code as the
+    driver does. Hidden and cache folders are left out."""
+    text = os.environ.get("OMS_CODE_PATH", "") if code_path is None else code_path
+    out: list[str] = []
+    for folder in (Path(p) for p in text.split(os.pathsep) if p):
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith((".", "__")):
+                continue
+            if (entry.is_file() and entry.suffix == ".py") or (entry.is_dir() and any(entry.glob("*.py"))):
+                out.append(str(entry))
+    return out
+
+
 class RayEngine(Engine):
     name = "ray"
 
@@ -47,16 +70,20 @@ class RayEngine(Engine):
             return
         if address and address != "auto":
             _check_reachable(address)
-        env = {"env_vars": {"GLOG_v": os.environ.get("GLOG_v", "3"), "PYTHONWARNINGS": "ignore"}}
+        env: dict[str, Any] = {"env_vars": {"GLOG_v": os.environ.get("GLOG_v", "3"), "PYTHONWARNINGS": "ignore"}}
+        modules = user_modules()
+        if modules:
+            env["py_modules"] = modules
+            log.info("shipping the user's code to the workers: %s", modules)
         try:
             if address:
-                ray.init(address=address, runtime_env=env, logging_level="ERROR", log_to_driver=False)
+                ray.init(address=address, runtime_env=env, logging_level=logging.ERROR, log_to_driver=False)
             else:
                 ray.init(
                     num_cpus=num_cpus,
                     include_dashboard=False,
                     runtime_env=env,
-                    logging_level="ERROR",
+                    logging_level=logging.ERROR,
                     log_to_driver=False,
                     configure_logging=False,
                 )
@@ -75,17 +102,24 @@ class RayEngine(Engine):
         if ray.is_initialized():
             ray.shutdown()
 
-    def reserve(self, bundles: int, strategy: str = "PACK") -> None:
-        from ray.util.placement_group import placement_group
-
-        pg = placement_group([{"CPU": 1}] * bundles, strategy=strategy)
+    def reserve(self, bundles: int, strategy: str = "PACK", timeout_s: float = 60.0) -> None:
         import ray
+        from ray.util.placement_group import placement_group, remove_placement_group
 
-        ready, _ = ray.wait([pg.ready()], timeout=60)
-        if not ready:
+        slots = f"{bundles} CPU slot{'s' if bundles != 1 else ''}"
+        total = float(ray.cluster_resources().get("CPU", 0.0))
+        if bundles > total:
             raise EngineError(
-                f"could not reserve {bundles} CPU slots ({strategy}) within 60 s; "
-                f"cluster has {self.free_cpus():.0f} free CPUs"
+                f"could not reserve {slots} ({strategy}): the cluster has {total:.0f} CPUs in all; "
+                "use fewer --workers/--spares or add nodes"
+            )
+        pg = placement_group([{"CPU": 1}] * bundles, strategy=strategy)
+        ready, _ = ray.wait([pg.ready()], timeout=timeout_s)
+        if not ready:
+            remove_placement_group(pg)
+            raise EngineError(
+                f"could not reserve {slots} ({strategy}) within {timeout_s:.0f} s: the cluster has "
+                f"{self.free_cpus():.0f} of {total:.0f} CPUs free; stop other jobs or use fewer --workers/--spares"
             )
         self._pg = pg
 
@@ -112,7 +146,7 @@ class RayEngine(Engine):
             )
         if env:
             opts["runtime_env"] = {"env_vars": env}
-        handle = ray.remote(cls).options(**opts).remote(*args)
+        handle: Any = ray.remote(cls).options(**opts).remote(*args)
         return ActorRef(handle=handle, name=name, bundle=bundle)
 
     def call(self, actor: ActorRef, method: str, *args: Any) -> Any:

@@ -34,7 +34,7 @@ def parallel_map(fn: Callable[[Any], T], items: Sequence[Any], workers: int = 1)
             num_cpus=workers, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"GLOG_v": "3"}}
         )
         _OWNED["started"] = True
-    remote = ray.remote(num_cpus=1, max_retries=0)(_call)
+    remote: Any = ray.remote(num_cpus=1, max_retries=0)(_call)
     return ray.get([remote.remote(fn, x) for x in items])
 
 

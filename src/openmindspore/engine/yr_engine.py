@@ -33,7 +33,7 @@ class YuanrongEngine(Engine):
 
         yr.finalize()
 
-    def reserve(self, bundles: int, strategy: str = "PACK") -> None:
+    def reserve(self, bundles: int, strategy: str = "PACK", timeout_s: float = 60.0) -> None:
         return None  # local mode: no gang reservation
 
     def spawn(

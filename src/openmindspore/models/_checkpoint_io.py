@@ -1,10 +1,13 @@
-"""Read tensors from ``.safetensors`` and PyTorch ``.bin`` (zip) files into numpy, without torch.
+"""Checkpoint files: read tensors from ``.safetensors`` and PyTorch ``.bin`` (zip) files into numpy
+without torch, and load a MindSpore ``.ckpt`` into a model strictly.
 
 * safetensors: parsed directly (8-byte header length, JSON header, raw little-endian data) so that
   bfloat16 works (numpy has no bfloat16; it is widened to float32 exactly).
 * PyTorch zip checkpoints (``torch.save`` since 1.6): a *restricted* unpickler that only understands
   tensor rebuilding, typed storages and ``OrderedDict``; anything else is refused, so loading a checkpoint
   never executes arbitrary code. Legacy (pre-1.6, non-zip) files are rejected with a fix.
+* MindSpore ``.ckpt`` (:func:`load_checkpoint`): every parameter present with its shape and nothing
+  extra, or a :class:`~openmindspore.errors.ConfigError` listing the differences; never a partial load.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ import pickle
 import struct
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from openmindspore.errors import ConfigError
 
-__all__ = ["read_tensors", "read_safetensors", "read_torch_zip"]
+if TYPE_CHECKING:
+    from mindspore import nn
+
+__all__ = ["read_tensors", "read_safetensors", "read_torch_zip", "load_checkpoint", "format_keys"]
 
 _ST_DTYPES = {
     "F64": np.float64,
@@ -40,14 +46,16 @@ def _bf16_to_f32(raw: np.ndarray) -> np.ndarray:
     return (raw.astype(np.uint32) << 16).view(np.float32)
 
 
-def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
-    """All tensors of a ``.safetensors`` file as numpy arrays (bf16 -> float32)."""
-    data = Path(path).read_bytes()
-    if len(data) < 8:
+def _safetensors_header(path: Path, fh: Any, size: int) -> tuple[dict[str, Any], int]:
+    """The JSON header of an open safetensors file and the offset its data starts at."""
+    head = fh.read(8)
+    if len(head) < 8:
         raise ConfigError("checkpoint", str(path), "a safetensors file", "the file is truncated")
-    (n,) = struct.unpack("<Q", data[:8])
+    (n,) = struct.unpack("<Q", head)
+    if n > size - 8:
+        raise ConfigError("checkpoint", str(path), "a safetensors file", "its header runs past the end of the file")
     try:
-        header = json.loads(data[8 : 8 + n])
+        header = json.loads(fh.read(n))
     except ValueError:
         raise ConfigError(
             "checkpoint",
@@ -55,21 +63,34 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
             "a safetensors file (JSON header)",
             "the file is not safetensors; pass a .safetensors or PyTorch .bin file",
         ) from None
-    base = 8 + n
+    return header, 8 + n
+
+
+def read_safetensors(path: str | Path, prefix: str = "") -> dict[str, np.ndarray]:
+    """The tensors of a ``.safetensors`` file whose names start with ``prefix`` (stripped), as numpy arrays
+    (bf16 -> float32). Only those tensors' bytes are read: ``prefix="param/"`` reads a train state's weights
+    without its optimizer state."""
+    p = Path(path)
+    size = p.stat().st_size
     out: dict[str, np.ndarray] = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = meta["data_offsets"]
-        buf = data[base + a : base + b]
-        shape = tuple(meta["shape"])
-        if meta["dtype"] == "BF16":
-            arr = _bf16_to_f32(np.frombuffer(buf, dtype="<u2"))
-        elif meta["dtype"] in _ST_DTYPES:
-            arr = np.frombuffer(buf, dtype=np.dtype(_ST_DTYPES[meta["dtype"]]).newbyteorder("<"))
-        else:
-            raise ConfigError(f"checkpoint[{name}].dtype", meta["dtype"], f"one of {sorted(_ST_DTYPES) + ['BF16']}")
-        out[name] = arr.reshape(shape).copy()
+    with open(p, "rb") as fh:
+        header, base = _safetensors_header(p, fh, size)
+        for name, meta in header.items():
+            if name == "__metadata__" or not name.startswith(prefix):
+                continue
+            a, b = meta["data_offsets"]
+            if base + b > size:
+                raise ConfigError(f"checkpoint[{name}]", str(path), "a complete safetensors file", "it is truncated")
+            fh.seek(base + a)
+            buf = fh.read(b - a)
+            shape = tuple(meta["shape"])
+            if meta["dtype"] == "BF16":
+                arr = _bf16_to_f32(np.frombuffer(buf, dtype="<u2"))
+            elif meta["dtype"] in _ST_DTYPES:
+                arr = np.frombuffer(buf, dtype=np.dtype(_ST_DTYPES[meta["dtype"]]).newbyteorder("<"))
+            else:
+                raise ConfigError(f"checkpoint[{name}].dtype", meta["dtype"], f"one of {sorted(_ST_DTYPES) + ['BF16']}")
+            out[name[len(prefix) :]] = arr.reshape(shape).copy()
     return out
 
 
@@ -170,3 +191,37 @@ def read_tensors(path: str | Path) -> dict[str, np.ndarray]:
     if head[:2] == b"PK":
         return read_torch_zip(p)
     return read_safetensors(p)
+
+
+def format_keys(keys: list[str], limit: int = 12) -> str:
+    """At most ``limit`` sorted keys, comma-separated, with the number left out."""
+    keys = sorted(keys)
+    return ", ".join(keys[:limit]) + (f" ... (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def load_checkpoint(model: nn.Cell, path: str | Path) -> None:
+    """Load a MindSpore ``.ckpt`` strictly: every parameter present with the right shape, nothing extra."""
+    import mindspore as ms
+    from mindspore import Tensor
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("weights", str(path), "an existing .ckpt file", "run `oms convert-hf` first")
+    params = ms.load_checkpoint(str(p))
+    target = {q.name: tuple(q.shape) for q in model.get_parameters()}
+    missing = [n for n in target if n not in params]
+    unexpected = [n for n in params if n not in target]
+    shapes = [
+        f"{n}: {tuple(params[n].shape)} vs {target[n]}"
+        for n in target
+        if n in params and tuple(params[n].shape) != target[n]
+    ]
+    if missing or unexpected or shapes:
+        raise ConfigError(
+            "weights",
+            str(path),
+            "a checkpoint for this model",
+            f"missing: {format_keys(missing)}; unexpected: {format_keys(unexpected)}; shapes: {format_keys(shapes)}",
+        )
+    for q in model.get_parameters():
+        q.set_data(Tensor(params[q.name].asnumpy()))

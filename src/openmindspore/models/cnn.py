@@ -21,7 +21,8 @@ layers. Both layouts compute the same function with the same parameter names (te
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 from mindspore import Tensor, nn
@@ -81,7 +82,7 @@ class _Flatten(nn.Cell):
 
 
 class _GlobalPool(nn.Cell):
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: Literal["avg", "max"]) -> None:
         super().__init__()
         self.mode = mode
 
@@ -150,7 +151,7 @@ def _build(
                 )
             if channels_last:
                 relu = fuse and _relu_at(layers, i + 1)
-                cells.append(ConvCL(shape[0], c_out, k, s, pad, shape[1:], seed + i, relu, grad_in))
+                cells.append(ConvCL(shape[0], c_out, k, s, pad, (shape[1], shape[2]), seed + i, relu, grad_in))
             else:
                 cells.append(Conv2d(shape[0], c_out, k, s, pad, has_bias=True, seed=seed + i))
             shape, grad_in = (c_out, h, w), True
@@ -166,7 +167,7 @@ def _build(
                     "remove this pooling layer or an earlier one",
                 )
             if channels_last:
-                cells.append(PoolCL(kind[:3], k, s, shape[1:]))
+                cells.append(PoolCL(kind[:3], k, s, (shape[1], shape[2])))
             else:
                 pool = nn.MaxPool2d if kind == "maxpool" else nn.AvgPool2d
                 cells.append(pool(kernel_size=k, stride=s, pad_mode="valid"))
@@ -283,7 +284,7 @@ class MLP(_Sequential):
         self,
         input_shape: tuple[int, ...],
         num_classes: int,
-        hidden: list[int] = (128,),
+        hidden: Sequence[int] = (128,),
         act: str = "relu",
         dropout: float = 0.0,
         seed: int = 0,

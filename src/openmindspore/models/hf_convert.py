@@ -13,13 +13,14 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn
 
 from openmindspore.errors import ConfigError
+from openmindspore.models._checkpoint_io import format_keys, load_checkpoint, read_tensors
 
 __all__ = [
     "RENAMES",
@@ -27,12 +28,15 @@ __all__ = [
     "convert_state_dict",
     "load_hf_state_dict",
     "convert_hf_checkpoint",
-    "load_checkpoint",
+    "load_checkpoint",  # re-exported from _checkpoint_io for models/yolos/finetune.py; import it from there
     "model_from_hf_config",
 ]
 
+#: the model families this module converts
+Family = Literal["vit", "yolos"]
+
 # (pattern, replacement) applied in order to each source key; legacy hub spellings -> current names
-RENAMES: dict[str, list[tuple[str, str]]] = {
+RENAMES: dict[Family, list[tuple[str, str]]] = {
     "vit": [
         (r"^vit\.encoder\.layer\.(\d+)\.attention\.attention\.query\.", r"vit.layers.\1.attention.q_proj."),
         (r"^vit\.encoder\.layer\.(\d+)\.attention\.attention\.key\.", r"vit.layers.\1.attention.k_proj."),
@@ -48,7 +52,7 @@ RENAMES: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def family_of(model: nn.Cell) -> str:
+def family_of(model: nn.Cell) -> Family:
     """``"vit"`` or ``"yolos"`` for our model classes."""
     from openmindspore.models.vit.model import ViTForImageClassification
     from openmindspore.models.yolos.model import YolosForObjectDetection
@@ -64,11 +68,6 @@ def _rename(key: str, table: list[tuple[str, str]]) -> str:
     for pat, rep in table:
         key = re.sub(pat, rep, key)
     return key
-
-
-def _fmt(keys: list[str], limit: int = 12) -> str:
-    keys = sorted(keys)
-    return ", ".join(keys[:limit]) + (f" ... (+{len(keys) - limit} more)" if len(keys) > limit else "")
 
 
 def convert_state_dict(model: nn.Cell, src: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -96,11 +95,11 @@ def convert_state_dict(model: nn.Cell, src: Mapping[str, Any]) -> dict[str, np.n
     shapes = [f"{origin[n]}: {out[n].shape} vs {target[n]}" for n in out if out[n].shape != target[n]]
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing: {_fmt(missing)}")
+        problems.append(f"{len(missing)} missing: {format_keys(missing)}")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected: {_fmt(unexpected)}")
+        problems.append(f"{len(unexpected)} unexpected: {format_keys(unexpected)}")
     if shapes:
-        problems.append(f"{len(shapes)} shape mismatches (checkpoint vs model): {_fmt(shapes)}")
+        problems.append(f"{len(shapes)} shape mismatches (checkpoint vs model): {format_keys(shapes)}")
     if problems:
         raise ConfigError(
             "checkpoint",
@@ -124,8 +123,6 @@ def model_from_hf_config(
 ) -> nn.Cell:
     """Build registered model ``model_name``; the architecture fields of a Hugging Face ``config.json``
     dict (if given) replace the preset's values, then ``overrides`` apply. HF bookkeeping keys are dropped."""
-    import dataclasses
-
     from openmindspore.models.registry import create_model
     from openmindspore.models.vit.config import ViTConfig
     from openmindspore.models.yolos.config import YolosConfig
@@ -133,10 +130,8 @@ def model_from_hf_config(
     cfg: dict[str, Any] = {}
     if hf_config:
         cls = YolosConfig if model_name.startswith("yolos") else ViTConfig
-        known = {f.name for f in dataclasses.fields(cls)} - {"seed"}
-        cfg.update({k: v for k, v in hf_config.items() if k in known})
-        if "id2label" in cfg and "num_labels" not in cfg:
-            cfg["num_labels"] = len(cfg["id2label"])
+        known = set(cls.model_fields) - {"seed"}
+        cfg.update({k: v for k, v in hf_config.items() if k in known})  # num_labels defaults to len(id2label)
     cfg.update(overrides or {})
     return create_model(model_name, **cfg)
 
@@ -153,8 +148,6 @@ def convert_hf_checkpoint(
     A ``config.json`` beside ``src`` is used automatically when ``hf_config`` is not given. Writes
     ``out`` and ``out`` with suffix ``.json`` (our config, for ``oms detect``). Returns a small report.
     """
-    from openmindspore.models._checkpoint_io import read_tensors
-
     src = Path(src)
     cfg_path = Path(hf_config) if hf_config else (src.parent / "config.json")
     hf_cfg = None
@@ -178,28 +171,3 @@ def convert_hf_checkpoint(
         "numel": int(sum(a.size for a in arrays.values())),
         "config_from": str(cfg_path) if hf_cfg else None,
     }
-
-
-def load_checkpoint(model: nn.Cell, path: str | Path) -> None:
-    """Load a MindSpore ``.ckpt`` strictly: every parameter present with the right shape, nothing extra."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("weights", str(path), "an existing .ckpt file", "run `oms convert-hf` first")
-    params = ms.load_checkpoint(str(p))
-    target = {q.name: tuple(q.shape) for q in model.get_parameters()}
-    missing = [n for n in target if n not in params]
-    unexpected = [n for n in params if n not in target]
-    shapes = [
-        f"{n}: {tuple(params[n].shape)} vs {target[n]}"
-        for n in target
-        if n in params and tuple(params[n].shape) != target[n]
-    ]
-    if missing or unexpected or shapes:
-        raise ConfigError(
-            "weights",
-            str(path),
-            "a checkpoint for this model",
-            f"missing: {_fmt(missing)}; unexpected: {_fmt(unexpected)}; shapes: {_fmt(shapes)}",
-        )
-    for q in model.get_parameters():
-        q.set_data(Tensor(params[q.name].asnumpy()))

@@ -122,9 +122,9 @@ class Dropout(nn.Cell):
         self.takes_mask = self.rate > 0.0
 
     def mask(self, seed: int, step: int, samples: np.ndarray) -> np.ndarray:
-        return dropout_mask(
-            self.rate, self.layer_id, seed, step, samples, tuple(self.feature_shape), self.channels_last
-        )
+        if self.feature_shape is None:
+            raise ValueError("Dropout.mask needs the layer's feature_shape (give it when building the layer)")
+        return dropout_mask(self.rate, self.layer_id, seed, step, samples, self.feature_shape, self.channels_last)
 
     def construct(self, x: Tensor) -> Tensor:
         if not self.training or self.rate == 0.0:

@@ -15,6 +15,9 @@ closed-loop client. Under load, requests that arrive while every replica is busy
 
 The queue is bounded by ``max_queue`` samples: ``submit`` raises ``QueueFullError`` (HTTP 429 with
 ``Retry-After``) instead of waiting without bound.
+
+A batch of several requests that fails with an error ``isolate(error)`` says was caused by one request's
+input (e.g. an undecodable image) is run again request by request, so only the request at fault fails.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class DynamicBatcher:
         concurrency: int = 1,
         on_batch: Callable[[int, int], None] | None = None,
         on_queue: Callable[[int], None] | None = None,
+        isolate: Callable[[BaseException], bool] | None = None,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or concurrency < 1 or max_delay_ms < 0:
             raise ValueError(
@@ -81,7 +85,7 @@ class DynamicBatcher:
             )
         self.run_batch = run_batch
         self.max_batch, self.max_delay_s, self.max_queue = max_batch, max_delay_ms / 1000.0, max_queue
-        self._on_batch, self._on_queue = on_batch, on_queue
+        self._on_batch, self._on_queue, self._isolate = on_batch, on_queue, isolate
         self._queue: deque[_Pending] = deque()
         self._queued = 0
         self._inflight = 0
@@ -229,6 +233,10 @@ class DynamicBatcher:
                     p.future.set_exception(BatcherClosedError("batch cancelled while draining"))
             raise
         except Exception as e:  # noqa: BLE001 - every waiting request gets the error
+            if len(batch) > 1 and self._isolate is not None and self._isolate(e):
+                for p in batch:  # one request's input was at fault: find it, serve the others
+                    await self._run([p])
+                return
             for p in batch:
                 if not p.future.done():
                     p.future.set_exception(e)

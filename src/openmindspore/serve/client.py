@@ -4,27 +4,34 @@
 
     c = Client("http://127.0.0.1:8000")
     out = c.infer("digits", x)              # x: np.ndarray (n, 1, 8, 8) float32 -> {"logits": ..., "label": ...}
+    c = Client("https://host:8443", token="s3cret", verify="ca.pem", binary=True)
 
-Numpy in, numpy out. A 429 answer is retried after its ``Retry-After`` (``max_429_retries`` times);
-any other error raises ``InferenceError`` carrying the status and the server's ``error`` message.
+Numpy in, numpy out. ``binary=True`` sends and receives tensors as raw bytes (the binary tensor extension;
+``BYTES`` inputs always go binary). Inference is idempotent, so a request that could not be answered —
+a reset or refused connection (e.g. a front end that died or is restarting), 503 (draining, replicas being
+replaced) or 429 (queue full) — is sent again with exponential backoff (honouring ``Retry-After``) until
+``retry_s`` seconds have passed. Any other error raises ``InferenceError`` carrying the status and the
+server's ``error`` message.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import requests
 
 from openmindspore.errors import OMSError
-from openmindspore.serve.protocol import tensor_from_json, tensor_to_json
+from openmindspore.serve.binary import decode_response, encode_request
 
 __all__ = ["Client", "InferenceError"]
 
+_RETRY_STATUS = (429, 503)
+
 
 class InferenceError(OMSError):
-    """The server answered an error: ``status`` (HTTP) and ``message`` (its ``{"error": ...}``)."""
+    """The server answered an error: ``status`` (HTTP; 0: unreachable) and ``message`` (its ``{"error": ...}``)."""
 
     def __init__(self, status: int, message: str, url: str) -> None:
         super().__init__(f"{url}: HTTP {status}: {message}")
@@ -32,13 +39,28 @@ class InferenceError(OMSError):
 
 
 class Client:
-    """Thin, keep-alive client; one instance per thread is the cheapest (``requests.Session``)."""
+    """Thin, keep-alive client; one instance per thread is the cheapest (``requests.Session``).
 
-    def __init__(self, url: str, timeout: float = 60.0, max_429_retries: int = 3) -> None:
+    ``retry_s``: how long an unanswered request is retried (0: never); ``token``: bearer token;
+    ``verify``: TLS verification (``True``, ``False`` or a CA bundle path, e.g. a self-signed certificate).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 60.0,
+        retry_s: float = 30.0,
+        token: str | None = None,
+        verify: bool | str = True,
+        binary: bool = False,
+    ) -> None:
         self.url = url.rstrip("/")
-        self.timeout = timeout
-        self.max_429_retries = max_429_retries
+        self.timeout, self.retry_s, self.binary = timeout, retry_s, binary
         self.session = requests.Session()
+        self.verify = verify  # per request: a session-level value loses to REQUESTS_CA_BUNDLE
+        if token is not None:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.retries = 0  # requests sent again (for tests and benchmarks)
         self._meta: dict[tuple[str, str | None], dict[str, Any]] = {}
 
     def close(self) -> None:
@@ -51,27 +73,50 @@ class Client:
         self.close()
 
     # ------------------------------------------------------------ requests
-    def _request(self, method: str, path: str, body: Any = None) -> requests.Response:
+    def _request(
+        self,
+        method: Literal["GET", "POST"],
+        path: str,
+        body: Any = None,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
         url = self.url + path
-        for attempt in range(self.max_429_retries + 1):
+        deadline = time.monotonic() + self.retry_s
+        delay = 0.02
+        while True:
+            wait: float | None = None
             try:
-                r = self.session.request(method, url, json=body, timeout=self.timeout)
-            except requests.RequestException as e:
-                raise InferenceError(0, f"cannot reach the server ({type(e).__name__}: {e})", url) from None
-            if r.status_code == 429 and attempt < self.max_429_retries:
-                time.sleep(float(r.headers.get("Retry-After", "1")))
-                continue
-            return r
-        return r  # pragma: no cover
+                r = self.session.request(
+                    method, url, json=body, data=data, headers=headers, timeout=self.timeout, verify=self.verify
+                )
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
+                if time.monotonic() + delay > deadline:
+                    raise InferenceError(0, f"cannot reach the server ({type(e).__name__}: {e})", url) from None
+                r = None
+            if r is not None:
+                if r.status_code not in _RETRY_STATUS:
+                    return r
+                after = r.headers.get("Retry-After", "")
+                wait = float(after) if after.replace(".", "", 1).isdigit() else None
+                if time.monotonic() + (wait if wait is not None else delay) > deadline:
+                    return r
+            self.retries += 1
+            time.sleep(wait if wait is not None else delay)
+            delay = min(delay * 2, 1.0)
 
-    def _json(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
+    @staticmethod
+    def _raise(r: requests.Response, url: str) -> None:
+        try:
+            msg = r.json().get("error", r.text)
+        except ValueError:
+            msg = r.text
+        raise InferenceError(r.status_code, msg, url)
+
+    def _json(self, method: Literal["GET", "POST"], path: str, body: Any = None) -> Any:
         r = self._request(method, path, body)
-        if r.status_code not in ok:
-            try:
-                msg = r.json().get("error", r.text)
-            except ValueError:
-                msg = r.text
-            raise InferenceError(r.status_code, msg, self.url + path)
+        if r.status_code != 200:
+            self._raise(r, self.url + path)
         return r.json()
 
     @staticmethod
@@ -79,17 +124,18 @@ class Client:
         return f"/v2/models/{model}" + (f"/versions/{version}" if version is not None else "")
 
     # ------------------------------------------------------------- health
-    def live(self) -> bool:
+    def _ok(self, path: str) -> bool:
         try:
-            return self._request("GET", "/v2/health/live").status_code == 200
-        except InferenceError:
+            r = self.session.get(self.url + path, timeout=self.timeout, verify=self.verify)
+        except requests.RequestException:
             return False
+        return r.status_code == 200
+
+    def live(self) -> bool:
+        return self._ok("/v2/health/live")
 
     def ready(self) -> bool:
-        try:
-            return self._request("GET", "/v2/health/ready").status_code == 200
-        except InferenceError:
-            return False
+        return self._ok("/v2/health/ready")
 
     def model_ready(self, model: str, version: str | None = None) -> bool:
         return self._request("GET", self._model_path(model, version) + "/ready").status_code == 200
@@ -102,13 +148,35 @@ class Client:
 
     def metrics(self) -> str:
         r = self._request("GET", "/metrics")
-        r.raise_for_status()
+        if r.status_code != 200:
+            self._raise(r, self.url + "/metrics")
         return r.text
 
     # -------------------------------------------------------------- infer
     def infer_json(self, model: str, body: dict[str, Any], version: str | None = None) -> dict[str, Any]:
         """POST a raw OIP request body; returns the raw response body."""
         return self._json("POST", self._model_path(model, version) + "/infer", body)
+
+    def infer_raw(
+        self,
+        model: str,
+        inputs: dict[str, np.ndarray],
+        version: str | None = None,
+        outputs: list[str] | None = None,
+        request_id: str | None = None,
+        binary: bool | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``(response JSON, {name: array})``; tensors travel binary when ``binary`` (default: the client's)."""
+        arrays = {k: np.asarray(v) for k, v in inputs.items()}
+        use_binary = self.binary if binary is None else binary
+        use_binary = use_binary or any(a.dtype == object or a.dtype.kind == "S" for a in arrays.values())
+        data, headers = encode_request(arrays, outputs, request_id, use_binary, parameters)
+        path = self._model_path(model, version) + "/infer"
+        r = self._request("POST", path, data=data, headers=headers)
+        if r.status_code != 200:
+            self._raise(r, self.url + path)
+        return decode_response(r.content, r.headers.get("Inference-Header-Content-Length"))
 
     def infer(
         self,
@@ -117,6 +185,7 @@ class Client:
         version: str | None = None,
         outputs: list[str] | None = None,
         request_id: str | None = None,
+        binary: bool | None = None,
     ) -> dict[str, np.ndarray]:
         """Run ``inputs`` (``{name: (n, ...) array}``, or one array for a single-input model)."""
         if not isinstance(inputs, dict):
@@ -127,10 +196,4 @@ class Client:
             if len(specs) != 1:
                 raise ValueError(f"model {model!r} has inputs {[s['name'] for s in specs]}; pass a dict")
             inputs = {specs[0]["name"]: inputs}
-        body: dict[str, Any] = {"inputs": [tensor_to_json(k, np.asarray(v)) for k, v in inputs.items()]}
-        if outputs is not None:
-            body["outputs"] = [{"name": o} for o in outputs]
-        if request_id is not None:
-            body["id"] = request_id
-        resp = self.infer_json(model, body, version)
-        return dict(tensor_from_json(t, "output") for t in resp["outputs"])
+        return self.infer_raw(model, inputs, version, outputs, request_id, binary)[1]

@@ -1,5 +1,8 @@
 """``ModelReplica``: the Ray Serve deployment that runs a model (one predictor per replica process).
 
+A replica gets the source as the driver resolved and prepared it (``ResolvedSource``: checkpoint verified and
+pinned, signature known), so it only builds the model and loads its weights.
+
 Every model version is its own Serve application of ``ModelReplica`` with R replicas; Ray Serve
 places them, health-checks them, replaces a dead one and shuts them down gracefully. Front ends
 (``frontend.FrontEnd``) send it whole batches (``infer``) straight to a replica actor
@@ -18,24 +21,19 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-__all__ = ["ModelReplica"]
+from openmindspore.serve.registry import ResolvedSource
+
+__all__ = ["HEALTH_CHECK", "ModelReplica", "ModelReplicaActor"]
 
 log = logging.getLogger("openmindspore.serve")
 
 
-@serve.deployment(
-    name="ModelReplica",
-    max_ongoing_requests=1,
-    graceful_shutdown_timeout_s=20,
-    health_check_period_s=2,
-    health_check_timeout_s=30,
-)
-class ModelReplica:
+class ModelReplicaActor:
     """Loads one predictor; ``infer`` runs one batch (``{name: (n, ...)}`` -> ``{name: (n, ...)}``)."""
 
-    def __init__(self, source: str, warmup: bool = True) -> None:
+    def __init__(self, source: str | ResolvedSource, warmup: bool = True) -> None:
         os.environ.setdefault("GLOG_v", "3")
-        from openmindspore.serve.predictor import load_predictor
+        from openmindspore.serve.registry import load_predictor
 
         t0 = time.perf_counter()
         self.predictor = load_predictor(source)
@@ -53,3 +51,12 @@ class ModelReplica:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+#: how Ray Serve health-checks model replicas and front ends: every 2 s, dead after 30 s without an answer
+HEALTH_CHECK: dict[str, Any] = {"health_check_period_s": 2, "health_check_timeout_s": 30}
+
+#: the Ray Serve deployment of ``ModelReplicaActor`` (its replicas' actor names say ``ModelReplica``)
+ModelReplica = serve.deployment(
+    name="ModelReplica", max_ongoing_requests=1, graceful_shutdown_timeout_s=20, **HEALTH_CHECK
+)(ModelReplicaActor)

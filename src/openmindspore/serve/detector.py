@@ -5,7 +5,7 @@ Sources (``kind = "detector"``):
 - a detection run directory (``oms train`` with ``task: detection``): ``model.ckpt`` + ``model.json``;
 - a checkpoint ``X.ckpt`` with its ``X.json`` (``oms convert-hf`` or a detection run).
 
-Options go after ``?``: ``runs/det?threshold=0.3&image_size=480x640``.
+Options go after ``?``: ``runs/det?threshold=0.3&image_size=480x640&input=encoded``.
 
 OIP tensors (the batch dimension is reported as -1):
 
@@ -18,6 +18,11 @@ name        type    per-sample shape     meaning
 ``labels``  INT64   ``[K]``              class id (``model.config.id2label``)
 ``count``   INT64   ``[]``               detections with ``score > threshold``
 ==========  ======  ===================  =====================================================
+
+With ``input=encoded`` the input is ``image`` BYTES ``[]`` per sample instead: one encoded image file (PNG,
+JPEG, ... as the file's bytes; send it with the binary tensor extension or gRPC raw contents), decoded and
+resized to ``H × W`` on the server (RGB, bilinear, as ``oms predict`` does), and ``boxes`` come back in the
+pixels of the *original* image. An undecodable image is a 400 for its own request only.
 
 ``K`` is the model's number of detection tokens (the most detections it can make). Rows are
 sorted by score, highest first; the first ``count`` rows are the detections, the rest are padding
@@ -32,19 +37,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from openmindspore.errors import ConfigError
-from openmindspore.serve.predictor import Predictor, ResolvedSource, register_predictor
 from openmindspore.serve.protocol import TensorSpec
+from openmindspore.serve.registry import InputError, Predictor, ResolvedSource, register_predictor
 
-__all__ = ["DetectorPredictor", "detector_source"]
+__all__ = ["DetectorOptions", "DetectorPredictor", "decode_image", "detector_checkpoint"]
+
+_SIDE = (16, 4096)  # served image sides, pixels
 
 
-def detector_source(p: Path) -> tuple[Path, Path] | None:
-    """``(checkpoint, sidecar json)`` when ``p`` is a YOLOS detection run or checkpoint, else None."""
+def detector_checkpoint(p: Path) -> Path | None:
+    """The checkpoint when ``p`` is a YOLOS detection run or ``X.ckpt`` with a YOLOS ``X.json``, else None."""
     ckpt = p / "model.ckpt" if p.is_dir() else p
     if ckpt.suffix != ".ckpt" or not ckpt.is_file():
         return None
@@ -59,25 +67,75 @@ def detector_source(p: Path) -> tuple[Path, Path] | None:
         ) from None
     if meta.get("family") != "yolos" and "yolos" not in str(meta.get("model", "")):
         return None
-    return ckpt, side
+    return ckpt
 
 
-def _image_size(opts: dict[str, str], run_dir: Path, cfg_size: Any) -> tuple[int, int]:
-    raw = opts.get("image_size")
-    if raw is not None:
+def _hxw(v: Any) -> Any:
+    """``"480x640"`` -> ``(480, 640)``; other forms (a pair) pass through to validation."""
+    if isinstance(v, str):
         try:
-            h, w = (int(v) for v in raw.lower().split("x"))
+            h, w = (int(x) for x in v.lower().split("x"))
         except ValueError:
-            raise ConfigError("image_size", raw, "HxW in pixels, e.g. image_size=480x640") from None
-    else:
-        size = cfg_size
-        summary = run_dir / "summary.json"
-        if summary.is_file():
-            size = ((json.loads(summary.read_text()).get("config") or {}).get("data") or {}).get("image_size", size)
-        h, w = (int(v) for v in size)
-    if not (16 <= h <= 4096 and 16 <= w <= 4096):
-        raise ConfigError("image_size", f"{h}x{w}", "both sides in [16, 4096] pixels")
-    return h, w
+            raise ValueError("HxW in pixels, e.g. image_size=480x640") from None
+        return h, w
+    return v
+
+
+def _sides(hw: tuple[int, int]) -> tuple[int, int]:
+    if not all(_SIDE[0] <= v <= _SIDE[1] for v in hw):
+        raise ValueError(f"both sides in [{_SIDE[0]}, {_SIDE[1]}] pixels")
+    return hw
+
+
+ImageSize = Annotated[tuple[int, int], BeforeValidator(_hxw), AfterValidator(_sides)]
+
+
+class DetectorOptions(BaseModel):
+    """``SOURCE?threshold=0.3&image_size=480x640``: the score threshold and the served image size."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float = Field(default=0.5, ge=0.0, lt=1.0, description="a detection's least score")
+    image_size: ImageSize | None = Field(
+        default=None, description="HxW every request's images have (default: the training images' size)"
+    )
+    input: Literal["pixels", "encoded"] = Field(
+        default="pixels", description="pixels: UINT8 [H, W, 3]; encoded: BYTES, one image file per sample"
+    )
+
+
+def decode_image(data: bytes | Path, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """An image file (bytes or path) -> ``(uint8 [H, W, 3] resized to size = (H, W), original (h, w))``.
+
+    Raises ``InputError`` when it is not a readable image.
+    """
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
+            rgb = im.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"not a readable image ({e})") from None
+    h, w = size
+    arr = np.asarray(rgb.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return arr, (rgb.height, rgb.width)
+
+
+def _image_size(opts: DetectorOptions, run_dir: Path, cfg_size: tuple[int, int]) -> tuple[int, int]:
+    """The option, else a detection run's training image size (``summary.json``), else the model's."""
+    if opts.image_size is not None:
+        return opts.image_size
+    size: Any = cfg_size
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        size = ((json.loads(summary.read_text()).get("config") or {}).get("data") or {}).get("image_size", size)
+    h, w = (int(v) for v in size)
+    try:
+        return _sides((h, w))
+    except ValueError as e:
+        raise ConfigError("image_size", f"{h}x{w}", str(e), "pass ?image_size=HxW") from None
 
 
 class DetectorPredictor(Predictor):
@@ -85,18 +143,14 @@ class DetectorPredictor(Predictor):
 
     kind = "detector"
 
-    def __init__(self, checkpoint: Path, options: dict[str, str] | None = None) -> None:
+    def __init__(self, checkpoint: Path, options: DetectorOptions | None = None) -> None:
         from mindspore import Tensor
 
         from openmindspore.models.yolos.inference import load_detector
 
-        opts = dict(options or {})
-        try:
-            self.threshold = float(opts.get("threshold", 0.5))
-        except ValueError:
-            raise ConfigError("threshold", opts["threshold"], "a score in [0, 1)") from None
-        if not 0.0 <= self.threshold < 1.0:
-            raise ConfigError("threshold", self.threshold, "a score in [0, 1)")
+        opts = options or DetectorOptions()
+        self.threshold = opts.threshold
+        self.encoded = opts.input == "encoded"
         self.model, self.processor, meta = load_detector("yolos", checkpoint)
         self.model.set_train(False)
         self._tensor = Tensor
@@ -107,7 +161,11 @@ class DetectorPredictor(Predictor):
         self.k = k
         self.id2label = {str(i): str(n) for i, n in (cfg.id2label or {}).items()}
         self.model_name = str(meta.get("model", "yolos"))
-        self.inputs = [TensorSpec("image", "UINT8", (self.height, self.width, 3))]
+        self.inputs = [
+            TensorSpec("image", "BYTES", ())
+            if self.encoded
+            else TensorSpec("image", "UINT8", (self.height, self.width, 3))
+        ]
         self.outputs = [
             TensorSpec("boxes", "FP32", (k, 4)),
             TensorSpec("scores", "FP32", (k,)),
@@ -115,13 +173,41 @@ class DetectorPredictor(Predictor):
             TensorSpec("count", "INT64", ()),
         ]
 
+    def warmup(self) -> None:
+        if not self.encoded:
+            return super().warmup()
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.new("RGB", (self.width, self.height)).save(buf, format="PNG")
+        image = np.empty(1, dtype=object)
+        image[0] = buf.getvalue()
+        self.predict({"image": image})
+
+    def _decode(self, files: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        images, sizes = [], []
+        for i, data in enumerate(files.reshape(-1)):
+            try:
+                arr, hw = decode_image(bytes(data), (self.height, self.width))
+            except InputError as e:
+                raise InputError(f"input 'image' sample {i}: {e}") from None
+            images.append(arr)
+            sizes.append(hw)
+        return np.stack(images), sizes
+
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        images = np.asarray(inputs["image"], dtype=np.uint8)
+        if self.encoded:
+            images, sizes = self._decode(np.asarray(inputs["image"], dtype=object))
+        else:
+            images = np.asarray(inputs["image"], dtype=np.uint8)
+            sizes = [(self.height, self.width)] * len(images)
         n = len(images)
         enc = self.processor(list(images))
         logits, pred_boxes = self.model(self._tensor(np.asarray(enc["pixel_values"], np.float32)))[:2]
         found = self.processor.post_process_object_detection(
-            logits.asnumpy(), pred_boxes.asnumpy(), self.threshold, [(self.height, self.width)] * n
+            logits.asnumpy(), pred_boxes.asnumpy(), self.threshold, sizes
         )
         boxes = np.zeros((n, self.k, 4), np.float32)
         scores = np.zeros((n, self.k), np.float32)
@@ -140,11 +226,11 @@ class DetectorPredictor(Predictor):
 
     def metadata(self) -> dict[str, Any]:
         d = super().metadata()
-        d.update(model=self.model_name, threshold=self.threshold, id2label=self.id2label)
+        d.update(model=self.model_name, threshold=self.threshold, id2label=self.id2label, input=self.inputs[0].datatype)
         return d
 
 
-@register_predictor("detector")
+@register_predictor("detector", options=DetectorOptions, claims=detector_checkpoint)
 def _load_detector(rs: ResolvedSource) -> Predictor:
-    assert rs.checkpoint is not None
-    return DetectorPredictor(rs.checkpoint, rs.options)
+    assert rs.checkpoint is not None  # a claimed source always has one
+    return DetectorPredictor(rs.checkpoint, rs.options_as(DetectorOptions))

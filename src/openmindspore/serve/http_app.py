@@ -1,9 +1,18 @@
 """The Open Inference Protocol v2 REST API as a raw ASGI application (no framework layer).
 
-``OIPApp(routes, metrics)`` answers ``/v2``, ``/v2/health/{live,ready}``, ``/v2/models``,
-``/v2/models/{m}[/versions/{v}][/ready|/infer]`` and ``/metrics``. It is a plain ASGI callable so
-the cheapest server can run it (uvicorn + httptools in ``FrontEnd``); every error body is exactly
+``OIPApp(service)`` answers ``/v2``, ``/v2/health/{live,ready}``, ``/v2/models``,
+``/v2/models/{m}[/versions/{v}][/ready|/infer]`` and ``/metrics``, in front of the protocol-independent
+:class:`~openmindspore.serve.service.InferenceService` (which the gRPC servicer shares). It is a plain ASGI
+callable so the cheapest server can run it (uvicorn + httptools in ``FrontEnd``). Every error body is exactly
 ``{"error": "..."}`` (see ``protocol.ProtocolError``).
+
+Before a body is read: the bearer token (401, health endpoints open) and the declared ``Content-Length``
+against ``max_request_bytes`` (413). A body without a length is counted while it streams in and refused as
+soon as it passes the limit. The rest of a refused body is never held: once the answer is sent, uvicorn's
+parser drops the bytes still arriving (so the client finishes sending and reads the 413 instead of a reset).
+Infer bodies may use the binary tensor extension (``Inference-Header-Content-Length``,
+:mod:`openmindspore.serve.binary`) and ``Content-Encoding: gzip|deflate`` (the limit applies to the decompressed
+size too).
 """
 
 from __future__ import annotations
@@ -11,87 +20,142 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from openmindspore.serve.batcher import BatcherClosedError, QueueFullError
-from openmindspore.serve.metrics import CONTENT_TYPE_LATEST, ServeMetrics
-from openmindspore.serve.protocol import ProtocolError, encode_infer_response, parse_infer_request
-from openmindspore.serve.routes import ReplicaGoneError, RouteTable
+from openmindspore.serve.binary import HEADER, encode_response, split_body
+from openmindspore.serve.metrics import CONTENT_TYPE_LATEST
+from openmindspore.serve.protocol import InferRequest, ProtocolError, encode_infer_response, parse_infer_request
+from openmindspore.serve.routes import VersionRoute
+from openmindspore.serve.security import OPEN_PATHS, BearerAuth
+from openmindspore.serve.service import InferenceService
 
-__all__ = ["OIPApp", "SERVER_NAME"]
+__all__ = ["OIPApp"]
 
 log = logging.getLogger("openmindspore.serve")
 
-SERVER_NAME = "openmindspore"
 _PATH = re.compile(r"^/v2/models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<tail>/ready|/infer)?/?$")
 _JSON = b"application/json"
-_META_PARAMETERS = ("kind", "model", "checkpoint_step", "threshold", "id2label")
+_WANTED = {b"authorization", b"content-length", b"content-encoding", HEADER.encode()}
 Reply = tuple[int, bytes, bytes, dict[str, str]]  # status, body, content type, extra headers
+Receive = Callable[[], Awaitable[dict]]
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
     return status, json.dumps(body, separators=(",", ":")).encode(), _JSON, headers or {}
 
 
-def _version() -> str:
-    from openmindspore import __version__
+def _error(e: ProtocolError) -> Reply:
+    return _json(e.body(), e.status, e.headers)
 
-    return __version__
+
+class _TooLarge(ProtocolError):
+    def __init__(self, size: int | str, limit: int, what: str) -> None:
+        mb = limit / (1 << 20)
+        super().__init__(
+            f"request body of {size} bytes ({what}) exceeds --max-request-mb={mb:g} ({limit} bytes)",
+            413,
+        )
 
 
 class OIPApp:
-    """ASGI app: routing, validation, batching (through ``RouteTable``), metrics."""
+    """ASGI app: auth, limits, routing, (binary) encoding; inference through ``InferenceService``."""
 
     def __init__(
-        self, routes: RouteTable, metrics: ServeMetrics, collect_metrics: Callable[[], Awaitable[bytes]] | None = None
+        self,
+        service: InferenceService,
+        collect_metrics: Callable[[], Awaitable[bytes]] | None = None,
+        auth: BearerAuth | None = None,
+        max_request_bytes: int = 64 << 20,
     ) -> None:
-        self.routes, self.metrics = routes, metrics
+        self.service = service
         self.collect_metrics = collect_metrics  # all front ends' metrics, merged (default: this one's)
-        self.draining = False
+        self.auth = auth or BearerAuth()
+        self.max_request_bytes = max_request_bytes
 
-    async def __call__(
-        self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]
-    ) -> None:
+    @property
+    def draining(self) -> bool:
+        return self.service.draining
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Callable[[dict], Awaitable[None]]) -> None:
         if scope["type"] != "http":  # lifespan is off; websockets are not served
             return
-        chunks = []
+        headers = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
+        path, method = scope["path"], scope["method"]
+        try:
+            if path not in OPEN_PATHS and not self.auth.allows(headers.get("authorization")):
+                self._auth_failure(path)
+                raise ProtocolError(
+                    BearerAuth.problem(headers.get("authorization"), "Authorization", "header"),
+                    401,
+                    {"WWW-Authenticate": 'Bearer realm="oms"'},
+                )
+            body = await self._read_body(headers, receive)
+            reply = await self.handle(method, path, body, headers)
+        except ProtocolError as e:
+            reply = _error(e)
+        status, payload, ctype, extra = reply
+        if self.service.draining:
+            extra = {**extra, "Connection": "close"}  # the client reconnects to another front end
+        raw = [(b"content-type", ctype), (b"content-length", str(len(payload)).encode())]
+        raw += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _auth_failure(self, path: str) -> None:
+        self.service.metrics.errors.labels(model="_auth", version="_auth", kind="auth", protocol="rest").inc()
+        log.debug("401 for %s", path)
+
+    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        limit = self.max_request_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _TooLarge(declared, limit, "Content-Length")
+        chunks, size = [], 0
         while True:
             msg = await receive()
-            chunks.append(msg.get("body", b""))
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge(f"more than {limit}", limit, "streamed")
+            chunks.append(chunk)
             if not msg.get("more_body"):
                 break
-        status, body, ctype, headers = await self.handle(scope["method"], scope["path"], b"".join(chunks))
-        raw = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
-        raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
+        body = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if encoding in ("", "identity"):
+            return body
+        if encoding not in ("gzip", "deflate"):
+            raise ProtocolError(f"Content-Encoding {encoding!r} is not supported; use gzip, deflate or none", 415)
+        d = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+        try:
+            out = d.decompress(body, limit + 1)
+        except zlib.error as e:
+            raise ProtocolError(f"request body is not valid {encoding} (Content-Encoding): {e}") from None
+        if len(out) > limit:
+            raise _TooLarge(f"more than {limit}", limit, f"after {encoding} decompression")
+        return out
 
-    async def handle(self, method: str, path: str, body: bytes) -> Reply:
+    async def handle(self, method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> Reply:
         """One request -> ``(status, body, content type, headers)``."""
+        svc = self.service
         try:
             if path.startswith("/v2/models/"):
-                return await self._models(method, path, body)
+                return await self._models(method, path, body, headers or {})
             if method != "GET":
                 raise ProtocolError(f"method {method} is not allowed on {path}", 405)
             if path in ("/v2", "/v2/"):
-                return _json({"name": SERVER_NAME, "version": _version(), "extensions": ["model_repository_index"]})
+                return _json(svc.server_metadata())
             if path == "/v2/health/live":
                 return _json({"live": True})
             if path == "/v2/health/ready":
-                ready = bool(self.routes.models) and not self.draining
-                return _json({"ready": ready}, 200 if ready else 503)
+                ready = svc.ready
+                return _json({"ready": ready}, 200 if ready else 503, None if ready else {"Retry-After": "1"})
             if path in ("/v2/models", "/v2/repository/index"):
-                return _json(
-                    [
-                        {"name": n, "version": v, "state": "READY"}
-                        for n, m in self.routes.models.items()
-                        for v in m["versions"]
-                    ]
-                )
+                return _json(svc.repository_index())
             if path == "/metrics":
-                text = await self.collect_metrics() if self.collect_metrics is not None else self.metrics.render()
+                text = await self.collect_metrics() if self.collect_metrics is not None else svc.metrics.render()
                 return 200, text, CONTENT_TYPE_LATEST.encode(), {}
             raise ProtocolError(
                 f"no route for GET {path}; see /v2, /v2/health/*, /v2/models/{{model}}[/versions/{{v}}]"
@@ -99,9 +163,9 @@ class OIPApp:
                 404,
             )
         except ProtocolError as e:
-            return _json(e.body(), e.status, e.headers)
+            return _error(e)
 
-    async def _models(self, method: str, path: str, body: bytes) -> Reply:
+    async def _models(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Reply:
         match = _PATH.match(path)
         if not match:
             raise ProtocolError(f"no route for {method} {path}", 404)
@@ -109,64 +173,24 @@ class OIPApp:
         if tail == "/infer":
             if method != "POST":
                 raise ProtocolError(f"{path} takes POST, not {method}", 405)
-            return await self._infer(body, model, version)
+            return await self._infer(body, headers.get(HEADER), model, version)
         if method != "GET":
             raise ProtocolError(f"{path} takes GET, not {method}", 405)
-        ver = self.routes.lookup(model, version)
         if tail == "/ready":
-            ready = not self.draining
-            return _json({"name": model, "version": ver.version, "ready": ready}, 200 if ready else 503)
-        m = self.routes.models[model]
-        return _json(
-            {
-                "name": model,
-                "versions": sorted(m["versions"]),
-                "default_version": m["default"],
-                "platform": ver.meta.get("platform", "mindspore"),
-                "version": ver.version,
-                "inputs": ver.meta["inputs"],
-                "outputs": ver.meta["outputs"],
-                "parameters": {k: ver.meta[k] for k in _META_PARAMETERS if k in ver.meta},
-            }
-        )
+            ver, ready = self.service.model_ready(model, version)
+            return _json({"name": model, "version": ver, "ready": ready}, 200 if ready else 503)
+        return _json(self.service.model_metadata(model, version))
 
-    async def _infer(self, raw: bytes, model: str, version: str | None) -> Reply:
-        t0 = time.perf_counter()
-        labels = {"model": model, "version": version or "default"}
-        try:
-            ver = self.routes.lookup(model, version)
-            labels["version"] = ver.version
-            if self.draining:
-                raise ProtocolError("server is shutting down; retry on another instance", 503, {"Retry-After": "1"})
-            req = parse_infer_request(raw, ver.inputs, ver.outputs)
-            try:
-                out = await ver.batcher.submit(req.inputs, req.n)
-            except QueueFullError as e:
-                raise ProtocolError(str(e), 429, {"Retry-After": str(e.retry_after)}) from None
-            except BatcherClosedError as e:
-                raise ProtocolError(
-                    f"model {model!r} version {ver.version}: {e}; retry", 503, {"Retry-After": "1"}
-                ) from None
-            except ReplicaGoneError as e:
-                raise ProtocolError(str(e), 503, {"Retry-After": "1"}) from None
-            except Exception as e:  # noqa: BLE001 - the model raised: 500 with its message
-                log.exception("model=%s version=%s failed", model, ver.version)
-                raise ProtocolError(
-                    f"model {model!r} version {ver.version} failed: {type(e).__name__}: "
-                    f"{str(e).splitlines()[-1] if str(e) else ''}",
-                    500,
-                ) from None
-            reply = _json(encode_infer_response(model, ver.version, out, req.id, req.outputs))
-            self._observe(labels, 200, t0)
-            return reply
-        except ProtocolError as e:
-            if e.status == 404:  # keep label cardinality bounded: unknown names are not labels
-                labels = {"model": "_unknown", "version": "_unknown"}
-            kind = {400: "validation", 404: "validation", 429: "overload", 503: "unavailable"}.get(e.status, "model")
-            self.metrics.errors.labels(kind=kind, **labels).inc()
-            self._observe(labels, e.status, t0)
-            return _json(e.body(), e.status, e.headers)
+    async def _infer(self, raw: bytes, header_length: str | None, model: str, version: str | None) -> Reply:
+        def decode(ver: VersionRoute) -> InferRequest:
+            head, blob = split_body(raw, header_length)
+            return parse_infer_request(head, ver.inputs, ver.outputs, blob)
 
-    def _observe(self, labels: dict[str, str], code: int, t0: float) -> None:
-        self.metrics.requests.labels(code=str(code), **labels).inc()
-        self.metrics.latency.labels(**labels).observe(time.perf_counter() - t0)
+        def encode(ver: VersionRoute, req: InferRequest, out: dict) -> Reply:
+            resp = encode_infer_response(model, ver.version, out, req.id, req.outputs, binary=req.binary)
+            if not req.binary:
+                return _json(resp)
+            payload, ctype, extra = encode_response(resp, out)
+            return 200, payload, ctype, extra
+
+        return await self.service.infer(model, version, decode, encode, "rest")

@@ -2,8 +2,10 @@
 
 Names (all labelled by ``model`` and ``version``):
 
-- ``oms_serve_requests_total{code}``: infer requests answered, by HTTP status code
-- ``oms_serve_request_errors_total{kind}``: failed requests (``validation``, ``overload``, ``model``, ``unavailable``)
+- ``oms_serve_requests_total{code,protocol}``: infer requests answered, by HTTP status code (gRPC answers count
+  under the HTTP status of the same meaning) and protocol (``rest``, ``grpc``)
+- ``oms_serve_request_errors_total{kind,protocol}``: failed requests (``validation``, ``overload``, ``model``,
+  ``unavailable``, ``timeout``, ``auth``, ``too_large``)
 - ``oms_serve_request_latency_seconds``: histogram of infer latency inside the ingress
 - ``oms_serve_batch_size``: histogram of samples per dispatched batch
 - ``oms_serve_batch_requests``: histogram of requests per dispatched batch
@@ -34,10 +36,16 @@ class ServeMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         lv = ["model", "version"]
         self.requests = Counter(
-            "oms_serve_requests", "Infer requests answered, by HTTP status code", lv + ["code"], registry=self.registry
+            "oms_serve_requests",
+            "Infer requests answered, by HTTP status code and protocol",
+            lv + ["code", "protocol"],
+            registry=self.registry,
         )
         self.errors = Counter(
-            "oms_serve_request_errors", "Failed infer requests by kind", lv + ["kind"], registry=self.registry
+            "oms_serve_request_errors",
+            "Failed infer requests by kind",
+            lv + ["kind", "protocol"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "oms_serve_request_latency_seconds",

@@ -43,6 +43,14 @@ RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
     ObjectLostError,
     ReplicaUnavailableError,
 )
+#: a control-plane call that failed with one of these is left out (died, too slow, or not initialized yet)
+_SKIPPED_ERRORS: tuple[type[BaseException], ...] = (
+    *RETRYABLE_ERRORS,
+    ray.exceptions.GetTimeoutError,
+    ray.exceptions.RayTaskError,
+)
+#: a replica that failed to answer ``was_initialized`` with one of these is looked at again on the next refresh
+_NOT_READY_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, ValueError, *RETRYABLE_ERRORS)
 _SERVE_NAMESPACE = "serve"
 _DEAD_RETRY_S = 10.0  # a dropped replica still listed after this long is probed again (it may have been a blip)
 _ids = itertools.count()
@@ -67,6 +75,10 @@ def _list_replica_names(prefix: str) -> set[str]:
     }
 
 
+def _get_actor(name: str) -> Any:
+    return ray.get_actor(name, namespace=_SERVE_NAMESPACE)
+
+
 def _request_metadata(app: str, method: str) -> bytes:
     from ray.serve._private.common import RequestMetadata
 
@@ -80,18 +92,18 @@ def call_each_replica(app: str, deployment: str, method: str, *args: Any, timeou
     For control-plane calls from the driver (e.g. replica PIDs): a ``DeploymentHandle`` call would wait
     for a free slot that the front ends' batches keep taking.
     """
-    refs = []
+    refs: list[ray.ObjectRef] = []
     for name in sorted(_list_replica_names(f"SERVE_REPLICA::{app}#{deployment}#")):
         try:
-            actor = ray.get_actor(name, namespace=_SERVE_NAMESPACE)
+            actor = _get_actor(name)
         except ValueError:
             continue
         refs.append(actor.handle_request.remote(_request_metadata(app, method), *args))
-    out = []
+    out: list[Any] = []
     for ref in refs:
         try:
             out.append(ray.get(ref, timeout=timeout_s))
-        except (*RETRYABLE_ERRORS, ray.exceptions.GetTimeoutError, ray.exceptions.RayTaskError):
+        except _SKIPPED_ERRORS:
             continue  # died, too slow, or not initialized yet
     return out
 
@@ -138,9 +150,9 @@ class ReplicaPool:
         self._dead = {n: t for n, t in self._dead.items() if n in names and now - t < _DEAD_RETRY_S}
         for name in sorted(names - set(self._replicas) - set(self._dead)):
             try:
-                actor = await loop.run_in_executor(None, lambda n=name: ray.get_actor(n, namespace=_SERVE_NAMESPACE))
-                ready = await asyncio.wait_for(actor.was_initialized.remote(), 10.0)
-            except (TimeoutError, ValueError, *RETRYABLE_ERRORS):
+                actor = await loop.run_in_executor(None, _get_actor, name)
+                ready: bool = await asyncio.wait_for(actor.was_initialized.remote(), 10.0)
+            except _NOT_READY_ERRORS:
                 continue  # gone, or still starting: next refresh looks again
             if ready:
                 self._replicas[name] = _Replica(name, actor)

@@ -20,40 +20,41 @@ it and waits for its queue and in-flight batches to finish, then deletes its app
 from __future__ import annotations
 
 import logging
-import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openmindspore.errors import ConfigError, OMSError
-from openmindspore.serve.predictor import resolve_source
+from openmindspore.serve.config import (
+    BatchingConfig,
+    DeployConfig,
+    Dispatch,
+    ModelRoutes,
+    Routes,
+    ServerConfig,
+    VersionConfig,
+)
+from openmindspore.serve.registry import resolve_source
+from openmindspore.validation import validate
+
+if TYPE_CHECKING:
+    from openmindspore.engine.base import Engine
 
 __all__ = ["Server", "BatchingConfig"]
 
 log = logging.getLogger(__name__)
 
 FRONTEND_APP = "oms-frontend"  # + "-<port>": several servers (ports) can share one Serve instance
-_DISPATCH = ("direct", "handle")
 _FRONTEND_VERSION = "oms-frontend-1"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-
-
-class BatchingConfig(dict):
-    """``max_batch`` samples per batch, ``max_delay_ms`` bound on waiting, ``max_queue`` samples queued."""
-
-    def __init__(self, max_batch: int = 32, max_delay_ms: float = 2.0, max_queue: int = 1024) -> None:
-        for field, value, lo in (("--max-batch", max_batch, 1), ("--max-queue", max_queue, 1)):
-            if not isinstance(value, int) or value < lo:
-                raise ConfigError(field, value, f"an integer >= {lo}")
-        if not 0 <= float(max_delay_ms) <= 10_000:
-            raise ConfigError("--max-delay-ms", max_delay_ms, "a number of milliseconds in [0, 10000]")
-        super().__init__(max_batch=max_batch, max_delay_ms=float(max_delay_ms), max_queue=max_queue)
 
 
 class Server:
-    """Ray Serve on an embedded local cluster (or ``address``) with ``frontends`` OIP front ends on ``host:port``.
+    """Ray Serve on an embedded local cluster (or ``address``) with ``frontends`` OIP front ends on ``host:port``
+    (and ``grpc_port``).
 
     ``dispatch="direct"`` (default) sends batches straight to replica actors; ``"handle"`` goes
-    through Ray Serve's ``DeploymentHandle`` router (slower; kept for comparison).
+    through Ray Serve's ``DeploymentHandle`` router (slower; kept for comparison). The arguments (and the
+    keyword-only ``grpc_port``, ``auth_token_file``, ``max_request_mb``, ``request_timeout_s``, ``tls_cert``,
+    ``tls_key``) are validated as a :class:`~openmindspore.serve.config.ServerConfig` (``self.config``).
     """
 
     def __init__(
@@ -64,24 +65,30 @@ class Server:
         num_cpus: int | None = None,
         retry_timeout_s: float = 60.0,
         frontends: int = 1,
-        dispatch: str = "direct",
+        dispatch: Dispatch = "direct",
+        **security: Any,
     ) -> None:
-        if not isinstance(frontends, int) or not 1 <= frontends <= 64:
-            raise ConfigError("--frontends", frontends, "an integer in [1, 64]")
-        if dispatch not in _DISPATCH:
-            raise ConfigError("dispatch", dispatch, f"one of {_DISPATCH}")
-        self.host, self.port, self.address, self.num_cpus = host, int(port), address, num_cpus
-        self.retry_timeout_s, self.frontends, self.dispatch = retry_timeout_s, frontends, dispatch
-        self._routes: dict[str, Any] = {"models": {}}
+        args = dict(host=host, port=port, address=address, num_cpus=num_cpus, retry_timeout_s=retry_timeout_s)
+        args.update(frontends=frontends, dispatch=dispatch, **security)
+        config = validate(ServerConfig, args, where="server")
+        self.config = config
+        self.host, self.port, self.address, self.num_cpus = config.host, config.port, config.address, config.num_cpus
+        self.retry_timeout_s, self.frontends, self.dispatch = config.retry_timeout_s, config.frontends, config.dispatch
+        self._routes = Routes()
         self._previous: dict[str, list[str]] = {}  # model -> earlier defaults (rollback stack)
         self._counter: dict[str, int] = {}  # model -> highest numeric version ever used
-        self._engine = None
+        self._engine: Engine | None = None
         self._node_resource: dict[str, float] = {}
 
     # --------------------------------------------------------------- life
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.config.scheme}://{self.host}:{self.port}"
+
+    @property
+    def grpc_target(self) -> str | None:
+        """``host:port`` of the gRPC endpoint (None without ``grpc_port``)."""
+        return None if self.config.grpc_port is None else f"{self.host}:{self.config.grpc_port}"
 
     def start(self) -> Server:
         import ray
@@ -92,6 +99,8 @@ class Server:
         if not log.isEnabledFor(logging.DEBUG):
             logging.getLogger("ray.serve").setLevel(logging.WARNING)
         _check_port_free(self.host, self.port)
+        if self.config.grpc_port is not None:
+            _check_port_free(self.host, self.config.grpc_port, "--grpc-port")
         self._engine = get_engine("ray")
         self._engine.start(address=self.address, num_cpus=self.num_cpus)
         # front ends bind host:port, so they run on this node (the node's own resource pins them)
@@ -109,11 +118,13 @@ class Server:
 
     def _wait_http(self, timeout_s: float = 60.0) -> None:
         import requests
+        import urllib3
 
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         deadline = time.monotonic() + timeout_s
         while True:
-            try:
-                if requests.get(self.url + "/v2/health/live", timeout=2).status_code == 200:
+            try:  # our own front end on this machine: its certificate need not name the host
+                if requests.get(self.url + "/v2/health/live", timeout=2, verify=False).status_code == 200:
                     return
             except requests.RequestException:
                 pass
@@ -148,7 +159,7 @@ class Server:
         source: str,
         version: str | None = None,
         replicas: int = 1,
-        batching: BatchingConfig | dict | None = None,
+        batching: BatchingConfig | dict[str, Any] | None = None,
         activate: bool = True,
         inflight_per_replica: int = 1,
         replica_cpus: float = 0.0,
@@ -156,56 +167,59 @@ class Server:
         """Load ``source`` as a new version of ``name`` beside the running ones; returns the version.
 
         With ``activate`` (default) traffic switches to it once its replicas are up; the previous
-        default stays loaded for ``rollback``.
+        default stays loaded for ``rollback``. The arguments after ``source`` are validated as a
+        :class:`~openmindspore.serve.config.DeployConfig`.
         """
+        args: dict[str, Any] = dict(name=name, version=version, replicas=replicas, activate=activate)
+        args.update(inflight_per_replica=inflight_per_replica, replica_cpus=replica_cpus, batching=batching or {})
+        config = validate(DeployConfig, args, where="deploy")
+        resolved = resolve_source(source)
         from ray import serve
 
         from openmindspore.serve.deployments import ModelReplica
 
-        if not _NAME.match(name):
-            raise ConfigError("--name", name, "1-64 letters, digits, '_', '.', '-' (starting with a letter or digit)")
-        if not isinstance(replicas, int) or replicas < 1:
-            raise ConfigError("--replicas", replicas, "an integer >= 1")
-        resolved = resolve_source(source)
-        batching = BatchingConfig(**(batching or {}))
-        m = self._routes["models"].setdefault(name, {"default": None, "versions": {}})
+        m = self._routes.models.setdefault(name, ModelRoutes())
+        version = config.version
         if version is None:
-            version = str(max([self._counter.get(name, 0)] + [int(v) for v in m["versions"] if v.isdigit()]) + 1)
-        version = str(version)
+            version = str(max([self._counter.get(name, 0)] + [int(v) for v in m.versions if v.isdigit()]) + 1)
         if version.isdigit():
             self._counter[name] = max(self._counter.get(name, 0), int(version))
-        if not _NAME.match(version) or version in m["versions"]:
-            raise ConfigError("version", version, f"a new version name (loaded: {sorted(m['versions'])})")
+        if version in m.versions:
+            raise ConfigError("version", version, f"a new version name (loaded: {sorted(m.versions)})")
         app = f"oms.{name}.{version}"
         t0 = time.perf_counter()
         opts = ModelReplica.options(
-            num_replicas=replicas,
-            max_ongoing_requests=inflight_per_replica,
-            ray_actor_options={"num_cpus": replica_cpus},
+            num_replicas=config.replicas,
+            max_ongoing_requests=config.inflight_per_replica,
+            ray_actor_options={"num_cpus": config.replica_cpus},
         )
         try:
-            handle = serve.run(opts.bind(resolved.source), name=app, route_prefix=None)
+            handle = serve.run(opts.bind(resolved), name=app, route_prefix=None)
             meta = handle.metadata.remote().result(timeout_s=120)
         except Exception as e:
-            if not m["versions"]:
-                del self._routes["models"][name]
+            if not m.versions:
+                del self._routes.models[name]
             _safe_delete(app)
             raise OMSError(
                 f"model {name!r} version {version} from {source} failed to load: "
                 f"{str(e).strip().splitlines()[-1][:300]}"
             ) from None
         log.info(
-            "model=%s version=%s loaded (%d replicas) in %.1f s", name, version, replicas, time.perf_counter() - t0
+            "model=%s version=%s loaded (%d replicas) in %.1f s",
+            name,
+            version,
+            config.replicas,
+            time.perf_counter() - t0,
         )
-        m["versions"][version] = {
-            "app": app,
-            "replicas": replicas,
-            "metadata": meta,
-            "batching": dict(batching),
-            "inflight_per_replica": inflight_per_replica,
-            "source": str(source),
-        }
-        if m["default"] is None or activate:
+        m.versions[version] = VersionConfig(
+            app=app,
+            replicas=config.replicas,
+            metadata=meta,
+            batching=config.batching,
+            inflight_per_replica=config.inflight_per_replica,
+            source=str(source),
+        )
+        if m.default is None or config.activate:
             self._switch_to(name, version)
         else:
             self._push()
@@ -214,14 +228,14 @@ class Server:
     def switch(self, name: str, version: str) -> None:
         """Route ``name``'s default traffic to the loaded ``version``."""
         m = self._model(name)
-        if str(version) not in m["versions"]:
-            raise ConfigError("version", version, f"a loaded version of {name!r}: {sorted(m['versions'])}")
+        if str(version) not in m.versions:
+            raise ConfigError("version", version, f"a loaded version of {name!r}: {sorted(m.versions)}")
         self._switch_to(name, str(version))
 
     def rollback(self, name: str) -> str:
         """Switch back to the version that was default before the current one; returns it."""
         m = self._model(name)
-        history = [v for v in self._previous.get(name, []) if v in m["versions"] and v != m["default"]]
+        history = [v for v in self._previous.get(name, []) if v in m.versions and v != m.default]
         if not history:
             raise ConfigError(
                 "rollback",
@@ -231,7 +245,7 @@ class Server:
             )
         target = history[-1]
         self._previous[name] = [v for v in self._previous[name] if v != target]
-        self._routes["models"][name]["default"] = target
+        m.default = target
         self._push()
         return target
 
@@ -239,39 +253,39 @@ class Server:
         """Stop routing to ``version`` (not the default), wait for its requests, delete its replicas."""
         m = self._model(name)
         version = str(version)
-        if version not in m["versions"]:
-            raise ConfigError("version", version, f"a loaded version of {name!r}: {sorted(m['versions'])}")
-        if version == m["default"]:
+        if version not in m.versions:
+            raise ConfigError("version", version, f"a loaded version of {name!r}: {sorted(m.versions)}")
+        if version == m.default:
             raise ConfigError(
                 "version", version, "a version that is not the default", "switch or roll back to another version first"
             )
-        cfg = m["versions"].pop(version)
+        cfg = m.versions.pop(version)
         self._push()  # returns after the front ends drained the version
-        _safe_delete(cfg["app"])
+        _safe_delete(cfg.app)
 
     def versions(self, name: str) -> dict[str, Any]:
         m = self._model(name)
-        return {"default": m["default"], "versions": sorted(m["versions"])}
+        return {"default": m.default, "versions": sorted(m.versions)}
 
     def replica_pids(self, name: str, version: str | None = None, timeout_s: float = 30.0) -> list[int]:
         """The PIDs of a version's live, initialized replica processes (asked directly, not through the router)."""
         from openmindspore.serve.replicas import call_each_replica
 
         m = self._model(name)
-        cfg = m["versions"][str(version or m["default"])]
-        return sorted(set(call_each_replica(cfg["app"], "ModelReplica", "pid", timeout_s=timeout_s)))
+        cfg = m.versions[str(version or m.default)]
+        return sorted(set(call_each_replica(cfg.app, cfg.deployment, "pid", timeout_s=timeout_s)))
 
     # ------------------------------------------------------------ helpers
-    def _model(self, name: str) -> dict[str, Any]:
-        if name not in self._routes["models"]:
-            raise ConfigError("model", name, f"a served model: {sorted(self._routes['models'])}")
-        return self._routes["models"][name]
+    def _model(self, name: str) -> ModelRoutes:
+        if name not in self._routes.models:
+            raise ConfigError("model", name, f"a served model: {sorted(self._routes.models)}")
+        return self._routes.models[name]
 
     def _switch_to(self, name: str, version: str) -> None:
-        m = self._routes["models"][name]
-        if m["default"] is not None and m["default"] != version:
-            self._previous.setdefault(name, []).append(m["default"])
-        m["default"] = version
+        m = self._routes.models[name]
+        if m.default is not None and m.default != version:
+            self._previous.setdefault(name, []).append(m.default)
+        m.default = version
         self._push()
 
     def _push(self) -> None:
@@ -283,7 +297,7 @@ class Server:
 
         from openmindspore.serve.frontend import FRONTEND_ENV, FrontEnd
 
-        routes = {"models": {n: m for n, m in self._routes["models"].items() if m["default"] is not None}}
+        routes = self._routes.routed().model_dump(mode="json")
         # A fixed code version makes a routes change a ``reconfigure`` of the running front ends; without
         # it every ``serve.run`` gets a random version and Serve replaces (restarts) them.
         opts = FrontEnd.options(
@@ -298,7 +312,7 @@ class Server:
             },
         )
         serve.run(
-            opts.bind(self.host, self.port, self.retry_timeout_s, self.dispatch),
+            opts.bind(self.config.model_dump(mode="json")),
             name=self.frontend_app,
             route_prefix=None,
         )
@@ -319,7 +333,7 @@ class Server:
         return sorted(pids)
 
 
-def _check_port_free(host: str, port: int) -> None:
+def _check_port_free(host: str, port: int, flag: str = "--port") -> None:
     import socket
 
     with socket.socket() as s:
@@ -327,10 +341,10 @@ def _check_port_free(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as e:
             raise ConfigError(
-                "--port",
+                flag,
                 port,
                 f"a free port on {host}",
-                f"it is taken or not bindable ({e.strerror}); pick another --port",
+                f"it is taken or not bindable ({e.strerror}); pick another {flag}",
             ) from None
 
 

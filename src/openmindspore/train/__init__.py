@@ -1,4 +1,5 @@
-"""Single-process training: config, exact TrainState, checkpoints, runs."""
+"""Single-process training: config, exact TrainState, checkpoints, runs; one trainer for every task
+(``train.tasks``), for registered models and the user's own cells (``train.building``, ``train.usercode``)."""
 
 from openmindspore.train.checkpoint import RunDir
 from openmindspore.train.config import OptimizerConfig, TrainConfig, config_from_dict, load_config

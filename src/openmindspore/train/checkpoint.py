@@ -3,6 +3,8 @@
 Layout of a run directory::
 
     DIR/config.yaml          resolved training config
+    DIR/preprocess.json      user data: the fitted preprocessing (raw input -> model input, class names)
+    DIR/code.json            user code: the folders the model's module was imported from
     DIR/summary.json         final (or latest) summary
     DIR/metrics.jsonl        one line per logged step
     DIR/checkpoints/step_00000100.safetensors   TrainState bytes
@@ -25,8 +27,10 @@ from typing import Any
 
 import yaml
 
+from openmindspore.data.preprocess import Preprocessor
 from openmindspore.errors import ConfigError, OMSError
 from openmindspore.train.state import TrainState
+from openmindspore.train.usercode import code_path
 
 __all__ = ["RunDir", "atomic_write"]
 
@@ -55,8 +59,8 @@ class RunDir:
         self.keep = keep
 
     @classmethod
-    def create(cls, path: str | Path, config: dict[str, Any]) -> RunDir:
-        """A new run directory holding ``config``; refuses to overwrite an existing run."""
+    def ensure_new(cls, path: str | Path) -> RunDir:
+        """Refuse a directory that already holds a run (checked before anything is built or written)."""
         run = cls(path)
         if run.is_run():
             raise ConfigError(
@@ -65,14 +69,38 @@ class RunDir:
                 "a new or empty directory (this one holds a run)",
                 f"use `oms train --resume {path}` to continue it, or choose another --out",
             )
+        return run
+
+    @classmethod
+    def create(cls, path: str | Path, config: dict[str, Any]) -> RunDir:
+        """A new run directory holding ``config``; refuses to overwrite an existing run."""
+        run = cls.ensure_new(path)
         run.path.mkdir(parents=True, exist_ok=True)
-        run.write_config(config)
+        dataset = config.get("dataset")
+        if isinstance(dataset, dict):  # the user's files: keep the statistics serving needs
+            from openmindspore.data import load_dataset
+
+            pre = load_dataset(dataset).preprocessor
+            if pre is not None:
+                atomic_write(run.preprocess_path, pre.to_json())
+        code = code_path()
+        if code:
+            atomic_write(run.path / "code.json", json.dumps({"code_path": code}, indent=2))
+        run.write_config(config)  # last: it marks the directory as a run
         return run
 
     # --------------------------------------------------------------- files
     @property
     def config_path(self) -> Path:
         return self.path / "config.yaml"
+
+    @property
+    def preprocess_path(self) -> Path:
+        return self.path / "preprocess.json"
+
+    def preprocessor(self) -> Preprocessor | None:
+        """The run's fitted preprocessing (runs on the user's files), else ``None``."""
+        return Preprocessor.load(self.preprocess_path) if self.preprocess_path.is_file() else None
 
     def is_run(self) -> bool:
         return self.config_path.is_file()

@@ -8,6 +8,16 @@ Example (``examples/mnist_cnn.yaml``)::
     batch_size: 64
     epochs: 3                      # or `steps: 500`
     seed: 0
+
+The user's own model and data::
+
+    dataset: {format: csv, path: flowers.csv, label: species}     # see openmindspore.data.spec
+    model: {class_path: nets.TinyNet, init_args: {hidden: 16}}    # any importable mindspore.nn.Cell
+    train_subset: 60              # optional: a stratified subset of the training split (or a list of indices)
+
+A dataset spec's relative paths are resolved against the config file's folder (:func:`load_config`) or
+the ``base_dir`` given to :func:`config_from_dict` (default: the current directory); the validated config
+holds absolute paths.
 """
 
 from __future__ import annotations
@@ -16,12 +26,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from openmindspore.data.spec import parse_dataset
 from openmindspore.errors import ConfigError
-from openmindspore.validation import validate
+from openmindspore.validation import ConfigErrors, validate
 
-__all__ = ["OptimizerConfig", "TrainConfig", "load_config", "config_from_dict"]
+__all__ = ["OptimizerConfig", "TrainConfig", "load_config", "config_from_dict", "check_model_config", "read_yaml"]
 
 
 class OptimizerConfig(BaseModel):
@@ -40,9 +51,14 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = "mnist5k"
-    model: dict[str, Any] = Field(default_factory=lambda: {"name": "cnn"})
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    dataset: str | dict[str, Any] = Field(
+        "mnist5k", description="a registered dataset name, or {format: npz|csv|imagefolder|mindrecord, path, ...}"
+    )
+    model: dict[str, Any] = Field(
+        default_factory=lambda: {"name": "cnn"},
+        description="{name: cnn|mlp|..., ...} or {class_path: module.Cell, init_args: {...}}",
+    )
+    optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig.model_validate({}))
     batch_size: int = Field(64, gt=0, description="global batch size (constant whatever the world size)")
     epochs: int | None = Field(None, gt=0)
     steps: int | None = Field(None, gt=0)
@@ -54,13 +70,29 @@ class TrainConfig(BaseModel):
     compile: bool = Field(
         True,
         description="compile the training step into a MindSpore graph when the model "
-        "supports it (CNN, MLP); false runs it op by op (PyNative)",
+        "supports it (CNN, MLP, a user cell with graph_safe = True); false runs it op by op (PyNative)",
     )
+    train_subset: int | list[int] | None = Field(
+        None,
+        description="train on part of the training split: a size (stratified, drawn with seed) or a list of "
+        "train-split indices; samples keep their original ids as dropout/augmentation keys",
+    )
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset(cls, v: Any) -> Any:
+        return parse_dataset(v) if isinstance(v, (str, dict)) else v
+
+    @field_validator("train_subset")
+    @classmethod
+    def _subset(cls, v: int | list[int] | None) -> int | list[int] | None:
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"train_subset={v}: a size must be >= 1")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if not isinstance(self.model.get("name"), str):
-            raise ValueError("model.name is required, e.g. {name: cnn}")
+        check_model_config(self.model)
         if self.epochs is None and self.steps is None:
             self.epochs = 1
         return self
@@ -72,11 +104,53 @@ class TrainConfig(BaseModel):
         return (self.epochs or 1) * -(-num_train // self.batch_size)
 
 
-def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Validate a training config; every problem is reported at once (:func:`openmindspore.validation.validate`)."""
+_MODEL_KEYS = {"class_path": ("class_path", "init_args"), "python_object": ("python_object",)}
+
+
+def check_model_config(model: dict[str, Any]) -> None:
+    """``model`` has exactly one of ``name`` (registered), ``class_path`` (+ ``init_args``) or
+    ``python_object`` (a run whose model was given in Python: it must be given again to resume)."""
+    forms = [k for k in ("name", "class_path", "python_object") if k in model]
+    if len(forms) != 1:
+        raise ValueError(
+            "model needs exactly one of name (a registered model, e.g. {name: cnn}) or class_path "
+            f"(your nn.Cell, e.g. {{class_path: nets.TinyNet, init_args: {{hidden: 16}}}}); got {sorted(model)}"
+        )
+    form = forms[0]
+    if not isinstance(model[form], str) or not model[form]:
+        raise ValueError(f"model.{form} must be a string, got {model[form]!r}")
+    if form in _MODEL_KEYS:
+        extra = sorted(set(model) - set(_MODEL_KEYS[form]))
+        if extra:
+            raise ValueError(
+                f"model.{extra[0]} is not a field of a {form} model; valid: {', '.join(_MODEL_KEYS[form])}"
+            )
+        if not isinstance(model.get("init_args", {}), dict):
+            raise ValueError(f"model.init_args must be a mapping of constructor arguments, got {model['init_args']!r}")
+
+
+def config_from_dict(data: dict[str, Any], base_dir: str | Path | None = None) -> TrainConfig:
+    """Validate a training config; every problem is reported at once (:func:`openmindspore.validation.validate`).
+    A dataset spec's relative paths are resolved against ``base_dir`` (default: the current directory)."""
     if not isinstance(data, dict):
         raise ConfigError("config", data, "a YAML mapping of fields (dataset, model, optimizer, ...)")
-    return validate(TrainConfig, data)
+    problems: list[ConfigError] = []
+    data = dict(data)
+    try:  # the dataset first: its problems get field names of their own (dataset.label, ...)
+        data["dataset"] = parse_dataset(data.get("dataset", "mnist5k"), base_dir)
+    except ConfigErrors as e:
+        problems += e.problems
+    except ConfigError as e:
+        problems.append(e)
+    if problems:
+        data["dataset"] = "mnist5k"  # a placeholder, to report the other fields' problems too
+    try:
+        cfg = validate(TrainConfig, data)
+    except ConfigErrors as e:
+        problems += e.problems
+    if problems:
+        raise ConfigErrors("config", problems)
+    return cfg
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -96,4 +170,4 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def load_config(path: str | Path) -> TrainConfig:
     """Read and validate a YAML training config; errors name the field, value and fix."""
-    return config_from_dict(read_yaml(path))
+    return config_from_dict(read_yaml(path), base_dir=Path(path).resolve().parent)

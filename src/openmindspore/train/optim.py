@@ -66,7 +66,9 @@ class Optimizer:
 
     def rollback(self, undo: tuple[int, dict[str, list[np.ndarray]] | None]) -> None:
         """Undo a step begun with :meth:`begin_step` whose parameters were not committed."""
-        self.t, self.state = undo[0], None if undo[1] is None else {slot: list(arrs) for slot, arrs in undo[1].items()}
+        # None: the state lives outside this object meanwhile (the elastic sharded optimizer holds it)
+        saved = None if undo[1] is None else {slot: list(arrs) for slot, arrs in undo[1].items()}
+        self.t, self.state = undo[0], saved  # type: ignore[assignment]
 
     def _update(self, i: int, p: np.ndarray, g: np.ndarray, lr: float) -> np.ndarray:
         new, slots = self._math(p, g, [self.state[slot][i] for slot in self.slots], lr)

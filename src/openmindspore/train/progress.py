@@ -6,17 +6,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 __all__ = ["step_progress"]
 
 
 class _Bar:
-    def __init__(self, progress: Progress | None, task: int | None) -> None:
+    def __init__(self, progress: Progress | None, task: TaskID | None) -> None:
         self._p, self._t = progress, task
 
     def update(self, step: int, loss: float, samples_per_s: float, info: str = "") -> None:
-        if self._p is not None:
+        if self._p is not None and self._t is not None:
             self._p.update(self._t, completed=step, loss=loss, sps=samples_per_s, info=info)
 
 

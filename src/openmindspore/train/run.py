@@ -2,6 +2,11 @@
 
 ``max_steps`` is the absolute step at which to stop (the learning-rate schedule still follows the
 config's planned total), so ``max_steps=10`` then ``resume(max_steps=20)`` equals 20 steps straight.
+
+Everything a run needs (data, model, the model's fit to the task) is built and checked before the run
+directory is created: a bad config writes nothing. ``model=`` takes an ``nn.Cell`` or a factory from
+Python instead of ``config.model``; such a run records ``model: {python_object: module.Class}`` and needs
+the same ``model=`` to be resumed or evaluated.
 """
 
 from __future__ import annotations
@@ -13,14 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from openmindspore.data import dataset_label
 from openmindspore.errors import ConfigError
+from openmindspore.train.building import describe_model
 from openmindspore.train.checkpoint import RunDir
 from openmindspore.train.config import TrainConfig, config_from_dict
 from openmindspore.train.progress import step_progress
 from openmindspore.train.state import TrainState
 from openmindspore.train.trainer import Trainer
+from openmindspore.train.usercode import restore_code_path
 
-__all__ = ["train", "resume", "evaluate_run", "build_summary"]
+__all__ = ["train", "resume", "evaluate_run", "build_summary", "load_run"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +62,7 @@ def build_summary(
         "world_size": world_size,
         "recoveries": list(recoveries or []),
         "dataset": trainer.cfg.dataset,
-        "model": trainer.cfg.model.get("name"),
+        "model": describe_model(trainer.cfg.model),
     }
     summary.update(extra)
     return summary
@@ -65,7 +73,7 @@ def _loop(trainer: Trainer, run: RunDir | None, stop_at: int, quiet: bool, prior
     step_times: list[float] = []
     loss = prior_loss
     window_t, window_n = time.perf_counter(), 0
-    with step_progress(stop_at, trainer.step, title=f"train {cfg.dataset}", disable=quiet) as bar:
+    with step_progress(stop_at, trainer.step, title=f"train {dataset_label(cfg.dataset)}", disable=quiet) as bar:
         while trainer.step < stop_at:
             t0 = time.perf_counter()
             loss = trainer.train_step()
@@ -108,29 +116,55 @@ def check_max_steps(max_steps: int | None, start: int) -> None:
         )
 
 
+def _python_model_record(model: Any) -> dict[str, Any]:
+    target = model if not hasattr(model, "construct") else type(model)
+    return {"python_object": f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"}
+
+
 def train(
-    cfg: TrainConfig, out_dir: str | Path | None = None, max_steps: int | None = None, quiet: bool = True
+    cfg: TrainConfig,
+    out_dir: str | Path | None = None,
+    max_steps: int | None = None,
+    quiet: bool = True,
+    model: Any = None,
 ) -> dict[str, Any]:
-    """Train from scratch; writes the run directory when ``out_dir`` is given. Returns the summary."""
+    """Train from scratch; writes the run directory when ``out_dir`` is given. Returns the summary.
+
+    ``model``: an ``nn.Cell`` or a factory (called with the data's ``num_classes``/``input_shape``/... it
+    asks for) to train instead of ``cfg.model``."""
     check_max_steps(max_steps, 0)
+    if out_dir is not None:
+        RunDir.ensure_new(out_dir)
+    if model is not None:
+        cfg = cfg.model_copy(update={"model": _python_model_record(model)})
+    trainer = Trainer(cfg, model=model)
     run = None if out_dir is None else RunDir.create(out_dir, cfg.model_dump(mode="json"))
-    trainer = Trainer(cfg)
     stop_at = min(trainer.total_steps, max_steps or trainer.total_steps)
     return _loop(trainer, run, stop_at, quiet, float("nan"))
 
 
-def load_run(run_dir: str | Path) -> tuple[RunDir, Trainer, TrainState]:
-    """A trainer restored from a run directory's latest checkpoint (also returned)."""
+def load_run(
+    run_dir: str | Path, model: Any = None, code_dirs: list[str] | None = None
+) -> tuple[RunDir, Trainer, TrainState]:
+    """A trainer restored from a run directory's latest checkpoint (also returned). The run's model code
+    is found through ``code_dirs`` or the folders it recorded (``code.json``)."""
     run = RunDir(run_dir).require_run()
-    trainer = Trainer(config_from_dict(run.read_config()))
+    restore_code_path(run.path, code_dirs)
+    trainer = Trainer(config_from_dict(run.read_config()), model=model)
     state = run.load_latest()
     trainer.load_state(state)
     return run, trainer, state
 
 
-def resume(run_dir: str | Path, max_steps: int | None = None, quiet: bool = True) -> dict[str, Any]:
+def resume(
+    run_dir: str | Path,
+    max_steps: int | None = None,
+    quiet: bool = True,
+    model: Any = None,
+    code_dirs: list[str] | None = None,
+) -> dict[str, Any]:
     """Continue a run from its latest checkpoint up to ``max_steps`` (default: the planned total)."""
-    run, trainer, state = load_run(run_dir)
+    run, trainer, state = load_run(run_dir, model, code_dirs)
     check_max_steps(max_steps, trainer.step)
     stop_at = min(trainer.total_steps, max_steps or trainer.total_steps)
     if trainer.step >= stop_at:
@@ -140,7 +174,34 @@ def resume(run_dir: str | Path, max_steps: int | None = None, quiet: bool = True
     return _loop(trainer, run, stop_at, quiet, float(state.extra.get("final_loss", float("nan"))))
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
-    """Evaluate a run's latest checkpoint on a split of its dataset."""
-    _, trainer, _ = load_run(run_dir)
-    return {"split": split, "step": trainer.step, "dataset": trainer.cfg.dataset, **trainer.evaluate(split)}
+def evaluate_run(
+    run_dir: str | Path,
+    split: str = "test",
+    data: str | Path | None = None,
+    model: Any = None,
+    code_dirs: list[str] | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run's latest checkpoint on a split of its dataset, or on ``data``: a new labelled file or
+    folder of the run's format, put through the run's *saved* preprocessing (``preprocess.json``)."""
+    run, trainer, _ = load_run(run_dir, model, code_dirs)
+    if data is None:
+        label = dataset_label(trainer.cfg.dataset)
+        return {"split": split, "step": trainer.step, "dataset": label, **trainer.evaluate(split)}
+    from openmindspore.data.files import read_labelled
+
+    pre = run.preprocessor()
+    if pre is None or not isinstance(trainer.cfg.dataset, dict):
+        raise ConfigError(
+            "--data",
+            str(data),
+            "a run trained on your own files (it has no preprocess.json)",
+            "use --split to evaluate a registered dataset's run",
+        )
+    x, y = read_labelled(pre, data, trainer.cfg.dataset)
+    return {
+        "split": "data",
+        "step": trainer.step,
+        "dataset": str(data),
+        "samples": int(len(y)),
+        **trainer.evaluate(x=x, y=y),
+    }

@@ -1,14 +1,21 @@
 """Single-process training step on MindSpore, split so data-parallel layers can reuse it.
 
-Models that declare ``graph_safe`` (the spec-driven CNN and the MLP) get their forward+backward
-compiled into one MindSpore graph (``ms.jit``): on CPU that runs the default CNN's step ~5x faster
-than PyNative, which syncs with Python between ops. Dropout masks are drawn on the host from the
-``(seed, step, layer, sample)`` key and fed to the graph, so compiled and PyNative steps give the
-same result. Other models (ViT, YOLOS) run op by op.
+The trainer is the same for every task: the task (``train/tasks``) supplies the loss, the collation of
+training rows into tensors and the metrics; the model comes from the config (a registered name or the
+user's ``class_path``) or from Python (``Trainer(cfg, model=cell_or_factory)``), see ``train/building``.
+
+Models that declare ``graph_safe`` (the spec-driven CNN and the MLP; a user cell may set
+``graph_safe = True``) get their forward+backward compiled into one MindSpore graph (``ms.jit``): on CPU
+that runs the default CNN's step ~5x faster than PyNative, which syncs with Python between ops. Dropout
+masks are drawn on the host from the ``(seed, step, layer, sample)`` key and fed to the graph, so compiled
+and PyNative steps give the same result. Other models (a user cell by default, ViT, YOLOS) run op by op.
 
 ``compute_grads`` evaluates a worker's shard of a global batch and returns gradients already scaled by
 ``1 / global_batch``: summing them over workers gives the exact global-mean gradient, whatever the
 world size. ``apply_grads`` sets the learning rate for the step and runs the optimizer.
+
+With ``train_subset`` the trainer's ``data.x_train`` is the subset (the sampler walks its rows) and
+``data.sample_ids`` maps rows back to their original train-split ids, which key dropout and augmentation.
 """
 
 from __future__ import annotations
@@ -21,15 +28,17 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
-from openmindspore.data import ResumableSampler, load_dataset, shard
+from openmindspore.data import Dataset, ResumableSampler, load_dataset, shard
 from openmindspore.data.augment import random_shift
 from openmindspore.errors import ConfigError
-from openmindspore.models import create_model, set_noise_key
+from openmindspore.models import set_noise_key
+from openmindspore.train.building import build_model, check_model
 from openmindspore.train.config import TrainConfig
 from openmindspore.train.optim import create_optimizer
 from openmindspore.train.state import TrainState, params_sha256
+from openmindspore.train.tasks import get_task
 
-__all__ = ["Trainer", "build_model", "setup_mindspore"]
+__all__ = ["Trainer", "setup_mindspore", "train_data"]
 
 _CONTEXT_SET = False
 
@@ -43,27 +52,32 @@ def setup_mindspore() -> None:
         _CONTEXT_SET = True
 
 
-def build_model(cfg: TrainConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Cell:
-    kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
-    return create_model(
-        cfg.model["name"], input_shape=input_shape, num_classes=num_classes, seed=kwargs.pop("seed", cfg.seed), **kwargs
-    )
+def train_data(cfg: TrainConfig) -> Dataset:
+    """The dataset as the run trains on it: its training split cut to ``cfg.train_subset`` when set."""
+    data = load_dataset(cfg.dataset)
+    return data if cfg.train_subset is None else data.subset(cfg.train_subset, cfg.seed)
 
 
-class _TrainLoss(nn.Cell):
-    """``sum(loss over the shard) * scale`` with the model in training mode and dropout masks as inputs."""
+class _MaskedTrainLoss(nn.Cell):
+    """``loss(model.train_forward(x, masks), y) * scale``: built-in models with host-drawn dropout masks."""
 
-    def __init__(self, model: nn.Cell, classification: bool) -> None:
+    def __init__(self, model: nn.Cell, loss: nn.Cell) -> None:
         super().__init__(auto_prefix=False)  # keep the model's parameter names (checkpoints use them)
-        self.model, self.classification = model, classification
+        self.model, self.loss = model, loss
 
     def construct(self, x: Tensor, y: Tensor, scale: Tensor, masks: tuple) -> Tensor:
-        out = self.model.train_forward(x, masks)
-        if self.classification:
-            loss = ops.cross_entropy(out, y, reduction="sum")
-        else:
-            loss = ((out.reshape(-1) - y) ** 2).sum()
-        return loss * scale
+        return self.loss(self.model.train_forward(x, masks), y) * scale
+
+
+class _PlainTrainLoss(nn.Cell):
+    """``loss(model(x), y) * scale``: a graph-safe user cell (its own randomness, if any)."""
+
+    def __init__(self, model: nn.Cell, loss: nn.Cell) -> None:
+        super().__init__(auto_prefix=False)
+        self.model, self.loss = model, loss
+
+    def construct(self, x: Tensor, y: Tensor, scale: Tensor, masks: tuple) -> Tensor:
+        return self.loss(self.model(x), y) * scale
 
 
 def _compiled_grad_fn(loss: nn.Cell, params: list) -> Any:
@@ -85,13 +99,16 @@ def _compiled_grad_fn(loss: nn.Cell, params: list) -> Any:
 class Trainer:
     """Model, optimizer, data and sampler of one run; holds the step counter."""
 
-    def __init__(self, cfg: TrainConfig) -> None:
+    def __init__(self, cfg: TrainConfig, model: Any = None) -> None:
+        """``model``: an ``nn.Cell`` or a factory returning one, instead of ``cfg.model``."""
         setup_mindspore()
         self.cfg = cfg
-        self.data = load_dataset(cfg.dataset)
-        self.task = self.data.task
-        n_out = self.data.num_classes if self.task == "classification" else 1
-        self.model = build_model(cfg, self.data.input_shape, n_out)
+        self.data = train_data(cfg)
+        self.task = self.data.task  # the task's name ("classification", ...)
+        self.task_impl = get_task(self.task)
+        self.model = build_model(cfg, self.data, self.task_impl, model)
+        check_model(self.model, self.data, self.task_impl, cfg.model)
+        self.loss_cell = self.task_impl.loss_cell()
         o = cfg.optimizer
         self.optimizer = create_optimizer(o.name, self.model.trainable_params(), o.weight_decay, o.momentum)
         self.sampler = ResumableSampler(len(self.data.x_train), cfg.batch_size, cfg.seed)
@@ -99,24 +116,26 @@ class Trainer:
         self.step = 0
         self.samples_seen = 0
         self.sampler_epoch_of_step = 0
-        self.compiled = bool(cfg.compile and getattr(self.model, "graph_safe", False))
+        self.compiled = bool(
+            cfg.compile and getattr(self.model, "graph_safe", False) and self.task_impl.num_inputs == 1
+        )
         self._compiled_sizes: set[int] = set()  # per-process batch sizes the compiled step has seen
         self.compiled_this_step = False  # the last compute_grads compiled the step for a new batch size
+        self._masked = hasattr(self.model, "train_forward") and hasattr(self.model, "dropout_masks")
         if self.compiled:
-            self._grad_fn = _compiled_grad_fn(
-                _TrainLoss(self.model, self.task == "classification"), self.optimizer.params
-            )
+            wrapper = _MaskedTrainLoss if self._masked else _PlainTrainLoss
+            self._grad_fn = _compiled_grad_fn(wrapper(self.model, self.loss_cell), self.optimizer.params)
         else:
             self._grad_fn = ms.value_and_grad(self._forward, None, self.optimizer.params)
 
     # ------------------------------------------------------------------ step
-    def _forward(self, x: Tensor, y: Tensor, scale: Tensor) -> Tensor:
-        out = self.model(x)
-        if self.task == "classification":
-            loss = ops.cross_entropy(out, y, reduction="sum")
-        else:
-            loss = ((out.reshape(-1) - y) ** 2).sum()
-        return loss * scale
+    def _forward(self, *args: Tensor) -> Tensor:
+        """``args`` = the batch's inputs, its targets, then the scale (PyNative path, any task)."""
+        n = self.task_impl.num_inputs
+        return self.loss_cell(self.model(*args[:n]), *args[n:-1]) * args[-1]
+
+    def _masks(self, step: int, ids: np.ndarray) -> tuple:
+        return self.model.dropout_masks(self.cfg.seed, step, ids) if self._masked else ()
 
     def lr_at(self, step: int) -> float:
         o = self.cfg.optimizer
@@ -133,24 +152,26 @@ class Trainer:
         return self.sampler.next_batch()
 
     def compute_grads(self, global_idx: np.ndarray, world_size: int = 1, rank: int = 0) -> tuple[float, tuple]:
-        """Loss contribution and gradients of this rank's shard, scaled by ``1/len(global_idx)``."""
+        """Loss contribution and gradients of this rank's shard, scaled by the task's ``loss_scale`` of the
+        global batch (``1/len(global_idx)`` by default)."""
         local = shard(global_idx, world_size, rank)
-        set_noise_key(self.cfg.seed, self.step, local)
+        ids = self.data.sample_ids(local)  # original train-split ids: the keys of dropout and augmentation
+        set_noise_key(self.cfg.seed, self.step, ids)
         if len(local) == 0:
             return 0.0, tuple(ops.zeros(p.shape, p.dtype) for p in self.optimizer.params)
         xb = self.data.x_train[local]
         if self.cfg.augment_shift and xb.ndim == 4:
-            xb = random_shift(xb, local, self.cfg.seed, self.sampler_epoch_of_step, self.cfg.augment_shift)
-        x = Tensor(xb)
-        y = Tensor(self.data.y_train[local])
-        scale = Tensor(np.float32(1.0 / len(global_idx)))
+            xb = random_shift(xb, ids, self.cfg.seed, self.sampler_epoch_of_step, self.cfg.augment_shift)
+        batch = self.task_impl.match(self.model, self.task_impl.collate(xb, self.data.y_train[local]))
+        scale = Tensor(np.float32(self.task_impl.loss_scale(global_idx)))
         self.model.set_train(True)
         if self.compiled:
             self.compiled_this_step = len(local) not in self._compiled_sizes
             self._compiled_sizes.add(len(local))
-            loss, grads = self._grad_fn(x, y, scale, self.model.dropout_masks(self.cfg.seed, self.step, local))
+            (x,), (y,) = batch.inputs, batch.targets
+            loss, grads = self._grad_fn(x, y, scale, self._masks(self.step, ids))
         else:
-            loss, grads = self._grad_fn(x, y, scale)
+            loss, grads = self._grad_fn(*batch.inputs, *batch.targets, scale)
         return float(loss.asnumpy()), grads
 
     def precompile(self, shard_sizes: list[int]) -> None:
@@ -165,7 +186,7 @@ class Trainer:
         for n in sorted({int(n) for n in shard_sizes if int(n) > 0} - self._compiled_sizes):
             x = Tensor(np.zeros((n, *self.data.x_train.shape[1:]), self.data.x_train.dtype))
             y = Tensor(np.zeros((n, *self.data.y_train.shape[1:]), self.data.y_train.dtype))
-            masks = self.model.dropout_masks(self.cfg.seed, 0, np.arange(n))
+            masks = self._masks(0, np.arange(n))
             self._grad_fn(x, y, Tensor(np.float32(1.0)), masks)[0].asnumpy()
             self._compiled_sizes.add(n)
         for p in self.model.get_parameters():
@@ -190,24 +211,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ eval
     def predict(self, x: np.ndarray, batch: int | None = None) -> np.ndarray:
+        """The model's outputs (inference mode) for model inputs ``x``, in batches."""
         self.model.set_train(False)
         bs = batch or self.cfg.eval_batch_size
-        outs = [self.model(Tensor(x[i : i + bs])).asnumpy() for i in range(0, len(x), bs)]
+        outs = []
+        for i in range(0, len(x), bs):
+            out = self.model(*self.task_impl.inputs(x[i : i + bs]))
+            outs.append((out[0] if isinstance(out, (tuple, list)) else out).asnumpy())
         return np.concatenate(outs) if outs else np.empty((0,))
 
-    def evaluate(self, split: str = "test") -> dict[str, float]:
-        x, y = self.data.split(split)
-        out = self.predict(x)
-        if self.task == "classification":
-            z = out - out.max(axis=1, keepdims=True)
-            logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-            return {
-                "accuracy": float((out.argmax(axis=1) == y).mean()),
-                "loss": float(-logp[np.arange(len(y)), y].mean()),
-            }
-        pred = out.reshape(-1)
-        mse = float(((pred - y) ** 2).mean())
-        return {"mse": mse, "r2": float(1.0 - mse / max(float(y.var()), 1e-12))}
+    def evaluate(
+        self, split: str = "test", x: np.ndarray | None = None, y: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """The task's metrics on a split of the run's data, or on given model inputs ``x`` and targets ``y``."""
+        if x is None or y is None:
+            x, y = self.data.split(split)
+        return self.task_impl.metrics(self.predict(x), y)
 
     # ------------------------------------------------------------------ state
     def params_numpy(self) -> dict[str, np.ndarray]:

@@ -101,7 +101,9 @@ def cnn_grammar(
 
 
 class CNNSpace(SearchSpace):
-    """CNNs for an image dataset (default ``mnist5k``); objective: validation accuracy.
+    """CNNs for an image dataset (default ``mnist5k``; or the user's images: ``dataset`` may be a spec such
+    as ``{format: imagefolder, path: ...}``, passed as its JSON string so the space stays hashable, see
+    :func:`openmindspore.data.dataset_key`); objective: validation accuracy.
 
     Options: ``steps``, ``batch_size``, ``lr``, ``optimizer`` (training budget per candidate, see
     :data:`DEFAULT_TRAIN`), ``max_blocks``, ``max_convs``, ``max_dense``."""
@@ -110,16 +112,16 @@ class CNNSpace(SearchSpace):
     objective = "accuracy"
 
     def __init__(self, dataset: str = "mnist5k", **options: Any) -> None:
-        from openmindspore.data import load_dataset
+        from openmindspore.data import dataset_label, load_dataset, parse_dataset
 
         super().__init__(dataset, **options)
         ds = load_dataset(dataset)
         if ds.task != "classification" or len(ds.input_shape) != 3:
             raise ConfigError(
                 "dataset",
-                dataset,
+                dataset_label(parse_dataset(dataset)),
                 f"an image classification dataset for the cnn space (its input shape is {list(ds.input_shape)})",
-                "use mnist5k, digits or synthetic",
+                "use mnist5k, digits, synthetic or your images: {format: imagefolder, path: ...}",
             )
         self.input_shape, self.num_classes = ds.input_shape, ds.num_classes
         unknown = set(options) - set(DEFAULT_TRAIN) - {"max_blocks", "max_convs", "max_dense"}
@@ -139,9 +141,11 @@ class CNNSpace(SearchSpace):
 
     def train_config(self, layers: list[dict], seed: int) -> dict[str, Any]:
         """The ``openmindspore.train`` config used for ``layers`` (also for the DEFAULT_CNN baseline)."""
+        from openmindspore.data import parse_dataset
+
         o = self.train_opts
         return {
-            "dataset": self.dataset,
+            "dataset": parse_dataset(self.dataset),
             "model": {"name": "cnn", "layers": layers},
             "optimizer": {"name": o["optimizer"], "lr": float(o["lr"])},
             "batch_size": int(o["batch_size"]),

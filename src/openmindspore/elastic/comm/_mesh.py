@@ -14,6 +14,7 @@ import socket
 import struct
 import threading
 import time
+from typing import Any
 
 from openmindspore.elastic.comm.base import CommAbortedError, CommError, CommTimeoutError, PeerLostError
 
@@ -113,8 +114,9 @@ class Mesh:
                     f"respond within {self.timeout:.1f} s",
                     missing,
                 )
-            ready, _, _ = select.select([*socks, self._abort_fd], [], [], left)
-            ready = [s for s in ready if s is not self._abort_fd]
+            waitable: list[Any] = [*socks, self._abort_fd]  # sockets and the abort pipe's fd
+            readable, _, _ = select.select(waitable, [], [], left)
+            ready = [s for s in readable if s is not self._abort_fd]
             if ready:
                 return ready
 

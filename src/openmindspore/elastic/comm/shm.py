@@ -254,18 +254,25 @@ class ShmCollective:
     def _piece(self, out: np.ndarray, m: int, dt: np.dtype, op: str) -> None:
         n, r, item = self.world_size, self.rank, dt.itemsize
         bounds = [m * k // n for k in range(n + 1)]
-        self._mesh.barrier()
+        mesh = self._peers()
+        mesh.barrier()
         lo, hi = bounds[r], bounds[r + 1]
         if hi > lo:
             acc = self._outbox[r][: (hi - lo) * item].view(dt)
             _sum_in_rank_order([b[lo * item : hi * item].view(dt) for b in self._inbox], acc)
             if op == "mean":
                 np.divide(acc, dt.type(n), out=acc)
-        self._mesh.barrier()
+        mesh.barrier()
         for k in range(n):
             a, b = bounds[k], bounds[k + 1]
             if b > a:
                 out[a:b] = self._outbox[k][: (b - a) * item].view(dt)
+
+    def _peers(self) -> Mesh:
+        """The socket mesh of this group (one exists while a group of more than one rank is formed)."""
+        if self._mesh is None:
+            raise CommError(f"rank {self.rank}: no group of more than one rank is formed")
+        return self._mesh
 
     def extra(self, rank: int) -> np.ndarray:
         """Rank ``rank``'s extra shared memory (``rebuild(extra_bytes=...)``; bytes, maybe rounded up)."""
@@ -299,7 +306,7 @@ class ShmCollective:
             acc = self._scratch[: (hi - lo) * item].view(dt)
             if w > 1:
                 _gather(src, src_at, off, off + m, self._inbox[r][: m * item].view(dt))
-                self._mesh.barrier()
+                self._peers().barrier()
                 if hi > lo:
                     _sum_in_rank_order([b[(lo - off) * item : (hi - off) * item].view(dt) for b in self._inbox], acc)
                 outs = [self._outbox[k][: (bounds[k + 1] - bounds[k]) * item].view(dt) for k in range(w)]
@@ -311,7 +318,7 @@ class ShmCollective:
             if off + m >= n and before_last_barrier is not None:
                 before_last_barrier()
             if w > 1:
-                self._mesh.barrier()
+                self._peers().barrier()
             for k in range(w):
                 if bounds[k + 1] > bounds[k]:
                     _scatter(dst, dst_at, bounds[k], bounds[k + 1], outs[k])

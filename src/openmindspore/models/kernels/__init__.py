@@ -148,8 +148,8 @@ def adam(
         ctypes.c_int64(p.size),
         f(b1),
         f(b2),
-        f(np.float32(1) - np.float32(b1)),
-        f(np.float32(1) - np.float32(b2)),
+        f(float(np.float32(1) - np.float32(b1))),  # exact: a float32 value round-trips through float
+        f(float(np.float32(1) - np.float32(b2))),
         f(wd),
         ctypes.c_int(l2),
         f(decay),

@@ -1,124 +1,95 @@
-"""ViT configuration (a validated dataclass mirroring Hugging Face ``ViTConfig``) and presets."""
+"""ViT configuration (a validated pydantic model mirroring Hugging Face ``ViTConfig``) and presets.
+
+``VisionTransformerConfig`` holds the encoder fields ViT and YOLOS share (names and defaults as in
+``transformers``) and their checks; ``ViTConfig`` adds the classifier. Both are immutable and are built
+through :meth:`VisionTransformerConfig.from_dict`, which accepts our own keys or a Hugging Face
+``config.json`` dict (its bookkeeping keys are dropped) and reports every bad value at once, with a
+did-you-mean for a misspelled key (:func:`openmindspore.validation.validate`).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal, Self
 
-from openmindspore.errors import ConfigError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-__all__ = ["ViTConfig", "VIT_PRESETS", "pair", "check_fields", "config_from_dict"]
+from openmindspore.validation import validate
+
+__all__ = ["ViTConfig", "VisionTransformerConfig", "VIT_PRESETS", "HF_IGNORED_KEYS"]
 
 
-def pair(v: int | list[int] | tuple[int, ...], name: str) -> tuple[int, int]:
-    """``224 -> (224, 224)``; ``[800, 1333] -> (800, 1333)``; anything else is a :class:`ConfigError`."""
+def _size(v: Any) -> Any:
+    """``224 -> (224, 224)`` before validation (lists and tuples pass through and are checked as pairs)."""
+    return (v, v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def _square(v: Any) -> Any:
+    """A ``[16, 16]`` patch becomes ``16``; a non-square one is refused."""
+    if isinstance(v, (list, tuple)) and len(v) == 2 and v[0] == v[1]:
+        return v[0]
+    if isinstance(v, (list, tuple)):
+        raise ValueError("a square patch: one int (or [p, p])")
+    return v
+
+
+def _not_bool(v: Any) -> Any:
     if isinstance(v, bool):
-        raise ConfigError(name, v, "a positive int or [height, width]")
-    if isinstance(v, int):
-        v = (v, v)
-    try:
-        h, w = (int(x) for x in v)
-    except (TypeError, ValueError):
-        raise ConfigError(name, v, "a positive int or [height, width]") from None
-    if h < 1 or w < 1:
-        raise ConfigError(name, v, "positive sizes")
-    return h, w
+        raise ValueError(f"an integer, not {v}")
+    return v
 
 
-def check_fields(cfg: Any) -> None:
-    """Validation shared by the ViT and YOLOS configs (raises :class:`ConfigError`)."""
-    name = type(cfg).__name__
-    for f in (
-        "hidden_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-        "intermediate_size",
-        "num_channels",
-        "patch_size",
-    ):
-        v = getattr(cfg, f)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"{name}.{f}", v, "a positive int")
-    if cfg.hidden_size % cfg.num_attention_heads:
-        raise ConfigError(
-            f"{name}.num_attention_heads",
-            cfg.num_attention_heads,
-            f"a divisor of hidden_size={cfg.hidden_size}",
-            "choose heads so that hidden_size / heads is an integer",
-        )
-    if cfg.hidden_act != "gelu":
-        raise ConfigError(
-            f"{name}.hidden_act",
-            cfg.hidden_act,
-            "'gelu' (exact, erf-based)",
-            "only the exact GELU of the reference checkpoints is implemented",
-        )
-    if not 0.0 < float(cfg.layer_norm_eps) < 1e-2:
-        raise ConfigError(f"{name}.layer_norm_eps", cfg.layer_norm_eps, "a small positive float such as 1e-12")
-    for f in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-        v = getattr(cfg, f)
-        if not 0.0 <= float(v) < 1.0:
-            raise ConfigError(f"{name}.{f}", v, "a probability in [0, 1)")
-    gh, gw = cfg.image_size[0] // cfg.patch_size, cfg.image_size[1] // cfg.patch_size
-    if gh < 1 or gw < 1:
-        raise ConfigError(f"{name}.image_size", list(cfg.image_size), f"at least patch_size={cfg.patch_size}")
+PositiveInt = Annotated[int, BeforeValidator(_not_bool), Field(gt=0)]
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+ImageSize = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_size)]
+PatchSize = Annotated[PositiveInt, BeforeValidator(_square)]
 
 
-def config_from_dict(
-    cls: type, d: Mapping[str, Any], aliases: Mapping[str, str] | None = None, ignore: tuple[str, ...] = ()
-) -> Any:
-    """Build ``cls`` from a dict, rejecting unknown keys with a :class:`ConfigError` that lists valid ones."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    kw: dict[str, Any] = {}
-    for k, v in d.items():
-        k = (aliases or {}).get(k, k)
-        if k in ignore:
-            continue
-        if k not in names:
-            raise ConfigError(f"{cls.__name__}.{k}", v, f"one of {sorted(names)}", "remove or rename the key")
-        kw[k] = v
-    if "id2label" in kw:
-        kw["id2label"] = {int(k): str(v) for k, v in dict(kw["id2label"]).items()}
-        if "num_labels" in names and "num_labels" not in kw:
-            kw["num_labels"] = len(kw["id2label"])  # HF config.json stores the labels, not their count
-    return cls(**kw)
-
-
-@dataclass
-class ViTConfig:
-    """Vision Transformer hyper-parameters (names and defaults as in Hugging Face ``ViTConfig``).
+class VisionTransformerConfig(BaseModel):
+    """Encoder hyper-parameters shared by ViT and YOLOS (names and defaults as in ``transformers``).
 
     ``image_size`` is the (height, width) the position embeddings were trained for; other sizes work with
     ``interpolate_pos_encoding=True`` (bicubic, as in the reference).
     """
 
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.0
-    attention_probs_dropout_prob: float = 0.0
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-12
-    image_size: tuple[int, int] = (224, 224)
-    patch_size: int = 16
-    num_channels: int = 3
-    qkv_bias: bool = True
-    num_labels: int = 1000
-    seed: int = 0
-    id2label: dict[int, str] = field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        self.image_size = pair(self.image_size, "ViTConfig.image_size")
-        self.patch_size = (
-            int(self.patch_size) if not isinstance(self.patch_size, (list, tuple)) else _square_patch(self.patch_size)
-        )
-        check_fields(self)
-        if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 1:
-            raise ConfigError("ViTConfig.num_labels", self.num_labels, "a positive int")
+    hidden_size: PositiveInt = 768
+    num_hidden_layers: PositiveInt = 12
+    num_attention_heads: PositiveInt = 12
+    intermediate_size: PositiveInt = 3072
+    hidden_act: Literal["gelu"] = Field(
+        default="gelu", description="the exact (erf) GELU of the reference checkpoints, the only one implemented"
+    )
+    hidden_dropout_prob: Probability = 0.0
+    attention_probs_dropout_prob: Probability = 0.0
+    initializer_range: float = Field(default=0.02, ge=0.0)
+    layer_norm_eps: float = Field(default=1e-12, gt=0.0, lt=1e-2, description="a small positive float such as 1e-12")
+    image_size: ImageSize = (224, 224)
+    patch_size: PatchSize = 16
+    num_channels: PositiveInt = 3
+    qkv_bias: bool = True
+    seed: int = Field(default=0, ge=0, description="seed of the random initialisation")
+    id2label: dict[int, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _num_labels_from_id2label(cls, data: Any) -> Any:
+        """A Hugging Face ``config.json`` stores the labels, not their count."""
+        if isinstance(data, Mapping) and data.get("id2label") and "num_labels" not in data:
+            return {**data, "num_labels": len(data["id2label"])}
+        return data
+
+    @model_validator(mode="after")
+    def _check_shapes(self) -> Self:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"num_attention_heads={self.num_attention_heads} does not divide hidden_size={self.hidden_size}; "
+                "choose heads so that hidden_size / heads is an integer"
+            )
+        if min(self.image_size) < self.patch_size:
+            raise ValueError(f"image_size={list(self.image_size)} is smaller than patch_size={self.patch_size}")
+        return self
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -126,21 +97,22 @@ class ViTConfig:
         return self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ViTConfig:
-        """From our own keys or a Hugging Face ``config.json`` dict (extra HF bookkeeping keys ignored)."""
-        return config_from_dict(cls, d, ignore=HF_IGNORED_KEYS)
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        """From our own keys or a Hugging Face ``config.json`` dict (its bookkeeping keys are ignored)."""
+        kept = {k: v for k, v in d.items() if k not in HF_IGNORED_KEYS} if isinstance(d, Mapping) else d
+        return validate(cls, kept, where=cls.__name__, prefix=f"{cls.__name__}.")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        """Plain fields (``image_size`` as a list), loadable again with :meth:`from_dict`."""
+        d = self.model_dump()
         d["image_size"] = list(self.image_size)
         return d
 
 
-def _square_patch(p: list | tuple) -> int:
-    h, w = pair(p, "patch_size")
-    if h != w:
-        raise ConfigError("patch_size", list(p), "a square patch", "use an int patch_size")
-    return h
+class ViTConfig(VisionTransformerConfig):
+    """Vision Transformer for image classification (Hugging Face ``ViTConfig``)."""
+
+    num_labels: PositiveInt = 1000
 
 
 # keys of a Hugging Face config.json that carry no architecture information

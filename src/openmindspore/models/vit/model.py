@@ -61,7 +61,8 @@ class ViTEmbeddings(nn.Cell):
 
     def __init__(self, cfg: ViTConfig, rng: np.random.Generator) -> None:
         super().__init__()
-        self.cfg = cfg
+        # plain attributes, not the config: graph mode (ms.jit) cannot read a pydantic model
+        self.hidden_size, self.patch_size, self.image_size = cfg.hidden_size, cfg.patch_size, cfg.image_size
         d = cfg.hidden_size
         gh, gw = cfg.grid
         self.patch_embeddings = PatchEmbeddings(cfg.num_channels, d, cfg.patch_size, cfg.seed)
@@ -74,16 +75,16 @@ class ViTEmbeddings(nn.Cell):
     def construct(self, pixel_values: Tensor, interpolate_pos_encoding: bool = False) -> Tensor:
         b, _, h, w = pixel_values.shape
         x = self.patch_embeddings(pixel_values)
-        x = ops.concat((ops.broadcast_to(self.cls_token, (b, 1, self.cfg.hidden_size)), x), 1)
-        p = self.cfg.patch_size
+        x = ops.concat((ops.broadcast_to(self.cls_token, (b, 1, self.hidden_size)), x), 1)
+        p = self.patch_size
         if interpolate_pos_encoding:
             pos = self.interpolate_pos_encoding(h // p, w // p)
         else:
-            if (h, w) != self.cfg.image_size:
+            if (h, w) != self.image_size:
                 raise ConfigError(
                     "pixel_values size",
                     (h, w),
-                    f"the configured image_size {self.cfg.image_size}",
+                    f"the configured image_size {self.image_size}",
                     "resize the input or pass interpolate_pos_encoding=True",
                 )
             pos = self.position_embeddings
@@ -204,7 +205,7 @@ class ViTForImageClassification(nn.Cell):
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
-        self.config = cfg
+        self.config = cfg  # host side only (graph code reads plain attributes)
         rng = np.random.default_rng(cfg.seed)
         self.vit = ViTModel(cfg, rng)
         self.classifier = Linear(cfg.hidden_size, cfg.num_labels)

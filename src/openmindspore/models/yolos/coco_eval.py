@@ -32,21 +32,25 @@ _STATS = [
 
 def load_coco(gt: str | Path | dict) -> dict:
     """A COCO annotation dict from a path or a dict; checks the required keys."""
-    if not isinstance(gt, dict):
+    if isinstance(gt, dict):
+        coco = gt
+    else:
         p = Path(gt)
         try:
-            gt = json.loads(p.read_text())
+            coco = json.loads(p.read_text())
         except (OSError, ValueError) as e:
             raise ConfigError("annotations", str(p), "a readable COCO-format JSON file", str(e)) from None
+        if not isinstance(coco, dict):
+            raise ConfigError("annotations", str(p), "a COCO-format JSON object (images, annotations, categories)")
     for k in ("images", "annotations", "categories"):
-        if k not in gt:
+        if k not in coco:
             raise ConfigError(
                 "annotations",
-                sorted(gt),
+                sorted(coco),
                 f"a COCO dict with key {k!r}",
                 "use the COCO detection format (images, annotations, categories)",
             )
-    return gt
+    return coco
 
 
 def to_coco_detections(results: Sequence[dict[str, np.ndarray]], image_ids: Sequence[int]) -> list[dict]:

@@ -1,95 +1,42 @@
-"""YOLOS configuration (validated dataclass mirroring Hugging Face ``YolosConfig``) and presets."""
+"""YOLOS configuration (a validated pydantic model mirroring Hugging Face ``YolosConfig``) and presets."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
-from openmindspore.errors import ConfigError
-from openmindspore.models.vit.config import HF_IGNORED_KEYS, check_fields, config_from_dict, pair
+from pydantic import Field, model_validator
+
+from openmindspore.models.vit.config import ImageSize, PositiveInt, VisionTransformerConfig
 
 __all__ = ["YolosConfig", "YOLOS_PRESETS"]
 
 
-@dataclass
-class YolosConfig:
+class YolosConfig(VisionTransformerConfig):
     """YOLOS hyper-parameters; names, defaults and loss weights as in Hugging Face ``YolosConfig``.
 
     ``num_labels`` follows the DETR convention: class ids ``0 .. num_labels-1`` (COCO: 91 = max id + 1);
     the classifier has one extra "no object" output.
     """
 
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.0
-    attention_probs_dropout_prob: float = 0.0
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-12
-    image_size: tuple[int, int] = (512, 864)
-    patch_size: int = 16
-    num_channels: int = 3
-    qkv_bias: bool = True
-    num_detection_tokens: int = 100
+    image_size: ImageSize = (512, 864)
+    num_detection_tokens: PositiveInt = 100
     use_mid_position_embeddings: bool = True
-    num_labels: int = 91
-    class_cost: float = 1.0
-    bbox_cost: float = 5.0
-    giou_cost: float = 2.0
-    bbox_loss_coefficient: float = 5.0
-    giou_loss_coefficient: float = 2.0
-    eos_coefficient: float = 0.1
-    seed: int = 0
-    id2label: dict[int, str] = field(default_factory=dict)
+    num_labels: PositiveInt = 91
+    class_cost: float = Field(default=1.0, ge=0.0)
+    bbox_cost: float = Field(default=5.0, ge=0.0)
+    giou_cost: float = Field(default=2.0, ge=0.0)
+    bbox_loss_coefficient: float = Field(default=5.0, ge=0.0)
+    giou_loss_coefficient: float = Field(default=2.0, ge=0.0)
+    eos_coefficient: float = Field(default=0.1, ge=0.0)
 
-    def __post_init__(self) -> None:
-        self.image_size = pair(self.image_size, "YolosConfig.image_size")
-        if isinstance(self.patch_size, (list, tuple)):
-            h, w = pair(self.patch_size, "YolosConfig.patch_size")
-            if h != w:
-                raise ConfigError("YolosConfig.patch_size", list(self.patch_size), "a square patch")
-            self.patch_size = h
-        check_fields(self)
-        for f in ("num_detection_tokens", "num_labels"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"YolosConfig.{f}", v, "a positive int")
+    @model_validator(mode="after")
+    def _check_mid_positions(self) -> Self:
         if self.use_mid_position_embeddings and self.num_hidden_layers < 2:
-            raise ConfigError(
-                "YolosConfig.num_hidden_layers",
-                self.num_hidden_layers,
-                ">= 2 with use_mid_position_embeddings=True",
-                "add layers or set use_mid_position_embeddings: false",
+            raise ValueError(
+                f"num_hidden_layers={self.num_hidden_layers} must be >= 2 with use_mid_position_embeddings=True; "
+                "add layers or set use_mid_position_embeddings: false"
             )
-        for f in (
-            "class_cost",
-            "bbox_cost",
-            "giou_cost",
-            "bbox_loss_coefficient",
-            "giou_loss_coefficient",
-            "eos_coefficient",
-        ):
-            if float(getattr(self, f)) < 0:
-                raise ConfigError(f"YolosConfig.{f}", getattr(self, f), "a non-negative number")
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        """Patch grid ``(rows, cols)`` the (mid-)position embeddings were trained for."""
-        return self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> YolosConfig:
-        """From our own keys or a Hugging Face ``config.json`` dict."""
-        return config_from_dict(cls, d, ignore=HF_IGNORED_KEYS)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["image_size"] = list(self.image_size)
-        return d
+        return self
 
 
 YOLOS_PRESETS: dict[str, dict[str, Any]] = {

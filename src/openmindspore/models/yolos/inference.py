@@ -21,7 +21,7 @@ def load_detector(
     and fine-tuning) when present, otherwise from the registered preset ``model_name``."""
     import mindspore as ms
 
-    from openmindspore.models.hf_convert import load_checkpoint
+    from openmindspore.models._checkpoint_io import load_checkpoint
     from openmindspore.models.registry import create_model
     from openmindspore.models.yolos.model import YolosForObjectDetection
     from openmindspore.models.yolos.processor import YolosImageProcessor
@@ -47,7 +47,7 @@ def load_detector(
         load_checkpoint(model, weights)
     proc_kw = dict(meta.get("processor") or {})
     proc_kw.update({k: v for k, v in (processor_overrides or {}).items() if v is not None})
-    return model, YolosImageProcessor(**proc_kw), meta
+    return model, YolosImageProcessor.from_dict(proc_kw), meta
 
 
 def detect(

@@ -107,7 +107,7 @@ def match_cost(
     with np.errstate(divide="ignore", invalid="ignore"):
         c_giou = -generalized_box_iou(box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(tgt_boxes))
     c = (w.bbox_cost * c_bbox + w.class_cost * c_class + w.giou_cost * c_giou).astype(np.float32)
-    big = np.finfo(np.float32).max
+    big = float(np.finfo(np.float32).max)  # exactly representable in float32: the result stays float32 max
     return np.nan_to_num(c, nan=big, posinf=big, neginf=big)
 
 

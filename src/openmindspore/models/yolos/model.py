@@ -50,7 +50,13 @@ class YolosEmbeddings(nn.Cell):
 
     def __init__(self, cfg: YolosConfig, rng: np.random.Generator) -> None:
         super().__init__()
-        self.cfg = cfg
+        # plain attributes, not the config: graph mode (ms.jit) cannot read a pydantic model
+        self.patch_size, self.hidden_size, self.num_detection_tokens = (
+            cfg.patch_size,
+            cfg.hidden_size,
+            cfg.num_detection_tokens,
+        )
+        self.grid = cfg.grid
         d, k = cfg.hidden_size, cfg.num_detection_tokens
         gh, gw = cfg.grid
         std = cfg.initializer_range
@@ -64,19 +70,17 @@ class YolosEmbeddings(nn.Cell):
 
     def construct(self, pixel_values: Tensor) -> Tensor:
         b, _, h, w = pixel_values.shape
-        p, d = self.cfg.patch_size, self.cfg.hidden_size
+        p, d = self.patch_size, self.hidden_size
         x = self.patch_embeddings(pixel_values)
         x = ops.concat(
             (
                 ops.broadcast_to(self.cls_token, (b, 1, d)),
                 x,
-                ops.broadcast_to(self.detection_tokens, (b, self.cfg.num_detection_tokens, d)),
+                ops.broadcast_to(self.detection_tokens, (b, self.num_detection_tokens, d)),
             ),
             1,
         )
-        x = x + interpolate_positions(
-            self.position_embeddings, self.cfg.num_detection_tokens, self.cfg.grid, (h // p, w // p)
-        )
+        x = x + interpolate_positions(self.position_embeddings, self.num_detection_tokens, self.grid, (h // p, w // p))
         return self.dropout(x) if self.dropout is not None else x
 
 
@@ -154,7 +158,7 @@ class InterpolateMidPositionEmbeddings(nn.Cell):
 
     def __init__(self, cfg: YolosConfig, rng: np.random.Generator) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.num_detection_tokens, self.grid = cfg.num_detection_tokens, cfg.grid
         gh, gw = cfg.grid
         shape = (cfg.num_hidden_layers - 1, 1, 1 + gh * gw + cfg.num_detection_tokens, cfg.hidden_size)
         self.mid_position_embeddings = Parameter(
@@ -165,7 +169,7 @@ class InterpolateMidPositionEmbeddings(nn.Cell):
         """``-> [L-1, 1 + nh*nw + K, D]``."""
         pos = self.mid_position_embeddings
         pos = pos.reshape(pos.shape[0], pos.shape[2], pos.shape[3])
-        return interpolate_positions(pos, self.cfg.num_detection_tokens, self.cfg.grid, new_grid)
+        return interpolate_positions(pos, self.num_detection_tokens, self.grid, new_grid)
 
 
 class YolosEncoder(nn.Cell):
@@ -177,7 +181,6 @@ class YolosEncoder(nn.Cell):
 
     def __init__(self, cfg: YolosConfig, rng: np.random.Generator) -> None:
         super().__init__()
-        self.cfg = cfg
         self.layer = nn.CellList([YolosLayer(cfg, i) for i in range(cfg.num_hidden_layers)])
         self.interpolation = InterpolateMidPositionEmbeddings(cfg, rng) if cfg.use_mid_position_embeddings else None
 
@@ -198,14 +201,14 @@ class YolosModel(nn.Cell):
 
     def __init__(self, cfg: YolosConfig, rng: np.random.Generator) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.patch_size = cfg.patch_size
         self.embeddings = YolosEmbeddings(cfg, rng)
         self.encoder = YolosEncoder(cfg, rng)
         self.layernorm = LayerNorm(cfg.hidden_size, cfg.layer_norm_eps)
 
     def construct(self, pixel_values: Tensor) -> tuple:
         h, w = pixel_values.shape[-2:]
-        p = self.cfg.patch_size
+        p = self.patch_size
         _check_size(h, w, p)
         x = self.embeddings(pixel_values)
         x, hidden = self.encoder(x, (h // p, w // p))
@@ -246,7 +249,8 @@ class YolosForObjectDetection(nn.Cell):
 
     def __init__(self, cfg: YolosConfig) -> None:
         super().__init__()
-        self.config = cfg
+        self.config = cfg  # host side only (graph code reads plain attributes)
+        self.num_detection_tokens = cfg.num_detection_tokens
         rng = np.random.default_rng(cfg.seed)
         d = cfg.hidden_size
         self.vit = YolosModel(cfg, rng)
@@ -256,7 +260,7 @@ class YolosForObjectDetection(nn.Cell):
 
     def construct(self, pixel_values: Tensor) -> tuple:
         seq, hidden = self.vit(pixel_values)
-        det = seq[:, seq.shape[1] - self.config.num_detection_tokens :]
+        det = seq[:, seq.shape[1] - self.num_detection_tokens :]
         logits = self.class_labels_classifier(det)
         boxes = ops.sigmoid(self.bbox_predictor(det))
         return logits, boxes, seq, hidden

@@ -13,14 +13,15 @@ query, convert ``cxcywh`` to ``xyxy`` in pixels of ``target_sizes`` and keep ``s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from openmindspore.errors import ConfigError
+from openmindspore.validation import ConfigErrors, did_you_mean
 
 __all__ = [
     "YolosImageProcessor",
@@ -120,7 +121,7 @@ def _pil_resize(chw: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     hwc = hwc.astype(np.uint8)
     if hwc.shape[-1] == 1:
         hwc = hwc[..., 0]
-    out = np.array(Image.fromarray(hwc).resize((hw[1], hw[0]), resample=Image.BILINEAR))
+    out = np.array(Image.fromarray(hwc).resize((hw[1], hw[0]), resample=Image.Resampling.BILINEAR))
     if out.ndim == 2:
         out = out[..., None]
     out = np.moveaxis(out, -1, 0)
@@ -151,10 +152,24 @@ class YolosImageProcessor:
             )
 
     @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "processor") -> YolosImageProcessor:
+        """From our own keys (the ``processor`` block of a ``model.json``); every unknown key is reported,
+        with a did-you-mean."""
+        known = [f.name for f in fields(cls)]
+        bad = [
+            ConfigError(f"{where}.{k}", v, "a known field name", did_you_mean(k, known) or f"valid: {', '.join(known)}")
+            for k, v in d.items()
+            if k not in known
+        ]
+        if bad:
+            raise ConfigErrors(where, bad)
+        return cls(**d)
+
+    @classmethod
     def from_hf_dict(cls, d: dict[str, Any]) -> YolosImageProcessor:
         """From a Hugging Face ``preprocessor_config.json`` dict."""
         size = d.get("size", {}) or {}
-        kw = {
+        kw: dict[str, Any] = {
             k: d[k]
             for k in (
                 "do_resize",
@@ -231,7 +246,7 @@ class YolosImageProcessor:
                     rh, rw = float(new_hw[0]) / float(hw[0]), float(new_hw[1]) / float(hw[1])
                     ann["boxes"] = ann["boxes"] * np.asarray([rw, rh, rw, rh], dtype=np.float32)
                     ann["area"] = ann["area"] * (rw * rh)
-                    ann["size"] = new_hw
+                    ann["size"] = np.asarray(new_hw, dtype=np.int64)
             if self.do_rescale:
                 img = (img.astype(np.float64) * self.rescale_factor).astype(np.float32)
             if self.do_normalize:
@@ -241,7 +256,7 @@ class YolosImageProcessor:
                 std = np.asarray(self.image_std, dtype=img.dtype)
                 img = ((img.T - mean) / std).T
             if ann is not None:
-                ann.setdefault("size", hw)
+                ann.setdefault("size", np.asarray(hw, dtype=np.int64))
                 if self.do_convert_annotations:
                     h, w = img.shape[1:]
                     ann["boxes"] = corners_to_center(ann["boxes"]) / np.asarray([w, h, w, h], dtype=np.float32)
@@ -263,14 +278,12 @@ class YolosImageProcessor:
                     if ann is not None:
                         if self.do_convert_annotations:
                             ann["boxes"] = ann["boxes"] * np.asarray([w / pw, h / ph, w / pw, h / ph])
-                        ann["size"] = (ph, pw)
+                        ann["size"] = np.asarray((ph, pw), dtype=np.int64)
             result["pixel_mask"] = np.stack(masks)
         shapes = {im.shape for im in out_imgs}
         result["pixel_values"] = np.stack(out_imgs) if len(shapes) == 1 else out_imgs
         if annotations is not None:
-            for ann in out_anns:
-                ann["size"] = np.asarray(ann["size"], dtype=np.int64)
-            result["labels"] = out_anns
+            result["labels"] = [ann for ann in out_anns if ann is not None]  # one per image
         return result
 
     __call__ = preprocess

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -17,7 +18,9 @@ from openmindspore.errors import ConfigError
 
 __all__ = ["CLASSES", "make_synthetic_detection", "write_dataset"]
 
-CLASSES = ("square", "circle", "triangle")
+#: the shapes drawn, in category-id order (id = index + 1)
+Shape = Literal["square", "circle", "triangle"]
+CLASSES: tuple[Shape, ...] = ("square", "circle", "triangle")
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -35,7 +38,7 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return img
 
 
-def _mask(kind: str, h: int, w: int, cx: float, cy: float, r: float, rng: np.random.Generator) -> np.ndarray:
+def _mask(kind: Shape, h: int, w: int, cx: float, cy: float, r: float, rng: np.random.Generator) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     if kind == "square":
         return (np.abs(xx - cx) <= r) & (np.abs(yy - cy) <= r)

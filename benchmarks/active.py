@@ -1,0 +1,198 @@
+"""Active learning on digits + logistic regression: every strategy side by side, stopping, abstention.
+
+Protocol (issue 16): pool = the digits train split (1,439 images), 20 random initial labels, batch 10,
+budget 400, test accuracy on the test split (179 images); ``--seeds`` repetitions per configuration
+(default 9000-9009, seeds that were never used while developing: development used 0-4). Rows:
+
+- one per strategy (BALD draws its posterior samples from a bootstrap ensemble of 5), then the
+  semi-supervised variants (label-spreading pseudo-labels) as separate rows, then margin with half of
+  each batch from the audit stream (``--audit 0.5``);
+- ``curve``: labels to reach 95% / 99% of full-pool accuracy (seed-mean curve), accuracy at 150 and
+  400 labels, seconds per round;
+- ``stopping``: for every rule, where it fires per seed vs the seed's own labels-to-99%;
+- ``abstention``: at 400 labels, target 97% selective accuracy (delta 0.1): certified share, test
+  coverage and selective accuracy, the uncorrected threshold's violation rate, ECE before/after.
+
+Each configuration is an ``oms active`` run directory under ``--work`` (re-running resumes), one JSON
+line per row; ``--markdown`` prints the tables for docs/benchmarks.md::
+
+    nice -n 19 .venv/bin/python benchmarks/active.py --workers 2 --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from openmindspore.active import ActiveConfig, run_active
+from openmindspore.active.strategies import STRATEGIES
+
+BASE = {"dataset": "digits", "model": "logreg", "initial": 20, "batch": 10, "budget": 400, "target_accuracy": 0.97}
+
+
+def configs(args: argparse.Namespace) -> list[tuple[str, dict]]:
+    out = []
+    for s in args.strategies:
+        out.append((s, {"strategy": s, **({"ensemble": 5} if s == "bald" else {})}))
+    for s in args.semi:
+        out.append((f"{s}+semi", {"strategy": s, "semi_supervised": True}))
+    if args.audit:
+        out.append((f"margin+audit{args.audit}", {"strategy": "margin", "audit": args.audit}))
+    return out
+
+
+def _at(summary: dict, n: int) -> float | None:
+    c = summary["curve"]
+    return next((a for k, a in zip(c["labels"], c["accuracy_mean"]) if k == n), None)
+
+
+def rows_for(name: str, s: dict, seconds: float) -> list[dict]:
+    full = s["full_pool_accuracy"]
+    l99 = s["labels_to_99pct_full"]
+    curve = {
+        "benchmark": "active",
+        "table": "curve",
+        "config": name,
+        "seeds": s["seeds"],
+        "full_pool_accuracy": round(full, 4),
+        "labels_to_95pct_full": s["labels_to_95pct_full"],
+        "labels_to_99pct_full": l99,
+        "goal_99pct_within_150": l99 is not None and l99 <= 150,
+        "accuracy_at_150": _at(s, 150),
+        "accuracy_at_400": _at(s, 400),
+        "seconds_per_round": round(s["seconds_per_round"], 3),
+        "wall_s": round(seconds, 1),
+    }
+    out = [curve]
+    st = s["stopping"]
+    for rule in ("auto", "stabilizing", "max-uncertainty", "budget"):
+        r = st[rule]
+        labels = r["labels"]
+        out.append(
+            {
+                "benchmark": "active",
+                "table": "stopping",
+                "config": name,
+                "rule": rule,
+                "fired_in": f"{sum(r['fired'])}/{len(r['fired'])}",
+                "median_labels_at_stop": float(np.median(labels)) if labels else None,
+                "median_rel_error_vs_99pct": r["median_rel_error_vs_99pct"],
+                "share_accuracy_ge_98pct_full": r["share_accuracy_ge_98pct_full"],
+                "labels_to_99pct_per_seed": st["labels_to_99pct_full_per_seed"],
+                "labels_at_stop_per_seed": r["labels"],
+            }
+        )
+    a = s["abstention"]
+    out.append(
+        {
+            "benchmark": "active",
+            "table": "abstention",
+            "config": name,
+            "target": a["target"],
+            "certified": f"{sum(bool(c) for c in a['certified'])}/{len(a['certified'])}",
+            "mean_coverage": round(a["mean_coverage"], 3),
+            "share_seeds_meeting_target": a["share_seeds_meeting_target"],
+            "share_meeting_target_at_80pct_coverage": float(
+                np.mean(
+                    [
+                        c >= 0.8 and x is not None and x >= a["target"]
+                        for c, x in zip(a["coverage"], a["selective_accuracy"])
+                    ]
+                )
+            ),
+            "naive_violation_rate": a["naive_violation_rate"],
+            "naive_mean_coverage": round(float(np.mean(a["naive_coverage"])), 3),
+            "ece_before": round(a["ece_before"], 4),
+            "ece_after": round(a["ece_after"], 4),
+            "median_more_labels_needed": (
+                float(np.median([m for m in a["more_labels_needed"] if m])) if any(a["more_labels_needed"]) else None
+            ),
+        }
+    )
+    return out
+
+
+def _f(v, spec: str = ".3f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+# (header, row key, format) per column of each table in docs/benchmarks.md
+COLUMNS = {
+    "curve": [
+        ("configuration", "config", "s"),
+        ("full-pool acc.", "full_pool_accuracy", ".3f"),
+        ("labels to 95%", "labels_to_95pct_full", "d"),
+        ("labels to 99%", "labels_to_99pct_full", "d"),
+        ("acc. @150", "accuracy_at_150", ".3f"),
+        ("acc. @400", "accuracy_at_400", ".3f"),
+        ("s / round", "seconds_per_round", ".2f"),
+    ],
+    "stopping": [
+        ("configuration", "config", "s"),
+        ("rule", "rule", "s"),
+        ("fired before the budget", "fired_in", "s"),
+        ("median labels at stop", "median_labels_at_stop", ".0f"),
+        ("median rel. error vs labels-to-99%", "median_rel_error_vs_99pct", ".2f"),
+        ("seeds with acc. >= 98% of full", "share_accuracy_ge_98pct_full", ".0%"),
+    ],
+    "abstention": [
+        ("configuration", "config", "s"),
+        ("certified", "certified", "s"),
+        ("mean test coverage", "mean_coverage", ".3f"),
+        ("seeds >= 97%", "share_seeds_meeting_target", ".0%"),
+        ("seeds >= 97% at >= 80% coverage", "share_meeting_target_at_80pct_coverage", ".0%"),
+        ("uncorrected: violation rate", "naive_violation_rate", ".0%"),
+        ("uncorrected: coverage", "naive_mean_coverage", ".3f"),
+        ("ECE before", "ece_before", ".3f"),
+        ("ECE after", "ece_after", ".3f"),
+        ("more labels needed (median)", "median_more_labels_needed", ".0f"),
+    ],
+}
+
+
+def markdown(rows: list[dict]) -> str:
+    out = []
+    for table, cols in COLUMNS.items():
+        out.append("| " + " | ".join(h for h, _, _ in cols) + " |")
+        out.append("|" + "|".join("---" if f == "s" else "---:" for _, _, f in cols) + "|")
+        for r in (r for r in rows if r["table"] == table):
+            out.append("| " + " | ".join(_f(r[k], f) for _, k, f in cols) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=9000, help="first seed (default 9000)")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
+    ap.add_argument("--semi", nargs="*", default=["margin-kmeans", "random"], choices=list(STRATEGIES))
+    ap.add_argument("--audit", type=float, default=0.5, help="margin with this audit share (0: no such row)")
+    ap.add_argument("--budget", type=int, default=400)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--work", default="/tmp/oms-bench-active", help="run directories (re-running resumes)")
+    ap.add_argument("--markdown", action="store_true", help="print the tables for docs/benchmarks.md at the end")
+    args = ap.parse_args(argv)
+    rows: list[dict] = []
+    print(json.dumps({"benchmark": "active", "load_average_start": os.getloadavg()}), flush=True)
+    for name, over in configs(args):
+        cfg = ActiveConfig(**{**BASE, "budget": args.budget, "seed": args.seed, "seeds": args.seeds, **over})
+        t0 = time.perf_counter()
+        s = run_active(cfg, Path(args.work) / name, workers=args.workers)
+        for r in rows_for(name, s, time.perf_counter() - t0):
+            rows.append(r)
+            print(json.dumps(r, sort_keys=True), flush=True)
+    print(json.dumps({"benchmark": "active", "load_average_end": os.getloadavg()}), flush=True)
+    if args.markdown:
+        print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Driving a run: check everything, resume or start ``OUT``, run the seeds as engine tasks, write reports.
+
+Nothing is written until the options, the dataset, the learner and any ``--labels`` answers have been
+checked, so a bad input leaves ``OUT`` as it was. The same ``OUT`` with the same options resumes each
+seed from its last saved round (see :mod:`openmindspore.active.loop`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from openmindspore.active.config import ActiveConfig, check_against
+from openmindspore.active.learners import make_learner
+from openmindspore.active.loop import run_seed
+from openmindspore.active.oracle import read_answers, store_answers, write_queries
+from openmindspore.active.report import write_run_files
+from openmindspore.active.state import VERSION, SeedState, load_run, write_json
+from openmindspore.errors import ConfigError
+
+__all__ = ["run_active", "prepare"]
+
+
+def prepare(cfg: ActiveConfig, out: Path, labels_csv: str | None = None) -> dict[int, int]:
+    """Every check before a write: dataset and learner fit the options, ``out`` is new/empty or holds
+    this very run, answers (if any) are valid. Returns the checked answers."""
+    from openmindspore.data import load_dataset
+
+    ds = load_dataset(cfg.dataset)
+    learner = make_learner(cfg.model, ds.x_train[:1], max(ds.num_classes, 1), ensemble=cfg.ensemble)
+    check_against(cfg, ds.task, len(ds.x_train), learner.has_samples)
+    run = load_run(out)
+    if run is None and out.exists() and any(out.iterdir()):
+        raise ConfigError(
+            "--out", str(out), "a new or empty directory, or one oms active wrote", "choose another --out"
+        )
+    if run is not None and run["config"] != cfg.model_dump():
+        old = run["config"]
+        diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in cfg.model_dump().items() if old.get(k) != v]
+        raise ConfigError(
+            "--out", str(out), "the options of the run it holds to resume it", f"differs in {'; '.join(diff)}"
+        )
+    if labels_csv is None:
+        return {}
+    if cfg.oracle != "files":
+        raise ConfigError("--labels", labels_csv, "answers for --oracle files", "add --oracle files (or drop --labels)")
+    if run is None:
+        raise ConfigError(
+            "--labels", labels_csv, "answers to the queries of an existing run", "run without --labels first"
+        )
+    return read_answers(labels_csv, out, ds.num_classes)
+
+
+def run_active(
+    cfg: ActiveConfig,
+    out: str | Path,
+    workers: int = 1,
+    labels_csv: str | None = None,
+    on_round: Callable[[dict], None] | None = None,
+    kill_at: int | None = None,
+) -> dict[str, Any]:
+    """Run or resume ``cfg`` in ``out``; returns the summary (``status`` ``waiting`` when the file
+    oracle has open queries, listed in ``OUT/queries.jsonl``)."""
+    from openmindspore.engine.tasks import parallel_map, shutdown
+
+    out = Path(out)
+    if workers < 1:
+        raise ConfigError("--workers", workers, "an integer >= 1")
+    answers = prepare(cfg, out, labels_csv)
+    seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
+    if load_run(out) is None:
+        write_json(out / "state.json", {"version": VERSION, "config": cfg.model_dump(), "seeds": seeds})
+    if answers:
+        store_answers(out, answers)
+    jobs = [{"config": cfg.model_dump(), "out": str(out), "seed": s, "kill_at": kill_at} for s in seeds]
+    fn = functools.partial(run_seed, on_round=on_round) if workers <= 1 else run_seed
+    try:
+        parallel_map(fn, jobs, workers)
+    finally:
+        shutdown()
+    asking: dict[int, list[int]] = {}
+    for s in seeds:
+        st = SeedState.load(out, s)
+        if st is not None and st.status == "waiting":
+            for i in st.pending:
+                asking.setdefault(int(i), []).append(s)
+    if asking or (out / "queries.jsonl").exists():
+        from openmindspore.data import load_dataset
+
+        write_queries(out, asking, load_dataset(cfg.dataset).x_train)
+    return write_run_files(out)

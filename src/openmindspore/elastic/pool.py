@@ -1,0 +1,176 @@
+"""The warm processes of an elastic run: reserved slots, started workers not (yet) in a group, spares.
+
+Owns the reserved process slots (engine bundles) and which are free, the pool of started workers and of
+MindSpore scheduler processes, and the replacement budget (``--max-restarts``). Starts and kills
+processes through the engine; knows nothing of groups (the caller says how many slots are in use).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from openmindspore.elastic.options import ResolvedOptions, valid_world_sizes
+from openmindspore.elastic.processes import Scheduler
+from openmindspore.elastic.worker import Worker
+from openmindspore.engine import ActorRef, Engine
+from openmindspore.errors import OMSError
+
+__all__ = ["WorkerPool"]
+
+
+@dataclass
+class _Member:
+    actor: ActorRef
+    ready: Any  # future of Worker.ready() / Scheduler.ready()
+
+
+class WorkerPool:
+    """Warm workers for ``cfg`` (the training config as a dict, as workers get it; ``global_batch`` its batch
+    size) and scheduler processes (see the module docstring)."""
+
+    def __init__(self, engine: Engine, opts: ResolvedOptions, cfg: dict[str, Any], global_batch: int) -> None:
+        self.engine, self.opts, self.cfg, self.global_batch = engine, opts, cfg, global_batch
+        self.workers: list[_Member] = []
+        self.schedulers: list[_Member] = []
+        self.free_bundles: list[int] = []
+        self.restarts = 0
+        self._bundle_nodes: list[tuple[str, float] | None] = []
+        self._refill_pending = False
+        self._initial_spawns_done = False
+
+    def start(self) -> None:
+        """Reserve ``workers + spares`` slots and start a warm worker in each, and a scheduler process."""
+        slots = self.opts.workers + self.opts.spares
+        self.engine.reserve(slots, self.opts.placement)
+        self._bundle_nodes = self.engine.bundle_nodes()
+        self.free_bundles = list(range(slots))
+        self._initial_spawns_done = False
+        for _ in range(slots):
+            self._spawn_worker()
+        self._spawn_scheduler()
+        self._initial_spawns_done = True
+
+    def shutdown(self) -> None:
+        """Kill every process still in the pool."""
+        for m in self.workers + self.schedulers:
+            self.engine.kill(m.actor)
+
+    @property
+    def size(self) -> int:
+        """Workers in the pool, started or still starting."""
+        return len(self.workers)
+
+    def _spawn_worker(self) -> bool:
+        if not self.free_bundles or not self.restarts_left():
+            return False
+        if self._initial_spawns_done:
+            self.restarts += 1
+        bundle = self.free_bundles.pop(0)
+        # the first workers also compile the shapes of the smaller groups they may shrink to; a replacement
+        # (started while a group waits for it) only warms up its own
+        o = self.opts
+        shrink_to = (
+            ()
+            if self._initial_spawns_done
+            else tuple(n for n in valid_world_sizes(self.global_batch, o.workers) if o.min_workers <= n < o.workers)
+        )
+        actor = self.engine.spawn(
+            Worker,
+            self.cfg,
+            self._threads_for(bundle),
+            o.workers,
+            shrink_to,
+            name=f"worker-b{bundle}",
+            bundle=bundle,
+            concurrency=4,
+        )
+        self.workers.append(_Member(actor, self.engine.call(actor, "ready")))
+        return True
+
+    def _threads_for(self, bundle: int) -> int:
+        """CPU threads of the worker in ``bundle``: ``cores // workers`` on the embedded cluster; on a real
+        cluster, that node's CPUs divided by the active workers the placement put on it."""
+        nodes = self._bundle_nodes
+        where = nodes[bundle] if self.opts.address is not None and bundle < len(nodes) else None
+        if where is None:
+            return self.opts.threads
+        node, cpus = where
+        on_node = sum(1 for x in nodes if x is not None and x[0] == node)
+        return max(1, int(cpus // max(1, min(self.opts.workers, on_node))))
+
+    def _spawn_scheduler(self) -> None:
+        actor = self.engine.spawn(Scheduler, name="ms-scheduler", bundle=None, concurrency=2)
+        self.schedulers.append(_Member(actor, self.engine.call(actor, "ready")))
+
+    def take_scheduler(self) -> ActorRef:
+        """A started MindSpore scheduler process (another is started to stay warm for the next group)."""
+        if not self.schedulers:
+            self._spawn_scheduler()
+        sm = self.schedulers.pop(0)
+        self._spawn_scheduler()  # keep one warm for the next group
+        if not self.engine.get(sm.ready, timeout=120):
+            raise OMSError("the MindSpore scheduler process did not start")
+        return sm.actor
+
+    def refill(self, in_use: int, defer: bool = False) -> None:
+        """Start replacement processes for free slots (cold start, in the background) beside the ``in_use``
+        ones in groups. ``defer``: only after the next completed step (:meth:`refill_if_deferred`; a cold
+        start takes CPU from a recovering group on a small node)."""
+        if defer:
+            self._refill_pending = True
+            return
+        self._refill_pending = False
+        want = self.opts.workers + self.opts.spares - in_use - len(self.workers)
+        while want > 0 and self._spawn_worker():
+            want -= 1
+        if not self.schedulers:
+            self._spawn_scheduler()
+
+    def refill_if_deferred(self, in_use: int) -> None:
+        if self._refill_pending:
+            self.refill(in_use)
+
+    def restarts_left(self) -> bool:
+        return not self._initial_spawns_done or self.restarts < self.opts.max_restarts
+
+    def warm(self, timeout: float = 0.0) -> int:
+        """How many pool workers are up (waiting up to ``timeout`` s for all); dead ones are dropped and
+        their slots freed."""
+        return len(self._ready(timeout))
+
+    def _ready(self, timeout: float = 0.0) -> list[_Member]:
+        futures = [m.ready for m in self.workers]
+        if timeout:
+            self.engine.wait(futures, timeout=timeout, num=len(futures))
+        good = []
+        for m in list(self.workers):
+            out = self.engine.outcome(m.ready, timeout=0)
+            if out.ok:
+                m.actor.pid = out.value
+                good.append(m)
+            elif out.status != "pending":
+                self.workers.remove(m)
+                self.release(m.actor)
+        return good
+
+    def take(self, size: int, wait_s: float = 120.0) -> list[ActorRef]:
+        """``size`` started workers out of the pool, waiting up to ``wait_s`` s for them to be up."""
+        deadline = time.time() + wait_s
+        while True:
+            ready = self._ready()
+            if len(ready) >= size:
+                break
+            if time.time() > deadline:
+                raise OMSError(f"only {len(ready)} of {size} worker processes started within {wait_s:.0f} s")
+            self._ready(timeout=0.5)
+        for m in ready[:size]:
+            self.workers.remove(m)
+        return [m.actor for m in ready[:size]]
+
+    def release(self, actor: ActorRef) -> None:
+        """Kill ``actor`` and free its slot."""
+        self.engine.kill(actor)
+        if actor.bundle is not None and actor.bundle not in self.free_bundles:
+            self.free_bundles.append(actor.bundle)

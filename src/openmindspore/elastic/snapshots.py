@@ -1,0 +1,149 @@
+"""In-memory snapshots and disk checkpoints of an elastic run, and what a snapshot costs.
+
+Owns the driver's snapshots (step -> engine object holding the ``TrainState`` after that step, the last
+few; they outlive the worker that made them), whether one was requested before the step now running,
+and the disk-checkpoint writer (one background thread, the time of the last checkpoint). Reads the
+active group (to ask a member for a snapshot) and the step times (to measure a snapshot's cost); writes
+only into the run directory.
+
+``--snapshot-every auto`` budgets a snapshot to 5 % of a step (:meth:`ResolvedOptions.snapshot_period`);
+its cost is measured (:func:`snapshot_cost_s`), starting from the workers' estimate of one state copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from typing import Any
+
+from openmindspore.elastic.membership import Membership
+from openmindspore.elastic.options import ResolvedOptions
+from openmindspore.elastic.stats import StepStats
+from openmindspore.engine import Engine
+from openmindspore.train.checkpoint import RunDir
+from openmindspore.train.state import TrainState
+
+__all__ = ["Snapshots", "snapshot_cost_s"]
+
+log = logging.getLogger(__name__)
+
+KEEP = 2  # snapshots held (the newest and the one before, in case the newest never arrives)
+
+
+def snapshot_cost_s(step_times: list[float], after_snapshot: list[bool], window: int = 60) -> float | None:
+    """What a snapshot costs the training, measured: the median time of the recent steps that ran while
+    one was being taken (the one after it was requested; the taking worker's other thread competes with
+    its step) over that of the other recent steps. None until there are 3 of each (every step
+    snapshotted: the workers' start-up estimate of the copy stands)."""
+    recent = list(zip(step_times[-window:], after_snapshot[-window:]))
+    hit = [t for t, snap in recent if snap]
+    rest = [t for t, snap in recent if not snap]
+    if len(hit) < 3 or len(rest) < 3:
+        return None
+    return max(0.0, statistics.median(hit) - statistics.median(rest))
+
+
+class Snapshots:
+    """Snapshots and checkpoints of one run (see the module docstring); ``checkpoint_every``: the training
+    config's period, unless the options give one."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        opts: ResolvedOptions,
+        checkpoint_every: int,
+        run_dir: RunDir,
+        members: Membership,
+        stats: StepStats,
+    ) -> None:
+        self.engine, self.opts, self.run_dir, self.members, self.stats = engine, opts, run_dir, members, stats
+        self.checkpoint_every = opts.checkpoint_every or checkpoint_every
+        self.refs: dict[int, Any] = {}  # step -> driver-owned engine object holding that step's TrainState
+        self._requested = False
+        self._writer: threading.Thread | None = None
+        self._last_checkpoint = time.time()
+
+    # ------------------------------------------------------------ snapshots
+    def cost_s(self) -> float | None:
+        return snapshot_cost_s(self.stats.step_times, self.stats.after_snapshot)
+
+    def period(self) -> int:
+        """Steps between snapshots now (see :meth:`ResolvedOptions.snapshot_period`)."""
+        cost = self.cost_s()
+        copy_s = self.members.snapshot_copy_s if cost is None else cost
+        return self.opts.snapshot_period(copy_s, self.stats.recent_step_s(5), self.opts.rebuildable)
+
+    def take(self, step: int, force: bool = False) -> None:
+        """Have a member of the group put the state after ``step`` into the engine's object store, when the
+        period says so (``force``: anyway, e.g. a checkpoint is due)."""
+        if step % self.period() and not force:
+            return
+        group = self.members.group
+        self.refs[step] = self.engine.call(group[step % len(group)], "snapshot", step)
+        self._requested = True
+        for s in sorted(self.refs)[:-KEEP]:
+            del self.refs[s]
+        if not self.opts.rebuildable:
+            # MCCL: have this step's snapshot in the object store before the next step starts. Once a peer
+            # dies, a survivor's main thread blocks in MindSpore waiting for the all-reduce and may hold the
+            # GIL, so neither its export nor a snapshot it still owes would come back (a step was lost so)
+            self.engine.wait([self.refs[step]], timeout=60.0)
+
+    def consume_requested(self) -> bool:
+        """Whether a snapshot was requested since the last call (the step just run competed with it)."""
+        requested, self._requested = self._requested, False
+        return requested
+
+    def newest(self, newer_than: int) -> tuple[int, TrainState] | None:
+        """The newest snapshot after step ``newer_than`` that can be read (up to 10 s for each), or None."""
+        for step in sorted(self.refs, reverse=True):
+            if step <= newer_than:
+                break
+            out = self.engine.outcome(self.refs[step], timeout=10)
+            if out.ok:
+                return step, out.value
+        return None
+
+    def forget_after(self, step: int) -> None:
+        """Drop snapshots of steps after ``step`` (rolled back)."""
+        self.refs = {s: r for s, r in self.refs.items() if s <= step}
+
+    # ---------------------------------------------------------- checkpoints
+    def checkpoint_due(self, step: int) -> bool:
+        return step % self.checkpoint_every == 0 or (
+            self.opts.checkpoint_secs is not None and time.time() - self._last_checkpoint >= self.opts.checkpoint_secs
+        )
+
+    def checkpoint(self, step: int, force: bool = False) -> None:
+        """Write the snapshot of ``step`` to disk on a driver thread (``force``: now, waiting for it)."""
+        if step not in self.refs:
+            return
+        if self._writer is not None and self._writer.is_alive():
+            if not force:
+                return  # the previous checkpoint is still being written; skip rather than queue up
+            self._writer.join()
+        ref, world = self.refs[step], len(self.members.group)
+        self._last_checkpoint = time.time()
+
+        def write() -> None:
+            out = self.engine.outcome(ref, timeout=300)
+            if out.ok:
+                self.run_dir.save(out.value, world_size=world)
+            else:
+                log.warning("checkpoint of step %d skipped: %s", step, out.error)
+
+        self._writer = threading.Thread(target=write, daemon=True)
+        self._writer.start()
+        if force:
+            self._writer.join()
+
+    def final_checkpoint(self, state: TrainState) -> None:
+        """Write ``state`` now (a run that stops), after any checkpoint still being written."""
+        self.join()
+        self.run_dir.save(state, world_size=len(self.members.group) or 1)
+
+    def join(self) -> None:
+        if self._writer is not None:
+            self._writer.join()

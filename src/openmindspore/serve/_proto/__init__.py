@@ -1,0 +1,1 @@
+"""Generated gRPC modules of the Open Inference Protocol (``grpc_predict_v2.proto``; ``generate.sh`` makes them)."""

@@ -1,0 +1,182 @@
+"""``oms active`` end to end: outputs, exact resume after a kill, the file oracle, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from oms_testing import run_oms
+from openmindspore.cli.main import main
+from openmindspore.data import load_dataset
+
+SMALL = ["--dataset", "digits", "--batch", "10", "--initial", "20"]
+
+
+def _state(out: Path, seed: int = 0) -> dict:
+    return json.loads((out / f"seed_{seed}" / "state.json").read_text())
+
+
+def test_run_writes_everything_and_the_same_out_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["active", *SMALL, "--budget", "40", "--seeds", "2", "--target-accuracy", "0.9", "--out", str(out),
+                 "--json"]) == 0  # fmt: skip
+    s = json.loads(capsys.readouterr().out)
+    for key in ("full_pool_accuracy", "labels_to_95pct_full", "labels_to_99pct_full", "labels_at_stop",
+                "accuracy_at_stop", "abstention", "stopping", "per_seed", "curve"):  # fmt: skip
+        assert key in s
+    assert s["status"] == "done" and s["seeds"] == [0, 1] and s["labels_at_stop"] == 40
+    assert 0.9 < s["full_pool_accuracy"] <= 1.0 and len(s["per_seed"]) == 2
+    rows = [json.loads(ln) for ln in (out / "curve.jsonl").read_text().splitlines()]
+    assert [(r["seed"], r["labels"]) for r in rows] == [(0, 20), (0, 30), (0, 40), (1, 20), (1, 30), (1, 40)]
+    for r in rows:
+        assert {"accuracy", "ece", "coverage", "kappa", "max_uncertainty", "stop"} <= set(r)
+    for png in ("curve.png", "reliability.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    before = (out / "curve.jsonl").read_text()
+    assert main(["active", *SMALL, "--budget", "40", "--seeds", "2", "--target-accuracy", "0.9", "--out", str(out),
+                 "--quiet"]) == 0  # fmt: skip
+    assert (out / "curve.jsonl").read_text() == before  # nothing left to do: same rows, none added
+    assert "2 seed(s), done" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_kill_mid_round_then_resume_asks_for_the_same_labels(tmp_path):
+    args = [*SMALL, "--strategy", "badge", "--budget", "60", "--quiet"]
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    assert run_oms("active", *args, "--out", str(ref)).returncode == 0
+    p = run_oms("active", *args, "--out", str(killed), "--kill-at-round", "3")
+    assert p.returncode == -9  # SIGKILLed after choosing round 3's queries, before saving them
+    mid = _state(killed)
+    assert mid["round"] == 2 and len(mid["labeled"]) == 30 and len(mid["pending"]) == 10
+    assert run_oms("active", *args, "--out", str(killed)).returncode == 0
+    a, b = _state(ref), _state(killed)
+    assert a["labeled"] == b["labeled"] and a["labels"] == b["labels"]
+    assert [r["accuracy"] for r in a["rows"]] == [r["accuracy"] for r in b["rows"]]
+
+
+def _answer(out: Path, path: Path, only: int | None = None) -> int:
+    """Answer the open queries with the true labels (the first ``only`` of them)."""
+    y = load_dataset("digits").y_train
+    ids = [json.loads(ln)["id"] for ln in (out / "queries.jsonl").read_text().splitlines()]
+    ids = ids[:only] if only is not None else ids
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "label"])
+        w.writerows([i, int(y[i])] for i in ids)
+    return len(ids)
+
+
+def test_file_oracle_round_trip_matches_the_simulated_oracle(tmp_path, capsys):
+    out, sim = tmp_path / "human", tmp_path / "sim"
+    args = ["active", *SMALL, "--budget", "30", "--quiet"]
+    assert main([*args, "--out", str(sim)]) == 0
+    assert main([*args, "--oracle", "files", "--out", str(out)]) == 0
+    assert "waiting for 20 answers" in capsys.readouterr().out
+    first = [json.loads(ln) for ln in (out / "queries.jsonl").read_text().splitlines()]
+    assert len(first) == 20 and all(q["seeds"] == [0] for q in first)
+    assert (out / first[0]["image"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    answers = tmp_path / "answers.csv"
+    _answer(out, answers, only=12)  # a partial answer: the run keeps waiting for the rest
+    assert main([*args, "--oracle", "files", "--out", str(out), "--labels", str(answers)]) == 0
+    assert "waiting for 20 answers" in capsys.readouterr().out
+    _answer(out, answers)
+    assert main([*args, "--oracle", "files", "--out", str(out), "--labels", str(answers)]) == 0
+    assert "waiting for 10 answers" in capsys.readouterr().out  # round 1's queries
+    _answer(out, answers)
+    assert main([*args, "--oracle", "files", "--out", str(out), "--labels", str(answers), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "done"
+    assert (out / "queries.jsonl").read_text() == ""
+    a, b = _state(sim), _state(out)
+    assert a["labeled"] == b["labeled"] and [r["accuracy"] for r in a["rows"]] == [r["accuracy"] for r in b["rows"]]
+
+
+def _listing(d: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in d.rglob("*")} if d.exists() else {}
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--strategy", "uncertainty"], "strategy='uncertainty'"),
+        (["--strategy", "margn"], "did you mean margin?"),
+        (["--model", "resnet"], "model='resnet'"),
+        (["--dataset", "imagenet"], "dataset='imagenet'"),
+        (["--dataset", "diabetes"], "a classification dataset"),
+        (["--batch", "5000"], "--batch=5000"),
+        (["--budget", "10"], "--budget=10"),
+        (["--strategy", "bald"], "--ensemble 5"),
+        (["--seeds", "0"], "seeds=0"),
+        (["--labels", "x.csv"], "--oracle files"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, needle):
+    out = tmp_path / "x"
+    assert main(["active", *SMALL, "--budget", "40", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("oms active: error:") and needle in err, err
+    assert not out.exists()
+
+
+def test_corrupt_state_and_bad_answers_change_nothing(tmp_path, capsys):
+    out = tmp_path / "h"
+    base = ["active", *SMALL, "--budget", "30", "--oracle", "files", "--quiet", "--out", str(out)]
+    assert main(base) == 0
+    capsys.readouterr()
+    ids = [json.loads(ln)["id"] for ln in (out / "queries.jsonl").read_text().splitlines()]
+    asked = set(ids)
+    stranger = next(i for i in range(1000) if i not in asked)
+    cases = {
+        "unknown id": (f"id,label\n{ids[0]},1\n{stranger},3\n", f"id={stranger}"),
+        "bad label": (f"id,label\n{ids[0]},10\n", "label=10"),
+        "not a number": (f"id,label\n{ids[0]},seven\n", "integer id and label"),
+        "no header": (f"{ids[0]},1\n", "header row id,label"),
+    }
+    for text, needle in cases.values():
+        before = _listing(out)
+        csv_path = tmp_path / "a.csv"
+        csv_path.write_text(text)
+        assert main([*base, "--labels", str(csv_path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
+        assert _listing(out) == before and not (out / "labels.json").exists()
+    # another run's options in the same --out
+    assert main(["active", *SMALL, "--budget", "40", "--oracle", "files", "--out", str(out)]) == 2
+    assert "budget: 30 -> 40" in capsys.readouterr().err
+    # a torn state file
+    (out / "seed_0" / "state.json").write_text('{"seed": 0, "lab')
+    before = _listing(out)
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "corrupt" in err and _listing(out) == before
+    (out / "state.json").write_text("[]")
+    assert main(base) == 2 and "corrupt" in capsys.readouterr().err
+
+
+def test_report_overlays_runs(tmp_path, capsys):
+    a, b, cmp_dir = tmp_path / "a", tmp_path / "b", tmp_path / "cmp"
+    for d, strategy in ((a, "random"), (b, "entropy")):
+        assert main(["active", *SMALL, "--budget", "30", "--strategy", strategy, "--quiet", "--out", str(d)]) == 0
+    capsys.readouterr()
+    assert main(["active", "--report", str(a), str(b), "--report-out", str(cmp_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "digits logreg random" in text and "digits logreg entropy" in text
+    assert (cmp_dir / "curve.png").stat().st_size > 5000
+    assert main(["active", "--report", str(tmp_path / "nothing")]) == 2
+    assert os.path.exists(a / "summary.json")
+
+
+def test_file_oracle_merges_the_queries_of_several_seeds(tmp_path, capsys):
+    out = tmp_path / "two"
+    assert (
+        main(["active", *SMALL, "--budget", "30", "--seeds", "2", "--oracle", "files", "--quiet", "--out", str(out)])
+        == 0
+    )
+    qs = [json.loads(ln) for ln in (out / "queries.jsonl").read_text().splitlines()]
+    asked = {s: set(_state(out, s)["pending"]) for s in (0, 1)}
+    assert {q["id"] for q in qs} == asked[0] | asked[1] and len(qs) == len({q["id"] for q in qs})
+    assert all(q["seeds"] == [s for s in (0, 1) if q["id"] in asked[s]] for q in qs)
+    capsys.readouterr()
