@@ -288,6 +288,54 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def markdown(summaries: list[dict[str, Any]]) -> str:
+    """The tables of the "Feature engineering" section of docs/benchmarks.md."""
+    rows = [
+        "| dataset | model | method | seeds | success | all 3 dropped | named | noise / copy / proxy dropped "
+        "| kept (of) | score all | score selected | diff ± s.e. | within 1 s.e. |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in summaries:
+        if s["dataset"] == "friedman1":
+            continue
+        d = s["dropped_rate"]
+        rows.append(
+            f"| {s['dataset']} | {s['model']} | {s['method']} | {s['seeds']} | {_pct(s['success_rate'])} "
+            f"| {_pct(s['dropped_all_three_rate'])} | {_pct(s['named_rate'])} "
+            f"| {' / '.join(_pct(d[n]) for n in INJ)} | {s['n_kept_mean']:.1f} ({s['n_features']}) "
+            f"| {s['score_all_mean']:.3f} ± {s['score_all_se']:.3f} | {s['score_selected_mean']:.3f} "
+            f"| {s['score_diff_mean']:+.3f} ± {s['score_diff_se']:.3f} | {'yes' if s['within_one_se'] else 'no'} |"
+        )
+    for s in summaries:
+        if s["dataset"] != "friedman1":
+            continue
+        rows += [
+            "",
+            "| friedman1 | value |",
+            "|---|---:|",
+            f"| seeds | {s['seeds']} |",
+            f"| x6..x10 below x1..x5, conditional (random forest) | {_pct(s['noise_ranked_below_rate_conditional'])} |",
+            f"| x6..x10 below x1..x5, marginal (random forest) | {_pct(s['noise_ranked_below_rate_marginal'])} |",
+            f"| selection (random forest) kept exactly x1..x5 | {_pct(s['x1_to_x5_kept_exactly_rate'])} |",
+            f"| ridge test R², 10 raw features | {s['r2_ridge_raw_mean']:.3f} |",
+            f"| ridge test R², selected + constructed (at most {s['n_constructed_features_max']} features) "
+            f"| {s['r2_ridge_constructed_mean']:.3f} |",
+            f"| ridge test R², PolynomialFeatures(2) (65 features) | {s['r2_ridge_poly2_mean']:.3f} |",
+            f"| constructed - poly2, mean ± s.e. | {s['r2_diff_mean']:+.3f} ± {s['r2_diff_se']:.3f} |",
+            f"| seeds where constructed >= poly2 | {_pct(s['constructed_at_least_poly2_rate'])} |",
+            f"| random forest test R², all / selected | {s['r2_forest_all_mean']:.3f} ± {s['r2_forest_all_se']:.3f}"
+            f" / {s['r2_forest_selected_mean']:.3f} |",
+            "| constructed formulas (seeds) | "
+            + ", ".join(f"`{f}` ({n})" for f, n in list(s["formulas"].items())[:8])
+            + " |",
+        ]
+    return "\n".join(rows)
+
+
 def _load_details(path: str) -> list[dict[str, Any]]:
     """The per-seed records already in ``path`` (a missing file holds none)."""
     if not os.path.exists(path):
@@ -306,7 +354,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--details", help="append one JSON line per seed and method to this file")
     ap.add_argument("--resume", action="store_true", help="skip the jobs already in --details and summarise all")
     ap.add_argument("--order", choices=("case", "seed"), default="case", help="run jobs case by case or seed by seed")
+    ap.add_argument("--from", dest="from_", nargs="+", metavar="DETAILS", help="only summarise these details files")
+    ap.add_argument("--markdown", action="store_true", help="print the tables for docs/benchmarks.md at the end")
     args = ap.parse_args(argv)
+    if args.from_:
+        summaries = summarise([r for path in args.from_ for r in _load_details(path)])
+        for s in summaries:
+            print(json.dumps(s, sort_keys=True), flush=True)
+        if args.markdown:
+            print(markdown(summaries))
+        return 0
     if args.resume and not args.details:
         ap.error("--resume needs --details (the file of the interrupted run)")
     records = _load_details(args.details) if args.resume else []
@@ -348,11 +405,14 @@ def main(argv: list[str] | None = None) -> int:
         if details:
             details.close()
     load = os.getloadavg()
-    for s in summarise(records):
+    summaries = summarise(records)
+    for s in summaries:
         s["load_avg_1_5_15"] = [round(x, 2) for x in load]
         s["wall_s"] = round(time.time() - t0, 1)  # of this invocation (a --resume adds to an earlier one)
         s["resumed"] = args.resume
         print(json.dumps(s, sort_keys=True), flush=True)
+    if args.markdown:
+        print(markdown(summaries))
     return 0
 
 
