@@ -9,6 +9,7 @@ import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,8 @@ def evaluate_coco(gt: str | Path | dict, detections: Sequence[dict]) -> dict[str
 def dense_to_coco(y: np.ndarray) -> dict:
     """A COCO ground-truth dict (image ids ``1..N``, boxes in pixels of each image's frame) from the structured
     targets of a detection dataset (:func:`openmindspore.data.detection.target_dtype`)."""
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     for i, row in enumerate(y):
         fh, fw = (float(v) for v in row["frame"])
         images.append({"id": i + 1, "height": fh, "width": fw})
@@ -128,7 +130,7 @@ def dense_to_coco(y: np.ndarray) -> dict:
                     "iscrowd": 0,
                 }
             )
-    cats = sorted({a["category_id"] for a in anns})
+    cats = sorted({int(a["category_id"]) for a in anns})
     return {"images": images, "annotations": anns, "categories": [{"id": c, "name": str(c)} for c in cats]}
 
 
