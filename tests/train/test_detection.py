@@ -127,6 +127,27 @@ def test_synthetic_and_coco_datasets(tmp_path):
     assert n_boxes == len(raw["annotations"])
 
 
+def test_coco_images_of_mixed_sizes_share_one_frame_and_keep_their_boxes(tmp_path):
+    """Resized keeping the aspect ratio and padded to one frame; the boxes rebuilt in each image's original
+    pixels (what mAP is computed in) are the annotation's."""
+    from openmindspore.data import load_dataset, parse_dataset
+    from openmindspore.models.yolos.coco_eval import dense_to_coco
+    from openmindspore.models.yolos.synthetic import make_synthetic_detection, write_dataset
+
+    a_imgs, a = make_synthetic_detection(3, (32, 48), max_objects=2, seed=1)
+    b_imgs, b = make_synthetic_detection(3, (48, 40), max_objects=2, seed=2, first_image_id=4)
+    for ann in b["annotations"]:
+        ann["id"] += 100
+    coco = {"images": a["images"] + b["images"], "annotations": a["annotations"] + b["annotations"]}
+    path = write_dataset(tmp_path, a_imgs + b_imgs, {**coco, "categories": a["categories"]})
+    ds = load_dataset(parse_dataset({"format": "coco", "path": str(path), "val_fraction": 0.0, "test_fraction": 0.0}))
+    assert ds.x_train.shape == (6, 3, 32, 48)  # 48x40 -> 32x32 (short side 32, floored to 16), padded to 32x48
+    np.testing.assert_allclose(ds.y_train["frame"], [[32, 48]] * 3 + [[48, 60]] * 3)
+    got = sorted((g["image_id"], tuple(np.round(g["bbox"], 3))) for g in dense_to_coco(ds.y_train)["annotations"])
+    want = sorted((g["image_id"], tuple(float(v) for v in g["bbox"])) for g in coco["annotations"])
+    assert got == want
+
+
 def _coco_without_boxes(folder):
     ann = write_coco(folder, n=4)
     raw = json.loads(ann.read_text())
