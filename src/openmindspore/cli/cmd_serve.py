@@ -20,6 +20,8 @@ def register(sub) -> None:
         "  oms serve 'runs/det?threshold=0.3&image_size=480x640' --name det   # a YOLOS detection run\n"
         "  oms serve 'runs/det?input=encoded' --name det   # the detector takes image files (BYTES)\n"
         "  oms serve runs/digits/export/digits.mindir      # a model exported with `oms export`\n"
+        "  oms serve runs/flowers --code-dir src           # a run of your model on your files: raw inputs\n"
+        "  oms serve 'runs/photos?input=encoded'           # an image run taking image files (BYTES)\n"
         "  oms serve runs/digits --frontends 2 --grpc-port 8001 --auth-token-file token.txt \\\n"
         "      --tls-cert cert.pem --tls-key key.pem --max-request-mb 16 --request-timeout-s 10\n"
         "  curl -s localhost:8000/v2/models/digits   # metadata; POST .../infer to predict",
@@ -29,10 +31,17 @@ def register(sub) -> None:
         metavar="RUN_DIR_OR_CHECKPOINT",
         help="run directory from `oms train --out`, a checkpoint file in it, a .mindir from `oms export`, "
         "a YOLOS detection run or MODEL.ckpt (+ MODEL.json), or builtin:identity; options after '?': "
-        "threshold=T, image_size=HxW, input=pixels|encoded (detector); dim=N, shape=AxB, datatype=T, "
-        "delay_ms=MS (identity)",
+        "threshold=T, image_size=HxW, input=pixels|encoded (detector); input=pixels|encoded (image runs); "
+        "dim=N, shape=AxB, datatype=T, delay_ms=MS (identity)",
     )
     p.add_argument("--name", help="model name in URLs (default: the run directory's name)")
+    p.add_argument(
+        "--code-dir",
+        action="append",
+        metavar="DIR",
+        help="folder holding the run's model code (model.class_path; repeatable); default: the folders the run "
+        "recorded (code.json). Shipped to the model replicas with Ray's runtime_env",
+    )
     p.add_argument("--replicas", type=int, default=1, help="model replicas (processes); >= 2 survives a replica crash")
     p.add_argument("--max-batch", type=int, default=32, help="samples per dynamic batch (1 disables batching)")
     p.add_argument("--max-delay-ms", type=float, default=2.0, help="longest wait for a batch to fill (ms)")
@@ -86,10 +95,14 @@ def run(args) -> int:
     from openmindspore.serve.config import FLAGS, ServeCommand
     from openmindspore.serve.registry import resolve_source
     from openmindspore.serve.server import Server
+    from openmindspore.serve.user_code import publish_code_folders
     from openmindspore.validation import validate
 
     # a bad path or ?option, then every bad flag at once, fail here before any cluster starts
-    resolve_source(args.model)
+    publish_code_folders(args.code_dir or [])
+    folders = resolve_source(args.model).details.get("code_path")
+    if folders:  # a user model: the engine ships these folders' modules to the replicas when Ray starts
+        publish_code_folders(folders)
     deploy = {
         "name": args.name or _default_name(args.model),
         "replicas": args.replicas,
@@ -104,9 +117,11 @@ def run(args) -> int:
     srv = Server(**cmd.server.model_dump())
     try:
         srv.start()
-        version = srv.deploy(source=args.model, **cmd.deploy.model_dump())
-        for sig in (signal.SIGINT, signal.SIGTERM):  # after Ray's start, which installs its own handlers
+        # right after Ray's start, which installs its own handlers, and before the model is ready: a signal
+        # that arrives while the replicas deploy stops the server cleanly once they are up
+        for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+        version = srv.deploy(source=args.model, **cmd.deploy.model_dump())
         info = {
             "url": srv.url,
             "model": name,

@@ -9,12 +9,13 @@ function; outputs agree with the run served directly to float rounding (tested).
 
 ``oms serve OUT.mindir`` serves such a file (kind ``mindir``, claimed by the ``.json`` beside it): the replica
 loads the graph with ``ms.load`` + ``nn.GraphCell`` — no model code, no run directory. The SHA-256 is checked
-where the source is resolved, before anything deploys.
+where the source is resolved, before anything deploys. A run on the user's files exports its preprocessing
+in the ``.json`` (``preprocessing``; ``model_input`` is the graph's per-sample input): the file takes the same
+raw inputs as the run (:mod:`openmindspore.serve.raw_inputs`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -27,20 +28,16 @@ from typing import Any
 import numpy as np
 
 from openmindspore.errors import ConfigError, OMSError
+from openmindspore.serve.outputs import ModelOutputs
+from openmindspore.serve.predictor import RunOptions
 from openmindspore.serve.protocol import TensorSpec
+from openmindspore.serve.raw_inputs import InputMode, RunInputs, run_inputs
 from openmindspore.serve.registry import Predictor, ResolvedSource, register_predictor, resolve_source
+from openmindspore.serve.run_model import file_sha256
 
 __all__ = ["MindIRPredictor", "export_mindir", "mindir_file"]
 
 FORMAT = "oms-mindir-1"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def mindir_file(p: Path) -> Path | None:
@@ -86,8 +83,7 @@ def _export_here(source: str, target: Path) -> None:
 
     pred = load_predictor(source)
     assert isinstance(pred, ClassifierPredictor)
-    spec = pred.inputs[0]
-    x = Tensor(shape=[None, *spec.shape], dtype=ms.float32)
+    x = Tensor(shape=[None, *pred.signature.input_shape], dtype=ms.float32)
     target.unlink(missing_ok=True)  # ms.export writes the file read-only
     ms.export(pred.model, x, file_name=str(target.with_suffix("")), file_format="MINDIR")
     target.chmod(0o644)
@@ -99,20 +95,26 @@ def _export_here(source: str, target: Path) -> None:
         "outputs": meta["outputs"],
         "model": meta.get("model"),
         "class_names": meta.get("class_names"),
+        "model_input": list(pred.signature.input_shape),
+        "preprocessing": None if pred.preprocessing is None else pred.preprocessing.to_dict(),
         "source": source,
         "checkpoint_step": meta.get("checkpoint_step"),
-        "mindir_sha256": _sha256(target),
+        "mindir_sha256": file_sha256(target),
         "created": time.time(),
     }
     target.with_suffix(".json").write_text(json.dumps(sidecar, indent=1))
 
 
 class MindIRPredictor(Predictor):
-    """A model exported with ``oms export``: the MindIR graph and the signature from its ``.json``."""
+    """A model exported with ``oms export``: the MindIR graph and the signature from its ``.json``.
+
+    A user-data run's export carries its preprocessing in the ``.json``: served, it takes the same raw
+    inputs as the run itself (``?input=encoded`` too). Older exports (no ``model_input``) take the graph's input.
+    """
 
     kind = "mindir"
 
-    def __init__(self, path: Path, sidecar: dict[str, Any]) -> None:
+    def __init__(self, path: Path, sidecar: dict[str, Any], mode: InputMode = "pixels") -> None:
         import mindspore as ms
         from mindspore import Tensor, nn
 
@@ -120,21 +122,35 @@ class MindIRPredictor(Predictor):
         self._tensor = Tensor
         self.sidecar = sidecar
         self.task = sidecar["task"]
-        self.inputs = [TensorSpec.from_metadata(d) for d in sidecar["inputs"]]
-        self.outputs = [TensorSpec.from_metadata(d) for d in sidecar["outputs"]]
+        self.raw = _sidecar_inputs(sidecar, mode)
+        logits = TensorSpec.from_metadata(sidecar["outputs"][0])
+        n_out = int(logits.shape[0]) if self.task == "classification" else 1
+        self.answer = ModelOutputs(self.task, n_out, sidecar.get("class_names"))
+        self.inputs, self.outputs = self.raw.specs, self.answer.specs
+
+    def warmup(self) -> None:
+        self.predict(self.raw.example())
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = np.ascontiguousarray(inputs[self.inputs[0].name], dtype=np.float32)
-        out = self.graph(self._tensor(x))
-        out = (out[0] if isinstance(out, tuple) else out).asnumpy().astype(np.float32, copy=False)
-        if self.task == "classification":
-            return {"logits": out, "label": out.argmax(axis=1).astype(np.int64)}
-        return {"prediction": out.reshape(len(x), 1)}
+        out = self.graph(self._tensor(self.raw.to_model(inputs)))
+        return self.answer((out[0] if isinstance(out, tuple) else out).asnumpy())
 
     def metadata(self) -> dict[str, Any]:
         d = super().metadata()
         d.update({k: self.sidecar[k] for k in ("model", "checkpoint_step", "class_names") if self.sidecar.get(k)})
+        if self.raw.kind != "model":
+            d["preprocessing"] = self.raw.kind
         return d
+
+
+def _sidecar_inputs(sidecar: dict[str, Any], mode: InputMode) -> RunInputs:
+    """The export's raw-input contract: its saved preprocessing over the graph's input (``ConfigError`` if the
+    options do not fit)."""
+    from openmindspore.data.preprocess import Preprocessor
+
+    shape = sidecar.get("model_input") or TensorSpec.from_metadata(sidecar["inputs"][0]).shape
+    pre = sidecar.get("preprocessing")
+    return run_inputs(tuple(int(s) for s in shape), None if pre is None else Preprocessor.from_dict(pre), mode)
 
 
 def _prepare_mindir(rs: ResolvedSource) -> ResolvedSource:
@@ -146,20 +162,21 @@ def _prepare_mindir(rs: ResolvedSource) -> ResolvedSource:
         want = str(sidecar["mindir_sha256"])
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError("model", str(side), "the JSON `oms export` writes beside the MindIR file", str(e)) from None
-    if _sha256(rs.checkpoint) != want:
+    if file_sha256(rs.checkpoint) != want:
         raise ConfigError(
             "model",
             str(rs.checkpoint),
             f"a MindIR file whose SHA-256 matches {side.name}",
             "it is corrupted or was replaced; export it again",
         )
+    _sidecar_inputs(sidecar, rs.options_as(RunOptions).input)
     return replace(rs, details={"sidecar": sidecar})
 
 
-@register_predictor("mindir", claims=mindir_file, prepare=_prepare_mindir)
+@register_predictor("mindir", options=RunOptions, claims=mindir_file, prepare=_prepare_mindir)
 def _load_mindir(rs: ResolvedSource) -> Predictor:
     assert rs.checkpoint is not None
-    return MindIRPredictor(rs.checkpoint, rs.details["sidecar"])
+    return MindIRPredictor(rs.checkpoint, rs.details["sidecar"], rs.options_as(RunOptions).input)
 
 
 if __name__ == "__main__":  # the export child process (see export_mindir)

@@ -5,7 +5,8 @@ Both register with the predictor registry (:mod:`openmindspore.serve.registry`),
 
 - ``builtin:identity[?dim=N|shape=AxBxC&datatype=FP32|UINT8|BYTES&delay_ms=MS]``: ``IdentityPredictor``, ``y = x``.
 - an ``oms train`` run directory or one of its ``checkpoints/step_*.safetensors``: ``ClassifierPredictor``
-  (kind ``trained``; takes no options), loaded from config + signature + verified weights (``run_model.py``).
+  (kind ``trained``; option ``input=pixels|encoded`` for image runs), loaded from config + signature +
+  verified weights (``run_model.py``); runs on the user's files take raw inputs (``raw_inputs.py``).
 """
 
 from __future__ import annotations
@@ -18,17 +19,21 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from openmindspore.serve.outputs import ModelOutputs
 from openmindspore.serve.protocol import Datatype, TensorSpec
+from openmindspore.serve.raw_inputs import InputMode, run_inputs
 from openmindspore.serve.registry import Predictor, ResolvedSource, register_predictor
 from openmindspore.serve.run_model import (
     RunSignature,
     load_run_model,
+    model_label,
     run_signature,
     saved_preprocessing,
     verified_checkpoint,
 )
+from openmindspore.serve.user_code import code_folders
 
-__all__ = ["ClassifierPredictor", "IdentityOptions", "IdentityPredictor"]
+__all__ = ["ClassifierPredictor", "IdentityOptions", "IdentityPredictor", "RunOptions"]
 
 
 def _shape(v: Any) -> Any:
@@ -87,67 +92,93 @@ def _load_identity(rs: ResolvedSource) -> Predictor:
     return IdentityPredictor(opts.dim, opts.delay_ms, opts.shape, opts.datatype)
 
 
-class ClassifierPredictor(Predictor):
-    """A model trained by ``oms train``: input ``x`` FP32 (the run's per-sample input shape).
+class RunOptions(BaseModel):
+    """``RUN?input=encoded``: how an image run takes its images (see :mod:`openmindspore.serve.raw_inputs`)."""
 
-    Classification runs output ``logits`` FP32 ``(C,)`` and ``label`` INT64 ``()`` (argmax); regression runs
-    output ``prediction`` FP32 ``(1,)``. Built from the run's config, signature and one verified checkpoint's
-    weights (:mod:`openmindspore.serve.run_model`), never from a trainer: no dataset, no optimizer.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: InputMode = Field(
+        default="pixels", description="image runs: pixels (UINT8 [H, W, C]) or encoded (one image file, BYTES)"
+    )
+
+
+class ClassifierPredictor(Predictor):
+    """A model trained by ``oms train`` (a registered model or the user's ``model.class_path``).
+
+    Inputs: the run's raw-input contract (:mod:`~openmindspore.serve.raw_inputs`: ``x`` FP32 for runs on a
+    built-in dataset; one tensor per CSV column, ``image`` or raw ``x`` for runs on the user's files, put
+    through the run's saved preprocessing here). Outputs: :mod:`~openmindspore.serve.outputs` (``logits``,
+    ``label`` and, with class names, ``class_name``; ``prediction`` for regression). Built from the run's
+    config, signature and one verified checkpoint's weights (:mod:`openmindspore.serve.run_model`), never
+    from a trainer: no dataset, no optimizer.
     """
 
     kind = "trained"
 
-    def __init__(self, run_dir: Path, checkpoint: Path, signature: RunSignature, step: int | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        checkpoint: Path,
+        signature: RunSignature,
+        step: int | None = None,
+        code_path: list[str] | None = None,
+        mode: InputMode = "pixels",
+    ) -> None:
         import yaml
         from mindspore import Tensor
 
         config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        self.model = load_run_model(config, signature, checkpoint)
+        self.model = load_run_model(config, signature, checkpoint, code_path)
         self._tensor = Tensor
         self.signature = signature
         self.task = signature.task
         self.step = step
         self.preprocessing = saved_preprocessing(run_dir)
-        self.inputs = [TensorSpec("x", "FP32", signature.input_shape)]
-        if self.task == "classification":
-            self.outputs = [
-                TensorSpec("logits", "FP32", (signature.num_outputs,)),
-                TensorSpec("label", "INT64", ()),
-            ]
-        else:
-            self.outputs = [TensorSpec("prediction", "FP32", (1,))]
-        self.model_name = str((config.get("model") or {}).get("name"))
+        self.raw = run_inputs(signature.input_shape, self.preprocessing, mode)
+        self.answer = ModelOutputs(signature.task, signature.num_outputs, signature.class_names)
+        self.inputs, self.outputs = self.raw.specs, self.answer.specs
+        self.model_name = model_label(config)
+
+    def warmup(self) -> None:
+        self.predict(self.raw.example())
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        raw = inputs["x"]
-        x = np.ascontiguousarray(raw if self.preprocessing is None else self.preprocessing.transform(raw), np.float32)
-        out = self.model(self._tensor(x))
-        out = (out[0] if isinstance(out, tuple) else out).asnumpy().astype(np.float32, copy=False)
-        if self.task == "classification":
-            return {"logits": out, "label": out.argmax(axis=1).astype(np.int64)}
-        return {"prediction": out.reshape(len(x), 1)}
+        out = self.model(self._tensor(self.raw.to_model(inputs)))
+        return self.answer((out[0] if isinstance(out, tuple) else out).asnumpy())
 
     def metadata(self) -> dict[str, Any]:
         d = super().metadata()
         d.update(model=self.model_name, checkpoint_step=self.step)
         if self.signature.class_names is not None:
             d["class_names"] = list(self.signature.class_names)
+        if self.preprocessing is not None:
+            d.update(source_format=self.preprocessing.source_format, preprocessing=self.raw.kind)
         return d
 
 
 def _prepare_trained(rs: ResolvedSource) -> ResolvedSource:
-    """Driver side: verify the checkpoint against its manifest, pin it and the run's signature."""
+    """Driver side: verify the checkpoint against its manifest, pin it, the run's signature and where a user
+    model's code is; check the options fit the run."""
     import yaml
 
     assert rs.run_dir is not None
     checkpoint, manifest = verified_checkpoint(rs.run_dir, rs.checkpoint)
     config = yaml.safe_load((rs.run_dir / "config.yaml").read_text()) or {}
-    details = {"signature": run_signature(rs.run_dir, config).to_dict(), "step": manifest.get("step")}
+    signature = run_signature(rs.run_dir, config)
+    run_inputs(signature.input_shape, saved_preprocessing(rs.run_dir), rs.options_as(RunOptions).input)
+    details = {
+        "signature": signature.to_dict(),
+        "step": manifest.get("step"),
+        "code_path": code_folders(rs.run_dir, config.get("model") or {}),
+    }
     return replace(rs, checkpoint=checkpoint, details=details)
 
 
-@register_predictor("trained", prepare=_prepare_trained)
+@register_predictor("trained", options=RunOptions, prepare=_prepare_trained)
 def _load_trained(rs: ResolvedSource) -> Predictor:
     assert rs.run_dir is not None and rs.checkpoint is not None  # prepared
     signature = RunSignature.from_dict(rs.details["signature"])
-    return ClassifierPredictor(rs.run_dir, rs.checkpoint, signature, rs.details.get("step"))
+    mode = rs.options_as(RunOptions).input
+    return ClassifierPredictor(
+        rs.run_dir, rs.checkpoint, signature, rs.details.get("step"), rs.details.get("code_path"), mode
+    )

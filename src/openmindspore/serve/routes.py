@@ -52,8 +52,9 @@ class ReplicaGoneError(Exception):
 
 def input_error(e: BaseException) -> InputError | None:
     """The predictor's ``InputError`` behind ``e`` (raised in this process, or in a replica: Ray's task error
-    carries it as its ``cause``), else None."""
-    for err in (e, getattr(e, "cause", None)):
+    carries it as its ``cause``; the task error itself is an ``InputError`` too, but its message is the remote
+    traceback), else None."""
+    for err in (getattr(e, "cause", None), e):
         if isinstance(err, InputError):
             return err
     return None

@@ -10,11 +10,12 @@ output size, class names) and one checkpoint's **weights** — never its dataset
 - :func:`run_signature` (driver side): from the run's saved preprocessing (``preprocess.json``, runs on user
   data) when present; else, for runs on a built-in dataset, from that dataset's shapes, looked up once by
   the driver (replicas receive the signature and never load data).
-- :func:`load_run_model` (replica side): build the model from the spec and the signature, load the weights
-  (only the ``param/*`` tensors of the train state are read) strictly: every parameter present with its
-  shape, nothing extra.
-- :func:`saved_preprocessing`: the seam for user data — the run's fitted raw-input preprocessing, applied
-  by the predictor before the model (one call; ``None`` for built-in datasets).
+- :func:`load_run_model` (replica side): build the model from the spec and the signature — a registered
+  model by name, or the user's own ``model.class_path`` (its code found as :mod:`~openmindspore.serve.user_code`
+  says) with the arguments training gave it — and load the weights (only the ``param/*`` tensors of the train
+  state are read) strictly: every parameter present with its shape, nothing extra.
+- :func:`saved_preprocessing`: the run's fitted raw-input preprocessing (runs on the user's files), applied
+  by the predictor before the model (:mod:`~openmindspore.serve.raw_inputs`); ``None`` for built-in datasets.
 """
 
 from __future__ import annotations
@@ -27,12 +28,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from openmindspore.data.preprocess import Preprocessor
 from openmindspore.errors import ConfigError
 
 if TYPE_CHECKING:
     from mindspore import nn
 
-__all__ = ["RunSignature", "load_run_model", "run_signature", "saved_preprocessing", "verified_checkpoint"]
+__all__ = [
+    "RunSignature",
+    "load_run_model",
+    "model_label",
+    "run_signature",
+    "saved_preprocessing",
+    "verified_checkpoint",
+]
 
 Task = Literal["classification", "regression"]
 
@@ -60,7 +69,14 @@ class RunSignature:
         return cls(d["task"], tuple(int(s) for s in d["input_shape"]), int(d["num_outputs"]), names and tuple(names))
 
 
-def _sha256(path: Path) -> str:
+def model_label(config: dict[str, Any]) -> str:
+    """The run's model as its config names it: the registered name or the class path."""
+    spec = config.get("model") or {}
+    return str(spec.get("name") or spec.get("class_path") or spec.get("python_object"))
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -99,7 +115,7 @@ def verified_checkpoint(run_dir: Path, checkpoint: Path | None = None) -> tuple[
         want = str(manifest["sha256"])
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError("checkpoint manifest", str(manifest_path), "JSON with a sha256 field", str(e)) from None
-    got = _sha256(checkpoint)
+    got = file_sha256(checkpoint)
     if got != want:
         raise ConfigError(
             "checkpoint",
@@ -111,13 +127,10 @@ def verified_checkpoint(run_dir: Path, checkpoint: Path | None = None) -> tuple[
     return checkpoint, manifest
 
 
-def saved_preprocessing(run_dir: Path) -> Any | None:
-    """The run's fitted preprocessing (``RUN/preprocess.json``, written for runs on user data), or None.
-
-    The predictor applies it to raw inputs before the model. This is the one call that plugs in
-    ``openmindspore.data``'s preprocessing once it exists; until then runs carry none.
-    """
-    return None
+def saved_preprocessing(run_dir: Path) -> Preprocessor | None:
+    """The run's fitted preprocessing (``RUN/preprocess.json``, written for runs on user data), or None."""
+    path = run_dir / "preprocess.json"
+    return Preprocessor.load(path) if path.is_file() else None
 
 
 def run_signature(run_dir: Path, config: dict[str, Any]) -> RunSignature:
@@ -147,34 +160,48 @@ def run_signature(run_dir: Path, config: dict[str, Any]) -> RunSignature:
     return RunSignature(task, tuple(int(s) for s in data.input_shape), outputs)
 
 
-def _build(config: dict[str, Any], signature: RunSignature) -> nn.Cell:
-    """The run's model, built as training built it (registered name + its arguments, the run's seed), from
-    the signature instead of the dataset. The config is read as written, not re-validated: serving must not
-    need the training data's files."""
+def _build(config: dict[str, Any], signature: RunSignature, code_path: list[str] | None) -> nn.Cell:
+    """The run's model, built as training built it (registered name + its arguments, or the user's class with
+    its ``init_args`` and what the data provides; the run's seed), from the signature instead of the dataset.
+    The config is read as written, not re-validated: serving must not need the training data's files."""
+    import mindspore as ms
+
     from openmindspore.models import create_model
 
     spec = dict(config.get("model") or {})
+    seed = spec.pop("seed", config.get("seed", 0))
+    if isinstance(spec.get("class_path"), str):
+        from openmindspore.models.registry import create_user_model
+        from openmindspore.serve.user_code import use_code_folders
+        from openmindspore.train.building import model_arguments
+
+        use_code_folders(spec["class_path"], code_path or [])
+        ms.set_seed(seed)
+        provided = model_arguments(signature.input_shape, signature.num_outputs)
+        return create_user_model(spec["class_path"], spec.get("init_args") or {}, provided)
     name = spec.pop("name", None)
     if not isinstance(name, str):
         raise ConfigError(
             "model",
             {k: spec[k] for k in list(spec)[:3]},
-            "a run of a registered model (model.name)",
-            "serving runs of user models (model.class_path) comes with the user-data support",
+            "a run of a registered model (model.name) or of an importable class (model.class_path)",
+            "this run's model was given in Python (train(cfg, model=...)): train it with model.class_path to serve it",
         )
-    seed = spec.pop("seed", config.get("seed", 0))
     return create_model(name, input_shape=signature.input_shape, num_classes=signature.num_outputs, seed=seed, **spec)
 
 
-def load_run_model(config: dict[str, Any], signature: RunSignature, checkpoint: Path) -> nn.Cell:
-    """The run's model in inference mode with the checkpoint's weights (strict: names and shapes must match)."""
+def load_run_model(
+    config: dict[str, Any], signature: RunSignature, checkpoint: Path, code_path: list[str] | None = None
+) -> nn.Cell:
+    """The run's model in inference mode with the checkpoint's weights (strict: names and shapes must match).
+    ``code_path``: the folders of a user model's code (:func:`~openmindspore.serve.user_code.code_folders`)."""
     from mindspore import Tensor, ops
 
     from openmindspore.models._checkpoint_io import format_keys, read_safetensors
     from openmindspore.train.trainer import setup_mindspore
 
     setup_mindspore()
-    model = _build(config, signature)
+    model = _build(config, signature, code_path)
     weights = read_safetensors(checkpoint, prefix="param/")
     own = {p.name: p for p in model.get_parameters()}
     missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
@@ -187,7 +214,7 @@ def load_run_model(config: dict[str, Any], signature: RunSignature, checkpoint: 
         raise ConfigError(
             "checkpoint",
             str(checkpoint),
-            f"the weights of this run's model ({(config.get('model') or {}).get('name')})",
+            f"the weights of this run's model ({model_label(config)})",
             f"missing: {format_keys(missing)}; unexpected: {format_keys(unexpected)}; shapes: {format_keys(shapes)}",
         )
     for name, p in own.items():

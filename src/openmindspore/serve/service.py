@@ -32,7 +32,16 @@ SERVER_NAME = "openmindspore"
 #: the protocol extensions this server answers (``GET /v2``, gRPC ``ServerMetadata``)
 EXTENSIONS = ["model_repository_index", "binary_tensor_data"]
 #: predictor metadata reported under ``parameters`` of the model metadata
-META_PARAMETERS = ("kind", "model", "checkpoint_step", "threshold", "id2label", "class_names", "source_format")
+META_PARAMETERS = (
+    "kind",
+    "model",
+    "checkpoint_step",
+    "threshold",
+    "id2label",
+    "class_names",
+    "source_format",
+    "preprocessing",
+)
 _KIND = {400: "validation", 404: "validation", 413: "validation", 429: "overload", 503: "unavailable", 504: "timeout"}
 T = TypeVar("T")
 

@@ -25,7 +25,7 @@ from openmindspore.models.registry import build_object, create_user_model
 from openmindspore.train.config import TrainConfig
 from openmindspore.train.tasks import Task
 
-__all__ = ["build_model", "check_model", "describe_model", "provided_args"]
+__all__ = ["build_model", "check_model", "describe_model", "model_arguments", "provided_args"]
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,18 @@ def describe_model(model_cfg: dict[str, Any]) -> str:
     return str(model_cfg.get("name") or model_cfg.get("class_path") or model_cfg.get("python_object"))
 
 
-def provided_args(data: Dataset, task: Task) -> dict[str, Any]:
-    shape = tuple(int(s) for s in data.input_shape)
-    out = task.output_size(data)
-    args: dict[str, Any] = {"num_classes": out, "num_outputs": out, "input_shape": shape}
+def model_arguments(input_shape: tuple[int, ...] | list[int], outputs: int) -> dict[str, Any]:
+    """What a model with per-sample ``input_shape`` and ``outputs`` outputs is given (see the module doc)."""
+    shape = tuple(int(s) for s in input_shape)
+    args: dict[str, Any] = {"num_classes": outputs, "num_outputs": outputs, "input_shape": shape}
     args["in_features"] = int(math.prod(shape))
     if len(shape) == 3:
         args["in_channels"] = shape[0]
     return args
+
+
+def provided_args(data: Dataset, task: Task) -> dict[str, Any]:
+    return model_arguments(data.input_shape, task.output_size(data))
 
 
 def build_model(cfg: TrainConfig, data: Dataset, task: Task, model: Any = None) -> nn.Cell:
