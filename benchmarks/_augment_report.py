@@ -142,7 +142,10 @@ def section(records: list[dict], args: argparse.Namespace, started: str) -> str:
         "## Augmentation",
         "",
         "```",
-        "nice -n 19 .venv/bin/python benchmarks/augment.py --vit --records augment.jsonl --markdown",
+        *(
+            args.commands
+            or ["nice -n 19 .venv/bin/python benchmarks/augment.py --vit --records augment.jsonl --markdown"]
+        ),
         "```",
         "",
         f"Key-feature augmentation (see [augment.md](augment.md)) on MNIST-5k with the default CNN, batch 64, "
@@ -157,10 +160,12 @@ def section(records: list[dict], args: argparse.Namespace, started: str) -> str:
         "mnist5k_spurious with the same row; pointing game / mass in box / randomization Spearman on the clutter "
         "test images with |d loss / d x| maps. Step-time ratio: mean step time (augmentation and saliency "
         "refreshes included) over the `none` row's, rows stepped round-robin in the same process. Key-feature "
-        "rows use the default refresh (`saliency: {every: 2}`); the combination was chosen before the run by "
-        "`--pilot` (seed 16999, train_subset 500).",
+        "rows use the default refresh (`saliency: {every: 2}`); the combination (shift + keep_cutout) was fixed "
+        "before the run, without a pilot.",
         "",
     ]
+    if args.note:
+        out += [args.note, ""]
     for size in sizes:
         by = _by(records, "augment", size)
         out += [f"**train_subset {size}**" if size != 4000 else "**all 4,000 training images**", ""]

@@ -11,9 +11,9 @@ developing) for every row. Per (size, seed) two groups of runs, one trainer per 
 * trained on **mnist5k_spurious**: its test accuracy (test marks random: the shortcut does not pay).
 
 Rows: none, shift, cutout, TrivialAugment, CutMix (the baselines), keep_cutout, saliency_mix (key-feature
-ops at the default refresh: ``every: 2`` epochs, gradient maps) and the best combination (chosen with
-``--pilot`` on seed 16999, train_subset 500, before the measured run). The step-time ratio is a row's mean
-step time (augmentation and saliency refreshes included; the first 3 steps, which compile, excluded)
+ops at the default refresh: ``every: 2`` epochs, gradient maps) and a combination (shift + keep_cutout,
+fixed before the run; ``--pilot`` compares candidates on seed 16999, train_subset 500). The step-time ratio is
+a row's mean step time (augmentation and saliency refreshes included; the first 3 steps, which compile, excluded)
 over the ``none`` row's, both groups pooled. ``--vit`` adds one seed of a ViT (PyNative) on all 4,000.
 
 One JSON line per run and per table row; ``--markdown`` writes the "Augmentation" section of
@@ -49,7 +49,7 @@ ROWS: dict[str, list[dict[str, Any]]] = {
     "cutmix": [{"name": "cutmix", "alpha": 1.0, "p": 0.5}],
     "keep_cutout": [{"name": "keep_cutout", "size": 12}],
     "saliency_mix": [{"name": "saliency_mix", "alpha": 1.0, "p": 0.5}],
-    # chosen by --pilot (seed 16999, train_subset 500, clutter accuracy), see docs/benchmarks.md
+    # fixed before the measured run (no pilot was run for the recorded table); --pilot compares candidates
     "combination": [{"name": "shift", "max": 2}, {"name": "keep_cutout", "size": 12}],
 }
 PILOT = {
@@ -201,7 +201,22 @@ def main() -> None:
     ap.add_argument("--vit-layers", type=int, default=2)
     ap.add_argument("--records", type=Path, help="append the JSON lines here too (and read them back for tables)")
     ap.add_argument("--markdown", action="store_true", help="write the Augmentation section of docs/benchmarks.md")
+    ap.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        help="measure nothing: write the section from these JSON-lines outputs (non-JSON lines skipped)",
+    )
+    ap.add_argument("--command", dest="commands", action="append", help="the command(s) shown in the section")
+    ap.add_argument("--note", help="a paragraph added to the section (e.g. how the run was sized)")
+    ap.add_argument("--started", help="when the measured run started (with --report)")
     args = ap.parse_args()
+    if args.report:
+        from _augment_report import write_section
+
+        lines = [ln for f in args.report for ln in f.read_text().splitlines() if ln.startswith("{")]
+        write_section([json.loads(ln) for ln in lines], args, args.started or time.strftime("%Y-%m-%d %H:%M"))
+        return
     if args.pilot:
         pilot(args)
         return
