@@ -1,4 +1,5 @@
-"""The compiled YOLOS training step: dense loss == reference DETR loss; compiled == PyNative along a trajectory."""
+"""The dense DETR loss of the compiled YOLOS step: equal to the reference DETR loss (values and gradients), its
+sums and global normalisers equal to the per-batch ones; the builder's start options (sine-cosine positions)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from openmindspore.models.yolos.loss import DetrLossWeights, detr_loss, hungarian_match
-from openmindspore.models.yolos.train_step import DetrTrainStep, dense_detr_loss, optimizer_for, pack_matches
+from openmindspore.models.yolos.train_step import DetrLossSums, dense_detr_loss, detr_norms, pack_matches
 from vision_testing import detr_inputs
 
 TINY = dict(
@@ -61,65 +62,32 @@ def test_dense_loss_equals_detr_loss(seed, counts):
         np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), atol=1e-6)
 
 
-def _batches():
-    from openmindspore.models.yolos.finetune import _targets
-    from openmindspore.models.yolos.processor import YolosImageProcessor
-    from openmindspore.models.yolos.synthetic import make_synthetic_detection
-
-    imgs, coco = make_synthetic_detection(8, (32, 48), max_objects=3, seed=1)
-    enc = YolosImageProcessor(shortest_edge=32, longest_edge=48)(imgs, _targets(coco))
-    x = np.asarray(enc["pixel_values"], np.float32)
-    tg = [{"class_labels": t["class_labels"], "boxes": t["boxes"].astype(np.float32)} for t in enc["labels"]]
-    return [(x[:4], tg[:4]), (x[4:], tg[4:])]
-
-
-def test_compiled_step_follows_the_pynative_trajectory():
-    """Same losses, parameters and gradients as the op-by-op step after several optimizer updates
-    (a compiled graph must see the updated parameters and the per-step learning rate), and the loss is
-    the reference ``detr_loss`` of the current parameters."""
+@pytest.mark.parametrize("counts,q", [((3, 0, 5), 8), ((1, 9, 2), 8), ((0, 0), 4)])
+def test_sums_times_global_norms_equal_the_loss_and_split_over_shards(counts, q):
+    """``DetrLossSums * detr_norms`` is the DETR loss of the batch; over two shards of the batch, the shards'
+    sums times the *whole* batch's norms add up to it (what makes data-parallel detection exact)."""
     import mindspore as ms
 
-    from openmindspore.models import create_model
-
-    data = _batches()
-    runs = {}
-    for compiled in (False, True):
-        model = create_model("yolos", **TINY)
-        w = DetrLossWeights.from_config(model.config)
-        step = DetrTrainStep(model, w, optimizer_for(model, [0.0, 3e-3, 1e-2, 5e-3, 5e-3], 1e-2), 1.0, compiled)
-        p0 = {p.name: p.asnumpy().copy() for p in model.trainable_params()}
-        losses = [step(ms.Tensor(data[0][0]), data[0][1])]
-        frozen = {p.name: p.asnumpy().copy() for p in model.trainable_params()}
-        losses += [step(ms.Tensor(x), t) for x, t in (data[1], data[0], data[1])]
-        loss, grads = step.value_and_grad(ms.Tensor(data[0][0]), data[0][1])
-        params = {p.name: p.asnumpy().copy() for p in model.trainable_params()}
-        runs[compiled] = losses + [float(loss.asnumpy())], [g.asnumpy() for g in grads], params
-        logits, boxes = model(ms.Tensor(data[0][0]))[:2]  # reported loss == reference loss of these params
-        assert abs(float(loss.asnumpy()) - float(detr_loss(logits, boxes, data[0][1], w)[0].asnumpy())) < 1e-5
-        assert all(np.array_equal(p0[k], frozen[k]) for k in p0)  # lr 0 at step 0: no change
-        assert max(float(np.abs(p0[k] - params[k]).max()) for k in p0) > 1e-3  # later steps did move
-        assert "vit.embeddings.detection_tokens" in params  # names are not prefixed
-    (l_e, g_e, p_e), (l_c, g_c, p_c) = runs[False], runs[True]
-    np.testing.assert_allclose(l_c, l_e, rtol=1e-4)
-    for a, b in zip(g_c, g_e):
-        np.testing.assert_allclose(a, b, atol=1e-4 * max(1.0, float(np.abs(b).max())))
-    for k in p_e:
-        np.testing.assert_allclose(p_c[k], p_e[k], atol=1e-5)
-
-
-def test_compiled_step_rejects_dropout():
-    from openmindspore.errors import ConfigError
-    from openmindspore.models import create_model
-
-    model = create_model("yolos", **TINY, hidden_dropout_prob=0.1)
-    w = DetrLossWeights.from_config(model.config)
-    with pytest.raises(ConfigError, match="train.compile"):
-        DetrTrainStep(model, w, optimizer_for(model, [1e-3], 0.0), 1.0, compiled=True)
+    logits, boxes, targets = _inputs(3, counts, q=q)
+    w = DetrLossWeights(4, eos_coefficient=0.2, bbox_loss_coefficient=3.0, giou_loss_coefficient=1.5)
+    idx = hungarian_match(logits, boxes, targets, w)
+    *dense, norms = pack_matches(idx, targets, q, w)
+    want = detr_norms([len(t["class_labels"]) for t in targets], q, w.eos_coefficient)
+    np.testing.assert_allclose(norms, want, rtol=1e-6)  # the norms follow from the box counts alone
+    ref = float(dense_detr_loss(ms.Tensor(logits), ms.Tensor(boxes), *(ms.Tensor(a) for a in (*dense, norms)), w)[0])
+    cell = DetrLossSums(w)
+    total = 0.0
+    for part in (slice(0, 1), slice(1, None)):
+        sub = [t for t in targets[part]]
+        d = pack_matches(hungarian_match(logits[part], boxes[part], sub, w), sub, q, w)[:4]
+        sums = cell((ms.Tensor(logits[part]), ms.Tensor(boxes[part])), *(ms.Tensor(a) for a in d)).asnumpy()
+        total += float((sums * want).sum())
+    assert total == pytest.approx(ref, rel=1e-5)
 
 
 def test_sincos_position_embeddings_encode_rows_and_columns():
     from openmindspore.errors import ConfigError
-    from openmindspore.models.yolos.finetune import sincos_position_embeddings
+    from openmindspore.models.yolos.build import sincos_position_embeddings
 
     pe = sincos_position_embeddings((3, 4), 16)
     assert pe.shape == (12, 16) and pe.dtype == np.float32
@@ -131,15 +99,23 @@ def test_sincos_position_embeddings_encode_rows_and_columns():
         sincos_position_embeddings((2, 2), 18)
 
 
-def test_hflip_mirrors_images_and_boxes():
-    from openmindspore.models.yolos.finetune import _hflip
+def test_registered_yolos_takes_the_trainers_arguments_and_start_options():
+    from openmindspore.errors import ConfigError
+    from openmindspore.models import create_model
+    from openmindspore.models.yolos.build import sincos_position_embeddings
 
-    x = np.arange(2 * 3 * 2 * 4, dtype=np.float32).reshape(2, 3, 2, 4)
-    t = [{"class_labels": np.array([1]), "boxes": np.array([[0.2, 0.5, 0.1, 0.3]], np.float32)} for _ in range(2)]
-    for seed in range(8):
-        y, u = _hflip(x, t, np.random.default_rng(seed))
-        for i in range(2):
-            flipped = not np.array_equal(y[i], x[i])
-            assert np.array_equal(y[i], x[i, ..., ::-1] if flipped else x[i])
-            assert np.allclose(u[i]["boxes"][0], [0.8 if flipped else 0.2, 0.5, 0.1, 0.3])
-        assert np.allclose(t[0]["boxes"][0, 0], 0.2)  # inputs untouched
+    small = {k: v for k, v in TINY.items() if k not in ("num_labels", "image_size")}
+    m = create_model("yolos", input_shape=(3, 32, 48), num_classes=6, seed=3, pos_init="sincos", **small)
+    assert m.config.num_labels == 6 and m.config.image_size == (32, 48) and m.config.seed == 3
+    pos = m.vit.embeddings.position_embeddings.asnumpy()[0, 1 : 1 + 4 * 6]
+    np.testing.assert_allclose(pos, sincos_position_embeddings((4, 6), 32))
+    assert m.graph_safe  # no dropout: the trainer compiles its loss and backward
+    assert not create_model("yolos", **TINY, hidden_dropout_prob=0.1).graph_safe
+    assert (
+        create_model("yolos", input_shape=(3, 32, 48), num_classes=6, **{**small, "num_labels": 2}).config.num_labels
+        == 2
+    )
+    with pytest.raises(ConfigError, match="pos_init"):
+        create_model("yolos", pos_init="learned", **TINY)
+    with pytest.raises(ConfigError, match=r"\[channels, height, width\]"):
+        create_model("yolos", input_shape=(4,), num_classes=3, **small)

@@ -13,13 +13,17 @@ def register(sub) -> None:
         "detect",
         "detect objects in images with a YOLOS model",
         "  oms detect street.jpg --model yolos-tiny --weights yolos-tiny.ckpt\n"
-        "  oms detect a.png b.png --model yolos --weights runs/det/model.ckpt --threshold 0.3 "
+        "  oms detect a.png b.png --weights runs/det --threshold 0.3 "
         "--out-dir out\n"
         "  oms detect img.png --model yolos-tiny --weights t.ckpt --json --no-draw",
     )
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--model", default="yolos-tiny", help="registered YOLOS name (config from WEIGHTS.json wins)")
-    p.add_argument("--weights", required=True, help="MindSpore checkpoint (from oms convert-hf or training)")
+    p.add_argument(
+        "--weights",
+        required=True,
+        help="a detection run directory of `oms train` (or one of its checkpoints), or a .ckpt from oms convert-hf",
+    )
     p.add_argument("--threshold", type=float, default=0.5, help="keep detections with score > T")
     p.add_argument("--out-dir", default="detections", help="where annotated PNGs are written")
     p.add_argument("--shortest-edge", type=int, default=None, help="resize short side (default 800 or config)")
@@ -33,12 +37,13 @@ def run(args) -> int:
     from pathlib import Path
 
     from openmindspore.errors import ConfigError
-    from openmindspore.models.yolos.inference import detect, draw_detections, load_detector
+    from openmindspore.models.yolos.inference import detect, draw_detections
     from openmindspore.models.yolos.processor import load_image
+    from openmindspore.serve.detector import open_detector
 
     if not 0.0 <= args.threshold < 1.0:
         raise ConfigError("--threshold", args.threshold, "a score in [0, 1)")
-    model, proc, meta = load_detector(
+    model, proc, meta = open_detector(
         args.model, args.weights, {"shortest_edge": args.shortest_edge, "longest_edge": args.longest_edge}
     )
     id2label = {int(k): v for k, v in (model.config.id2label or {}).items()}

@@ -10,14 +10,16 @@ def register(sub) -> None:
         sub,
         "eval-detection",
         "COCO mAP of a YOLOS model (or a detections file) on COCO annotations",
-        "  oms eval-detection --annotations val/annotations.json --model yolos --weights run/model.ckpt\n"
+        "  oms eval-detection --annotations val/annotations.json --weights runs/det\n"
         "  oms eval-detection --annotations ann.json --detections dets.json --json",
     )
     p.add_argument("--annotations", required=True, help="COCO-format annotation JSON (images, annotations, categories)")
     p.add_argument("--images", default=None, help="image folder (default: the annotation file's folder)")
     p.add_argument("--detections", default=None, help="COCO results JSON instead of running a model")
     p.add_argument("--model", default="yolos-tiny", help="registered YOLOS name (config from WEIGHTS.json wins)")
-    p.add_argument("--weights", default=None, help="MindSpore checkpoint to evaluate")
+    p.add_argument(
+        "--weights", default=None, help="a detection run directory of `oms train` (or a checkpoint) to evaluate"
+    )
     p.add_argument("--shortest-edge", type=int, default=None)
     p.add_argument("--longest-edge", type=int, default=None)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -40,10 +42,11 @@ def run(args) -> int:
     else:
         if not args.weights:
             raise ConfigError("--weights", None, "a checkpoint (or pass --detections)")
-        from openmindspore.models.yolos.inference import detect, load_detector
+        from openmindspore.models.yolos.inference import detect
         from openmindspore.models.yolos.processor import load_image
+        from openmindspore.serve.detector import open_detector
 
-        model, proc, _ = load_detector(
+        model, proc, _ = open_detector(
             args.model, args.weights, {"shortest_edge": args.shortest_edge, "longest_edge": args.longest_edge}
         )
         root = Path(args.images) if args.images else Path(args.annotations).parent

@@ -19,6 +19,7 @@ EXAMPLES = """\
   oms train examples/mnist_cnn.yaml --workers 2 --comm mccl            # MindSpore's collectives instead of shm
   cd myproject && oms train train.yaml --workers 2     # your nn.Cell (model.class_path) and files (dataset.format)
   oms train train.yaml --code-dir src/                  # import model.class_path from src/ (shipped to workers)
+  oms train examples/yolos_synthetic.yaml --workers 2  # YOLOS detection (dataset format synthetic_detection|coco)
 """
 
 
@@ -232,12 +233,9 @@ def _run(args) -> tuple[dict, Path]:
         if args.seed is not None:
             raw["seed"] = args.seed
         out = Path(args.out or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if raw.get("task") == "detection":  # YOLOS fine-tuning (single process)
-            from openmindspore.models.yolos.finetune import finetune_detection
+        from openmindspore.train.tasks.detection import check_legacy_detection_config
 
-            if args.max_steps is not None:
-                raw.setdefault("train", {})["steps"] = args.max_steps
-            return finetune_detection(raw, out), out
+        check_legacy_detection_config(raw)  # the old YOLOS loop's format: say how to write it now
         cfg = config_from_dict(raw, base_dir=Path(args.config).resolve().parent)
         choose_code_path(cfg.model, args.config, args.code_dir)
         opts = _elastic_options(args)

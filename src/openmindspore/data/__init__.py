@@ -1,6 +1,7 @@
-"""Offline datasets, the user's own files (npz, csv, image folders, MindRecord) with their saved
-preprocessing, and deterministic, resumable sampling."""
+"""Offline datasets, the user's own files (npz, csv, image folders, MindRecord, COCO detection) with their
+saved preprocessing, and deterministic, resumable sampling."""
 
+from openmindspore.data import detection  # noqa: F401  (registers the detection formats)
 from openmindspore.data.datasets import Dataset, DatasetInfo, list_datasets, load_dataset, register_dataset
 from openmindspore.data.preprocess import Preprocessor
 from openmindspore.data.sampler import ResumableSampler, SamplerState, shard

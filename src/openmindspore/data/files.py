@@ -18,7 +18,7 @@ import numpy as np
 from openmindspore.data.datasets import Dataset
 from openmindspore.data.images import decode_images, fit_images, folder_parts, image_preprocessor, list_imagefolder
 from openmindspore.data.preprocess import Preprocessor, label_classes
-from openmindspore.data.spec import dataset_label
+from openmindspore.data.spec import dataset_label, format_loader
 from openmindspore.data.splits import split_indices
 from openmindspore.data.tabular import csv_labelled, csv_parts, fit_tabular
 from openmindspore.errors import ConfigError
@@ -195,6 +195,16 @@ _PARTS = {"npz": _npz_parts, "csv": csv_parts, "imagefolder": folder_parts, "min
 
 def load_files(spec: dict[str, Any]) -> Dataset:
     """A validated file spec (:func:`openmindspore.data.spec.parse_dataset`) as a three-way split dataset."""
+    loader = format_loader(spec["format"])
+    if loader is not None:  # a format registered by another package (e.g. detection data)
+        return loader(spec)
+    if spec["format"] not in _PARTS:
+        raise ConfigError(
+            "dataset.format",
+            spec["format"],
+            "a format whose reader is loaded",
+            "import openmindspore.models first (it reads the detection formats)",
+        )
     pre, parts = _PARTS[spec["format"]](spec)
     return _assemble(spec, pre, parts)
 
@@ -203,6 +213,13 @@ def read_labelled(pre: Preprocessor, path: str | Path, spec: dict[str, Any]) -> 
     """A new labelled file/folder of the run's format through its *fitted* preprocessor: ``(x, y)``."""
     path = str(path)
     fmt = pre.source_format or spec.get("format", "")
+    if fmt not in _PARTS:
+        raise ConfigError(
+            "--data",
+            path,
+            f"new data of a csv, npz, imagefolder or mindrecord run (this run's format is {fmt})",
+            "evaluate a detection run with `oms eval-detection --weights RUN --annotations FILE`",
+        )
     if fmt == "csv":
         return csv_labelled(pre, path, spec.get("delimiter", ","))
     if fmt == "imagefolder":

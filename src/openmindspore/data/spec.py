@@ -13,16 +13,22 @@ which is what a ``TrainConfig`` stores: plain JSON, the same in every process. E
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from openmindspore.errors import ConfigError
 from openmindspore.validation import ConfigErrors, did_you_mean, validate
 
+if TYPE_CHECKING:
+    from openmindspore.data.datasets import Dataset
+
 __all__ = [
     "FORMATS",
+    "format_loader",
+    "register_format",
     "NpzData",
     "CsvData",
     "ImageFolderData",
@@ -112,7 +118,7 @@ class MindRecordData(_Files, _SplitPaths, _Image):
     task: Task | None = Field(None, description="default: classification for integer labels, else regression")
 
 
-_MODELS: dict[str, type[_Files]] = {
+_MODELS: dict[str, type[BaseModel]] = {
     "npz": NpzData,
     "csv": CsvData,
     "imagefolder": ImageFolderData,
@@ -121,11 +127,31 @@ _MODELS: dict[str, type[_Files]] = {
 FORMATS: tuple[str, ...] = tuple(_MODELS)
 
 
-def spec_model(fmt: str) -> type[_Files]:
+_LOADERS: dict[str, Callable[[dict[str, Any]], Dataset]] = {}
+
+
+def register_format(
+    name: str, model: type[BaseModel], loader: Callable[[dict[str, Any]], Dataset] | None = None
+) -> None:
+    """Add a dataset format: its spec ``model`` (pydantic, ``extra="forbid"``, a ``format: Literal[name]``
+    field) and, optionally, the ``loader(spec) -> Dataset`` that reads it (a higher layer may register the
+    loader later, e.g. detection data read with a model's image processor). Class attribute
+    ``path_fields`` of the model names further path fields resolved like ``path``."""
+    _MODELS[name] = model
+    if loader is not None:
+        _LOADERS[name] = loader
+
+
+def format_loader(fmt: str) -> Callable[[dict[str, Any]], Dataset] | None:
+    """The registered loader of a format added with :func:`register_format` (None: a built-in file format)."""
+    return _LOADERS.get(fmt)
+
+
+def spec_model(fmt: str) -> type[BaseModel]:
     """The pydantic model of a format."""
     if fmt not in _MODELS:
         hint = did_you_mean(fmt, _MODELS)
-        raise ConfigError("dataset.format", fmt, f"one of {', '.join(FORMATS)}", hint)
+        raise ConfigError("dataset.format", fmt, f"one of {', '.join(_MODELS)}", hint)
     return _MODELS[fmt]
 
 
@@ -160,7 +186,7 @@ def parse_dataset(value: Any, base_dir: str | Path | None = None) -> str | dict[
         raise ConfigError("dataset", value, "a registered dataset name or a mapping {format: ..., path: ...}")
     if "format" not in value:
         raise ConfigError(
-            "dataset.format", None, f"one of {', '.join(FORMATS)}", "add format: csv (or npz, imagefolder, mindrecord)"
+            "dataset.format", None, f"one of {', '.join(_MODELS)}", "add format: csv (or npz, imagefolder, mindrecord)"
         )
     model = spec_model(str(value["format"]))
     try:
@@ -180,13 +206,13 @@ def parse_dataset(value: Any, base_dir: str | Path | None = None) -> str | dict[
     dumped = spec.model_dump(mode="json")
     data = {"format": dumped.pop("format"), **dumped}
     base = Path(base_dir) if base_dir is not None else Path.cwd()
-    for key in ("path", "val_path", "test_path"):
+    for key in ("path", "val_path", "test_path", *getattr(model, "path_fields", ())):
         if data.get(key):
             data[key] = _resolve(data[key], base)
     return data
 
 
-def _describe(model: type[_Files], field: str) -> str:
+def _describe(model: type[BaseModel], field: str) -> str:
     info = model.model_fields.get(field.split(".")[-1])
     return (info.description if info is not None and info.description else "required") or "required"
 
@@ -195,7 +221,9 @@ def dataset_label(ref: str | dict[str, Any]) -> str:
     """A short human name: the registered name, or the data file's name (``flowers.csv``)."""
     if isinstance(ref, str):
         return ref
-    return Path(str(ref.get("path", "data"))).name or str(ref.get("path"))
+    if not ref.get("path"):  # a generated dataset (e.g. synthetic_detection)
+        return str(ref.get("format", "data"))
+    return Path(str(ref["path"])).name or str(ref["path"])
 
 
 def dataset_key(ref: str | dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ __all__ = [
     "convert_state_dict",
     "load_hf_state_dict",
     "convert_hf_checkpoint",
-    "load_checkpoint",  # re-exported from _checkpoint_io for models/yolos/finetune.py; import it from there
+    "load_checkpoint",  # re-exported from _checkpoint_io (older callers); import it from there
     "model_from_hf_config",
 ]
 

@@ -17,7 +17,16 @@ from mindspore import Parameter, Tensor, nn, ops
 
 from openmindspore.models import kernels
 
-__all__ = ["Dense", "Dropout", "dropout_mask", "activation", "set_noise_key", "noise_key", "ACTIVATIONS"]
+__all__ = [
+    "Dense",
+    "Dropout",
+    "dropout_mask",
+    "activation",
+    "set_noise_key",
+    "noise_key",
+    "current_noise_key",
+    "ACTIVATIONS",
+]
 
 _NOISE_KEY: dict = {"seed": 0, "step": 0, "samples": None}
 
@@ -25,6 +34,12 @@ _NOISE_KEY: dict = {"seed": 0, "step": 0, "samples": None}
 def set_noise_key(seed: int, step: int, samples: np.ndarray | None) -> None:
     """Key the random masks of the next forward pass: run seed, global step, global sample ids."""
     _NOISE_KEY.update(seed=int(seed), step=int(step), samples=None if samples is None else np.asarray(samples))
+
+
+def current_noise_key() -> tuple[int, int, np.ndarray | None]:
+    """``(seed, step, sample ids)`` last set by :func:`set_noise_key` (host-side randomness keyed the same
+    way as dropout, e.g. a task's augmentation)."""
+    return int(_NOISE_KEY["seed"]), int(_NOISE_KEY["step"]), _NOISE_KEY["samples"]
 
 
 @contextmanager

@@ -2,8 +2,13 @@
 
 Sources (``kind = "detector"``):
 
-- a detection run directory (``oms train`` with ``task: detection``): ``model.ckpt`` + ``model.json``;
-- a checkpoint ``X.ckpt`` with its ``X.json`` (``oms convert-hf`` or a detection run).
+- an ``oms train`` run of a YOLOS detector on a detection dataset (``dataset.format`` ``coco`` or
+  ``synthetic_detection``), or one of its ``checkpoints/step_*.safetensors``: the model is built from the
+  run's ``config.yaml`` and ``preprocess.json`` (class names, image size) and loaded from the checkpoint
+  (``LATEST`` unless one is named; SHA-256 checked against its manifest), as :func:`load_run_detector` does
+  for ``oms detect`` / ``oms eval-detection``;
+- a checkpoint ``X.ckpt`` with its ``X.json`` (``oms convert-hf``, or a run of the former fine-tuning loop:
+  ``model.ckpt`` + ``model.json``).
 
 Options go after ``?``: ``runs/det?threshold=0.3&image_size=480x640&input=encoded``.
 
@@ -28,9 +33,9 @@ pixels of the *original* image. An undecodable image is a 400 for its own reques
 sorted by score, highest first; the first ``count`` rows are the detections, the rest are padding
 (``boxes`` and ``scores`` 0, ``labels`` -1). ``H × W`` is fixed per served model so that requests
 batch together: ``image_size`` option, else the training images' size of a detection run
-(``summary.json``), else the model config's ``image_size``. Pre- and post-processing are those of
-``oms detect`` (``YolosImageProcessor``: resize, rescale, ImageNet normalisation; softmax, best
-non-"no object" class).
+(``preprocess.json``; ``summary.json`` of a former one), else the model config's ``image_size``. Pre- and
+post-processing are those of ``oms detect`` (``YolosImageProcessor``: resize, rescale, ImageNet
+normalisation; softmax, best non-"no object" class).
 """
 
 from __future__ import annotations
@@ -46,13 +51,100 @@ from openmindspore.errors import ConfigError
 from openmindspore.serve.protocol import TensorSpec
 from openmindspore.serve.registry import InputError, Predictor, ResolvedSource, register_predictor
 
-__all__ = ["DetectorOptions", "DetectorPredictor", "decode_image", "detector_checkpoint"]
+__all__ = [
+    "DetectorOptions",
+    "DetectorPredictor",
+    "decode_image",
+    "detector_checkpoint",
+    "detection_run",
+    "load_run_detector",
+    "open_detector",
+]
 
 _SIDE = (16, 4096)  # served image sides, pixels
 
 
+def detection_run(p: Path) -> tuple[Path, Path | None] | None:
+    """``(run directory, the checkpoint named or None)`` when ``p`` is an ``oms train`` run on a detection
+    dataset or one of its ``checkpoints/step_*.safetensors``; else None."""
+    import yaml
+
+    from openmindspore.data.detection import DETECTION_FORMATS
+
+    if p.is_dir() and (p / "config.yaml").is_file():
+        run, named = p, None
+    elif p.suffix == ".safetensors" and p.parent.name == "checkpoints" and (p.parent.parent / "config.yaml").is_file():
+        run, named = p.parent.parent, p
+    else:
+        return None
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    except yaml.YAMLError:
+        return None
+    dataset = cfg.get("dataset") if isinstance(cfg, dict) else None
+    if isinstance(dataset, dict) and dataset.get("format") in DETECTION_FORMATS:
+        return run, named
+    return None
+
+
+def load_run_detector(run_dir: Path, checkpoint: Path | None = None) -> tuple[Any, Any, dict[str, Any]]:
+    """``(model, processor, meta)`` of a detection run (see the module docstring); ``meta["image_size"]`` is
+    the frame the run trained on."""
+    import yaml
+
+    from openmindspore.data import Preprocessor
+    from openmindspore.models.yolos.processor import YolosImageProcessor
+    from openmindspore.serve.run_model import RunSignature, load_run_model, verified_checkpoint
+
+    ckpt, manifest = verified_checkpoint(run_dir, checkpoint)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    pre = Preprocessor.load(run_dir / "preprocess.json")
+    names = list(pre.class_names or [])
+    spec = {k: v for k, v in (config.get("model") or {}).items() if k not in ("pos_init", "init_weights")}
+    spec.setdefault("id2label", {i: n for i, n in enumerate(names) if n != "N/A"})
+    task: Any = "detection"  # the signature's input shape and outputs build the model as training did
+    model = load_run_model({**config, "model": spec}, RunSignature(task, tuple(pre.input_shape), len(names)), ckpt)
+    h, w = (int(v) for v in pre.image_size or pre.input_shape[1:])
+    dataset = config.get("dataset") or {}
+    short = int(dataset.get("shortest_edge") or min(h, w))
+    proc = {"shortest_edge": short, "longest_edge": int(dataset.get("longest_edge") or max(short, h, w))}
+    meta = {
+        "model": str(spec.get("name", "yolos")),
+        "family": "yolos",
+        "processor": proc,
+        "image_size": [h, w],
+        "step": manifest.get("step"),
+    }
+    return model, YolosImageProcessor.from_dict(proc), meta
+
+
+def open_detector(
+    model_name: str, weights: str | Path | None, processor_overrides: dict[str, Any] | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
+    """``oms detect`` / ``eval-detection``: a detection run (or one of its checkpoints), else a ``.ckpt`` with
+    its ``.json`` or the preset ``model_name`` (:func:`~openmindspore.models.yolos.inference.load_detector`)."""
+    from openmindspore.models.yolos.inference import load_detector
+
+    found = detection_run(Path(weights)) if weights is not None else None
+    if found is None:
+        return load_detector(model_name, weights, processor_overrides)
+    model, proc, meta = load_run_detector(*found)
+    overrides = {k: v for k, v in (processor_overrides or {}).items() if v is not None}
+    if overrides:
+        from openmindspore.models.yolos.processor import YolosImageProcessor
+
+        proc = YolosImageProcessor.from_dict({**meta["processor"], **overrides})
+    return model, proc, meta
+
+
 def detector_checkpoint(p: Path) -> Path | None:
-    """The checkpoint when ``p`` is a YOLOS detection run or ``X.ckpt`` with a YOLOS ``X.json``, else None."""
+    """The checkpoint when ``p`` is a detection run (or one of its checkpoints) or ``X.ckpt`` with a YOLOS
+    ``X.json``, else None."""
+    found = detection_run(p)
+    if found is not None:
+        from openmindspore.serve.run_model import verified_checkpoint
+
+        return verified_checkpoint(*found)[0]
     ckpt = p / "model.ckpt" if p.is_dir() else p
     if ckpt.suffix != ".ckpt" or not ckpt.is_file():
         return None
@@ -151,11 +243,16 @@ class DetectorPredictor(Predictor):
         opts = options or DetectorOptions()
         self.threshold = opts.threshold
         self.encoded = opts.input == "encoded"
-        self.model, self.processor, meta = load_detector("yolos", checkpoint)
+        if checkpoint.suffix == ".safetensors":  # a detection run's checkpoint (run/checkpoints/step_*.safetensors)
+            self.model, self.processor, meta = load_run_detector(checkpoint.parent.parent, checkpoint)
+            trained_size = meta["image_size"]
+        else:
+            self.model, self.processor, meta = load_detector("yolos", checkpoint)
+            trained_size = None
         self.model.set_train(False)
         self._tensor = Tensor
         cfg = self.model.config
-        self.height, self.width = _image_size(opts, checkpoint.parent, cfg.image_size)
+        self.height, self.width = _image_size(opts, checkpoint.parent, trained_size or cfg.image_size)
         self.processor.output_size((self.height, self.width))  # fails now, not on the first request
         k = int(cfg.num_detection_tokens)
         self.k = k

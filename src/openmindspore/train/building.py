@@ -15,7 +15,6 @@ import math
 from typing import Any
 
 import mindspore as ms
-import numpy as np
 from mindspore import nn
 
 from openmindspore.data import Dataset, dataset_label
@@ -103,7 +102,4 @@ def check_model(model: nn.Cell, data: Dataset, task: Task, model_cfg: dict[str, 
             f"({dataset_label(data.name)})",
             f"its forward pass raised {type(e).__name__}: {msg[0] if msg else ''}"[:400],
         ) from None
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    arr = out.asnumpy() if hasattr(out, "asnumpy") else np.asarray(out)
-    task.check_output(arr, data, name)
+    task.check_output(task.output_array(out), data, name)

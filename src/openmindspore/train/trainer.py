@@ -4,15 +4,16 @@ The trainer is the same for every task: the task (``train/tasks``) supplies the 
 training rows into tensors and the metrics; the model comes from the config (a registered name or the
 user's ``class_path``) or from Python (``Trainer(cfg, model=cell_or_factory)``), see ``train/building``.
 
-Models that declare ``graph_safe`` (the spec-driven CNN and the MLP; a user cell may set
-``graph_safe = True``) get their forward+backward compiled into one MindSpore graph (``ms.jit``): on CPU
+Models that declare ``graph_safe`` (the spec-driven CNN and the MLP, YOLOS without dropout; a user cell may
+set ``graph_safe = True``) get their forward+backward compiled into one MindSpore graph (``ms.jit``): on CPU
 that runs the default CNN's step ~5x faster than PyNative, which syncs with Python between ops. Dropout
 masks are drawn on the host from the ``(seed, step, layer, sample)`` key and fed to the graph, so compiled
-and PyNative steps give the same result. Other models (a user cell by default, ViT, YOLOS) run op by op.
+and PyNative steps give the same result. Other models (a user cell by default, ViT) run op by op.
 
 ``compute_grads`` evaluates a worker's shard of a global batch and returns gradients already scaled by
-``1 / global_batch``: summing them over workers gives the exact global-mean gradient, whatever the
-world size. ``apply_grads`` sets the learning rate for the step and runs the optimizer.
+the task's ``loss_scale`` of the global batch (``1 / global_batch`` by default): summing them over workers
+gives the exact global-mean gradient, whatever the world size. ``apply_grads`` sets the learning rate for
+the step and runs the optimizer.
 
 With ``train_subset`` the trainer's ``data.x_train`` is the subset (the sampler walks its rows) and
 ``data.sample_ids`` maps rows back to their original train-split ids, which key dropout and augmentation.
@@ -59,39 +60,40 @@ def train_data(cfg: TrainConfig) -> Dataset:
 
 
 class _MaskedTrainLoss(nn.Cell):
-    """``loss(model.train_forward(x, masks), y) * scale``: built-in models with host-drawn dropout masks."""
+    """``sum(loss(model.train_forward(x, masks), y) * scale)``: built-in models with host-drawn dropout masks."""
 
     def __init__(self, model: nn.Cell, loss: nn.Cell) -> None:
         super().__init__(auto_prefix=False)  # keep the model's parameter names (checkpoints use them)
         self.model, self.loss = model, loss
 
-    def construct(self, x: Tensor, y: Tensor, scale: Tensor, masks: tuple) -> Tensor:
-        return self.loss(self.model.train_forward(x, masks), y) * scale
+    def construct(self, x: Tensor, y: Tensor, scale: Tensor, masks: tuple, *more: Tensor) -> Tensor:
+        return (self.loss(self.model.train_forward(x, masks), y, *more) * scale).sum()
 
 
 class _PlainTrainLoss(nn.Cell):
-    """``loss(model(x), y) * scale``: a graph-safe user cell (its own randomness, if any)."""
+    """``sum(loss(model(x), y, *more) * scale)``: a graph-safe cell (its own randomness, if any); ``more``:
+    further targets of a task that has several (detection)."""
 
     def __init__(self, model: nn.Cell, loss: nn.Cell) -> None:
         super().__init__(auto_prefix=False)
         self.model, self.loss = model, loss
 
-    def construct(self, x: Tensor, y: Tensor, scale: Tensor, masks: tuple) -> Tensor:
-        return self.loss(self.model(x), y) * scale
+    def construct(self, x: Tensor, y: Tensor, scale: Tensor, masks: tuple, *more: Tensor) -> Tensor:
+        return (self.loss(self.model(x), y, *more) * scale).sum()
 
 
 def _compiled_grad_fn(loss: nn.Cell, params: list) -> Any:
     grad_fn = ms.value_and_grad(loss, None, params)
 
-    def step(x: Tensor, y: Tensor, scale: Tensor, masks: tuple) -> tuple:
-        return grad_fn(x, y, scale, masks)
+    def step(x: Tensor, y: Tensor, scale: Tensor, masks: tuple, *more: Tensor) -> tuple:
+        return grad_fn(x, y, scale, masks, *more)
 
     jitted = ms.jit(step)
 
-    def call(x: Tensor, y: Tensor, scale: Tensor, masks: tuple) -> tuple:
+    def call(x: Tensor, y: Tensor, scale: Tensor, masks: tuple, *more: Tensor) -> tuple:
         # a plain tuple argument is a compile-time constant (one recompilation per new mask value);
         # mutable() makes the masks graph inputs
-        return jitted(x, y, scale, ms.mutable(masks) if masks else masks)
+        return jitted(x, y, scale, ms.mutable(masks) if masks else masks, *more)
 
     return call
 
@@ -108,6 +110,7 @@ class Trainer:
         self.task_impl = get_task(self.task)
         self.model = build_model(cfg, self.data, self.task_impl, model)
         check_model(self.model, self.data, self.task_impl, cfg.model)
+        self.task_impl.bind(self.model, self.data)
         self.loss_cell = self.task_impl.loss_cell()
         o = cfg.optimizer
         self.optimizer = create_optimizer(o.name, self.model.trainable_params(), o.weight_decay, o.momentum)
@@ -132,7 +135,7 @@ class Trainer:
     def _forward(self, *args: Tensor) -> Tensor:
         """``args`` = the batch's inputs, its targets, then the scale (PyNative path, any task)."""
         n = self.task_impl.num_inputs
-        return self.loss_cell(self.model(*args[:n]), *args[n:-1]) * args[-1]
+        return (self.loss_cell(self.model(*args[:n]), *args[n:-1]) * args[-1]).sum()
 
     def _masks(self, step: int, ids: np.ndarray) -> tuple:
         return self.model.dropout_masks(self.cfg.seed, step, ids) if self._masked else ()
@@ -151,9 +154,12 @@ class Trainer:
         self.sampler_epoch_of_step = self.sampler.epoch
         return self.sampler.next_batch()
 
+    def _scale(self, global_idx: np.ndarray) -> Tensor:
+        return Tensor(np.asarray(self.task_impl.loss_scale(self.data.y_train[global_idx]), np.float32))
+
     def compute_grads(self, global_idx: np.ndarray, world_size: int = 1, rank: int = 0) -> tuple[float, tuple]:
         """Loss contribution and gradients of this rank's shard, scaled by the task's ``loss_scale`` of the
-        global batch (``1/len(global_idx)`` by default)."""
+        global batch's targets (``1/len(global_idx)`` by default)."""
         local = shard(global_idx, world_size, rank)
         ids = self.data.sample_ids(local)  # original train-split ids: the keys of dropout and augmentation
         set_noise_key(self.cfg.seed, self.step, ids)
@@ -163,13 +169,13 @@ class Trainer:
         if self.cfg.augment_shift and xb.ndim == 4:
             xb = random_shift(xb, ids, self.cfg.seed, self.sampler_epoch_of_step, self.cfg.augment_shift)
         batch = self.task_impl.match(self.model, self.task_impl.collate(xb, self.data.y_train[local]))
-        scale = Tensor(np.float32(self.task_impl.loss_scale(global_idx)))
+        scale = self._scale(global_idx)
         self.model.set_train(True)
         if self.compiled:
             self.compiled_this_step = len(local) not in self._compiled_sizes
             self._compiled_sizes.add(len(local))
-            (x,), (y,) = batch.inputs, batch.targets
-            loss, grads = self._grad_fn(x, y, scale, self._masks(self.step, ids))
+            (x,), (y, *more) = batch.inputs, batch.targets
+            loss, grads = self._grad_fn(x, y, scale, self._masks(self.step, ids), *more)
         else:
             loss, grads = self._grad_fn(*batch.inputs, *batch.targets, scale)
         return float(loss.asnumpy()), grads
@@ -182,12 +188,14 @@ class Trainer:
         if not self.compiled:
             return
         stats = {p.name: p.value() for p in self.model.get_parameters() if not p.requires_grad}
-        self.model.set_train(True)
         for n in sorted({int(n) for n in shard_sizes if int(n) > 0} - self._compiled_sizes):
-            x = Tensor(np.zeros((n, *self.data.x_train.shape[1:]), self.data.x_train.dtype))
-            y = Tensor(np.zeros((n, *self.data.y_train.shape[1:]), self.data.y_train.dtype))
-            masks = self._masks(0, np.arange(n))
-            self._grad_fn(x, y, Tensor(np.float32(1.0)), masks)[0].asnumpy()
+            rows = np.arange(n) % len(self.data.x_train)  # real rows: a task's targets may need them (matching)
+            batch = self.task_impl.match(
+                self.model, self.task_impl.collate(self.data.x_train[rows], self.data.y_train[rows])
+            )
+            self.model.set_train(True)
+            (x,), (y, *more) = batch.inputs, batch.targets
+            self._grad_fn(x, y, self._scale(rows), self._masks(0, np.arange(n)), *more)[0].asnumpy()
             self._compiled_sizes.add(n)
         for p in self.model.get_parameters():
             if p.name in stats:
@@ -216,8 +224,7 @@ class Trainer:
         bs = batch or self.cfg.eval_batch_size
         outs = []
         for i in range(0, len(x), bs):
-            out = self.model(*self.task_impl.inputs(x[i : i + bs]))
-            outs.append((out[0] if isinstance(out, (tuple, list)) else out).asnumpy())
+            outs.append(self.task_impl.output_array(self.model(*self.task_impl.inputs(x[i : i + bs]))))
         return np.concatenate(outs) if outs else np.empty((0,))
 
     def evaluate(

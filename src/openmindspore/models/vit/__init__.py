@@ -1,9 +1,16 @@
-"""Vision Transformer (ViT) equal to Hugging Face ``ViTForImageClassification``; presets in the registry."""
+"""Vision Transformer (ViT) equal to Hugging Face ``ViTForImageClassification``; presets in the registry.
+
+The registered names (``vit``, ``vit-tiny-patch16-224``, ...) take the trainer's data-derived arguments
+(``oms train`` with ``model: {name: vit-...}`` on image data): ``input_shape`` of one sample gives
+``num_channels`` and ``image_size``, ``num_classes`` gives ``num_labels``, each unless the spec sets it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from openmindspore.errors import ConfigError
 from openmindspore.models.registry import register_model
 from openmindspore.models.vit.config import VIT_PRESETS, ViTConfig
 from openmindspore.models.vit.interpolate import bicubic_matrix, resize_grid
@@ -28,10 +35,32 @@ def build_vit(preset: str | None = None, **overrides: Any) -> ViTForImageClassif
     return ViTForImageClassification(ViTConfig.from_dict(cfg))
 
 
+def _factory(preset: str | None) -> Callable[..., ViTForImageClassification]:
+    def make(
+        input_shape: tuple[int, ...] | None = None, num_classes: int | None = None, **cfg: Any
+    ) -> ViTForImageClassification:
+        if input_shape is not None:
+            if len(input_shape) != 3:
+                raise ConfigError(
+                    "model.name",
+                    preset or "vit",
+                    "image data: samples of shape [channels, height, width]",
+                    f"this dataset's samples have shape {list(input_shape)}; use an image dataset "
+                    "(e.g. format: imagefolder) or a model for tables (mlp)",
+                )
+            cfg.setdefault("num_channels", int(input_shape[0]))
+            cfg.setdefault("image_size", [int(v) for v in input_shape[1:]])
+        if num_classes is not None:
+            cfg.setdefault("num_labels", int(num_classes))
+        return build_vit(preset, **cfg)
+
+    return make
+
+
 def _register() -> None:
-    register_model("vit")(lambda **cfg: build_vit(None, **cfg))
+    register_model("vit")(_factory(None))
     for name in VIT_PRESETS:
-        register_model(name)(lambda _n=name, **cfg: build_vit(_n, **cfg))
+        register_model(name)(_factory(name))
 
 
 _register()

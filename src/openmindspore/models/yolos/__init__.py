@@ -1,8 +1,11 @@
 """YOLOS object detection equal to Hugging Face ``YolosForObjectDetection``; presets in the registry.
 
 Host-side pieces live in submodules imported on demand: ``processor`` (pre/post-processing),
-``loss`` (Hungarian matcher + DETR loss), ``coco_eval`` (pycocotools mAP), ``synthetic`` (offline
-detection dataset), ``finetune`` (training loop).
+``loss`` (Hungarian matcher + DETR loss), ``train_step`` (the dense, graph-safe DETR loss the trainer
+compiles), ``coco_eval`` (pycocotools mAP), ``synthetic`` (offline detection dataset). ``dataset`` (the
+reader of the ``coco`` and ``synthetic_detection`` dataset formats) and ``build`` (the registered builders,
+taking the trainer's arguments) are imported here. Training runs through the one trainer with the
+``detection`` task (``openmindspore.train.tasks.detection``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from openmindspore.models.registry import register_model
+from openmindspore.models.yolos import dataset  # noqa: F401  (registers the detection dataset reader)
+from openmindspore.models.yolos.build import yolos_factory
 from openmindspore.models.yolos.config import YOLOS_PRESETS, YolosConfig
 from openmindspore.models.yolos.model import YolosForObjectDetection, YolosOutput
 
@@ -24,9 +29,9 @@ def build_yolos(preset: str | None = None, **overrides: Any) -> YolosForObjectDe
 
 
 def _register() -> None:
-    register_model("yolos")(lambda **cfg: build_yolos(None, **cfg))
+    register_model("yolos")(yolos_factory(None, build_yolos))
     for name in YOLOS_PRESETS:
-        register_model(name)(lambda _n=name, **cfg: build_yolos(_n, **cfg))
+        register_model(name)(yolos_factory(name, build_yolos))
 
 
 _register()

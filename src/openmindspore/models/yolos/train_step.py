@@ -1,38 +1,34 @@
-"""A compiled (``ms.jit``) YOLOS training step: forward graph, host Hungarian matching, then one graph for
-forward + backward + gradient clipping + optimizer update.
+"""The dense DETR loss of a compiled YOLOS training step: host Hungarian matching packed into fixed-shape
+targets, and a graph-safe loss over them.
 
 MindSpore PyNative on CPU is dominated by per-op overhead and host syncs, so the eager step of
 :func:`~openmindspore.models.yolos.loss.detr_loss` is slow. Matching needs the current predictions on
-the host (scipy), so a step is two graph launches:
+the host (scipy), so a training step (the ``detection`` task of the one trainer) is two graph launches:
 
 1. ``forward(x) -> (logits, boxes)`` (compiled, no gradient), then ``hungarian_match`` on the host;
-2. the matches are packed into *dense, fixed-shape* arrays (:func:`pack_matches`) and the compiled
-   ``value_and_grad`` of :func:`dense_detr_loss` runs with the optimizer inside the same graph.
+2. the matches are packed into *dense, fixed-shape* arrays (:func:`pack_matches`) and the trainer's
+   compiled ``value_and_grad`` of :class:`DetrLossSums` runs; the trainer's optimizer applies it.
 
 :func:`dense_detr_loss` computes the reference DETR loss (the value of ``detr_loss`` for the same
 matching, tested) without gathers: every query carries a one-hot class target with its CE weight and a
 box target with a 0/1 mask (unmatched queries get a dummy, well-formed box and mask 0, so their L1 and
 GIoU terms and gradients are exactly zero). Shapes depend only on ``(batch, queries, classes)``, so one
-compilation serves the whole run.
-
-MindSpore 2.10 pitfalls avoided here: the learning-rate schedule is a per-step array inside the optimizer
-(``Parameter.set_data`` on ``opt.learning_rate`` is not seen by a compiled graph); no ``ops.pad`` / ``amax``
-in the graph; the loss cell does not prefix parameter names.
+compilation serves the whole run. For data-parallel training :class:`DetrLossSums` returns the two
+*sums* that DETR normalises differently (the weighted cross-entropy, and the box terms); the trainer
+scales them by :func:`detr_norms` of the *global* batch, so a sum over workers is the loss of the whole
+batch at any world size. No ``ops.pad`` / ``amax`` in the graph (MindSpore 2.10 pitfalls).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
-from openmindspore.errors import ConfigError
-from openmindspore.models.yolos.loss import DetrLossWeights, hungarian_match
+from openmindspore.models.yolos.loss import DetrLossWeights
 
-__all__ = ["pack_matches", "dense_detr_loss", "DetrTrainLoss", "DetrTrainStep", "optimizer_for", "DUMMY_BOX"]
+__all__ = ["pack_matches", "dense_detr_loss", "dense_detr_sums", "detr_norms", "DetrLossSums", "DUMMY_BOX"]
 
 DUMMY_BOX = (0.5, 0.5, 0.5, 0.5)  # target of unmatched queries (masked out); keeps GIoU finite
 
@@ -67,6 +63,27 @@ def _xyxy(b: Tensor) -> Tensor:
     return ops.concat((b[..., :2] - 0.5 * b[..., 2:], b[..., :2] + 0.5 * b[..., 2:]), -1)
 
 
+def dense_detr_sums(
+    logits: Tensor, boxes: Tensor, onehot: Tensor, ce_weight: Tensor, box_target: Tensor, box_mask: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Un-normalised ``(weighted CE sum, L1 sum, (1 - GIoU) sum)`` over the batch; graph-safe.
+
+    ``logits [B, Q, C+1]``, ``boxes [B, Q, 4]`` (cxcywh in [0, 1]), the rest from :func:`pack_matches`."""
+    nll = -(ops.log_softmax(logits, -1) * onehot).sum(-1)  # [B, Q]
+    ce = (nll * ce_weight).sum()
+    l1 = (ops.abs(boxes - box_target).sum(-1) * box_mask).sum()
+    a, b = _xyxy(boxes), _xyxy(box_target)
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    wh = ops.clamp(ops.minimum(a[..., 2:], b[..., 2:]) - ops.maximum(a[..., :2], b[..., :2]), min=0.0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area_a + area_b - inter
+    wh2 = ops.clamp(ops.maximum(a[..., 2:], b[..., 2:]) - ops.minimum(a[..., :2], b[..., :2]), min=0.0)
+    enclose = wh2[..., 0] * wh2[..., 1]
+    giou = inter / union - (enclose - union) / enclose
+    return ce, l1, ((1.0 - giou) * box_mask).sum()
+
+
 def dense_detr_loss(
     logits: Tensor,
     boxes: Tensor,
@@ -77,120 +94,35 @@ def dense_detr_loss(
     norms: Tensor,
     w: DetrLossWeights,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(total, loss_ce, loss_bbox, loss_giou)`` from :func:`pack_matches` inputs; graph-safe.
-
-    ``logits [B, Q, C+1]``, ``boxes [B, Q, 4]`` (cxcywh in [0, 1]); equal to ``detr_loss`` for the same matches.
-    """
-    nll = -(ops.log_softmax(logits, -1) * onehot).sum(-1)  # [B, Q]
-    loss_ce = (nll * ce_weight).sum() * norms[0]
-    loss_bbox = (ops.abs(boxes - box_target).sum(-1) * box_mask).sum() * norms[1]
-    a, b = _xyxy(boxes), _xyxy(box_target)
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    wh = ops.clamp(ops.minimum(a[..., 2:], b[..., 2:]) - ops.maximum(a[..., :2], b[..., :2]), min=0.0)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a + area_b - inter
-    wh2 = ops.clamp(ops.maximum(a[..., 2:], b[..., 2:]) - ops.minimum(a[..., :2], b[..., :2]), min=0.0)
-    enclose = wh2[..., 0] * wh2[..., 1]
-    giou = inter / union - (enclose - union) / enclose
-    loss_giou = ((1.0 - giou) * box_mask).sum() * norms[1]
+    """``(total, loss_ce, loss_bbox, loss_giou)`` from :func:`pack_matches` inputs; graph-safe; equal to
+    ``detr_loss`` for the same matches."""
+    ce, l1, giou = dense_detr_sums(logits, boxes, onehot, ce_weight, box_target, box_mask)
+    loss_ce, loss_bbox, loss_giou = ce * norms[0], l1 * norms[1], giou * norms[1]
     total = loss_ce + w.bbox_loss_coefficient * loss_bbox + w.giou_loss_coefficient * loss_giou
     return total, loss_ce, loss_bbox, loss_giou
 
 
-class DetrTrainLoss(nn.Cell):
-    """``construct(pixel_values, onehot, ce_weight, box_target, box_mask, norms) -> total loss`` (scalar)."""
+def detr_norms(box_counts: np.ndarray, num_queries: int, eos_coefficient: float) -> np.ndarray:
+    """``float32 [2] = (1 / sum of CE weights, 1 / number of boxes)`` of a batch whose images hold
+    ``box_counts`` objects: the normalisers :func:`pack_matches` computes from its matches (each image's
+    ``min(n, Q)`` matched queries weigh 1, the others ``eos_coefficient``), from the counts alone."""
+    n = np.asarray(box_counts, np.int64).reshape(-1)
+    matched = np.minimum(n, num_queries)
+    ce_w = matched.sum() + eos_coefficient * (num_queries * len(n) - matched.sum())
+    return np.asarray([1.0 / float(ce_w), 1.0 / max(float(n.sum()), 1.0)], np.float32)
 
-    def __init__(self, model: nn.Cell, weights: DetrLossWeights) -> None:
-        super().__init__(auto_prefix=False)  # keep the model's parameter names
-        self.model, self.w = model, weights
+
+class DetrLossSums(nn.Cell):
+    """``construct(outputs, onehot, ce_weight, box_target, box_mask) -> [2]``: the weighted CE sum and
+    ``bbox_coef * L1 sum + giou_coef * (1 - GIoU) sum`` of the batch; ``outputs = (logits, boxes, ...)``.
+    Times :func:`detr_norms` of the global batch, their sum is the DETR loss."""
+
+    def __init__(self, weights: DetrLossWeights) -> None:
+        super().__init__()
+        self.bbox_coef, self.giou_coef = weights.bbox_loss_coefficient, weights.giou_loss_coefficient
 
     def construct(
-        self, x: Tensor, onehot: Tensor, ce_weight: Tensor, box_target: Tensor, box_mask: Tensor, norms: Tensor
+        self, outputs: tuple, onehot: Tensor, ce_weight: Tensor, box_target: Tensor, box_mask: Tensor
     ) -> Tensor:
-        logits, boxes = self.model(x)[:2]
-        return dense_detr_loss(logits, boxes, onehot, ce_weight, box_target, box_mask, norms, self.w)[0]
-
-
-def _has_dropout(model: nn.Cell) -> bool:
-    cfg = getattr(model, "config", None)
-    return bool(cfg is not None and (cfg.hidden_dropout_prob > 0 or cfg.attention_probs_dropout_prob > 0))
-
-
-class DetrTrainStep:
-    """One DETR training step of ``model`` with ``optimizer`` (a MindSpore optimizer over the model's
-    trainable parameters, updated in place) and global-norm gradient clipping (``grad_clip <= 0``: off).
-
-    ``compiled=True`` runs the two graphs described in the module docstring; ``False`` runs the same
-    loss op by op (PyNative, the reference for tests). Models with dropout must use ``compiled=False``.
-    """
-
-    def __init__(
-        self,
-        model: nn.Cell,
-        weights: DetrLossWeights,
-        optimizer: nn.Optimizer,
-        grad_clip: float = 0.0,
-        compiled: bool = True,
-    ) -> None:
-        if compiled and _has_dropout(model):
-            raise ConfigError(
-                "train.compile",
-                True,
-                "false for models with dropout",
-                "set train.compile: false or the dropout probabilities to 0",
-            )
-        self.model, self.w, self.opt = model, weights, optimizer
-        self.clip, self.compiled = float(grad_clip), bool(compiled)
-        self.loss_cell = DetrTrainLoss(model, weights)
-        grad_fn = ms.value_and_grad(self.loss_cell, None, optimizer.parameters)
-
-        def forward(x: Tensor) -> tuple:
-            return self.model(x)[:2]
-
-        def grads(*inputs: Tensor) -> tuple:
-            return grad_fn(*inputs)
-
-        def train(*inputs: Tensor) -> Tensor:
-            loss, g = grad_fn(*inputs)
-            if self.clip > 0:
-                g = ops.clip_by_global_norm(g, self.clip)
-            self.opt(g)
-            return loss
-
-        wrap = ms.jit if self.compiled else (lambda f: f)
-        self._forward, self._grads, self._train = wrap(forward), wrap(grads), wrap(train)
-
-    def inputs(self, x: Tensor, targets: Sequence[dict]) -> tuple[Tensor, ...]:
-        """Forward pass, host matching, packed loss inputs ``(x, onehot, ce_weight, box_target, box_mask, norms)``."""
-        self.model.set_train(True)
-        logits, boxes = self._forward(x)
-        lg, bx = logits.asnumpy(), boxes.asnumpy()
-        if lg.shape[-1] != self.w.num_labels + 1:
-            raise ConfigError("logits.shape[-1]", lg.shape[-1], f"num_labels + 1 = {self.w.num_labels + 1}")
-        idx = hungarian_match(lg, bx, targets, self.w)
-        return (x, *(Tensor(a) for a in pack_matches(idx, targets, lg.shape[1], self.w)))
-
-    def value_and_grad(self, x: Tensor, targets: Sequence[dict]) -> tuple[Tensor, tuple]:
-        """Loss and gradients w.r.t. ``optimizer.parameters`` (no update)."""
-        return self._grads(*self.inputs(x, targets))
-
-    def __call__(self, x: Tensor, targets: Sequence[dict]) -> float:
-        """One optimisation step; returns the loss before the update."""
-        return float(self._train(*self.inputs(x, targets)).asnumpy())
-
-
-def optimizer_for(model: nn.Cell, lr_schedule: Sequence[float], weight_decay: float) -> Any:
-    """``nn.AdamWeightDecay`` with a per-step learning-rate array (graph-safe) and no decay on biases,
-    norms, embeddings and tokens."""
-    params = model.trainable_params()
-
-    def decays(p: Any) -> bool:
-        return p.ndim >= 2 and "embeddings" not in p.name and "token" not in p.name
-
-    groups = [
-        {"params": [p for p in params if decays(p)], "weight_decay": float(weight_decay)},
-        {"params": [p for p in params if not decays(p)], "weight_decay": 0.0},
-    ]
-    lr = Tensor(np.asarray(lr_schedule, np.float32))
-    return nn.AdamWeightDecay([g for g in groups if g["params"]], learning_rate=lr)
+        ce, l1, giou = dense_detr_sums(outputs[0], outputs[1], onehot, ce_weight, box_target, box_mask)
+        return ops.stack((ce, self.bbox_coef * l1 + self.giou_coef * giou))

@@ -9,17 +9,19 @@ same for every task.
 
 How a step uses a task (single process or one rank of ``--workers N``)::
 
+    task.bind(model, data)                           # once, after the model is built and checked
     batch = task.collate(x_rows, y_rows)            # numpy -> Batch(inputs, targets) of Tensors
     batch = task.match(model, batch)                 # host-side step needing predictions (default: none)
-    loss, grads = value_and_grad(loss_cell(model(*batch.inputs), *batch.targets) * scale)
+    loss, grads = value_and_grad(sum(loss_cell(model(*batch.inputs), *batch.targets) * scale))
 
-``scale`` is ``task.loss_scale(global_batch)`` (default ``1 / len(global_batch)``): each rank returns its
-shard's *sum* times the global scale, so summing over ranks gives the exact global mean whatever the
-world size. A detection task fits as: ``collate`` pads variable-size images into ``pixel_values`` plus a
-pixel mask and keeps the per-image target dicts on the host; ``match`` runs a no-grad forward and the
-Hungarian matching (scipy) and packs the matches into dense, fixed-shape target arrays; ``loss_cell`` is
-the dense DETR loss; ``loss_scale`` normalises by the number of boxes in the global batch; ``metrics`` is
-COCO mAP.
+``scale`` is ``task.loss_scale(global_targets)`` (default ``1 / len(global_targets)``): each rank returns
+its shard's *sum* times the global scale, so summing over ranks gives the exact global mean whatever the
+world size. A loss made of terms normalised differently returns a vector of partial sums from its loss
+cell and one scale per term. The trainer compiles the step (``ms.jit``) when the model is graph-safe,
+whatever the number of targets. The detection task (``tasks/detection.py``): ``collate`` keeps the
+per-image boxes on the host (and flips images, keyed); ``match`` runs a no-grad forward and the Hungarian
+matching (scipy) and packs the matches into dense, fixed-shape target arrays; ``loss_cell`` returns the
+DETR loss's two sums; ``loss_scale`` their normalisers over the global batch; ``metrics`` is COCO mAP.
 """
 
 from __future__ import annotations
@@ -70,6 +72,18 @@ class Task(ABC):
     def predictions(self, outputs: np.ndarray) -> dict[str, np.ndarray]:
         """What a served or evaluated model returns for its outputs (e.g. ``label`` and ``probabilities``)."""
 
+    def bind(self, model: nn.Cell, data: Dataset) -> None:
+        """Take what the task needs from the built, checked model and the data (called once, before
+        :meth:`loss_cell`; e.g. detection's loss weights). Default: nothing."""
+        return None
+
+    def output_array(self, out: Any) -> np.ndarray:
+        """A forward pass's result as the one array :meth:`metrics`, :meth:`predictions` and
+        :meth:`check_output` take: by default its first tensor (the logits of ``(logits, ...)``)."""
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        return out.asnumpy() if hasattr(out, "asnumpy") else np.asarray(out)
+
     def inputs(self, x: np.ndarray) -> tuple[Tensor, ...]:
         """Model inputs for rows ``x`` (training, evaluation and the start-up check all use this)."""
         return (Tensor(x),)
@@ -82,8 +96,10 @@ class Task(ABC):
         """A host-side step between collation and the loss that needs the current predictions."""
         return batch
 
-    def loss_scale(self, global_rows: np.ndarray) -> float:
-        return 1.0 / len(global_rows)
+    def loss_scale(self, global_targets: np.ndarray) -> float | np.ndarray:
+        """What the loss cell's sum is multiplied by, from the targets of the whole global batch: a number,
+        or one per entry of a loss cell returning a vector of partial sums."""
+        return 1.0 / len(global_targets)
 
     def check_output(self, out: np.ndarray, data: Dataset, model: str) -> None:
         """Fail at start-up, naming both sizes, when the model's output does not fit the task."""

@@ -22,6 +22,8 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 class _CrossEntropySum(nn.Cell):
     def construct(self, logits: Tensor, y: Tensor) -> Tensor:
+        if isinstance(logits, (tuple, list)):  # a model returning (logits, ...), e.g. ViT
+            logits = logits[0]
         return ops.cross_entropy(logits, y, reduction="sum")
 
 

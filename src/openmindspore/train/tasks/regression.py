@@ -18,6 +18,8 @@ __all__ = ["Regression"]
 
 class _SquaredErrorSum(nn.Cell):
     def construct(self, out: Tensor, y: Tensor) -> Tensor:
+        if isinstance(out, (tuple, list)):  # a model returning (prediction, ...)
+            out = out[0]
         return ((out.reshape(-1) - y) ** 2).sum()
 
 
