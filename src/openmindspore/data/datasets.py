@@ -234,4 +234,5 @@ def _synthetic(seed: int) -> Dataset:
     return _make("synthetic", "classification", x, y, seed, image=True)
 
 
+from openmindspore.data import clutter as _clutter  # noqa: E402,F401  (registers mnist5k_clutter, mnist5k_spurious)
 from openmindspore.data import synthetic  # noqa: E402,F401  (registers generated tabular datasets: friedman1)

@@ -37,6 +37,7 @@ class Stashed:
     step: int
     sampler: SamplerState
     samples_seen: int
+    arrays: dict[str, np.ndarray]  # the trainer's other state arrays (saliency maps), by reference
 
 
 class StateStash:
@@ -64,6 +65,7 @@ class StateStash:
             step=tr.step,
             sampler=tr.sampler.state(),
             samples_seen=tr.samples_seen,
+            arrays=tr.state_arrays(),
         )
         for old in sorted(self._by_step)[:-KEEP]:
             del self._by_step[old]
@@ -117,4 +119,5 @@ class StateStash:
             sampler=stash.sampler,
             seed=self.trainer.cfg.seed,
             samples_seen=stash.samples_seen,
+            arrays=stash.arrays,
         )

@@ -99,18 +99,25 @@ def _relu_at(layers: list, i: int) -> bool:
 
 
 def _build(
-    layers: list[dict], input_shape: tuple[int, ...], num_classes: int, seed: int, channels_last: bool = False
+    layers: list[dict],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    seed: int,
+    channels_last: bool = False,
+    input_grad: bool = False,
 ) -> tuple[list, tuple]:
     """Turn specs into cells, tracking the (C, H, W) shape; returns (cells, output shape).
 
     ``channels_last`` builds the NHWC layers (the input is converted by the model, see :class:`CNN`).
+    ``input_grad``: the first layer also computes the gradient of its input (saliency maps need it; a
+    plain training step skips it).
     """
     if not isinstance(layers, list):
         raise ConfigError("model.layers", layers, "a list of layer specs")
     shape = tuple(input_shape)
     cells: list[nn.Cell] = []
     fuse = kernels.available()  # a ReLU right after a conv/dense layer runs inside that layer's operator
-    grad_in = False  # whether the current activations need a gradient (a layer with parameters came before)
+    grad_in = input_grad  # whether the current activations need a gradient (a layer with parameters came before)
     relu = False  # whether the layer built in this iteration takes in the ReLU that follows it
 
     def flatten() -> None:
@@ -252,6 +259,8 @@ class CNN(_Sequential):
     """A sequential network built from a layer spec. Input ``[N, C, H, W]`` -> logits ``[N, classes]``.
 
     ``channels_last`` (default: on CPU) picks the NHWC layers; the function and parameters are the same.
+    ``input_grad=True`` makes the first layer compute its input gradient too (``d loss / d x``: saliency maps,
+    and the training step's input gradient the trainer can reuse for them); off, training skips it.
     """
 
     def __init__(
@@ -261,6 +270,7 @@ class CNN(_Sequential):
         num_classes: int,
         seed: int = 0,
         channels_last: bool | None = None,
+        input_grad: bool = False,
     ):
         super().__init__()
         if len(tuple(input_shape)) != 3:
@@ -271,7 +281,8 @@ class CNN(_Sequential):
                 "use the 'mlp' model for tabular data",
             )
         self.channels_last = use_fast_conv() if channels_last is None else bool(channels_last)
-        cells, self.output_shape = _build(layers, tuple(input_shape), num_classes, seed, self.channels_last)
+        cells, self.output_shape = _build(layers, tuple(input_shape), num_classes, seed, self.channels_last, input_grad)
+        self.input_grad = input_grad
         self.spec = [dict(layer) for layer in layers]
         self.to_cl = ToChannelsLast()
         self._init_body(cells)
@@ -288,6 +299,7 @@ class MLP(_Sequential):
         act: str = "relu",
         dropout: float = 0.0,
         seed: int = 0,
+        input_grad: bool = False,
     ):
         super().__init__()
         layers: list[dict] = [{"type": "flatten"}]
@@ -295,15 +307,16 @@ class MLP(_Sequential):
             layers += [{"type": "dense", "units": int(h)}, {"type": act}]
             if dropout:
                 layers.append({"type": "dropout", "rate": dropout})
-        cells, self.output_shape = _build(layers, tuple(input_shape), num_classes, seed)
+        cells, self.output_shape = _build(layers, tuple(input_shape), num_classes, seed, input_grad=input_grad)
+        self.input_grad = input_grad
         self._init_body(cells)
 
 
 @register_model("cnn")
-def _cnn(input_shape, num_classes, layers=None, seed=0, channels_last=None) -> CNN:
-    return CNN(DEFAULT_CNN if layers is None else layers, input_shape, num_classes, seed, channels_last)
+def _cnn(input_shape, num_classes, layers=None, seed=0, channels_last=None, input_grad=False) -> CNN:
+    return CNN(DEFAULT_CNN if layers is None else layers, input_shape, num_classes, seed, channels_last, input_grad)
 
 
 @register_model("mlp")
-def _mlp(input_shape, num_classes, hidden=(128,), act="relu", dropout=0.0, seed=0) -> MLP:
-    return MLP(input_shape, num_classes, list(hidden), act, dropout, seed)
+def _mlp(input_shape, num_classes, hidden=(128,), act="relu", dropout=0.0, seed=0, input_grad=False) -> MLP:
+    return MLP(input_shape, num_classes, list(hidden), act, dropout, seed, input_grad)

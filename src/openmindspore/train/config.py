@@ -15,6 +15,12 @@ The user's own model and data::
     model: {class_path: nets.TinyNet, init_args: {hidden: 16}}    # any importable mindspore.nn.Cell
     train_subset: 60              # optional: a stratified subset of the training split (or a list of indices)
 
+Augmentation (``docs/augment.md``): a list of ops run in order on each training batch, keyed per sample;
+key-feature ops read saliency maps the trainer refreshes every ``saliency.every`` epochs::
+
+    augment: [{name: shift, max: 2}, {name: keep_cutout, size: 8}]
+    saliency: {method: gradient, every: 2}
+
 A dataset spec's relative paths are resolved against the config file's folder (:func:`load_config`) or
 the ``base_dir`` given to :func:`config_from_dict` (default: the current directory); the validated config
 holds absolute paths.
@@ -28,11 +34,27 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from openmindspore.data.augment.ops import (
+    KEY_FEATURE_OPS,
+    OP_MODELS,
+    AugmentOp,
+    ShiftOp,
+    check_op_names,
+    check_order,
+)
 from openmindspore.data.spec import parse_dataset
 from openmindspore.errors import ConfigError
-from openmindspore.validation import ConfigErrors, validate
+from openmindspore.validation import ConfigErrors, did_you_mean, validate
 
-__all__ = ["OptimizerConfig", "TrainConfig", "load_config", "config_from_dict", "check_model_config", "read_yaml"]
+__all__ = [
+    "OptimizerConfig",
+    "SaliencyConfig",
+    "TrainConfig",
+    "load_config",
+    "config_from_dict",
+    "check_model_config",
+    "read_yaml",
+]
 
 
 class OptimizerConfig(BaseModel):
@@ -44,6 +66,23 @@ class OptimizerConfig(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0)
+
+
+class SaliencyConfig(BaseModel):
+    """How the saliency maps of key-feature ops are made (``openmindspore.train.saliency``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["gradient", "gradcam"] = Field(
+        "gradient", description="|d loss / d x| (any model), or Grad-CAM at the last conv layer (the spec CNN)"
+    )
+    every: int = Field(2, ge=1, le=1000, description="refresh every training row's map (inference mode) every K epochs")
+    source: Literal["refresh", "backward"] = Field(
+        "refresh",
+        description="refresh: a pass over the training rows every `every` epochs (exact for any world size); "
+        "backward: reuse the training step's input gradient (single process)",
+    )
+    chunk: int = Field(256, ge=1, le=8192, description="rows per saliency pass")
 
 
 class TrainConfig(BaseModel):
@@ -66,7 +105,15 @@ class TrainConfig(BaseModel):
     log_every: int = Field(10, gt=0)
     checkpoint_every: int = Field(100, gt=0, description="disk checkpoint every K steps")
     eval_batch_size: int = Field(500, gt=0)
-    augment_shift: int = Field(0, ge=0, le=8, description="random translation of training images, pixels")
+    augment_shift: int = Field(
+        0, ge=0, le=8, description="random translation of training images, pixels (shorthand for a shift op)"
+    )
+    augment: list[AugmentOp] = Field(
+        default_factory=list, description="augmentation ops run in order on each training batch (docs/augment.md)"
+    )
+    saliency: SaliencyConfig = Field(
+        default_factory=lambda: SaliencyConfig.model_validate({}), description="saliency maps for key-feature ops"
+    )
     compile: bool = Field(
         True,
         description="compile the training step into a MindSpore graph when the model "
@@ -95,7 +142,18 @@ class TrainConfig(BaseModel):
         check_model_config(self.model)
         if self.epochs is None and self.steps is None:
             self.epochs = 1
+        if self.augment_shift and any(op.name == "shift" for op in self.augment):
+            raise ValueError("augment_shift and a shift op in augment: give the shift once (augment_shift: 0)")
+        check_order([op.name for op in self.augment_ops()])
         return self
+
+    def augment_ops(self) -> list[AugmentOp]:
+        """The ops run on each training batch: ``augment_shift``'s shift first (when set), then ``augment``."""
+        shorthand: list[AugmentOp] = [ShiftOp(name="shift", max=self.augment_shift)] if self.augment_shift else []
+        return shorthand + list(self.augment)
+
+    def needs_saliency(self) -> bool:
+        return any(op.name in KEY_FEATURE_OPS for op in self.augment)
 
     def total_steps(self, num_train: int) -> int:
         """Planned number of optimizer steps (fixes the LR schedule, whatever ``--max-steps`` says)."""
@@ -144,13 +202,34 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path | None = None) -
         problems.append(e)
     if problems:
         data["dataset"] = "mnist5k"  # a placeholder, to report the other fields' problems too
+    if "augment" in data:  # unknown op names first, with the valid ones and a did-you-mean
+        named = check_op_names(data["augment"])
+        problems += named
+        if named:
+            data["augment"] = []
     try:
         cfg = validate(TrainConfig, data)
     except ConfigErrors as e:
-        problems += e.problems
+        problems += [_augment_field(p) for p in e.problems]
     if problems:
         raise ConfigErrors("config", problems)
     return cfg
+
+
+def _augment_field(problem: ConfigError) -> ConfigError:
+    """pydantic's ``augment.1.keep_cutout.size`` (index, then the op's tag) as ``augment[1].size``; an
+    unknown parameter gets the op's own parameters as the fix."""
+    parts = problem.field.split(".")
+    if len(parts) < 3 or parts[0] != "augment" or not parts[1].isdigit():
+        return problem
+    fix = problem.fix
+    op = OP_MODELS.get(parts[2])
+    if op is not None and len(parts) == 4 and problem.expected == "a known field name":
+        params = [f for f in op.model_fields if f != "name"]
+        fix = did_you_mean(parts[3], params) or f"{parts[2]} takes {', '.join(params) or 'no parameters'}"
+    return ConfigError(
+        f"augment[{parts[1]}]" + "".join(f".{p}" for p in parts[3:]), problem.value, problem.expected, fix
+    )
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """``TrainState``: everything needed to continue a run exactly, with exact byte serialisation.
 
 State = model parameters (incl. batch-norm statistics), optimizer state, step, RNG key, sampler
-position and sample accounting. Randomness is counter-based (keyed by ``(seed, step, sample)``), so the
+position, sample accounting and other arrays a run's results depend on (``arrays``: the saliency maps of
+key-feature augmentation). Randomness is counter-based (keyed by ``(seed, step, sample)``), so the
 RNG state is the seed plus the step. Bytes are a safetensors blob whose metadata holds the scalars.
 """
 
@@ -39,6 +40,7 @@ class TrainState:
     seed: int
     samples_seen: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     def params_sha256(self) -> str:
         return params_sha256(self.params)
@@ -46,6 +48,7 @@ class TrainState:
     def to_bytes(self) -> bytes:
         tensors = {f"param/{k}": np.ascontiguousarray(v) for k, v in self.params.items()}
         tensors.update({f"opt/{k}": np.ascontiguousarray(v) for k, v in self.opt_state.items()})
+        tensors.update({f"arr/{k}": np.ascontiguousarray(v) for k, v in self.arrays.items()})
         meta = {
             "step": self.step,
             "sampler": self.sampler.to_dict(),
@@ -68,6 +71,7 @@ class TrainState:
             raise OMSError(f"checkpoint is not a valid OpenMindSpore train state ({type(e).__name__}: {e})") from None
         params = {k[6:]: v for k, v in tensors.items() if k.startswith("param/")}
         opt = {k[4:]: v for k, v in tensors.items() if k.startswith("opt/")}
+        arrays = {k[4:]: v for k, v in tensors.items() if k.startswith("arr/")}
         return cls(
             params=params,
             opt_state=opt,
@@ -76,4 +80,5 @@ class TrainState:
             seed=int(meta["seed"]),
             samples_seen=int(meta["samples_seen"]),
             extra=meta.get("extra", {}),
+            arrays=arrays,
         )

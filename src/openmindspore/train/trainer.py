@@ -17,6 +17,12 @@ the step and runs the optimizer.
 
 With ``train_subset`` the trainer's ``data.x_train`` is the subset (the sampler walks its rows) and
 ``data.sample_ids`` maps rows back to their original train-split ids, which key dropout and augmentation.
+
+Augmentation (``cfg.augment_ops()``) runs on the host on each shard before the step
+(``data.augment.Augmenter``). Key-feature ops read the saliency maps of ``train.saliency.SaliencyTracker``
+(refreshed before the step, from the same parameters on every rank; part of ``TrainState``); mixing ops
+make soft labels, which take a second compiled step with a soft cross-entropy: the int-label step of a
+run without them is unchanged.
 """
 
 from __future__ import annotations
@@ -30,14 +36,15 @@ import numpy as np
 from mindspore import Tensor, nn, ops
 
 from openmindspore.data import Dataset, ResumableSampler, load_dataset, shard
-from openmindspore.data.augment import random_shift
+from openmindspore.data.augment import Augmented, Augmenter, AugmentSource
 from openmindspore.errors import ConfigError
 from openmindspore.models import set_noise_key
 from openmindspore.train.building import build_model, check_model
 from openmindspore.train.config import TrainConfig
 from openmindspore.train.optim import create_optimizer
+from openmindspore.train.saliency import MapsModel, SaliencyTracker, with_input_grad
 from openmindspore.train.state import TrainState, params_sha256
-from openmindspore.train.tasks import get_task
+from openmindspore.train.tasks import Batch, get_task
 
 __all__ = ["Trainer", "setup_mindspore", "train_data"]
 
@@ -82,8 +89,17 @@ class _PlainTrainLoss(nn.Cell):
         return (self.loss(self.model(x), y, *more) * scale).sum()
 
 
-def _compiled_grad_fn(loss: nn.Cell, params: list) -> Any:
-    grad_fn = ms.value_and_grad(loss, None, params)
+class SoftCrossEntropySum(nn.Cell):
+    """``-sum(y * log_softmax(logits))`` for soft labels ``y [N, C]`` (rows summing to 1: mixing ops); on
+    one-hot rows it is the integer-label cross-entropy."""
+
+    def construct(self, logits: Tensor, y: Tensor) -> Tensor:
+        return -(y * ops.log_softmax(logits, axis=1)).sum()
+
+
+def _compiled_grad_fn(loss: nn.Cell, params: list, input_grad: bool = False) -> Any:
+    """The compiled step; ``input_grad``: its gradients are ``(d loss / d x, parameter gradients)``."""
+    grad_fn = ms.value_and_grad(loss, 0 if input_grad else None, params)
 
     def step(x: Tensor, y: Tensor, scale: Tensor, masks: tuple, *more: Tensor) -> tuple:
         return grad_fn(x, y, scale, masks, *more)
@@ -108,7 +124,18 @@ class Trainer:
         self.data = train_data(cfg)
         self.task = self.data.task  # the task's name ("classification", ...)
         self.task_impl = get_task(self.task)
-        self.model = build_model(cfg, self.data, self.task_impl, model)
+        ops_list = cfg.augment_ops()
+        x = self.data.x_train
+        self.augmenter = (
+            Augmenter(ops_list, self.data.input_shape, self.task, int(self.data.num_classes), (x.min(), x.max()))
+            if ops_list
+            else None
+        )
+        needs_maps = bool(self.augmenter and self.augmenter.needs_saliency)
+        self.reuse_input_grad = needs_maps and cfg.saliency.source == "backward"
+        self.model = build_model(
+            with_input_grad(cfg) if self.reuse_input_grad else cfg, self.data, self.task_impl, model
+        )
         check_model(self.model, self.data, self.task_impl, cfg.model)
         self.task_impl.bind(self.model, self.data)
         self.loss_cell = self.task_impl.loss_cell()
@@ -125,17 +152,42 @@ class Trainer:
         self._compiled_sizes: set[int] = set()  # per-process batch sizes the compiled step has seen
         self.compiled_this_step = False  # the last compute_grads compiled the step for a new batch size
         self._masked = hasattr(self.model, "train_forward") and hasattr(self.model, "dropout_masks")
+        params, position = self.optimizer.params, 0 if self.reuse_input_grad else None
+        self.soft = bool(self.augmenter and self.augmenter.soft)
         if self.compiled:
             wrapper = _MaskedTrainLoss if self._masked else _PlainTrainLoss
-            self._grad_fn = _compiled_grad_fn(wrapper(self.model, self.loss_cell), self.optimizer.params)
+            self._grad_fn = _compiled_grad_fn(wrapper(self.model, self.loss_cell), params, self.reuse_input_grad)
+            if self.soft:
+                soft = wrapper(self.model, SoftCrossEntropySum())
+                self._soft_grad_fn = _compiled_grad_fn(soft, params, self.reuse_input_grad)
         else:
-            self._grad_fn = ms.value_and_grad(self._forward, None, self.optimizer.params)
+            self._grad_fn = ms.value_and_grad(self._forward, position, params)
+            if self.soft:
+                self._soft_loss = SoftCrossEntropySum()
+                self._soft_grad_fn = ms.value_and_grad(self._forward_soft, position, params)
+        self.maps_model = MapsModel(cfg, self.data, self.task_impl, self.model, model is not None)
+        self.saliency = (
+            SaliencyTracker(cfg.saliency, self.maps_model.synced, self.loss_cell, self.compiled) if needs_maps else None
+        )
 
     # ------------------------------------------------------------------ step
     def _forward(self, *args: Tensor) -> Tensor:
         """``args`` = the batch's inputs, its targets, then the scale (PyNative path, any task)."""
         n = self.task_impl.num_inputs
         return (self.loss_cell(self.model(*args[:n]), *args[n:-1]) * args[-1]).sum()
+
+    def _forward_soft(self, x: Tensor, y: Tensor, scale: Tensor) -> Tensor:
+        return self._soft_loss(self.model(x), y) * scale
+
+    def saliency_model(self) -> nn.Cell:
+        """A cell computing the model's function *and* its input gradient, with the current parameters."""
+        return self.maps_model.synced()
+
+    def _augment(self, xb: np.ndarray, yb: np.ndarray, local: np.ndarray, ids: np.ndarray) -> Augmented:
+        assert self.augmenter is not None
+        maps = self.saliency.maps if self.saliency is not None else None
+        src = AugmentSource(self.data.x_train, self.data.y_train, maps)
+        return self.augmenter(xb, yb, local, ids, self.cfg.seed, self.sampler_epoch_of_step, src)
 
     def _masks(self, step: int, ids: np.ndarray) -> tuple:
         return self.model.dropout_masks(self.cfg.seed, step, ids) if self._masked else ()
@@ -163,21 +215,38 @@ class Trainer:
         local = shard(global_idx, world_size, rank)
         ids = self.data.sample_ids(local)  # original train-split ids: the keys of dropout and augmentation
         set_noise_key(self.cfg.seed, self.step, ids)
+        if self.saliency is not None:  # on every rank, also one with an empty shard: the maps stay identical
+            if self.reuse_input_grad and world_size > 1:
+                raise ConfigError(
+                    "saliency.source",
+                    "backward",
+                    "a single-process run (each worker would keep the maps of its own samples only)",
+                    "use source: refresh with --workers",
+                )
+            self.saliency.before_step(self.sampler_epoch_of_step, self.step, self.data.x_train, self.data.y_train)
         if len(local) == 0:
             return 0.0, tuple(ops.zeros(p.shape, p.dtype) for p in self.optimizer.params)
-        xb = self.data.x_train[local]
-        if self.cfg.augment_shift and xb.ndim == 4:
-            xb = random_shift(xb, ids, self.cfg.seed, self.sampler_epoch_of_step, self.cfg.augment_shift)
-        batch = self.task_impl.match(self.model, self.task_impl.collate(xb, self.data.y_train[local]))
+        xb, yb = self.data.x_train[local], self.data.y_train[local]
+        aug = self._augment(xb, yb, local, ids) if self.augmenter is not None else None
+        grad_fn = self._grad_fn
+        if aug is not None and aug.soft is not None:
+            batch, grad_fn = Batch(self.task_impl.inputs(aug.x), (Tensor(aug.soft),)), self._soft_grad_fn
+        else:
+            xb = aug.x if aug is not None else xb
+            batch = self.task_impl.match(self.model, self.task_impl.collate(xb, yb))
         scale = self._scale(global_idx)
         self.model.set_train(True)
         if self.compiled:
             self.compiled_this_step = len(local) not in self._compiled_sizes
             self._compiled_sizes.add(len(local))
             (x,), (y, *more) = batch.inputs, batch.targets
-            loss, grads = self._grad_fn(x, y, scale, self._masks(self.step, ids), *more)
+            loss, grads = grad_fn(x, y, scale, self._masks(self.step, ids), *more)
         else:
-            loss, grads = self._grad_fn(*batch.inputs, *batch.targets, scale)
+            loss, grads = grad_fn(*batch.inputs, *batch.targets, scale)
+        if self.reuse_input_grad:
+            dx, grads = grads
+            assert self.saliency is not None and aug is not None
+            self.saliency.after_step(local, dx.asnumpy(), aug.offsets)
         return float(loss.asnumpy()), grads
 
     def precompile(self, shard_sizes: list[int]) -> None:
@@ -190,12 +259,19 @@ class Trainer:
         stats = {p.name: p.value() for p in self.model.get_parameters() if not p.requires_grad}
         for n in sorted({int(n) for n in shard_sizes if int(n) > 0} - self._compiled_sizes):
             rows = np.arange(n) % len(self.data.x_train)  # real rows: a task's targets may need them (matching)
-            batch = self.task_impl.match(
-                self.model, self.task_impl.collate(self.data.x_train[rows], self.data.y_train[rows])
-            )
-            self.model.set_train(True)
-            (x,), (y, *more) = batch.inputs, batch.targets
-            self._grad_fn(x, y, self._scale(rows), self._masks(0, np.arange(n)), *more)[0].asnumpy()
+            masks = self._masks(0, np.arange(n))
+            if self.soft:
+                x = Tensor(np.zeros((n, *self.data.x_train.shape[1:]), self.data.x_train.dtype))
+                y = Tensor(np.zeros((n, int(self.data.num_classes)), np.float32))
+                self.model.set_train(True)
+                self._soft_grad_fn(x, y, Tensor(np.float32(1.0)), masks)[0].asnumpy()
+            else:
+                batch = self.task_impl.match(
+                    self.model, self.task_impl.collate(self.data.x_train[rows], self.data.y_train[rows])
+                )
+                self.model.set_train(True)
+                (x,), (y, *more) = batch.inputs, batch.targets
+                self._grad_fn(x, y, self._scale(rows), masks, *more)[0].asnumpy()
             self._compiled_sizes.add(n)
         for p in self.model.get_parameters():
             if p.name in stats:
@@ -251,7 +327,13 @@ class Trainer:
             seed=self.cfg.seed,
             samples_seen=self.samples_seen,
             extra=dict(extra or {}),
+            arrays=self.state_arrays(),
         )
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """State arrays besides parameters and optimizer (the saliency cache); the arrays are not copied
+        (a refresh replaces them rather than writing into them)."""
+        return self.saliency.state_arrays() if self.saliency is not None else {}
 
     def load_state(self, state: TrainState) -> None:
         """Restore exactly; shapes and names must match this model (checked)."""
@@ -276,3 +358,5 @@ class Trainer:
         self.optimizer.load_state_dict(state.opt_state)
         self.step, self.samples_seen = state.step, state.samples_seen
         self.sampler.load_state(state.sampler)
+        if self.saliency is not None:
+            self.saliency.load_arrays(state.arrays)
