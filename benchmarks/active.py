@@ -2,21 +2,34 @@
 
 Protocol (issue 16): pool = the digits train split (1,439 images), 20 random initial labels, batch 10,
 budget 400, test accuracy on the test split (179 images); ``--seeds`` repetitions per configuration
-(default 9000-9009, seeds that were never used while developing: development used 0-4). Rows:
+(default 9000-9009, seeds that were never used while developing: development used 0-9). Rows:
 
-- one per strategy (BALD draws its posterior samples from a bootstrap ensemble of 5), then the
-  semi-supervised variants (label-spreading pseudo-labels) as separate rows, then margin with half of
-  each batch from the audit stream (``--audit 0.5``);
+- one per strategy (BALD draws its posterior samples from a bootstrap ensemble of 5), margin with
+  TypiClust's typical first labels (``+typical``, ``--init typical``), then the semi-supervised variants
+  (label-spreading pseudo-labels, ``+semi``) as separate rows, then margin and margin+semi with half of
+  each batch from the audit stream (``+audit0.5``, ``--audit 0.5``);
 - ``curve``: labels to reach 95% / 99% of full-pool accuracy (seed-mean curve), accuracy at 150 and
   400 labels, seconds per round;
 - ``stopping``: for every rule, where it fires per seed vs the seed's own labels-to-99%;
 - ``abstention``: at 400 labels, target 97% selective accuracy (delta 0.1): certified share, test
   coverage and selective accuracy, the uncorrected threshold's violation rate, ECE before/after.
 
+``--suite mnist``: **MNIST-5k + the default CNN with dropout 0.5** (a MindSpore learner, each fit in a
+fresh process): pool = the mnist5k train split (4,000 images), 20 random initial labels, batch 80,
+budget 500 (fits at 20, 100, ..., 500 labels: a coarse schedule, affordable on 2 CPU cores),
+20 epochs (at least 100 Adam steps) per fit, no cross-fitting (``folds 0``: this table is about labels,
+not calibration), seed 9000 (``--seeds N`` for more); rows random and margin (``--strategies ... bald`` adds BALD, 10
+MC-dropout passes); ``mnist`` table: labels to 95% of full-data accuracy (the same CNN, same seed,
+trained on the whole pool), the ratio random / strategy (a lower bound when random does not get there
+within the budget), seconds per round. The full-data fit (2,500 steps, the costliest) is a function of
+(seed, pool, labels) only, so it is made once per seed and shared by every strategy's run
+(``--full-from DIR`` also takes it from an earlier run with the same network and training options).
+
 Each configuration is an ``oms active`` run directory under ``--work`` (re-running resumes), one JSON
 line per row; ``--markdown`` prints the tables for docs/benchmarks.md::
 
     nice -n 19 .venv/bin/python benchmarks/active.py --workers 2 --markdown
+    nice -n 19 .venv/bin/python benchmarks/active.py --suite mnist --workers 2 --markdown
 """
 
 from __future__ import annotations
@@ -34,16 +47,54 @@ from openmindspore.active import ActiveConfig, run_active
 from openmindspore.active.strategies import STRATEGIES
 
 BASE = {"dataset": "digits", "model": "logreg", "initial": 20, "batch": 10, "budget": 400, "target_accuracy": 0.97}
+MNIST = {"dataset": "mnist5k", "model": "cnn", "dropout": 0.5, "initial": 20, "batch": 80, "budget": 500, "folds": 0,
+         "epochs": 20, "min_steps": 100, "mc_samples": 10}  # fmt: skip
+MNIST_AT = (100, 180, 260, 340, 500)
+# the options a full-data fit depends on (with the seed): equal ones give the same network
+FIT_KEYS = ("dataset", "model", "dropout", "ensemble", "epochs", "min_steps", "train_batch", "lr")
 
 
 def configs(args: argparse.Namespace) -> list[tuple[str, dict]]:
     out = []
     for s in args.strategies:
         out.append((s, {"strategy": s, **({"ensemble": 5} if s == "bald" else {})}))
+    typical = {"init": "typical"}
+    out.append(("margin+typical", {"strategy": "margin", **typical}))
     for s in args.semi:
         out.append((f"{s}+semi", {"strategy": s, "semi_supervised": True}))
+    out.append(("margin+semi+typical", {"strategy": "margin", "semi_supervised": True, **typical}))
     if args.audit:
         out.append((f"margin+audit{args.audit}", {"strategy": "margin", "audit": args.audit}))
+        out.append(
+            (f"margin+semi+audit{args.audit}", {"strategy": "margin", "semi_supervised": True, "audit": args.audit})
+        )
+    return [(n, c) for n, c in out if not args.only or n in args.only]
+
+
+def mnist_rows(summaries: dict[str, dict], budget: int) -> list[dict]:
+    """The ``mnist`` table: labels to 95% of full-data accuracy and the ratio to random's."""
+    rand = summaries.get("random", {}).get("labels_to_95pct_full")
+    out = []
+    for name, s in summaries.items():
+        n95 = s["labels_to_95pct_full"]
+        ratio = None if n95 is None else (rand if rand is not None else budget) / n95
+        out.append(
+            {
+                "benchmark": "active",
+                "table": "mnist",
+                "config": name,
+                "seeds": s["seeds"],
+                "full_pool_accuracy": round(s["full_pool_accuracy"], 4),
+                "labels_to_95pct_full": n95,
+                "labels_to_99pct_full": s["labels_to_99pct_full"],
+                "random_over_this": None if ratio is None else round(ratio, 2),
+                "random_over_this_text": "-" if ratio is None else f"{'> ' if rand is None else ''}{ratio:.2f}",
+                "ratio_is_lower_bound": rand is None and name != "random",
+                "goal_2x_fewer_than_random": name != "random" and ratio is not None and ratio >= 2.0,
+                **{f"accuracy_at_{n}": _at(s, n) for n in MNIST_AT},
+                "seconds_per_round": round(s["seconds_per_round"], 1),
+            }
+        )
     return out
 
 
@@ -153,12 +204,22 @@ COLUMNS = {
         ("ECE after", "ece_after", ".3f"),
         ("more labels needed (median)", "median_more_labels_needed", ".0f"),
     ],
+    "mnist": [
+        ("strategy", "config", "s"),
+        ("full-data acc.", "full_pool_accuracy", ".3f"),
+        ("labels to 95%", "labels_to_95pct_full", "d"),
+        ("random / this", "random_over_this_text", "s"),
+        *((f"acc. @{n}", f"accuracy_at_{n}", ".3f") for n in MNIST_AT),
+        ("s / round", "seconds_per_round", ".0f"),
+    ],
 }
 
 
 def markdown(rows: list[dict]) -> str:
     out = []
     for table, cols in COLUMNS.items():
+        if not any(r["table"] == table for r in rows):
+            continue
         out.append("| " + " | ".join(h for h, _, _ in cols) + " |")
         out.append("|" + "|".join("---" if f == "s" else "---:" for _, _, f in cols) + "|")
         for r in (r for r in rows if r["table"] == table):
@@ -169,18 +230,75 @@ def markdown(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", choices=["digits", "mnist"], default="digits")
     ap.add_argument("--seed", type=int, default=9000, help="first seed (default 9000)")
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
-    ap.add_argument("--semi", nargs="*", default=["margin-kmeans", "random"], choices=list(STRATEGIES))
+    ap.add_argument("--seeds", type=int, help="seeds per configuration (default 10; mnist: 1)")
+    ap.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), help="default: all (mnist: random margin)")
+    ap.add_argument("--semi", nargs="*", default=["margin", "margin-kmeans", "random"], choices=list(STRATEGIES))
+    ap.add_argument("--only", nargs="+", help="digits: run only these rows (by name; the rest is resumed later)")
     ap.add_argument("--audit", type=float, default=0.5, help="margin with this audit share (0: no such row)")
-    ap.add_argument("--budget", type=int, default=400)
+    ap.add_argument("--budget", type=int, help="default 400 (mnist: 500)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--work", default="/tmp/oms-bench-active", help="run directories (re-running resumes)")
+    ap.add_argument("--full-from", nargs="+", help="mnist: take full-data accuracies from these earlier runs")
     ap.add_argument("--markdown", action="store_true", help="print the tables for docs/benchmarks.md at the end")
     args = ap.parse_args(argv)
-    rows: list[dict] = []
     print(json.dumps({"benchmark": "active", "load_average_start": os.getloadavg()}), flush=True)
+    rows = mnist(args) if args.suite == "mnist" else digits(args)
+    print(json.dumps({"benchmark": "active", "load_average_end": os.getloadavg()}), flush=True)
+    if args.markdown:
+        print(markdown(rows))
+    return 0
+
+
+def _full_pool(run: Path, cfg: ActiveConfig) -> dict[int, float]:
+    """The full-data accuracies per seed that run ``run`` measured, if its network and training match ``cfg``'s."""
+    from openmindspore.active.state import SeedState, load_run
+
+    old = load_run(run) if run.is_dir() else None
+    if old is None or any(old["config"].get(k) != getattr(cfg, k) for k in FIT_KEYS):
+        return {}
+    states = (SeedState.load(run, s) for s in old["seeds"])
+    return {st.seed: st.full_pool_accuracy for st in states if st is not None and st.full_pool_accuracy is not None}
+
+
+def _preseed(cfg: ActiveConfig, out: Path, full: dict[int, float]) -> None:
+    """Start run ``out`` with the shared full-data accuracies (what ``run_active`` would write, plus them)."""
+    from openmindspore.active.run import prepare
+    from openmindspore.active.state import VERSION, SeedState, load_run, write_json
+
+    seeds = range(cfg.seed, cfg.seed + cfg.seeds)
+    if load_run(out) is not None or not all(s in full for s in seeds):
+        return
+    _, model = prepare(cfg, out)
+    write_json(
+        out / "state.json", {"version": VERSION, "config": cfg.model_dump(), "seeds": list(seeds), "model_spec": model}
+    )
+    for s in seeds:
+        SeedState(seed=s, full_pool_accuracy=full[s]).save(out)
+
+
+def mnist(args: argparse.Namespace) -> list[dict]:
+    budget = args.budget or MNIST["budget"]
+    summaries, full = {}, {}
+    for s in args.strategies or ["random", "margin"]:
+        cfg = ActiveConfig(**{**MNIST, "budget": budget, "seed": args.seed, "seeds": args.seeds or 1, "strategy": s})
+        out = Path(args.work) / f"mnist-{s}"
+        for src in [Path(p) for p in args.full_from or []]:
+            full = {**_full_pool(src, cfg), **full}
+        _preseed(cfg, out, full)
+        summaries[s] = run_active(cfg, out, workers=args.workers)
+        full = {**full, **_full_pool(out, cfg)}
+    rows = mnist_rows(summaries, budget)
+    for r in rows:
+        print(json.dumps(r, sort_keys=True), flush=True)
+    return rows
+
+
+def digits(args: argparse.Namespace) -> list[dict]:
+    args.strategies = args.strategies or list(STRATEGIES)
+    args.budget, args.seeds = args.budget or BASE["budget"], args.seeds or 10
+    rows: list[dict] = []
     for name, over in configs(args):
         cfg = ActiveConfig(**{**BASE, "budget": args.budget, "seed": args.seed, "seeds": args.seeds, **over})
         t0 = time.perf_counter()
@@ -188,10 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows_for(name, s, time.perf_counter() - t0):
             rows.append(r)
             print(json.dumps(r, sort_keys=True), flush=True)
-    print(json.dumps({"benchmark": "active", "load_average_end": os.getloadavg()}), flush=True)
-    if args.markdown:
-        print(markdown(rows))
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

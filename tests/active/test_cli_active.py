@@ -111,6 +111,8 @@ def _listing(d: Path) -> dict[str, float]:
         (["--strategy", "bald"], "--ensemble 5"),
         (["--seeds", "0"], "seeds=0"),
         (["--labels", "x.csv"], "--oracle files"),
+        (["--folds", "1"], "0 (no cross-fitting) or at least 2"),
+        (["--init", "typicl"], "did you mean typical?"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, needle):
@@ -180,3 +182,14 @@ def test_file_oracle_merges_the_queries_of_several_seeds(tmp_path, capsys):
     assert {q["id"] for q in qs} == asked[0] | asked[1] and len(qs) == len({q["id"] for q in qs})
     assert all(q["seeds"] == [s for s in (0, 1) if q["id"] in asked[s]] for q in qs)
     capsys.readouterr()
+
+
+def test_no_cross_fitting_means_no_temperature_and_nothing_certified(tmp_path, capsys):
+    out = tmp_path / "nofit"
+    assert main(["active", *SMALL, "--budget", "30", "--folds", "0", "--init", "typical", "--quiet", "--json",
+                 "--out", str(out)]) == 0  # fmt: skip
+    s = json.loads(capsys.readouterr().out)
+    assert s["status"] == "done" and s["abstention"]["certified"] == [False]
+    for r in _state(out)["rows"]:
+        assert r["temperature"] == 1.0 and r["cv_accuracy"] is None and r["calibration_labels"] == 0
+        assert not r["certified"] and r["more_labels_needed"] is None and r["ece"] == pytest.approx(r["ece_raw"])

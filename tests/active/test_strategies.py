@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openmindspore.active._diversity import kcenter_greedy, kmeanspp, sq_dists
+from openmindspore.active._diversity import kcenter_greedy, kmeanspp, sq_dists, typical_picks
 from openmindspore.active.learners import make_learner
 from openmindspore.active.strategies import (
     STRATEGIES,
@@ -162,3 +162,25 @@ def test_initial_labels():
     flat = ds.x_train.reshape(len(ds.x_train), -1)
     cover = [np.sqrt(sq_dists(flat, flat[s]).min(axis=1)).max() for s in (a, k)]
     assert cover[1] < cover[0]
+
+
+def test_typical_picks_the_densest_point_of_each_cluster_not_an_outlier():
+    rng = np.random.default_rng(0)
+    centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    blobs = [c + rng.normal(scale=1.0, size=(n, 2)) for c, n in zip(centers, (60, 40, 20))]
+    outliers = np.array([[4.0, 4.0], [-5.0, -5.0]])
+    x = np.concatenate([*blobs, outliers])
+    picks = typical_picks(x, 3, np.random.default_rng([0, 0]))
+    assert picks.tolist() == typical_picks(x, 3, np.random.default_rng([0, 0])).tolist()  # deterministic
+    # one per blob, largest cluster first, each close to its blob's centre (the densest region)
+    near = [int(np.argmin(((centers - x[p]) ** 2).sum(axis=1))) for p in picks]
+    assert near == [0, 1, 2]
+    assert all(np.linalg.norm(x[p] - centers[c]) < 1.0 for p, c in zip(picks, near))
+    ds = load_dataset("digits")
+    t = initial_labels("typical", ds.x_train, 20, np.random.default_rng([0, 0]))
+    assert len(set(t.tolist())) == 20 and t.tolist() == sorted(t.tolist())
+    # typical first labels sit in denser places than random ones: smaller mean distance to 20 neighbours
+    flat = ds.x_train.reshape(len(ds.x_train), -1)
+    r = initial_labels("random", ds.x_train, 20, np.random.default_rng([0, 0]))
+    density = [np.sort(np.sqrt(sq_dists(flat[s], flat)), axis=1)[:, 1:21].mean() for s in (t, r)]
+    assert density[0] < density[1]

@@ -1,4 +1,5 @@
-"""Diversity for batch selection (plain numpy): k-center greedy, k-means++ seeding, weighted k-means picks.
+"""Diversity for batch selection (plain numpy): k-center greedy, k-means++ seeding, weighted k-means picks,
+typical picks (the cold start).
 
 Inputs are embeddings ``(M, D)``; outputs are row indices into them, in the order picked.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sq_dists", "kcenter_greedy", "kmeanspp", "kmeans_centroid_picks"]
+__all__ = ["sq_dists", "kcenter_greedy", "kmeanspp", "kmeans_centroid_picks", "typical_picks"]
 
 
 def sq_dists(a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> np.ndarray:
@@ -92,3 +93,29 @@ def kmeans_centroid_picks(emb: np.ndarray, weights: np.ndarray, k: int, rng: np.
                 taken.append(int(j))
                 break
     return np.asarray(taken, dtype=np.int64)
+
+
+def typical_picks(emb: np.ndarray, k: int, rng: np.random.Generator, neighbors: int = 20) -> np.ndarray:
+    """TypiClust's cold start (Hacohen et al. 2022): k-means with ``k`` clusters, then in each cluster the
+    most *typical* row, the one with the highest inverse mean distance to its ``neighbors`` nearest rows of
+    the same cluster. Dense, representative first labels rather than random or extreme ones. Returns the
+    picks, largest cluster first; deterministic given ``rng``."""
+    from sklearn.cluster import KMeans
+
+    emb = np.asarray(emb, dtype=np.float64)
+    k = min(int(k), len(emb))
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    km = KMeans(n_clusters=k, n_init=1, random_state=int(rng.integers(2**31 - 1))).fit(emb)
+    clusters = sorted(range(k), key=lambda c: (-int((km.labels_ == c).sum()), c))
+    picks = []
+    for c in clusters:
+        rows = np.flatnonzero(km.labels_ == c)
+        if len(rows) == 1:
+            picks.append(int(rows[0]))
+            continue
+        d = np.sqrt(sq_dists(emb[rows], emb[rows]))
+        nn = min(int(neighbors), len(rows) - 1)
+        mean_d = np.sort(d, axis=1)[:, 1 : nn + 1].mean(axis=1)  # column 0 is the row itself
+        picks.append(int(rows[np.argmin(mean_d)]))
+    return np.asarray(picks, dtype=np.int64)

@@ -3,18 +3,33 @@
 :func:`active_config` validates the fields (every problem at once, did-you-mean for misspelled names);
 :func:`check_against` then checks them against the dataset (a classification pool large enough for
 the initial labels, the batch and the budget) and the learner (BALD needs posterior samples).
+
+``model`` is a scikit-learn learner (``logreg``, ``svm``, ``random_forest``, ``knn``), a MindSpore
+network (``cnn``: the default CNN, ``mlp``) or a path: a layer-spec file (JSON/YAML list of layers) or
+an ``oms search`` directory (its best trial's spec). The ``dropout``, ``epochs``, ``min_steps``,
+``train_batch`` and ``lr`` fields are the MindSpore learners' (see :mod:`.neural`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from openmindspore.errors import ConfigError
-from openmindspore.validation import validate
+from openmindspore.validation import did_you_mean, validate
 
-__all__ = ["ActiveConfig", "active_config", "check_against", "STRATEGY_NAMES", "MODEL_NAMES"]
+__all__ = [
+    "ActiveConfig",
+    "active_config",
+    "check_against",
+    "is_neural",
+    "STRATEGY_NAMES",
+    "MODEL_NAMES",
+    "SKLEARN_MODELS",
+    "NEURAL_MODELS",
+]
 
 StrategyName = Literal[
     "random",
@@ -27,9 +42,15 @@ StrategyName = Literal[
     "margin-kmeans",
     "margin-kcenter",
 ]
-ModelName = Literal["logreg", "svm", "random_forest", "knn"]
 STRATEGY_NAMES: tuple[str, ...] = StrategyName.__args__  # type: ignore[attr-defined]
-MODEL_NAMES: tuple[str, ...] = ModelName.__args__  # type: ignore[attr-defined]
+SKLEARN_MODELS: tuple[str, ...] = ("logreg", "svm", "random_forest", "knn")
+NEURAL_MODELS: tuple[str, ...] = ("cnn", "mlp")
+MODEL_NAMES: tuple[str, ...] = SKLEARN_MODELS + NEURAL_MODELS
+
+
+def is_neural(model: str) -> bool:
+    """Whether ``model`` (a validated ``ActiveConfig.model``) is trained with MindSpore."""
+    return model not in SKLEARN_MODELS
 
 
 class ActiveConfig(BaseModel):
@@ -40,9 +61,11 @@ class ActiveConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: str = "digits"
-    model: ModelName = "logreg"
+    model: str = Field(
+        "logreg", description="logreg | svm | random_forest | knn | cnn | mlp | a layer-spec file | a search directory"
+    )
     strategy: StrategyName = "margin"
-    init: Literal["random", "kcenter"] = Field("random", description="how the first labels are picked")
+    init: Literal["random", "kcenter", "typical"] = Field("random", description="how the first labels are picked")
     batch: int = Field(10, gt=0, description="labels asked for per round")
     budget: int = Field(200, gt=0, description="total labels, initial ones included")
     initial: int = Field(20, gt=0, description="labels before the first model")
@@ -59,12 +82,38 @@ class ActiveConfig(BaseModel):
     semi_supervised: bool = Field(False, description="fit on label-spreading pseudo-labels of the whole pool too")
     ensemble: int = Field(1, ge=1, description="bootstrap ensemble size (posterior samples for BALD)")
     mc_samples: int = Field(20, ge=2, description="posterior samples per pool point for BALD")
-    folds: int = Field(5, ge=2, description="cross-fitting folds for temperature scaling and abstention")
+    folds: int = Field(
+        5, ge=0, description="cross-fitting folds for temperature scaling and abstention (0: none, nothing certified)"
+    )
     stop_set: int = Field(1000, ge=10, description="size of the fixed stop set (stabilizing predictions)")
     kappa: float = Field(0.99, gt=0, le=1, description="stabilizing predictions: mean Cohen's kappa to stop")
     kappa_window: int = Field(3, ge=1, description="stabilizing predictions: rounds averaged")
     auto_window: int = Field(5, ge=1, description="auto: rounds back whose models must all agree with the current")
     max_uncertainty: float = Field(0.25, gt=0, lt=1, description="max-uncertainty rule: stop below this")
+    dropout: float = Field(0.5, ge=0, lt=1, description="cnn/mlp: dropout before the classifier head (MC dropout)")
+    epochs: int = Field(30, ge=1, description="MindSpore learners: epochs over the labelled set per fit")
+    min_steps: int = Field(100, ge=1, description="MindSpore learners: at least this many optimizer steps per fit")
+    train_batch: int = Field(32, ge=1, description="MindSpore learners: training batch size")
+    lr: float = Field(1e-3, gt=0, description="MindSpore learners: Adam learning rate")
+
+    @field_validator("folds")
+    @classmethod
+    def _folds(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("0 (no cross-fitting) or at least 2")
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        if v in MODEL_NAMES:
+            return v
+        if Path(v).exists():
+            return str(Path(v).resolve())
+        hint = did_you_mean(v, MODEL_NAMES)
+        raise ValueError(
+            f"one of {', '.join(MODEL_NAMES)}, a layer-spec file or a search directory" + (f"; {hint}" if hint else "")
+        )
 
 
 def active_config(data: dict[str, Any]) -> ActiveConfig:
@@ -89,9 +138,14 @@ def check_against(cfg: ActiveConfig, task: str, pool_size: int, has_samples: boo
         if value > pool_size:
             raise ConfigError(name, value, f"at most the pool size {pool_size}", f"choose {name} <= {pool_size}")
     if cfg.strategy == "bald" and not has_samples:
+        fix = (
+            "add dropout (--dropout 0.5 for cnn/mlp, a dropout layer in a spec) or --ensemble 5 for a 5-seed ensemble"
+            if is_neural(cfg.model)
+            else "use --model random_forest, or --ensemble 5 for a bootstrap ensemble"
+        )
         raise ConfigError(
             "--strategy",
             "bald",
             f"a learner with posterior samples (model {cfg.model!r} has no dropout and ensemble=1)",
-            "use --model random_forest, or --ensemble 5 for a bootstrap ensemble",
+            fix,
         )

@@ -12,7 +12,11 @@ fresh model on the pool rows ``idx`` with their acquired labels ``y``. Outputs a
 - ``fresh()`` -> an unfitted learner of the same kind (cross-fitting).
 
 Everything is deterministic given ``seed`` and the labelled set (bootstrap draws use
-``default_rng([seed, len(idx), member])``).
+``default_rng([seed, len(idx), member])``). The MindSpore learners (``cnn``, ``mlp``, specs) are in
+:mod:`.neural`; :func:`learner_for` makes either kind from a run's options.
+
+The issue sketched ``fit(idx)``; ``fit(idx, y)`` takes the labels too, because they come from the
+oracle (a person's answers may differ from the dataset's labels), not from the pool.
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from openmindspore.active.config import MODEL_NAMES
+from openmindspore.active.config import SKLEARN_MODELS, ActiveConfig, is_neural
 from openmindspore.errors import ConfigError
 
-__all__ = ["Learner", "SklearnLearner", "SemiSupervised", "make_learner", "LEARNERS", "flat"]
+__all__ = ["Learner", "SklearnLearner", "SemiSupervised", "make_learner", "learner_for", "LEARNERS", "flat"]
 
-LEARNERS = MODEL_NAMES
+LEARNERS = SKLEARN_MODELS
 
 
 class Learner(Protocol):
@@ -211,3 +215,34 @@ def make_learner(
     """The learner ``name`` bound to the pool inputs ``x_pool`` (its semi-supervised variant if asked)."""
     base = SklearnLearner(name, x_pool, num_classes, seed=seed, ensemble=ensemble)
     return SemiSupervised(base) if semi_supervised else base
+
+
+def learner_for(
+    cfg: ActiveConfig,
+    ds: Any,
+    seed: int,
+    model: dict[str, Any] | None = None,
+    keep_runs: bool = False,
+    workdir: Any = None,
+) -> Learner:
+    """The learner of a run's options for dataset ``ds`` and loop ``seed``. A MindSpore learner takes its
+    resolved ``model`` (:func:`.neural.resolve_model`; resolved here when None), asks each fit for MC
+    passes only when the strategy is BALD, and with ``keep_runs`` keeps its main fits' run directories
+    (under ``workdir``)."""
+    if not is_neural(cfg.model):
+        return make_learner(
+            cfg.model, ds.x_train, ds.num_classes, seed=seed, ensemble=cfg.ensemble, semi_supervised=cfg.semi_supervised
+        )
+    from openmindspore.active.neural import NeuralLearner, resolve_model
+
+    return NeuralLearner(
+        cfg,
+        resolve_model(cfg) if model is None else model,
+        ds.x_train,
+        ds.x_test,
+        ds.num_classes,
+        seed,
+        mc_passes=cfg.mc_samples if cfg.strategy == "bald" else 0,
+        keep_runs=keep_runs,
+        workdir=workdir,
+    )

@@ -15,6 +15,10 @@ uncorrected threshold (``naive_*``);
 the stop signals ``kappa`` (with the previous round's model), ``kappa_window_min`` (the least with any of
 the last ``auto_window`` rounds' models) and ``max_uncertainty``, and which rules fire (``stop``);
 ``seconds``.
+
+A MindSpore learner's latest model is also an ``oms train`` run directory, ``OUT/seed_<S>/model``, with
+``calibration.json`` (its temperature and certified abstention threshold, see :func:`calibration_record`),
+which ``oms serve`` turns into ``probabilities`` and ``abstain`` outputs.
 """
 
 from __future__ import annotations
@@ -30,15 +34,15 @@ import numpy as np
 
 from openmindspore.active._audit import audit_order, audit_share, extend_audit
 from openmindspore.active.abstention import certify, matched_threshold, selective, uncorrected_threshold
-from openmindspore.active.calibration import cross_fit, ece, fit_temperature, nll, temper
+from openmindspore.active.calibration import LOG_FLOOR, cross_fit, ece, fit_temperature, nll, temper
 from openmindspore.active.config import ActiveConfig
-from openmindspore.active.learners import Learner, make_learner
+from openmindspore.active.learners import Learner, learner_for
 from openmindspore.active.oracle import answers_for
-from openmindspore.active.state import SeedState
+from openmindspore.active.state import SeedState, seed_dir
 from openmindspore.active.stopping import RULES, cohen_kappa, fired
 from openmindspore.active.strategies import initial_labels, select
 
-__all__ = ["run_seed", "STOP_SET_KEY", "stop_set"]
+__all__ = ["run_seed", "STOP_SET_KEY", "stop_set", "calibration_record"]
 
 STOP_SET_KEY = 7_000_003  # second key of the stop set's generator: default_rng([seed, STOP_SET_KEY])
 
@@ -70,13 +74,18 @@ def _evaluate(
     idx, y = np.asarray(st.labeled, dtype=np.int64), np.asarray(st.labels, dtype=np.int64)
     learner.fit(idx, y)
     p_test, y_test = learner.proba(ds.x_test), np.asarray(ds.y_test)
-    oof = cross_fit(learner, ds.x_train, idx, y, cfg.folds, np.random.default_rng([st.seed, st.round, 1]))
-    t = fit_temperature(oof, y)
+    if cfg.folds:
+        oof = cross_fit(learner, ds.x_train, idx, y, cfg.folds, np.random.default_rng([st.seed, st.round, 1]))
+        cal = _calibration_rows(cfg, st, order)
+    else:  # no cross-fitting (an expensive learner): no temperature, nothing certified
+        oof, cal = np.zeros((len(idx), learner.num_classes)), np.zeros(0, dtype=np.int64)
+    t = fit_temperature(oof, y) if cfg.folds else 1.0
     oof_c, p_cal = temper(oof, t), temper(p_test, t)
     correct = p_cal.argmax(axis=1) == y_test
-    cal = _calibration_rows(cfg, st, order)
     cal_conf, cal_ok = oof_c[cal].max(axis=1), oof_c[cal].argmax(axis=1) == y[cal]
     cert = certify(cal_conf, cal_ok, cfg.target_accuracy, cfg.delta, cfg.certify)
+    if not cfg.folds:
+        cert.more_labels_needed = None
     p_pool = learner.proba(ds.x_train)
     unl = np.setdiff1d(np.arange(len(ds.x_train)), idx)
     pool_conf = temper(p_pool, t).max(axis=1)
@@ -96,7 +105,7 @@ def _evaluate(
         "ece_raw": ece(p_test, y_test),
         "ece": ece(p_cal, y_test),
         "temperature": t,
-        "cv_accuracy": float((oof.argmax(axis=1) == y).mean()),
+        "cv_accuracy": float((oof.argmax(axis=1) == y).mean()) if cfg.folds else None,
         "calibration_labels": len(cal),
         "certified": cert.certified,
         "threshold": thr,
@@ -126,6 +135,28 @@ def _evaluate(
     return row
 
 
+def calibration_record(cfg: ActiveConfig, row: dict[str, Any]) -> dict[str, Any]:
+    """What a served model needs to say what it knows: probabilities ``softmax(max(log_softmax(logits),
+    log_floor) / temperature)`` and ``abstain`` = top probability < ``threshold`` (always, when the
+    target could not be certified: ``threshold`` null)."""
+    return {
+        "temperature": row["temperature"],
+        "log_floor": float(LOG_FLOOR),
+        "threshold": row["threshold"] if row["certified"] else None,
+        "certified": bool(row["certified"]),
+        "target_accuracy": cfg.target_accuracy,
+        "delta": cfg.delta,
+        "method": cfg.certify,
+        "calibration_labels": row["calibration_labels"],
+        "labels": row["labels"],
+        "seed": row["seed"],
+        "round": row["round"],
+        "test_accuracy": row["accuracy"],
+        "test_coverage": row["coverage"],
+        "test_selective_accuracy": row["selective_accuracy"],
+    }
+
+
 def _full_pool_accuracy(learner: Learner, ds: Any) -> float:
     m = learner.fresh()
     m.fit(np.arange(len(ds.x_train)), np.asarray(ds.y_train))
@@ -137,18 +168,34 @@ def run_seed(job: dict[str, Any], on_round: Callable[[dict], None] | None = None
     :class:`ActiveConfig` as a dict), ``out``, ``seed``, optional ``kill_at`` (SIGKILL this process
     after choosing round ``kill_at``'s queries, before saving: the crash the resume test needs).
     Returns ``{"seed", "status", "labels", "rounds"}``."""
-    from threadpoolctl import threadpool_limits
-
     from openmindspore.data import load_dataset
 
     cfg, out, seed = ActiveConfig(**job["config"]), Path(job["out"]), int(job["seed"])
     ds = load_dataset(cfg.dataset)
-    learner = make_learner(
-        cfg.model, ds.x_train, ds.num_classes, seed=seed, ensemble=cfg.ensemble, semi_supervised=cfg.semi_supervised
-    )
+    learner = learner_for(cfg, ds, seed, job.get("model_spec"), keep_runs=True, workdir=seed_dir(out, seed))
+    try:
+        return _run(cfg, out, seed, ds, learner, job, on_round)
+    finally:
+        close = getattr(learner, "close", None)
+        if close is not None:
+            close()
+
+
+def _run(
+    cfg: ActiveConfig,
+    out: Path,
+    seed: int,
+    ds: Any,
+    learner: Learner,
+    job: dict[str, Any],
+    on_round: Callable[[dict], None] | None,
+) -> dict[str, Any]:
+    from threadpoolctl import threadpool_limits
+
     stops = stop_set(seed, len(ds.x_train), cfg.stop_set)
     order = audit_order(seed, len(ds.x_train))
     st = SeedState.load(out, seed) or SeedState(seed=seed)
+    export = getattr(learner, "export", None)
     with threadpool_limits(1):
         if st.full_pool_accuracy is None:
             st.full_pool_accuracy = _full_pool_accuracy(learner, ds)
@@ -169,6 +216,8 @@ def run_seed(job: dict[str, Any], on_round: Callable[[dict], None] | None = None
             st.labels += got
             st.pending, st.status = [], "running"
             row = _evaluate(cfg, learner, ds, st, stops, order)
+            if export is not None:
+                export(seed_dir(out, seed) / "model", calibration_record(cfg, row))
             st.rows.append(row)
             if on_round is not None:
                 on_round(row)

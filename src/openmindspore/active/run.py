@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from openmindspore.active.config import ActiveConfig, check_against
+from openmindspore.active.config import ActiveConfig, check_against, is_neural
 from openmindspore.active.learners import make_learner
 from openmindspore.active.loop import run_seed
 from openmindspore.active.oracle import read_answers, store_answers, write_queries
@@ -23,14 +23,37 @@ from openmindspore.errors import ConfigError
 __all__ = ["run_active", "prepare"]
 
 
-def prepare(cfg: ActiveConfig, out: Path, labels_csv: str | None = None) -> dict[int, int]:
+def _neural_model(cfg: ActiveConfig, ds: Any) -> tuple[dict[str, Any], bool]:
+    """A MindSpore learner's resolved model (checked against the data) and whether it has posterior samples."""
+    from openmindspore.active.neural import has_dropout, resolve_model
+
+    if cfg.semi_supervised:
+        raise ConfigError(
+            "--semi-supervised", True, "a scikit-learn learner", f"drop it for --model {cfg.model} (MindSpore)"
+        )
+    model = resolve_model(cfg)
+    if model["name"] == "cnn":
+        from openmindspore.models.cnn import validate_spec
+
+        if len(ds.input_shape) != 3:
+            raise ConfigError("--model", cfg.model, "an image dataset for a CNN", "use --model mlp for tabular data")
+        validate_spec(model["layers"], ds.input_shape, ds.num_classes)
+    return model, has_dropout(model) or cfg.ensemble > 1
+
+
+def prepare(cfg: ActiveConfig, out: Path, labels_csv: str | None = None) -> tuple[dict[int, int], dict | None]:
     """Every check before a write: dataset and learner fit the options, ``out`` is new/empty or holds
-    this very run, answers (if any) are valid. Returns the checked answers."""
+    this very run, answers (if any) are valid. Returns the checked answers and a MindSpore learner's
+    resolved model (the one the run already uses when it resumes)."""
     from openmindspore.data import load_dataset
 
     ds = load_dataset(cfg.dataset)
-    learner = make_learner(cfg.model, ds.x_train[:1], max(ds.num_classes, 1), ensemble=cfg.ensemble)
-    check_against(cfg, ds.task, len(ds.x_train), learner.has_samples)
+    model: dict | None = None
+    if is_neural(cfg.model) and ds.task == "classification":
+        model, has_samples = _neural_model(cfg, ds)
+    else:
+        has_samples = make_learner(cfg.model, ds.x_train[:1], max(ds.num_classes, 1), ensemble=cfg.ensemble).has_samples
+    check_against(cfg, ds.task, len(ds.x_train), has_samples)
     run = load_run(out)
     if run is None and out.exists() and any(out.iterdir()):
         raise ConfigError(
@@ -42,15 +65,17 @@ def prepare(cfg: ActiveConfig, out: Path, labels_csv: str | None = None) -> dict
         raise ConfigError(
             "--out", str(out), "the options of the run it holds to resume it", f"differs in {'; '.join(diff)}"
         )
+    if run is not None and run.get("model_spec") is not None:
+        model = run["model_spec"]
     if labels_csv is None:
-        return {}
+        return {}, model
     if cfg.oracle != "files":
         raise ConfigError("--labels", labels_csv, "answers for --oracle files", "add --oracle files (or drop --labels)")
     if run is None:
         raise ConfigError(
             "--labels", labels_csv, "answers to the queries of an existing run", "run without --labels first"
         )
-    return read_answers(labels_csv, out, ds.num_classes)
+    return read_answers(labels_csv, out, ds.num_classes), model
 
 
 def run_active(
@@ -68,13 +93,16 @@ def run_active(
     out = Path(out)
     if workers < 1:
         raise ConfigError("--workers", workers, "an integer >= 1")
-    answers = prepare(cfg, out, labels_csv)
+    answers, model = prepare(cfg, out, labels_csv)
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
     if load_run(out) is None:
-        write_json(out / "state.json", {"version": VERSION, "config": cfg.model_dump(), "seeds": seeds})
+        manifest = {"version": VERSION, "config": cfg.model_dump(), "seeds": seeds, "model_spec": model}
+        write_json(out / "state.json", manifest)
     if answers:
         store_answers(out, answers)
-    jobs = [{"config": cfg.model_dump(), "out": str(out), "seed": s, "kill_at": kill_at} for s in seeds]
+    jobs = [
+        {"config": cfg.model_dump(), "out": str(out), "seed": s, "kill_at": kill_at, "model_spec": model} for s in seeds
+    ]
     fn = functools.partial(run_seed, on_round=on_round) if workers <= 1 else run_seed
     try:
         parallel_map(fn, jobs, workers)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from openmindspore.active._diversity import kcenter_greedy, kmeans_centroid_picks, kmeanspp
+from openmindspore.active._diversity import kcenter_greedy, kmeans_centroid_picks, kmeanspp, typical_picks
 from openmindspore.active.config import STRATEGY_NAMES
 from openmindspore.active.learners import Learner, flat
 from openmindspore.errors import ConfigError
@@ -82,13 +82,16 @@ def top_k(score: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def initial_labels(how: str, x_pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """The first ``n`` pool indices to label: ``random`` or ``kcenter`` (greedy k-center on the inputs)."""
+    """The first ``n`` pool indices to label: ``random``, ``kcenter`` (greedy k-center on the inputs) or
+    ``typical`` (the most typical point of each of ``n`` k-means clusters of the inputs, TypiClust)."""
     if how == "random":
         return np.sort(rng.choice(len(x_pool), size=int(n), replace=False)).astype(np.int64)
     if how == "kcenter":
         picks, _ = kcenter_greedy(flat(x_pool), np.zeros((0, flat(x_pool[:1]).shape[1])), int(n), rng)
         return picks
-    raise ConfigError("--init", how, "random or kcenter")
+    if how == "typical":
+        return np.sort(typical_picks(flat(x_pool), int(n), rng))
+    raise ConfigError("--init", how, "random, kcenter or typical")
 
 
 def select(

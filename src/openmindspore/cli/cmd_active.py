@@ -10,6 +10,7 @@ EXAMPLES = """\
   oms active --dataset digits --model logreg --strategy margin --batch 10 --budget 200 --out runs/al
   oms active --dataset digits --strategy badge --budget 150 --seeds 5 --workers 2 --out runs/badge
   oms active --dataset digits --stop auto --target-accuracy 0.97 --budget 400 --out runs/auto
+  oms active --dataset mnist5k --model cnn --strategy bald --batch 20 --budget 200 --out runs/cnn  # MC dropout
   oms active --dataset digits --oracle files --budget 60 --out runs/human     # writes queries.jsonl + PNGs
   oms active --dataset digits --oracle files --budget 60 --out runs/human --labels answers.csv
   oms active --report runs/al runs/badge --report-out runs/compare      # overlay learning curves"""
@@ -35,6 +36,11 @@ _FIELDS = (
     "folds",
     "audit",
     "semi_supervised",
+    "dropout",
+    "epochs",
+    "min_steps",
+    "train_batch",
+    "lr",
 )
 
 
@@ -48,13 +54,17 @@ def register(sub) -> None:
         "OUT/curve.jsonl, summary.json, curve.png, reliability.png; the same --out resumes.",
     )
     p.add_argument("--dataset", help="classification dataset (default digits; `oms datasets` lists them)")
-    p.add_argument("--model", help="logreg (default) | svm | random_forest | knn")
+    p.add_argument(
+        "--model",
+        help="logreg (default) | svm | random_forest | knn | cnn | mlp (MindSpore) | a layer-spec file (JSON/YAML) "
+        "| an oms search directory (its best spec)",
+    )
     p.add_argument(
         "--strategy",
         help="random | least-confidence | margin (default) | entropy | bald | coreset | badge | "
         "margin-kmeans | margin-kcenter",
     )
-    p.add_argument("--init", help="how the first labels are picked: random (default) | kcenter")
+    p.add_argument("--init", help="how the first labels are picked: random (default) | kcenter | typical (TypiClust)")
     p.add_argument("--batch", type=int, help="labels per round (default 10)")
     p.add_argument("--budget", type=int, help="total labels, initial ones included (default 200)")
     p.add_argument("--initial", type=int, help="labels before the first model (default 20)")
@@ -78,9 +88,27 @@ def register(sub) -> None:
     )
     p.add_argument("--oracle", help="simulated (default: the dataset's labels) | files (queries.jsonl)")
     p.add_argument("--labels", metavar="CSV", help="answers (id,label) to the open queries of --oracle files")
-    p.add_argument("--ensemble", type=int, help="bootstrap ensemble size, posterior samples for BALD (default 1)")
-    p.add_argument("--mc-samples", type=int, help="posterior samples per point for BALD (default 20)")
-    p.add_argument("--folds", type=int, help="cross-fitting folds (default 5)")
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        help="ensemble size, posterior samples for BALD: bootstrap members (scikit-learn) or seeds (MindSpore) "
+        "(default 1)",
+    )
+    p.add_argument(
+        "--mc-samples", type=int, help="posterior samples per point for BALD (MC-dropout passes) (default 20)"
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        help="cross-fitting folds for temperature scaling and the certificate (default 5; 0: none, for "
+        "expensive learners: no temperature, nothing certified)",
+    )
+    g = p.add_argument_group("MindSpore learners (cnn, mlp, a spec): each fit trains in a fresh process")
+    g.add_argument("--dropout", type=float, help="cnn/mlp: dropout before the classifier head (default 0.5; 0: none)")
+    g.add_argument("--epochs", type=int, help="epochs over the labelled set per fit (default 30)")
+    g.add_argument("--min-steps", type=int, help="at least this many optimizer steps per fit (default 100)")
+    g.add_argument("--train-batch", type=int, help="training batch size (default 32)")
+    g.add_argument("--lr", type=float, help="Adam learning rate (default 0.001)")
     p.add_argument("--workers", type=int, default=1, help="seeds run in parallel as engine tasks (default 1)")
     p.add_argument("--out", help="run directory")
     p.add_argument("--report", nargs="+", metavar="DIR", help="rewrite summary + plots of runs (overlay several)")

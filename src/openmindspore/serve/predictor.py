@@ -7,10 +7,13 @@ Both register with the predictor registry (:mod:`openmindspore.serve.registry`),
 - an ``oms train`` run directory or one of its ``checkpoints/step_*.safetensors``: ``ClassifierPredictor``
   (kind ``trained``; option ``input=pixels|encoded`` for image runs), loaded from config + signature +
   verified weights (``run_model.py``); runs on the user's files take raw inputs (``raw_inputs.py``).
+  A classifier run with ``calibration.json`` (``oms active`` writes one) also outputs calibrated
+  ``probabilities`` and ``abstain`` (see :func:`calibrated`).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +36,7 @@ from openmindspore.serve.run_model import (
 )
 from openmindspore.serve.user_code import code_folders
 
-__all__ = ["ClassifierPredictor", "IdentityOptions", "IdentityPredictor", "RunOptions"]
+__all__ = ["ClassifierPredictor", "IdentityOptions", "IdentityPredictor", "RunOptions", "calibrated"]
 
 
 def _shape(v: Any) -> Any:
@@ -92,6 +95,21 @@ def _load_identity(rs: ResolvedSource) -> Predictor:
     return IdentityPredictor(opts.dim, opts.delay_ms, opts.shape, opts.datatype)
 
 
+def calibrated(logits: np.ndarray, calibration: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``oms active``'s calibration of a classifier's logits (N, C): probabilities
+    ``softmax(max(log_softmax(logits), log_floor) / temperature)`` (N, C) FP32, and ``abstain`` (N,) BOOL:
+    top probability below the certified ``threshold``, or always when nothing was certified."""
+    z = np.asarray(logits, dtype=np.float64)
+    logp = z - z.max(axis=1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    z = np.maximum(logp, float(calibration["log_floor"])) / float(calibration["temperature"])
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    thr = calibration.get("threshold")
+    abstain = np.ones(len(p), bool) if thr is None else p.max(axis=1) < float(thr)
+    return p.astype(np.float32), abstain
+
+
 class RunOptions(BaseModel):
     """``RUN?input=encoded``: how an image run takes its images (see :mod:`openmindspore.serve.raw_inputs`)."""
 
@@ -108,7 +126,8 @@ class ClassifierPredictor(Predictor):
     Inputs: the run's raw-input contract (:mod:`~openmindspore.serve.raw_inputs`: ``x`` FP32 for runs on a
     built-in dataset; one tensor per CSV column, ``image`` or raw ``x`` for runs on the user's files, put
     through the run's saved preprocessing here). Outputs: :mod:`~openmindspore.serve.outputs` (``logits``,
-    ``label`` and, with class names, ``class_name``; ``prediction`` for regression). Built from the run's
+    ``label`` and, with class names, ``class_name``; ``prediction`` for regression; plus ``probabilities`` FP32
+    ``(C,)`` and ``abstain`` BOOL ``()`` when the run has ``calibration.json``). Built from the run's
     config, signature and one verified checkpoint's weights (:mod:`openmindspore.serve.run_model`), never
     from a trainer: no dataset, no optimizer.
     """
@@ -136,7 +155,12 @@ class ClassifierPredictor(Predictor):
         self.preprocessing = saved_preprocessing(run_dir)
         self.raw = run_inputs(signature.input_shape, self.preprocessing, mode)
         self.answer = ModelOutputs(signature.task, signature.num_outputs, signature.class_names)
-        self.inputs, self.outputs = self.raw.specs, self.answer.specs
+        self.inputs, self.outputs = self.raw.specs, list(self.answer.specs)
+        cal = run_dir / "calibration.json"
+        self.calibration = json.loads(cal.read_text()) if self.task == "classification" and cal.is_file() else None
+        if self.calibration is not None:
+            n = signature.num_outputs
+            self.outputs += [TensorSpec("probabilities", "FP32", (n,)), TensorSpec("abstain", "BOOL", ())]
         self.model_name = model_label(config)
 
     def warmup(self) -> None:
@@ -144,11 +168,16 @@ class ClassifierPredictor(Predictor):
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = self.model(self._tensor(self.raw.to_model(inputs)))
-        return self.answer((out[0] if isinstance(out, tuple) else out).asnumpy())
+        answer = self.answer((out[0] if isinstance(out, tuple) else out).asnumpy())
+        if self.calibration is not None:
+            answer["probabilities"], answer["abstain"] = calibrated(answer["logits"], self.calibration)
+        return answer
 
     def metadata(self) -> dict[str, Any]:
         d = super().metadata()
         d.update(model=self.model_name, checkpoint_step=self.step)
+        if self.calibration is not None:
+            d["calibration"] = self.calibration
         if self.signature.class_names is not None:
             d["class_names"] = list(self.signature.class_names)
         if self.preprocessing is not None:

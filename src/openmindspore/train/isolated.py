@@ -21,11 +21,16 @@ from typing import Any
 __all__ = ["train_isolated", "main"]
 
 
-def train_isolated(config: dict[str, Any], retries: int = 1, timeout_s: float = 7200.0) -> dict[str, Any]:
+def train_isolated(
+    config: dict[str, Any], retries: int = 1, timeout_s: float = 7200.0, module: str = "openmindspore.train.isolated"
+) -> dict[str, Any]:
     """``{"status": "ok", "metrics": {...}, "attempts", "duration_s"}`` or ``{"status": "failed", "error"}``.
 
     ``metrics``: ``val``/``test`` ``{"accuracy", "loss"}`` and ``train`` ``{"final_loss", "step_time_s",
-    "seconds"}``. A process that crashes or times out is retried ``retries`` times.
+    "seconds"}``. A process that crashes or times out is retried ``retries`` times. ``module`` is the child
+    run as ``python -m module`` (default: this one); another child (e.g. ``openmindspore.active._round``,
+    which also returns predictions) follows the same contract: JSON on stdin, its last JSON line on stdout,
+    exit 2 for a user error.
     """
     env = {**os.environ, "GLOG_v": "3"}
     t0 = time.perf_counter()
@@ -34,7 +39,7 @@ def train_isolated(config: dict[str, Any], retries: int = 1, timeout_s: float = 
         attempts += 1
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "openmindspore.train.isolated"],
+                [sys.executable, "-m", module],
                 input=json.dumps(config),
                 capture_output=True,
                 text=True,
