@@ -20,7 +20,7 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/activate
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+install-test: check
 
 demo: $(VENV)/.installed
 	$(OMS) train examples/mnist_cnn.yaml --workers 2 --kill-worker-at 100:1 --out runs/demo-$$(date +%Y%m%d-%H%M%S)
@@ -31,7 +31,7 @@ check: $(VENV)/.installed-test
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
 
-test: $(VENV)/.installed-test
+test: check
 	$(PY) -m pytest -q tests
 
 clean:

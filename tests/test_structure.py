@@ -25,8 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "train": BASE | {"data", "models", "engine"},
     "elastic": BASE | {"engine", "data", "models", "train"},
     "serve": BASE | {"engine", "data", "models", "train"},
-    "automl": BASE | {"engine", "data", "models", "train"},
-    "causal": BASE | {"engine", "data", "models", "train", "automl"},
+    "automl": BASE | {"engine", "data", "models", "train", "features"},  # features: the select=intervention step
+    "causal": BASE | {"engine", "data", "models", "train", "features", "automl"},
     "active": BASE | {"engine", "data", "models", "train"},
     "features": BASE | {"engine", "data", "models", "train"},
     "cli": None,  # the top: may import everything

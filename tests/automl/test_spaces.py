@@ -105,3 +105,48 @@ def test_cnn_space_trains_a_spec_with_mindspore():
     bad = [{"type": "maxpool", "kernel": 2}] * 4  # 8x8 -> 0x0
     with pytest.raises(ConfigError, match=r"model.layers\[3\]"):
         sp.evaluate(bad, seed=0)
+
+
+def _feature_choices(space) -> list[str]:
+    return [c.id for c in space.grammar.states["features"].choices]
+
+
+def test_default_sklearn_grammars_are_unchanged_and_select_is_opt_in():
+    assert _feature_choices(make_space("sklearn-classifier", "iris")) == ["none", "pca", "nystroem"]
+    assert _feature_choices(make_space("sklearn-regressor", "diabetes")) == ["none", "pca", "poly2"]
+    sp = make_space("sklearn-classifier", "wine", select="intervention")
+    assert _feature_choices(sp) == ["none", "pca", "nystroem", "intervention"]
+    choice = sp.grammar.states["features"].choices[-1]
+    assert choice.next == "model" and choice.emit == ({"step": "features", "kind": "intervention"},)
+    assert sp.describe()["options"] == {"select": "intervention"}
+    rng = np.random.default_rng(0)
+    walks = [sp.spec(uniform_walk(sp.grammar, rng)[1]) for _ in range(40)]
+    assert any({"step": "features", "kind": "intervention"} in w for w in walks)
+
+
+def test_select_intervention_spec_evaluates_with_the_pipelines_model():
+    sp = make_space("sklearn-classifier", "wine", select="intervention")
+    spec = [
+        {"step": "scale", "kind": "standard"},
+        {"step": "features", "kind": "intervention"},
+        {"step": "model", "kind": "logreg", "C": 1.0},
+    ]
+    m = sp.evaluate(spec, seed=0)
+    assert m["val"]["accuracy"] > 0.8 and m["test"]["accuracy"] > 0.8
+
+
+@pytest.mark.parametrize(
+    "options,fragment", [({"select": "yes"}, "select='yes'"), ({"slect": "intervention"}, "did you mean select?")]
+)
+def test_sklearn_space_options_are_validated(options, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        make_space("sklearn-classifier", "iris", **options)
+
+
+def test_search_cli_passes_select_to_the_space(tmp_path, capsys):
+    from openmindspore.cli.main import main
+
+    argv = ["search", "--space", "sklearn-classifier", "--dataset", "wine", "--set", "select=yes"]
+    assert main([*argv, "--budget", "1", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "select='yes'" in err and "'intervention'" in err

@@ -117,9 +117,11 @@ def run(args) -> int:
     srv = Server(**cmd.server.model_dump())
     try:
         srv.start()
-        version = srv.deploy(source=args.model, **cmd.deploy.model_dump())
-        for sig in (signal.SIGINT, signal.SIGTERM):  # after Ray's start, which installs its own handlers
+        # right after Ray's start, which installs its own handlers, and before the model is ready: a signal
+        # that arrives while the replicas deploy stops the server cleanly once they are up
+        for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+        version = srv.deploy(source=args.model, **cmd.deploy.model_dump())
         info = {
             "url": srv.url,
             "model": name,

@@ -232,3 +232,6 @@ def _synthetic(seed: int) -> Dataset:
             r, s = rng.integers(1, 6, size=2)
             x[i, 0, r : r + 3, s : s + 3] += 1.2  # blob
     return _make("synthetic", "classification", x, y, seed, image=True)
+
+
+from openmindspore.data import synthetic  # noqa: E402,F401  (registers generated tabular datasets: friedman1)

@@ -16,7 +16,6 @@ raw inputs as the run (:mod:`openmindspore.serve.raw_inputs`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -34,18 +33,11 @@ from openmindspore.serve.predictor import RunOptions
 from openmindspore.serve.protocol import TensorSpec
 from openmindspore.serve.raw_inputs import InputMode, RunInputs, run_inputs
 from openmindspore.serve.registry import Predictor, ResolvedSource, register_predictor, resolve_source
+from openmindspore.serve.run_model import file_sha256
 
 __all__ = ["MindIRPredictor", "export_mindir", "mindir_file"]
 
 FORMAT = "oms-mindir-1"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def mindir_file(p: Path) -> Path | None:
@@ -107,7 +99,7 @@ def _export_here(source: str, target: Path) -> None:
         "preprocessing": None if pred.preprocessing is None else pred.preprocessing.to_dict(),
         "source": source,
         "checkpoint_step": meta.get("checkpoint_step"),
-        "mindir_sha256": _sha256(target),
+        "mindir_sha256": file_sha256(target),
         "created": time.time(),
     }
     target.with_suffix(".json").write_text(json.dumps(sidecar, indent=1))
@@ -170,7 +162,7 @@ def _prepare_mindir(rs: ResolvedSource) -> ResolvedSource:
         want = str(sidecar["mindir_sha256"])
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError("model", str(side), "the JSON `oms export` writes beside the MindIR file", str(e)) from None
-    if _sha256(rs.checkpoint) != want:
+    if file_sha256(rs.checkpoint) != want:
         raise ConfigError(
             "model",
             str(rs.checkpoint),

@@ -75,7 +75,8 @@ def model_label(config: dict[str, Any]) -> str:
     return str(spec.get("name") or spec.get("class_path") or spec.get("python_object"))
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -114,7 +115,7 @@ def verified_checkpoint(run_dir: Path, checkpoint: Path | None = None) -> tuple[
         want = str(manifest["sha256"])
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError("checkpoint manifest", str(manifest_path), "JSON with a sha256 field", str(e)) from None
-    got = _sha256(checkpoint)
+    got = file_sha256(checkpoint)
     if got != want:
         raise ConfigError(
             "checkpoint",

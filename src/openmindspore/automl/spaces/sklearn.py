@@ -11,18 +11,26 @@ SVM, k-NN, logistic regression, MLP. ``sklearn-regressor`` models: decision tree
 gradient boosting, SVR, kernel ridge, polynomial ridge, k-NN, MLP, ridge. Regression targets are
 standardised inside the model (``TransformedTargetRegressor``); the objective is validation R^2.
 Images (e.g. digits, 1x8x8) are flattened.
+
+Option ``select="intervention"`` (``oms search --set select=intervention``, opt-in) adds the choice
+``{"step": "features", "kind": "intervention"}`` to the ``features`` state: an
+:class:`openmindspore.features.InterventionSelector` that eliminates features on their conditional
+importance for the pipeline's own model. Without it the grammars are unchanged.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from openmindspore.automl.grammar import Grammar
 from openmindspore.automl.spaces.base import SearchSpace
 from openmindspore.errors import ConfigError
+from openmindspore.models.sklearn import build_pipeline
+from openmindspore.validation import validate
 
 __all__ = [
     "SklearnClassifierSpace",
@@ -31,7 +39,10 @@ __all__ = [
     "regressor_grammar",
     "build_pipeline",
     "default_estimators",
+    "SklearnSpaceOptions",
 ]
+
+_SELECT_CHOICE = {"id": "intervention", "next": "model", "emit": {"step": "features", "kind": "intervention"}}
 
 
 def _param_chain(prefix: str, params: list[tuple[str, list[Any]]], end: str | None) -> dict[str, list[dict]]:
@@ -49,7 +60,11 @@ def _family(states: dict, model_choices: list, kind: str, params: list[tuple[str
     states.update(_param_chain(kind, params, None))
 
 
-def _grammar(name: str, features: list[dict], feature_states: dict, families: list) -> Grammar:
+def _grammar(
+    name: str, features: list[dict[str, Any]], feature_states: dict, families: list, select: str | None
+) -> Grammar:
+    if select == "intervention":
+        features = [*features, _SELECT_CHOICE]
     states: dict[str, list[dict]] = {
         "scale": [
             {"id": k, "next": "features", "emit": {"step": "scale", "kind": k}}
@@ -65,9 +80,9 @@ def _grammar(name: str, features: list[dict], feature_states: dict, families: li
     return Grammar.from_dict({"name": name, "start": "scale", "states": states})
 
 
-def classifier_grammar() -> Grammar:
+def classifier_grammar(select: str | None = None) -> Grammar:
     """Grammar of ``sklearn-classifier`` (data; see module docstring)."""
-    features = [
+    features: list[dict[str, Any]] = [
         {"id": "none", "next": "model"},
         {"id": "pca", "next": "pca.variance", "emit": {"step": "features", "kind": "pca"}},
         {"id": "nystroem", "next": "nystroem.gamma", "emit": {"step": "features", "kind": "nystroem"}},
@@ -76,7 +91,7 @@ def classifier_grammar() -> Grammar:
         **_param_chain("pca", [("variance", [0.8, 0.95, 0.99])], "model"),
         **_param_chain("nystroem", [("gamma", [0.003, 0.01, 0.03, 0.1])], "model"),
     }
-    families = [
+    families: list[tuple[str, list[tuple[str, list[Any]]]]] = [
         (
             "tree",
             [("max_depth", [3, 6, 12, None]), ("min_samples_leaf", [1, 4, 16]), ("criterion", ["gini", "entropy"])],
@@ -96,18 +111,18 @@ def classifier_grammar() -> Grammar:
         ("logreg", [("C", [0.01, 0.1, 1.0, 10.0])]),
         ("mlp", [("hidden", [64, 256]), ("alpha", [1e-4, 1e-2, 1.0])]),
     ]
-    return _grammar("sklearn-classifier", features, fstates, families)
+    return _grammar("sklearn-classifier", features, fstates, families, select)
 
 
-def regressor_grammar() -> Grammar:
+def regressor_grammar(select: str | None = None) -> Grammar:
     """Grammar of ``sklearn-regressor`` (data; see module docstring)."""
-    features = [
+    features: list[dict[str, Any]] = [
         {"id": "none", "next": "model"},
         {"id": "pca", "next": "pca.variance", "emit": {"step": "features", "kind": "pca"}},
         {"id": "poly2", "next": "model", "emit": {"step": "features", "kind": "poly", "degree": 2}},
     ]
     fstates = _param_chain("pca", [("variance", [0.8, 0.95, 0.99])], "model")
-    families = [
+    families: list[tuple[str, list[tuple[str, list[Any]]]]] = [
         ("tree", [("max_depth", [2, 4, 8, None]), ("min_samples_leaf", [1, 5, 20])]),
         (
             "random_forest",
@@ -136,102 +151,7 @@ def regressor_grammar() -> Grammar:
         ("mlp", [("hidden", [32, 128]), ("alpha", [1e-4, 1e-2, 1.0])]),
         ("ridge", [("alpha", [0.01, 1.0, 100.0])]),
     ]
-    return _grammar("sklearn-regressor", features, fstates, families)
-
-
-def _estimator(m: dict, task: str, seed: int):
-    from sklearn import (
-        ensemble,
-        kernel_ridge,
-        linear_model,
-        neighbors,
-        neural_network,
-        pipeline,
-        preprocessing,
-        svm,
-        tree,
-    )
-
-    k, clf = m["kind"], task == "classification"
-    if k == "tree":
-        cls = tree.DecisionTreeClassifier if clf else tree.DecisionTreeRegressor
-        kw = {"criterion": m.get("criterion", "gini")} if clf else {}
-        return cls(max_depth=m["max_depth"], min_samples_leaf=m["min_samples_leaf"], random_state=seed, **kw)
-    if k in ("random_forest", "extra_trees"):
-        if clf:
-            cls = ensemble.RandomForestClassifier if k == "random_forest" else ensemble.ExtraTreesClassifier
-        else:
-            cls = ensemble.RandomForestRegressor if k == "random_forest" else ensemble.ExtraTreesRegressor
-        return cls(
-            n_estimators=m["n_estimators"],
-            max_features=m["max_features"],
-            min_samples_leaf=m["min_samples_leaf"],
-            random_state=seed,
-            n_jobs=1,
-        )
-    if k == "hist_gb":
-        cls = ensemble.HistGradientBoostingClassifier if clf else ensemble.HistGradientBoostingRegressor
-        return cls(
-            learning_rate=m["learning_rate"], max_leaf_nodes=m["max_leaf_nodes"], max_iter=100, random_state=seed
-        )
-    if k == "svm":
-        return svm.SVC(kernel=m["kernel"], C=m["C"], gamma=m["gamma"], random_state=seed)
-    if k == "svr":
-        return svm.SVR(kernel=m["kernel"], C=m["C"], epsilon=m["epsilon"], gamma=m["gamma"])
-    if k == "kernel_ridge":
-        return kernel_ridge.KernelRidge(kernel=m["kernel"], alpha=m["alpha"], gamma=m["gamma"])
-    if k == "poly_ridge":
-        return pipeline.make_pipeline(
-            preprocessing.PolynomialFeatures(m["degree"]),
-            preprocessing.StandardScaler(),
-            linear_model.Ridge(alpha=m["alpha"]),
-        )
-    if k == "knn":
-        cls = neighbors.KNeighborsClassifier if clf else neighbors.KNeighborsRegressor
-        return cls(n_neighbors=m["n_neighbors"], weights=m["weights"])
-    if k == "logreg":
-        return linear_model.LogisticRegression(C=m["C"], max_iter=1000)
-    if k == "ridge":
-        return linear_model.Ridge(alpha=m["alpha"])
-    if k == "mlp":
-        cls = neural_network.MLPClassifier if clf else neural_network.MLPRegressor
-        return cls(hidden_layer_sizes=(m["hidden"],), alpha=m["alpha"], max_iter=300, random_state=seed)
-    raise ConfigError("spec.model.kind", k, "a model kind of the grammar")
-
-
-def build_pipeline(spec: list[dict], task: str, seed: int = 0):
-    """An unfitted scikit-learn estimator for ``spec``."""
-    from sklearn import compose, decomposition, kernel_approximation, pipeline, preprocessing
-
-    steps: list[tuple[str, Any]] = []
-    model = None
-    for s in spec:
-        if s["step"] == "scale":
-            scaler = {
-                "standard": preprocessing.StandardScaler,
-                "minmax": preprocessing.MinMaxScaler,
-                "robust": preprocessing.RobustScaler,
-            }.get(s["kind"])
-            if scaler is not None:
-                steps.append(("scale", scaler()))
-        elif s["step"] == "features":
-            if s["kind"] == "pca":
-                steps.append(("pca", decomposition.PCA(n_components=s["variance"], random_state=seed)))
-            elif s["kind"] == "nystroem":
-                steps.append(
-                    ("nystroem", kernel_approximation.Nystroem(gamma=s["gamma"], n_components=300, random_state=seed))
-                )
-            elif s["kind"] == "poly":
-                steps.append(("poly", preprocessing.PolynomialFeatures(s["degree"])))
-                steps.append(("poly_scale", preprocessing.StandardScaler()))
-        elif s["step"] == "model":
-            model = _estimator(s, task, seed)
-    if model is None:
-        raise ConfigError("spec", spec, "a 'model' step")
-    if task == "regression":
-        model = compose.TransformedTargetRegressor(regressor=model, transformer=preprocessing.StandardScaler())
-    steps.append(("model", model))
-    return pipeline.Pipeline(steps)
+    return _grammar("sklearn-regressor", features, fstates, families, select)
 
 
 def _xy(ds, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -286,12 +206,25 @@ def default_estimators(task: str, seed: int = 0) -> dict[str, Any]:
     }
 
 
+class SklearnSpaceOptions(BaseModel):
+    """Options of the ``sklearn-*`` spaces (``oms search --set KEY=VALUE``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    select: Literal["intervention"] | None = None
+
+
 class _SklearnSpace(SearchSpace):
     task = ""
 
     def __init__(self, dataset: str, **options: Any) -> None:
         super().__init__(dataset, **options)
         from openmindspore.data import load_dataset
+
+        opts = validate(SklearnSpaceOptions, options, where="--set")
+        self.grammar = (classifier_grammar if self.task == "classification" else regressor_grammar)(opts.select)
+        if opts.select == "intervention":
+            import openmindspore.features  # noqa: F401  (registers the "intervention" feature step)
 
         ds = load_dataset(dataset)
         if ds.task != self.task:
@@ -318,7 +251,6 @@ class SklearnClassifierSpace(_SklearnSpace):
     name, task, objective = "sklearn-classifier", "classification", "accuracy"
 
     def __init__(self, dataset: str = "digits", **options: Any) -> None:
-        self.grammar = classifier_grammar()
         super().__init__(dataset, **options)
 
 
@@ -328,5 +260,4 @@ class SklearnRegressorSpace(_SklearnSpace):
     name, task, objective = "sklearn-regressor", "regression", "r2"
 
     def __init__(self, dataset: str = "diabetes", **options: Any) -> None:
-        self.grammar = regressor_grammar()
         super().__init__(dataset, **options)
