@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 OMS    := $(VENV)/bin/oms
 export GLOG_v ?= 3
 
-.PHONY: demo test check install install-test bench clean
+.PHONY: demo test test-all check install install-test bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ check: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
 
 test: check
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=30 -m "not heavy" tests
+
+# also the heavy end-to-end variants (marker `heavy` in pyproject.toml)
+test-all: check
+	$(PY) -m pytest -q --durations=30 tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

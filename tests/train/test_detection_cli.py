@@ -36,7 +36,10 @@ def test_progress_bar_checkpoints_and_exact_resume(tmp_path):
     assert other_seed["params_sha256"] != first["params_sha256"]  # --seed reaches the model and the flips
 
 
+# heavy: the detection step's exactness over workers is test_detection.py::test_the_step_is_the_detr_loss_and_sums_
+# exactly_over_workers and elastic recovery is task-agnostic (tests/elastic); this end-to-end run is `make test-all`
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.distributed
 def test_two_workers_recover_a_killed_worker_bitwise(tmp_path):
     cfg = write_config(tmp_path / "det.yaml", tiny_config(steps=6))

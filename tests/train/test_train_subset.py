@@ -61,7 +61,9 @@ def test_subset_resume_is_exact(tmp_path):
     assert json.loads(res.stdout)["params_sha256"] == straight["params_sha256"]
 
 
+# heavy: subset exactness is test_subset_resume_is_exact and recovery is tests/elastic's; end to end in `make test-all`
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.distributed
 def test_subset_two_workers_recover_bitwise(tmp_path):
     ref = _run(tmp_path, "ref", "--workers", "2")
