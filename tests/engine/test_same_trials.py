@@ -89,3 +89,13 @@ def test_the_docs_example_runs(tmp_path):
         len(_rows(out / "trials.jsonl")) == 100
         and json.loads((out / "search.json").read_text())["engine"] == "yuanrong"
     )
+
+
+def test_active_learning_seeds_on_openyuanrong_equal_the_sequential_run(tmp_path):
+    from openmindspore.cli.main import main
+
+    args = ["active", "--dataset", "digits", "--batch", "10", "--initial", "20", "--budget", "40", "--seeds", "2"]
+    assert main([*args, "--out", str(tmp_path / "seq"), "--quiet"]) == 0
+    assert main([*args, "--workers", "2", "--engine", "yuanrong", "--out", str(tmp_path / "yr"), "--quiet"]) == 0
+    seq, yr = (_rows(tmp_path / d / "curve.jsonl") for d in ("seq", "yr"))
+    assert len(seq) == 6 and seq == yr
