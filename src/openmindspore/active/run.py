@@ -85,9 +85,10 @@ def run_active(
     labels_csv: str | None = None,
     on_round: Callable[[dict], None] | None = None,
     kill_at: int | None = None,
+    engine: str = "ray",
 ) -> dict[str, Any]:
     """Run or resume ``cfg`` in ``out``; returns the summary (``status`` ``waiting`` when the file
-    oracle has open queries, listed in ``OUT/queries.jsonl``)."""
+    oracle has open queries, listed in ``OUT/queries.jsonl``). Seeds run in parallel as ``engine`` tasks."""
     from openmindspore.engine.tasks import parallel_map, shutdown
 
     out = Path(out)
@@ -105,7 +106,7 @@ def run_active(
     ]
     fn = functools.partial(run_seed, on_round=on_round) if workers <= 1 else run_seed
     try:
-        parallel_map(fn, jobs, workers)
+        parallel_map(fn, jobs, workers, engine)
     finally:
         shutdown()
     asking: dict[int, list[int]] = {}

@@ -112,6 +112,9 @@ def _rewrite(path: Path, trials: list[Trial]) -> None:
     tmp.replace(path)
 
 
+RESUMABLE = ("workers", "engine")  # how a search runs, not what it computes: may change when it resumes
+
+
 def run_search(
     space: str | SearchSpace,
     strategy: str = "markov",
@@ -124,13 +127,15 @@ def run_search(
     strategy_options: dict[str, Any] | None = None,
     on_trial: Callable[[Trial], None] | None = None,
     resume: bool = True,
+    engine: str = "ray",
 ) -> SearchResult:
     """Run (or resume) a search of ``budget`` evaluations; returns all trials and the best.
 
     ``space`` is a name (built with ``dataset`` and ``space_options``) or a :class:`SearchSpace`
     (evaluated in-process; ``workers > 1`` needs a name so workers can rebuild it). With ``out_dir``
     every trial is appended to ``out_dir/trials.jsonl``; an existing log with the same configuration
-    is resumed (more budget continues it), a different configuration is an error.
+    is resumed (more budget continues it), a different configuration is an error. ``engine`` runs the
+    parallel evaluations (``ray`` or ``yuanrong``); like ``workers`` it is recorded but may change on resume.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError("budget", budget, "an integer >= 1 (number of models to evaluate)")
@@ -152,6 +157,7 @@ def run_search(
         "strategy_options": strategy_options,
         "seed": int(seed),
         "workers": int(workers),
+        "engine": engine,
         "objective": sp.objective,
     }
     trials: list[Trial] = []
@@ -160,8 +166,8 @@ def run_search(
         d = Path(out_dir)
         if (d / "search.json").is_file() and resume:
             old, trials = load_trials(d, sp.grammar)
-            same = {k: old.get(k) for k in config if k != "workers"} == {
-                k: v for k, v in config.items() if k != "workers"
+            same = {k: old.get(k) for k in config if k not in RESUMABLE} == {
+                k: v for k, v in config.items() if k not in RESUMABLE
             }
             if not same:
                 diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
@@ -211,6 +217,7 @@ def run_search(
                         for tr in batch
                     ],
                     workers,
+                    engine,
                 )
             else:
                 outs = [_evaluate(sp, tr.spec, tr.seed) for tr in batch]

@@ -179,8 +179,10 @@ def run_ablation(
     seed: int = 0,
     train_opts: dict[str, Any] | None = None,
     on_run: Callable[[dict[str, Any]], None] | None = None,
+    engine: str = "ray",
 ) -> dict[str, Any]:
-    """Run (or resume) the ablation into ``out_dir``; returns ``{"config", "runs"}``."""
+    """Run (or resume) the ablation into ``out_dir``; returns ``{"config", "runs"}``. ``engine`` (``ray`` or
+    ``yuanrong``) runs the parallel trainings; it is recorded but may change when the ablation resumes."""
     from openmindspore.data import load_dataset
     from openmindspore.engine import tasks
     from openmindspore.models.cnn import validate_spec
@@ -226,14 +228,14 @@ def run_ablation(
     cfg_path, log_path = d / "ablation.json", d / "runs.jsonl"
     if cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
-        if {k: v for k, v in old.items() if k != "workers"} != config:
+        if {k: v for k, v in old.items() if k not in ("workers", "engine")} != config:
             raise ConfigError(
                 "--out",
                 str(d),
                 "a new directory or one holding the same ablation",
                 "choose another --out, or repeat the original options",
             )
-    cfg_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    cfg_path.write_text(json.dumps({**config, "engine": engine}, indent=2, sort_keys=True) + "\n")
     done = {}
     if log_path.is_file():
         for ln in log_path.read_text().splitlines():
@@ -248,7 +250,7 @@ def run_ablation(
         with open(log_path, "a", encoding="utf-8") as fh:
             for i in range(0, len(todo), workers):
                 batch = todo[i : i + workers]
-                outs = tasks.parallel_map(train_payload, [{"config": r["config"]} for r in batch], workers)
+                outs = tasks.parallel_map(train_payload, [{"config": r["config"]} for r in batch], workers, engine)
                 for r, o in zip(batch, outs):
                     row = {k: r[k] for k in ("run", "cell", "levels", "repeat", "seed", "spec")}
                     row.update(o)

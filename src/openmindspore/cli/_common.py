@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["add_command", "print_json", "stdout_to_stderr", "dataset_arg", "DATASET_HELP"]
+__all__ = ["add_command", "add_engine_arg", "print_json", "stdout_to_stderr", "dataset_arg", "DATASET_HELP"]
 
 DATASET_HELP = (
     "a registered dataset (oms datasets), a YAML/JSON file holding a dataset spec (or a config with "
@@ -26,6 +26,17 @@ def add_command(sub, name: str, help: str, examples: str, description: str = "")
         description=description or help,
         epilog="examples:\n" + examples.rstrip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_engine_arg(p: Any, runs: str) -> None:
+    """``--engine ray|yuanrong``: which engine runs ``runs`` (docs/engines.md)."""
+    p.add_argument(
+        "--engine",
+        choices=["ray", "yuanrong"],
+        default="ray",
+        help=f"distributed execution engine for {runs}: ray (default) or yuanrong (openYuanrong; local mode "
+        "runs them as threads of this process unless YR_SERVER_ADDRESS names a cluster; docs/engines.md)",
     )
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from openmindspore.cli._common import DATASET_HELP, add_command, dataset_arg, print_json, stdout_to_stderr
+from openmindspore.cli._common import (
+    DATASET_HELP,
+    add_command,
+    add_engine_arg,
+    dataset_arg,
+    print_json,
+    stdout_to_stderr,
+)
 
 __all__ = ["register", "run"]
 
@@ -55,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="test.accuracy",
         help="test.accuracy (default) | val.accuracy | test.loss | val.loss | train.final_loss",
     )
-    p.add_argument("--workers", type=int, default=1, help="parallel trainings (Ray tasks) (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="parallel trainings (engine tasks) (default 1)")
+    add_engine_arg(p, "the parallel trainings")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--json", action="store_true", help="print the effect records as one JSON object")
@@ -105,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             dataset=dataset,
             steps=args.steps,
             workers=args.workers,
+            engine=args.engine,
             seed=args.seed,
             train_opts=opts,
             on_run=on_run,

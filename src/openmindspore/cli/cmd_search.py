@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from openmindspore.cli._common import DATASET_HELP, add_command, dataset_arg, print_json
+from openmindspore.cli._common import DATASET_HELP, add_command, add_engine_arg, dataset_arg, print_json
 
 EXAMPLES = """\
   oms search --space nb201 --budget 100 --strategy markov --out runs/nb201
@@ -27,7 +27,8 @@ def register(sub) -> None:
     p.add_argument("--dataset", help="dataset (default per space: mnist5k, digits, diabetes, cifar10): " + DATASET_HELP)
     p.add_argument("--budget", type=int, help="number of models to evaluate (>= 1)")
     p.add_argument("--strategy", default="markov", help="markov | random | evolution (default markov)")
-    p.add_argument("--workers", type=int, default=1, help="parallel evaluations (Ray tasks) (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="parallel evaluations (engine tasks) (default 1)")
+    add_engine_arg(p, "the parallel evaluations")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="search directory (trials.jsonl, search.json)")
     p.add_argument(
@@ -111,6 +112,7 @@ def run(args) -> int:
         out_dir=args.out,
         seed=args.seed,
         workers=args.workers,
+        engine=args.engine,
         dataset=None if args.dataset is None else dataset_key(dataset_arg(args.dataset)),
         space_options=_options(args.set),
         on_trial=on_trial,

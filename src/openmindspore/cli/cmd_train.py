@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from openmindspore.cli._common import add_command, print_json, stdout_to_stderr
+from openmindspore.cli._common import add_command, add_engine_arg, print_json, stdout_to_stderr
 from openmindspore.errors import ConfigError
 
 EXAMPLES = """\
@@ -73,12 +73,7 @@ def register(sub) -> None:
         help="CPU threads per worker on the embedded cluster (default: cores // workers; on a "
         "cluster each node's CPUs are divided among its workers)",
     )
-    e.add_argument(
-        "--engine",
-        choices=["ray", "yuanrong"],
-        default="ray",
-        help="distributed execution engine (openYuanrong is experimental)",
-    )
+    add_engine_arg(e, "the worker processes (yuanrong needs an openYuanrong cluster: --address or YR_SERVER_ADDRESS)")
     e.add_argument(
         "--comm",
         choices=["shm", "mccl"],

@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args
 
 from openmindspore.elastic.faults import Fault
 from openmindspore.elastic.messages import CommBackend
+from openmindspore.engine.yr_engine import cluster_address
 from openmindspore.errors import ConfigError
 from openmindspore.validation import ConfigErrors, did_you_mean
 
@@ -143,6 +144,14 @@ class ElasticOptions:
             self.engine,
             f"one of {list(get_args(EngineName))}",
             did_you_mean(str(self.engine), get_args(EngineName)),
+        )
+        check(
+            self.engine != "yuanrong" or cluster_address(self.address) is not None,
+            "--engine",
+            "yuanrong without a cluster address",
+            "an openYuanrong cluster (--address HOST:PORT or YR_SERVER_ADDRESS) for multi-worker training",
+            "openYuanrong's local mode runs instances as threads of this process, while MindSpore worker groups "
+            "need processes: use --engine ray, or --address of an openYuanrong cluster",
         )
         check(
             self.comm is None or self.comm in COMM_BACKENDS,

@@ -2,23 +2,56 @@
 
 The platform places, watches and kills *processes* (actors) through this interface and never imports
 an engine directly elsewhere. Results come back as :class:`Outcome` values so callers handle a dead
-process, a task error and success without engine-specific exception types.
+process, a task error and success without engine-specific exception types. What a backend can do
+differs (openYuanrong's local mode runs everything as threads of the calling process):
+:class:`Capabilities` says so, and callers check it instead of guessing.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from openmindspore.errors import OMSError
+from openmindspore.errors import ConfigError, OMSError
 
-__all__ = ["Engine", "Outcome", "ActorRef", "EngineError"]
+__all__ = ["Engine", "Outcome", "ActorRef", "EngineError", "Capabilities", "check_reachable"]
 
 
 class EngineError(OMSError, RuntimeError):
     """The engine could not start, connect or place processes (the CLI prints it as one line, exit 2)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do. ``process_isolation``: actors and tasks run in their own processes (a crash or
+    a MindSpore communication group cannot leak into the caller); ``placement``: gang reservation of CPU
+    slots on chosen nodes; ``kill_process``: an actor is a process that a signal can kill; ``cluster``:
+    connected to a multi-node cluster rather than running on this machine only."""
+
+    process_isolation: bool
+    placement: bool
+    kill_process: bool
+    cluster: bool
+
+
+def check_reachable(address: str, what: str, timeout: float = 3.0) -> None:
+    """Fail fast (instead of an engine's long retry loop) when ``host:port`` does not accept connections;
+    ``what`` names the cluster for the error ("a running Ray cluster's head (ray start --head)")."""
+    hostport = address.split("://")[-1].split(",")[0]
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            "--address",
+            address,
+            f"HOST:PORT of {what}",
+            f"cannot connect ({e}); start the cluster or omit --address for a local one",
+        ) from None
 
 
 @dataclass
@@ -45,6 +78,8 @@ class ActorRef:
 
 
 class Engine(abc.ABC):
+    """Places, calls, watches and kills processes (actors) and runs stateless tasks; see the module doc."""
+
     name: str = "engine"
 
     @abc.abstractmethod
@@ -52,6 +87,16 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def shutdown(self) -> None: ...
+
+    @property
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities:
+        """What this backend can do, once started (``cluster`` depends on the address it joined)."""
+
+    @abc.abstractmethod
+    def submit(self, fn: Callable[..., Any], *args: Any, cpus: float = 1) -> Any:
+        """Run the stateless task ``fn(*args)`` on ``cpus`` CPUs; returns a future (see :meth:`wait`,
+        :meth:`outcome`). ``fn`` and the arguments must be picklable."""
 
     @abc.abstractmethod
     def reserve(self, bundles: int, strategy: str = "PACK", timeout_s: float = 60.0) -> None:

@@ -9,34 +9,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from openmindspore.engine.base import ActorRef, Engine, EngineError, Outcome
+from openmindspore.engine.base import ActorRef, Capabilities, Engine, EngineError, Outcome, check_reachable
 from openmindspore.errors import ConfigError
 
 __all__ = ["RayEngine", "user_modules"]
 
 log = logging.getLogger(__name__)
-
-
-def _check_reachable(address: str, timeout: float = 3.0) -> None:
-    """Fail fast (instead of Ray's long retry loop) when ``host:port`` does not accept connections."""
-    import socket
-
-    hostport = address.split("://")[-1]
-    host, _, port = hostport.rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-            pass
-    except (OSError, ValueError) as e:
-        raise ConfigError(
-            "--address",
-            address,
-            "HOST:PORT of a running Ray cluster's head (ray start --head)",
-            f"cannot connect ({e}); start the cluster or omit --address for a local one",
-        ) from None
 
 
 def user_modules(code_path: str | None = None) -> list[str]:
@@ -62,6 +44,7 @@ class RayEngine(Engine):
     def __init__(self) -> None:
         self._pg = None
         self._owns_cluster = False
+        self._tasks: dict[float, Any] = {}
 
     def start(self, address: str | None = None, num_cpus: int | None = None) -> None:
         import ray
@@ -69,7 +52,7 @@ class RayEngine(Engine):
         if ray.is_initialized():
             return
         if address and address != "auto":
-            _check_reachable(address)
+            check_reachable(address, "a running Ray cluster's head (ray start --head)")
         env: dict[str, Any] = {"env_vars": {"GLOG_v": os.environ.get("GLOG_v", "3"), "PYTHONWARNINGS": "ignore"}}
         modules = user_modules()
         if modules:
@@ -80,6 +63,7 @@ class RayEngine(Engine):
                 ray.init(address=address, runtime_env=env, logging_level=logging.ERROR, log_to_driver=False)
             else:
                 ray.init(
+                    address="local",  # embedded: a new cluster, even when `ray start` left one on this host
                     num_cpus=num_cpus,
                     include_dashboard=False,
                     runtime_env=env,
@@ -101,6 +85,21 @@ class RayEngine(Engine):
 
         if ray.is_initialized():
             ray.shutdown()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        import ray
+
+        nodes = len([n for n in ray.nodes() if n.get("Alive")]) if ray.is_initialized() else 1
+        return Capabilities(process_isolation=True, placement=True, kill_process=True, cluster=nodes > 1)
+
+    def submit(self, fn: Callable[..., Any], *args: Any, cpus: float = 1) -> Any:
+        import ray
+
+        remote = self._tasks.get(cpus)
+        if remote is None:  # one remote function per CPU count: Ray exports it once, not per task
+            remote = self._tasks[cpus] = ray.remote(num_cpus=cpus, max_retries=0)(_call)
+        return remote.remote(fn, *args)
 
     def reserve(self, bundles: int, strategy: str = "PACK", timeout_s: float = 60.0) -> None:
         import ray
@@ -195,3 +194,7 @@ class RayEngine(Engine):
         import ray
 
         return float(ray.available_resources().get("CPU", 0.0))
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)

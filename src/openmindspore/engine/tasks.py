@@ -1,11 +1,12 @@
-"""Parallel stateless tasks on the engine (used by automatic modeling and ablations).
+"""Parallel stateless tasks on the engine (used by automatic modeling, ablations and active learning).
 
-``parallel_map(fn, items, workers)`` runs ``fn`` on each item and returns the results in item order:
-sequentially in this process when ``workers <= 1``, otherwise as Ray remote tasks (one CPU each),
-starting an embedded local Ray cluster when none is initialised. A cluster started here is kept for
-the next call (a search maps many batches) and stopped by :func:`shutdown` (the search calls it in a
-``finally``). ``fn`` and the items must be picklable; ``fn`` should catch its own exceptions (a
-raised exception propagates and fails the whole map).
+``parallel_map(fn, items, workers, engine="ray")`` runs ``fn`` on each item and returns the results in item
+order: sequentially in this process when ``workers <= 1``, otherwise as engine tasks (:meth:`Engine.submit`,
+one CPU each, at most ``workers`` in flight), starting the engine when it is not running (an embedded local
+Ray cluster with ``workers`` CPUs; openYuanrong in local mode, or the cluster of ``$YR_SERVER_ADDRESS``).
+An engine started here is kept for the next call (a search maps many batches) and stopped by
+:func:`shutdown` (callers call it in a ``finally``). ``fn`` and the items must be picklable; ``fn`` should
+catch its own exceptions (a raised one fails the whole map, with the remote message).
 """
 
 from __future__ import annotations
@@ -14,38 +15,57 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from openmindspore.engine.base import Engine, EngineError
+
 __all__ = ["parallel_map", "shutdown"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_OWNED = {"started": False}
+_STARTED: dict[str, Engine] = {}  # engine name -> the engine this module started
 
 
-def parallel_map(fn: Callable[[Any], T], items: Sequence[Any], workers: int = 1) -> list[T]:
-    """``[fn(x) for x in items]``, on up to ``workers`` processes (Ray tasks) when ``workers > 1``."""
+def _engine(name: str, workers: int) -> Engine:
+    if name in _STARTED:
+        return _STARTED[name]
+    from openmindspore.engine import get_engine
+
+    eng = get_engine(name)
+    if eng.name == "ray":
+        import ray
+
+        if ray.is_initialized():  # the caller's cluster: use it, leave it running
+            return eng
+    log.info("starting the %s engine for %d parallel tasks", eng.name, workers)
+    eng.start(None, num_cpus=workers)
+    _STARTED[eng.name] = eng
+    return eng
+
+
+def parallel_map(fn: Callable[[Any], T], items: Sequence[Any], workers: int = 1, engine: str = "ray") -> list[T]:
+    """``[fn(x) for x in items]``, as up to ``workers`` concurrent tasks on ``engine`` when ``workers > 1``."""
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         return [fn(x) for x in items]
-    import ray
-
-    if not ray.is_initialized():
-        log.info("starting an embedded Ray cluster with %d CPUs", workers)
-        ray.init(
-            num_cpus=workers, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"GLOG_v": "3"}}
-        )
-        _OWNED["started"] = True
-    remote: Any = ray.remote(num_cpus=1, max_retries=0)(_call)
-    return ray.get([remote.remote(fn, x) for x in items])
-
-
-def _call(fn: Callable[[Any], T], x: Any) -> T:
-    return fn(x)
+    eng = _engine(engine, workers)
+    results: dict[int, T] = {}
+    inflight: dict[Any, int] = {}
+    todo = iter(enumerate(items))
+    while len(results) < len(items):
+        for i, x in todo:
+            inflight[eng.submit(fn, x)] = i
+            if len(inflight) >= workers:
+                break
+        ready, _ = eng.wait(list(inflight), timeout=None, num=1)
+        for fut in ready:
+            out = eng.outcome(fut, timeout=None)
+            if not out.ok:
+                raise EngineError(f"a parallel task failed on {eng.name} ({out.status}): {out.error}")
+            results[inflight.pop(fut)] = out.value
+    return [results[i] for i in range(len(items))]
 
 
 def shutdown() -> None:
-    """Stop the Ray cluster if :func:`parallel_map` started it (no-op otherwise)."""
-    if _OWNED["started"]:
-        import ray
-
-        ray.shutdown()
-        _OWNED["started"] = False
+    """Stop the engines :func:`parallel_map` started (no-op otherwise)."""
+    while _STARTED:
+        _, eng = _STARTED.popitem()
+        eng.shutdown()
