@@ -25,6 +25,7 @@ def _cfg(**opt):
     return config_from_dict({**BASE, "optimizer": {**BASE["optimizer"], **opt}})
 
 
+@pytest.mark.parity
 def test_clip_arrays_is_torch_clip_grad_norm():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
@@ -64,11 +65,10 @@ def test_step_clips_the_global_gradient_before_the_update(compile):
 
 def test_off_by_default_and_a_loose_bound_is_bitwise_no_clipping():
     a, b = Trainer(_cfg(clip_grad_norm=None)), Trainer(_cfg(clip_grad_norm=1e9))
-    c = Trainer(_cfg())
-    assert a.cfg.optimizer.clip_grad_norm is None and config_from_dict({}).optimizer.clip_grad_norm is None
+    assert config_from_dict({}).optimizer.clip_grad_norm is None
     for _ in range(2):
-        a.train_step(), b.train_step(), c.train_step()
-    assert a.params_sha256() == b.params_sha256() != c.params_sha256()
+        a.train_step(), b.train_step()
+    assert a.params_sha256() == b.params_sha256()
 
 
 def test_resume_with_clipping_is_bitwise(tmp_path):
