@@ -8,6 +8,10 @@ collective, chosen per group formation by :func:`choose_exchange`.
   the new parameters (:mod:`~openmindspore.elastic.zero`);
 * :class:`SingleProcess` — a group of one: the trainer's own update.
 
+Gradient clipping (``optimizer.clip_grad_norm``) applies to the summed gradient in every strategy: in the
+trainer's update (single process, all-reduce), after the last bucket (overlapped: no overlap then), or
+from the per-shard squared norms (sharded, :meth:`ShardedOptimizer.step`).
+
 A step runs in two halves: :meth:`Exchange.run` (the collective; raises ``CommError`` with nothing of
 the step applied, after :meth:`Exchange.rollback` for :class:`Sharded`, which writes parameters in place)
 and :meth:`Exchange.commit` (applies it, under the worker's stash lock). Each strategy owns only what
@@ -22,6 +26,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from openmindspore.train.clip import clip_arrays
 
 if TYPE_CHECKING:
     from openmindspore.elastic.comm import ShmCollective
@@ -117,14 +123,17 @@ class AllReduce(Exchange):
         return 0.0
 
 
-def exchange_and_compute(optimizer: Optimizer, comm: ShmCollective, grads: tuple, lr: float) -> list[np.ndarray]:
+def exchange_and_compute(
+    optimizer: Optimizer, comm: ShmCollective, grads: tuple, lr: float, max_norm: float | None = None
+) -> list[np.ndarray]:
     """Sum ``grads`` over the group bucket by bucket (parameter-aligned, each at least the backend's piece
     size ``--bucket-mb`` unless it is the last) on a helper thread, and compute each parameter's new value
     (optimizer state included) here as soon as its bucket is summed: the update overlaps the exchange and
     the wait for the slower rank. The parameters themselves are not written (the caller commits the
     returned values); on a collective failure the optimizer's state is rolled back and the error raised, so
     nothing of the step is applied. The sums are those of one all-reduce of the whole buffer (the same
-    rank-ordered sum per element)."""
+    rank-ordered sum per element). With ``max_norm`` (gradient clipping) the update needs the global norm,
+    so it waits for the last bucket and clips (``train.clip``) before computing: no overlap then."""
     flat, at = flatten(grads)
     buckets: list[list[int]] = [[]]
     start = 0
@@ -151,7 +160,13 @@ def exchange_and_compute(optimizer: Optimizer, comm: ShmCollective, grads: tuple
     news: list[np.ndarray] = []
     helper.start()
     try:
-        for k, b in enumerate(buckets):
+        if max_norm is not None:
+            for ev in summed:
+                ev.wait()
+            if not failed:
+                views = [flat[at[i] : at[i + 1]].reshape(g.shape) for i, g in enumerate(grads)]
+                news = [optimizer.compute(i, g, lr) for i, g in enumerate(clip_arrays(views, max_norm)[0])]
+        for k, b in enumerate(buckets if max_norm is None else []):
             summed[k].wait()
             if failed:
                 break
@@ -175,7 +190,8 @@ class Overlapped(Exchange):
         self._news: list[np.ndarray] = []
 
     def run(self, grads: tuple, lr: float) -> float:
-        self._news = exchange_and_compute(self.trainer.optimizer, self.comm, grads, lr)
+        clip = self.trainer.cfg.optimizer.clip_grad_norm
+        self._news = exchange_and_compute(self.trainer.optimizer, self.comm, grads, lr, clip)
         return 0.0
 
     def commit(self, batch: int) -> None:
@@ -205,7 +221,8 @@ class Sharded(Exchange):
             with self.lock:  # the shard is the state now: no stale full copy to misuse
                 self.zero, opt.state = zero, _NO_STATE
         params = [p.asnumpy().reshape(-1) for p in opt.params]  # live views: the new values go there
-        self.zero.step(tr.step, [g.asnumpy().reshape(-1) for g in grads], params, lr)
+        clip = tr.cfg.optimizer.clip_grad_norm
+        self.zero.step(tr.step, [g.asnumpy().reshape(-1) for g in grads], params, lr, clip)
         return self.zero.update_s
 
     def commit(self, batch: int) -> None:

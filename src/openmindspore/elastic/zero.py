@@ -21,6 +21,10 @@ ends the step.
 Whoever passes that barrier has every rank's state of the new step in shared memory; a reader copies a
 shard and checks the header again afterwards (a seqlock), so it never returns a half-overwritten buffer.
 The ring keeps the last ``RING`` steps, more than the worker's stash of recent states.
+
+Gradient clipping by global norm needs the norm of the *summed* gradient before any element is updated:
+a clipped step first sums this rank's sub-ranges (kept) and all-reduces the per-rank squared norms, then
+runs the usual reduce-map-gather with the kept sums scaled (:meth:`ShardedOptimizer._clip_scale`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from openmindspore.elastic.comm.shm import _gather, _offsets, owned_ranges
+from openmindspore.train.clip import clip_scale
 
 __all__ = ["ShardedOptimizer", "RING"]
 
@@ -94,15 +99,20 @@ class ShardedOptimizer:
                 c += hi - lo
         self._hdr[r][b] = step + 1
 
-    def step(self, step: int, grads: list[np.ndarray], params: list[np.ndarray], lr: float) -> None:
+    def step(
+        self, step: int, grads: list[np.ndarray], params: list[np.ndarray], lr: float, max_norm: float | None = None
+    ) -> None:
         """Global step ``step`` (0-based; the state after ``step`` steps is in the ring): sum ``grads`` (flat
         float32 arrays) over the group, update this rank's shard, and write every rank's new values into
         ``params`` (flat, writable views of the parameters). Raises ``CommError`` on a failed collective:
         the optimizer and its shard are as before, ``params`` may be partly written (the caller restores
-        them)."""
+        them). ``max_norm``: clip the summed gradient to that global L2 norm first (:meth:`_clip_scale`)."""
         r, old, new = self.comm.rank, step % RING, (step + 1) % RING
         if self._hdr[r][old] != step + 1:
             raise RuntimeError(f"rank {r} holds no optimizer state of step {step} (has {self._held(r)})")
+        summed_shard, scale = None, None
+        if max_norm is not None:
+            summed_shard, scale = self._clip_scale(grads, params, max_norm)
         undo = self.opt.begin_step()
         self._hdr[r][new] = 0
         ins, outs, p_at = self._buf[r][old], self._buf[r][new], _offsets(params)
@@ -118,6 +128,8 @@ class ShardedOptimizer:
                 p = self._p_scratch[: hi - lo]
                 _gather(params, p_at, lo, hi, p)
             c, m = cursor[0], hi - lo
+            if summed_shard is not None:  # clipping: the sums of the first pass, scaled
+                summed = summed_shard[c : c + m] if scale is None else summed_shard[c : c + m] * np.float32(scale)
             self.opt.update_piece(p, summed, [s[c : c + m] for s in ins], [out, *(s[c : c + m] for s in outs)], lr)
             cursor[0] = c + m
             self.update_s += time.perf_counter() - t0
@@ -130,6 +142,35 @@ class ShardedOptimizer:
         except BaseException:
             self.opt.rollback(undo)
             raise
+
+    def _clip_scale(
+        self, grads: list[np.ndarray], params: list[np.ndarray], max_norm: float
+    ) -> tuple[np.ndarray, float | None]:
+        """First pass of a clipped step: sum this rank's sub-ranges of ``grads`` over the group (kept, in
+        owned-range order) while the all-gather hands back the unchanged parameters, then one small
+        all-reduce of the per-rank squared norms (float64, summed in rank order: the same factor on every
+        rank). Returns the kept sums and the clipping factor (``train.clip.clip_scale``; ``None``: none).
+        The update pass then sums again (a second reduce-scatter: the collective offers no split of
+        reduce-scatter and all-gather), ignoring those sums."""
+        r, w = self.comm.rank, self.comm.world_size
+        kept = np.empty(sum(hi - lo for lo, hi in self.ranges[r]), np.float32)
+        p_at, cursor, sq = _offsets(params), [0], [0.0]
+
+        def keep(lo: int, hi: int, summed: np.ndarray, out: np.ndarray) -> None:
+            c, m = cursor[0], hi - lo
+            kept[c : c + m] = summed
+            sq[0] += float(np.square(summed, dtype=np.float64).sum())
+            _gather(params, p_at, lo, hi, out)  # the all-gather writes back the values already there
+            cursor[0] = c + m
+
+        self.comm.reduce_map_gather_(grads, params, keep)
+        norms = np.zeros(w, np.float64)
+        norms[r] = sq[0]
+        self.comm.allreduce_(norms, "sum")
+        total = 0.0
+        for k in range(w):
+            total += float(norms[k])
+        return kept, clip_scale(total, max_norm)
 
     def read(self, step: int) -> dict[str, list[np.ndarray]]:
         """The full optimizer state after ``step`` (slot -> per-parameter arrays, new), assembled from every

@@ -58,6 +58,9 @@ __all__ = [
 
 
 class OptimizerConfig(BaseModel):
+    """The optimizer (``train.optim``: PyTorch's update formulas), its learning-rate schedule and gradient
+    clipping."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: Literal["adam", "adamw", "sgd"] = "adam"
@@ -66,6 +69,18 @@ class OptimizerConfig(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0)
+    clip_grad_norm: float | None = Field(
+        None,
+        gt=0,
+        description="clip the global gradient (all parameters, summed over workers) to this L2 norm before "
+        "the update, as torch.nn.utils.clip_grad_norm_; null: no clipping",
+    )
+    eps: float = Field(1e-8, gt=0, lt=1, description="Adam/AdamW denominator epsilon")
+    bias_correction: bool = Field(
+        True,
+        description="Adam/AdamW bias correction of the moment estimates (PyTorch); false: the update of "
+        "MindSpore's nn.AdamWeightDecay (larger early steps)",
+    )
 
 
 class SaliencyConfig(BaseModel):

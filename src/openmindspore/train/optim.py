@@ -111,19 +111,27 @@ class Optimizer:
 
 
 class Adam(Optimizer):
-    """Adam (``decoupled=False``: L2 added to the gradient) or AdamW (``decoupled=True``)."""
+    """Adam (``decoupled=False``: L2 added to the gradient) or AdamW (``decoupled=True``).
+    ``bias_correction=False`` drops the moment bias corrections: with ``decoupled=True`` that is the update
+    of MindSpore's ``nn.AdamWeightDecay`` (``p -= lr * (m / (sqrt(v) + eps) + wd * p)``)."""
 
     slots = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, params, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False) -> None:
+    def __init__(
+        self, params, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False, bias_correction=True
+    ) -> None:
         super().__init__(params, weight_decay)
         self.b1, self.b2, self.eps, self.decoupled = float(betas[0]), float(betas[1]), float(eps), decoupled
+        self.bias_correction = bool(bias_correction)
 
     def _math(self, p, g, slots, lr, out=None):
         m0, v0 = slots
         b1, b2, wd = f32(self.b1), f32(self.b2), f32(self.weight_decay)
-        step_size = f32(lr / (1.0 - self.b1**self.t))
-        c2 = f32(math.sqrt(1.0 - self.b2**self.t))
+        if self.bias_correction:
+            step_size = f32(lr / (1.0 - self.b1**self.t))
+            c2 = f32(math.sqrt(1.0 - self.b2**self.t))
+        else:
+            step_size, c2 = f32(lr), f32(1.0)
         decay = f32(1.0 - lr * self.weight_decay)
         fused = kernels.adam(
             p,
@@ -172,9 +180,17 @@ class SGD(Optimizer):
         return p - f32(lr) * g, [buf]
 
 
-def create_optimizer(name: str, params: list[Parameter], weight_decay: float = 0.0, momentum: float = 0.9) -> Optimizer:
-    if name == "adam":
-        return Adam(params, weight_decay=weight_decay)
-    if name == "adamw":
-        return Adam(params, weight_decay=weight_decay, decoupled=True)
+def create_optimizer(
+    name: str,
+    params: list[Parameter],
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    eps: float = 1e-8,
+    bias_correction: bool = True,
+) -> Optimizer:
+    """``adam``, ``adamw`` (``eps``, ``bias_correction``) or ``sgd`` (``momentum``) over ``params``."""
+    if name in ("adam", "adamw"):
+        return Adam(
+            params, eps=eps, weight_decay=weight_decay, decoupled=name == "adamw", bias_correction=bias_correction
+        )
     return SGD(params, momentum=momentum, weight_decay=weight_decay)

@@ -40,6 +40,7 @@ from openmindspore.data.augment import Augmented, Augmenter, AugmentSource
 from openmindspore.errors import ConfigError
 from openmindspore.models import set_noise_key
 from openmindspore.train.building import build_model, check_model
+from openmindspore.train.clip import clip_arrays
 from openmindspore.train.config import TrainConfig
 from openmindspore.train.optim import create_optimizer
 from openmindspore.train.saliency import MapsModel, SaliencyTracker, with_input_grad
@@ -140,7 +141,9 @@ class Trainer:
         self.task_impl.bind(self.model, self.data)
         self.loss_cell = self.task_impl.loss_cell()
         o = cfg.optimizer
-        self.optimizer = create_optimizer(o.name, self.model.trainable_params(), o.weight_decay, o.momentum)
+        self.optimizer = create_optimizer(
+            o.name, self.model.trainable_params(), o.weight_decay, o.momentum, o.eps, o.bias_correction
+        )
         self.sampler = ResumableSampler(len(self.data.x_train), cfg.batch_size, cfg.seed)
         self.total_steps = cfg.total_steps(len(self.data.x_train))
         self.step = 0
@@ -278,6 +281,12 @@ class Trainer:
                 ops.assign(p, stats[p.name])
 
     def apply_grads(self, grads: tuple, batch_size: int) -> None:
+        """The optimizer's step on the global gradient ``grads`` (summed over workers), clipped first to
+        ``optimizer.clip_grad_norm`` when set."""
+        if self.cfg.optimizer.clip_grad_norm is not None:
+            arrays, scale = clip_arrays([g.asnumpy() for g in grads], self.cfg.optimizer.clip_grad_norm)
+            if scale is not None:
+                grads = tuple(Tensor.from_numpy(a) for a in arrays)
         self.optimizer.step(grads, self.lr_at(self.step))
         self.finish_step(batch_size)
 
