@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from openmindspore.cli._common import DATASET_HELP, add_command, dataset_arg, print_json, stdout_to_stderr
+from openmindspore.cli._common import (
+    DATASET_HELP,
+    add_address,
+    add_command,
+    dataset_arg,
+    joined_cluster,
+    print_json,
+    stdout_to_stderr,
+)
 
 __all__ = ["register", "run"]
 
@@ -56,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="test.accuracy (default) | val.accuracy | test.loss | val.loss | train.final_loss",
     )
     p.add_argument("--workers", type=int, default=1, help="parallel trainings (Ray tasks) (default 1)")
+    add_address(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--json", action="store_true", help="print the effect records as one JSON object")
@@ -96,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             highlight=False,
         )
 
-    with stdout_to_stderr(args.json):
+    with stdout_to_stderr(args.json), joined_cluster(args.address, args.workers):
         result = run_ablation(
             base,
             args.factor,

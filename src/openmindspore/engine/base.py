@@ -87,6 +87,15 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def free_cpus(self) -> float: ...
 
+    def total_cpus(self) -> float:
+        """CPUs of the whole cluster, free or not (default: :meth:`free_cpus`)."""
+        return self.free_cpus()
+
+    @property
+    def owns_cluster(self) -> bool:
+        """The cluster was started by this process (embedded), not joined: it holds nobody else's work."""
+        return True
+
     def bundle_nodes(self) -> list[tuple[str, float] | None]:
         """Per reserved bundle: ``(node id, CPUs of that node)`` where the engine placed it, or ``None``
         when the engine does not say (then callers assume one node)."""

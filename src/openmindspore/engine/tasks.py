@@ -2,9 +2,9 @@
 
 ``parallel_map(fn, items, workers)`` runs ``fn`` on each item and returns the results in item order:
 sequentially in this process when ``workers <= 1``, otherwise as Ray remote tasks (one CPU each),
-starting an embedded local Ray cluster when none is initialised. A cluster started here is kept for
-the next call (a search maps many batches) and stopped by :func:`shutdown` (the search calls it in a
-``finally``). ``fn`` and the items must be picklable; ``fn`` should catch its own exceptions (a
+joining ``$RAY_ADDRESS`` or starting an embedded local Ray cluster when none is initialised. A cluster
+started here is kept for the next call (a search maps many batches) and stopped by :func:`shutdown` (the
+search calls it in a ``finally``). ``fn`` and the items must be picklable; ``fn`` should catch its own exceptions (a
 raised exception propagates and fails the whole map).
 """
 
@@ -29,10 +29,10 @@ def parallel_map(fn: Callable[[Any], T], items: Sequence[Any], workers: int = 1)
     import ray
 
     if not ray.is_initialized():
-        log.info("starting an embedded Ray cluster with %d CPUs", workers)
-        ray.init(
-            num_cpus=workers, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"GLOG_v": "3"}}
-        )
+        from openmindspore.engine.ray_engine import RayEngine
+
+        log.info("starting Ray: $RAY_ADDRESS if set, else an embedded cluster with %d CPUs", workers)
+        RayEngine().start(num_cpus=workers)
         _OWNED["started"] = True
     remote: Any = ray.remote(num_cpus=1, max_retries=0)(_call)
     return ray.get([remote.remote(fn, x) for x in items])
