@@ -102,8 +102,9 @@ class Server:
         _check_port_free(self.host, self.port)
         if self.config.grpc_port is not None:
             _check_port_free(self.host, self.config.grpc_port, "--grpc-port")
-        self._engine = get_engine("ray")
-        self._engine.start(address=self.address, num_cpus=self.num_cpus)
+        engine = get_engine("ray")
+        engine.start(address=self.address, num_cpus=self.num_cpus)  # --address, else $RAY_ADDRESS, else embedded
+        self._engine = engine
         # front ends bind host:port, so they run on this node (the node's own resource pins them)
         self._node_resource = {f"node:{ray.util.get_node_ip_address()}": 0.001}
         serve.start(proxy_location="Disabled", logging_config={"log_level": "WARNING"})
@@ -141,8 +142,12 @@ class Server:
         embedded cluster all of Serve and the cluster; on a joined one (``address``, ``$RAY_ADDRESS``) only its
         own applications, the front end first, then its model versions; other users' applications and the
         Serve instance stay, and the cluster is only disconnected from."""
+        import ray
         from ray import serve
 
+        if not ray.is_initialized():  # never started (or already shut down): nothing to stop, nowhere to connect
+            self._engine = None
+            return
         try:
             if self._engine is None or self._engine.owns_cluster:
                 serve.shutdown()
