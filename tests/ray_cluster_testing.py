@@ -45,10 +45,10 @@ def kill_sessions(sessions: list[int]) -> None:
             pass
 
 
-def ray_script(code: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
-    """Run a Python snippet (a separate Ray driver: the test process stays out of the cluster)."""
+def ray_script(code: str, env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run a Python snippet with ``args`` (a separate Ray driver: the test process stays out of the cluster)."""
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(code), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -58,6 +58,6 @@ def ray_script(code: str, env: dict[str, str], timeout: float = 180) -> subproce
 
 
 def ray_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(GLOG_v="3", RAY_AUTH_MODE="token", **extra)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_") and k != "GLOG_v"}
+    env.update(RAY_AUTH_MODE="token", **extra)
     return env
