@@ -98,3 +98,15 @@ def test_default_spares_fit_the_free_cpus_explicit_ones_must_fit():
     again = ElasticOptions.from_dict(fitted.to_dict())
     assert again.spares is None and again.resolve(32).spares == 2
     assert auto.resolve(32) == auto
+
+
+def test_errors_print_as_one_line():
+    from openmindspore.cli.main import one_line
+
+    assert one_line("--workers=3 is invalid: expected 1") == "--workers=3 is invalid: expected 1"
+    remote = "could not form a group of 2 workers: connect failed: [1] error: Traceback (most recent call last):\n"
+    remote += '  File "worker.py", line 9, in connect\n    raise\nTimeoutError: rank 1 never connected within 30 s\n'
+    assert one_line(remote) == (
+        "could not form a group of 2 workers: connect failed: [1] error: Traceback (most recent call last): ... "
+        "TimeoutError: rank 1 never connected within 30 s"
+    )

@@ -116,6 +116,7 @@ class RayEngine(Engine):
                 print(_joined_line(address, explicit), file=sys.stderr, flush=True)
             else:
                 ray.init(
+                    address="local",  # a new embedded cluster, even when `ray start` ran on this machine
                     num_cpus=num_cpus,
                     include_dashboard=False,
                     runtime_env=env,
