@@ -73,6 +73,7 @@ def _one_error_line(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_recipe_trains_across_two_nodes(cluster):
     (args,) = cluster["oms"]
     out = cluster["tmp"] / "recipe"
@@ -96,6 +97,7 @@ HOLD = """
 """
 
 
+@pytest.mark.slow
 def test_ray_address_is_joined_and_default_spares_fit_the_free_cpus(cluster):
     """Another job holds 1 of the 4 CPUs: ``oms train`` under ``$RAY_ADDRESS`` (as ``ray job submit`` runs it)
     joins that cluster, says so, and fits its default spares (2) to the 3 free CPUs with a notice."""

@@ -236,6 +236,13 @@ class ResolvedOptions(ElasticOptions):
     threads: int = field(kw_only=True)
     spares_auto: bool = field(default=False, kw_only=True)  # spares were not given: fit them to the free CPUs
 
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`ElasticOptions.to_dict`; ``spares_auto`` only when set (a run's ``elastic.json``)."""
+        d = super().to_dict()
+        if not d["spares_auto"]:
+            del d["spares_auto"]
+        return d
+
     def fit_spares(self, free_cpus: float, total_cpus: float, global_batch: int) -> ResolvedOptions:
         """These options on a cluster with ``free_cpus`` of ``total_cpus`` CPUs free (one per process slot):
         auto spares shrink to the CPUs left beside the workers (``spares_auto`` stays set: the next cluster
