@@ -110,3 +110,12 @@ def test_errors_print_as_one_line():
         "could not form a group of 2 workers: connect failed: [1] error: Traceback (most recent call last): ... "
         "TimeoutError: rank 1 never connected within 30 s"
     )
+
+
+def test_a_group_that_never_forms_is_named_with_its_deadline_and_cause():
+    from openmindspore.elastic.membership import _connect_error
+
+    msg = _connect_error(1, "pending", "", 120.4)
+    assert msg.startswith("[1] did not connect within 120 s") and "ephemeral TCP ports" in msg
+    remote = "Traceback (most recent call last):\n  File ...\nRuntimeError: rank 0 refused\n"
+    assert _connect_error(0, "error", remote, 3.0) == "[0] error: RuntimeError: rank 0 refused"

@@ -33,7 +33,7 @@ STATUS = """
     import json, sys, ray
     from ray import serve
     ray.init(address=sys.argv[1], log_to_driver=False)
-    print(json.dumps({name: str(app.status) for name, app in serve.status().applications.items()}))
+    print(json.dumps({name: str(app.status).split(".")[-1] for name, app in serve.status().applications.items()}))
 """
 
 

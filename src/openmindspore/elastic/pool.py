@@ -192,7 +192,10 @@ class WorkerPool:
             if len(ready) >= size:
                 break
             if time.time() > deadline:
-                raise OMSError(f"only {len(ready)} of {size} worker processes started within {wait_s:.0f} s")
+                raise OMSError(
+                    f"only {len(ready)} of {size} worker processes started within {wait_s:.0f} s; every node needs "
+                    "the same Python environment (make install) and free CPUs (ray status shows them)"
+                )
             self._ready(timeout=0.5)
         for m in ready[:size]:
             self.workers.remove(m)
