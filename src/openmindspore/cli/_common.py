@@ -10,7 +10,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["add_command", "add_engine_arg", "print_json", "stdout_to_stderr", "dataset_arg", "DATASET_HELP"]
+__all__ = [
+    "add_command",
+    "add_address",
+    "add_engine_arg",
+    "joined_cluster",
+    "print_json",
+    "stdout_to_stderr",
+    "dataset_arg",
+    "DATASET_HELP",
+]
 
 DATASET_HELP = (
     "a registered dataset (oms datasets), a YAML/JSON file holding a dataset spec (or a config with "
@@ -38,6 +47,33 @@ def add_engine_arg(p: Any, runs: str) -> None:
         help=f"distributed execution engine for {runs}: ray (default) or yuanrong (openYuanrong; local mode "
         "runs them as threads of this process unless YR_SERVER_ADDRESS names a cluster; docs/engines.md)",
     )
+
+
+def add_address(p: argparse.ArgumentParser, what: str = "parallel work (--workers > 1)") -> None:
+    """``--address``: the Ray cluster to join (an explicit value wins over ``$RAY_ADDRESS``)."""
+    p.add_argument(
+        "--address",
+        help=f"HOST:PORT of a running Ray cluster for {what} (default: $RAY_ADDRESS, as `ray job submit` sets it, "
+        "else an embedded local cluster)",
+    )
+
+
+@contextmanager
+def joined_cluster(address: str | None, workers: int, engine: str = "ray") -> Iterator[None]:
+    """Join ``--address`` for the duration of a command whose ``workers > 1`` parallel tasks run on Ray, and
+    disconnect afterwards; without ``--address`` the tasks join ``$RAY_ADDRESS`` or start an embedded
+    cluster themselves (:mod:`openmindspore.engine.tasks`)."""
+    if not address or workers <= 1:
+        yield
+        return
+    from openmindspore.engine import get_engine
+
+    eng = get_engine(engine)
+    eng.start(address=address)
+    try:
+        yield
+    finally:
+        eng.shutdown()
 
 
 def print_json(obj: Any) -> None:

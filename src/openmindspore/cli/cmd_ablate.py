@@ -7,9 +7,11 @@ import json
 
 from openmindspore.cli._common import (
     DATASET_HELP,
+    add_address,
     add_command,
     add_engine_arg,
     dataset_arg,
+    joined_cluster,
     print_json,
     stdout_to_stderr,
 )
@@ -64,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--workers", type=int, default=1, help="parallel trainings (engine tasks) (default 1)")
     add_engine_arg(p, "the parallel trainings")
+    add_address(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--json", action="store_true", help="print the effect records as one JSON object")
@@ -104,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             highlight=False,
         )
 
-    with stdout_to_stderr(args.json):
+    with stdout_to_stderr(args.json), joined_cluster(args.address, args.workers, args.engine):
         result = run_ablation(
             base,
             args.factor,

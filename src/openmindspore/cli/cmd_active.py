@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from openmindspore.cli._common import add_command, add_engine_arg, print_json
+from openmindspore.cli._common import add_address, add_command, add_engine_arg, joined_cluster, print_json
 
 EXAMPLES = """\
   oms active --dataset digits --model logreg --strategy margin --batch 10 --budget 200 --out runs/al
@@ -111,6 +111,7 @@ def register(sub) -> None:
     g.add_argument("--lr", type=float, help="Adam learning rate (default 0.001)")
     p.add_argument("--workers", type=int, default=1, help="seeds run in parallel as engine tasks (default 1)")
     add_engine_arg(p, "the parallel seeds")
+    add_address(p, "parallel seeds (--workers > 1)")
     p.add_argument("--out", help="run directory")
     p.add_argument("--report", nargs="+", metavar="DIR", help="rewrite summary + plots of runs (overlay several)")
     p.add_argument("--report-out", help="where --report puts the overlaid curve.png (default: the first DIR)")
@@ -155,7 +156,7 @@ def run(args) -> int:
             highlight=False,
         )
 
-    with stdout_to_stderr(args.json):
+    with stdout_to_stderr(args.json), joined_cluster(args.address, args.workers, args.engine):
         s = run_active(
             cfg,
             args.out,

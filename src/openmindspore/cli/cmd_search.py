@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from openmindspore.cli._common import DATASET_HELP, add_command, add_engine_arg, dataset_arg, print_json
+from openmindspore.cli._common import (
+    DATASET_HELP,
+    add_address,
+    add_command,
+    add_engine_arg,
+    dataset_arg,
+    joined_cluster,
+    print_json,
+)
 
 EXAMPLES = """\
   oms search --space nb201 --budget 100 --strategy markov --out runs/nb201
@@ -29,6 +37,7 @@ def register(sub) -> None:
     p.add_argument("--strategy", default="markov", help="markov | random | evolution (default markov)")
     p.add_argument("--workers", type=int, default=1, help="parallel evaluations (engine tasks) (default 1)")
     add_engine_arg(p, "the parallel evaluations")
+    add_address(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="search directory (trials.jsonl, search.json)")
     p.add_argument(
@@ -105,18 +114,20 @@ def run(args) -> int:
             highlight=False,
         )
 
-    res = run_search(
-        args.space,
-        args.strategy,
-        args.budget,
-        out_dir=args.out,
-        seed=args.seed,
-        workers=args.workers,
-        engine=args.engine,
-        dataset=None if args.dataset is None else dataset_key(dataset_arg(args.dataset)),
-        space_options=_options(args.set),
-        on_trial=on_trial,
-    )
+    dataset = None if args.dataset is None else dataset_key(dataset_arg(args.dataset))
+    with joined_cluster(args.address, args.workers, args.engine):
+        res = run_search(
+            args.space,
+            args.strategy,
+            args.budget,
+            out_dir=args.out,
+            seed=args.seed,
+            workers=args.workers,
+            engine=args.engine,
+            dataset=dataset,
+            space_options=_options(args.set),
+            on_trial=on_trial,
+        )
     b = res.best
     out = {
         "out": args.out,

@@ -68,7 +68,11 @@ def register(sub) -> None:
     p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--address", help="HOST:PORT of a running Ray cluster (default: an embedded local one)")
+    p.add_argument(
+        "--address",
+        help="HOST:PORT of a running Ray cluster (default: $RAY_ADDRESS, as `ray job submit` sets it, else an "
+        "embedded local one); on shutdown only this server's Serve applications are deleted",
+    )
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded local cluster")
     p.add_argument("--replica-cpus", type=float, default=0.0, help="CPUs reserved per replica (0: no reservation)")
     p.add_argument("--json", action="store_true", help="print the endpoint as one JSON line when ready")

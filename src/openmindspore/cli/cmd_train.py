@@ -42,8 +42,15 @@ def register(sub) -> None:
     e = p.add_argument_group("elastic data-parallel training (Ray; see docs/distributed.md)")
     e.add_argument("--workers", type=int, help="worker processes (constant global batch; must divide batch_size)")
     e.add_argument("--min-workers", type=int, help="scale down to no fewer than this many workers (default 1)")
-    e.add_argument("--spares", type=int, help="warm standby processes for fast replacement (default: --workers)")
-    e.add_argument("--address", help="Ray cluster address (default: start an embedded local cluster)")
+    e.add_argument(
+        "--spares",
+        type=int,
+        help="warm standby processes for fast replacement (default: --workers, fitted to a cluster's free CPUs)",
+    )
+    e.add_argument(
+        "--address",
+        help="Ray cluster address (default: $RAY_ADDRESS, as `ray job submit` sets it, else an embedded local cluster)",
+    )
     e.add_argument(
         "--snapshot-every",
         type=_snapshot_every,
@@ -191,6 +198,9 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 
 def run(args) -> int:
+    from openmindspore.engine.ray_engine import cluster_address
+
+    args.address = cluster_address(args.address)  # --address, else RAY_ADDRESS (ray job submit), else embedded
     with stdout_to_stderr(args.json):
         summary, out = _run(args)
     if args.json:
@@ -234,13 +244,15 @@ def _run(args) -> tuple[dict, Path]:
         cfg = config_from_dict(raw, base_dir=Path(args.config).resolve().parent)
         choose_code_path(cfg.model, args.config, args.code_dir)
         opts = _elastic_options(args)
-        if opts is not None:
-            opts.validate(cfg.batch_size)
+        resolved = opts.validate(cfg.batch_size) if opts is not None else None
         RunDir.ensure_new(out)
-        if opts is not None:
+        if opts is not None and resolved is not None:
             from openmindspore.elastic.run import train_elastic
+            from openmindspore.elastic.shm_space import check_shm_space
 
-            Trainer(cfg)  # data, model and its fit to the task checked here: a bad config writes nothing
+            trainer = Trainer(cfg)  # data, model and its fit to the task checked here: a bad config writes nothing
+            n_params = sum(int(p.size) for p in trainer.model.trainable_params())
+            check_shm_space(n_params, len(trainer.optimizer.slots), resolved)  # too little /dev/shm: one line
             summary = train_elastic(cfg, opts, out, max_steps=args.max_steps, quiet=quiet)
         else:
             summary = train(cfg, out, max_steps=args.max_steps, quiet=quiet)

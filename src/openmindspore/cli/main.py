@@ -15,7 +15,7 @@ import sys
 from openmindspore import __version__
 from openmindspore.errors import OMSError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "one_line"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """An error message as one line: a message that carries a remote traceback (a worker that failed to connect,
+    a replica that failed to load) keeps its first line and the traceback's last, the exception itself."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else text.strip()
+    return f"{lines[0]} ... {lines[-1]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_v", "3")  # MindSpore's C++ logs: errors only
     parser = build_parser()
@@ -50,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except OMSError as e:
-        print(f"oms {args.command}: error: {e}", file=sys.stderr)
+        print(f"oms {args.command}: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"oms {args.command}: interrupted", file=sys.stderr)

@@ -49,6 +49,18 @@ class Formed:
     kept: int
 
 
+def _connect_error(member: int, status: str, error: str, waited_s: float) -> str:
+    """One member's connect failure, on one line: a member still connecting after the deadline is named with it
+    and the usual cause (its node cannot reach another's ports)."""
+    if status == "pending":
+        return (
+            f"[{member}] did not connect within {waited_s:.0f} s (can every node reach the others' ephemeral TCP "
+            "ports? a firewall or a wrong node IP stops the group from forming)"
+        )
+    lines = [ln for ln in error.strip().splitlines() if ln.strip()]
+    return f"[{member}] {status}: {lines[-1].strip()[-300:] if lines else ''}"
+
+
 class Membership:
     """The processes of one run (see the module docstring): ``cfg`` is the training config (a dict, as
     workers get it), ``global_batch`` its batch size."""
@@ -127,7 +139,7 @@ class Membership:
         self.group, self.group_sched = g.members, g.sched
         bad = [i for i, o in enumerate(outs) if not o.ok]
         if bad:
-            errs = "; ".join(f"[{i}] {outs[i].status}: {outs[i].error[-300:]}" for i in bad)
+            errs = "; ".join(_connect_error(i, outs[i].status, outs[i].error, time.time() - g.started) for i in bad)
             raise GroupFailure("crash", bad, after_step + 1, g.started, f"connect failed: {errs}")
         connected: list[ConnectResult] = [o.value for o in outs]
         order = sorted(range(len(outs)), key=lambda i: connected[i].rank)  # MindSpore's rank order

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 from openmindspore.elastic.faults import Fault
@@ -89,7 +89,7 @@ class ElasticOptions:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ElasticOptions:
         """From a mapping (e.g. a run's ``elastic.json``); an unknown key is a problem with a did-you-mean."""
-        known = [f.name for f in fields(ElasticOptions)]
+        known = [f.name for f in fields(ElasticOptions)] + ["spares_auto"]
         unknown = [
             ConfigError(k, data[k], "a known field name", did_you_mean(k, known) or f"valid fields: {', '.join(known)}")
             for k in data
@@ -98,6 +98,9 @@ class ElasticOptions:
         if unknown:
             raise ConfigErrors("elastic options", unknown)
         faults = [f if isinstance(f, Fault) else Fault(**f) for f in data.get("faults", ())]
+        data = dict(data)
+        if data.pop("spares_auto", False):  # resolved from auto: fitted again to the cluster it runs on
+            data["spares"] = None
         return cls(**{**data, "faults": tuple(faults)})
 
     @property
@@ -213,6 +216,7 @@ class ElasticOptions:
         decided.update(
             min_workers=1 if self.min_workers is None else self.min_workers,
             spares=self.workers if self.spares is None else self.spares,
+            spares_auto=self.spares is None or getattr(self, "spares_auto", False),
             comm=comm,
             # a full update (each worker updates everything) when overlapped, or with MCCL
             shard_optimizer=self.shard_optimizer and comm == "shm" and not self.overlap,
@@ -239,6 +243,41 @@ class ResolvedOptions(ElasticOptions):
     spares: int = field(kw_only=True)
     comm: CommBackend = field(kw_only=True)
     threads: int = field(kw_only=True)
+    spares_auto: bool = field(default=False, kw_only=True)  # spares were not given: fit them to the free CPUs
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`ElasticOptions.to_dict`; ``spares_auto`` only when set (a run's ``elastic.json``)."""
+        d = super().to_dict()
+        if not d["spares_auto"]:
+            del d["spares_auto"]
+        return d
+
+    def fit_spares(self, free_cpus: float, total_cpus: float, global_batch: int) -> ResolvedOptions:
+        """These options on a cluster with ``free_cpus`` of ``total_cpus`` CPUs free (one per process slot):
+        auto spares shrink to the CPUs left beside the workers (``spares_auto`` stays set: the next cluster
+        may have more). Raises one :class:`~openmindspore.errors.ConfigError` naming the CPUs needed and free
+        when the workers, or the workers and explicit ``--spares``, do not fit."""
+        free, total = int(free_cpus + 1e-6), int(total_cpus + 1e-6)
+        held = f"{free} of {total} CPUs free" + (" (other jobs hold the rest)" if free < total else "")
+        if self.workers > free:
+            fits = valid_world_sizes(global_batch, free)
+            raise ConfigError(
+                "--workers",
+                self.workers,
+                f"at most the cluster's free CPUs: {self.workers} workers need {self.workers} CPUs, {held}",
+                (f"choose workers in {fits}" if fits else "free some CPUs")
+                + " or add CPUs (ray start --num-cpus N on more nodes)",
+            )
+        if self.workers + self.spares <= free:
+            return self
+        if not self.spares_auto:
+            raise ConfigError(
+                "--spares",
+                self.spares,
+                f"workers + spares <= the cluster's free CPUs: {self.workers + self.spares} needed, {held}",
+                f"use --spares {free - self.workers} or omit --spares to fit them",
+            )
+        return replace(self, spares=free - self.workers)
 
     @property
     def rebuildable(self) -> bool:

@@ -1,12 +1,14 @@
 """The warm processes of an elastic run: reserved slots, started workers not (yet) in a group, spares.
 
-Owns the reserved process slots (engine bundles) and which are free, the pool of started workers and of
-MindSpore scheduler processes, and the replacement budget (``--max-restarts``). Starts and kills
-processes through the engine; knows nothing of groups (the caller says how many slots are in use).
+Owns the reserved process slots (engine bundles; on a joined cluster their count fitted to its free CPUs)
+and which are free, the pool of started workers and of MindSpore scheduler processes, and the replacement
+budget (``--max-restarts``). Starts and kills processes through the engine; knows nothing of groups (the
+caller says how many slots are in use).
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +20,8 @@ from openmindspore.engine import ActorRef, Engine
 from openmindspore.errors import OMSError
 
 __all__ = ["WorkerPool"]
+
+SETTLE_S = 10.0  # joined cluster: longest wait for CPUs a just-ended job still holds before fitting to them
 
 
 @dataclass
@@ -41,7 +45,9 @@ class WorkerPool:
         self._initial_spawns_done = False
 
     def start(self) -> None:
-        """Reserve ``workers + spares`` slots and start a warm worker in each, and a scheduler process."""
+        """Reserve ``workers + spares`` slots and start a warm worker in each, and a scheduler process. On a
+        joined cluster the spares are first fitted to its free CPUs (:meth:`fit_to_cluster`)."""
+        self.fit_to_cluster()
         slots = self.opts.workers + self.opts.spares
         self.engine.reserve(slots, self.opts.placement)
         self._bundle_nodes = self.engine.bundle_nodes()
@@ -51,6 +57,29 @@ class WorkerPool:
             self._spawn_worker()
         self._spawn_scheduler()
         self._initial_spawns_done = True
+
+    def fit_to_cluster(self, settle_s: float = SETTLE_S) -> None:
+        """On a joined cluster (not the embedded one, sized for the run): wait up to ``settle_s`` s for
+        ``workers + spares`` CPUs to be free (a job that just ended frees its CPUs within moments), then fit
+        auto spares to the free CPUs with a one-line notice, or fail at once when even the workers (or
+        explicit spares) do not fit (:meth:`ResolvedOptions.fit_spares`)."""
+        if self.engine.owns_cluster:
+            return
+        total, deadline = self.engine.total_cpus(), time.monotonic() + settle_s
+        want = min(self.opts.workers + self.opts.spares, total)  # never wait for CPUs the cluster lacks
+        free = self.engine.free_cpus()
+        while free < want and time.monotonic() < deadline:
+            time.sleep(0.25)
+            free = self.engine.free_cpus()
+        fitted = self.opts.fit_spares(free, total, self.global_batch)
+        if fitted.spares != self.opts.spares:
+            print(
+                f"oms: --spares {fitted.spares} (fitted: the cluster has {free:g} free CPUs, {self.opts.workers} "
+                f"for the workers; pass --spares to choose)",
+                file=sys.stderr,
+                flush=True,
+            )
+        self.opts = fitted
 
     def shutdown(self) -> None:
         """Kill every process still in the pool."""
@@ -163,7 +192,10 @@ class WorkerPool:
             if len(ready) >= size:
                 break
             if time.time() > deadline:
-                raise OMSError(f"only {len(ready)} of {size} worker processes started within {wait_s:.0f} s")
+                raise OMSError(
+                    f"only {len(ready)} of {size} worker processes started within {wait_s:.0f} s; every node needs "
+                    "the same Python environment (make install) and free CPUs (ray status shows them)"
+                )
             self._ready(timeout=0.5)
         for m in ready[:size]:
             self.workers.remove(m)

@@ -37,9 +37,10 @@ class Capabilities:
     cluster: bool
 
 
-def check_reachable(address: str, what: str, timeout: float = 3.0) -> None:
+def check_reachable(address: str, what: str, timeout: float = 3.0, flag: str = "--address") -> None:
     """Fail fast (instead of an engine's long retry loop) when ``host:port`` does not accept connections;
-    ``what`` names the cluster for the error ("a running Ray cluster's head (ray start --head)")."""
+    ``what`` names the cluster for the error ("a running Ray cluster's head (ray start --head)"), ``flag`` where
+    the address came from (``--address`` or an environment variable)."""
     hostport = address.split("://")[-1].split(",")[0]
     host, _, port = hostport.rpartition(":")
     try:
@@ -47,10 +48,10 @@ def check_reachable(address: str, what: str, timeout: float = 3.0) -> None:
             pass
     except (OSError, ValueError) as e:
         raise ConfigError(
-            "--address",
+            flag,
             address,
             f"HOST:PORT of {what}",
-            f"cannot connect ({e}); start the cluster or omit --address for a local one",
+            f"cannot connect ({e}); start the cluster or omit {flag} for a local one",
         ) from None
 
 
@@ -131,6 +132,15 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def free_cpus(self) -> float: ...
+
+    def total_cpus(self) -> float:
+        """CPUs of the whole cluster, free or not (default: :meth:`free_cpus`)."""
+        return self.free_cpus()
+
+    @property
+    def owns_cluster(self) -> bool:
+        """The cluster was started by this process (embedded), not joined: it holds nobody else's work."""
+        return True
 
     def bundle_nodes(self) -> list[tuple[str, float] | None]:
         """Per reserved bundle: ``(node id, CPUs of that node)`` where the engine placed it, or ``None``

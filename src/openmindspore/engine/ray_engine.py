@@ -1,5 +1,9 @@
 """Ray as the engine: an embedded local cluster by default, or ``address`` to join a running one.
 
+Owns the connection to Ray (started or joined) and the run's placement group. An explicit ``address`` wins
+over ``RAY_ADDRESS`` (set by ``ray job submit`` for its entrypoint), which wins over an embedded cluster;
+joining prints one line naming the cluster (:func:`cluster_address`).
+
 The user's own code (a model ``class_path`` outside the installed packages) reaches the worker processes
 through Ray's ``runtime_env``: the Python modules and packages of every folder in ``OMS_CODE_PATH`` (set
 by ``openmindspore.train.usercode``) are shipped as ``py_modules``, on a real cluster as on the embedded one.
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,9 +21,29 @@ from typing import Any
 from openmindspore.engine.base import ActorRef, Capabilities, Engine, EngineError, Outcome, check_reachable
 from openmindspore.errors import ConfigError
 
-__all__ = ["RayEngine", "user_modules"]
+__all__ = ["RayEngine", "cluster_address", "user_modules"]
 
 log = logging.getLogger(__name__)
+
+
+def cluster_address(address: str | None = None) -> str | None:
+    """The Ray cluster to join: ``address`` (``--address``) when given, else ``$RAY_ADDRESS`` (as ``ray job
+    submit`` sets it), else None (an embedded local cluster)."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def _joined_line(address: str, explicit: bool) -> str:
+    """One line naming the cluster just joined: its address, where it came from, its nodes and CPUs."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    total = float(ray.cluster_resources().get("CPU", 0.0))
+    free = float(ray.available_resources().get("CPU", 0.0))
+    source = "--address" if explicit else "RAY_ADDRESS"
+    return (
+        f"oms: joined the Ray cluster at {address} ({source}): {len(nodes)} node{'s' if len(nodes) != 1 else ''}, "
+        f"{total:g} CPUs ({free:g} free)"
+    )
 
 
 def user_modules(code_path: str | None = None) -> list[str]:
@@ -46,13 +71,23 @@ class RayEngine(Engine):
         self._owns_cluster = False
         self._tasks: dict[float, Any] = {}
 
+    @property
+    def owns_cluster(self) -> bool:
+        """The cluster was started here (embedded), not joined: stopping it stops nobody else's work."""
+        return self._owns_cluster
+
     def start(self, address: str | None = None, num_cpus: int | None = None) -> None:
+        """Join ``address`` (or ``$RAY_ADDRESS``; ``num_cpus`` is then the cluster's business) or start an
+        embedded cluster of ``num_cpus`` CPUs. No-op when Ray is already initialised in this process."""
         import ray
 
         if ray.is_initialized():
             return
+        explicit = bool(address) and address != os.environ.get("RAY_ADDRESS")  # for messages: where it came from
+        address = cluster_address(address)
+        flag = "--address" if explicit else "RAY_ADDRESS"
         if address and address != "auto":
-            check_reachable(address, "a running Ray cluster's head (ray start --head)")
+            check_reachable(address, "a running Ray cluster's head (ray start --head)", flag=flag)
         env: dict[str, Any] = {"env_vars": {"GLOG_v": os.environ.get("GLOG_v", "3"), "PYTHONWARNINGS": "ignore"}}
         modules = user_modules()
         if modules:
@@ -61,6 +96,7 @@ class RayEngine(Engine):
         try:
             if address:
                 ray.init(address=address, runtime_env=env, logging_level=logging.ERROR, log_to_driver=False)
+                print(_joined_line(address, explicit), file=sys.stderr, flush=True)
             else:
                 ray.init(
                     address="local",  # embedded: a new cluster, even when `ray start` left one on this host
@@ -72,13 +108,17 @@ class RayEngine(Engine):
                     configure_logging=False,
                 )
                 self._owns_cluster = True
-        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
-            raise ConfigError(
-                "--address",
-                address,
-                "the address of a running Ray cluster (ray start --head)",
-                f"could not connect: {str(e).splitlines()[0][:200]}",
-            ) from None
+        except (ConnectionError, TimeoutError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as e:
+            token = (
+                "RAY_AUTH_MODE=token and the head's token (RAY_AUTH_TOKEN or ~/.ray/auth_token; `ray get-auth-token`"
+            )
+            if isinstance(e, ray.exceptions.AuthenticationError) or "token" in str(e).lower():
+                fix = f"the cluster refused the token: set {token} on the head prints it)"
+            else:
+                fix = f"could not connect: {str(e).splitlines()[0][:200]}"
+                if address and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+                    fix += f"; Ray 2.60 clusters use token authentication: set {token} on the head prints it)"
+            raise ConfigError(flag, address, "the address of a running Ray cluster (ray start --head)", fix) from None
 
     def shutdown(self) -> None:
         import ray
@@ -106,7 +146,7 @@ class RayEngine(Engine):
         from ray.util.placement_group import placement_group, remove_placement_group
 
         slots = f"{bundles} CPU slot{'s' if bundles != 1 else ''}"
-        total = float(ray.cluster_resources().get("CPU", 0.0))
+        total = self.total_cpus()
         if bundles > total:
             raise EngineError(
                 f"could not reserve {slots} ({strategy}): the cluster has {total:.0f} CPUs in all; "
@@ -194,6 +234,11 @@ class RayEngine(Engine):
         import ray
 
         return float(ray.available_resources().get("CPU", 0.0))
+
+    def total_cpus(self) -> float:
+        import ray
+
+        return float(ray.cluster_resources().get("CPU", 0.0))
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> Any:

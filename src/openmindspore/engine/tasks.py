@@ -2,8 +2,9 @@
 
 ``parallel_map(fn, items, workers, engine="ray")`` runs ``fn`` on each item and returns the results in item
 order: sequentially in this process when ``workers <= 1``, otherwise as engine tasks (:meth:`Engine.submit`,
-one CPU each, at most ``workers`` in flight), starting the engine when it is not running (an embedded local
-Ray cluster with ``workers`` CPUs; openYuanrong in local mode, or the cluster of ``$YR_SERVER_ADDRESS``).
+one CPU each, at most ``workers`` in flight), starting the engine when it is not running (Ray: the cluster of
+``$RAY_ADDRESS``, else an embedded one with ``workers`` CPUs; openYuanrong: the cluster of ``$YR_SERVER_ADDRESS``,
+else local mode).
 An engine started here is kept for the next call (a search maps many batches) and stopped by
 :func:`shutdown` (callers call it in a ``finally``). ``fn`` and the items must be picklable; ``fn`` should
 catch its own exceptions (a raised one fails the whole map, with the remote message).

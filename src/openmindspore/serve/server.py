@@ -1,13 +1,14 @@
 """``Server``: start Ray Serve, deploy model versions, switch traffic, roll back, shut down.
 
-Each model version is its own Ray Serve application (``oms.<model>.<version>``, no HTTP route)
-running ``ModelReplica`` with R replicas. The HTTP front is the ``oms-frontend`` application: N
-``FrontEnd`` replicas (default 1) that serve the Open Inference Protocol on ``host:port``
-themselves (``SO_REUSEPORT``), batch, and call model replicas directly; Ray Serve's HTTP proxy is
-disabled. Loading a version never touches the versions already serving; switching is a routing
+Each model version is its own Ray Serve application (``oms.<model>.<version>``, no HTTP route; on a joined
+cluster ``oms-<port>.<model>.<version>``) running ``ModelReplica`` with R replicas. The HTTP front is the
+``oms-frontend-<port>`` application: N ``FrontEnd`` replicas (default 1) that serve the Open Inference
+Protocol on ``host:port`` themselves (``SO_REUSEPORT``), batch, and call model replicas directly; Ray
+Serve's HTTP proxy is disabled. Loading a version never touches the versions already serving; switching is a routing
 change pushed to the front ends as their ``user_config``, applied only after the new version's
 replicas are running and have answered a metadata call. Removing a version first stops routing to
-it and waits for its queue and in-flight batches to finish, then deletes its application.
+it and waits for its queue and in-flight batches to finish, then deletes its application. Shutting down on a
+joined cluster deletes only this server's applications (never ``serve.shutdown()``: other users' stay).
 
 ::
 
@@ -101,8 +102,9 @@ class Server:
         _check_port_free(self.host, self.port)
         if self.config.grpc_port is not None:
             _check_port_free(self.host, self.config.grpc_port, "--grpc-port")
-        self._engine = get_engine("ray")
-        self._engine.start(address=self.address, num_cpus=self.num_cpus)
+        engine = get_engine("ray")
+        engine.start(address=self.address, num_cpus=self.num_cpus)  # --address, else $RAY_ADDRESS, else embedded
+        self._engine = engine
         # front ends bind host:port, so they run on this node (the node's own resource pins them)
         self._node_resource = {f"node:{ray.util.get_node_ip_address()}": 0.001}
         serve.start(proxy_location="Disabled", logging_config={"log_level": "WARNING"})
@@ -136,11 +138,22 @@ class Server:
             time.sleep(0.1)
 
     def shutdown(self) -> None:
-        """Drain (Ray Serve calls each front end's graceful shutdown), then stop Serve and an owned cluster."""
+        """Drain (Ray Serve calls each front end's graceful shutdown) and stop what this server runs: on its own
+        embedded cluster all of Serve and the cluster; on a joined one (``address``, ``$RAY_ADDRESS``) only its
+        own applications, the front end first, then its model versions; other users' applications and the
+        Serve instance stay, and the cluster is only disconnected from."""
+        import ray
         from ray import serve
 
+        if not ray.is_initialized():  # never started (or already shut down): nothing to stop, nowhere to connect
+            self._engine = None
+            return
         try:
-            serve.shutdown()
+            if self._engine is None or self._engine.owns_cluster:
+                serve.shutdown()
+            else:
+                for app in self.own_apps():
+                    _safe_delete(app)
         finally:
             if self._engine is not None:
                 self._engine.shutdown()
@@ -186,7 +199,7 @@ class Server:
             self._counter[name] = max(self._counter.get(name, 0), int(version))
         if version in m.versions:
             raise ConfigError("version", version, f"a new version name (loaded: {sorted(m.versions)})")
-        app = f"oms.{name}.{version}"
+        app = self._app_name(name, version)
         t0 = time.perf_counter()
         opts = ModelReplica.options(
             num_replicas=config.replicas,
@@ -320,6 +333,17 @@ class Server:
     @property
     def frontend_app(self) -> str:
         return f"{FRONTEND_APP}-{self.port}"
+
+    def own_apps(self) -> list[str]:
+        """The Serve applications this server deployed: its front end, then every loaded model version."""
+        versions = [v.app for m in self._routes.models.values() for v in m.versions.values()]
+        return [self.frontend_app, *versions]
+
+    def _app_name(self, name: str, version: str) -> str:
+        """``oms.<model>.<version>``; on a joined cluster ``oms-<port>.<model>.<version>``, so that servers of
+        other users (other ports) that load the same model name never replace each other's versions."""
+        joined = self._engine is not None and not self._engine.owns_cluster
+        return f"oms{f'-{self.port}' if joined else ''}.{name}.{version}"
 
     def frontend_pids(self, timeout_s: float = 30.0) -> list[int]:
         """The PIDs of the front-end processes (asks until all have answered)."""
