@@ -103,19 +103,43 @@ def _ray(request: pytest.FixtureRequest) -> tuple[Any, Put, Callable[[], None]]:
     return store, put, lambda: (store.close(True), eng.kill(actor))  # type: ignore[func-returns-value]
 
 
-def _yrds(tmp_path: Path) -> tuple[Any, Put, Callable[[], None]]:
+def _yrds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Put, Callable[[], None]]:
+    """A local openYuanrong data-system worker (its own metastore, no etcd), started with its ``dscli``."""
     pytest.importorskip("yr.datasystem", reason="openyuanrong-datasystem is not installed (extra: yrds)")
-    pytest.skip("the yrds backend is not implemented yet (docs/distributed.md, snapshot stores)")
+    from oms_testing import free_port
+    from openmindspore.elastic.store.yrds import YrdsStore
+
+    dscli = shutil.which("dscli") or str(Path(sys.executable).with_name("dscli"))
+    address = f"127.0.0.1:{free_port()}"
+    start = [dscli, "start", "-t", "120", "-d", str(tmp_path / "yrds"), "-w", "--worker_address", address]
+    start += ["--metastore_address", f"127.0.0.1:{free_port()}", "--start_metastore_service", "true"]
+    subprocess.run([*start, "--shared_memory_size_mb", "256"], check=True, timeout=180, capture_output=True)
+    monkeypatch.setenv("OMS_YRDS_ADDRESS", address)
+    store = YrdsStore(_run_dir(tmp_path), engine=None)
+
+    def put(step: int, state: TrainState) -> None:
+        _, (s, target) = store.request(step)
+        store.record(step, target.write(s, state))
+
+    def finish() -> None:
+        store.close(completed=True)
+        left = store.client.exist([f"oms-snap-{store.rid}-{s:08d}" for s in range(1, 5)])
+        subprocess.run([dscli, "stop", "--worker_address", address], timeout=120, capture_output=True)
+        assert not any(left)
+
+    return store, put, finish
 
 
 @pytest.fixture(params=["holder", "ray", "yrds"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Put]]:
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Any, Put]]:
     if request.param == "holder":
         store, put, finish = _holder(tmp_path)
     elif request.param == "ray":
         store, put, finish = _ray(request)
     else:
-        store, put, finish = _yrds(tmp_path)
+        store, put, finish = _yrds(tmp_path, monkeypatch)
     yield store, put
     finish()
 

@@ -49,7 +49,7 @@ def resume_elastic(
 
     run = RunDir(run_dir).require_run()
     cfg = config_from_dict(run.read_config())
-    point = choose_resume(run)
+    point = choose_resume(run, store=opts.snapshot_store)
     state = point.state
     check_max_steps(max_steps, state.step)
     ahead = replace(opts, faults=tuple(f for f in opts.faults if f.step > state.step))  # past faults stay past

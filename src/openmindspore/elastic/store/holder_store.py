@@ -1,8 +1,8 @@
 """``--snapshot-store holder`` (the default): snapshots in shared memory, held by a process outside the driver.
 
-Owns the driver's view of its holder: the process (when this driver started it), the snapshots requested
-(step -> the worker's pending answer) and confirmed (step -> :class:`SnapshotRecord`: SHA-256 and size),
-and how many times the holder was replaced. The bytes go from the worker straight into the holder's
+Owns the driver's view of its holder: the process (when this driver started it), the client, and how many
+times the holder was replaced; the record of the snapshots is kept by
+:class:`~openmindspore.elastic.store.recorded.RecordedStore`. The bytes go from the worker straight into the holder's
 shared memory (:class:`~openmindspore.elastic.store.holder.HolderTarget`); the driver only records
 (step, SHA-256) and reads a snapshot back, verified, when it needs one (a recovery, a disk checkpoint).
 
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openmindspore.elastic.store.base import Capabilities, SnapshotRecord, StoreKind
 from openmindspore.elastic.store.blob import read_state
 from openmindspore.elastic.store.holder import HolderClient, find_holder, remove_shm, start_holder
+from openmindspore.elastic.store.recorded import RecordedStore
 
 if TYPE_CHECKING:
     import subprocess
@@ -34,16 +34,15 @@ __all__ = ["HolderStore"]
 log = logging.getLogger(__name__)
 
 
-class HolderStore:
+class HolderStore(RecordedStore):
     """The driver's side of a run's snapshot holder (see the module docstring)."""
 
     name: StoreKind = "holder"
     capabilities = Capabilities(outlives_driver=True, shared_memory=True, spills=True, verified=True)
 
     def __init__(self, run_dir: str | Path, engine: Engine | None = None, keep: int = 2) -> None:
-        self.run_dir, self.engine, self.keep = Path(run_dir), engine, keep
-        self.pending: dict[int, Any] = {}  # step -> the worker's answer still to come (an engine future)
-        self.records: dict[int, SnapshotRecord] = {}
+        super().__init__(engine, keep)
+        self.run_dir = Path(run_dir)
         self.restarts = 0
         self.proc: subprocess.Popen | None = None
         found = find_holder(self.run_dir)
@@ -63,62 +62,6 @@ class HolderStore:
     def request(self, step: int) -> tuple[str, tuple[Any, ...]]:
         return "snapshot_to", (step, self.client.target())
 
-    def record(self, step: int, answer: Any) -> None:
-        self.records.pop(step, None)
-        if isinstance(answer, SnapshotRecord):
-            self.records[step] = answer
-        else:
-            self.pending[step] = answer
-        for s in self.steps()[: -self.keep]:
-            self.pending.pop(s, None)
-            self.records.pop(s, None)
-
-    def _resolve(self, step: int, timeout: float) -> SnapshotRecord | None:
-        if step in self.records:
-            return self.records[step]
-        fut = self.pending.get(step)
-        if fut is None or self.engine is None:
-            return None
-        out = self.engine.outcome(fut, timeout=timeout)
-        if out.status == "pending":
-            return None
-        self.pending.pop(step, None)
-        if not out.ok:
-            log.warning("snapshot of step %d was not stored: %s", step, out.error)
-            return None
-        self.records[step] = out.value
-        return self.records[step]
-
-    def wait(self, step: int, timeout: float) -> None:
-        self._resolve(step, timeout)
-
-    def steps(self) -> list[int]:
-        return sorted({*self.pending, *self.records})
-
-    # ------------------------------------------------------------- reading
-    def latest(self, newer_than: int = -1, timeout: float = 10.0) -> tuple[int, TrainState] | None:
-        for step in reversed(self.steps()):
-            if step <= newer_than:
-                break
-            state = self.get(step, timeout)
-            if state is not None:
-                return step, state
-        return None
-
-    def get(self, step: int, timeout: float = 300.0) -> TrainState | None:
-        return self._read(step, self._resolve(step, timeout))
-
-    def reader(self, step: int) -> Callable[[float], TrainState | None]:
-        answer = self.records.get(step) or self.pending.get(step)
-
-        def read(timeout: float) -> TrainState | None:
-            if isinstance(answer, SnapshotRecord) or answer is None:
-                return self._read(step, answer)
-            out = self.engine.outcome(answer, timeout=timeout) if self.engine is not None else None
-            return self._read(step, out.value if out is not None and out.ok else None)
-
-        return read
-
     def _read(self, step: int, rec: SnapshotRecord | None) -> TrainState | None:
         if rec is None:
             return None
@@ -131,15 +74,8 @@ class HolderStore:
         return read_state(held["path"], rec.sha256)
 
     # ----------------------------------------------------------- lifetime
-    def drop(self, step: int) -> None:
-        self.pending.pop(step, None)
-        self.records.pop(step, None)
-        self._tell("drop", step=step)
-
-    def forget_after(self, step: int) -> None:
-        self.pending = {s: f for s, f in self.pending.items() if s <= step}
-        self.records = {s: r for s, r in self.records.items() if s <= step}
-        self._tell("forget_after", step=step)
+    def _forget(self, op: str, step: int, steps: list[int]) -> None:
+        self._tell(op, step=step)
 
     def _tell(self, op: str, **args: Any) -> None:
         try:

@@ -31,7 +31,7 @@ class ResumePoint:
 
     state: TrainState
     source: Literal["snapshot", "checkpoint"]
-    where: str  # "holder" (shared memory), "spilled" (the holder's copy on disk), "checkpoint"
+    where: str  # "holder" (shared memory), "spilled" (the holder's copy on disk), "yrds", "checkpoint"
     steps_lost: int
     message: str
 
@@ -94,8 +94,9 @@ def _spilled_candidates(run_dir: Path) -> list[tuple[int, str, Loader]]:
     return out
 
 
-def choose_resume(run: RunDir, say: Callable[[str], None] | None = None) -> ResumePoint:
-    """The newest verified state of ``run`` (see the module docstring); says which it used (stderr)."""
+def choose_resume(run: RunDir, say: Callable[[str], None] | None = None, store: str = "holder") -> ResumePoint:
+    """The newest verified state of ``run`` (see the module docstring; ``store``: the run's snapshot store,
+    ``yrds`` is asked too); says which it used (stderr)."""
     notes: list[str] = []
     candidates = _holder_candidates(run.path, notes) + _spilled_candidates(run.path)
     name = run.latest_name()
@@ -103,6 +104,10 @@ def choose_resume(run: RunDir, say: Callable[[str], None] | None = None) -> Resu
     if name:
         candidates.append((ckpt_step, "checkpoint", run.load_latest))
     last = last_logged_step(run.path)
+    if store == "yrds":
+        from openmindspore.elastic.store.yrds import candidates as yrds_candidates
+
+        candidates += yrds_candidates(run.path, ckpt_step, last + 1)
     for step, where, load in sorted(candidates, key=lambda c: (c[0], c[1] != "checkpoint"), reverse=True):
         state = load()
         if state is None or state.step != step:
@@ -112,7 +117,8 @@ def choose_resume(run: RunDir, say: Callable[[str], None] | None = None) -> Resu
         if where == "checkpoint":
             what = f"the disk checkpoint of step {step}"
         else:
-            what = f"the {'in-memory' if where == 'holder' else 'spilled'} snapshot of step {step} (SHA-256 verified)"
+            kind = {"holder": "in-memory", "spilled": "spilled", "yrds": "openYuanrong data-system"}[where]
+            what = f"the {kind} snapshot of step {step} (SHA-256 verified)"
         more = f"; newest disk checkpoint: step {ckpt_step}" if where != "checkpoint" and name else ""
         msg = f"resuming from {what}{more}; last step logged: {last}, {lost} step(s) lost"
         if notes:
