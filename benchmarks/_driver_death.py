@@ -39,11 +39,13 @@ def driver_death(tmp: Path, store: str, kill_at: int) -> None:
     run = tmp / f"driver_{store}"
     oms = Path(sys.executable).parent / "oms"
     cmd = [str(oms), "train", str(cfg), "--out", str(run), "--workers", "2", "--quiet", "--snapshot-store", store]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    err = tmp / f"driver_{store}.stderr"
+    with open(err, "w") as f:
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=f, start_new_session=True)
     try:
         while _last_step(run) < kill_at:
             if p.poll() is not None:
-                raise SystemExit(f"the run ended before step {kill_at}")
+                raise SystemExit(f"the run ended before step {kill_at}:\n{err.read_text()[-2000:]}")
             time.sleep(0.05)
         os.kill(p.pid, signal.SIGKILL)  # kill -9 of `oms train`, at once (no waiting for a snapshot)
         p.wait(timeout=30)
