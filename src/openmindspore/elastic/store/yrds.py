@@ -24,15 +24,12 @@ from openmindspore.elastic.messages import _Message
 from openmindspore.elastic.store.base import Capabilities, SnapshotRecord, StoreKind
 from openmindspore.elastic.store.holder import run_id
 from openmindspore.elastic.store.recorded import RecordedStore
-from openmindspore.errors import ConfigError
 
 if TYPE_CHECKING:
     from openmindspore.engine import Engine
     from openmindspore.train.state import TrainState
 
 __all__ = ["YrdsStore", "YrdsTarget", "candidates", "yrds_address"]
-
-_CLIENTS: dict[tuple[str, int], Any] = {}  # one SDK client per process and address
 
 
 def yrds_address() -> tuple[str, int]:
@@ -41,22 +38,9 @@ def yrds_address() -> tuple[str, int]:
 
 
 def _client(host: str, port: int) -> Any:
-    if (host, port) not in _CLIENTS:
-        try:
-            from yr.datasystem import KVClient
-        except ImportError:
-            raise ConfigError(
-                "--snapshot-store", "yrds", "openyuanrong-datasystem installed", "pip install 'openmindspore[yrds]'"
-            ) from None
-        client = KVClient(host, port, connect_timeout_ms=10000)
-        try:
-            client.init()
-        except Exception as e:  # noqa: BLE001 - the SDK raises its own types
-            raise ConfigError(
-                "OMS_YRDS_ADDRESS", f"{host}:{port}", "a running openYuanrong data-system worker", f"{e}"[:200]
-            ) from None
-        _CLIENTS[(host, port)] = client
-    return _CLIENTS[(host, port)]
+    from openmindspore.engine.yr_datasystem import kv_client
+
+    return kv_client(host, port)
 
 
 def _key(rid: str, step: int) -> str:
