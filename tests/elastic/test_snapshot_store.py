@@ -191,6 +191,19 @@ def test_holder_verifies_and_replaces_a_dead_holder(tmp_path):
     finish()
 
 
+def test_full_shared_memory_falls_back_to_the_run_directory(tmp_path):
+    from openmindspore.elastic.store.holder import HolderTarget, fallback_prefix
+
+    store, _, finish = _holder(tmp_path)
+    t = store.client.target()
+    full = HolderTarget(t.host, t.port, str(tmp_path / "no-such-dir" / "x-"), t.fallback)  # writing fails there
+    store.record(1, full.write(1, _state(1)))
+    run = tmp_path / "run"
+    assert glob.glob(glob.escape(fallback_prefix(run)) + "*") and _same(store.get(1), _state(1))
+    finish()
+    assert not glob.glob(glob.escape(fallback_prefix(run)) + "*")
+
+
 DRIVER = """
 import os, sys
 sys.path[:0] = {paths!r}

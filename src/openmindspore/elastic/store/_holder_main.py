@@ -1,11 +1,12 @@
 """The snapshot holder process of one elastic run (``--snapshot-store holder``), run as a plain script.
 
-Owns the run's snapshots held in shared memory: the files ``<prefix><step>`` in ``/dev/shm`` that workers
-write and then announce here (step, SHA-256, size), the newest ``keep`` of them, and the one snapshot
-spilled to the run directory (``snapshots/``) when an older one is evicted (asynchronously, at most one
-spill every ``spill_secs``). It answers one JSON request per TCP connection on 127.0.0.1 (``put``, ``get``,
-``latest``, ``list``, ``drop``, ``forget_after``, ``attach``, ``close``, ``ping``) and writes
-``holder.json`` (pid, port, run id, prefix) into the run directory so that a later driver finds it again.
+Owns the run's snapshots held in shared memory: the files ``<prefix><step>`` in ``/dev/shm`` (or, when that
+is full, ``snapshots/.mem-<step>`` in the run directory) that workers write and then announce here (step,
+SHA-256, size), the newest ``keep`` of them, and the one snapshot spilled to the run directory
+(``snapshots/``) when an older one is evicted (asynchronously, at most one spill every ``spill_secs``). It
+answers one JSON request per TCP connection on 127.0.0.1 (``put``, ``get``, ``latest``, ``list``, ``drop``,
+``forget_after``, ``attach``, ``close``, ``ping``) and writes ``holder.json`` (pid, port, run id, prefix)
+into the run directory so that a later driver finds it again.
 
 It outlives the driver that started it (its own session). It exits, removing every shared-memory file of
 the run: on ``close`` (the run ended: the files go; ended otherwise: the newest snapshot is spilled first),
@@ -59,6 +60,7 @@ class Holder:
         self.run_dir, self.run_id, self.prefix, self.keep = run_dir, run_id, prefix, keep
         self.linger, self.driver_pid, self.spill_secs = linger, driver_pid, spill_secs
         self.spill_dir = run_dir / "snapshots"
+        self.fallback = str(self.spill_dir / ".mem-")  # where workers write when shared memory is full
         self.entries: dict[int, dict[str, Any]] = {}  # step -> {sha256, nbytes, path}
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -66,8 +68,11 @@ class Holder:
         self._last_spill = 0.0
         self._driver_gone: float | None = None
         self.completed = False  # a close request said the run ended cleanly
-        for orphan in glob.glob(glob.escape(prefix) + "*"):  # a previous holder of this run died
+        for orphan in self._files():  # a previous holder of this run died
             Path(orphan).unlink(missing_ok=True)
+
+    def _files(self) -> list[str]:
+        return [f for p in (self.prefix, self.fallback) for f in glob.glob(glob.escape(p) + "*")]
 
     # ------------------------------------------------------------ requests
     def handle(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +108,7 @@ class Holder:
         return {"ok": False, "error": f"unknown op {op!r}"}
 
     def _put(self, step: int, sha: str, nbytes: int, path: str) -> dict[str, Any]:
-        if not path.startswith(self.prefix) or not os.path.isfile(path):
+        if not path.startswith((self.prefix, self.fallback)) or not os.path.isfile(path):
             return {"ok": False, "error": f"{path} is not a snapshot file of run {self.run_id}"}
         old = self.entries.get(step)
         if old is not None and old["path"] != path:
@@ -178,7 +183,7 @@ class Holder:
                     self._spill_file(newest, self.entries[newest], unlink=False)
             elif not keep_newest:
                 shutil.rmtree(self.spill_dir, ignore_errors=True)
-            for p in glob.glob(glob.escape(self.prefix) + "*"):
+            for p in self._files():
                 Path(p).unlink(missing_ok=True)
             self.entries.clear()
             info = self.run_dir / "holder.json"
@@ -221,7 +226,9 @@ def main(argv: list[str] | None = None) -> None:
     server.holder = holder  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     info = {"pid": os.getpid(), "host": "127.0.0.1", "port": server.server_address[1], "run_id": a.run_id}
-    _atomic_json(run_dir / "holder.json", {**info, "prefix": a.prefix, "started": time.time()})
+    _atomic_json(
+        run_dir / "holder.json", {**info, "prefix": a.prefix, "fallback": holder.fallback, "started": time.time()}
+    )
     while not holder.stop.wait(0.5):
         reason = holder.watch()
         if reason is not None:

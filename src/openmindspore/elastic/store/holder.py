@@ -31,7 +31,16 @@ from openmindspore.errors import OMSError
 if TYPE_CHECKING:
     from openmindspore.train.state import TrainState
 
-__all__ = ["HolderClient", "HolderTarget", "find_holder", "start_holder", "run_id", "shm_prefix", "remove_shm"]
+__all__ = [
+    "HolderClient",
+    "HolderTarget",
+    "fallback_prefix",
+    "find_holder",
+    "start_holder",
+    "run_id",
+    "shm_prefix",
+    "remove_shm",
+]
 
 LINGER_S = float(os.environ.get("OMS_HOLDER_LINGER_S", "600"))  # a holder whose driver is gone waits this long
 SPILL_SECS = 10.0  # at most one spill to the run directory this often
@@ -47,9 +56,14 @@ def shm_prefix(run_dir: str | Path) -> str:
     return f"{base}/oms-snap-{run_id(run_dir)}-"
 
 
+def fallback_prefix(run_dir: str | Path) -> str:
+    """Where workers write a snapshot when shared memory is full (the holder's ``fallback``)."""
+    return str(Path(run_dir).resolve() / "snapshots" / ".mem-")
+
+
 def remove_shm(run_dir: str | Path) -> int:
     """Remove every shared-memory file of the run (a holder that died leaves them); returns how many."""
-    files = glob.glob(glob.escape(shm_prefix(run_dir)) + "*")
+    files = [f for p in (shm_prefix(run_dir), fallback_prefix(run_dir)) for f in glob.glob(glob.escape(p) + "*")]
     for f in files:
         Path(f).unlink(missing_ok=True)
     return len(files)
@@ -73,10 +87,16 @@ class HolderTarget(_Message):
     host: str
     port: int
     prefix: str
+    fallback: str  # the run directory's ``snapshots/.mem-``: used when shared memory is full
 
     def write(self, step: int, state: TrainState) -> SnapshotRecord:
         path = f"{self.prefix}{step:08d}"
-        sha, nbytes = write_state(state, path)
+        try:
+            sha, nbytes = write_state(state, path)
+        except OSError:  # /dev/shm full (a container's 64 MB default) or gone: the snapshot goes to disk
+            path = f"{self.fallback}{step:08d}"
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            sha, nbytes = write_state(state, path)
         try:
             resp = _request(
                 self.host, self.port, {"op": "put", "step": step, "sha256": sha, "nbytes": nbytes, "path": path}, 10.0
@@ -101,7 +121,7 @@ class HolderClient:
         return _request(self.info["host"], int(self.info["port"]), {"op": op, **args}, timeout)
 
     def target(self) -> HolderTarget:
-        return HolderTarget(self.info["host"], int(self.info["port"]), self.info["prefix"])
+        return HolderTarget(self.info["host"], int(self.info["port"]), self.info["prefix"], self.info["fallback"])
 
     def alive(self) -> bool:
         return pid_alive(self.pid)
