@@ -121,7 +121,8 @@ class HolderClient:
         return _request(self.info["host"], int(self.info["port"]), {"op": op, **args}, timeout)
 
     def target(self) -> HolderTarget:
-        return HolderTarget(self.info["host"], int(self.info["port"]), self.info["prefix"], self.info["fallback"])
+        info = self.info
+        return HolderTarget(info["host"], int(info["port"]), info["prefix"], info.get("fallback", info["prefix"]))
 
     def alive(self) -> bool:
         return pid_alive(self.pid)
