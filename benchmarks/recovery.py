@@ -8,7 +8,12 @@
   SIGKILLed; the job fails, is relaunched and resumes from its last disk checkpoint. Time from the kill
   to the first completed step of the relaunched job; steps lost = steps redone.
 * snapshot overhead for a ~10M-parameter MLP (critical-path stash time / step time, and end-to-end
-  throughput with a snapshot every step vs none), and 2-worker vs 1-worker throughput.
+  throughput with a snapshot every step vs none), with the snapshot store ``holder`` (default) and ``ray``
+  in the same run, each also with ``--snapshot-every auto``; and 2-worker vs 1-worker throughput.
+* driver death (``--only driver``): a 2-worker run whose driver (``oms train``) is SIGKILLed at step 100,
+  then ``oms train --resume``: steps lost and resume time (command to the first completed step), from the
+  holder's snapshot (``--snapshot-store holder``) vs from the disk checkpoint (``ray``: today's), checkpoint
+  every 40 steps.
 
 One JSON line per result.
 """
@@ -100,7 +105,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--kills", type=int, default=3)
     ap.add_argument("--skip-baseline", action="store_true")
-    ap.add_argument("--only", choices=["recovery", "snapshot", "scaling"], help="run one part only")
+    ap.add_argument("--only", choices=["recovery", "snapshot", "scaling", "driver"], help="run one part only")
+    ap.add_argument("--kill-driver-at", type=int, default=100, help="driver death: the step it is killed at")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="oms-recovery-"))
     try:
@@ -110,6 +116,11 @@ def main() -> None:
             _snapshot(tmp)
         if args.only in (None, "scaling"):
             _scaling(tmp)
+        if args.only in (None, "driver"):
+            from _driver_death import driver_death
+
+            for store in ("holder", "ray"):
+                driver_death(tmp, store, args.kill_driver_at)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -157,19 +168,29 @@ def _snapshot(tmp: Path) -> None:
     """Snapshot overhead on a ~10M-parameter MLP: stash on the critical path, and end to end."""
     mlp = "{name: mlp, hidden: [4096, 1536]}"
     cfg10 = _config(tmp, 12, model=mlp)
-    on = _oms("train", str(cfg10), "--out", str(tmp / "snap_on"), "--workers", "2", "--snapshot-every", "1")
     off = _oms("train", str(cfg10), "--out", str(tmp / "snap_off"), "--workers", "2", "--snapshot-every", "1000")
-    emit(
-        {
-            "bench": "snapshot_overhead",
-            "model": "MLP 784-4096-1536-10 (9.5M params)",
-            "workers": 2,
-            "critical_path_fraction": round(on["snapshot_overhead"], 4),
-            "step_s_with_snapshots": round(on["step_time_s"]["median"], 3),
-            "step_s_without": round(off["step_time_s"]["median"], 3),
-            "end_to_end_overhead": round(on["step_time_s"]["median"] / off["step_time_s"]["median"] - 1, 4),
-        }
-    )
+    for store in ("holder", "ray"):
+        for every in ("1", "auto"):
+            on = _oms(
+                "train", str(cfg10), "--out", str(tmp / f"snap_{store}_{every}"), "--workers", "2",
+                "--snapshot-every", every, "--snapshot-store", store,
+            )  # fmt: skip
+            emit(
+                {
+                    "bench": "snapshot_overhead",
+                    "model": "MLP 784-4096-1536-10 (9.5M params)",
+                    "workers": 2,
+                    "snapshot_store": store,
+                    "snapshot_every": on["snapshot_every"] if every == "auto" else 1,
+                    "asked": every,
+                    "snapshot_cost_s": on["snapshot_cost_s"],
+                    "critical_path_fraction": round(on["snapshot_overhead"], 4),
+                    "step_s_with_snapshots": round(on["step_time_s"]["median"], 3),
+                    "step_s_without": round(off["step_time_s"]["median"], 3),
+                    "end_to_end_overhead": round(on["step_time_s"]["median"] / off["step_time_s"]["median"] - 1, 4),
+                    "load_avg": os.getloadavg()[0],
+                }
+            )
 
 
 def _scaling(tmp: Path) -> None:

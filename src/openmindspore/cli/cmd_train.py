@@ -58,6 +58,13 @@ def register(sub) -> None:
         help="in-memory snapshot every K steps; auto (default): every step unless copying the state "
         "costs more than 5%% of a step, then the smallest K within that (always 1 with mccl)",
     )
+    e.add_argument(
+        "--snapshot-store",
+        choices=["holder", "ray", "yrds"],
+        help="where in-memory snapshots live: holder (default: a process outside the driver, shared memory; "
+        "survives a driver crash, --resume uses it), ray (driver-owned objects, lost with the driver), yrds "
+        "(openYuanrong data system, optional extra)",
+    )
     e.add_argument("--checkpoint-every", type=int, help="disk checkpoint every K steps (default: config)")
     e.add_argument("--checkpoint-secs", type=float, help="also checkpoint when T seconds have passed")
     e.add_argument(
@@ -154,6 +161,7 @@ def _elastic_options(args, saved=None):
         "comm",
         "bucket_mb",
         "threads",
+        "snapshot_store",
     ):
         if getattr(args, name) is not None:
             given[name] = getattr(args, name)

@@ -101,11 +101,18 @@ class ElasticTrainer:
         """Train from ``state`` (None: from scratch) up to ``max_steps`` (None: the config's total)."""
         o = self.opts
         stop_at = min(self.total_steps, max_steps or self.total_steps)
-        self.engine.start(o.address, num_cpus=o.workers + o.spares + 1)
         try:
-            return self._run(state, stop_at)
+            self.engine.start(o.address, num_cpus=o.workers + o.spares + 1)
+        except BaseException:
+            self.snapshots.close(False)
+            raise
+        completed = False
+        try:
+            summary = self._run(state, stop_at)
+            completed = True
+            return summary
         finally:
-            self.snapshots.join()
+            self.snapshots.close(completed)  # the snapshot store: released (kept on disk if not completed)
             self.members.shutdown()
             self.engine.shutdown()
 
@@ -129,6 +136,7 @@ class ElasticTrainer:
         o, members, snapshots, recovery = self.opts, self.members, self.snapshots, self.recovery
         members.start()
         step = state.step if state is not None else 0
+        snapshots.forget_after(step)  # a reused store (resume) may hold snapshots past the state resumed
         ledger = SampleLedger(
             self.num_train, partial_epoch=state.sampler.epoch if state and state.sampler.offset else None
         )
@@ -198,6 +206,7 @@ class ElasticTrainer:
             "snapshot_every": self.snapshots.period(),
             "snapshot_copy_s": self.members.snapshot_copy_s,
             "snapshot_cost_s": self.snapshots.cost_s(),
+            "snapshot_store": self.snapshots.store.describe(),
             "comm_s": {"backend": self.opts.comm, "median": timing["comm_median_s"]},
             "phases_s": timing["phases_s"],
             "world_size": len(self.members.group),

@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args
 
 from openmindspore.elastic.faults import Fault
 from openmindspore.elastic.messages import CommBackend
+from openmindspore.elastic.store.base import STORE_KINDS, StoreKind
 from openmindspore.engine.yr_engine import cluster_address
 from openmindspore.errors import ConfigError
 from openmindspore.validation import ConfigErrors, did_you_mean
@@ -79,6 +80,7 @@ class ElasticOptions:
     overlap: bool = False  # shm: update parameters while later gradient buckets are summed (measured: slower
     # with one core per worker, see docs/benchmarks.md "Scaling")
     shard_optimizer: bool = True  # shm: ZeRO-1, each worker updates its share (openmindspore.elastic.zero)
+    snapshot_store: StoreKind = "holder"  # where in-memory snapshots live (openmindspore.elastic.store)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "faults", tuple(self.faults))  # normalise once; never changed after
@@ -176,6 +178,13 @@ class ElasticOptions:
             self.bucket_mb,
             "a size in MiB between 0.004 and 4096",
             f"the measured default is {DEFAULT_BUCKET_MB}",
+        )
+        check(
+            self.snapshot_store in STORE_KINDS,
+            "--snapshot-store",
+            self.snapshot_store,
+            f"one of {list(STORE_KINDS)}",
+            did_you_mean(str(self.snapshot_store), STORE_KINDS) or "holder (default) survives the driver",
         )
         t = self.threads
         check(

@@ -43,13 +43,20 @@ def train_elastic(
 def resume_elastic(
     run_dir: str | Path, opts: ElasticOptions, max_steps: int | None = None, quiet: bool = True
 ) -> dict[str, Any]:
-    """Continue from the newest disk checkpoint (written by N workers) on ``opts.workers`` workers."""
+    """Continue on ``opts.workers`` workers from the newest verified snapshot the run's holder still has, else
+    the newest disk checkpoint (either written by N workers); ``summary.json`` records which (``resume``)."""
+    from openmindspore.elastic.store.resume import choose_resume
+
     run = RunDir(run_dir).require_run()
     cfg = config_from_dict(run.read_config())
-    state = run.load_latest()
+    point = choose_resume(run, store=opts.snapshot_store)
+    state = point.state
     check_max_steps(max_steps, state.step)
     ahead = replace(opts, faults=tuple(f for f in opts.faults if f.step > state.step))  # past faults stay past
     resolved = ahead.resolve(cfg.batch_size)
     (run.path / "faults_fired.log").unlink(missing_ok=True)  # indices refer to the new fault list
     _write_options(run, resolved)
-    return ElasticTrainer(cfg, resolved, run, quiet=quiet).run(state, max_steps)
+    summary = ElasticTrainer(cfg, resolved, run, quiet=quiet).run(state, max_steps)
+    summary["resume"] = point.summary()
+    run.write_summary(summary)
+    return summary

@@ -1,10 +1,11 @@
 """In-memory snapshots and disk checkpoints of an elastic run, and what a snapshot costs.
 
-Owns the driver's snapshots (step -> engine object holding the ``TrainState`` after that step, the last
-few; they outlive the worker that made them), whether one was requested before the step now running,
-and the disk-checkpoint writer (one background thread, the time of the last checkpoint). Reads the
-active group (to ask a member for a snapshot) and the step times (to measure a snapshot's cost); writes
-only into the run directory.
+Owns the run's snapshot store (:mod:`~openmindspore.elastic.store`, ``--snapshot-store``: by default a
+holder process outside the driver, into whose shared memory a worker writes the state after a step; the
+last few are kept and outlive the worker that made them, and with ``holder`` the driver too), whether one
+was requested before the step now running, and the disk-checkpoint writer (one background thread, the
+time of the last checkpoint). Reads the active group (to ask a member for a snapshot) and the step times
+(to measure a snapshot's cost); writes only into the run directory and the store.
 
 ``--snapshot-every auto`` budgets a snapshot to 5 % of a step (:meth:`ResolvedOptions.snapshot_period`);
 its cost is measured (:func:`snapshot_cost_s`), starting from the workers' estimate of one state copy.
@@ -16,11 +17,11 @@ import logging
 import statistics
 import threading
 import time
-from typing import Any
 
 from openmindspore.elastic.membership import Membership
 from openmindspore.elastic.options import ResolvedOptions
 from openmindspore.elastic.stats import StepStats
+from openmindspore.elastic.store import open_store
 from openmindspore.engine import Engine
 from openmindspore.train.checkpoint import RunDir
 from openmindspore.train.state import TrainState
@@ -60,7 +61,7 @@ class Snapshots:
     ) -> None:
         self.engine, self.opts, self.run_dir, self.members, self.stats = engine, opts, run_dir, members, stats
         self.checkpoint_every = opts.checkpoint_every or checkpoint_every
-        self.refs: dict[int, Any] = {}  # step -> driver-owned engine object holding that step's TrainState
+        self.store = open_store(opts.snapshot_store, engine, run_dir.path, KEEP)
         self._requested = False
         self._writer: threading.Thread | None = None
         self._last_checkpoint = time.time()
@@ -76,20 +77,22 @@ class Snapshots:
         return self.opts.snapshot_period(copy_s, self.stats.recent_step_s(5), self.opts.rebuildable)
 
     def take(self, step: int, force: bool = False) -> None:
-        """Have a member of the group put the state after ``step`` into the engine's object store, when the
-        period says so (``force``: anyway, e.g. a checkpoint is due)."""
+        """Have a member of the group put the state after ``step`` into the snapshot store, when the period
+        says so (``force``: anyway, e.g. a checkpoint is due)."""
         if step % self.period() and not force:
             return
+        repaired = self.store.check()  # e.g. the holder process died: a new one, with a warning
+        if repaired:
+            log.warning(repaired)
         group = self.members.group
-        self.refs[step] = self.engine.call(group[step % len(group)], "snapshot", step)
+        method, args = self.store.request(step)
+        self.store.record(step, self.engine.call(group[step % len(group)], method, *args))
         self._requested = True
-        for s in sorted(self.refs)[:-KEEP]:
-            del self.refs[s]
         if not self.opts.rebuildable:
             # MCCL: have this step's snapshot in the object store before the next step starts. Once a peer
             # dies, a survivor's main thread blocks in MindSpore waiting for the all-reduce and may hold the
             # GIL, so neither its export nor a snapshot it still owes would come back (a step was lost so)
-            self.engine.wait([self.refs[step]], timeout=60.0)
+            self.store.wait(step, timeout=60.0)
 
     def consume_requested(self) -> bool:
         """Whether a snapshot was requested since the last call (the step just run competed with it)."""
@@ -98,17 +101,16 @@ class Snapshots:
 
     def newest(self, newer_than: int) -> tuple[int, TrainState] | None:
         """The newest snapshot after step ``newer_than`` that can be read (up to 10 s for each), or None."""
-        for step in sorted(self.refs, reverse=True):
-            if step <= newer_than:
-                break
-            out = self.engine.outcome(self.refs[step], timeout=10)
-            if out.ok:
-                return step, out.value
-        return None
+        return self.store.latest(newer_than, timeout=10)
 
     def forget_after(self, step: int) -> None:
-        """Drop snapshots of steps after ``step`` (rolled back)."""
-        self.refs = {s: r for s, r in self.refs.items() if s <= step}
+        """Drop snapshots of steps after ``step`` (rolled back, or a run resumed from ``step``)."""
+        self.store.forget_after(step)
+
+    def close(self, completed: bool) -> None:
+        """The run ended (``completed``: cleanly, its final checkpoint written): release the store."""
+        self.join()
+        self.store.close(completed)
 
     # ---------------------------------------------------------- checkpoints
     def checkpoint_due(self, step: int) -> bool:
@@ -118,21 +120,21 @@ class Snapshots:
 
     def checkpoint(self, step: int, force: bool = False) -> None:
         """Write the snapshot of ``step`` to disk on a driver thread (``force``: now, waiting for it)."""
-        if step not in self.refs:
+        if step not in self.store.steps():
             return
         if self._writer is not None and self._writer.is_alive():
             if not force:
                 return  # the previous checkpoint is still being written; skip rather than queue up
             self._writer.join()
-        ref, world = self.refs[step], len(self.members.group)
+        world, read = len(self.members.group), self.store.reader(step)  # kept even if the store drops it
         self._last_checkpoint = time.time()
 
         def write() -> None:
-            out = self.engine.outcome(ref, timeout=300)
-            if out.ok:
-                self.run_dir.save(out.value, world_size=world)
+            state = read(300.0)
+            if state is not None:
+                self.run_dir.save(state, world_size=world)
             else:
-                log.warning("checkpoint of step %d skipped: %s", step, out.error)
+                log.warning("checkpoint of step %d skipped: its snapshot could not be read", step)
 
         self._writer = threading.Thread(target=write, daemon=True)
         self._writer.start()

@@ -50,6 +50,7 @@ from openmindspore.elastic.processes import pin_to_cores, set_threads
 from openmindspore.elastic.stash import StateStash
 
 if TYPE_CHECKING:
+    from openmindspore.elastic.store.base import SnapshotRecord, SnapshotTarget
     from openmindspore.train.state import TrainState
 
 __all__ = ["Worker", "pin_to_cores"]
@@ -304,6 +305,11 @@ class Worker:
     def snapshot(self, step: int, timeout: float = 60.0) -> TrainState:
         """The ``TrainState`` after global step ``step`` (waits until the step is stashed)."""
         return self.stash.train_state(self.stash.wait_for(step, timeout))
+
+    def snapshot_to(self, step: int, target: SnapshotTarget, timeout: float = 60.0) -> SnapshotRecord:
+        """Write the state after ``step`` into a snapshot store outside the driver (``target``: e.g. the
+        holder's shared memory), from this thread; only (step, SHA-256, size) goes back to the driver."""
+        return target.write(step, self.snapshot(step, timeout))
 
     def export_state(self) -> ExportedState:
         """The latest completed state (used from survivors during recovery, while the main thread may be

@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 def cluster_address(address: str | None = None) -> str | None:
     """The Ray cluster to join: ``address`` (``--address``) when given, else ``$RAY_ADDRESS`` (as ``ray job
-    submit`` sets it), else None (an embedded local cluster)."""
-    return address or os.environ.get("RAY_ADDRESS") or None
+    submit`` sets it), else None (an embedded local cluster; also for Ray's own ``local``, "start a new one")."""
+    chosen = address or os.environ.get("RAY_ADDRESS") or None
+    return None if chosen == "local" else chosen
 
 
 def _joined_line(address: str, explicit: bool) -> str:
