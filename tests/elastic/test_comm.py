@@ -313,9 +313,12 @@ def test_backend_option_defaults_and_errors():
     from openmindspore.elastic import ElasticOptions
 
     assert ElasticOptions(workers=2).validate(32).comm == "shm"
-    assert ElasticOptions(workers=2, address="10.0.0.1:6379").validate(32).comm == "mccl"  # may span nodes
-    with pytest.raises(ConfigError, match="--comm='nccl'.*one of \\['shm', 'mccl'\\]"):
+    across = ElasticOptions(workers=2, address="10.0.0.1:6379").validate(32)
+    assert across.comm == "tcp" and across.keeps_survivors  # may span nodes: shm within, TCP between
+    with pytest.raises(ConfigError, match="--comm='nccl'.*one of \\['shm', 'tcp', 'mccl'\\]"):
         ElasticOptions(workers=2, comm="nccl").validate(32)
+    with pytest.raises(ConfigError, match="did you mean tcp"):
+        ElasticOptions(workers=2, comm="tpc").validate(32)
     with pytest.raises(ConfigError, match="--bucket-mb=0"):
         ElasticOptions(workers=2, bucket_mb=0).validate(32)
 

@@ -7,12 +7,14 @@ state-copy time), the pre-connected standby group (MCCL), the shm group names, a
 processes only through the engine; reads the fault plan.
 
 A new group is formed from warm pool processes: the same world size when enough are ready, otherwise
-the survivors' count (``>= --min-workers``); with shm, live survivors stay and the group is rebuilt
-around them in their processes.
+the survivors' count (``>= --min-workers``); with shm and tcp, live survivors stay and the group is
+rebuilt around them in their processes. A tcp group whose members are on more than one engine node gets
+each rank's node id and TCP endpoint in its spec; on one node it is an shm group.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -86,11 +88,13 @@ class Membership:
             self._retire(self.standby.members, self.standby.sched)
         self.retire_group()
 
-    def _connect(self, members: list[ActorRef]) -> _Group:
+    def _connect(self, members: list[ActorRef], after_step: int = 0) -> _Group:
         """Start forming a communication group of ``members`` (non-blocking)."""
         size = len(members)
-        if self.opts.comm == "shm":
+        if self.opts.comm != "mccl":
             spec = self._shm_spec()
+            if self.opts.comm == "tcp" and size > 1:
+                spec = self._across_nodes(spec, members, after_step)
             futs = [self.engine.call(a, "connect", rank, size, spec, self.pin) for rank, a in enumerate(members)]
             return _Group(members, None, futs, time.time(), spec.group)
         sched, address = None, None
@@ -115,6 +119,24 @@ class Membership:
             overlap=o.overlap,
             shard=o.shard_optimizer,
         )
+
+    def _across_nodes(self, spec: CommSpec, members: list[ActorRef], after_step: int) -> CommSpec:
+        """``spec`` for a ``tcp`` group of ``members``: each rank's node (where the engine placed its slot)
+        and TCP endpoint (asked of the worker, on its node's IP). A group on one node stays an shm one."""
+        where = dict(enumerate(self.engine.bundle_nodes()))
+        nodes = [str((where.get(-1 if a.bundle is None else a.bundle) or ("local", 0.0))[0]) for a in members]
+        if len(set(nodes)) < 2:
+            return spec
+        ips = self.engine.node_ips()
+        t0 = time.time()
+        futs = [self.engine.call(a, "endpoint", ips.get(n, "127.0.0.1")) for a, n in zip(members, nodes)]
+        self.engine.wait(futs, timeout=30.0, num=len(futs))
+        outs = [self.engine.outcome(f, timeout=0) for f in futs]
+        bad = [i for i, o in enumerate(outs) if not o.ok]
+        if bad:
+            raise GroupFailure("crash", bad, after_step + 1, t0, f"no TCP endpoint: {outs[bad[0]].error[-300:]}")
+        addrs = tuple((str(o.value[0]), int(o.value[1])) for o in outs)
+        return dataclasses.replace(spec, backend="tcp", shard=False, nodes=tuple(nodes), addrs=addrs)
 
     def _activate(
         self, g: _Group, state: TrainState | None, after_step: int, skip_load: frozenset[int] = frozenset()
@@ -181,7 +203,7 @@ class Membership:
             members = keep[:size] + self.pool.take(size - min(size, len(keep)))
             skip = frozenset(i for i in keep_at_state if i < size)
             try:
-                comm_init_s = self._activate(self._connect(members), state, after_step, skip_load=skip)
+                comm_init_s = self._activate(self._connect(members, after_step), state, after_step, skip_load=skip)
             finally:
                 for a in keep[size:]:
                     self.pool.release(a)
@@ -193,7 +215,8 @@ class Membership:
         else:
             if sb is not None:
                 self._retire(sb.members, sb.sched)
-            formed = Formed(self._activate(self._connect(self.pool.take(size)), state, after_step), False, 0)
+            group = self._connect(self.pool.take(size), after_step)
+            formed = Formed(self._activate(group, state, after_step), False, 0)
         self.refill()
         return formed
 

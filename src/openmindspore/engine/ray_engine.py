@@ -191,6 +191,12 @@ class RayEngine(Engine):
         cpus = {n["NodeID"]: float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")}
         return [(where[b], cpus.get(where[b], 0.0)) if b in where else None for b in range(len(self._pg.bundle_specs))]
 
+    def node_ips(self) -> dict[str, str]:
+        """Each live Ray node's IP (``NodeManagerAddress``), by node id."""
+        import ray
+
+        return {n["NodeID"]: str(n["NodeManagerAddress"]) for n in ray.nodes() if n.get("Alive")}
+
     def free_cpus(self) -> float:
         import ray
 
