@@ -39,6 +39,7 @@ class _Group:
     connect: list[Any]  # futures of Worker.connect
     started: float
     comm_group: str | None = None  # shm group name (None: mccl)
+    nodes: tuple[str, ...] = ()  # tcp: each member's engine node id (empty: one node)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Membership:
         self.group_sched: ActorRef | None = None
         self.standby: _Group | None = None
         self.worker_cores: list[list[int] | None] = []  # per rank of the active group (None: not pinned)
+        self.nodes = 1  # engine nodes the active group spans
         self.snapshot_copy_s = 0.0  # the slowest member's time to copy the state once (measured at load)
         self._group_id = f"{os.getpid():x}{int(time.time() * 1000) % 0xFFFFFF:06x}"
         self._generation = 0
@@ -96,7 +98,7 @@ class Membership:
             if self.opts.comm == "tcp" and size > 1:
                 spec = self._across_nodes(spec, members, after_step)
             futs = [self.engine.call(a, "connect", rank, size, spec, self.pin) for rank, a in enumerate(members)]
-            return _Group(members, None, futs, time.time(), spec.group)
+            return _Group(members, None, futs, time.time(), spec.group, spec.nodes)
         sched, address = None, None
         if size > 1:
             sched = self.pool.take_scheduler()
@@ -155,6 +157,7 @@ class Membership:
         order = sorted(range(len(outs)), key=lambda i: connected[i].rank)  # MindSpore's rank order
         self.group = [g.members[i] for i in order]
         self.worker_cores = [connected[i].cores for i in order]
+        self.nodes = max(1, len(set(g.nodes)))
         keep = {id(g.members[i]) for i in skip_load}
         faults = self.faults.armed()
         loads = [
