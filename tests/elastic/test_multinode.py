@@ -5,13 +5,16 @@ nothing lost, bitwise the uninterrupted run."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from oms_testing import run_oms
+from oms_testing import kill_session, oms_command, run_oms
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
@@ -35,7 +38,7 @@ checkpoint_every: 4
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
+def ray_cluster() -> Iterator[Any]:
     """A head node and a second node (2 CPUs each) on this host; only its own processes are stopped."""
     from ray.cluster_utils import Cluster
 
@@ -43,9 +46,14 @@ def cluster() -> Iterator[str]:
     try:
         c.add_node(num_cpus=2)
         c.wait_for_nodes()
-        yield str(c.address)
+        yield c
     finally:
         c.shutdown()
+
+
+@pytest.fixture
+def cluster(ray_cluster: Any) -> str:
+    return str(ray_cluster.address)
 
 
 def _train(cluster: str, out: Path, *args: str) -> tuple[dict, subprocess.CompletedProcess]:
@@ -53,7 +61,7 @@ def _train(cluster: str, out: Path, *args: str) -> tuple[dict, subprocess.Comple
     cfg.write_text(CONFIG)
     proc = run_oms(
         "train", str(cfg), "--out", str(out), "--json", "--address", cluster, "--workers", "2",
-        "--placement", "SPREAD", *args, timeout=400,
+        "--placement", "SPREAD", "--min-workers", "2", *args, timeout=400,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout), proc
@@ -63,9 +71,9 @@ def test_worker_on_second_node_killed_survivor_kept_bitwise(cluster, tmp_path):
     """The uninterrupted 2-worker run spans both nodes (one worker each, the default backend: tcp); rank 1 is
     SIGKILLed during step 3: its peer on the other node stays alive and keeps its state, 0 steps lost, every
     sample once, parameters bitwise those of the uninterrupted run; the recovery time is in the summary."""
-    ref, _ = _train(cluster, tmp_path / "ref")
+    ref, _ = _train(cluster, tmp_path / "ref", "--spares", "0")
     assert ref["status"] == "completed" and ref["comm_s"]["backend"] == "tcp" and ref["recoveries"] == []
-    s, _ = _train(cluster, tmp_path / "kill", "--kill-worker-at", "3:1")
+    s, _ = _train(cluster, tmp_path / "kill", "--spares", "1", "--kill-worker-at", "3:1")
     (r,) = s["recoveries"]
     assert r["kind"] == "crash" and r["failed_ranks"] == [1] and r["comm"] == "tcp", r
     assert r["nodes_before"] == 2, r  # the group spanned both nodes: the TCP path ran and failed over
@@ -73,3 +81,42 @@ def test_worker_on_second_node_killed_survivor_kept_bitwise(cluster, tmp_path):
     assert r["recover_s"] is not None and r["recover_s"] > 0 and "first_step" in r["phases_s"], r
     assert s["duplicate_samples"] == 0 and s["missed_samples"] == 0 and s["samples_seen"] == 8 * 32
     assert s["params_sha256"] == ref["params_sha256"]
+
+
+def test_second_node_lost_recovered_from_the_survivors_state(ray_cluster, tmp_path):
+    """The second node's raylet and every process on it are killed during training (the last test: the
+    module's cluster keeps one node). 2 workers and a spare are spread over the two nodes, so the lost node
+    holds one or two of them; the surviving worker keeps the whole state of the last step (a group across
+    nodes keeps the full optimizer state on every rank) and the group goes on on the head node (with the
+    spare when it survived, else alone): 0 steps lost, every sample once."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CONFIG.replace("steps: 8", "steps: 40"))
+    out = tmp_path / "node-lost"
+    cmd = oms_command(
+        "train", str(cfg), "--out", str(out), "--json", "--address", str(ray_cluster.address), "--workers", "2",
+        "--placement", "SPREAD", "--spares", "1", "--rejoin-wait", "2",
+    )  # fmt: skip
+    env = dict(os.environ, GLOG_v="3")
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env
+    )
+    try:
+        metrics, until = out / "metrics.jsonl", time.time() + 300
+        while time.time() < until and proc.poll() is None:  # until step 3 is done
+            rows = metrics.read_text().splitlines() if metrics.exists() else []
+            if sum('"loss"' in r for r in rows) >= 3:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        (second,) = [n for n in ray_cluster.list_all_nodes() if n is not ray_cluster.head_node]
+        ray_cluster.remove_node(second, allow_graceful=False)  # its raylet and every worker on it
+        stdout, stderr = proc.communicate(timeout=400)
+    finally:
+        kill_session(proc.pid)
+    assert proc.returncode == 0, stderr[-3000:]
+    s = json.loads(stdout)
+    (r,) = s["recoveries"]
+    assert r["kind"] == "crash" and len(r["failed_ranks"]) == 1, r
+    assert (r["nodes_before"], r["nodes_after"]) == (2, 1) and r["world_after"] in (1, 2), r
+    assert r["survivors_kept"] == 1 and r["steps_lost"] == 0, r
+    assert s["duplicate_samples"] == 0 and s["missed_samples"] == 0 and s["samples_seen"] == 40 * 32

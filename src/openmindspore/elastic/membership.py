@@ -67,6 +67,8 @@ class Membership:
         self.standby: _Group | None = None
         self.worker_cores: list[list[int] | None] = []  # per rank of the active group (None: not pinned)
         self.nodes = 1  # engine nodes the active group spans
+        self._ips: dict[str, str] = {}  # engine node id -> IP (asked again when a node is new)
+        self._endpoints: dict[int, tuple[ActorRef, tuple[str, int]]] = {}  # id(worker) -> (worker, TCP endpoint)
         self.snapshot_copy_s = 0.0  # the slowest member's time to copy the state once (measured at load)
         self._group_id = f"{os.getpid():x}{int(time.time() * 1000) % 0xFFFFFF:06x}"
         self._generation = 0
@@ -129,15 +131,22 @@ class Membership:
         nodes = [str((where.get(-1 if a.bundle is None else a.bundle) or ("local", 0.0))[0]) for a in members]
         if len(set(nodes)) < 2:
             return spec
-        ips = self.engine.node_ips()
+        if not set(nodes) <= set(self._ips):
+            self._ips = self.engine.node_ips()
+        self._endpoints = {id(a): self._endpoints[id(a)] for a in members if id(a) in self._endpoints}  # live ones
         t0 = time.time()
-        futs = [self.engine.call(a, "endpoint", ips.get(n, "127.0.0.1")) for a, n in zip(members, nodes)]
-        self.engine.wait(futs, timeout=30.0, num=len(futs))
-        outs = [self.engine.outcome(f, timeout=0) for f in futs]
-        bad = [i for i, o in enumerate(outs) if not o.ok]
-        if bad:
-            raise GroupFailure("crash", bad, after_step + 1, t0, f"no TCP endpoint: {outs[bad[0]].error[-300:]}")
-        addrs = tuple((str(o.value[0]), int(o.value[1])) for o in outs)
+        futs = {
+            i: self.engine.call(a, "endpoint", self._ips.get(n, "127.0.0.1"))
+            for i, (a, n) in enumerate(zip(members, nodes))
+            if id(a) not in self._endpoints
+        }
+        self.engine.wait(list(futs.values()), timeout=30.0, num=len(futs))
+        for i, f in futs.items():
+            out = self.engine.outcome(f, timeout=0)
+            if not out.ok:
+                raise GroupFailure("crash", [i], after_step + 1, t0, f"no TCP endpoint: {out.error[-300:]}")
+            self._endpoints[id(members[i])] = (members[i], (str(out.value[0]), int(out.value[1])))
+        addrs = tuple(self._endpoints[id(a)][1] for a in members)
         return dataclasses.replace(spec, backend="tcp", shard=False, nodes=tuple(nodes), addrs=addrs)
 
     def _activate(
