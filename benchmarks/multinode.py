@@ -2,8 +2,9 @@
 
     python benchmarks/multinode.py [--only bandwidth|scaling|recovery] [--reps 5] [--steps 60] [--address A]
 
-Starts a 2-node cluster (``ray.cluster_utils.Cluster``: two raylets with their own node ids, 2 CPUs each;
-or joins ``--address``) and measures:
+Starts a 2-node cluster (``ray.cluster_utils.Cluster``: two raylets with their own node ids, 2 CPUs each,
+each node's processes confined to half of this host's cores as on two machines; or joins ``--address``)
+and measures:
 
 * bandwidth: in-place all-reduce of 42 MB of float32 (the 10.6M MLP's gradient) between 2 processes that
   are on different nodes (different node ids: the TCP path) vs MindSpore's MCCL; median of ``--reps``;
@@ -30,6 +31,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from _util import emit, oms_json
 from comm import MLP, MLP_BYTES, ROOT, _config, _env, run_allreduce
@@ -188,6 +190,25 @@ def recovery(tmp: Path, address: str, steps: int) -> None:
         )
 
 
+def _start_cluster() -> tuple[Any, list[list[int]]]:
+    """Two Ray nodes on this host (2 CPUs each), each confined to its own core when there are two (its
+    processes inherit the affinity), as on two machines: the node's workers do not share cores with the
+    other node's."""
+    from ray.cluster_utils import Cluster
+
+    cores = sorted(os.sched_getaffinity(0))
+    halves = [cores[: len(cores) // 2], cores[len(cores) // 2 :]] if len(cores) >= 2 else [cores, cores]
+    try:
+        os.sched_setaffinity(0, halves[0])
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+        os.sched_setaffinity(0, halves[1])
+        cluster.add_node(num_cpus=2)
+    finally:
+        os.sched_setaffinity(0, cores)
+    cluster.wait_for_nodes()
+    return cluster, halves
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", choices=["bandwidth", "scaling", "recovery"])
@@ -202,14 +223,16 @@ def main() -> None:
     try:
         address = args.address
         if address is None and args.only != "bandwidth":
-            from ray.cluster_utils import Cluster
-
-            cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
-            cluster.add_node(num_cpus=2)
-            cluster.wait_for_nodes()
+            cluster, node_cores = _start_cluster()
             address = cluster.address
             emit(
-                {"bench": "multinode_cluster", "nodes": 2, "start_s": round(time.time() - t0, 1), "load_1min": _load()}
+                {
+                    "bench": "multinode_cluster",
+                    "nodes": 2,
+                    "node_cores": node_cores,
+                    "start_s": round(time.time() - t0, 1),
+                    "load_1min": _load(),
+                }
             )
         if args.only in (None, "bandwidth"):
             bandwidth(tmp, args.reps)

@@ -116,7 +116,9 @@ def test_second_node_lost_recovered_from_the_survivors_state(ray_cluster, tmp_pa
     assert proc.returncode == 0, stderr[-3000:]
     s = json.loads(stdout)
     (r,) = s["recoveries"]
-    assert r["kind"] == "crash" and len(r["failed_ranks"]) == 1, r
+    # the node's raylet dies at once, its workers a moment later (as when a machine drops off the network,
+    # their peers see no closed socket): the driver's step deadline classifies it as a hang
+    assert r["kind"] in ("crash", "hang") and len(r["failed_ranks"]) == 1, r
     assert (r["nodes_before"], r["nodes_after"]) == (2, 1) and r["world_after"] in (1, 2), r
     assert r["survivors_kept"] == 1 and r["steps_lost"] == 0, r
     assert s["duplicate_samples"] == 0 and s["missed_samples"] == 0 and s["samples_seen"] == 40 * 32
