@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from typing import Any
@@ -124,6 +125,13 @@ def test_unreachable_peer_and_abort():
     with socket_closed() as port:
         with pytest.raises(CommTimeoutError, match=f"cannot reach rank 0 at 127.0.0.1:{port}.*firewall"):
             c.rebuild("unreachable", 1, 2, ["a", "b"], [("127.0.0.1", port), c.address()])
+        c.timeout = 60.0
+        timer = threading.Timer(0.3, c.abort)
+        timer.start()
+        t = time.monotonic()
+        with pytest.raises(CommAbortedError):  # the driver gave the formation up: no wait for the deadline
+            c.rebuild("unreachable-2", 1, 2, ["a", "b"], [("127.0.0.1", port), c.address()])
+        assert time.monotonic() - t < 60.0 / 3
     c.close()
 
     cols, form = _formed("ab", timeout=60.0)
@@ -137,8 +145,6 @@ def test_unreachable_peer_and_abort():
             except CommAbortedError:
                 return time.monotonic() - t
         return None
-
-    import threading
 
     timer = threading.Timer(0.5, cols[0].abort)
     timer.start()

@@ -85,16 +85,16 @@ def test_worker_on_second_node_killed_survivor_kept_bitwise(cluster, tmp_path):
 
 def test_second_node_lost_recovered_from_the_survivors_state(ray_cluster, tmp_path):
     """The second node's raylet and every process on it are killed during training (the last test: the
-    module's cluster keeps one node). 2 workers and a spare are spread over the two nodes, so the lost node
-    holds one or two of them; the surviving worker keeps the whole state of the last step (a group across
-    nodes keeps the full optimizer state on every rank) and the group goes on on the head node (with the
-    spare when it survived, else alone): 0 steps lost, every sample once."""
+    module's cluster keeps one node). 2 workers and 2 spares are spread over the two nodes, a worker and a
+    spare on each; the surviving worker keeps the whole state of the last step (a group across nodes keeps
+    the full optimizer state on every rank) and the group goes on on the head node (with the spare there):
+    0 steps lost, every sample once."""
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(CONFIG.replace("steps: 8", "steps: 40"))
+    cfg.write_text(CONFIG.replace("steps: 8", "steps: 150"))
     out = tmp_path / "node-lost"
     cmd = oms_command(
         "train", str(cfg), "--out", str(out), "--json", "--address", str(ray_cluster.address), "--workers", "2",
-        "--placement", "SPREAD", "--spares", "1", "--rejoin-wait", "2",
+        "--placement", "SPREAD", "--rejoin-wait", "2",
     )  # fmt: skip
     env = dict(os.environ, GLOG_v="3")
     proc = subprocess.Popen(
@@ -121,4 +121,4 @@ def test_second_node_lost_recovered_from_the_survivors_state(ray_cluster, tmp_pa
     assert r["kind"] in ("crash", "hang") and len(r["failed_ranks"]) == 1, r
     assert (r["nodes_before"], r["nodes_after"]) == (2, 1) and r["world_after"] in (1, 2), r
     assert r["survivors_kept"] == 1 and r["steps_lost"] == 0, r
-    assert s["duplicate_samples"] == 0 and s["missed_samples"] == 0 and s["samples_seen"] == 40 * 32
+    assert s["duplicate_samples"] == 0 and s["missed_samples"] == 0 and s["samples_seen"] == 150 * 32

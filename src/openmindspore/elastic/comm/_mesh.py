@@ -80,7 +80,7 @@ class Mesh:
             for peer in range(self.rank):
                 if peer in self.remote:
                     host, port = self.remote[peer]
-                    s = dial(host, port, self.group, self.rank, deadline, peer)
+                    s = dial(host, port, self.group, self.rank, deadline, peer, self._aborted)
                     tune(s)
                     self.peers[peer] = s
                 else:

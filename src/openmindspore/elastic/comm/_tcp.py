@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import threading
 import time
 
-from openmindspore.elastic.comm.base import CommError, CommTimeoutError
+from openmindspore.elastic.comm.base import CommAbortedError, CommError, CommTimeoutError
 
 __all__ = ["Endpoint", "dial", "tune"]
 
@@ -48,11 +49,16 @@ def _read_exact(s: socket.socket, n: int) -> bytes:
     return buf
 
 
-def dial(host: str, port: int, group: str, rank: int, deadline: float, peer: int) -> socket.socket:
+def dial(
+    host: str, port: int, group: str, rank: int, deadline: float, peer: int, aborted: threading.Event
+) -> socket.socket:
     """Connect to ``peer``'s endpoint at ``host:port`` for ``group`` as ``rank`` (retrying until ``deadline``,
-    a ``time.monotonic()`` value); raises :class:`CommTimeoutError` naming the address when it never answers."""
+    a ``time.monotonic()`` value, or ``aborted``); raises :class:`CommTimeoutError` naming the address when it
+    never answers, :class:`CommAbortedError` when aborted."""
     last: OSError | None = None
     while time.monotonic() < deadline:
+        if aborted.is_set():
+            raise CommAbortedError(f"rank {rank}: aborted while connecting to rank {peer}", [peer])
         try:
             s = socket.create_connection((host, port), timeout=max(0.05, min(1.0, deadline - time.monotonic())))
         except OSError as e:  # refused (not up yet) or unreachable
