@@ -4,7 +4,7 @@ Owns the run's record of recoveries and rescales (what the summary reports), and
 first step has not completed yet. Reads the survivors' and the snapshots' state, rolls the sample ledger
 back to the state it resumes from, and forms the new group through the membership; it never runs a step.
 
-* **crash / hang** — with a rebuildable backend (shm) the survivors abort their collective, stay alive
+* **crash / hang** — with a rebuildable backend (shm, tcp) the survivors abort their collective, stay alive
   and keep their state; only the failed processes are replaced (from the warm pool) and the group is
   rebuilt in the survivors' processes. Otherwise (MCCL) the whole group is retired; its survivors'
   state after the previous step is exported from another thread of their process first.

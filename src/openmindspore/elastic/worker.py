@@ -15,7 +15,7 @@ return a stashed state as a ``TrainState`` from another thread of the process, o
 engine serialises its arrays out of band (one copy into its object store). Calls and results are the
 typed messages of :mod:`~openmindspore.elastic.messages`.
 
-With a rebuildable backend (``shm``) a worker survives the failure of a peer: the collective raises at
+With a rebuildable backend (``shm``, ``tcp``) a worker survives the failure of a peer: the collective raises at
 once, the step is rolled back (the sampler rewound; nothing was applied) and reported as a
 :class:`~openmindspore.elastic.messages.CommFailure`, and ``connect`` later rebuilds the group in the
 same process.
