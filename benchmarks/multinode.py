@@ -190,6 +190,16 @@ def recovery(tmp: Path, address: str, steps: int) -> None:
         )
 
 
+def forget_as_default(c: Any) -> None:
+    """Ray's test cluster names itself the host's default (``/tmp/ray/ray_current_cluster``), which a plain
+    ``ray.init()`` in any process here (the 1-worker baseline included) would join: take that back."""
+    from ray._private.utils import get_ray_address_file
+
+    f = Path(get_ray_address_file(None))
+    if f.exists() and f.read_text().strip() == c.gcs_address:
+        f.unlink(missing_ok=True)
+
+
 def _start_cluster() -> tuple[Any, list[list[int]]]:
     """Two Ray nodes on this host (2 CPUs each), each confined to its own core when there are two (its
     processes inherit the affinity), as on two machines: the node's workers do not share cores with the
@@ -201,6 +211,7 @@ def _start_cluster() -> tuple[Any, list[list[int]]]:
     try:
         os.sched_setaffinity(0, halves[0])
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+        forget_as_default(cluster)
         os.sched_setaffinity(0, halves[1])
         cluster.add_node(num_cpus=2)
     finally:

@@ -44,11 +44,22 @@ def ray_cluster() -> Iterator[Any]:
 
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
     try:
+        forget_as_default(c)
         c.add_node(num_cpus=2)
         c.wait_for_nodes()
         yield c
     finally:
         c.shutdown()
+
+
+def forget_as_default(c: Any) -> None:
+    """Ray's test cluster names itself the host's default cluster (``/tmp/ray/ray_current_cluster``), which
+    a plain ``ray.init()`` in any process here would then join: take that back."""
+    from ray._private.utils import get_ray_address_file
+
+    f = Path(get_ray_address_file(None))
+    if f.exists() and f.read_text().strip() == c.gcs_address:
+        f.unlink(missing_ok=True)
 
 
 @pytest.fixture

@@ -80,6 +80,7 @@ class RayEngine(Engine):
                 ray.init(address=address, runtime_env=env, logging_level=logging.ERROR, log_to_driver=False)
             else:
                 ray.init(
+                    address="local",  # a new embedded cluster, never one that `ray start` left on this host
                     num_cpus=num_cpus,
                     include_dashboard=False,
                     runtime_env=env,
