@@ -7,8 +7,8 @@ each node's processes confined to half of this host's cores as on two machines; 
 and measures:
 
 * bandwidth: in-place all-reduce of 42 MB of float32 (the 10.6M MLP's gradient) between 2 processes that
-  are on different nodes (different node ids: the TCP path) vs MindSpore's MCCL; median of ``--reps``;
-  bitwise equality of the two backends' sums.
+  are on different nodes (different node ids: the TCP path; pieces of 1 MiB, the default ``--bucket-mb``,
+  and of 4 MiB) vs MindSpore's MCCL; median of ``--reps``; bitwise equality of the backends' sums.
 * scaling: weak scaling (64 samples per worker) of ``oms train --address ... --placement SPREAD --workers 2``
   (one worker per node, 1 thread each) over 1 worker with 1 thread (the same per-worker share), on the
   10.6M MLP and the default CNN; efficiency = throughput speed-up / 2 (median step times).
@@ -41,7 +41,7 @@ import hashlib, json, statistics, sys, time
 import numpy as np
 from openmindspore.elastic.comm import TcpCollective
 rank, world, node, n_bytes, reps = int(sys.argv[1]), 2, sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-c = TcpCollective(timeout=120.0)
+c = TcpCollective(timeout=120.0, chunk_bytes=int(float(sys.argv[5]) * (1 << 20)))
 print(json.dumps(c.address()), flush=True)
 group, nodes, addrs = json.loads(sys.stdin.readline())
 t = time.perf_counter()
@@ -69,11 +69,13 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def tcp_allreduce(n_bytes: int, reps: int, nodes: tuple[str, str] = ("node-a", "node-b")) -> dict:
+def tcp_allreduce(
+    n_bytes: int, reps: int, nodes: tuple[str, str] = ("node-a", "node-b"), chunk_mb: float = 1.0
+) -> dict:
     """Two processes whose node ids differ (so they talk TCP), all-reducing ``n_bytes``; rank 0's record."""
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _TCP_WORKER, str(r), nodes[r], str(n_bytes), str(reps)],
+            [sys.executable, "-c", _TCP_WORKER, str(r), nodes[r], str(n_bytes), str(reps), str(chunk_mb)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -97,14 +99,15 @@ def tcp_allreduce(n_bytes: int, reps: int, nodes: tuple[str, str] = ("node-a", "
 
 
 def bandwidth(tmp: Path, reps: int) -> None:
-    tcp = tcp_allreduce(MLP_BYTES, reps)
+    tcp = {piece: tcp_allreduce(MLP_BYTES, reps, chunk_mb=piece) for piece in (1.0, 4.0)}  # 1: the default
     (mccl,) = run_allreduce("mccl", [MLP_BYTES], reps, check_out=tmp / "check.mccl")
     mccl_sha = json.loads((tmp / "check.mccl.0").read_text())[str(MLP_BYTES)]  # sha256 of rank 0's sum
-    for name, rec in (("tcp", tcp), ("mccl", mccl)):
+    for name, piece, rec in [*(("tcp", p, r) for p, r in tcp.items()), ("mccl", None, mccl)]:
         emit(
             {
                 "bench": "multinode_allreduce",
                 "backend": name,
+                "piece_mb": piece,
                 "bytes": MLP_BYTES,
                 "median_ms": round(rec["median_s"] * 1e3, 2),
                 "MB_per_s": round(MLP_BYTES / rec["median_s"] / 1e6, 1),
@@ -116,9 +119,9 @@ def bandwidth(tmp: Path, reps: int) -> None:
         {
             "bench": "multinode_allreduce_summary",
             "bytes": MLP_BYTES,
-            "speedup_tcp_over_mccl": round(mccl["median_s"] / tcp["median_s"], 1),
+            "speedup_tcp_over_mccl": round(mccl["median_s"] / tcp[1.0]["median_s"], 1),
             "goal": ">= 10x",
-            "bitwise_equal_tcp_mccl": tcp["sha256"] == mccl_sha,
+            "bitwise_equal_tcp_mccl": all(t["sha256"] == mccl_sha for t in tcp.values()),
             "load_1min": _load(),
         }
     )
@@ -135,7 +138,7 @@ def scaling(tmp: Path, address: str, steps: int) -> None:
         load = _load()
         two = oms_json(
             "train", str(weak), "--out", str(tmp / f"s2-{n}"), "--workers", "2", "--address", address,
-            "--placement", "SPREAD", "--comm", "tcp",
+            "--placement", "SPREAD", "--comm", "tcp", "--spares", "0", "--min-workers", "2",
         )  # fmt: skip
         t1, t2 = base["step_time_s"]["median"], two["step_time_s"]["median"]
         emit(
@@ -160,7 +163,7 @@ def recovery(tmp: Path, address: str, steps: int) -> None:
     for comm in ("tcp", "mccl"):
         s = oms_json(
             "train", str(cfg), "--out", str(tmp / f"r-{comm}"), "--workers", "2", "--address", address,
-            "--placement", "SPREAD", "--comm", comm, "--kill-worker-at", "8:1",
+            "--placement", "SPREAD", "--comm", comm, "--min-workers", "2", "--kill-worker-at", "8:1",
         )  # fmt: skip
         rec = [r for r in s["recoveries"] if r.get("recover_s") is not None]
         med[comm] = statistics.median(r["recover_s"] for r in rec)
