@@ -8,6 +8,7 @@ processes through the engine; knows nothing of groups (the caller says how many 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,9 +166,22 @@ class WorkerPool:
             if time.time() > deadline:
                 raise OMSError(f"only {len(ready)} of {size} worker processes started within {wait_s:.0f} s")
             self._ready(timeout=0.5)
+        if self.opts.placement == "SPREAD":
+            ready = self._node_by_node(ready)
         for m in ready[:size]:
             self.workers.remove(m)
         return [m.actor for m in ready[:size]]
+
+    def _node_by_node(self, members: list[_Member]) -> list[_Member]:
+        """``members`` reordered to take one from each node in turn (the first of every node, then the
+        second, ...), so that a group spans the nodes as ``--placement SPREAD`` asks."""
+        nodes, seen = dict(enumerate(self._bundle_nodes)), Counter[str]()
+        turn = []
+        for m in members:
+            where = nodes.get(-1 if m.actor.bundle is None else m.actor.bundle)
+            seen[where[0] if where else ""] += 1
+            turn.append(seen[where[0] if where else ""])
+        return [m for _, m in sorted(zip(turn, members), key=lambda t: t[0])]
 
     def release(self, actor: ActorRef) -> None:
         """Kill ``actor`` and free its slot."""
