@@ -129,8 +129,6 @@ class Membership:
         and TCP endpoint (asked of the worker, on its node's IP). A group on one node stays an shm one."""
         where = dict(enumerate(self.engine.bundle_nodes()))
         nodes = [str((where.get(-1 if a.bundle is None else a.bundle) or ("local", 0.0))[0]) for a in members]
-        if len(set(nodes)) < 2:
-            return spec
         if not set(nodes) <= set(self._ips):
             self._ips = self.engine.node_ips()
         self._endpoints = {id(a): self._endpoints[id(a)] for a in members if id(a) in self._endpoints}  # live ones
@@ -147,6 +145,8 @@ class Membership:
                 raise GroupFailure("crash", [i], after_step + 1, t0, f"no TCP endpoint: {out.error[-300:]}")
             self._endpoints[id(members[i])] = (members[i], (str(out.value[0]), int(out.value[1])))
         addrs = tuple(self._endpoints[id(a)][1] for a in members)
+        if len(set(nodes)) < 2:  # endpoints asked anyway (off the recovery path: a survivor's is known then)
+            return spec
         return dataclasses.replace(spec, backend="tcp", shard=False, nodes=tuple(nodes), addrs=addrs)
 
     def _activate(
