@@ -15,11 +15,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from comm_testing import inputs as _inputs
+from comm_testing import on_ranks as _on_ranks
 
 from oms_testing import ROOT
 from openmindspore.elastic.comm import CommAbortedError, CommError, CommTimeoutError, ShmCollective, reference_allreduce
@@ -28,36 +29,6 @@ from openmindspore.errors import ConfigError
 
 def _group() -> str:
     return uuid.uuid4().hex[:12]
-
-
-def _on_ranks(world: int, fn: Callable[[int], Any], timeout: float = 60.0) -> list[Any]:
-    """Run ``fn(rank)`` for every rank on its own thread; returns results (or raised exceptions) by rank."""
-    out: list[Any] = [None] * world
-
-    def run(r: int) -> None:
-        try:
-            out[r] = fn(r)
-        except BaseException as e:  # noqa: BLE001 - handed back to the test
-            out[r] = e
-
-    threads = [threading.Thread(target=run, args=(r,), daemon=True) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-    assert not any(t.is_alive() for t in threads), "a rank did not finish"
-    return out
-
-
-def _inputs(world: int, n: int, dtype: np.dtype, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    if np.dtype(dtype).kind == "f":
-        # magnitudes over many decades, so that the summation order changes the rounding
-        decades = 3 if np.dtype(dtype).itemsize == 2 else 6  # float16 overflows above 65504
-        return [
-            (rng.standard_normal(n) * 10.0 ** rng.integers(-decades, decades, n)).astype(dtype) for _ in range(world)
-        ]
-    return [rng.integers(-1000, 1000, n).astype(dtype) for _ in range(world)]
 
 
 @pytest.mark.parametrize("world", [2, 3])
@@ -313,9 +284,12 @@ def test_backend_option_defaults_and_errors():
     from openmindspore.elastic import ElasticOptions
 
     assert ElasticOptions(workers=2).validate(32).comm == "shm"
-    assert ElasticOptions(workers=2, address="10.0.0.1:6379").validate(32).comm == "mccl"  # may span nodes
-    with pytest.raises(ConfigError, match="--comm='nccl'.*one of \\['shm', 'mccl'\\]"):
+    across = ElasticOptions(workers=2, address="10.0.0.1:6379").validate(32)
+    assert across.comm == "tcp" and across.keeps_survivors  # may span nodes: shm within, TCP between
+    with pytest.raises(ConfigError, match="--comm='nccl'.*one of \\['shm', 'tcp', 'mccl'\\]"):
         ElasticOptions(workers=2, comm="nccl").validate(32)
+    with pytest.raises(ConfigError, match="did you mean tcp"):
+        ElasticOptions(workers=2, comm="tpc").validate(32)
     with pytest.raises(ConfigError, match="--bucket-mb=0"):
         ElasticOptions(workers=2, bucket_mb=0).validate(32)
 

@@ -28,8 +28,7 @@ def test_a_single_problem_reads_as_before():
         "--overlap='with --comm mccl' is invalid: expected --comm shm (MCCL's all-reduce runs inside MindSpore, "
         "asynchronously already); drop --overlap or use --comm shm"
     )
-    with pytest.raises(ConfigError, match="--overlap='with --comm mccl'"):  # mccl is the default with --address
-        ElasticOptions(workers=2, address="10.0.0.1:6379", overlap=True)
+    assert ElasticOptions(workers=2, address="10.0.0.1:6379", overlap=True).effective_comm == "tcp"  # the default
 
 
 def test_resolve_decides_the_auto_values_once_and_changes_nothing():

@@ -90,9 +90,10 @@ def register(sub) -> None:
     add_engine_arg(e, "the worker processes (yuanrong needs an openYuanrong cluster: --address or YR_SERVER_ADDRESS)")
     e.add_argument(
         "--comm",
-        choices=["shm", "mccl"],
-        help="gradient all-reduce: shm (shared memory on one node, survivors kept on failure; default) "
-        "or mccl (MindSpore's collectives; default with --address)",
+        choices=["shm", "tcp", "mccl"],
+        help="gradient all-reduce: shm (shared memory on one node, survivors kept on failure; default), "
+        "tcp (shared memory within each node, TCP between nodes, survivors kept; default with --address) "
+        "or mccl (MindSpore's collectives)",
     )
     e.add_argument("--bucket-mb", type=float, help="all-reduce bucket (piece) size in MiB for shm (default 1)")
     e.add_argument(

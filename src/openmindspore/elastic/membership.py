@@ -7,12 +7,14 @@ state-copy time), the pre-connected standby group (MCCL), the shm group names, a
 processes only through the engine; reads the fault plan.
 
 A new group is formed from warm pool processes: the same world size when enough are ready, otherwise
-the survivors' count (``>= --min-workers``); with shm, live survivors stay and the group is rebuilt
-around them in their processes.
+the survivors' count (``>= --min-workers``); with shm and tcp, live survivors stay and the group is
+rebuilt around them in their processes. A tcp group whose members are on more than one engine node gets
+each rank's node id and TCP endpoint in its spec; on one node it is an shm group.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -37,6 +39,7 @@ class _Group:
     connect: list[Any]  # futures of Worker.connect
     started: float
     comm_group: str | None = None  # shm group name (None: mccl)
+    nodes: tuple[str, ...] = ()  # tcp: each member's engine node id (empty: one node)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,9 @@ class Membership:
         self.group_sched: ActorRef | None = None
         self.standby: _Group | None = None
         self.worker_cores: list[list[int] | None] = []  # per rank of the active group (None: not pinned)
+        self.nodes = 1  # engine nodes the active group spans
+        self._ips: dict[str, str] = {}  # engine node id -> IP (asked again when a node is new)
+        self._endpoints: dict[int, tuple[ActorRef, tuple[str, int]]] = {}  # id(worker) -> (worker, TCP endpoint)
         self.snapshot_copy_s = 0.0  # the slowest member's time to copy the state once (measured at load)
         self._group_id = f"{os.getpid():x}{int(time.time() * 1000) % 0xFFFFFF:06x}"
         self._generation = 0
@@ -98,13 +104,15 @@ class Membership:
             self._retire(self.standby.members, self.standby.sched)
         self.retire_group()
 
-    def _connect(self, members: list[ActorRef]) -> _Group:
+    def _connect(self, members: list[ActorRef], after_step: int = 0) -> _Group:
         """Start forming a communication group of ``members`` (non-blocking)."""
         size = len(members)
-        if self.opts.comm == "shm":
+        if self.opts.comm != "mccl":
             spec = self._shm_spec()
+            if self.opts.comm == "tcp" and size > 1:
+                spec = self._across_nodes(spec, members, after_step)
             futs = [self.engine.call(a, "connect", rank, size, spec, self.pin) for rank, a in enumerate(members)]
-            return _Group(members, None, futs, time.time(), spec.group)
+            return _Group(members, None, futs, time.time(), spec.group, spec.nodes)
         sched, address = None, None
         if size > 1:
             sched = self.pool.take_scheduler()
@@ -128,6 +136,31 @@ class Membership:
             shard=o.shard_optimizer,
         )
 
+    def _across_nodes(self, spec: CommSpec, members: list[ActorRef], after_step: int) -> CommSpec:
+        """``spec`` for a ``tcp`` group of ``members``: each rank's node (where the engine placed its slot)
+        and TCP endpoint (asked of the worker, on its node's IP). A group on one node stays an shm one."""
+        where = dict(enumerate(self.engine.bundle_nodes()))
+        nodes = [str((where.get(-1 if a.bundle is None else a.bundle) or ("local", 0.0))[0]) for a in members]
+        if not set(nodes) <= set(self._ips):
+            self._ips = self.engine.node_ips()
+        self._endpoints = {id(a): self._endpoints[id(a)] for a in members if id(a) in self._endpoints}  # live ones
+        t0 = time.time()
+        futs = {
+            i: self.engine.call(a, "endpoint", self._ips.get(n, "127.0.0.1"))
+            for i, (a, n) in enumerate(zip(members, nodes))
+            if id(a) not in self._endpoints
+        }
+        self.engine.wait(list(futs.values()), timeout=30.0, num=len(futs))
+        for i, f in futs.items():
+            out = self.engine.outcome(f, timeout=0)
+            if not out.ok:
+                raise GroupFailure("crash", [i], after_step + 1, t0, f"no TCP endpoint: {out.error[-300:]}")
+            self._endpoints[id(members[i])] = (members[i], (str(out.value[0]), int(out.value[1])))
+        addrs = tuple(self._endpoints[id(a)][1] for a in members)
+        if len(set(nodes)) < 2:  # endpoints asked anyway (off the recovery path: a survivor's is known then)
+            return spec
+        return dataclasses.replace(spec, backend="tcp", shard=False, nodes=tuple(nodes), addrs=addrs)
+
     def _activate(
         self, g: _Group, state: TrainState | None, after_step: int, skip_load: frozenset[int] = frozenset()
     ) -> float:
@@ -145,6 +178,7 @@ class Membership:
         order = sorted(range(len(outs)), key=lambda i: connected[i].rank)  # MindSpore's rank order
         self.group = [g.members[i] for i in order]
         self.worker_cores = [connected[i].cores for i in order]
+        self.nodes = max(1, len(set(g.nodes)))
         keep = {id(g.members[i]) for i in skip_load}
         faults = self.faults.armed()
         loads = [
@@ -193,7 +227,7 @@ class Membership:
             members = keep[:size] + self.pool.take(size - min(size, len(keep)))
             skip = frozenset(i for i in keep_at_state if i < size)
             try:
-                comm_init_s = self._activate(self._connect(members), state, after_step, skip_load=skip)
+                comm_init_s = self._activate(self._connect(members, after_step), state, after_step, skip_load=skip)
             finally:
                 for a in keep[size:]:
                     self.pool.release(a)
@@ -205,7 +239,8 @@ class Membership:
         else:
             if sb is not None:
                 self._retire(sb.members, sb.sched)
-            formed = Formed(self._activate(self._connect(self.pool.take(size)), state, after_step), False, 0)
+            group = self._connect(self.pool.take(size), after_step)
+            formed = Formed(self._activate(group, state, after_step), False, 0)
         self.refill()
         return formed
 

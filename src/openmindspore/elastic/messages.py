@@ -43,7 +43,7 @@ class _Message:
         return type(self), tuple(getattr(self, name) for name in names)
 
 
-CommBackend = Literal["shm", "mccl"]  # shared memory on one node (rebuildable) | MindSpore's collectives
+CommBackend = Literal["shm", "tcp", "mccl"]  # one node (shm) | shm within nodes + TCP between | MindSpore's
 FaultKind = Literal["kill", "hang", "preempt"]  # injected as SIGKILL, SIGSTOP, SIGTERM
 
 
@@ -53,7 +53,9 @@ class CommSpec(_Message):
     (a fresh name per formation), every wait bounded by ``timeout`` s, pieces of ``chunk_bytes``, the
     update overlapped with the exchange (``overlap``) or sharded (``shard``, ZeRO-1). ``mccl``: MindSpore's
     collectives through the scheduler at ``sched`` (host, port); ``timeout`` bounds the wait for a step
-    still in progress."""
+    still in progress. ``tcp``: as shm, with ``nodes`` (each rank's engine node id) and ``addrs`` (each
+    rank's TCP endpoint, ``Worker.endpoint``); ranks on one node share memory, the others talk TCP (a
+    group on one node is an shm group)."""
 
     backend: CommBackend
     group: str = ""
@@ -62,6 +64,8 @@ class CommSpec(_Message):
     overlap: bool = False
     shard: bool = False
     sched: tuple[str, int] | None = None
+    nodes: tuple[str, ...] = ()
+    addrs: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,7 @@ def _is_number(v: object) -> bool:
 @dataclass(frozen=True)
 class ElasticOptions:
     """An elastic run as asked for (CLI flags in brackets). ``None`` means auto: ``min_workers`` 1,
-    ``spares`` = ``workers``, ``comm`` shm on the embedded cluster and mccl with an ``address``, ``threads``
+    ``spares`` = ``workers``, ``comm`` shm on the embedded cluster and tcp with an ``address``, ``threads``
     the cores divided by the workers. ``faults`` (a list is taken as a tuple) are injected for tests."""
 
     workers: int = 2
@@ -73,7 +73,7 @@ class ElasticOptions:
     engine: EngineName = "ray"
     threads: int | None = None
     faults: tuple[Fault, ...] = ()
-    comm: CommBackend | None = None  # gradient all-reduce: shm (one node, rebuildable) | mccl
+    comm: CommBackend | None = None  # gradient all-reduce: shm (one node) | tcp (nodes; both rebuildable) | mccl
     bucket_mb: float = DEFAULT_BUCKET_MB  # all-reduce piece size, MiB (shm)
     keep_survivors: bool = True  # rebuild the group around live workers (shm) instead of replacing them
     pin: bool = True  # embedded cluster: pin each active worker to its own cores (rank r: cores r*threads..)
@@ -107,10 +107,11 @@ class ElasticOptions:
 
     @property
     def effective_comm(self) -> CommBackend:
-        """``comm``, or its default: shm on one node, mccl when joining a cluster (its workers may span nodes)."""
+        """``comm``, or its default: shm on one node, tcp when joining a cluster (its workers may span nodes:
+        shared memory within a node, TCP between nodes; ~10x MCCL's bandwidth, survivors kept)."""
         if self.comm is not None:
             return self.comm
-        return "shm" if self.address is None else "mccl"
+        return "shm" if self.address is None else "tcp"
 
     def _problems(self) -> list[ConfigError]:
         bad: list[ConfigError] = []
@@ -163,7 +164,8 @@ class ElasticOptions:
             "--comm",
             self.comm,
             f"one of {list(COMM_BACKENDS)}",
-            "shm for one node (fast, survivors kept), mccl for MindSpore's collectives",
+            did_you_mean(str(self.comm), COMM_BACKENDS)
+            or "shm for one node, tcp across nodes (both fast, survivors kept), mccl for MindSpore's collectives",
         )
         check(
             not self.overlap or self.effective_comm != "mccl",
@@ -228,7 +230,8 @@ class ElasticOptions:
             spares_auto=self.spares is None or getattr(self, "spares_auto", False),
             comm=comm,
             # a full update (each worker updates everything) when overlapped, or with MCCL
-            shard_optimizer=self.shard_optimizer and comm == "shm" and not self.overlap,
+            # (tcp: sharded only while the group is on one node; see Worker.connect)
+            shard_optimizer=self.shard_optimizer and comm != "mccl" and not self.overlap,
             threads=max(1, (os.cpu_count() or 1) // self.workers) if self.threads is None else self.threads,
         )
         return ResolvedOptions(**decided)
@@ -290,8 +293,8 @@ class ResolvedOptions(ElasticOptions):
 
     @property
     def rebuildable(self) -> bool:
-        """Survivors can rebuild their group in-process (shm); MCCL groups are replaced whole."""
-        return self.comm == "shm"
+        """Survivors can rebuild their group in-process (shm, tcp); MCCL groups are replaced whole."""
+        return self.comm != "mccl"
 
     @property
     def keeps_survivors(self) -> bool:

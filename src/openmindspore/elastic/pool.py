@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,9 +188,11 @@ class WorkerPool:
     def take(self, size: int, wait_s: float = 120.0) -> list[ActorRef]:
         """``size`` started workers out of the pool, waiting up to ``wait_s`` s for them to be up."""
         deadline = time.time() + wait_s
+        spread = self.opts.placement == "SPREAD"
         while True:
             ready = self._ready()
-            if len(ready) >= size:
+            # SPREAD: also wait (up to 30 s) until the ready ones are on as many nodes as the pool's can be
+            if len(ready) >= size and (not spread or self._spans(ready, size) or time.time() > deadline - wait_s + 30):
                 break
             if time.time() > deadline:
                 raise OMSError(
@@ -197,9 +200,28 @@ class WorkerPool:
                     "the same Python environment (make install) and free CPUs (ray status shows them)"
                 )
             self._ready(timeout=0.5)
+        if self.opts.placement == "SPREAD":
+            ready = self._node_by_node(ready)
         for m in ready[:size]:
             self.workers.remove(m)
         return [m.actor for m in ready[:size]]
+
+    def _node(self, m: _Member) -> str:
+        where = dict(enumerate(self._bundle_nodes)).get(-1 if m.actor.bundle is None else m.actor.bundle)
+        return str(where[0]) if where else ""
+
+    def _spans(self, ready: list[_Member], size: int) -> bool:
+        """``ready`` holds workers on as many nodes as a group of ``size`` from the whole pool could span."""
+        return len({self._node(m) for m in ready}) >= min(size, len({self._node(m) for m in self.workers}))
+
+    def _node_by_node(self, members: list[_Member]) -> list[_Member]:
+        """``members`` reordered to take one from each node in turn (the first of every node, then the
+        second, ...), so that a group spans the nodes as ``--placement SPREAD`` asks."""
+        seen, turn = Counter[str](), []
+        for m in members:
+            seen[self._node(m)] += 1
+            turn.append(seen[self._node(m)])
+        return [m for _, m in sorted(zip(turn, members), key=lambda t: t[0])]
 
     def release(self, actor: ActorRef) -> None:
         """Kill ``actor`` and free its slot."""

@@ -4,7 +4,7 @@ Owns the run's record of recoveries and rescales (what the summary reports), and
 first step has not completed yet. Reads the survivors' and the snapshots' state, rolls the sample ledger
 back to the state it resumes from, and forms the new group through the membership; it never runs a step.
 
-* **crash / hang** — with a rebuildable backend (shm) the survivors abort their collective, stay alive
+* **crash / hang** — with a rebuildable backend (shm, tcp) the survivors abort their collective, stay alive
   and keep their state; only the failed processes are replaced (from the warm pool) and the group is
   rebuilt in the survivors' processes. Otherwise (MCCL) the whole group is retired; its survivors'
   state after the previous step is exported from another thread of their process first.
@@ -67,7 +67,7 @@ class Recovery:
             self.recoveries.append({**rec, "recover_s": None, "interrupted": True})
             self._pending = None
         o, members = self.opts, self.members
-        world_before = len(members.group)
+        world_before, nodes_before = len(members.group), members.nodes
         alive = [r for r in range(world_before) if r not in failure.ranks]
         self.say(
             f"{failure.kind}: rank(s) {failure.ranks} during step {failure.step} "
@@ -129,6 +129,7 @@ class Recovery:
                 members.retire_group()
                 keep, keep_at = [], frozenset()
         self._pending = self._record(failure, world_before, size, steps_lost, state_step, formed)
+        self._pending["nodes_before"], self._pending["nodes_after"] = nodes_before, members.nodes
         self._pending["phases_s"] = {
             "detect_to_recover": round(t_begin - failure.t_detect, 3),
             "abort": round(t_settled - t_begin, 3),

@@ -37,8 +37,8 @@ def _mib(n: float) -> str:
 
 def check_shm_space(n_params: int, slots: int, opts: ResolvedOptions, shm_dir: Path = SHM_DIR) -> None:
     """Raise one :class:`ConfigError` naming the size needed and the fix when ``opts`` use the shared-memory
-    backend and ``shm_dir`` has too little free space; nothing to check for other backends or without it."""
-    if opts.comm != "shm" or not shm_dir.is_dir():
+    backend (shm, or tcp within a node) and ``shm_dir`` has too little free space; nothing to check otherwise."""
+    if opts.comm not in ("shm", "tcp") or not shm_dir.is_dir():  # tcp shares memory within a node too
         return
     need, free = shm_bytes_needed(n_params, slots, opts), shutil.disk_usage(shm_dir).free
     if need <= free:

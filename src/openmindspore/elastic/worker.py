@@ -3,7 +3,9 @@ process; MCCL's scheduler process is :class:`~openmindspore.elastic.processes.Sc
 (MindSpore imported, dataset loaded, model built) and idles in the pool until it ``join``\\ s a group:
 only then does it connect: with ``mccl`` it sets the MindSpore cluster variables and calls
 ``mindspore.communication.init()`` (a process whose MindSpore group broke cannot re-initialise, so each
-MCCL group gets fresh processes); with ``shm`` it (re)builds a shared-memory group in the live process.
+MCCL group gets fresh processes); with ``shm`` it (re)builds a shared-memory group in the live process;
+with ``tcp`` (a group spanning nodes) the same, shared memory among the ranks of its node and TCP to the
+others, through the process's TCP endpoint (:meth:`Worker.endpoint`, opened once).
 
 Each ``step`` shards the global batch, computes gradients, exchanges them over the group through the
 :mod:`~openmindspore.elastic.comm` seam with the group's strategy (:mod:`~openmindspore.elastic.exchange`:
@@ -13,7 +15,7 @@ return a stashed state as a ``TrainState`` from another thread of the process, o
 engine serialises its arrays out of band (one copy into its object store). Calls and results are the
 typed messages of :mod:`~openmindspore.elastic.messages`.
 
-With a rebuildable backend (``shm``) a worker survives the failure of a peer: the collective raises at
+With a rebuildable backend (``shm``, ``tcp``) a worker survives the failure of a peer: the collective raises at
 once, the step is rolled back (the sampler rewound; nothing was applied) and reported as a
 :class:`~openmindspore.elastic.messages.CommFailure`, and ``connect`` later rebuilds the group in the
 same process.
@@ -104,6 +106,7 @@ class Worker:
         self.exchange: Exchange = SingleProcess(self.trainer)  # the group's gradient exchange
         self._busy = threading.Lock()  # held by step(); connect() waits for it
         self._doomed: set[str] = set()  # shm groups the driver gave up before this worker joined them
+        self._endpoint: Any = None  # this process's TCP endpoint (comm.Endpoint), opened by endpoint()
         signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def _warm_up(self, world_size: int) -> None:
@@ -145,6 +148,15 @@ class Worker:
     def ping(self) -> Heartbeat:
         return Heartbeat(os.getpid(), self.trainer.step)
 
+    def endpoint(self, host: str) -> tuple[str, int]:
+        """Open (once) this process's TCP endpoint on ``host`` (its node's IP) for groups that span nodes;
+        returns its ``(host, port)``."""
+        from openmindspore.elastic.comm import Endpoint
+
+        if self._endpoint is None:
+            self._endpoint = Endpoint(host)
+        return self._endpoint.address()
+
     def connect(self, rank: int, world_size: int, spec: CommSpec, pin: bool = False) -> ConnectResult:
         """Join a group as ``rank`` of ``world_size`` as ``spec`` says. MCCL forms MindSpore communication
         once per process (standby groups connect ahead of time, so its ~3 s start-up sync is off the
@@ -159,22 +171,14 @@ class Worker:
                 if world_size > 1:
                     rank = self._init_mccl(rank, world_size, spec)
             elif world_size > 1:
-                from openmindspore.elastic.comm import ShmCollective
-
                 if spec.group in self._doomed:
                     raise CommAbortedError(f"group {spec.group} was aborted before rank {rank} joined it")
-                if self.comm is None or not self.comm.can_rebuild:
-                    self.comm = ShmCollective(None, timeout=spec.timeout, chunk_bytes=spec.chunk_bytes)
                 overlap = spec.overlap
-                shard = spec.shard and not overlap and can_shard(self.trainer.optimizer)
-                extra = 0
-                if shard:
-                    from openmindspore.elastic.zero import ShardedOptimizer
-
-                    extra = ShardedOptimizer.extra_bytes(
-                        self.trainer.optimizer, self.comm.chunk_bytes, world_size, rank
-                    )
-                self.comm.rebuild(spec.group, rank, world_size, extra_bytes=extra)
+                if spec.backend == "tcp":  # spans nodes: full optimizer state on every rank (a node may go)
+                    self._rebuild_tcp(rank, world_size, spec)
+                else:
+                    shard = spec.shard and not overlap and can_shard(self.trainer.optimizer)
+                    self._rebuild_shm(rank, world_size, spec, shard)
             elif self.comm is not None:
                 self.comm.close()
                 self.comm = None
@@ -186,6 +190,31 @@ class Worker:
         finally:
             self._busy.release()
         return ConnectResult(rank, os.getpid(), time.perf_counter() - t0, socket.gethostname(), cores)
+
+    def _rebuild_shm(self, rank: int, world_size: int, spec: CommSpec, shard: bool) -> None:
+        from openmindspore.elastic.comm import ShmCollective
+
+        if not isinstance(self.comm, ShmCollective):
+            if self.comm is not None:
+                self.comm.close()
+            self.comm = ShmCollective(None, timeout=spec.timeout, chunk_bytes=spec.chunk_bytes)
+        extra = 0
+        if shard:
+            from openmindspore.elastic.zero import ShardedOptimizer
+
+            extra = ShardedOptimizer.extra_bytes(self.trainer.optimizer, self.comm.chunk_bytes, world_size, rank)
+        self.comm.rebuild(spec.group, rank, world_size, extra_bytes=extra)
+
+    def _rebuild_tcp(self, rank: int, world_size: int, spec: CommSpec) -> None:
+        from openmindspore.elastic.comm import TcpCollective
+
+        if self._endpoint is None:
+            raise RuntimeError("a group spanning nodes needs this worker's TCP endpoint (Worker.endpoint) first")
+        if not isinstance(self.comm, TcpCollective):
+            if self.comm is not None:
+                self.comm.close()
+            self.comm = TcpCollective(timeout=spec.timeout, chunk_bytes=spec.chunk_bytes, endpoint=self._endpoint)
+        self.comm.rebuild(spec.group, rank, world_size, spec.nodes, spec.addrs)
 
     def _init_mccl(self, rank: int, world_size: int, spec: CommSpec) -> int:
         """Join MindSpore's communication through the scheduler at ``spec.sched``; returns the rank it gives."""

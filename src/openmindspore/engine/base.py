@@ -147,6 +147,10 @@ class Engine(abc.ABC):
         when the engine does not say (then callers assume one node)."""
         return []
 
+    def node_ips(self) -> dict[str, str]:
+        """The IP address of each live node, by node id (empty when the engine does not say: one node)."""
+        return {}
+
     def get(self, future: Any, timeout: float | None = None) -> Any:
         out = self.outcome(future, timeout)
         if not out.ok:

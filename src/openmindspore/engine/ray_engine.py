@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -227,9 +228,20 @@ class RayEngine(Engine):
 
         if self._pg is None:
             return []
-        where = placement_group_table(self._pg).get("bundles_to_node_id", {})
+        until = time.monotonic() + 5.0  # the table may name the bundles' nodes a moment after the group is ready
+        while True:
+            where = placement_group_table(self._pg).get("bundles_to_node_id", {})
+            if len(where) >= len(self._pg.bundle_specs) or time.monotonic() > until:
+                break
+            time.sleep(0.05)
         cpus = {n["NodeID"]: float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")}
         return [(where[b], cpus.get(where[b], 0.0)) if b in where else None for b in range(len(self._pg.bundle_specs))]
+
+    def node_ips(self) -> dict[str, str]:
+        """Each live Ray node's IP (``NodeManagerAddress``), by node id."""
+        import ray
+
+        return {n["NodeID"]: str(n["NodeManagerAddress"]) for n in ray.nodes() if n.get("Alive")}
 
     def free_cpus(self) -> float:
         import ray

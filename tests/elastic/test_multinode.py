@@ -1,0 +1,135 @@
+"""Elastic training across the nodes of a real 2-node Ray cluster on this host (two raylets, two node ids):
+the ``tcp`` backend (the default with ``--address``), a worker on the second node SIGKILLed, survivors kept,
+nothing lost, bitwise the uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oms_testing import kill_session, oms_command, run_oms
+
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
+
+CONFIG = """\
+dataset: digits
+model:
+  name: cnn
+  layers:
+    - {type: conv, channels: 8, kernel: 3}
+    - {type: relu}
+    - {type: maxpool, kernel: 2}
+    - {type: dense, units: 32}
+    - {type: relu}
+optimizer: {name: adam, lr: 0.01}
+batch_size: 32
+steps: 8
+seed: 3
+log_every: 1
+checkpoint_every: 4
+"""
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[Any]:
+    """A head node and a second node (2 CPUs each) on this host; only its own processes are stopped."""
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    try:
+        forget_as_default(c)
+        c.add_node(num_cpus=2)
+        c.wait_for_nodes()
+        yield c
+    finally:
+        c.shutdown()
+
+
+def forget_as_default(c: Any) -> None:
+    """Ray's test cluster names itself the host's default cluster (``/tmp/ray/ray_current_cluster``), which
+    a plain ``ray.init()`` in any process here would then join: take that back."""
+    from ray._private.utils import get_ray_address_file
+
+    f = Path(get_ray_address_file(None))
+    if f.exists() and f.read_text().strip() == c.gcs_address:
+        f.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def cluster(ray_cluster: Any) -> str:
+    return str(ray_cluster.address)
+
+
+def _train(cluster: str, out: Path, *args: str) -> tuple[dict, subprocess.CompletedProcess]:
+    cfg = out.parent / "cfg.yaml"
+    cfg.write_text(CONFIG)
+    proc = run_oms(
+        "train", str(cfg), "--out", str(out), "--json", "--address", cluster, "--workers", "2",
+        "--placement", "SPREAD", "--min-workers", "2", *args, timeout=400,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout), proc
+
+
+def test_worker_on_second_node_killed_survivor_kept_bitwise(cluster, tmp_path):
+    """The uninterrupted 2-worker run spans both nodes (one worker each, the default backend: tcp); rank 1 is
+    SIGKILLed during step 3: its peer on the other node stays alive and keeps its state, 0 steps lost, every
+    sample once, parameters bitwise those of the uninterrupted run; the recovery time is in the summary."""
+    ref, _ = _train(cluster, tmp_path / "ref", "--spares", "0")
+    assert ref["status"] == "completed" and ref["comm_s"]["backend"] == "tcp" and ref["recoveries"] == []
+    s, _ = _train(cluster, tmp_path / "kill", "--spares", "1", "--kill-worker-at", "3:1")
+    (r,) = s["recoveries"]
+    assert r["kind"] == "crash" and r["failed_ranks"] == [1] and r["comm"] == "tcp", r
+    assert r["nodes_before"] == 2, r  # the group spanned both nodes: the TCP path ran and failed over
+    assert r["survivors_kept"] == 1 and r["steps_lost"] == 0, r
+    assert r["recover_s"] is not None and r["recover_s"] > 0 and "first_step" in r["phases_s"], r
+    assert s["duplicate_samples"] == 0 and s["missed_samples"] == 0 and s["samples_seen"] == 8 * 32
+    assert s["params_sha256"] == ref["params_sha256"]
+
+
+def test_second_node_lost_recovered_from_the_survivors_state(ray_cluster, tmp_path):
+    """The second node's raylet and every process on it are killed during training (the last test: the
+    module's cluster keeps one node). 2 workers and 2 spares are spread over the two nodes, a worker and a
+    spare on each; the surviving worker keeps the whole state of the last step (a group across nodes keeps
+    the full optimizer state on every rank) and the group goes on on the head node (with the spare there):
+    0 steps lost, every sample once."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CONFIG.replace("steps: 8", "steps: 150"))
+    out = tmp_path / "node-lost"
+    cmd = oms_command(
+        "train", str(cfg), "--out", str(out), "--json", "--address", str(ray_cluster.address), "--workers", "2",
+        "--placement", "SPREAD", "--rejoin-wait", "2",
+    )  # fmt: skip
+    env = dict(os.environ, GLOG_v="3")
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env
+    )
+    try:
+        metrics, until = out / "metrics.jsonl", time.time() + 300
+        while time.time() < until and proc.poll() is None:  # until step 3 is done
+            rows = metrics.read_text().splitlines() if metrics.exists() else []
+            if sum('"loss"' in r for r in rows) >= 3:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        (second,) = [n for n in ray_cluster.list_all_nodes() if n is not ray_cluster.head_node]
+        ray_cluster.remove_node(second, allow_graceful=False)  # its raylet and every worker on it
+        stdout, stderr = proc.communicate(timeout=400)
+    finally:
+        kill_session(proc.pid)
+    assert proc.returncode == 0, stderr[-3000:]
+    s = json.loads(stdout)
+    (r,) = s["recoveries"]
+    # the node's raylet dies at once, its workers a moment later (as when a machine drops off the network,
+    # their peers see no closed socket): the driver's step deadline classifies it as a hang
+    assert r["kind"] in ("crash", "hang") and len(r["failed_ranks"]) == 1, r
+    assert (r["nodes_before"], r["nodes_after"]) == (2, 1) and r["world_after"] in (1, 2), r
+    assert r["survivors_kept"] == 1 and r["steps_lost"] == 0, r
+    assert s["duplicate_samples"] == 0 and s["missed_samples"] == 0 and s["steps"] == 150  # every sample once
