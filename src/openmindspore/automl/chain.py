@@ -47,17 +47,18 @@ __all__ = ["ChainConfig", "MarkovChain", "Step", "context_key"]
 @dataclass
 class Step:
     """One decision: the grammar state, the choice taken, its propensity ``p`` and the distribution
-    ``probs`` (choice id -> probability, 0 for choices not allowed there) it was drawn from."""
+    ``probs`` (choice id -> probability, 0 for choices not allowed there) it was drawn from.
+    ``p is None`` (and ``probs`` empty) when the sampler has no exact propensity (``tpe``)."""
 
     state: str
     choice: str
-    p: float
+    p: float | None
     probs: dict[str, float]
     origin: str = "sampled"  # sampled | inherited | mutated (evolution)
 
     def to_json(self) -> dict:
         d = asdict(self)
-        d["p"] = float(d["p"])
+        d["p"] = None if d["p"] is None else float(d["p"])
         return d
 
 

@@ -26,7 +26,11 @@ def register(sub) -> None:
     p.add_argument("--space", help="cnn | sklearn-classifier | sklearn-regressor | nb201")
     p.add_argument("--dataset", help="dataset (default per space: mnist5k, digits, diabetes, cifar10): " + DATASET_HELP)
     p.add_argument("--budget", type=int, help="number of models to evaluate (>= 1)")
-    p.add_argument("--strategy", default="markov", help="markov | random | evolution (default markov)")
+    p.add_argument(
+        "--strategy",
+        default="markov",
+        help="markov | random | evolution | tpe (Optuna; extra [optuna]) (default markov)",
+    )
     p.add_argument("--workers", type=int, default=1, help="parallel evaluations (engine tasks) (default 1)")
     add_engine_arg(p, "the parallel evaluations")
     p.add_argument("--seed", type=int, default=0)
