@@ -9,6 +9,8 @@ EXAMPLES = """\
   oms search --space sklearn-classifier --dataset wine --budget 50 --out runs/wine
   oms search --space cnn --dataset mnist5k --budget 30 --workers 2 --out runs/cnn --set steps=300
   oms search --space cnn --dataset '{format: imagefolder, path: photos/, image_size: 32}' --budget 20 --out runs/mine
+  oms search --space nb201 --dataset cifar100 --budget 30 --prior runs/nb201 --out runs/nb201-c100  # warm start
+  oms search --space nb201 --budget 100 --strategy tpe --out runs/tpe    # Optuna's TPE (extra [optuna])
   oms search --report runs/nb201
   oms search --report runs/a runs/b --report-out runs/compare     # overlay several searches
   oms search --report runs/cnn && oms train runs/cnn/best_train.yaml   # re-train the best CNN"""
@@ -33,6 +35,13 @@ def register(sub) -> None:
     )
     p.add_argument("--workers", type=int, default=1, help="parallel evaluations (engine tasks) (default 1)")
     add_engine_arg(p, "the parallel evaluations")
+    p.add_argument(
+        "--prior",
+        nargs="+",
+        metavar="DIR",
+        help="warm-start the markov chain from earlier searches (their trials.jsonl; shared states only); "
+        "the prior is stored in OUT/search.json",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="search directory (trials.jsonl, search.json)")
     p.add_argument(
@@ -120,6 +129,7 @@ def run(args) -> int:
         dataset=None if args.dataset is None else dataset_key(dataset_arg(args.dataset)),
         space_options=_options(args.set),
         on_trial=on_trial,
+        prior=args.prior,
     )
     b = res.best
     out = {
