@@ -27,9 +27,10 @@ Warm start (``warm``: a prior table from earlier searches, :mod:`openmindspore.a
     (before ``warmup`` the elite counts are zero, so the chain starts from the prior). The weight
     ``lambda`` decays as the task's own results disagree with the prior: with ``n`` distinct models
     evaluated and ``rho`` the Spearman correlation of their mean scores with ``log pi(model)``,
-    ``lambda = (warm_trust + n * clip(2 rho, 0, 1)) / (warm_trust + n)`` (1 until ``n >= 3``). A prior
-    that ranks the new task's models well keeps its weight; a misleading one fades within a few
-    ``warm_trust`` trials. ``lambda`` is a function of the results, so the chain stays a pure
+    with ``a = clip(2 rho, 0, 1)`` (the agreement), ``lambda = ((warm_trust - n) + n a) / warm_trust``
+    while ``n < warm_trust`` (blind trust fading linearly; 1 until ``n >= 3``) and ``lambda = a`` after.
+    A prior that ranks the new task's models well keeps its weight; a misleading one is dropped
+    after ``warm_trust`` models. ``lambda`` is a function of the results, so the chain stays a pure
     function of them and logged propensities stay exact.
 ``"naive"``
     A plain first-order chain with a moving-average update: each result better than the running
@@ -88,8 +89,8 @@ class ChainConfig:
     average_repeats: bool = True
     lr: float = 0.1  # naive rule only
     warm: dict | None = None  # prior table (openmindspore.automl.prior), stored in search.json
-    warm_strength: float = 10.0  # pseudo-counts of the prior at full weight
-    warm_trust: float = 10.0  # trials' worth of trust in the prior before the task's own results
+    warm_strength: float = 30.0  # pseudo-counts of the prior at full weight
+    warm_trust: float = 5.0  # distinct models evaluated before only the agreement sets the prior's weight
 
     def check(self, max_choices: int) -> None:
         if self.rule not in ("cem", "naive"):
@@ -178,8 +179,8 @@ class MarkovChain:
         else:
             ry, rl = _ranks(y), _ranks(lp)
             rho = float(np.corrcoef(ry, rl)[0, 1])
-        trust = self.config.warm_trust
-        return float((trust + n * min(1.0, max(0.0, 2.0 * rho))) / (trust + n))
+        trust, a = self.config.warm_trust, min(1.0, max(0.0, 2.0 * rho))
+        return float(a if n >= trust else ((trust - n) + n * a) / trust)
 
     # ------------------------------------------------------------------ probabilities
     def q(self, state: str, context: str = "^") -> np.ndarray:
