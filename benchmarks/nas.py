@@ -28,7 +28,8 @@ from openmindspore.automl import make_space, run_search
 #: strategy label -> (strategy name, options). "markov" and "evolution" are the defaults;
 #: "evolution-tuned" is the best of a population x tournament grid (10/20/50 x 3/5/10) on seeds
 #: 1000-1099; "markov-context" conditions on the previous decision; "markov-naive" is the
-#: moving-average learning rule (the ablation showing the rule matters).
+#: moving-average learning rule (the ablation showing the rule matters); "tpe" is Optuna's default
+#: TPESampler (``pip install 'openmindspore[optuna]'``).
 VARIANTS: dict[str, tuple[str, dict]] = {
     "random": ("random", {}),
     "evolution": ("evolution", {}),
@@ -36,6 +37,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "markov": ("markov", {}),
     "markov-context": ("markov", {"context": "prev"}),
     "markov-naive": ("markov", {"rule": "naive"}),
+    "tpe": ("tpe", {}),
 }
 
 

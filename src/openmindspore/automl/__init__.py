@@ -1,6 +1,6 @@
 """Automatic modeling: a Markov-chain generator over grammars of model-building steps that learns
 from results, search spaces (``cnn``, ``sklearn-classifier``, ``sklearn-regressor``, ``nb201``),
-strategies (``markov``, ``random``, ``evolution``), and a logged, resumable search loop.
+strategies (``markov``, ``random``, ``evolution``, ``tpe`` through Optuna), and a logged, resumable search loop.
 
     from openmindspore.automl import run_search
     result = run_search("nb201", strategy="markov", budget=100, out_dir="runs/nb201", seed=0)
@@ -13,6 +13,7 @@ from openmindspore.automl.records import Trial
 from openmindspore.automl.search import SearchResult, load_trials, run_search
 from openmindspore.automl.spaces import DEFAULT_DATASETS, SPACES, SearchSpace, make_space
 from openmindspore.automl.strategies import STRATEGIES, make_strategy
+from openmindspore.automl.tpe import TPESearch  # registers STRATEGIES['tpe']
 
 __all__ = [
     "ChainConfig",
@@ -31,4 +32,5 @@ __all__ = [
     "make_space",
     "STRATEGIES",
     "make_strategy",
+    "TPESearch",
 ]

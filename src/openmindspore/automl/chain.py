@@ -21,6 +21,17 @@ Learning rules (``ChainConfig.rule``):
     ``warmup`` trials have succeeded ``q`` is uniform. The chain is a pure function of the results,
     so a resumed search rebuilds it exactly. Defaults were tuned on NAS-Bench-201 with search seeds
     1000-1099 (the recorded benchmark uses seeds 0-199).
+Warm start (``warm``: a prior table from earlier searches, :mod:`openmindspore.automl.prior`)
+    Each state the table shares with the grammar gets ``lambda * warm_strength`` extra pseudo-counts
+    spread as the table's ``pi``: ``q = (elite counts + prior + lambda m pi) / (sum + prior K + lambda m)``
+    (before ``warmup`` the elite counts are zero, so the chain starts from the prior). The weight
+    ``lambda`` decays as the task's own results disagree with the prior: with ``n`` distinct models
+    evaluated and ``rho`` the Spearman correlation of their mean scores with ``log pi(model)``,
+    with ``a = clip(2 rho, 0, 1)`` (the agreement), ``lambda = ((warm_trust - n) + n a) / warm_trust``
+    while ``n < warm_trust`` (blind trust fading linearly; 1 until ``n >= 3``) and ``lambda = a`` after.
+    A prior that ranks the new task's models well keeps its weight; a misleading one is dropped
+    after ``warm_trust`` models. ``lambda`` is a function of the results, so the chain stays a pure
+    function of them and logged propensities stay exact.
 ``"naive"``
     A plain first-order chain with a moving-average update: each result better than the running
     mean moves ``q`` of the decisions it took by ``lr`` towards them. Kept as the ablation that
@@ -39,6 +50,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from openmindspore.automl.grammar import Grammar
+from openmindspore.automl.prior import check_prior
 from openmindspore.errors import ConfigError
 
 __all__ = ["ChainConfig", "MarkovChain", "Step", "context_key"]
@@ -47,17 +59,18 @@ __all__ = ["ChainConfig", "MarkovChain", "Step", "context_key"]
 @dataclass
 class Step:
     """One decision: the grammar state, the choice taken, its propensity ``p`` and the distribution
-    ``probs`` (choice id -> probability, 0 for choices not allowed there) it was drawn from."""
+    ``probs`` (choice id -> probability, 0 for choices not allowed there) it was drawn from.
+    ``p is None`` (and ``probs`` empty) when the sampler has no exact propensity (``tpe``)."""
 
     state: str
     choice: str
-    p: float
+    p: float | None
     probs: dict[str, float]
     origin: str = "sampled"  # sampled | inherited | mutated (evolution)
 
     def to_json(self) -> dict:
         d = asdict(self)
-        d["p"] = float(d["p"])
+        d["p"] = None if d["p"] is None else float(d["p"])
         return d
 
 
@@ -75,6 +88,9 @@ class ChainConfig:
     warmup: int = 10
     average_repeats: bool = True
     lr: float = 0.1  # naive rule only
+    warm: dict | None = None  # prior table (openmindspore.automl.prior), stored in search.json
+    warm_strength: float = 30.0  # pseudo-counts of the prior at full weight
+    warm_trust: float = 5.0  # distinct models evaluated before only the agreement sets the prior's weight
 
     def check(self, max_choices: int) -> None:
         if self.rule not in ("cem", "naive"):
@@ -94,6 +110,24 @@ class ChainConfig:
             raise ConfigError("chain", asdict(self), "min_elite >= 1, warmup >= 0, prior > 0, backoff >= 0")
         if not 0.0 < self.lr <= 1.0:
             raise ConfigError("chain.lr", self.lr, "a step size in (0, 1]")
+        if self.warm_strength <= 0 or self.warm_trust < 0:
+            raise ConfigError(
+                "chain",
+                {"warm_strength": self.warm_strength, "warm_trust": self.warm_trust},
+                "warm_strength > 0, warm_trust >= 0",
+            )
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share their mean rank), for Spearman's correlation."""
+    order = np.argsort(x, kind="stable")
+    r = np.empty(len(x))
+    r[order] = np.arange(len(x), dtype=np.float64)
+    for v in np.unique(x):
+        tie = x == v
+        if tie.sum() > 1:
+            r[tie] = r[tie].mean()
+    return r
 
 
 def context_key(prev: tuple[str, int] | None) -> str:
@@ -111,6 +145,8 @@ class MarkovChain:
         self.config.check(max(grammar.num_choices.values()))
         self._base: dict[str, np.ndarray] = {}
         self._ctx: dict[tuple[str, str], np.ndarray] = {}
+        self._warm: dict[str, np.ndarray] = {} if self.config.warm is None else check_prior(self.config.warm, grammar)
+        self.warm_weight = 1.0 if self._warm else 0.0
         self.reset()
 
     def reset(self) -> None:
@@ -118,6 +154,33 @@ class MarkovChain:
         self._base = {s: np.full(k, 1.0 / k) for s, k in self.grammar.num_choices.items()}
         self._ctx = {}
         self.n_fitted = 0
+        self.warm_weight = 1.0 if self._warm else 0.0
+        for name, pi in self._warm.items():
+            self._base[name] = self._blend(name, np.zeros(len(pi)))
+
+    def _blend(self, state: str, counts: np.ndarray) -> np.ndarray:
+        """``(counts + prior + lambda m pi) / (sum + prior K + lambda m)`` (no warm term without a prior)."""
+        cfg, pi = self.config, self._warm.get(state)
+        extra = np.zeros(len(counts)) if pi is None else self.warm_weight * cfg.warm_strength * pi
+        return (counts + cfg.prior + extra) / (counts.sum() + cfg.prior * len(counts) + extra.sum())
+
+    def _agreement(self, ok: list[tuple[Sequence[tuple[str, int]], float]]) -> float:
+        """``lambda``: the prior's weight given the task's results so far (see module docstring)."""
+        groups: dict[tuple, list[float]] = {}
+        for path, s in ok:
+            groups.setdefault(tuple(path), []).append(s)
+        n = len(groups)
+        if n < 3:
+            return 1.0
+        y = np.array([np.mean(v) for v in groups.values()])
+        lp = np.array([sum(math.log(self._warm[s][i]) for s, i in path if s in self._warm) for path in groups])
+        if np.ptp(y) == 0 or np.ptp(lp) == 0:
+            rho = 0.0
+        else:
+            ry, rl = _ranks(y), _ranks(lp)
+            rho = float(np.corrcoef(ry, rl)[0, 1])
+        trust, a = self.config.warm_trust, min(1.0, max(0.0, 2.0 * rho))
+        return float(a if n >= trust else ((trust - n) + n * a) / trust)
 
     # ------------------------------------------------------------------ probabilities
     def q(self, state: str, context: str = "^") -> np.ndarray:
@@ -183,6 +246,10 @@ class MarkovChain:
         self.reset()
         ok = [(path, s) for path, s in results if s is not None and math.isfinite(s)]
         self.n_fitted = len(ok)
+        if self._warm:
+            self.warm_weight = self._agreement(ok)
+            for name in self._warm:
+                self._base[name] = self._blend(name, np.zeros(len(self._base[name])))
         if self.config.rule == "naive":
             self._fit_naive(ok)
         elif len(ok) >= max(self.config.warmup, 1):
@@ -212,7 +279,7 @@ class MarkovChain:
                 ctx[key][i] += w[rank]
                 prev = (state, i)
         for name, counts in base.items():
-            self._base[name] = (counts + cfg.prior) / (counts.sum() + cfg.prior * len(counts))
+            self._base[name] = self._blend(name, counts)
         if cfg.context == "prev":
             for (name, ctx_key), counts in ctx.items():
                 self._ctx[(name, ctx_key)] = (counts + cfg.backoff * self._base[name]) / (counts.sum() + cfg.backoff)

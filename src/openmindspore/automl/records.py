@@ -3,11 +3,12 @@
 Fields: ``trial`` (0-based index), ``strategy``, ``spec`` (the model), ``steps`` (each decision:
 ``state``, ``choice``, ``p`` = its propensity when sampled, ``probs`` = the distribution it was
 drawn from, ``origin``), ``log_propensity`` (sum of ``log p``: the exact log-probability of the
-whole decision sequence for ``markov`` and ``random``; for an evolution mutant the steps carry
-per-decision probabilities given the parent, whose product is not the joint; the joint given the
-parent is the ``p`` of its ``"mutated"`` step), ``parent`` (evolution), ``metrics``
-(``{"val": {...}, "test": {...}}``), ``score`` (the validation objective), ``seed``,
-``duration_s``, ``status`` (``"ok"`` | ``"failed"``) and ``error`` (the exception, when failed).
+whole decision sequence for ``markov`` and ``random``; ``null`` for ``tpe``, whose steps log
+``p: null``; for an evolution mutant the steps carry per-decision probabilities given the parent,
+whose product is not the joint; the joint given the parent is the ``p`` of its ``"mutated"`` step),
+``parent`` (evolution), ``metrics`` (``{"val": {...}, "test": {...}}``), ``score`` (the validation
+objective), ``seed``, ``duration_s``, ``status`` (``"ok"`` | ``"failed"``) and ``error`` (the
+exception, when failed).
 """
 
 from __future__ import annotations
@@ -42,8 +43,17 @@ class Trial:
         return self.status == "ok" and self.score is not None
 
     @property
-    def log_propensity(self) -> float:
-        return float(sum(math.log(s.p) for s in self.steps)) if all(s.p > 0 for s in self.steps) else float("-inf")
+    def has_propensities(self) -> bool:
+        """False when a decision was drawn without an exact propensity (``tpe``: logged as ``null``)."""
+        return all(s.p is not None for s in self.steps)
+
+    @property
+    def log_propensity(self) -> float | None:
+        """``sum(log p)``; ``None`` when some decision has no propensity."""
+        ps = [s.p for s in self.steps if s.p is not None]
+        if len(ps) < len(self.steps):
+            return None
+        return float(sum(math.log(p) for p in ps)) if all(p > 0 for p in ps) else float("-inf")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,7 +74,13 @@ class Trial:
     @classmethod
     def from_json(cls, d: dict[str, Any], grammar: Grammar) -> Trial:
         steps = [
-            Step(s["state"], s["choice"], float(s["p"]), dict(s["probs"]), s.get("origin", "sampled"))
+            Step(
+                s["state"],
+                s["choice"],
+                None if s["p"] is None else float(s["p"]),
+                dict(s.get("probs") or {}),
+                s.get("origin", "sampled"),
+            )
             for s in d["steps"]
         ]
         path = grammar.walk([s.choice for s in steps])

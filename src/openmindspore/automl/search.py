@@ -15,13 +15,14 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from openmindspore.automl.prior import build_prior
 from openmindspore.automl.records import Trial
 from openmindspore.automl.spaces import SearchSpace, make_space, space_cached
 from openmindspore.automl.strategies import Strategy, make_strategy
@@ -128,6 +129,7 @@ def run_search(
     on_trial: Callable[[Trial], None] | None = None,
     resume: bool = True,
     engine: str = "ray",
+    prior: Sequence[str | Path] | None = None,
 ) -> SearchResult:
     """Run (or resume) a search of ``budget`` evaluations; returns all trials and the best.
 
@@ -136,6 +138,9 @@ def run_search(
     every trial is appended to ``out_dir/trials.jsonl``; an existing log with the same configuration
     is resumed (more budget continues it), a different configuration is an error. ``engine`` runs the
     parallel evaluations (``ray`` or ``yuanrong``); like ``workers`` it is recorded but may change on resume.
+    ``prior`` (markov only) warm-starts the chain from earlier search directories: their prior table
+    (:mod:`openmindspore.automl.prior`) becomes the chain option ``warm``, stored in ``search.json``;
+    resuming without ``prior`` reuses the stored table.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError("budget", budget, "an integer >= 1 (number of models to evaluate)")
@@ -148,6 +153,14 @@ def run_search(
         raise ConfigError(
             "space", type(space).__name__, "a space name when workers > 1", "pass the name so workers can rebuild it"
         )
+    if prior:
+        if strategy != "markov":
+            raise ConfigError("--prior", list(map(str, prior)), "--strategy markov (the chain is what a prior warms)")
+        strategy_options["warm"] = build_prior(prior, sp.grammar)
+    elif out_dir is not None and resume and (Path(out_dir) / "search.json").is_file():
+        stored = json.loads((Path(out_dir) / "search.json").read_text()).get("strategy_options") or {}
+        if "warm" in stored and "warm" not in strategy_options:
+            strategy_options["warm"] = stored["warm"]  # resume rebuilds the same warm-started chain
     strat: Strategy = make_strategy(strategy, sp.grammar, **strategy_options)
     config = {
         "space": sp.name,

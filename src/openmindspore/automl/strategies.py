@@ -1,4 +1,5 @@
-"""Search strategies over a grammar: ``markov`` (learned chain), ``random``, ``evolution``.
+"""Search strategies over a grammar: ``markov`` (learned chain), ``random``, ``evolution`` (``tpe``:
+:mod:`openmindspore.automl.tpe`, registered in :data:`STRATEGIES` when the package is imported).
 
 A strategy proposes one decision sequence from the history of trials so far (a list of
 :class:`~openmindspore.automl.records.Trial` in trial order). Proposals depend only on the history

@@ -34,7 +34,7 @@ adaptive log a later trial depends on earlier results, so a small bias is possib
 NAS-Bench-201 it stays within about 1-2 standard errors, see docs/benchmarks.md.)
 
 Evolution logs are refused: a mutant's distribution depends on its parent, not on a chain the log
-can replay.
+can replay. So are logs whose steps carry ``p: null`` (``tpe``: no exact propensity).
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ def _rebuild_chain(
                 chain.fit((x.path, x.score if x.ok else None) for x in trials[:h])
             cache[h] = chain
         chain = cache[h]
-        if abs(chain.log_prob(tr.path) - tr.log_propensity) < 1e-6:
+        if abs(chain.log_prob(tr.path) - (tr.log_propensity or 0.0)) < 1e-6:
             return chain
     raise ConfigError(
         f"trials.jsonl trial {t}",
@@ -271,6 +271,14 @@ def log_units(
     if method not in ("auto", "enumerate", "montecarlo"):
         raise ConfigError("method", method, "one of 'auto', 'enumerate', 'montecarlo'")
     strategy = config.get("strategy")
+    missing = [tr.trial for tr in trials if not tr.has_propensities]
+    if missing:
+        raise ConfigError(
+            "trials.jsonl",
+            f"{len(missing)} trials without propensities (first: trial {missing[0]}, strategy {strategy!r})",
+            "a log whose every decision has its sampling probability (markov or random searches)",
+            "tpe samples from a model it does not expose; search with --strategy markov to analyse effects",
+        )
     if strategy not in ("markov", "random"):
         raise ConfigError(
             "strategy",
@@ -293,7 +301,7 @@ def log_units(
     y = np.array([metric_value(tr, metric) for tr in ok], dtype=np.float64)
     t = np.array([bool(pred(tr.spec)) for tr in ok], dtype=np.float64)
     x = np.concatenate([decision_features(grammar, [tr.path for tr in ok]), t[:, None]], axis=1)
-    ratio = np.exp([_uniform_logprob(tr) - tr.log_propensity for tr in ok])
+    ratio = np.exp([_uniform_logprob(tr) - (tr.log_propensity or 0.0) for tr in ok])
     product = is_product_grammar(grammar) and (
         strategy == "random" or config.get("strategy_options", {}).get("context", "none") == "none"
     )

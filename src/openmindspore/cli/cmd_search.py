@@ -17,6 +17,8 @@ EXAMPLES = """\
   oms search --space sklearn-classifier --dataset wine --budget 50 --out runs/wine
   oms search --space cnn --dataset mnist5k --budget 30 --workers 2 --out runs/cnn --set steps=300
   oms search --space cnn --dataset '{format: imagefolder, path: photos/, image_size: 32}' --budget 20 --out runs/mine
+  oms search --space nb201 --dataset cifar100 --budget 30 --prior runs/nb201 --out runs/nb201-c100  # warm start
+  oms search --space nb201 --budget 100 --strategy tpe --out runs/tpe    # Optuna's TPE (extra [optuna])
   oms search --report runs/nb201
   oms search --report runs/a runs/b --report-out runs/compare     # overlay several searches
   oms search --report runs/cnn && oms train runs/cnn/best_train.yaml   # re-train the best CNN"""
@@ -34,10 +36,21 @@ def register(sub) -> None:
     p.add_argument("--space", help="cnn | sklearn-classifier | sklearn-regressor | nb201")
     p.add_argument("--dataset", help="dataset (default per space: mnist5k, digits, diabetes, cifar10): " + DATASET_HELP)
     p.add_argument("--budget", type=int, help="number of models to evaluate (>= 1)")
-    p.add_argument("--strategy", default="markov", help="markov | random | evolution (default markov)")
+    p.add_argument(
+        "--strategy",
+        default="markov",
+        help="markov | random | evolution | tpe (Optuna; extra [optuna]) (default markov)",
+    )
     p.add_argument("--workers", type=int, default=1, help="parallel evaluations (engine tasks) (default 1)")
     add_engine_arg(p, "the parallel evaluations")
     add_address(p)
+    p.add_argument(
+        "--prior",
+        nargs="+",
+        metavar="DIR",
+        help="warm-start the markov chain from earlier searches (their trials.jsonl; shared states only); "
+        "the prior is stored in OUT/search.json",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="search directory (trials.jsonl, search.json)")
     p.add_argument(
@@ -127,6 +140,7 @@ def run(args) -> int:
             dataset=dataset,
             space_options=_options(args.set),
             on_trial=on_trial,
+            prior=args.prior,
         )
     b = res.best
     out = {
