@@ -6,13 +6,18 @@ budget 400, test accuracy on the test split (179 images); ``--seeds`` repetition
 
 - one per strategy (BALD draws its posterior samples from a bootstrap ensemble of 5), margin with
   TypiClust's typical first labels (``+typical``, ``--init typical``), then the semi-supervised variants
-  (label-spreading pseudo-labels, ``+semi``) as separate rows, then margin and margin+semi with half of
-  each batch from the audit stream (``+audit0.5``, ``--audit 0.5``);
+  (label-spreading pseudo-labels, ``+semi``) as separate rows, margin+semi with label spreading's alpha
+  0.8 instead of the default 0.2 (``+alpha0.8``, ``--spread-alpha 0.8``, chosen on development seeds 0-9),
+  then margin and margin+semi with half of each batch from the audit stream (``+audit0.5``, ``--audit 0.5``);
 - ``curve``: labels to reach 95% / 99% of full-pool accuracy (seed-mean curve), accuracy at 150 and
   400 labels, seconds per round;
 - ``stopping``: for every rule, where it fires per seed vs the seed's own labels-to-99%;
 - ``abstention``: at 400 labels, target 97% selective accuracy (delta 0.1): certified share, test
   coverage and selective accuracy, the uncorrected threshold's violation rate, ECE before/after.
+
+``--suite mnist-ratio --margin-from DIR...``: per seed of those margin runs, the labels random needs to reach
+95% of full-data accuracy, fitted only near its crossing (random's labelled sets need no model), and the
+ratio random / margin.
 
 ``--suite mnist``: **MNIST-5k + the default CNN with dropout 0.5** (a MindSpore learner, each fit in a
 fresh process): pool = the mnist5k train split (4,000 images), 20 random initial labels, batch 80,
@@ -60,6 +65,7 @@ MNIST = {
     "mc_samples": 10,
 }
 MNIST_AT = (100, 180, 260, 340, 500)
+ALPHA = 0.8  # label spreading's alpha of the extra margin+semi row (chosen on development seeds 0-9)
 # the options a full-data fit depends on (with the seed): equal ones give the same network
 FIT_KEYS = ("dataset", "model", "dropout", "ensemble", "epochs", "min_steps", "train_batch", "lr")
 
@@ -73,6 +79,10 @@ def configs(args: argparse.Namespace) -> list[tuple[str, dict]]:
     for s in args.semi:
         out.append((f"{s}+semi", {"strategy": s, "semi_supervised": True}))
     out.append(("margin+semi+typical", {"strategy": "margin", "semi_supervised": True, **typical}))
+    for alpha in args.spread_alpha:
+        out.append(
+            (f"margin+semi+alpha{alpha}", {"strategy": "margin", "semi_supervised": True, "spread_alpha": alpha})
+        )
     if args.audit:
         out.append((f"margin+audit{args.audit}", {"strategy": "margin", "audit": args.audit}))
         out.append(
@@ -245,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, help="seeds per configuration (default 10; mnist: 1)")
     ap.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), help="default: all (mnist: random margin)")
     ap.add_argument("--semi", nargs="*", default=["margin", "margin-kmeans", "random"], choices=list(STRATEGIES))
+    ap.add_argument("--spread-alpha", nargs="*", type=float, default=[ALPHA], help="margin+semi rows with this alpha")
     ap.add_argument("--only", nargs="+", help="digits: run only these rows (by name; the rest is resumed later)")
     ap.add_argument("--audit", type=float, default=0.5, help="margin with this audit share (0: no such row)")
     ap.add_argument("--budget", type=int, help="default 400 (mnist: 500)")
