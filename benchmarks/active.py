@@ -232,6 +232,14 @@ COLUMNS = {
         *((f"acc. @{n}", f"accuracy_at_{n}", ".3f") for n in MNIST_AT),
         ("s / round", "seconds_per_round", ".0f"),
     ],
+    "mnist_seed": [
+        ("seed", "seed", ""),
+        ("full-data acc.", "full_data_accuracy", ".3f"),
+        ("95% of it", "bar_95pct", ".3f"),
+        ("margin: labels to 95%", "margin_labels_to_95", "d"),
+        ("random: labels to 95%", "random_labels_to_95", "d"),
+        ("random / margin", "ratio", ".2f"),
+    ],
 }
 
 
@@ -243,7 +251,7 @@ def markdown(rows: list[dict]) -> str:
         out.append("| " + " | ".join(h for h, _, _ in cols) + " |")
         out.append("|" + "|".join("---" if f == "s" else "---:" for _, _, f in cols) + "|")
         for r in (r for r in rows if r["table"] == table):
-            out.append("| " + " | ".join(_f(r[k], f) for _, k, f in cols) + " |")
+            out.append("| " + " | ".join(_f(r.get(k), f) for _, k, f in cols) + " |")
         out.append("")
     return "\n".join(out)
 
