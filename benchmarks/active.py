@@ -6,13 +6,18 @@ budget 400, test accuracy on the test split (179 images); ``--seeds`` repetition
 
 - one per strategy (BALD draws its posterior samples from a bootstrap ensemble of 5), margin with
   TypiClust's typical first labels (``+typical``, ``--init typical``), then the semi-supervised variants
-  (label-spreading pseudo-labels, ``+semi``) as separate rows, then margin and margin+semi with half of
-  each batch from the audit stream (``+audit0.5``, ``--audit 0.5``);
+  (label-spreading pseudo-labels, ``+semi``) as separate rows, margin+semi with label spreading's alpha
+  0.8 instead of the default 0.2 (``+alpha0.8``, ``--spread-alpha 0.8``, chosen on development seeds 0-9),
+  then margin and margin+semi with half of each batch from the audit stream (``+audit0.5``, ``--audit 0.5``);
 - ``curve``: labels to reach 95% / 99% of full-pool accuracy (seed-mean curve), accuracy at 150 and
   400 labels, seconds per round;
 - ``stopping``: for every rule, where it fires per seed vs the seed's own labels-to-99%;
 - ``abstention``: at 400 labels, target 97% selective accuracy (delta 0.1): certified share, test
   coverage and selective accuracy, the uncorrected threshold's violation rate, ECE before/after.
+
+``--suite mnist-ratio --margin-from DIR...``: per seed of those margin runs, the labels random needs to reach
+95% of full-data accuracy, fitted only near its crossing (random's labelled sets need no model), and the
+ratio random / margin.
 
 ``--suite mnist``: **MNIST-5k + the default CNN with dropout 0.5** (a MindSpore learner, each fit in a
 fresh process): pool = the mnist5k train split (4,000 images), 20 random initial labels, batch 80,
@@ -47,9 +52,20 @@ from openmindspore.active import ActiveConfig, run_active
 from openmindspore.active.strategies import STRATEGIES
 
 BASE = {"dataset": "digits", "model": "logreg", "initial": 20, "batch": 10, "budget": 400, "target_accuracy": 0.97}
-MNIST = {"dataset": "mnist5k", "model": "cnn", "dropout": 0.5, "initial": 20, "batch": 80, "budget": 500, "folds": 0,
-         "epochs": 20, "min_steps": 100, "mc_samples": 10}  # fmt: skip
+MNIST = {
+    "dataset": "mnist5k",
+    "model": "cnn",
+    "dropout": 0.5,
+    "initial": 20,
+    "batch": 80,
+    "budget": 500,
+    "folds": 0,
+    "epochs": 20,
+    "min_steps": 100,
+    "mc_samples": 10,
+}
 MNIST_AT = (100, 180, 260, 340, 500)
+ALPHA = 0.8  # label spreading's alpha of the extra margin+semi row (chosen on development seeds 0-9)
 # the options a full-data fit depends on (with the seed): equal ones give the same network
 FIT_KEYS = ("dataset", "model", "dropout", "ensemble", "epochs", "min_steps", "train_batch", "lr")
 
@@ -63,6 +79,10 @@ def configs(args: argparse.Namespace) -> list[tuple[str, dict]]:
     for s in args.semi:
         out.append((f"{s}+semi", {"strategy": s, "semi_supervised": True}))
     out.append(("margin+semi+typical", {"strategy": "margin", "semi_supervised": True, **typical}))
+    for alpha in args.spread_alpha:
+        out.append(
+            (f"margin+semi+alpha{alpha}", {"strategy": "margin", "semi_supervised": True, "spread_alpha": alpha})
+        )
     if args.audit:
         out.append((f"margin+audit{args.audit}", {"strategy": "margin", "audit": args.audit}))
         out.append(
@@ -212,6 +232,14 @@ COLUMNS = {
         *((f"acc. @{n}", f"accuracy_at_{n}", ".3f") for n in MNIST_AT),
         ("s / round", "seconds_per_round", ".0f"),
     ],
+    "mnist_seed": [
+        ("seed", "seed", ""),
+        ("full-data acc.", "full_data_accuracy", ".3f"),
+        ("95% of it", "bar_95pct", ".3f"),
+        ("margin: labels to 95%", "margin_labels_to_95", "d"),
+        ("random: labels to 95%", "random_labels_to_95", "d"),
+        ("random / margin", "ratio", ".2f"),
+    ],
 }
 
 
@@ -223,28 +251,32 @@ def markdown(rows: list[dict]) -> str:
         out.append("| " + " | ".join(h for h, _, _ in cols) + " |")
         out.append("|" + "|".join("---" if f == "s" else "---:" for _, _, f in cols) + "|")
         for r in (r for r in rows if r["table"] == table):
-            out.append("| " + " | ".join(_f(r[k], f) for _, k, f in cols) + " |")
+            out.append("| " + " | ".join(_f(r.get(k), f) for _, k, f in cols) + " |")
         out.append("")
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--suite", choices=["digits", "mnist"], default="digits")
+    ap.add_argument("--suite", choices=["digits", "mnist", "mnist-ratio"], default="digits")
     ap.add_argument("--seed", type=int, default=9000, help="first seed (default 9000)")
     ap.add_argument("--seeds", type=int, help="seeds per configuration (default 10; mnist: 1)")
     ap.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), help="default: all (mnist: random margin)")
     ap.add_argument("--semi", nargs="*", default=["margin", "margin-kmeans", "random"], choices=list(STRATEGIES))
+    ap.add_argument("--spread-alpha", nargs="*", type=float, default=[ALPHA], help="margin+semi rows with this alpha")
     ap.add_argument("--only", nargs="+", help="digits: run only these rows (by name; the rest is resumed later)")
     ap.add_argument("--audit", type=float, default=0.5, help="margin with this audit share (0: no such row)")
     ap.add_argument("--budget", type=int, help="default 400 (mnist: 500)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--work", default="/tmp/oms-bench-active", help="run directories (re-running resumes)")
     ap.add_argument("--full-from", nargs="+", help="mnist: take full-data accuracies from these earlier runs")
+    ap.add_argument("--margin-from", nargs="+", help="mnist-ratio: margin runs (mnist suite), one row per seed")
+    ap.add_argument("--random-from", nargs="*", default=[], help="mnist-ratio: earlier random runs (fits reused)")
+    ap.add_argument("--max-labels", type=int, default=980, help="mnist-ratio: random's largest labelled set")
     ap.add_argument("--markdown", action="store_true", help="print the tables for docs/benchmarks.md at the end")
     args = ap.parse_args(argv)
     print(json.dumps({"benchmark": "active", "load_average_start": os.getloadavg()}), flush=True)
-    rows = mnist(args) if args.suite == "mnist" else digits(args)
+    rows = {"mnist": mnist, "mnist-ratio": mnist_ratio, "digits": digits}[args.suite](args)
     print(json.dumps({"benchmark": "active", "load_average_end": os.getloadavg()}), flush=True)
     if args.markdown:
         print(markdown(rows))
@@ -293,6 +325,138 @@ def mnist(args: argparse.Namespace) -> list[dict]:
     for r in rows:
         print(json.dumps(r, sort_keys=True), flush=True)
     return rows
+
+
+def random_labels(cfg: ActiveConfig, n_pool: int, counts: list[int]) -> dict[int, list[int]]:
+    """The labelled pool ids that ``oms active --strategy random`` (seed ``cfg.seed``, no audit stream)
+    holds at each of ``counts``: its queries are drawn with ``default_rng([seed, round])`` from the
+    unlabelled pool and never look at a model, so they need no fit (the loop's own functions, the loop's order)."""
+    from openmindspore.active.strategies import initial_labels, select
+
+    x = np.zeros((n_pool, 1))
+    labeled = initial_labels(cfg.init, x, cfg.initial, np.random.default_rng([cfg.seed, 0])).tolist()
+    out, r = {}, 0
+    while True:
+        if len(labeled) in counts:
+            out[len(labeled)] = list(labeled)
+        if len(labeled) >= max(counts):
+            return out
+        r += 1
+        rng = np.random.default_rng([cfg.seed, r])
+        labeled += select("random", None, x, np.asarray(labeled), cfg.batch, rng).tolist()  # type: ignore[arg-type]
+
+
+def random_crossing(args: argparse.Namespace, seed: int, margin_run: Path, random_run: Path | None) -> dict:
+    """Seed ``seed``: margin's labels to 95% of full-data accuracy (from its run) and random's, found by
+    fitting random's labelled sets only near the crossing: start at the last grid count (initial + k x
+    batch) not above twice margin's figure, walk down while random is at or above the bar there and
+    up while it is below (accuracy is assumed to grow with the labels between the fitted points).
+    Fits are cached in ``--work``/mnist-random-at/seed_<S>.json; an earlier random loop run with the
+    same options (``random_run``) supplies its fitted counts after its labels are checked to match."""
+    from openmindspore.active.learners import learner_for
+    from openmindspore.active.state import SeedState, write_json
+    from openmindspore.data import load_dataset
+
+    st = SeedState.load(margin_run, seed)
+    assert st is not None and st.full_pool_accuracy is not None, f"margin run {margin_run} lacks seed {seed}"
+    bar = 0.95 * st.full_pool_accuracy
+    m95 = next((r["labels"] for r in st.rows if r["accuracy"] >= bar - 1e-12), None)
+    cfg = ActiveConfig(**{**MNIST, "budget": args.max_labels, "seed": seed, "seeds": 1, "strategy": "random"})
+    grid = list(range(cfg.initial, args.max_labels + 1, cfg.batch))
+    ds = load_dataset(cfg.dataset)
+    sets = random_labels(cfg, len(ds.x_train), grid)
+    cache = Path(args.work) / "mnist-random-at" / f"seed_{seed}.json"
+    acc: dict[int, float] = {int(k): v for k, v in json.loads(cache.read_text()).items()} if cache.exists() else {}
+    old = SeedState.load(random_run, seed) if random_run is not None and random_run.is_dir() else None
+    for row in old.rows if old is not None else []:
+        n = row["labels"]
+        assert sorted(old.labeled[:n]) == sorted(sets[n]), f"{random_run} holds other random labels at {n}"
+        acc.setdefault(n, row["accuracy"])
+    learner = learner_for(cfg, ds, seed)
+
+    def at(n: int) -> float:
+        if n not in acc:
+            t0 = time.perf_counter()
+            learner.fit(np.asarray(sets[n]), np.asarray(ds.y_train)[sets[n]])
+            acc[n] = float((learner.proba(ds.x_test).argmax(axis=1) == np.asarray(ds.y_test)).mean())
+            print(
+                json.dumps(
+                    {
+                        "seed": seed,
+                        "random_labels": n,
+                        "accuracy": acc[n],
+                        "seconds": round(time.perf_counter() - t0, 1),
+                        "load": os.getloadavg(),
+                    }
+                ),
+                flush=True,
+            )
+            write_json(cache, {str(k): v for k, v in sorted(acc.items())})
+        return acc[n]
+
+    try:
+        k = max(0, min(len(grid) - 1, ((2 * (m95 or args.max_labels)) - cfg.initial) // cfg.batch))
+        if at(grid[k]) >= bar:
+            while k > 0 and at(grid[k - 1]) >= bar:
+                k -= 1
+            r95: int | None = grid[k]
+        else:
+            while k + 1 < len(grid) and at(grid[k + 1]) < bar:
+                k += 1
+            r95 = grid[k + 1] if k + 1 < len(grid) else None
+    finally:
+        learner.close()  # type: ignore[attr-defined]
+    ratio = None if m95 is None or r95 is None else r95 / m95
+    return {
+        "benchmark": "active",
+        "table": "mnist_seed",
+        "seed": seed,
+        "full_data_accuracy": st.full_pool_accuracy,
+        "bar_95pct": round(bar, 4),
+        "margin_labels_to_95": m95,
+        "random_labels_to_95": r95,
+        "random_fits": {str(k): v for k, v in sorted(acc.items())},
+        "ratio": None if ratio is None else round(ratio, 3),
+        "goal_2x": ratio is not None and ratio >= 2.0,
+    }
+
+
+def mnist_ratio(args: argparse.Namespace) -> list[dict]:
+    """Per seed: labels margin and random need to reach 95% of full-data accuracy, and their ratio."""
+    from openmindspore.active.state import load_run
+
+    keys = (*FIT_KEYS, "initial", "init", "batch", "audit")
+    rows = []
+    for mdir in [Path(p) for p in args.margin_from or []]:
+        run = load_run(mdir)
+        assert run is not None and all(run["config"][k] == MNIST.get(k, run["config"][k]) for k in keys), mdir
+        for seed in run["seeds"]:
+            rdir = next((Path(p) for p in args.random_from if _same_random(Path(p), run["config"], seed, keys)), None)
+            rows.append(random_crossing(args, seed, mdir, rdir))
+            print(json.dumps(rows[-1], sort_keys=True), flush=True)
+    ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
+    mean = {
+        "benchmark": "active",
+        "table": "mnist_seed",
+        "seed": "mean",
+        "ratio": float(np.mean(ratios)) if ratios else None,
+    }
+    rows.append({**mean, "goal_2x": mean["ratio"] is not None and mean["ratio"] >= 2.0})
+    print(json.dumps(rows[-1], sort_keys=True), flush=True)
+    return rows
+
+
+def _same_random(path: Path, margin_cfg: dict, seed: int, keys: tuple[str, ...]) -> bool:
+    from openmindspore.active.state import load_run
+
+    run = load_run(path) if path.is_dir() else None
+    c = None if run is None else run["config"]
+    return (
+        c is not None
+        and c["strategy"] == "random"
+        and seed in run["seeds"]
+        and all(c[k] == margin_cfg[k] for k in keys)
+    )
 
 
 def digits(args: argparse.Namespace) -> list[dict]:

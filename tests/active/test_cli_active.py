@@ -193,3 +193,20 @@ def test_no_cross_fitting_means_no_temperature_and_nothing_certified(tmp_path, c
     for r in _state(out)["rows"]:
         assert r["temperature"] == 1.0 and r["cv_accuracy"] is None and r["calibration_labels"] == 0
         assert not r["certified"] and r["more_labels_needed"] is None and r["ece"] == pytest.approx(r["ece_raw"])
+
+
+def test_spread_alpha_is_a_run_option_and_a_run_from_before_it_resumes(tmp_path, capsys):
+    args = [*SMALL, "--budget", "20", "--folds", "0", "--semi-supervised", "--quiet", "--json"]
+    out = tmp_path / "alpha"
+    assert main(["active", *args, "--spread-alpha", "0.8", "--out", str(out)]) == 0
+    assert json.loads((out / "state.json").read_text())["config"]["spread_alpha"] == 0.8
+    old = tmp_path / "old"
+    assert main(["active", *args, "--out", str(old)]) == 0
+    manifest = json.loads((old / "state.json").read_text())
+    del manifest["config"]["spread_alpha"]  # written before the option existed: it ran with the default
+    (old / "state.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(["active", *args, "--out", str(old)]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "done"
+    assert main(["active", *args, "--spread-alpha", "0.5", "--out", str(old)]) == 2
+    assert "spread_alpha: 0.2 -> 0.5" in capsys.readouterr().err

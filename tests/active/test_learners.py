@@ -66,6 +66,10 @@ def test_semi_supervised_variant_uses_the_unlabelled_pool(digits):
     full_sup.fit(everything, digits.y_train)
     full_semi.fit(everything, digits.y_train)
     np.testing.assert_allclose(full_sup.proba(digits.x_test), full_semi.proba(digits.x_test))
+    # alpha: how far the graph outweighs a given label
+    smooth = make_learner("logreg", digits.x_train, 10, semi_supervised=True, spread_alpha=0.8)
+    smooth.fit(idx, digits.y_train[idx])
+    assert np.abs(smooth.proba(digits.x_test) - semi.proba(digits.x_test)).max() > 1e-3
 
 
 def test_audit_stream_is_a_uniform_prefix_with_free_hits():

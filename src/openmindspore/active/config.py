@@ -80,6 +80,9 @@ class ActiveConfig(BaseModel):
     certify: Literal["ltt", "sgr"] = Field("ltt", description="Learn-then-Test or selection with guaranteed risk")
     oracle: Literal["simulated", "files"] = "simulated"
     semi_supervised: bool = Field(False, description="fit on label-spreading pseudo-labels of the whole pool too")
+    spread_alpha: float = Field(
+        0.2, gt=0, lt=1, description="--semi-supervised: label spreading's alpha (higher: neighbours outweigh a label)"
+    )
     ensemble: int = Field(1, ge=1, description="bootstrap ensemble size (posterior samples for BALD)")
     mc_samples: int = Field(20, ge=2, description="posterior samples per pool point for BALD")
     folds: int = Field(

@@ -210,11 +210,18 @@ class SemiSupervised:
 
 
 def make_learner(
-    name: str, x_pool: np.ndarray, num_classes: int, seed: int = 0, ensemble: int = 1, semi_supervised: bool = False
+    name: str,
+    x_pool: np.ndarray,
+    num_classes: int,
+    seed: int = 0,
+    ensemble: int = 1,
+    semi_supervised: bool = False,
+    spread_alpha: float = 0.2,
 ) -> Learner:
-    """The learner ``name`` bound to the pool inputs ``x_pool`` (its semi-supervised variant if asked)."""
+    """The learner ``name`` bound to the pool inputs ``x_pool`` (its semi-supervised variant if asked, label
+    spreading with ``spread_alpha``)."""
     base = SklearnLearner(name, x_pool, num_classes, seed=seed, ensemble=ensemble)
-    return SemiSupervised(base) if semi_supervised else base
+    return SemiSupervised(base, alpha=spread_alpha) if semi_supervised else base
 
 
 def learner_for(
@@ -231,7 +238,13 @@ def learner_for(
     (under ``workdir``)."""
     if not is_neural(cfg.model):
         return make_learner(
-            cfg.model, ds.x_train, ds.num_classes, seed=seed, ensemble=cfg.ensemble, semi_supervised=cfg.semi_supervised
+            cfg.model,
+            ds.x_train,
+            ds.num_classes,
+            seed=seed,
+            ensemble=cfg.ensemble,
+            semi_supervised=cfg.semi_supervised,
+            spread_alpha=cfg.spread_alpha,
         )
     from openmindspore.active.neural import NeuralLearner, resolve_model
 

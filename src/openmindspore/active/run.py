@@ -59,8 +59,9 @@ def prepare(cfg: ActiveConfig, out: Path, labels_csv: str | None = None) -> tupl
         raise ConfigError(
             "--out", str(out), "a new or empty directory, or one oms active wrote", "choose another --out"
         )
-    if run is not None and run["config"] != cfg.model_dump():
-        old = run["config"]
+    # a run written before an option existed ran with that option's default
+    old = {**ActiveConfig.model_construct().model_dump(), **run["config"]} if run is not None else None
+    if old is not None and old != cfg.model_dump():
         diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in cfg.model_dump().items() if old.get(k) != v]
         raise ConfigError(
             "--out", str(out), "the options of the run it holds to resume it", f"differs in {'; '.join(diff)}"

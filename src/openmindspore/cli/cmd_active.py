@@ -36,6 +36,7 @@ _FIELDS = (
     "folds",
     "audit",
     "semi_supervised",
+    "spread_alpha",
     "dropout",
     "epochs",
     "min_steps",
@@ -85,6 +86,11 @@ def register(sub) -> None:
         action="store_const",
         const=True,
         help="also fit on label-spreading pseudo-labels of the unlabelled pool",
+    )
+    p.add_argument(
+        "--spread-alpha",
+        type=float,
+        help="--semi-supervised: label spreading's alpha, how far neighbours outweigh a given label (default 0.2)",
     )
     p.add_argument("--oracle", help="simulated (default: the dataset's labels) | files (queries.jsonl)")
     p.add_argument("--labels", metavar="CSV", help="answers (id,label) to the open queries of --oracle files")
