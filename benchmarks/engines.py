@@ -4,9 +4,10 @@
 
 Per engine: start time; 1,000 no-op tasks submitted one at a time (submit -> answer latency, p50/p99); an
 actor call's p50; a 10 MB and a 100 MB array to an actor (put) and back (get); then the wall time of
-``oms search --space nb201`` and ``--space cnn`` with ``--workers 2`` on each engine, the engines
-alternating. Goals (issue 24): openYuanrong's dispatch latency <= Ray's; the cnn search within 10 % of Ray.
-One JSON line per result, each with the load average (a figure taken above ~3 is labelled under load).
+``oms search --space nb201``, ``--space cnn`` and ``--space sklearn-classifier`` with ``--workers 2`` on
+each engine, the engines alternating. Goals (issue 24): openYuanrong's dispatch latency <= Ray's; the cnn
+search within 10 % of Ray. One JSON line per result, each with the load average (a figure taken above ~3
+is labelled under load).
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ def main() -> None:
     ap.add_argument("--nb201-budget", type=int, default=200)
     ap.add_argument("--cnn-budget", type=int, default=6)
     ap.add_argument("--cnn-steps", type=int, default=100)
+    ap.add_argument("--sklearn-budget", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=1, help="times each search runs per engine (alternating)")
     args = ap.parse_args()
     for name in ("ray", "yuanrong"):  # each in its own process: a clean start, no shared state
@@ -136,6 +138,8 @@ def main() -> None:
             search_wall(name, "nb201", args.nb201_budget, [])
         for name in ("yuanrong", "ray"):
             search_wall(name, "cnn", args.cnn_budget, ["--dataset", "digits", "--set", f"steps={args.cnn_steps}"])
+        for name in ("ray", "yuanrong"):  # in-process scikit-learn trials: threads share the GIL in local mode
+            search_wall(name, "sklearn-classifier", args.sklearn_budget, ["--dataset", "digits"])
 
 
 if __name__ == "__main__":
