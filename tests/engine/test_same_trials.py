@@ -99,3 +99,19 @@ def test_active_learning_seeds_on_openyuanrong_equal_the_sequential_run(tmp_path
     assert main([*args, "--workers", "2", "--engine", "yuanrong", "--out", str(tmp_path / "yr"), "--quiet"]) == 0
     seq, yr = (_rows(tmp_path / d / "curve.jsonl") for d in ("seq", "yr"))
     assert len(seq) == 6 and seq == yr
+
+
+def test_an_unreachable_openyuanrong_cluster_is_one_line_at_start(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = run_oms(
+        "search", "--space", "nb201", "--budget", "4", "--workers", "2", "--engine", "yuanrong",
+        "--out", str(tmp_path / "s"), env={"YR_SERVER_ADDRESS": f"127.0.0.1:{port}"},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.strip() and "failed to detect" not in ln]
+    assert line.startswith("oms search: error: YR_SERVER_ADDRESS=") and f"127.0.0.1:{port}" in line
+    assert "openYuanrong" in line and "cannot connect" in line

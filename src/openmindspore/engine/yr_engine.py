@@ -90,9 +90,10 @@ class YuanrongEngine(Engine):
                 "--engine yuanrong needs openYuanrong's Python SDK (`import yr` failed); "
                 "pip install 'openmindspore[yuanrong]', or use the default --engine ray"
             ) from None
+        flag = "--address" if address else "YR_SERVER_ADDRESS"
         address = cluster_address(address)
         if address is not None:
-            check_reachable(address, "a running openYuanrong cluster's function system (YR_SERVER_ADDRESS)")
+            check_reachable(address, "a running openYuanrong cluster's function system", flag=flag)
         self._owns = not yr.is_initialized()
         if self._owns:
             if address is None:
