@@ -23,14 +23,14 @@ import bisect
 import logging
 import mmap
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from openmindspore.elastic.comm._lifecycle import GroupLifecycle
 from openmindspore.elastic.comm._mesh import Mesh
-from openmindspore.elastic.comm.base import CommAbortedError, CommError, check_buffer
+from openmindspore.elastic.comm.base import CommAbortedError, check_buffer
 from openmindspore.errors import ConfigError
 
 __all__ = ["ShmCollective", "DEFAULT_CHUNK_BYTES", "as_flat_numpy", "owned_ranges", "write_back"]
@@ -114,7 +114,7 @@ def _scatter(arrays: list[np.ndarray], at: list[int], lo: int, hi: int, data: np
         arrays[i][a:b] = data[o : o + b - a]
 
 
-class ShmCollective:
+class ShmCollective(GroupLifecycle):
     """All-reduce over shared memory among ``world_size`` processes of one node (see module docstring).
 
     ``group`` names the group (unique per formation, <= ~80 characters; ``None``: join one later with
@@ -133,22 +133,12 @@ class ShmCollective:
         timeout: float = 30.0,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     ) -> None:
-        if chunk_bytes < 4096:
-            raise ConfigError("chunk_bytes", chunk_bytes, "at least 4096 bytes", "use the default (1 MiB)")
-        if timeout <= 0:
-            raise ConfigError("timeout", timeout, "seconds > 0")
-        self.timeout, self.chunk_bytes = float(timeout), int(chunk_bytes)
-        self._abort_r, self._abort_w = os.pipe()
-        self._aborted = threading.Event()
-        self.group, self.rank, self.world_size = "", 0, 1
-        self._mesh: Mesh | None = None
+        super().__init__(timeout, chunk_bytes)
         self._maps: list[mmap.mmap] = []
         self._inbox: list[np.ndarray] = []
         self._outbox: list[np.ndarray] = []
         self._extra: list[np.ndarray] = []
         self._scratch = np.empty(0, np.uint8)
-        self._closed = False
-        self._doomed: set[str] = set()  # groups aborted before this rank began to join them
         if group is not None:
             self.rebuild(group, rank, world_size)
 
@@ -213,15 +203,6 @@ class ShmCollective:
                 pass
         self._maps = []
 
-    def _drain_abort(self) -> None:
-        self._aborted.clear()
-        os.set_blocking(self._abort_r, False)
-        try:
-            while os.read(self._abort_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
     # ----------------------------------------------------------- collectives
     def staging(self, n: int, dtype: Any = np.float32) -> np.ndarray:
         """A flat array of ``n`` elements to fill and pass to :meth:`allreduce_`: a view of this rank's inbox
@@ -267,12 +248,6 @@ class ShmCollective:
             a, b = bounds[k], bounds[k + 1]
             if b > a:
                 out[a:b] = self._outbox[k][: (b - a) * item].view(dt)
-
-    def _peers(self) -> Mesh:
-        """The socket mesh of this group (one exists while a group of more than one rank is formed)."""
-        if self._mesh is None:
-            raise CommError(f"rank {self.rank}: no group of more than one rank is formed")
-        return self._mesh
 
     def extra(self, rank: int) -> np.ndarray:
         """Rank ``rank``'s extra shared memory (``rebuild(extra_bytes=...)``; bytes, maybe rounded up)."""
@@ -322,43 +297,3 @@ class ShmCollective:
             for k in range(w):
                 if bounds[k + 1] > bounds[k]:
                     _scatter(dst, dst_at, bounds[k], bounds[k + 1], outs[k])
-
-    def barrier(self) -> None:
-        """Return once every rank has called ``barrier`` (deadline ``timeout``)."""
-        self._check_open()
-        if self._mesh is not None:
-            self._mesh.barrier()
-
-    def abort(self, group: str | None = None) -> None:
-        """Thread-safe: wake and fail the current wait (and later ones until :meth:`rebuild`). With
-        ``group``: also make a later :meth:`rebuild` into that group fail (a formation the driver gave up)."""
-        if group is not None:
-            self._doomed.add(group)
-        self._aborted.set()
-        try:
-            os.write(self._abort_w, b"x")
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._teardown()
-        for fd in (self._abort_r, self._abort_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise CommError(f"rank {self.rank}: the collective of group {self.group} is closed")
-        if self.world_size > 1 and self._mesh is None:
-            raise CommError(f"rank {self.rank}: not connected (forming group {self.group} failed); call rebuild()")
-
-    def __del__(self) -> None:  # pragma: no cover - best effort
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass

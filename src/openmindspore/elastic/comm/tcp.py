@@ -30,15 +30,15 @@ from __future__ import annotations
 
 import mmap
 import os
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from openmindspore.elastic.comm._lifecycle import GroupLifecycle
 from openmindspore.elastic.comm._mesh import Mesh
 from openmindspore.elastic.comm._tcp import Endpoint
-from openmindspore.elastic.comm.base import CommAbortedError, CommError, check_buffer
+from openmindspore.elastic.comm.base import CommAbortedError, check_buffer
 from openmindspore.elastic.comm.shm import _SHM_DIR, DEFAULT_CHUNK_BYTES, _sum_in_rank_order, as_flat_numpy, write_back
 from openmindspore.errors import ConfigError
 
@@ -51,7 +51,7 @@ def _round_up(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
-class TcpCollective:
+class TcpCollective(GroupLifecycle):
     """All-reduce among ``world_size`` processes on one or more nodes (see the module docstring).
 
     ``host``: this node's IP as other nodes reach it (the endpoint listens there, port 0), unless an
@@ -70,25 +70,15 @@ class TcpCollective:
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         endpoint: Endpoint | None = None,
     ) -> None:
-        if chunk_bytes < 4096:
-            raise ConfigError("chunk_bytes", chunk_bytes, "at least 4096 bytes", "use the default (1 MiB)")
-        if timeout <= 0:
-            raise ConfigError("timeout", timeout, "seconds > 0")
-        self.timeout, self.chunk_bytes = float(timeout), int(chunk_bytes)
+        super().__init__(timeout, chunk_bytes)
         self._owns_endpoint = endpoint is None
         self.endpoint = Endpoint(host) if endpoint is None else endpoint
-        self._abort_r, self._abort_w = os.pipe()
-        self._aborted = threading.Event()
-        self.group, self.rank, self.world_size = "", 0, 1
-        self._mesh: Mesh | None = None
         self._maps: dict[int, mmap.mmap] = {}
         self._inbox: dict[int, np.ndarray] = {}
         self._outbox: dict[int, np.ndarray] = {}
         self._remote: list[int] = []
         self._rbuf: dict[int, np.ndarray] = {}
         self._scratch = np.empty(0, np.uint8)
-        self._closed = False
-        self._doomed: set[str] = set()
 
     def address(self) -> tuple[str, int]:
         """Where peers on other nodes connect to this process: ``(host, port)``."""
@@ -172,15 +162,6 @@ class TcpCollective:
                 pass
         self._maps = {}
 
-    def _drain_abort(self) -> None:
-        self._aborted.clear()
-        os.set_blocking(self._abort_r, False)
-        try:
-            while os.read(self._abort_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
     # ----------------------------------------------------------- collectives
     def staging(self, n: int, dtype: Any = np.float32) -> np.ndarray:
         """A flat array of ``n`` elements to fill and pass to :meth:`allreduce_` (a new one)."""
@@ -237,49 +218,6 @@ class TcpCollective:
                 if k != r and bounds[k + 1] > bounds[k]:
                     raw[bounds[k] : bounds[k + 1]] = box[: bounds[k + 1] - bounds[k]]
 
-    def _peers(self) -> Mesh:
-        if self._mesh is None:
-            raise CommError(f"rank {self.rank}: no group of more than one rank is formed")
-        return self._mesh
-
-    def barrier(self) -> None:
-        """Return once every rank has called ``barrier`` (deadline ``timeout``)."""
-        self._check_open()
-        if self._mesh is not None:
-            self._mesh.barrier()
-
-    def abort(self, group: str | None = None) -> None:
-        """Thread-safe: wake and fail the current wait (and later ones until :meth:`rebuild`). With
-        ``group``: also make a later :meth:`rebuild` into that group fail."""
-        if group is not None:
-            self._doomed.add(group)
-        self._aborted.set()
-        try:
-            os.write(self._abort_w, b"x")
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._teardown()
+    def _release(self) -> None:
         if self._owns_endpoint:
             self.endpoint.close()
-        for fd in (self._abort_r, self._abort_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise CommError(f"rank {self.rank}: the collective of group {self.group} is closed")
-        if self.world_size > 1 and self._mesh is None:
-            raise CommError(f"rank {self.rank}: not connected (forming group {self.group} failed); call rebuild()")
-
-    def __del__(self) -> None:  # pragma: no cover - best effort
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
