@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any
 
-from openmindspore.elastic.comm._tcp import Endpoint, dial, tune
+from openmindspore.elastic.comm._tcp import Endpoint, dial, read_exact, tune
 from openmindspore.elastic.comm.base import CommAbortedError, CommError, CommTimeoutError, PeerLostError
 
 __all__ = ["Mesh", "socket_name"]
@@ -108,7 +108,7 @@ class Mesh:
                 conn.setblocking(True)
                 conn.settimeout(max(0.01, deadline - time.monotonic()))
                 try:
-                    peer, pid = _HELLO.unpack(_recv_exact(conn, _HELLO.size))
+                    peer, pid = _HELLO.unpack(read_exact(conn, _HELLO.size))
                 except (OSError, CommError):
                     conn.close()
                     continue
@@ -289,13 +289,3 @@ class Mesh:
             except OSError:
                 pass
         self.peers.clear()
-
-
-def _recv_exact(s: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        part = s.recv(n - len(buf))
-        if not part:
-            raise CommError("connection closed during the handshake")
-        buf += part
-    return buf

@@ -16,7 +16,7 @@ import time
 
 from openmindspore.elastic.comm.base import CommAbortedError, CommError, CommTimeoutError
 
-__all__ = ["Endpoint", "dial", "tune"]
+__all__ = ["Endpoint", "dial", "read_exact", "tune"]
 
 _HELLO = struct.Struct("<iiH")  # rank, pid, length of the group name (then the name, utf-8)
 _HANDSHAKE_S = 2.0  # a connection that does not say who it is within this is dropped
@@ -39,7 +39,8 @@ def _hello(group: str, rank: int) -> bytes:
     return _HELLO.pack(rank, os.getpid(), len(name)) + name
 
 
-def _read_exact(s: socket.socket, n: int) -> bytes:
+def read_exact(s: socket.socket, n: int) -> bytes:
+    """``n`` bytes from ``s`` (a handshake); a closed connection is a :class:`CommError`."""
     buf = b""
     while len(buf) < n:
         part = s.recv(n - len(buf))
@@ -101,8 +102,8 @@ class Endpoint:
             return
         conn.settimeout(_HANDSHAKE_S)
         try:
-            rank, pid, size = _HELLO.unpack(_read_exact(conn, _HELLO.size))
-            group = _read_exact(conn, size).decode()
+            rank, pid, size = _HELLO.unpack(read_exact(conn, _HELLO.size))
+            group = read_exact(conn, size).decode()
         except (OSError, CommError, UnicodeDecodeError, struct.error):
             conn.close()
             return

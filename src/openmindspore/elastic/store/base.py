@@ -21,7 +21,15 @@ from openmindspore.elastic.messages import _Message
 if TYPE_CHECKING:
     from openmindspore.train.state import TrainState
 
-__all__ = ["Capabilities", "SnapshotRecord", "SnapshotStore", "SnapshotTarget", "StoreKind", "STORE_KINDS"]
+__all__ = [
+    "Capabilities",
+    "SnapshotRecord",
+    "SnapshotStore",
+    "SnapshotTarget",
+    "StoreKind",
+    "STORE_KINDS",
+    "newest_readable",
+]
 
 StoreKind = Literal["holder", "ray", "yrds"]
 STORE_KINDS: tuple[StoreKind, ...] = ("holder", "ray", "yrds")  # holder first: the default
@@ -106,3 +114,21 @@ class SnapshotStore(Protocol):
         """The run ended (``completed``: cleanly; the run directory's checkpoint is final). Shared memory is
         released either way; a store that spills keeps the newest snapshot on disk when not completed."""
         ...
+
+
+class _Readable(Protocol):
+    def steps(self) -> list[int]: ...
+
+    def get(self, step: int, timeout: float = 300.0) -> TrainState | None: ...
+
+
+def newest_readable(store: _Readable, newer_than: int = -1, timeout: float = 10.0) -> tuple[int, TrainState] | None:
+    """:meth:`SnapshotStore.latest` from :meth:`~SnapshotStore.steps` and :meth:`~SnapshotStore.get`: the newest
+    step after ``newer_than`` whose snapshot reads back verified, with its state."""
+    for step in reversed(store.steps()):
+        if step <= newer_than:
+            break
+        state = store.get(step, timeout)
+        if state is not None:
+            return step, state
+    return None

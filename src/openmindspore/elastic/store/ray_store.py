@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from openmindspore.elastic.store.base import Capabilities, StoreKind
+from openmindspore.elastic.store.base import Capabilities, StoreKind, newest_readable
 
 if TYPE_CHECKING:
     from openmindspore.engine import Engine
@@ -46,13 +46,7 @@ class RayStore:
         return sorted(self.refs)
 
     def latest(self, newer_than: int = -1, timeout: float = 10.0) -> tuple[int, TrainState] | None:
-        for step in sorted(self.refs, reverse=True):
-            if step <= newer_than:
-                break
-            state = self.get(step, timeout)
-            if state is not None:
-                return step, state
-        return None
+        return newest_readable(self, newer_than, timeout)
 
     def get(self, step: int, timeout: float = 300.0) -> TrainState | None:
         return self.reader(step)(timeout)

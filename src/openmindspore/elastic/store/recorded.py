@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from openmindspore.elastic.store.base import SnapshotRecord
+from openmindspore.elastic.store.base import SnapshotRecord, newest_readable
 
 if TYPE_CHECKING:
     from openmindspore.engine import Engine
@@ -74,13 +74,7 @@ class RecordedStore:
 
     # ------------------------------------------------------------- reading
     def latest(self, newer_than: int = -1, timeout: float = 10.0) -> tuple[int, TrainState] | None:
-        for step in reversed(self.steps()):
-            if step <= newer_than:
-                break
-            state = self.get(step, timeout)
-            if state is not None:
-                return step, state
-        return None
+        return newest_readable(self, newer_than, timeout)
 
     def get(self, step: int, timeout: float = 300.0) -> TrainState | None:
         return self._read(step, self._resolve(step, timeout))
