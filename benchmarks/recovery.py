@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from _util import emit, oms_json
@@ -106,6 +107,8 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=3)
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--only", choices=["recovery", "snapshot", "scaling", "driver"], help="run one part only")
+    ap.add_argument("--snapshot-steps", type=int, default=40, help="snapshot overhead: steps per run")
+    ap.add_argument("--rounds", type=int, default=3, help="snapshot overhead: interleaved rounds")
     ap.add_argument("--kill-driver-at", type=int, default=100, help="driver death: the step it is killed at")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="oms-recovery-"))
@@ -113,7 +116,7 @@ def main() -> None:
         if args.only in (None, "recovery"):
             _recovery(tmp, args)
         if args.only in (None, "snapshot"):
-            _snapshot(tmp)
+            _snapshot(tmp, args.snapshot_steps, args.rounds)
         if args.only in (None, "scaling"):
             _scaling(tmp)
         if args.only in (None, "driver"):
@@ -164,33 +167,54 @@ def _recovery(tmp: Path, args: argparse.Namespace) -> None:
         )
 
 
-def _snapshot(tmp: Path) -> None:
-    """Snapshot overhead on a ~10M-parameter MLP: stash on the critical path, and end to end."""
+def _snapshot(tmp: Path, steps: int, rounds: int) -> None:
+    """Snapshot overhead on a ~10M-parameter MLP: stash on the critical path, and end to end. The runs
+    (none, holder/ray x every step/auto) are interleaved round by round, so a warming machine or a burst
+    of load does not favour the configuration that happens to run last; per configuration the median over
+    rounds of each run's median step time."""
     mlp = "{name: mlp, hidden: [4096, 1536]}"
-    cfg10 = _config(tmp, 12, model=mlp)
-    off = _oms("train", str(cfg10), "--out", str(tmp / "snap_off"), "--workers", "2", "--snapshot-every", "1000")
-    for store in ("holder", "ray"):
-        for every in ("1", "auto"):
-            on = _oms(
-                "train", str(cfg10), "--out", str(tmp / f"snap_{store}_{every}"), "--workers", "2",
-                "--snapshot-every", every, "--snapshot-store", store,
-            )  # fmt: skip
-            emit(
-                {
-                    "bench": "snapshot_overhead",
-                    "model": "MLP 784-4096-1536-10 (9.5M params)",
-                    "workers": 2,
-                    "snapshot_store": store,
-                    "snapshot_every": on["snapshot_every"] if every == "auto" else 1,
-                    "asked": every,
-                    "snapshot_cost_s": on["snapshot_cost_s"],
-                    "critical_path_fraction": round(on["snapshot_overhead"], 4),
-                    "step_s_with_snapshots": round(on["step_time_s"]["median"], 3),
-                    "step_s_without": round(off["step_time_s"]["median"], 3),
-                    "end_to_end_overhead": round(on["step_time_s"]["median"] / off["step_time_s"]["median"] - 1, 4),
-                    "load_avg": os.getloadavg()[0],
-                }
-            )
+    cfg10 = _config(tmp, steps, model=mlp)
+    configs = [("none", "")] + [(store, every) for store in ("holder", "ray") for every in ("1", "auto")]
+    runs: dict[tuple[str, str], list[dict]] = {c: [] for c in configs}
+    for r in range(rounds):
+        order = configs[r % len(configs) :] + configs[: r % len(configs)]
+        for store, every in order:
+            args = ["--snapshot-every", "1000"] if store == "none" else ["--snapshot-every", every]
+            args += [] if store == "none" else ["--snapshot-store", store]
+            out = tmp / f"snap_{store}_{every}_{r}"
+            s = _oms("train", str(cfg10), "--out", str(out), "--workers", "2", *args)
+            s["load_avg"] = os.getloadavg()[0]
+            runs[(store, every)].append(s)
+            shutil.rmtree(out, ignore_errors=True)
+    off = statistics.median(s["step_time_s"]["median"] for s in runs[("none", "")])
+    for store, every in configs[1:]:
+        ons = runs[(store, every)]
+        on = statistics.median(s["step_time_s"]["median"] for s in ons)
+        emit(
+            {
+                "bench": "snapshot_overhead",
+                "model": "MLP 784-4096-1536-10 (9.5M params)",
+                "workers": 2,
+                "steps": steps,
+                "rounds": rounds,
+                "snapshot_store": store,
+                "snapshot_every": ons[-1]["snapshot_every"] if every == "auto" else 1,
+                "asked": every,
+                "snapshot_cost_s": _median_known(s["snapshot_cost_s"] for s in ons),
+                "critical_path_fraction": _median_known(s["snapshot_overhead"] for s in ons),
+                "step_s_with_snapshots": round(on, 4),
+                "step_s_without": round(off, 4),
+                "per_round_with": [round(s["step_time_s"]["median"], 4) for s in ons],
+                "per_round_without": [round(s["step_time_s"]["median"], 4) for s in runs[("none", "")]],
+                "end_to_end_overhead": round(on / off - 1, 4),
+                "load_avg": [round(s["load_avg"], 2) for s in ons],
+            }
+        )
+
+
+def _median_known(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 4) if known else None
 
 
 def _scaling(tmp: Path) -> None:
