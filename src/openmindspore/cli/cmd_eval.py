@@ -39,8 +39,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from openmindspore.errors import ConfigError
+    from openmindspore.train.checkpoint import RunDir
 
     # MindSpore (train.run) loads only once the arguments are checked: a wrong one fails at once
+    RunDir(args.run_dir).require_run()  # as load_run does first
     if args.dataset is not None:
         if args.data is not None:
             raise ConfigError("--dataset", args.dataset, "either --dataset or --data", "give one of them")
