@@ -44,10 +44,12 @@ def run_line(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def test_readme_serving_commands_run(readme_usage, readme_user_project):
     tmp_path = readme_usage.cwd  # the README's runs/ (Usage) and examples/user_project/runs/ (Your model)
     assert readme_user_project.cwd == tmp_path / "examples" / "user_project"
-    for block in (readme_usage, readme_user_project):
-        assert not block.failures(), block.failures()
-    assert (tmp_path / "runs" / "digits" / "summary.json").is_file()
-    assert (readme_user_project.cwd / "runs" / "flowers" / "summary.json").is_file()
+    # what this section needs was made (a failure elsewhere in those blocks is tests/test_readme.py's to report)
+    for made, block in (
+        (tmp_path / "runs" / "digits", readme_usage),
+        (readme_user_project.cwd / "runs" / "flowers", readme_user_project),
+    ):
+        assert (made / "summary.json").is_file(), (made, block.failures())
 
     lines = bash_lines(section("Serving"))
     assert any("--grpc-port" in ln for ln in lines) and any("--csv" in ln for ln in lines)
