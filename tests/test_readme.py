@@ -1,25 +1,20 @@
-"""The README's usage examples run as written (train commands capped with --max-steps to stay quick)."""
+"""The README's usage examples run as written (train commands capped with --max-steps to stay quick); the
+blocks run once a session (readme_testing), tests/serve/test_readme_serving.py serves what they trained."""
 
 from __future__ import annotations
 
 import re
-import shlex
 import subprocess
 import sys
 
 import pytest
+from readme_testing import blocks, section, usage_commands
 
-from oms_testing import ROOT, run_oms
-
-README = (ROOT / "README.md").read_text()
-
-
-def _blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README, re.S)
+from oms_testing import ROOT
 
 
 def test_quickstart_shows_the_two_make_commands_first():
-    first = _blocks("bash")[0]
+    first = blocks("bash")[0]
     assert [ln.split("#")[0].strip() for ln in first.splitlines() if ln.strip().startswith("make")] == [
         "make demo",
         "make test",
@@ -27,58 +22,37 @@ def test_quickstart_shows_the_two_make_commands_first():
 
 
 @pytest.mark.slow
-def test_usage_commands_run(tmp_path):
-    usage = _blocks("bash")[1]
-    commands = [ln.split("#")[0].strip() for ln in usage.splitlines() if ln.strip().startswith("oms ")]
-    assert len(commands) >= 5
-    for line in commands:
-        args = shlex.split(line)[1:]
-        args = [str(tmp_path / a) if a.startswith("runs/") else a for a in args]
-        if args[0] == "train" and "--max-steps" not in args and "--resume" not in args:
-            args += ["--max-steps", "3"]
-        proc = run_oms(*args, cwd=ROOT, timeout=600)
-        assert proc.returncode == 0, f"{line}\n{proc.stderr[-2000:]}"
+def test_usage_commands_run(readme_usage):
+    assert len(usage_commands()) >= 5
+    assert not readme_usage.failures(), readme_usage.failures()
+    assert [line for line, _ in readme_usage.results] == usage_commands()
 
 
 def test_python_example_runs(tmp_path):
-    code = _blocks("python")[0]
+    code = blocks("python")[0]
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 0.0 <= float(proc.stdout.strip().splitlines()[-1]) <= 1.0
 
 
-def _section(title: str) -> str:
-    start = README.index(f"## {title}")
-    end = README.find("\n## ", start + 1)
-    return README[start : end if end > 0 else None]
-
-
 @pytest.mark.slow
 @pytest.mark.distributed
-def test_your_model_your_data_example_runs_from_a_user_folder(tmp_path):
+def test_your_model_your_data_example_runs_from_a_user_folder(readme_user_project):
     """The section's files are those of examples/user_project; its commands run as written, from a copy of
     that folder outside the repository."""
     import json
-    import shutil
 
-    section = _section("Your model, your data")
-    nets, api = re.findall(r"```python\n(.*?)```", section, re.S)
-    (config,) = re.findall(r"```yaml\n(.*?)```", section, re.S)
-    (commands,) = re.findall(r"```bash\n(.*?)```", section, re.S)
+    sec = section("Your model, your data")
+    nets, api = re.findall(r"```python\n(.*?)```", sec, re.S)
+    (config,) = re.findall(r"```yaml\n(.*?)```", sec, re.S)
+    (commands,) = blocks("bash", sec)
     example = ROOT / "examples" / "user_project"
     assert (example / "nets.py").read_text() == nets and (example / "flowers.yaml").read_text() == config
-    shutil.copytree(example, tmp_path / "examples" / "user_project")
-    cwd = tmp_path
-    for line in commands.splitlines():
-        args = shlex.split(line.split("  #")[0])
-        if args[0] == "cd":
-            cwd = cwd / args[1]
-            continue
-        if args[0] == "python":
-            proc = subprocess.run([sys.executable, *args[1:]], cwd=cwd, capture_output=True, text=True, timeout=120)
-        else:
-            proc = run_oms(*args[1:], cwd=cwd, timeout=600)
-        assert proc.returncode == 0, f"{line}\n{proc.stderr[-2000:]}"
+    assert not readme_user_project.failures(), readme_user_project.failures()
+    ran = [line for line in commands.splitlines() if not line.startswith("cd ")]
+    assert [line for line, _ in readme_user_project.results] == ran
+    cwd = readme_user_project.cwd
+    assert cwd.name == "user_project" and ROOT not in cwd.parents  # outside the repository
     dp = json.loads((cwd / "runs" / "flowers-dp" / "summary.json").read_text())
     assert dp["recoveries"][0]["steps_lost"] == 0 and dp["steps"] == 100
     resumed = json.loads((cwd / "runs" / "flowers" / "summary.json").read_text())

@@ -164,7 +164,9 @@ def test_mccl_backend_recovers_bitwise_equal_to_shm(reference):
     assert s["params_sha256"] == ref["params_sha256"]
 
 
-@pytest.mark.parametrize("mode", ["overlap", "full"])
+# heavy "full": a full (unsharded) update through a crash, bitwise, is also [overlap]'s run (shm, a survivor kept)
+# and test_mccl_backend_recovers_bitwise_equal_to_shm's (MCCL updates every parameter on every worker)
+@pytest.mark.parametrize("mode", ["overlap", pytest.param("full", marks=pytest.mark.heavy)])
 def test_unsharded_updates_recover_bitwise_equal(reference, mode):
     """The reference's optimizer is sharded (ZeRO-1, the shm default). Every worker updating all parameters
     (--no-shard-optimizer) and --overlap (updates computed while later buckets are summed; 4 KiB buckets
@@ -285,6 +287,18 @@ def test_too_many_failures_stop_cleanly_with_a_checkpoint(tmp_path):
     from openmindspore.train import RunDir
 
     assert RunDir(tmp_path / "stop").load_latest().step == 4
+    # a failed run leaves no shared memory behind: its snapshot holder (the default store) is gone with it
+    # (this run is also test_driver_death.py's failed-run case: one run, not two)
+    assert _snapshot_store_gone(tmp_path / "stop")
+
+
+def _snapshot_store_gone(run: Path) -> bool:
+    """No shared-memory snapshot of ``run`` left and no snapshot holder recorded for it."""
+    import glob
+
+    from openmindspore.elastic.store.holder import shm_prefix
+
+    return not glob.glob(glob.escape(shm_prefix(run)) + "*") and not (run / "holder.json").exists()
 
 
 def test_driver_killed_then_resume_on_fewer_workers(tmp_path):

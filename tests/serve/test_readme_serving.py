@@ -1,18 +1,18 @@
-"""The README's Serving commands run as written, in a copy of ``examples/`` outside the repository.
+"""The README's Serving commands run as written, in the folder where the README's other blocks ran.
 
-What they need first is made the way the README makes it: ``runs/digits`` by the Usage section's
-``oms train examples/digits_mlp.yaml --out runs/digits`` and ``examples/user_project/runs/flowers`` by the
-"Your model, your data" section's commands (both capped with ``--max-steps``). Then every line runs in order:
-``cd DIR`` changes directory, ``python -c ...`` and ``oms ...`` must exit 0, ``oms serve ... &`` starts the
-server in the background (the next lines run once it is ready), ``kill %1`` stops it with SIGTERM (it must
-drain and exit 0). Ports 8000/8001 are replaced by free ones.
+What they need first is made the way the README makes it, by the session's run of those blocks
+(readme_testing, shared with tests/test_readme.py): ``runs/digits`` by the Usage section's
+``oms train examples/digits_mlp.yaml --out runs/digits`` (then ``--resume``) and
+``examples/user_project/runs/flowers`` by the "Your model, your data" section's commands (a copy of the
+folder outside the repository). Then every line runs in order: ``cd DIR`` changes directory,
+``python -c ...`` and ``oms ...`` must exit 0, ``oms serve ... &`` starts the server in the background (the
+next lines run once it is ready), ``kill %1`` stops it with SIGTERM (it must drain and exit 0). Ports
+8000/8001 are replaced by free ones.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,22 +22,15 @@ from pathlib import Path
 import pytest
 import requests
 from oms_process import start_oms
+from readme_testing import blocks, section
 
-from oms_testing import ROOT, free_port, kill_session, run_oms
+from oms_testing import free_port, kill_session, run_oms
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
-README = (ROOT / "README.md").read_text()
-
-
-def section(title: str) -> str:
-    start = README.index(f"## {title}\n")
-    end = README.find("\n## ", start + 1)
-    return README[start : end if end > 0 else None]
-
 
 def bash_lines(text: str) -> list[str]:
-    (block,) = re.findall(r"```bash\n(.*?)```", text, re.S)
+    (block,) = blocks("bash", text)
     return [ln.split("  #")[0].strip() for ln in block.splitlines() if ln.strip()]
 
 
@@ -48,13 +41,15 @@ def run_line(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return run_oms(*args[1:], cwd=cwd, timeout=600)
 
 
-def test_readme_serving_commands_run(tmp_path):
-    shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    run_oms("train", "examples/digits_mlp.yaml", "--out", "runs/digits", "--max-steps", "20", cwd=tmp_path, check=True)
-    project = tmp_path / "examples" / "user_project"
-    make_csv = next(ln for ln in bash_lines(section("Your model, your data")) if ln.startswith("python -c"))
-    assert run_line(shlex.split(make_csv), project).returncode == 0
-    run_oms("train", "flowers.yaml", "--out", "runs/flowers", "--max-steps", "20", cwd=project, check=True)
+def test_readme_serving_commands_run(readme_usage, readme_user_project):
+    tmp_path = readme_usage.cwd  # the README's runs/ (Usage) and examples/user_project/runs/ (Your model)
+    assert readme_user_project.cwd == tmp_path / "examples" / "user_project"
+    # what this section needs was made (a failure elsewhere in those blocks is tests/test_readme.py's to report)
+    for made, block in (
+        (tmp_path / "runs" / "digits", readme_usage),
+        (readme_user_project.cwd / "runs" / "flowers", readme_user_project),
+    ):
+        assert (made / "summary.json").is_file(), (made, block.failures())
 
     lines = bash_lines(section("Serving"))
     assert any("--grpc-port" in ln for ln in lines) and any("--csv" in ln for ln in lines)

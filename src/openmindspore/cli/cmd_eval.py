@@ -39,8 +39,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from openmindspore.errors import ConfigError
-    from openmindspore.train import evaluate_run
+    from openmindspore.train.checkpoint import RunDir
 
+    # MindSpore (train.run) loads only once the arguments are checked: a wrong one fails at once
+    RunDir(args.run_dir).require_run()  # as load_run does first
     if args.dataset is not None:
         if args.data is not None:
             raise ConfigError("--dataset", args.dataset, "either --dataset or --data", "give one of them")
@@ -50,6 +52,8 @@ def run(args) -> int:
         _, trainer, _ = load_run(args.run_dir, code_dirs=args.code_dir)
         result = evaluate_dataset(trainer, args.dataset, args.split)
     else:
+        from openmindspore.train.run import evaluate_run
+
         result = evaluate_run(args.run_dir, args.split, data=args.data, code_dirs=args.code_dir)
     if args.json:
         print_json(result)

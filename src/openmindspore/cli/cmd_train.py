@@ -220,8 +220,9 @@ def run(args) -> int:
 
 
 def _run(args) -> tuple[dict, Path]:
-    from openmindspore.train import RunDir, Trainer, config_from_dict, resume, train
-    from openmindspore.train.config import read_yaml
+    # MindSpore (train.run, train.trainer) loads only once the inputs are checked: a bad one fails at once
+    from openmindspore.train.checkpoint import RunDir
+    from openmindspore.train.config import config_from_dict, read_yaml
     from openmindspore.train.usercode import choose_code_path, restore_code_path
 
     quiet = args.quiet or args.json
@@ -239,6 +240,8 @@ def _run(args) -> tuple[dict, Path]:
         if opts is not None:
             summary = resume_elastic(out, opts, max_steps=args.max_steps, quiet=quiet)
         else:
+            from openmindspore.train.run import resume
+
             summary = resume(out, max_steps=args.max_steps, quiet=quiet)
     else:
         if not args.config:
@@ -247,7 +250,7 @@ def _run(args) -> tuple[dict, Path]:
         if args.seed is not None:
             raw["seed"] = args.seed
         out = Path(args.out or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-        from openmindspore.train.tasks.detection import check_legacy_detection_config
+        from openmindspore.train.config import check_legacy_detection_config
 
         check_legacy_detection_config(raw)  # the old YOLOS loop's format: say how to write it now
         cfg = config_from_dict(raw, base_dir=Path(args.config).resolve().parent)
@@ -258,11 +261,14 @@ def _run(args) -> tuple[dict, Path]:
         if opts is not None and resolved is not None:
             from openmindspore.elastic.run import train_elastic
             from openmindspore.elastic.shm_space import check_shm_space
+            from openmindspore.train.trainer import Trainer
 
             trainer = Trainer(cfg)  # data, model and its fit to the task checked here: a bad config writes nothing
             n_params = sum(int(p.size) for p in trainer.model.trainable_params())
             check_shm_space(n_params, len(trainer.optimizer.slots), resolved)  # too little /dev/shm: one line
             summary = train_elastic(cfg, opts, out, max_steps=args.max_steps, quiet=quiet)
         else:
+            from openmindspore.train.run import train
+
             summary = train(cfg, out, max_steps=args.max_steps, quiet=quiet)
     return summary, out

@@ -54,6 +54,7 @@ __all__ = [
     "config_from_dict",
     "check_model_config",
     "read_yaml",
+    "check_legacy_detection_config",
 ]
 
 
@@ -265,3 +266,19 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def load_config(path: str | Path) -> TrainConfig:
     """Read and validate a YAML training config; errors name the field, value and fix."""
     return config_from_dict(read_yaml(path), base_dir=Path(path).resolve().parent)
+
+
+def check_legacy_detection_config(raw: dict[str, Any]) -> None:
+    """The YOLOS fine-tuning loop's config (``task: detection`` with ``data:``/``train:``) is gone: say how to
+    write it for the trainer, in one line."""
+    if raw.get("task") == "detection" or ("data" in raw and "train" in raw):
+        raise ConfigError(
+            "config",
+            "task: detection (data:/train: sections)",
+            "the trainer's format: dataset: {format: synthetic_detection or coco, ...}, model:, optimizer:, "
+            "batch_size:, steps:",
+            "the old detection loop is gone: data -> dataset (kind: synthetic -> format: synthetic_detection; "
+            "train.hflip -> dataset.hflip), train.steps -> steps, train.lr/warmup_steps/weight_decay -> "
+            "optimizer {name: adamw, schedule: cosine, ...}, train.pos_init -> model.pos_init, init_weights -> "
+            "model.init_weights; see examples/yolos_synthetic.yaml",
+        )

@@ -30,6 +30,7 @@ from openmindspore.errors import ConfigError
 from openmindspore.models.layers import current_noise_key
 from openmindspore.models.yolos.loss import DetrLossWeights, hungarian_match
 from openmindspore.models.yolos.train_step import DetrLossSums, detr_norms, pack_matches
+from openmindspore.train.config import check_legacy_detection_config  # its home: config checks, no MindSpore
 from openmindspore.train.tasks.base import Batch, Task
 
 if TYPE_CHECKING:
@@ -155,19 +156,3 @@ class Detection(Task):
 
         res = YolosImageProcessor.post_process_object_detection(outputs[..., :-4], outputs[..., -4:], -1.0)
         return {k: np.stack([r[k] for r in res]) for k in ("scores", "labels", "boxes")}
-
-
-def check_legacy_detection_config(raw: dict[str, Any]) -> None:
-    """The YOLOS fine-tuning loop's config (``task: detection`` with ``data:``/``train:``) is gone: say how to
-    write it for the trainer, in one line."""
-    if raw.get("task") == "detection" or ("data" in raw and "train" in raw):
-        raise ConfigError(
-            "config",
-            "task: detection (data:/train: sections)",
-            "the trainer's format: dataset: {format: synthetic_detection or coco, ...}, model:, optimizer:, "
-            "batch_size:, steps:",
-            "the old detection loop is gone: data -> dataset (kind: synthetic -> format: synthetic_detection; "
-            "train.hflip -> dataset.hflip), train.steps -> steps, train.lr/warmup_steps/weight_decay -> "
-            "optimizer {name: adamw, schedule: cosine, ...}, train.pos_init -> model.pos_init, init_weights -> "
-            "model.init_weights; see examples/yolos_synthetic.yaml",
-        )
