@@ -1,0 +1,134 @@
+"""The trackers of one run, fed from a background thread so that logging stays off the step's path.
+
+Owns the open backends, their failures and the queue of calls to them. :meth:`Trackers.open` opens every
+backend the config names at start-up: one that is not installed or not reachable raises a one-line
+:class:`~openmindspore.errors.ConfigError` (``on_error="fail"``, the default) or is left out with a
+warning (``"warn"``). Later calls are queued and made by one daemon thread in order; a backend that raises
+then is disabled with a warning and training goes on (its error is in :meth:`Trackers.describe`).
+``jsonl`` (``events.jsonl``, ``eval.jsonl``) is always on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from openmindspore.errors import ConfigError
+from openmindspore.track.base import LOGGER_NAMES, Logger, TrackerUnavailable
+from openmindspore.track.jsonl import JsonlLogger
+
+__all__ = ["Trackers"]
+
+log = logging.getLogger(__name__)
+
+_STOP = ("__stop__", ())
+
+
+def _make(
+    name: str, run_dir: Path, run_name: str, tracking_uri: str | None, experiment: str, parent: str | None
+) -> Logger:
+    if name == "tensorboard":
+        from openmindspore.track.tensorboard_logger import TensorBoardLogger
+
+        return TensorBoardLogger(run_dir / "tensorboard")
+    if name == "mlflow":
+        from openmindspore.track.mlflow_logger import MlflowLogger
+
+        return MlflowLogger(run_dir, run_name, tracking_uri, experiment, parent)
+    return JsonlLogger(run_dir)
+
+
+class Trackers:
+    """Fan-out to a run's backends (see the module docstring)."""
+
+    def __init__(self, loggers: list[Logger], errors: dict[str, str] | None = None) -> None:
+        self.loggers = list(loggers)
+        self.errors: dict[str, str] = dict(errors or {})
+        self._queue: queue.Queue[tuple[str, tuple]] = queue.Queue()
+        self._thread = threading.Thread(target=self._drain, name="oms-trackers", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        names: Sequence[str],
+        run_dir: str | Path,
+        on_error: Literal["fail", "warn"] = "fail",
+        tracking_uri: str | None = None,
+        run_name: str | None = None,
+        experiment: str = "openmindspore",
+        parent_run_id: str | None = None,
+    ) -> Trackers:
+        """Open ``jsonl`` and every backend in ``names`` for the run in ``run_dir`` (checked here)."""
+        run_dir = Path(run_dir)
+        loggers: list[Logger] = []
+        errors: dict[str, str] = {}
+        for name in dict.fromkeys(["jsonl", *names]):
+            if name not in LOGGER_NAMES:
+                raise ConfigError("logger", name, f"one of {', '.join(LOGGER_NAMES)}")
+            try:
+                loggers.append(_make(name, run_dir, run_name or run_dir.name, tracking_uri, experiment, parent_run_id))
+            except TrackerUnavailable as e:
+                if on_error == "fail":
+                    raise ConfigError("logger", name, f"a usable tracker ({e.what})", e.fix) from None
+                errors[name] = e.what
+                log.warning("logger %s is off for this run: %s (logger_errors: warn, training goes on)", name, e.what)
+        return cls(loggers, errors)
+
+    # ------------------------------------------------------------- calls
+    def _drain(self) -> None:
+        while True:
+            method, args = self._queue.get()
+            try:
+                if (method, args) == _STOP:
+                    return
+                for lg in list(self.loggers):
+                    try:
+                        getattr(lg, method)(*args)
+                    except Exception as e:  # noqa: BLE001 - a tracker's failure must not stop training
+                        self.loggers.remove(lg)
+                        self.errors[lg.name] = f"{method} failed: {type(e).__name__}: {str(e)[:300]}"
+                        log.warning("logger %s is off from now on: %s", lg.name, self.errors[lg.name])
+            finally:
+                self._queue.task_done()
+
+    def _put(self, method: str, *args: Any) -> None:
+        if not self._closed:
+            self._queue.put((method, args))
+
+    def log_params(self, params: dict[str, Any], provenance: dict[str, Any]) -> None:
+        self._put("log_params", params, provenance)
+
+    def log_metrics(self, step: int, metrics: dict[str, float], wall_time: float | None = None) -> None:
+        self._put("log_metrics", int(step), dict(metrics), time.time() if wall_time is None else wall_time)
+
+    def log_event(self, step: int, kind: str, fields: dict[str, Any], wall_time: float | None = None) -> None:
+        self._put("log_event", int(step), kind, dict(fields), time.time() if wall_time is None else wall_time)
+
+    def log_artifacts(self, paths: list[Path]) -> None:
+        self._put("log_artifacts", [Path(p) for p in paths])
+
+    def flush(self) -> None:
+        """Wait until every queued call has been made."""
+        self._queue.join()
+
+    def close(self, status: str) -> None:
+        """Make the queued calls, end every backend's run and stop the thread."""
+        if self._closed:
+            return
+        self._put("close", status)
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout=300)
+
+    def describe(self) -> dict[str, Any]:
+        """Each backend's location, and the error of each that was left out or turned off."""
+        out: dict[str, Any] = {lg.name: lg.describe() for lg in self.loggers}
+        out.update({name: {"error": err} for name, err in self.errors.items()})
+        return out
