@@ -15,6 +15,7 @@ __all__ = ["JsonlLogger", "read_jsonl"]
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps(row, sort_keys=True, default=str) + "\n")
 
