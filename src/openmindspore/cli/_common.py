@@ -15,6 +15,7 @@ __all__ = [
     "add_address",
     "add_engine_arg",
     "add_log_level",
+    "add_study_logging",
     "apply_log_level",
     "joined_cluster",
     "print_json",
@@ -63,6 +64,19 @@ def apply_log_level(level: str | None) -> None:
     if not logging.root.handlers:  # the Python API without basicConfig: one stderr handler
         logging.basicConfig(level=logging.WARNING)
         logging.root.handlers[0].setLevel(value)
+
+
+def add_study_logging(p: argparse.ArgumentParser) -> None:
+    """``--logger``, ``--tracking-uri`` and ``--log-level`` of a search or ablation (trials as nested MLflow runs)."""
+    p.add_argument(
+        "--logger",
+        metavar="NAMES",
+        default="",
+        help="trackers, comma-separated: mlflow logs the study as a run and each trial as a nested run "
+        "(the trial log itself is always written)",
+    )
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: a file store in --out/mlruns)")
+    add_log_level(p)
 
 
 def add_engine_arg(p: Any, runs: str) -> None:
