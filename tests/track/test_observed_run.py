@@ -5,6 +5,7 @@ checkpoint, early stopping stops, and an elastic run's recovery is an event at i
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ def _tensorboard(run: Path):
 def _mlflow(summary: dict):
     from mlflow.tracking import MlflowClient
 
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # the local file store (see docs/observability.md)
     where = summary["trackers"]["mlflow"]
     return MlflowClient(where["tracking_uri"]), where["run_id"]
 
