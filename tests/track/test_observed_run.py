@@ -106,6 +106,9 @@ def test_eval_every_keeps_the_best_checkpoint_and_early_stopping_stops(tmp_path,
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"config.yaml", "summary.json", "learning_curve.png", "step_00000012.json"} <= artifacts
     assert (run / "learning_curve.png").stat().st_size > 1000 and "step 12" in (run / "train.log").read_text()
+    # validating and logging do not touch training: bitwise the run without them
+    plain = train(config_from_dict({**BASE, "steps": 40}), max_steps=12)
+    assert plain["params_sha256"] == summary["params_sha256"]
 
 
 def test_unreachable_tracking_uri_exits_2_with_one_line_before_writing(tmp_path, capsys, ms_cpu):

@@ -1,0 +1,86 @@
+"""Cost of observability on the training step: the same trainer stepping with and without logging every
+step to jsonl + TensorBoard + MLflow, in alternating blocks of the same run (so drift and load hit both).
+
+    python benchmarks/observe.py [--blocks 10] [--steps 20] [--loggers tensorboard,mlflow]
+
+What "with" does per step: the row appended to ``metrics.jsonl`` and queued for the trackers, whose
+background thread writes the TensorBoard event and the MLflow metric batch (competing for the CPU and
+the GIL during the following steps). ``log_every: 1`` is the worst case (the default is 10).
+Goal: overhead = median step with / median step without - 1 <= 2 %. One JSON line, with the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from _util import emit
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--blocks", type=int, default=10, help="alternating with/without blocks, each")
+    ap.add_argument("--steps", type=int, default=20, help="steps per block")
+    ap.add_argument("--loggers", default="tensorboard,mlflow")
+    ap.add_argument("--dataset", default="mnist5k")
+    args = ap.parse_args()
+
+    from openmindspore.train import RunDir, Trainer, config_from_dict
+    from openmindspore.train.observe import RunObserver
+
+    loggers = [n for n in args.loggers.split(",") if n]
+    raw = {"dataset": args.dataset, "model": {"name": "cnn"}, "batch_size": 64, "steps": 100_000, "log_every": 1}
+    cfg = config_from_dict({**raw, "logger": loggers})
+    trainer = Trainer(cfg)
+    for _ in range(5):  # compile and warm up
+        trainer.train_step()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "run"
+        obs = RunObserver.open(cfg, path)
+        run = RunDir.create(path, cfg.model_dump(mode="json"))
+        obs.start()
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for block in range(2 * args.blocks):
+            on = (block % 2 == 1) if (block // 2) % 2 == 0 else (block % 2 == 0)  # ABBA order
+            for _ in range(args.steps):
+                t0 = time.perf_counter()
+                loss = trainer.train_step()
+                if on:
+                    row = {
+                        "step": trainer.step,
+                        "loss": loss,
+                        "lr": trainer.lr_at(trainer.step - 1),
+                        "time": time.time(),
+                    }
+                    obs.metrics(run, row)
+                times[on].append(time.perf_counter() - t0)
+        t_flush = time.perf_counter()
+        obs.trackers.flush()
+        flush_s = time.perf_counter() - t_flush
+        obs.close("completed")
+    off, on_ = statistics.median(times[False]), statistics.median(times[True])
+    mean_off, mean_on = statistics.fmean(times[False]), statistics.fmean(times[True])
+    emit(
+        {
+            "bench": "observe_overhead",
+            "loggers": ["jsonl", *loggers],
+            "log_every": 1,
+            "steps_each": len(times[True]),
+            "step_ms_without": round(off * 1000, 3),
+            "step_ms_with": round(on_ * 1000, 3),
+            "overhead_median": round(on_ / off - 1, 4),
+            "overhead_mean": round(mean_on / mean_off - 1, 4),
+            "backlog_flush_s": round(flush_s, 3),
+            "goal": 0.02,
+            "met": on_ / off - 1 <= 0.02,
+            "load_avg": [round(x, 2) for x in os.getloadavg()],
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
