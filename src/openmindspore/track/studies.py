@@ -92,6 +92,7 @@ class StudyLog:
             TimeRemainingColumn(),
             console=self.console,
             disable=quiet,
+            transient=True,  # the bar goes when the study ends (or fails: its error stays the one line)
         )
         self._task = self._progress.add_task(title, total=total, best="")
         self._progress.start()
