@@ -25,7 +25,9 @@ def test_search_trials_are_nested_mlflow_runs_with_spec_and_propensities(tmp_pat
     parent = client.get_run(tracking["run_id"])
     assert parent.info.status == "FINISHED" and parent.data.params["space"] == "sklearn-classifier"
     children = client.search_runs(
-        [tracking["experiment_id"]], f"tags.mlflow.parentRunId = '{tracking['run_id']}'", order_by=["tag.mlflow.runName"]
+        [tracking["experiment_id"]],
+        f"tags.mlflow.parentRunId = '{tracking['run_id']}'",
+        order_by=["tag.mlflow.runName"],
     )
     trials = read_jsonl(out / "trials.jsonl")
     assert [c.data.tags["mlflow.runName"] for c in children] == ["trial-0", "trial-1"]

@@ -3,7 +3,7 @@
 Owns no state. ``learning_curve.png``: training loss (and learning rate, when logged) and the validation
 metrics against the step, a dashed vertical line at every recovery's failure step. ``recovery_timeline.png``
 (elastic runs with recoveries or rescales): one bar per recovery from the failure to the first step after
-it, split into its phases (detection, abort, state, forming the group, first step), and the world size.
+it, split into its phases (detection, abort, state, forming the group, first step), and per rescale its pause.
 """
 
 from __future__ import annotations
@@ -67,19 +67,26 @@ def recovery_timeline(recoveries: list[dict[str, Any]], rescales: list[dict[str,
         return None
     plt = _pyplot()
     events = [("recovery", r) for r in recoveries] + [("rescale", r) for r in rescales]
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(events) + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(events) + 2.0))
+    colors: dict[str, Any] = {}
     labels = []
     for i, (what, ev) in enumerate(events):
         left = 0.0
-        phases = ev.get("phases_s") or ({"pause": ev.get("pause_s") or 0.0} if what == "rescale" else {})
+        if what == "rescale":
+            phases = {"pause": ev.get("pause_s") or 0.0}
+        else:
+            recorded = {"detect": ev.get("detect_s") or 0.0, **(ev.get("phases_s") or {})}
+            phases = {k: recorded[k] for k in ("detect", *_PHASES) if k in recorded}  # in the order they happen
         for name, dt in phases.items():
-            ax.barh(i, dt or 0.0, left=left, label=name if name not in ax.get_legend_handles_labels()[1] else None)
+            new = name not in colors
+            color = colors.setdefault(name, f"C{len(colors)}")
+            ax.barh(i, dt or 0.0, left=left, color=color, label=name if new else None)
             left += dt or 0.0
         kind = ev.get("kind", what)
         labels.append(f"step {ev['step']} {kind}: {ev.get('world_before')}->{ev.get('world_after')}")
     ax.set_yticks(range(len(events)), labels)
-    ax.set_xlabel("seconds from failure detection")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("seconds from the failure (rescale: from its start)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=6, fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
