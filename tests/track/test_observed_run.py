@@ -164,3 +164,17 @@ def test_elastic_run_with_a_killed_worker_reads_back_in_tensorboard_and_mlflow(t
     _assert_best_checkpoint_is_best_logged(run, summary, "val.accuracy", "max")
     assert {"learning_curve.png", "recovery_timeline.png"} <= set(summary["plots"])
     assert np.isfinite(summary["final_loss"])
+
+
+def test_a_resumed_run_continues_the_same_mlflow_run(tmp_path, ms_cpu):
+    from openmindspore.train import config_from_dict, resume, train
+
+    run = tmp_path / "run"
+    cfg = config_from_dict({**BASE, "steps": 6, "checkpoint_every": 3, "logger": ["mlflow"]})
+    first = train(cfg, run, max_steps=3)
+    second = resume(run)
+    assert second["trackers"]["mlflow"]["run_id"] == first["trackers"]["mlflow"]["run_id"]
+    client, run_id = _mlflow(second)
+    assert sorted(m.step for m in client.get_metric_history(run_id, "loss")) == [1, 2, 3, 4, 5, 6]
+    mlrun = client.get_run(run_id)
+    assert mlrun.info.status == "FINISHED" and "oms.resumed_command" in mlrun.data.tags

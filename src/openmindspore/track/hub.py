@@ -10,6 +10,7 @@ then is disabled with a warning and training goes on (its error is in :meth:`Tra
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -27,19 +28,30 @@ __all__ = ["Trackers"]
 log = logging.getLogger(__name__)
 
 _STOP = ("__stop__", ())
+_SAVED = "trackers.json"
 
 
 def _make(
-    name: str, run_dir: Path, run_name: str, tracking_uri: str | None, experiment: str, parent: str | None
+    name: str,
+    run_dir: Path,
+    run_name: str,
+    tracking_uri: str | None,
+    experiment: str,
+    parent: str | None,
+    resume: dict[str, Any],
 ) -> Logger:
     if name == "tensorboard":
         from openmindspore.track.tensorboard_logger import TensorBoardLogger
 
         return TensorBoardLogger(run_dir / "tensorboard")
     if name == "mlflow":
-        from openmindspore.track.mlflow_logger import MlflowLogger
+        from openmindspore.track.mlflow_logger import MlflowLogger, local_store_uri
 
-        return MlflowLogger(run_dir, run_name, tracking_uri, experiment, parent)
+        earlier = resume.get("mlflow") or {}
+        same_store = earlier.get("tracking_uri") == (tracking_uri or local_store_uri(run_dir))
+        return MlflowLogger(
+            run_dir, run_name, tracking_uri, experiment, parent, earlier.get("run_id") if same_store else None
+        )
     return JsonlLogger(run_dir)
 
 
@@ -64,16 +76,21 @@ class Trackers:
         run_name: str | None = None,
         experiment: str = "openmindspore",
         parent_run_id: str | None = None,
+        resume: bool = False,
     ) -> Trackers:
-        """Open ``jsonl`` and every backend in ``names`` for the run in ``run_dir`` (checked here)."""
+        """Open ``jsonl`` and every backend in ``names`` for the run in ``run_dir`` (checked here). ``resume``:
+        continue the tracker runs that ``trackers.json`` (:meth:`save`) names, where the backend can."""
         run_dir = Path(run_dir)
+        earlier = json.loads((run_dir / _SAVED).read_text()) if resume and (run_dir / _SAVED).is_file() else {}
         loggers: list[Logger] = []
         errors: dict[str, str] = {}
         for name in dict.fromkeys(["jsonl", *names]):
             if name not in LOGGER_NAMES:
                 raise ConfigError("logger", name, f"one of {', '.join(LOGGER_NAMES)}")
             try:
-                loggers.append(_make(name, run_dir, run_name or run_dir.name, tracking_uri, experiment, parent_run_id))
+                loggers.append(
+                    _make(name, run_dir, run_name or run_dir.name, tracking_uri, experiment, parent_run_id, earlier)
+                )
             except TrackerUnavailable as e:
                 if on_error == "fail":
                     raise ConfigError("logger", name, f"a usable tracker ({e.what})", e.fix) from None
@@ -126,6 +143,12 @@ class Trackers:
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join(timeout=300)
+
+    def save(self) -> None:
+        """Write where each backend records this run to ``<run>/trackers.json`` (what ``resume`` reads)."""
+        jsonl = next((lg for lg in self.loggers if isinstance(lg, JsonlLogger)), None)
+        if jsonl is not None:
+            (jsonl.dir / _SAVED).write_text(json.dumps(self.describe(), indent=2, sort_keys=True))
 
     def describe(self) -> dict[str, Any]:
         """Each backend's location, and the error of each that was left out or turned off."""

@@ -73,7 +73,9 @@ class MlflowLogger:
         tracking_uri: str | None = None,
         experiment: str = "openmindspore",
         parent_run_id: str | None = None,
+        resume_run_id: str | None = None,
     ) -> None:
+        """``resume_run_id``: continue that run (a resumed training run) when the store still has it."""
         self.uri = tracking_uri or local_store_uri(run_dir)
         if self.uri.startswith("file:") or "://" not in self.uri:
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -82,6 +84,7 @@ class MlflowLogger:
         from mlflow.entities import Metric, Param, RunTag
 
         self._Metric, self._Param, self._Tag = Metric, Param, RunTag
+        self.resumed = False
         try:
             self.client = client_cls(tracking_uri=self.uri)
             exp = self.client.get_experiment_by_name(experiment)
@@ -89,7 +92,10 @@ class MlflowLogger:
             tags = {"mlflow.runName": run_name}
             if parent_run_id:
                 tags["mlflow.parentRunId"] = parent_run_id
-            self.run_id: str = self.client.create_run(self.experiment_id, tags=tags, run_name=run_name).info.run_id
+            self.run_id: str = (
+                self._continued(resume_run_id)
+                or self.client.create_run(self.experiment_id, tags=tags, run_name=run_name).info.run_id
+            )
         except Exception as e:  # noqa: BLE001 - any store error is "cannot use this tracker"
             raise TrackerUnavailable(
                 "mlflow",
@@ -98,7 +104,23 @@ class MlflowLogger:
             ) from None
         self._events = 0
 
+    def _continued(self, run_id: str | None) -> str | None:
+        """``run_id`` set running again, if the store has it (else None: a new run)."""
+        if not run_id:
+            return None
+        try:
+            run = self.client.get_run(run_id)
+        except Exception:  # noqa: BLE001 - gone (another store, deleted): start a new run
+            return None
+        self.experiment_id = run.info.experiment_id
+        self.client.update_run(run_id, status="RUNNING")
+        self.resumed = True
+        return run_id
+
     def log_params(self, params: dict[str, Any], provenance: dict[str, Any]) -> None:
+        if self.resumed:  # params are immutable in MLflow: a resumed run keeps the first ones
+            self.client.log_batch(self.run_id, tags=[self._Tag("oms.resumed_command", str(provenance.get("command")))])
+            return
         items = [self._Param(k, str(v)[:_MAX_PARAM]) for k, v in sorted(params.items())]
         for i in range(0, len(items), 100):  # MLflow's batch limit
             self.client.log_batch(self.run_id, params=items[i : i + 100])

@@ -51,13 +51,12 @@ class RunObserver:
     def open(cls, cfg: TrainConfig, run_path: str | Path, resumed: bool = False) -> RunObserver:
         """Open the config's trackers for the run at ``run_path`` (before anything of the run is written)."""
         path = Path(run_path)
-        trackers = Trackers.open(
-            cfg.logger, path, cfg.logger_errors, cfg.tracking_uri, run_name=path.name + ("-resumed" if resumed else "")
-        )
+        trackers = Trackers.open(cfg.logger, path, cfg.logger_errors, cfg.tracking_uri, path.name, resume=resumed)
         return cls(cfg, path, trackers)
 
     def start(self) -> None:
         """The run directory exists: log the config and provenance, attach ``train.log``."""
+        self.trackers.save()  # a resumed run continues the same tracker runs
         self.trackers.log_params(flatten(self.cfg.model_dump(mode="json")), flatten(self.provenance))
         pkg = logging.getLogger(_PACKAGE_LOGGER)
         level = min(pkg.getEffectiveLevel(), logging.INFO)
