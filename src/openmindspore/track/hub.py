@@ -3,8 +3,9 @@
 Owns the open backends, their failures and the queue of calls to them. :meth:`Trackers.open` opens every
 backend the config names at start-up: one that is not installed or not reachable raises a one-line
 :class:`~openmindspore.errors.ConfigError` (``on_error="fail"``, the default) or is left out with a
-warning (``"warn"``). Later calls are queued and made by one daemon thread in order; a backend that raises
-then is disabled with a warning and training goes on (its error is in :meth:`Trackers.describe`).
+warning (``"warn"``). Later calls are queued and made by one daemon thread in order, in rounds every
+``interval`` (1 s); a backend that raises then is disabled with a warning and training goes on (its error
+is in :meth:`Trackers.describe`).
 ``jsonl`` (``events.jsonl``, ``eval.jsonl``) is always on.
 """
 
@@ -58,9 +59,12 @@ def _make(
 class Trackers:
     """Fan-out to a run's backends (see the module docstring)."""
 
-    def __init__(self, loggers: list[Logger], errors: dict[str, str] | None = None) -> None:
+    def __init__(self, loggers: list[Logger], errors: dict[str, str] | None = None, interval: float = 1.0) -> None:
+        """``interval``: seconds between the background thread's rounds of calls."""
         self.loggers = list(loggers)
         self.errors: dict[str, str] = dict(errors or {})
+        self.interval = interval
+        self._wake = threading.Event()
         self._queue: queue.Queue[tuple[str, tuple]] = queue.Queue()
         self._thread = threading.Thread(target=self._drain, name="oms-trackers", daemon=True)
         self._thread.start()
@@ -100,20 +104,32 @@ class Trackers:
 
     # ------------------------------------------------------------- calls
     def _drain(self) -> None:
+        """Every ``interval`` s (or when woken by flush/close) make every queued call: one wake-up per interval
+        rather than per logged step, so that the thread rarely takes the GIL from the training loop (on a
+        loaded machine a woken thread that is descheduled while holding it stalls the loop)."""
         while True:
-            method, args = self._queue.get()
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            while True:
+                try:
+                    method, args = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                try:
+                    if (method, args) == _STOP:
+                        return
+                    self._call(method, args)
+                finally:
+                    self._queue.task_done()
+
+    def _call(self, method: str, args: tuple) -> None:
+        for lg in list(self.loggers):
             try:
-                if (method, args) == _STOP:
-                    return
-                for lg in list(self.loggers):
-                    try:
-                        getattr(lg, method)(*args)
-                    except Exception as e:  # noqa: BLE001 - a tracker's failure must not stop training
-                        self.loggers.remove(lg)
-                        self.errors[lg.name] = f"{method} failed: {type(e).__name__}: {str(e)[:300]}"
-                        log.warning("logger %s is off from now on: %s", lg.name, self.errors[lg.name])
-            finally:
-                self._queue.task_done()
+                getattr(lg, method)(*args)
+            except Exception as e:  # noqa: BLE001 - a tracker's failure must not stop training
+                self.loggers.remove(lg)
+                self.errors[lg.name] = f"{method} failed: {type(e).__name__}: {str(e)[:300]}"
+                log.warning("logger %s is off from now on: %s", lg.name, self.errors[lg.name])
 
     def _put(self, method: str, *args: Any) -> None:
         if not self._closed:
@@ -133,6 +149,7 @@ class Trackers:
 
     def flush(self) -> None:
         """Wait until every queued call has been made."""
+        self._wake.set()
         self._queue.join()
 
     def close(self, status: str) -> None:
@@ -142,6 +159,7 @@ class Trackers:
         self._put("close", status)
         self._closed = True
         self._queue.put(_STOP)
+        self._wake.set()
         self._thread.join(timeout=300)
 
     def save(self) -> None:
