@@ -22,8 +22,9 @@ ALLOWED: dict[str, set[str]] = {
     "engine": BASE,
     "data": BASE,
     "models": BASE | {"data"},
-    "train": BASE | {"data", "models", "engine"},
-    "elastic": BASE | {"engine", "data", "models", "train"},
+    "track": BASE,  # trackers, provenance, plots: beside train, importing neither train nor elastic
+    "train": BASE | {"data", "models", "engine", "track"},
+    "elastic": BASE | {"engine", "data", "models", "train", "track"},
     "serve": BASE | {"engine", "data", "models", "train"},
     "automl": BASE | {"engine", "data", "models", "train", "features"},  # features: the select=intervention step
     "causal": BASE | {"engine", "data", "models", "train", "features", "automl"},

@@ -14,6 +14,9 @@ __all__ = [
     "add_command",
     "add_address",
     "add_engine_arg",
+    "add_log_level",
+    "add_study_logging",
+    "apply_log_level",
     "joined_cluster",
     "print_json",
     "stdout_to_stderr",
@@ -36,6 +39,44 @@ def add_command(sub, name: str, help: str, examples: str, description: str = "")
         epilog="examples:\n" + examples.rstrip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def add_log_level(p: argparse.ArgumentParser) -> None:
+    """``--log-level``: this package's log level on the console (a run's ``train.log`` keeps INFO)."""
+    p.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level of openmindspore's own loggers on stderr (default WARNING; other libraries unchanged)",
+    )
+
+
+def apply_log_level(level: str | None) -> None:
+    """Set the ``openmindspore`` loggers (not other libraries') to ``level`` on the console."""
+    if not level:
+        return
+    import logging
+
+    value = getattr(logging, level)
+    logging.getLogger("openmindspore").setLevel(value)
+    for handler in logging.root.handlers:
+        handler.setLevel(value)
+    if not logging.root.handlers:  # the Python API without basicConfig: one stderr handler
+        logging.basicConfig(level=logging.WARNING)
+        logging.root.handlers[0].setLevel(value)
+
+
+def add_study_logging(p: argparse.ArgumentParser) -> None:
+    """``--logger``, ``--tracking-uri`` and ``--log-level`` of a search or ablation (trials as nested MLflow runs)."""
+    p.add_argument(
+        "--logger",
+        metavar="NAMES",
+        default="",
+        help="trackers, comma-separated: mlflow logs the study as a run and each trial as a nested run "
+        "(the trial log itself is always written)",
+    )
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: a file store in --out/mlruns)")
+    add_log_level(p)
 
 
 def add_engine_arg(p: Any, runs: str) -> None:

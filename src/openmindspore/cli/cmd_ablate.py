@@ -10,6 +10,8 @@ from openmindspore.cli._common import (
     add_address,
     add_command,
     add_engine_arg,
+    add_study_logging,
+    apply_log_level,
     dataset_arg,
     joined_cluster,
     print_json,
@@ -71,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--json", action="store_true", help="print the effect records as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no per-run progress")
+    add_study_logging(p)
     p.set_defaults(func=run)
 
 
@@ -82,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
     from openmindspore.causal.treatments import NAMED, Treatment
     from openmindspore.data import dataset_label
     from openmindspore.errors import ConfigError
+    from openmindspore.track.studies import StudyLog
 
+    apply_log_level(args.log_level)
     if not args.factor:
         raise ConfigError("--factor", None, "at least one factor", "e.g. --factor maxpool")
     factors = [get_factor(f) for f in args.factor]  # unknown factor -> error listing the valid ones
@@ -92,22 +97,25 @@ def run(args: argparse.Namespace) -> int:
     base, base_opts = load_base(args.base)
     dataset = dataset_arg(args.dataset) if args.dataset else base_opts.get("dataset", "mnist5k")
     opts = {"lr": args.lr, "batch_size": args.batch_size or base_opts.get("batch_size", 64)}
-    from rich.console import Console
-
-    console = Console(stderr=True, quiet=args.quiet or args.json)
     n_total = 2 ** len(factors) * args.repeats
-    count = {"n": 0}
+    study = StudyLog(
+        args.out,
+        f"ablate {', '.join(args.factor)}",
+        n_total,
+        [n.strip() for n in args.logger.split(",") if n.strip()],
+        {"base": args.base, "factors": args.factor, "repeats": args.repeats, "seed": args.seed, "steps": args.steps},
+        args.tracking_uri,
+        quiet=args.quiet or args.json,
+    )
 
     def on_run(row: dict) -> None:
-        count["n"] += 1
         m = row.get("metrics", {}).get("test", {}).get("accuracy")
         res = f"test acc {m:.4f}" if m is not None else f"[red]failed[/red] ({row.get('error')})"
-        console.print(
-            f"run {count['n']}/{n_total} {row['factors']} repeat {row['repeat']}: {res} ({row['duration_s']:.0f} s)",
-            highlight=False,
-        )
+        n = study.done + 1
+        line = f"run {n}/{n_total} {row['factors']} repeat {row['repeat']}: {res} ({row['duration_s']:.0f} s)"
+        study.trial(f"run-{n - 1}", row, line)
 
-    with stdout_to_stderr(args.json), joined_cluster(args.address, args.workers, args.engine):
+    with study, stdout_to_stderr(args.json), joined_cluster(args.address, args.workers, args.engine):
         result = run_ablation(
             base,
             args.factor,
@@ -121,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             train_opts=opts,
             on_run=on_run,
         )
+    study.close()
     records = analyze(result["runs"], args.factor, args.metric)
     answers = []
     for r in records:

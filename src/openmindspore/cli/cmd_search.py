@@ -7,6 +7,8 @@ from openmindspore.cli._common import (
     add_address,
     add_command,
     add_engine_arg,
+    add_study_logging,
+    apply_log_level,
     dataset_arg,
     joined_cluster,
     print_json,
@@ -64,6 +66,7 @@ def register(sub) -> None:
     p.add_argument("--report-out", help="where --report writes (default: the first DIR)")
     p.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
     p.add_argument("--quiet", action="store_true", help="no per-trial progress")
+    add_study_logging(p)
     p.set_defaults(func=run)
 
 
@@ -87,6 +90,7 @@ def _options(pairs: list[str]) -> dict:
 def run(args) -> int:
     from openmindspore.errors import ConfigError
 
+    apply_log_level(args.log_level)
     if args.report:
         from openmindspore.automl.report import write_report
 
@@ -112,9 +116,18 @@ def run(args) -> int:
     if args.workers < 1:
         raise ConfigError("--workers", args.workers, "an integer >= 1")
 
-    from rich.console import Console
+    from openmindspore.track.studies import StudyLog
 
-    console = Console(stderr=True, quiet=args.quiet or args.json)
+    dataset = None if args.dataset is None else dataset_key(dataset_arg(args.dataset))
+    study = StudyLog(
+        args.out,
+        f"search {args.space} {args.strategy}",
+        args.budget,
+        [n.strip() for n in args.logger.split(",") if n.strip()],
+        {"space": args.space, "strategy": args.strategy, "budget": args.budget, "seed": args.seed, "dataset": dataset},
+        args.tracking_uri,
+        quiet=args.quiet or args.json,
+    )
     state = {"best": None}
 
     def on_trial(t) -> None:
@@ -122,13 +135,10 @@ def run(args) -> int:
             state["best"] = t.score
         val = f"{t.score:.4f}" if t.ok else f"[red]failed[/red] ({t.error})"
         best = f"{state['best']:.4f}" if state["best"] is not None else "-"
-        console.print(
-            f"trial {t.trial + 1}/{args.budget} {args.strategy}: val={val} best={best} ({t.duration_s:.1f} s)",
-            highlight=False,
-        )
+        line = f"trial {t.trial + 1}/{args.budget} {args.strategy}: val={val} best={best} ({t.duration_s:.1f} s)"
+        study.trial(f"trial-{t.trial}", t.to_json(), line, f"best {best}")
 
-    dataset = None if args.dataset is None else dataset_key(dataset_arg(args.dataset))
-    with joined_cluster(args.address, args.workers, args.engine):
+    with study, joined_cluster(args.address, args.workers, args.engine):
         res = run_search(
             args.space,
             args.strategy,
@@ -144,6 +154,7 @@ def run(args) -> int:
         )
     b = res.best
     out = {
+        "tracking": study.close(),
         "out": args.out,
         "trials": len(res.trials),
         "failed": res.num_failed,

@@ -6,7 +6,14 @@ import argparse
 import time
 from pathlib import Path
 
-from openmindspore.cli._common import add_command, add_engine_arg, print_json, stdout_to_stderr
+from openmindspore.cli._common import (
+    add_command,
+    add_engine_arg,
+    add_log_level,
+    apply_log_level,
+    print_json,
+    stdout_to_stderr,
+)
 from openmindspore.errors import ConfigError
 
 EXAMPLES = """\
@@ -20,6 +27,7 @@ EXAMPLES = """\
   cd myproject && oms train train.yaml --workers 2     # your nn.Cell (model.class_path) and files (dataset.format)
   oms train train.yaml --code-dir src/                  # import model.class_path from src/ (shipped to workers)
   oms train examples/yolos_synthetic.yaml --workers 2  # YOLOS detection (dataset format synthetic_detection|coco)
+  oms train examples/digits_mlp.yaml --logger tensorboard,mlflow --log-level info   # trackers (docs/observability.md)
 """
 
 
@@ -32,6 +40,13 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, help="override the config's seed")
     p.add_argument("--json", action="store_true", help="print only the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--logger",
+        metavar="NAMES",
+        help="experiment trackers, comma-separated: jsonl (always on), tensorboard, mlflow (overrides the "
+        "config's logger)",
+    )
+    add_log_level(p)
     p.add_argument(
         "--code-dir",
         action="append",
@@ -209,6 +224,7 @@ def _print_summary(summary: dict, out: Path) -> None:
 def run(args) -> int:
     from openmindspore.engine.ray_engine import cluster_address
 
+    apply_log_level(args.log_level)
     args.address = cluster_address(args.address)  # --address, else RAY_ADDRESS (ray job submit), else embedded
     with stdout_to_stderr(args.json):
         summary, out = _run(args)
@@ -249,6 +265,8 @@ def _run(args) -> tuple[dict, Path]:
         raw = read_yaml(args.config)
         if args.seed is not None:
             raw["seed"] = args.seed
+        if args.logger:
+            raw["logger"] = [n.strip() for n in args.logger.split(",") if n.strip()]
         out = Path(args.out or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
         from openmindspore.train.config import check_legacy_detection_config
 

@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.root.handlers:  # the console keeps this level when a package logger goes lower
+        handler.setLevel(logging.root.level)  # (a run's train.log records INFO)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -49,6 +49,7 @@ from openmindspore.errors import OMSError
 from openmindspore.train.building import describe_model
 from openmindspore.train.checkpoint import RunDir
 from openmindspore.train.config import TrainConfig
+from openmindspore.train.observe import RunObserver
 from openmindspore.train.progress import step_progress
 from openmindspore.train.state import TrainState
 from openmindspore.train.trainer import train_data
@@ -69,10 +70,12 @@ class ElasticTrainer:
         run: RunDir,
         quiet: bool = True,
         engine: Engine | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         o = opts if isinstance(opts, ResolvedOptions) else opts.resolve(cfg.batch_size)
         self.cfg, self.opts, self.run_dir, self.quiet = cfg, o, run, quiet
         self.engine = engine or get_engine(o.engine)
+        self.obs = observer or RunObserver.open(cfg, run.path, resumed=True)  # trackers, eval, events
         self.num_train = len(train_data(cfg).x_train)  # the training split as the workers see it (train_subset)
         self.total_steps = cfg.total_steps(self.num_train)
         self.stats = StepStats()
@@ -112,6 +115,7 @@ class ElasticTrainer:
             completed = True
             return summary
         finally:
+            self.obs.close("failed")  # no-op once the summary is written
             self.snapshots.close(completed)  # the snapshot store: released (kept on disk if not completed)
             self.members.shutdown()
             self.engine.shutdown()
@@ -134,6 +138,7 @@ class ElasticTrainer:
 
     def _run(self, state: TrainState | None, stop_at: int) -> dict[str, Any]:
         o, members, snapshots, recovery = self.opts, self.members, self.snapshots, self.recovery
+        self.obs.start()
         members.start()
         step = state.step if state is not None else 0
         snapshots.forget_after(step)  # a reused store (resume) may hold snapshots past the state resumed
@@ -156,6 +161,9 @@ class ElasticTrainer:
                 last_loss = float(sum(r.loss for r in results))
                 ledger.record(step, results[0].epoch, np.concatenate([r.samples for r in results]))
                 recovery.step_done(step, compiled)
+                self.obs.sync_events(recovery.recoveries, recovery.rescales)
+                if self.obs.eval_due(step) and self._evaluate(step):
+                    stop_at = step  # early stopping: a final checkpoint at this step
                 # a disk checkpoint is written from a snapshot: take one when it is due, whatever --snapshot-every
                 ckpt_due = step == stop_at or snapshots.checkpoint_due(step)
                 snapshots.take(step, force=ckpt_due)
@@ -180,9 +188,20 @@ class ElasticTrainer:
     def _log_metrics(self, bar: Any, step: int, loss: float, sps: float) -> None:
         world = len(self.members.group)
         bar.update(step, loss, sps, info=f"world {world}")
-        self.run_dir.append_metrics(
-            {"step": step, "loss": loss, "samples_per_s": sps, "world_size": world, "time": time.time()}
-        )
+        row = {"step": step, "loss": loss, "samples_per_s": sps, "world_size": world, "time": time.time()}
+        self.obs.metrics(self.run_dir, row)
+
+    def _evaluate(self, step: int) -> bool:
+        """Validation metrics after ``step`` from rank 0 (every rank holds the same parameters), its state kept
+        when among the best; True when early stopping is due. A failed call (a dying worker) skips it."""
+        rank0 = self.members.group[0]
+        try:
+            fields: SummaryFields = self.engine.get(self.engine.call(rank0, "summary_fields"), timeout=300)
+        except Exception as e:  # noqa: BLE001 - the failure itself is detected by the next step
+            log.warning("validation at step %d skipped: %s", step, e)
+            return False
+        state = lambda: self.engine.get(self.engine.call(rank0, "snapshot", step), timeout=300)  # noqa: E731
+        return self.obs.evaluated(step, fields.val, state, len(self.members.group))
 
     def _summary(self, step: int, loss: float, ledger: SampleLedger) -> dict[str, Any]:
         fields: SummaryFields = self.engine.get(self.engine.call(self.members.group[0], "summary_fields"), timeout=300)
@@ -220,5 +239,5 @@ class ElasticTrainer:
             "elastic": self.opts.to_dict(),
             "engine": self.engine.name,
         }
-        self.run_dir.write_summary(summary)
-        return summary
+        self.obs.sync_events(self.recovery.recoveries, self.recovery.rescales)
+        return self.obs.finish(self.run_dir, summary)

@@ -15,6 +15,7 @@ from openmindspore.elastic.driver import ElasticTrainer
 from openmindspore.elastic.options import ElasticOptions
 from openmindspore.train.checkpoint import RunDir, atomic_write
 from openmindspore.train.config import TrainConfig, config_from_dict
+from openmindspore.train.observe import RunObserver
 from openmindspore.train.run import check_max_steps
 
 __all__ = ["train_elastic", "resume_elastic", "read_elastic_options"]
@@ -35,9 +36,10 @@ def train_elastic(
     cfg: TrainConfig, opts: ElasticOptions, out_dir: str | Path, max_steps: int | None = None, quiet: bool = True
 ) -> dict[str, Any]:
     resolved = opts.resolve(cfg.batch_size)
+    observer = RunObserver.open(cfg, Path(out_dir))  # a missing or unreachable tracker: nothing written
     run = RunDir.create(out_dir, cfg.model_dump(mode="json"))
     _write_options(run, resolved)
-    return ElasticTrainer(cfg, resolved, run, quiet=quiet).run(None, max_steps)
+    return ElasticTrainer(cfg, resolved, run, quiet=quiet, observer=observer).run(None, max_steps)
 
 
 def resume_elastic(

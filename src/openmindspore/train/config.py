@@ -44,11 +44,14 @@ from openmindspore.data.augment.ops import (
 )
 from openmindspore.data.spec import parse_dataset
 from openmindspore.errors import ConfigError
+from openmindspore.track.base import LoggerName
 from openmindspore.validation import ConfigErrors, did_you_mean, validate
 
 __all__ = [
     "OptimizerConfig",
     "SaliencyConfig",
+    "CheckpointConfig",
+    "EarlyStoppingConfig",
     "TrainConfig",
     "load_config",
     "config_from_dict",
@@ -101,6 +104,38 @@ class SaliencyConfig(BaseModel):
     chunk: int = Field(256, ge=1, le=8192, description="rows per saliency pass")
 
 
+def _default_logger() -> list[LoggerName]:
+    return ["jsonl"]
+
+
+class CheckpointConfig(BaseModel):
+    """Best checkpoints kept by a validation metric (``eval_every`` evaluates it), in ``<run>/best``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    monitor: str | None = Field(
+        None, description="validation metric deciding the best checkpoints, e.g. val.accuracy or val.loss"
+    )
+    mode: Literal["max", "min"] = Field("max", description="max: higher is better (accuracy); min: loss")
+    keep: int = Field(3, ge=1, le=100, description="best checkpoints kept")
+
+    @field_validator("monitor")
+    @classmethod
+    def _monitor(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("val.") or len(v) <= 4):
+            raise ValueError(f"checkpoint.monitor={v!r}: name a validation metric, e.g. val.accuracy or val.loss")
+        return v
+
+
+class EarlyStoppingConfig(BaseModel):
+    """Stop when ``checkpoint.monitor`` has not improved by ``min_delta`` for ``patience`` evaluations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    patience: int = Field(3, ge=1, description="evaluations without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
+
+
 class TrainConfig(BaseModel):
     """One training job. ``steps`` wins over ``epochs`` when both are given."""
 
@@ -141,6 +176,29 @@ class TrainConfig(BaseModel):
         "train-split indices; samples keep their original ids as dropout/augmentation keys",
     )
 
+    logger: list[LoggerName] = Field(
+        default_factory=_default_logger,
+        description="experiment trackers: jsonl (always on), tensorboard, mlflow; several at once "
+        "(docs/observability.md)",
+    )
+    logger_errors: Literal["fail", "warn"] = Field(
+        "fail", description="a tracker not installed or unreachable: fail at start-up (exit 2), or warn and go on"
+    )
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI (default: a file store in <run>/mlruns)")
+    eval_every: int | None = Field(None, gt=0, description="evaluate the validation split every K steps")
+    checkpoint: CheckpointConfig = Field(
+        default_factory=lambda: CheckpointConfig.model_validate({}),
+        description="{monitor: val.accuracy, mode: max, keep: 3}: best checkpoints by a validation metric",
+    )
+    early_stopping: EarlyStoppingConfig | None = Field(
+        None, description="{patience, min_delta}: stop when checkpoint.monitor stops improving"
+    )
+
+    @field_validator("logger", mode="before")
+    @classmethod
+    def _logger(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
     @field_validator("dataset", mode="before")
     @classmethod
     def _dataset(cls, v: Any) -> Any:
@@ -161,6 +219,10 @@ class TrainConfig(BaseModel):
         if self.augment_shift and any(op.name == "shift" for op in self.augment):
             raise ValueError("augment_shift and a shift op in augment: give the shift once (augment_shift: 0)")
         check_order([op.name for op in self.augment_ops()])
+        if self.checkpoint.monitor is not None and self.eval_every is None:
+            raise ValueError("checkpoint.monitor needs eval_every: K (how often to evaluate the validation split)")
+        if self.early_stopping is not None and self.checkpoint.monitor is None:
+            raise ValueError("early_stopping needs checkpoint.monitor (the metric that must keep improving)")
         return self
 
     def augment_ops(self) -> list[AugmentOp]:

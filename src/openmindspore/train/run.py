@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from openmindspore.errors import ConfigError
 from openmindspore.train.building import describe_model
 from openmindspore.train.checkpoint import RunDir
 from openmindspore.train.config import TrainConfig, config_from_dict
+from openmindspore.train.observe import RunObserver
 from openmindspore.train.progress import step_progress
 from openmindspore.train.state import TrainState
 from openmindspore.train.trainer import Trainer
@@ -68,13 +70,28 @@ def build_summary(
     return summary
 
 
-def _loop(trainer: Trainer, run: RunDir | None, stop_at: int, quiet: bool, prior_loss: float) -> dict[str, Any]:
+def _loop(
+    trainer: Trainer, run: RunDir | None, stop_at: int, quiet: bool, prior_loss: float, obs: RunObserver | None = None
+) -> dict[str, Any]:
+    if obs is None:
+        return _observed_loop(trainer, run, stop_at, quiet, prior_loss, None)
+    try:
+        obs.start()
+        return _observed_loop(trainer, run, stop_at, quiet, prior_loss, obs)
+    finally:
+        obs.close("failed")  # no-op after finish()
+
+
+def _observed_loop(
+    trainer: Trainer, run: RunDir | None, stop_at: int, quiet: bool, prior_loss: float, obs: RunObserver | None
+) -> dict[str, Any]:
     cfg = trainer.cfg
+    early_stop = False
     step_times: list[float] = []
     loss = prior_loss
     window_t, window_n = time.perf_counter(), 0
     with step_progress(stop_at, trainer.step, title=f"train {dataset_label(cfg.dataset)}", disable=quiet) as bar:
-        while trainer.step < stop_at:
+        while trainer.step < stop_at and not early_stop:
             t0 = time.perf_counter()
             loss = trainer.train_step()
             step_times.append(time.perf_counter() - t0)
@@ -85,16 +102,20 @@ def _loop(trainer: Trainer, run: RunDir | None, stop_at: int, quiet: bool, prior
                 window_t, window_n = now, 0
                 bar.update(trainer.step, loss, sps)
                 if run is not None:
-                    run.append_metrics(
-                        {
-                            "step": trainer.step,
-                            "loss": loss,
-                            "lr": trainer.lr_at(trainer.step - 1),
-                            "samples_per_s": sps,
-                            "epoch": trainer.sampler.epoch,
-                            "time": time.time(),
-                        }
-                    )
+                    row = {
+                        "step": trainer.step,
+                        "loss": loss,
+                        "lr": trainer.lr_at(trainer.step - 1),
+                        "samples_per_s": sps,
+                        "epoch": trainer.sampler.epoch,
+                        "time": time.time(),
+                    }
+                    if obs is not None:
+                        obs.metrics(run, row)
+                    else:
+                        run.append_metrics(row)
+            if obs is not None and obs.eval_due(trainer.step):
+                early_stop = obs.evaluated(trainer.step, trainer.evaluate("val"), _state_of(trainer, loss), 1)
             if run is not None and trainer.step % cfg.checkpoint_every == 0:
                 run.save(trainer.state({"final_loss": loss}))
     status = "completed" if trainer.step >= trainer.total_steps else "stopped"
@@ -102,8 +123,15 @@ def _loop(trainer: Trainer, run: RunDir | None, stop_at: int, quiet: bool, prior
     if run is not None:
         if run.latest_name() != f"step_{trainer.step:08d}":
             run.save(trainer.state({"final_loss": loss}))
+        if obs is not None:
+            return obs.finish(run, summary)
         run.write_summary(summary)
     return summary
+
+
+def _state_of(trainer: Trainer, loss: float) -> Callable[[], TrainState]:
+    """The trainer's state, taken only when called (a best checkpoint)."""
+    return lambda: trainer.state({"final_loss": loss})
 
 
 def check_max_steps(max_steps: int | None, start: int) -> None:
@@ -138,9 +166,10 @@ def train(
     if model is not None:
         cfg = cfg.model_copy(update={"model": _python_model_record(model)})
     trainer = Trainer(cfg, model=model)
+    obs = None if out_dir is None else RunObserver.open(cfg, Path(out_dir))  # a bad tracker: nothing written
     run = None if out_dir is None else RunDir.create(out_dir, cfg.model_dump(mode="json"))
     stop_at = min(trainer.total_steps, max_steps or trainer.total_steps)
-    return _loop(trainer, run, stop_at, quiet, float("nan"))
+    return _loop(trainer, run, stop_at, quiet, float("nan"), obs)
 
 
 def load_run(
@@ -171,7 +200,8 @@ def resume(
         summary = run.read_summary()
         log.info("run %s is already at step %d", run.path, trainer.step)
         return summary
-    return _loop(trainer, run, stop_at, quiet, float(state.extra.get("final_loss", float("nan"))))
+    obs = RunObserver.open(trainer.cfg, run.path, resumed=True)
+    return _loop(trainer, run, stop_at, quiet, float(state.extra.get("final_loss", float("nan"))), obs)
 
 
 def evaluate_run(
