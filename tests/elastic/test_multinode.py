@@ -19,8 +19,9 @@ import pytest
 from oms_testing import kill_session, oms_command, run_oms
 from openmindspore.elastic.faults import FaultPlan
 from openmindspore.elastic.membership import Membership
-from openmindspore.elastic.messages import Heartbeat
+from openmindspore.elastic.messages import ConnectResult, Heartbeat, LoadResult
 from openmindspore.elastic.options import ElasticOptions
+from openmindspore.elastic.steps import GroupFailure
 from openmindspore.engine import ActorRef, Engine, get_engine
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
@@ -90,13 +91,42 @@ def _toy_worker() -> type:
     worker processes)."""
 
     class ToyWorker:
-        """A worker's group-membership half (no model): answers ``ready`` and ``ping`` as a worker does."""
+        """A worker's group-membership half (no model): ``ready``, ``ping``, ``endpoint``, ``connect`` (the real
+        TCP collective), ``abort`` and ``load`` as a worker does. ``firewalled``: the address it gives for its
+        endpoint refuses connections, as a port a firewall blocks does."""
+
+        def __init__(self, firewalled: bool = False) -> None:
+            self.firewalled, self.comm = firewalled, None
 
         def ready(self) -> int:
             return os.getpid()
 
         def ping(self) -> Heartbeat:
             return Heartbeat(os.getpid(), 0)
+
+        def endpoint(self, host: str) -> tuple[str, int]:
+            import socket
+
+            from openmindspore.elastic.comm import TcpCollective
+
+            self.comm = TcpCollective(host)
+            if not self.firewalled:
+                return self.comm.address()
+            with socket.socket() as s:  # a port nobody listens on: connections to it are refused
+                s.bind((host, 0))
+                return host, int(s.getsockname()[1])
+
+        def connect(self, rank: int, size: int, spec: Any, pin: bool) -> ConnectResult:
+            self.comm.timeout = spec.timeout
+            self.comm.rebuild(spec.group, rank, size, spec.nodes, spec.addrs)
+            return ConnectResult(rank, os.getpid(), 0.0, "toy", None)
+
+        def abort(self, group: str | None = None) -> bool:
+            self.comm.abort(group)
+            return True
+
+        def load(self, state: Any, faults: Any, fault_log: str = "") -> LoadResult:
+            return LoadResult(0, 0, 0.0, 0.0)
 
     return ToyWorker
 
@@ -126,6 +156,30 @@ def test_a_failed_formation_during_recovery_keeps_the_survivors_that_still_answe
         assert kept == [survivor] and members.group == [survivor]
         assert _alive(engine, survivor)  # its process, and the training state in it, stay
         assert not _alive(engine, live_new)  # a replacement of the failed formation is released
+    finally:
+        for a in toys:
+            engine.kill(a)
+
+
+def test_a_group_whose_nodes_cannot_reach_each_other_fails_once_with_the_address_and_the_fix(engine, tmp_path):
+    """One member on each node; the first one's TCP port refuses connections (a firewall): forming the group
+    fails after the members' connect deadline (3 x --hang-timeout) with the unreachable address and what to
+    check, and is not retryable (every member is alive: other processes on these nodes would fail the same
+    way), so the driver says so in one line at once instead of trying 3 times."""
+    engine.reserve(2, "SPREAD")
+    cls = _toy_worker()
+    toys = [engine.spawn(cls, i == 0, name=f"toy-{i}", bundle=i, concurrency=4) for i in range(2)]
+    for a in toys:
+        engine.get(engine.call(a, "ready"), timeout=120)
+    opts = ElasticOptions(workers=2, address="cluster", hang_timeout=1.0).resolve(32)
+    members = Membership(engine, opts, {}, 32, FaultPlan((), tmp_path / "f.log"))
+    try:
+        with pytest.raises(GroupFailure) as failed:
+            members.form_group(2, None, 0, keep=toys)
+        f = failed.value
+        assert len({w[0] for w in engine.bundle_nodes() if w}) == 2  # the two members are on two nodes
+        assert not f.retryable and f.kind == "crash", f.detail
+        assert "cannot reach rank 0 at" in f.detail and "firewall" in f.detail and "\n" not in f.detail, f.detail
     finally:
         for a in toys:
             engine.kill(a)

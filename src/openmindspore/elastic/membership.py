@@ -173,7 +173,8 @@ class Membership:
         bad = [i for i, o in enumerate(outs) if not o.ok]
         if bad:
             errs = "; ".join(_connect_error(i, outs[i].status, outs[i].error, time.time() - g.started) for i in bad)
-            raise GroupFailure("crash", bad, after_step + 1, g.started, f"connect failed: {errs}")
+            died = any(o.status == "dead" for o in outs)  # else all alive and still no group: retrying won't help
+            raise GroupFailure("crash", bad, after_step + 1, g.started, f"connect failed: {errs}", retryable=died)
         connected: list[ConnectResult] = [o.value for o in outs]
         order = sorted(range(len(outs)), key=lambda i: connected[i].rank)  # MindSpore's rank order
         self.group = [g.members[i] for i in order]
