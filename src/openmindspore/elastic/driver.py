@@ -121,6 +121,9 @@ class ElasticTrainer:
             self.engine.shutdown()
 
     def _form_first_group(self, state: TrainState | None, step: int) -> None:
+        """Up to 3 tries when a member dies while the group forms; a group whose members are all alive but
+        cannot connect (their nodes cannot reach each other's ports) fails at once, after the members' connect
+        deadline (3 x --hang-timeout): one line naming the address and what to check."""
         o = self.opts
         t_start = time.time()
         for attempt in range(3):
@@ -128,10 +131,13 @@ class ElasticTrainer:
                 self.members.form_group(o.workers, state, step)
                 break
             except GroupFailure as failure:
-                self._say(f"group formation failed ({failure.detail}); retrying")
                 self.members.retire_group()
-                if attempt == 2:
-                    raise OMSError(f"could not form a group of {o.workers} workers: {failure.detail}") from None
+                if attempt == 2 or not failure.retryable:
+                    raise OMSError(
+                        f"could not form a group of {o.workers} workers in {time.time() - t_start:.0f} s: "
+                        f"{failure.detail}"
+                    ) from None
+                self._say(f"group formation failed ({failure.detail}); retrying")
         self._say(
             f"group of {o.workers} worker(s) formed in {time.time() - t_start:.1f} s (threads per worker: {o.threads})"
         )

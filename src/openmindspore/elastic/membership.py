@@ -173,7 +173,8 @@ class Membership:
         bad = [i for i, o in enumerate(outs) if not o.ok]
         if bad:
             errs = "; ".join(_connect_error(i, outs[i].status, outs[i].error, time.time() - g.started) for i in bad)
-            raise GroupFailure("crash", bad, after_step + 1, g.started, f"connect failed: {errs}")
+            died = any(o.status == "dead" for o in outs)  # else all alive and still no group: retrying won't help
+            raise GroupFailure("crash", bad, after_step + 1, g.started, f"connect failed: {errs}", retryable=died)
         connected: list[ConnectResult] = [o.value for o in outs]
         order = sorted(range(len(outs)), key=lambda i: connected[i].rank)  # MindSpore's rank order
         self.group = [g.members[i] for i in order]
@@ -224,13 +225,12 @@ class Membership:
         backends): live workers that stay and rebuild their group in-process, topped up from the warm pool;
         those whose index is in ``keep_at_state`` already hold ``state``. Raises :class:`GroupFailure`."""
         if keep:
-            members = keep[:size] + self.pool.take(size - min(size, len(keep)))
+            for a in keep[size:]:
+                self.pool.release(a)
+            # the active group from here on: a failed formation retires (or :meth:`retain`\ s) every member
+            members = self.group = keep[:size] + self.pool.take(size - min(size, len(keep)))
             skip = frozenset(i for i in keep_at_state if i < size)
-            try:
-                comm_init_s = self._activate(self._connect(members, after_step), state, after_step, skip_load=skip)
-            finally:
-                for a in keep[size:]:
-                    self.pool.release(a)
+            comm_init_s = self._activate(self._connect(members, after_step), state, after_step, skip_load=skip)
             self.refill(defer=True)
             return Formed(comm_init_s, standby=False, kept=min(size, len(keep)))
         sb, self.standby = self.standby, None
@@ -239,8 +239,8 @@ class Membership:
         else:
             if sb is not None:
                 self._retire(sb.members, sb.sched)
-            group = self._connect(self.pool.take(size), after_step)
-            formed = Formed(self._activate(group, state, after_step), False, 0)
+            self.group = self.pool.take(size)
+            formed = Formed(self._activate(self._connect(self.group, after_step), state, after_step), False, 0)
         self.refill()
         return formed
 
@@ -272,6 +272,23 @@ class Membership:
                 self.pool.release(a)
         self.group, self.group_sched = list(keep), None
         return keep
+
+    def retain(self, keep: list[ActorRef], timeout: float = 5.0) -> list[ActorRef]:
+        """After a formation around ``keep`` failed (:meth:`form_group` raised): the members of ``keep`` that
+        still answer a heartbeat within ``timeout`` s stay, with their processes and states, as the active
+        group; every other member of the failed group (e.g. a replacement on a node that just died) is
+        released. Returns those kept, in ``keep``'s order."""
+        candidates = [a for a in keep if any(a is m for m in self.group)]
+        pings = [self.engine.call(a, "ping") for a in candidates]
+        self.engine.wait(pings, timeout=timeout, num=len(pings))
+        alive = [a for a, f in zip(candidates, pings) if self.engine.outcome(f, timeout=0).ok]
+        for a in self.group:
+            if not any(a is k for k in alive):
+                self.pool.release(a)
+        if self.group_sched is not None:
+            self.engine.kill(self.group_sched)
+        self.group, self.group_sched = list(alive), None
+        return alive
 
     def _retire(self, actors: list[ActorRef], sched: ActorRef | None) -> None:
         for a in actors:

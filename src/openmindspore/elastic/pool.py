@@ -44,6 +44,7 @@ class WorkerPool:
         self._bundle_nodes: list[tuple[str, float] | None] = []
         self._refill_pending = False
         self._initial_spawns_done = False
+        self._took_once = False  # the first group's workers were taken
 
     def start(self) -> None:
         """Reserve ``workers + spares`` slots and start a warm worker in each, and a scheduler process. On a
@@ -186,15 +187,21 @@ class WorkerPool:
         return good
 
     def take(self, size: int, wait_s: float = 120.0) -> list[ActorRef]:
-        """``size`` started workers out of the pool, waiting up to ``wait_s`` s for them to be up."""
+        """``size`` started workers out of the pool, waiting up to ``wait_s`` s for them to be up. SPREAD: also
+        wait until the ready ones are on as many nodes as the pool's can be: for the run's first group up to
+        ``wait_s`` (workers start at different speeds on different nodes; the group should span them), later
+        up to 30 s (a replacement should not wait for a node that may just have died)."""
         deadline = time.time() + wait_s
+        spread_until = time.time() + (30.0 if self._took_once else wait_s)
+        self._took_once = True
         spread = self.opts.placement == "SPREAD"
         while True:
             ready = self._ready()
-            # SPREAD: also wait (up to 30 s) until the ready ones are on as many nodes as the pool's can be
-            if len(ready) >= size and (not spread or self._spans(ready, size) or time.time() > deadline - wait_s + 30):
+            if len(ready) >= size and (not spread or self._spans(ready, size) or time.time() > spread_until):
                 break
             if time.time() > deadline:
+                if len(ready) >= size:
+                    break
                 raise OMSError(
                     f"only {len(ready)} of {size} worker processes started within {wait_s:.0f} s; every node needs "
                     "the same Python environment (make install) and free CPUs (ray status shows them)"

@@ -35,6 +35,8 @@ from openmindspore.train.state import TrainState
 
 __all__ = ["Recovery"]
 
+EXPORT_WAIT_S = 30.0  # longest wait for a settled survivor's state (rebuildable backends; returns when all answer)
+
 
 class Recovery:
     """Recovers one run's group (see the module docstring); ``num_train`` and ``global_batch`` place a
@@ -93,6 +95,7 @@ class Recovery:
         if state_step > last_done:  # the failed step completed on the survivors: account for it
             self._record_reconstructed(ledger, best, state_step)
         deadline = time.time() + 120
+        retries: list[str] = []  # failures while forming the new group
         pool = members.pool
         need = o.workers - len(keep)
         covered = keep_mode and pool.warm() >= need  # warm replacements are enough
@@ -124,12 +127,18 @@ class Recovery:
                 size = len(members.group)
                 t_formed = time.time()
                 break
-            except GroupFailure as again:  # a failure during recovery: retire and try again
+            except GroupFailure as again:  # a failure during recovery: try again, with the survivors still alive
                 self.say(f"failure during recovery ({again.detail}); retrying")
-                members.retire_group()
-                keep, keep_at = [], frozenset()
+                retries.append(again.detail[:300])
+                if keep:  # e.g. a replacement on a node that just died (not known dead yet): only it goes
+                    at_state = {id(keep[i]) for i in keep_at}
+                    keep = members.retain(keep)
+                    keep_at = frozenset(i for i, a in enumerate(keep) if id(a) in at_state)
+                else:
+                    members.retire_group()
         self._pending = self._record(failure, world_before, size, steps_lost, state_step, formed)
         self._pending["nodes_before"], self._pending["nodes_after"] = nodes_before, members.nodes
+        self._pending["formation_retries"] = retries
         self._pending["phases_s"] = {
             "detect_to_recover": round(t_begin - failure.t_detect, 3),
             "abort": round(t_settled - t_begin, 3),
@@ -174,14 +183,16 @@ class Recovery:
         )
 
     def _best_state(self, alive: list[int], fallback_step: int) -> tuple[int, TrainState, list[int], dict[int, int]]:
-        """The newest state: exported by a live member (another thread of its process; all asked at once,
-        5 s budget: a survivor blocked in an MCCL all-reduce may not answer), else the newest snapshot in
-        the engine's object store. Also returns the members found dead meanwhile and each answering live
-        member's step."""
+        """The newest state: exported by a live member (another thread of its process; all asked at once),
+        else the newest snapshot in the engine's object store. Also returns the members found dead meanwhile
+        and each answering live member's step: only those can stay in the group. Budget: 5 s with MCCL (a
+        survivor blocked in its all-reduce may never answer), :data:`EXPORT_WAIT_S` with a rebuildable
+        backend, whose survivors are out of their step already (settled) but may be slow on a loaded node."""
         group = self.members.group
         futs = {r: self.engine.call(group[r], "export_state") for r in alive}
         if futs:
-            self.engine.wait(list(futs.values()), timeout=5.0, num=len(futs))
+            budget = EXPORT_WAIT_S if self.opts.keeps_survivors else 5.0
+            self.engine.wait(list(futs.values()), timeout=budget, num=len(futs))
         best: ExportedState | None = None
         steps: dict[int, int] = {}
         dead = []

@@ -28,11 +28,16 @@ FailureKind = Literal["crash", "hang", "preempt"]
 
 class GroupFailure(Exception):
     """``kind`` (crash | hang | preempt) of ``ranks`` during 1-based global ``step``; ``t_fail`` is when that
-    step started (epoch seconds), ``t_detect`` when the failure was recognised."""
+    step started (epoch seconds), ``t_detect`` when the failure was recognised. ``retryable`` is False for a
+    group that could not form although every member is alive (e.g. their nodes cannot reach each other's
+    ports): other processes on the same nodes would fail the same way."""
 
-    def __init__(self, kind: FailureKind, ranks: list[int], step: int, t_fail: float, detail: str = "") -> None:
+    def __init__(
+        self, kind: FailureKind, ranks: list[int], step: int, t_fail: float, detail: str = "", retryable: bool = True
+    ) -> None:
         super().__init__(f"{kind} of rank(s) {ranks} at step {step}: {detail}")
         self.kind, self.ranks, self.step, self.t_fail, self.detail = kind, ranks, step, t_fail, detail
+        self.retryable = retryable
         self.t_detect = time.time()
 
 
