@@ -6,7 +6,9 @@ a noisy copy of the most important feature (largest cross-fitted permutation imp
 and a nonlinear proxy tanh(x_k) + noise. Each method eliminates backward with the same rule (drop a
 feature whose 95% CI lower bound is <= 0, recompute, stop when every lower bound is > 0) on train+val:
 
-* ``ours``: conditional intervention importance (``InterventionSelector``'s rule), proxies named;
+* ``ours``: conditional intervention importance (``InterventionSelector``'s rule: the drop rule plus the
+  score guard, which undoes a drop that costs more than one s.e. of cross-fitted loss), dropped features
+  named ``proxy_of`` the kept feature whose conditioning removes them;
 * ``permutation``: marginal (permutation) importance, same cross-fitting and CI;
 * ``impurity``: random-forest impurity importance, one forest per fold, t-interval over the 5 folds;
 * ``shap``: mean |interventional SHAP| of the model on held-out rows (``shap`` Linear/TreeExplainer,
