@@ -51,6 +51,8 @@ class SetMeasure:
     pairs: dict[str, list[Pair]] = field(default_factory=dict)
     #: ``feature -> marginal importance CI lower bound of the feature without its explainers``
     marginal_alone: Callable[[str], float] | None = None
+    #: per-row cross-fitted loss of the model on this set (the score guard compares sets row by row)
+    row_loss: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def proxy_source(self, name: str) -> str | None:
         """``name``'s source if it is a proxy in this set (module doc), else None."""
@@ -118,7 +120,7 @@ def measure_set(
         s = slice(i * p, (i + 1) * p)
         return Importance(names, k, mean[s], ci[s], float(cf.base.mean()), len(X), repeats)
 
-    out = SetMeasure(imp(0, kind), imp(1, "marginal") if len(kinds) > 1 else None)
+    out = SetMeasure(imp(0, kind), imp(1, "marginal") if len(kinds) > 1 else None, row_loss=cf.base.copy())
     if kind == "marginal" and marginal:
         out.marginal = out.main
     eligible = [j for j in range(p) if out.main.lower[j] <= 0]

@@ -6,7 +6,8 @@ parameters and fitted state, and registers the ``intervention`` feature step of 
 
 ``__init__`` only stores parameters; everything learnt ends in ``_``: ``support_``, ``importances_``
 (last conditional importance of each kept feature, NaN for dropped ones), ``ci_`` ((p, 2)), ``drops_``
-(the elimination steps), ``proxies_`` (``{dropped feature: source}``), ``full_set_`` (the first step's
+(the elimination steps), ``guarded_`` (features the score guard kept), ``proxies_`` (``{dropped feature:
+kept feature whose conditioning removes it}``), ``full_set_`` (the first step's
 :class:`~openmindspore.features.proxies.SetMeasure`: conditional and marginal importance of every
 feature), ``n_features_in_``.
 """
@@ -99,6 +100,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
         self.importances_[elim.kept] = elim.final_mean
         self.ci_[elim.kept] = elim.final_ci
         self.drops_ = elim.drops
+        self.guarded_ = elim.guarded
         self.full_set_ = first
         self.proxies_ = elim.proxies if self.kind == "conditional" else {}
         return self
