@@ -95,7 +95,9 @@ def test_closed_server_is_a_channel_error(run):
     async def go() -> None:
         client = ChannelClient(srv.info)
         assert (await client.call({"x": np.ones(1)}))["y"].tolist() == [2]  # one idle connection kept
+        assert srv.alive
         srv.close()
+        assert not srv.alive  # what the replica's health check reports
         with pytest.raises(ChannelError):  # the idle connection was closed by the server
             await client.call({"x": np.ones(1)})
         with pytest.raises(ChannelError):  # and nothing listens any more

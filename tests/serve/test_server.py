@@ -216,6 +216,18 @@ def test_overload_answers_429_with_retry_after(server):
     assert metric(text, "oms_serve_request_errors_total", model="slow", kind="overload") == codes.count(429)
 
 
+def test_front_end_calls_local_replicas_over_their_channel(server):
+    """Replicas on the front end's node get batches over their Unix-socket channel, not a Ray call (``channel.py``);
+    the SIGKILL tests below therefore kill replicas on this path."""
+    from ray import serve
+
+    one = {"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}
+    assert post(server, "/v2/models/busy/infer", {"inputs": [one]}).status_code == 200
+    described = serve.get_deployment_handle("FrontEnd", app_name=server.frontend_app).describe.remote().result()
+    busy = described["models"]["busy"]
+    assert busy["channels"][busy["default"]] >= 1, described
+
+
 # --------------------------------------------------------------------------- fault tolerance
 def test_replica_sigkill_under_load_fails_zero_requests(server):
     def retries() -> float:

@@ -119,13 +119,25 @@ class ChannelServer:
                     elif not self._answer(conn):
                         self._sel.unregister(conn)
                         conn.close()
+        except Exception:  # the replica's health check reports the stopped thread (``alive``); Serve replaces it
+            log.exception("replica channel stopped")
+            raise
         finally:
             for key in list(self._sel.get_map().values()):
                 key.fileobj.close()  # type: ignore[union-attr]
             self._sel.close()
 
+    @property
+    def alive(self) -> bool:
+        """The serving thread runs (false once closed, or if it failed)."""
+        return self._thread.is_alive()
+
     def _accept(self) -> None:
-        conn, _ = self._sock.accept()
+        try:
+            conn, _ = self._sock.accept()
+        except OSError as e:  # e.g. out of file descriptors: this connection only
+            log.warning("replica channel: accept failed: %s", e)
+            return
         conn.settimeout(_HANDSHAKE_S)
         try:
             ok = hmac.compare_digest(bytes(_recv_exact(conn, _TOKEN_BYTES)), self._token)

@@ -53,6 +53,11 @@ class ModelReplicaActor:
     def metadata(self) -> dict[str, Any]:
         return self.predictor.metadata()
 
+    def check_health(self) -> None:
+        """Ray Serve's health check: a replica whose channel thread stopped is replaced."""
+        if not self._channel.alive:
+            raise RuntimeError("the replica's channel thread stopped")
+
     def channel(self) -> ChannelInfo:
         """Where front ends on this node send ``infer`` calls without a Ray call (see ``channel.py``)."""
         return self._channel.info

@@ -147,6 +147,11 @@ class ReplicaPool:
     def size(self) -> int:
         return len(self._replicas)
 
+    @property
+    def channels(self) -> int:
+        """Known replicas that are called over their local channel (the others through Ray)."""
+        return sum(r.channel is not None for r in self._replicas.values())
+
     # ----------------------------------------------------------- discovery
     async def refresh(self) -> int:
         """Re-read the replica list (one refresh at a time); returns the number of usable replicas."""
@@ -160,7 +165,9 @@ class ReplicaPool:
         self._last_refresh = time.monotonic()
         names = await loop.run_in_executor(None, _list_replica_names, self._prefix)
         for gone in set(self._replicas) - names:
-            del self._replicas[gone]
+            r = self._replicas.pop(gone)
+            if r.channel is not None:
+                r.channel.close()
         now = time.monotonic()
         self._dead = {n: t for n, t in self._dead.items() if n in names and now - t < _DEAD_RETRY_S}
         for name in sorted(names - set(self._replicas) - set(self._dead)):
