@@ -222,10 +222,15 @@ def test_front_end_calls_local_replicas_over_their_channel(server):
     from ray import serve
 
     one = {"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}
-    assert post(server, "/v2/models/busy/infer", {"inputs": [one]}).status_code == 200
-    described = serve.get_deployment_handle("FrontEnd", app_name=server.frontend_app).describe.remote().result()
-    busy = described["models"]["busy"]
-    assert busy["channels"][busy["default"]] >= 1, described
+    for _ in range(8):  # new connections: the kernel spreads them over both front ends
+        assert post(server, "/v2/models/busy/infer", {"inputs": [one]}).status_code == 200
+    handle = serve.get_deployment_handle("FrontEnd", app_name=server.frontend_app)
+    pools = {
+        (d["pid"], d["models"]["busy"]["replicas"]["1"], d["models"]["busy"]["channels"]["1"])
+        for d in [handle.describe.remote().result() for _ in range(8)]
+    }
+    assert all(known == channels for _, known, channels in pools), pools  # every known replica: by channel
+    assert max(channels for _, _, channels in pools) >= 1, pools
 
 
 # --------------------------------------------------------------------------- fault tolerance

@@ -56,8 +56,6 @@ _SKIPPED_ERRORS: tuple[type[BaseException], ...] = (
 )
 #: a replica that failed to answer ``was_initialized`` with one of these is looked at again on the next refresh
 _NOT_READY_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, ValueError, *RETRYABLE_ERRORS)
-#: asking a replica for its channel failed with one of these: it is called through Ray instead
-_CHANNEL_ERRORS: tuple[type[BaseException], ...] = (*_NOT_READY_ERRORS, ray.exceptions.RayTaskError)
 _SERVE_NAMESPACE = "serve"
 _DEAD_RETRY_S = 10.0  # a dropped replica still listed after this long is probed again (it may have been a blip)
 _ids = itertools.count()
@@ -174,10 +172,11 @@ class ReplicaPool:
             try:
                 actor = await loop.run_in_executor(None, _get_actor, name)
                 ready: bool = await asyncio.wait_for(actor.was_initialized.remote(), 10.0)
+                channel = await self._channel(actor) if ready else None
             except _NOT_READY_ERRORS:
-                continue  # gone, or still starting: next refresh looks again
+                continue  # gone, still starting, or too slow to answer: next refresh looks again
             if ready:
-                self._replicas[name] = _Replica(name, actor, await self._channel(actor))
+                self._replicas[name] = _Replica(name, actor, channel)
                 log.info(
                     "app=%s: replica %s joined (%d usable%s)",
                     self.app,
@@ -189,13 +188,14 @@ class ReplicaPool:
         self._wake()
 
     async def _channel(self, actor: Any) -> ChannelClient | None:
-        """The replica's channel when it is on this node (else None: Ray actor calls)."""
+        """The replica's channel when it is on this node (else None: Ray actor calls). Raises what
+        ``_NOT_READY_ERRORS`` lists when the replica did not answer (it is looked at again on the next refresh)."""
         if self._node is None:
             return None
         try:
             info = await asyncio.wait_for(actor.handle_request.remote(self._metadata("channel")), 10.0)
-        except _CHANNEL_ERRORS as e:
-            log.warning("app=%s: no channel to a replica (%s); Ray actor calls instead", self.app, type(e).__name__)
+        except ray.exceptions.RayTaskError as e:  # the replica has no channel (it raised): call it through Ray
+            log.warning("app=%s: no channel to a replica (%s); Ray actor calls instead", self.app, e)
             return None
         return ChannelClient(info) if info["node"] == self._node else None
 

@@ -223,7 +223,8 @@ class RouteTable:
                 "default": m.default,
                 "versions": sorted(m.versions),
                 "queued": {v: ver.batcher.queued_samples for v, ver in m.versions.items()},
-                # replicas this front end calls over their local channel (``ReplicaPool.channels``)
+                # replicas this front end knows, and those it calls over their local channel (``ReplicaPool``)
+                "replicas": {v: getattr(ver.dispatcher, "size", 0) for v, ver in m.versions.items()},
                 "channels": {v: getattr(ver.dispatcher, "channels", 0) for v, ver in m.versions.items()},
             }
             for name, m in self.models.items()
