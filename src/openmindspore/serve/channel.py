@@ -155,7 +155,7 @@ class ChannelServer:
         try:
             (n,) = _REQ.unpack(_recv_exact(conn, _REQ.size))
             args = pickle.loads(_recv_exact(conn, n))
-        except (OSError, EOFError, pickle.UnpicklingError):
+        except Exception:  # noqa: BLE001 - a broken or undecodable frame ends this connection only
             return False
         try:
             kind, blob = _OK, pickle.dumps(self.handler(*args), protocol=5)
@@ -214,7 +214,10 @@ class ChannelClient:
                 self._idle.append((reader, writer))
             else:
                 writer.close()
-        result = pickle.loads(blob)
+        try:
+            result = pickle.loads(blob)
+        except Exception as e:  # noqa: BLE001 - e.g. a type this process cannot import
+            raise RuntimeError(f"the replica's answer could not be decoded here: {type(e).__name__}: {e}") from None
         if kind == _RAISED:
             raise result
         return result
