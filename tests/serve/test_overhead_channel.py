@@ -146,3 +146,16 @@ def test_killed_replica_process_fails_the_call_at_once():
     finally:
         proc.kill()
         proc.wait(30)
+
+
+def test_a_pool_that_would_use_channels_starts_no_ray_when_built():
+    """Front ends build pools on routes; tests build route tables without Ray: the node is read on first use."""
+    import ray
+
+    from openmindspore.serve.replicas import ReplicaPool
+
+    if ray.is_initialized():
+        pytest.skip("Ray already runs in this process")
+    pool = ReplicaPool("oms.m.1", channel=True)
+    assert pool.size == 0 and pool.channels == 0
+    assert not ray.is_initialized()

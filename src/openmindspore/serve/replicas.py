@@ -131,7 +131,8 @@ class ReplicaPool:
         channel: bool = False,
     ) -> None:
         self.app, self.method, self.slots, self.refresh_s = app, method, max(1, int(slots)), refresh_s
-        self._node = ray.get_runtime_context().get_node_id() if channel else None
+        self._use_channel = channel
+        self._node: str | None = None  # this process's Ray node, read on first use (never starts Ray by itself)
         self._prefix = f"SERVE_REPLICA::{app}#{deployment}#"
         self._replicas: dict[str, _Replica] = {}
         self._dead: dict[str, float] = {}  # name -> when dropped; looked at again after ``_DEAD_RETRY_S``
@@ -190,8 +191,10 @@ class ReplicaPool:
     async def _channel(self, actor: Any) -> ChannelClient | None:
         """The replica's channel when it is on this node (else None: Ray actor calls). Raises what
         ``_NOT_READY_ERRORS`` lists when the replica did not answer (it is looked at again on the next refresh)."""
-        if self._node is None:
+        if not self._use_channel:
             return None
+        if self._node is None:
+            self._node = ray.get_runtime_context().get_node_id()
         try:
             info = await asyncio.wait_for(actor.handle_request.remote(self._metadata("channel")), 10.0)
         except ray.exceptions.RayTaskError as e:  # the replica has no channel (it raised): call it through Ray
