@@ -8,8 +8,9 @@ server once per concurrency level; ``--rounds`` rounds; the medians over rounds 
 2. the same checkpoint behind a plain Ray Serve deployment using ``@serve.batch``
    (max_batch_size 32, batch_wait_timeout_s 0.002; same JSON parsing code) reached through Ray
    Serve's HTTP proxy, same concurrencies;
-3. per-request overhead: a trivial model (numpy identity) at concurrency 1 — ours (direct replica
-   calls), ours with ``dispatch="handle"`` (DeploymentHandle router), plain Ray Serve;
+3. per-request overhead: a trivial model (numpy identity) at concurrency 1 — ours (``dispatch="direct"``: the
+   replica's local Unix-socket channel), ours with ``dispatch="actor"`` (one Ray actor call per batch), ours with
+   ``dispatch="handle"`` (DeploymentHandle router), plain Ray Serve;
 4. protocols (``_serving_extra.protocols``): JSON REST vs binary REST (binary tensor extension) vs gRPC
    (raw contents) to an identity model on one 1x3x224x224 FP32 input, interleaved, medians over rounds;
 5. failover (``_serving_extra.failover``): a server with ``--frontends 2`` and a CNN with 2 replicas under
@@ -174,7 +175,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="oms_bench_serving_"))
     run, run2 = tmp / "cnn", tmp / "cnn2"
     cfg = {"dataset": "digits", "model": {"name": "cnn"}, "steps": 3, "batch_size": 32}
-    train(config_from_dict(cfg), out_dir=run)
+    if sections & {"batching", "failover"}:  # the overhead and protocols sections need no trained model
+        train(config_from_dict(cfg), out_dir=run)
     if "failover" in sections:
         train(config_from_dict({**cfg, "seed": 1}), out_dir=run2)
     x1 = load_dataset("digits").x_test[:1].astype(np.float32)
@@ -193,6 +195,7 @@ def main() -> int:
     plain_url = f"http://127.0.0.1:{plain_port}"
     srv = Server(port=free_port(), num_cpus=4, grpc_port=free_port())
     srv_h = Server(port=free_port(), num_cpus=4, dispatch="handle")
+    srv_a = Server(port=free_port(), num_cpus=4, dispatch="actor")
     srv_f = Server(port=free_port(), num_cpus=4, frontends=2)
     rows: dict[tuple[str, int], list[dict]] = {}
     try:
@@ -203,8 +206,11 @@ def main() -> int:
             serve.run(_plain_app(str(run), 32, args.max_delay_ms / 1000), name="plain-cnn", route_prefix="/plain-cnn")
         if "overhead" in sections:
             srv_h.start()
-            srv.deploy("identity", "builtin:identity?dim=4", batching={"max_batch": 1, "max_delay_ms": 0})
-            srv_h.deploy("identity-h", "builtin:identity?dim=4", batching={"max_batch": 1, "max_delay_ms": 0})
+            srv_a.start()
+            one = {"max_batch": 1, "max_delay_ms": 0}
+            srv.deploy("identity", "builtin:identity?dim=4", batching=one)
+            srv_h.deploy("identity-h", "builtin:identity?dim=4", batching=one)
+            srv_a.deploy("identity-a", "builtin:identity?dim=4", batching=one)
             serve.run(
                 _plain_app("builtin:identity?dim=4", 1, 0.0), name="plain-identity", route_prefix="/plain-identity"
             )
@@ -227,6 +233,7 @@ def main() -> int:
         ]
         trivial = [
             ("oms", srv.url + "/v2/models/identity/infer"),
+            ("oms-actor-dispatch", srv_a.url + "/v2/models/identity-a/infer"),
             ("oms-handle-dispatch", srv_h.url + "/v2/models/identity-h/infer"),
             ("plain-ray-serve", plain_url + "/plain-identity"),
         ]
@@ -251,6 +258,7 @@ def main() -> int:
             failover(srv_f, str(run2), emit, args.failover_seconds, x1)
     finally:
         srv_f.shutdown()  # the first shutdown stops Serve (every server's applications) and the cluster
+        srv_a.shutdown()
         srv_h.shutdown()
         srv.shutdown()
     summarize(rows, levels, sections)
@@ -294,11 +302,14 @@ def summarize(rows: dict[tuple[str, int], list[dict]], levels: list[int], sectio
             )
     if "overhead" in sections:
         ours, hand, plain = med[("oms", 0)], med[("oms-handle-dispatch", 0)], med[("plain-ray-serve", 0)]
+        actor = med[("oms-actor-dispatch", 0)]
         emit(
             {
                 "bench": "serving",
                 "summary": "overhead_trivial_model",
                 "p50_ms": ours["p50_ms"],
+                "p95_ms": ours["p95_ms"],
+                "actor_dispatch_p50_ms": actor["p50_ms"],
                 "handle_dispatch_p50_ms": hand["p50_ms"],
                 "plain_ray_serve_p50_ms": plain["p50_ms"],
                 "goal": "p50 <= 2 ms",

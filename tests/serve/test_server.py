@@ -216,6 +216,23 @@ def test_overload_answers_429_with_retry_after(server):
     assert metric(text, "oms_serve_request_errors_total", model="slow", kind="overload") == codes.count(429)
 
 
+def test_front_end_calls_local_replicas_over_their_channel(server):
+    """Replicas on the front end's node get batches over their Unix-socket channel, not a Ray call (``channel.py``);
+    the SIGKILL tests below therefore kill replicas on this path."""
+    from ray import serve
+
+    one = {"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}
+    for _ in range(8):  # new connections: the kernel spreads them over both front ends
+        assert post(server, "/v2/models/busy/infer", {"inputs": [one]}).status_code == 200
+    handle = serve.get_deployment_handle("FrontEnd", app_name=server.frontend_app)
+    pools = {
+        (d["pid"], d["models"]["busy"]["replicas"]["1"], d["models"]["busy"]["channels"]["1"])
+        for d in [handle.describe.remote().result() for _ in range(8)]
+    }
+    assert all(known == channels for _, known, channels in pools), pools  # every known replica: by channel
+    assert max(channels for _, _, channels in pools) >= 1, pools
+
+
 # --------------------------------------------------------------------------- fault tolerance
 def test_replica_sigkill_under_load_fails_zero_requests(server):
     def retries() -> float:

@@ -62,8 +62,9 @@ def _token_file(v: str | None) -> str | None:
 
 #: a path to an existing file (made absolute: front ends read it in their own processes)
 FilePath = Annotated[str | None, AfterValidator(_readable_file)]
-#: ``direct``: batches go straight to replica actors; ``handle``: through Ray Serve's ``DeploymentHandle`` router
-Dispatch = Literal["direct", "handle"]
+#: ``direct``: batches go straight to replicas (a local Unix-socket channel on the same node, else a Ray actor call);
+#: ``actor``: always a Ray actor call to the replica; ``handle``: through Ray Serve's ``DeploymentHandle`` router
+Dispatch = Literal["direct", "actor", "handle"]
 
 
 class _Config(BaseModel):

@@ -5,8 +5,9 @@ pinned, signature known), so it only builds the model and loads its weights.
 
 Every model version is its own Serve application of ``ModelReplica`` with R replicas; Ray Serve
 places them, health-checks them, replaces a dead one and shuts them down gracefully. Front ends
-(``frontend.FrontEnd``) send it whole batches (``infer``) straight to a replica actor
-(``replicas.ReplicaPool``). ``infer`` holds a lock, so a replica runs one batch at a time even when
+(``frontend.FrontEnd``) send it whole batches (``infer``) straight to a replica (``replicas.ReplicaPool``):
+over its local channel (``channel.ChannelServer``, a Unix socket; ``channel()`` says where) from the same
+node, else as a Ray actor call. ``infer`` holds a lock, so a replica runs one batch at a time even when
 several front ends each send it one (MindSpore cells are not called concurrently).
 """
 
@@ -19,8 +20,10 @@ import time
 from typing import Any
 
 import numpy as np
+import ray
 from ray import serve
 
+from openmindspore.serve.channel import ChannelInfo, ChannelServer
 from openmindspore.serve.registry import ResolvedSource
 
 __all__ = ["HEALTH_CHECK", "ModelReplica", "ModelReplicaActor"]
@@ -40,6 +43,7 @@ class ModelReplicaActor:
         if warmup:
             self.predictor.warmup()
         self._lock = threading.Lock()
+        self._channel = ChannelServer(self.infer, ray.get_runtime_context().get_node_id())
         log.info("replica pid=%d loaded %s in %.2f s", os.getpid(), source, time.perf_counter() - t0)
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -48,6 +52,21 @@ class ModelReplicaActor:
 
     def metadata(self) -> dict[str, Any]:
         return self.predictor.metadata()
+
+    def check_health(self) -> None:
+        """Ray Serve's health check: a replica whose channel thread stopped is replaced."""
+        if not self._channel.alive:
+            raise RuntimeError("the replica's channel thread stopped")
+
+    def channel(self) -> ChannelInfo:
+        """Where front ends on this node send ``infer`` calls without a Ray call (see ``channel.py``)."""
+        return self._channel.info
+
+    def __del__(self) -> None:
+        """Graceful shutdown: close the channel (front ends see it closed and go to other replicas)."""
+        channel = getattr(self, "_channel", None)
+        if channel is not None:
+            channel.close()
 
     def pid(self) -> int:
         return os.getpid()

@@ -33,7 +33,10 @@ log = logging.getLogger("openmindspore.serve")
 def listen_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
     """A listening TCP socket with ``SO_REUSEPORT`` (several front-end processes share the port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio's own loop sets TCP_NODELAY on accepted sockets only when their proto says
+    # TCP (uvloop always does). Without it, uvicorn's two writes per response (head, body) meet Nagle's algorithm
+    # and the client's delayed ACK: ~40 ms per request on loopback.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))

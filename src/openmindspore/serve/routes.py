@@ -6,8 +6,8 @@ requests already queued on the old version finish there, new ones go to the new 
 versions are returned so the caller can drain them.
 
 Each ``VersionRoute`` owns one ``DynamicBatcher``; a batch runs on a replica through a
-``ReplicaPool`` (direct replica-actor call) or a ``HandleDispatcher`` (``DeploymentHandle``). A
-batch whose replica died is sent again (inference is idempotent) with backoff until
+``ReplicaPool`` (the replica's local channel, or a replica-actor call) or a ``HandleDispatcher``
+(``DeploymentHandle``). A batch whose replica died is sent again (inference is idempotent) with backoff until
 ``retry_timeout_s``: Ray Serve replaces the dead replica, the pool drops it at once and finds the
 replacement on its next refresh, so the client never sees the failure.
 """
@@ -74,8 +74,8 @@ MakeDispatcher = Callable[[VersionConfig], Dispatcher]
 
 def _default_dispatcher(dispatch: Dispatch) -> MakeDispatcher:
     def make(cfg: VersionConfig) -> Dispatcher:
-        if dispatch == "direct":
-            return ReplicaPool(cfg.app, cfg.deployment, cfg.inflight_per_replica)
+        if dispatch in ("direct", "actor"):
+            return ReplicaPool(cfg.app, cfg.deployment, cfg.inflight_per_replica, channel=dispatch == "direct")
         return HandleDispatcher(cfg.app, cfg.deployment)
 
     return make
@@ -223,6 +223,9 @@ class RouteTable:
                 "default": m.default,
                 "versions": sorted(m.versions),
                 "queued": {v: ver.batcher.queued_samples for v, ver in m.versions.items()},
+                # replicas this front end knows, and those it calls over their local channel (``ReplicaPool``)
+                "replicas": {v: getattr(ver.dispatcher, "size", 0) for v, ver in m.versions.items()},
+                "channels": {v: getattr(ver.dispatcher, "channels", 0) for v, ver in m.versions.items()},
             }
             for name, m in self.models.items()
         }

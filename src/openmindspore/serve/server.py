@@ -52,8 +52,9 @@ class Server:
     """Ray Serve on an embedded local cluster (or ``address``) with ``frontends`` OIP front ends on ``host:port``
     (and ``grpc_port``).
 
-    ``dispatch="direct"`` (default) sends batches straight to replica actors; ``"handle"`` goes
-    through Ray Serve's ``DeploymentHandle`` router (slower; kept for comparison). The arguments (and the
+    ``dispatch="direct"`` (default) sends batches straight to the replicas (over their local channel when on
+    this node, else a Ray actor call); ``"actor"`` always makes the Ray actor call; ``"handle"`` goes
+    through Ray Serve's ``DeploymentHandle`` router (slower; both kept for comparison). The arguments (and the
     keyword-only ``grpc_port``, ``auth_token_file``, ``max_request_mb``, ``request_timeout_s``, ``tls_cert``,
     ``tls_key``) are validated as a :class:`~openmindspore.serve.config.ServerConfig` (``self.config``).
     """
