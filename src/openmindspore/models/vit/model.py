@@ -16,11 +16,12 @@ from mindspore.ops.primitive import constexpr
 from openmindspore.errors import ConfigError
 from openmindspore.models.layers import Dropout
 from openmindspore.models.vit.blocks import (
+    GELU,
     LayerNorm,
     Linear,
     PatchProjection,
     attention,
-    gelu,
+    fused_attention,
     init_normal,
     trunc_normal,
 )
@@ -120,8 +121,21 @@ class ViTSelfAttention(nn.Cell):
         self.v_proj = Linear(d, d, has_bias=cfg.qkv_bias)
         self.o_proj = Linear(d, d)
         self.attn_dropout = _dropout(cfg.attention_probs_dropout_prob, 100 + layer_id)
+        self.fused = fused_attention(self.heads, d)
 
     def construct(self, x: Tensor) -> Tensor:
+        if self.fused is not None and (self.attn_dropout is None or not self.training):
+            return self.fused(
+                x,
+                self.q_proj.weight,
+                self.q_proj.bias,
+                self.k_proj.weight,
+                self.k_proj.bias,
+                self.v_proj.weight,
+                self.v_proj.bias,
+                self.o_proj.weight,
+                self.o_proj.bias,
+            )
         return attention(
             x,
             self.q_proj.weight,
@@ -144,9 +158,10 @@ class ViTMLP(nn.Cell):
         super().__init__()
         self.fc1 = Linear(cfg.hidden_size, cfg.intermediate_size)
         self.fc2 = Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.act = GELU()
 
     def construct(self, x: Tensor) -> Tensor:
-        return self.fc2(gelu(self.fc1(x)))
+        return self.fc2(self.act(self.fc1(x)))
 
 
 class ViTLayer(nn.Cell):

@@ -18,7 +18,15 @@ from mindspore.ops.primitive import constexpr
 
 from openmindspore.errors import ConfigError
 from openmindspore.models.layers import Dropout
-from openmindspore.models.vit.blocks import LayerNorm, Linear, attention, gelu, init_normal, trunc_normal
+from openmindspore.models.vit.blocks import (
+    GELU,
+    LayerNorm,
+    Linear,
+    attention,
+    fused_attention,
+    init_normal,
+    trunc_normal,
+)
 from openmindspore.models.vit.interpolate import resize_grid
 from openmindspore.models.vit.model import PatchEmbeddings
 from openmindspore.models.yolos.config import YolosConfig
@@ -95,8 +103,21 @@ class YolosSelfAttention(nn.Cell):
         self.key = Linear(d, d, has_bias=cfg.qkv_bias)
         self.value = Linear(d, d, has_bias=cfg.qkv_bias)
         self.attn_dropout = _dropout(cfg.attention_probs_dropout_prob, 100 + layer_id)
+        self.fused = fused_attention(self.heads, d)
 
     def construct(self, x: Tensor, wo: Tensor, bo: Tensor) -> Tensor:
+        if self.fused is not None and (self.attn_dropout is None or not self.training):
+            return self.fused(
+                x,
+                self.query.weight,
+                self.query.bias,
+                self.key.weight,
+                self.key.bias,
+                self.value.weight,
+                self.value.bias,
+                wo,
+                bo,
+            )
         return attention(
             x,
             self.query.weight,
@@ -147,10 +168,11 @@ class YolosLayer(nn.Cell):
         self.output = _Dense(cfg.intermediate_size, d, cfg.hidden_dropout_prob, 300 + layer_id)
         self.layernorm_before = LayerNorm(d, cfg.layer_norm_eps)
         self.layernorm_after = LayerNorm(d, cfg.layer_norm_eps)
+        self.act = GELU()
 
     def construct(self, x: Tensor) -> Tensor:
         x = self.attention(self.layernorm_before(x)) + x
-        return self.output(gelu(self.intermediate(self.layernorm_after(x)))) + x
+        return self.output(self.act(self.intermediate(self.layernorm_after(x)))) + x
 
 
 class InterpolateMidPositionEmbeddings(nn.Cell):
