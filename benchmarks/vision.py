@@ -103,7 +103,11 @@ def bench_inference(name: str, reps: int, fallback: bool) -> None:
     ref, build, x = _reference(name)
     xt, xm = torch.from_numpy(x), ms.Tensor(x)
     model = build()
-    jitted = ms.jit(lambda t: model(t)[0])
+
+    def forward(t: Any) -> Any:
+        return model(t)[0]
+
+    jitted = ms.jit(forward)
 
     def run_torch() -> np.ndarray:
         with torch.no_grad():

@@ -91,7 +91,7 @@ def test_results_do_not_depend_on_the_thread_count(fused):
         for threads in (1, 2, 5):
             fused.set_threads(threads)
             y = ours(*[Tensor(a) for a in args]).asnumpy()
-            runs.append([y, *_grads(lambda *a: (ours(*a) * cot).sum(), *args)[1]])
+            runs.append([y, *_grads(lambda *a, f=ours, c=cot: (f(*a) * c).sum(), *args)[1]])
         for other in runs[1:]:
             for a, b in zip(runs[0], other):
                 np.testing.assert_array_equal(a, b, err_msg=name)

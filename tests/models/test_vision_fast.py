@@ -1,0 +1,162 @@
+"""ViT and YOLOS on the transformer CPU kernels: the same outputs as Hugging Face (1e-4) with and without
+the kernels, on odd image sizes; compiled (``ms.jit``) equals op by op; training gradients equal the
+MindSpore-only fallback's."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+from oms_testing import from_test_extra
+from vision_testing import TOL, max_abs, randomize, state_dict_numpy
+
+torch = from_test_extra("torch")
+transformers = from_test_extra("transformers")
+
+YOLOS = dict(
+    hidden_size=48,
+    num_hidden_layers=2,
+    num_attention_heads=3,
+    intermediate_size=96,
+    image_size=[64, 48],
+    patch_size=16,
+    num_detection_tokens=5,
+    num_labels=4,
+    use_mid_position_embeddings=True,
+)
+VIT = dict(
+    hidden_size=48,
+    num_hidden_layers=2,
+    num_attention_heads=3,
+    intermediate_size=96,
+    image_size=32,
+    patch_size=8,
+    num_labels=5,
+    layer_norm_eps=1e-6,
+)
+
+
+@contextmanager
+def _kernels_off():
+    """Models built inside use the MindSpore-only layers (the kernel state is restored afterwards)."""
+    from openmindspore.models import kernels
+    from openmindspore.models.kernels import transformer
+
+    saved = dict(kernels._state), dict(transformer._state)
+    kernels._state["lib"] = transformer._state["lib"] = None
+    try:
+        yield
+    finally:
+        for st, old in zip((kernels._state, transformer._state), saved):
+            st.clear()
+            st.update(old)
+
+
+def _build(name: str, cfg: dict, state: dict):
+    from openmindspore.models import create_model
+    from openmindspore.models.hf_convert import load_hf_state_dict
+
+    model = create_model(name, **cfg)
+    load_hf_state_dict(model, state)
+    return model
+
+
+@pytest.fixture(scope="module")
+def models(request):
+    """``{"yolos"|"vit": (reference, ours with kernels, ours without)}``."""
+    from openmindspore.models.kernels import transformer
+    from openmindspore.train.trainer import setup_mindspore
+
+    setup_mindspore()
+    if not transformer.available():
+        pytest.skip("native kernels are off here (no g++ or no oneDNN in MindSpore)")
+    out = {}
+    for name, cfg, ref_cls, ref_cfg in (
+        ("yolos", YOLOS, transformers.YolosForObjectDetection, transformers.YolosConfig),
+        ("vit", VIT, transformers.ViTForImageClassification, transformers.ViTConfig),
+    ):
+        ref = ref_cls(ref_cfg(**cfg, attn_implementation="eager")).eval()
+        randomize(ref, seed=11)
+        state = state_dict_numpy(ref)
+        with _kernels_off():
+            off = _build(name, cfg, state)
+        out[name] = (ref, _build(name, cfg, state), off)
+    return out
+
+
+def _uses_kernels(model) -> bool:
+    from openmindspore.models.kernels.transformer import SelfAttention
+
+    return any(isinstance(c, SelfAttention) for _, c in model.cells_and_names())
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("hw", [(64, 48), (50, 70), (83, 61)])
+def test_yolos_with_and_without_kernels_matches_reference(models, hw):
+    ref, on, off = models["yolos"]
+    assert _uses_kernels(on) and not _uses_kernels(off)
+    x = np.random.default_rng(sum(hw)).standard_normal((2, 3) + hw).astype(np.float32)
+    with torch.no_grad():
+        r = ref(torch.from_numpy(x), output_hidden_states=True)
+    for ours in (on, off):
+        o = ours.predict(x)
+        assert max_abs(o.logits, r.logits.numpy()) < TOL
+        assert max_abs(o.pred_boxes, r.pred_boxes.numpy()) < TOL
+        for a, b in zip(o.hidden_states, r.hidden_states):
+            assert max_abs(a, b.numpy()) < TOL
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("hw", [(32, 32), (45, 37)])
+def test_vit_with_and_without_kernels_matches_reference(models, hw):
+    ref, on, off = models["vit"]
+    assert _uses_kernels(on) and not _uses_kernels(off)
+    x = np.random.default_rng(sum(hw)).standard_normal((3, 3) + hw).astype(np.float32)
+    interp = hw != (32, 32)
+    with torch.no_grad():
+        r = ref(torch.from_numpy(x), output_hidden_states=True, interpolate_pos_encoding=interp)
+    for ours in (on, off):
+        o = ours.predict(x, interpolate_pos_encoding=interp)
+        assert max_abs(o.logits, r.logits.numpy()) < TOL
+        for a, b in zip(o.hidden_states, r.hidden_states):
+            assert max_abs(a, b.numpy()) < TOL
+
+
+@pytest.mark.parity
+def test_compiled_forward_equals_op_by_op(models):
+    import mindspore as ms
+
+    _, on, _ = models["yolos"]
+    on.set_train(False)
+
+    def forward(t):
+        return on(t)[:2]
+
+    jitted = ms.jit(forward)
+    for hw in ((64, 48), (50, 70)):  # one compilation per shape
+        x = ms.Tensor(np.random.default_rng(1).standard_normal((1, 3) + hw).astype(np.float32))
+        for a, b in zip(jitted(x), on(x)[:2]):
+            assert max_abs(a.asnumpy(), b.asnumpy()) < 1e-5
+
+
+@pytest.mark.parity
+def test_training_gradients_equal_the_fallback(models):
+    import mindspore as ms
+
+    x = ms.Tensor(np.random.default_rng(5).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    cot = ms.Tensor(np.random.default_rng(6).standard_normal((2, 5)).astype(np.float32))
+    grads = []
+    for model in models["vit"][1:]:
+        model.set_train(True)
+        params = model.trainable_params()
+        fn = ms.value_and_grad(lambda t, m=model: (m(t)[0] * cot).sum(), None, params)
+        value, g = fn(x)
+        grads.append((value.asnumpy(), {p.name: gi.asnumpy() for p, gi in zip(params, g)}))
+        model.set_train(False)
+    (v1, g1), (v2, g2) = grads
+    assert abs(float(v1) - float(v2)) < 1e-4 and g1.keys() == g2.keys()
+    for name in g1:
+        scale = max(1.0, float(np.abs(g2[name]).max()))
+        assert max_abs(g1[name], g2[name]) < 1e-4 * scale, name
