@@ -135,7 +135,7 @@ def test_compiled_forward_equals_op_by_op(models):
         return on(t)[:2]
 
     jitted = ms.jit(forward)
-    for hw in ((64, 48), (50, 70)):  # one compilation per shape
+    for hw in ((50, 70),):  # an odd size (one compilation per shape)
         x = ms.Tensor(np.random.default_rng(1).standard_normal((1, 3) + hw).astype(np.float32))
         for a, b in zip(jitted(x), on(x)[:2]):
             assert max_abs(a.asnumpy(), b.asnumpy()) < 1e-5

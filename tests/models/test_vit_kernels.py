@@ -1,5 +1,5 @@
-"""The transformer CPU kernels (models/kernels/transformer: exact GELU, LayerNorm, tiled linear, softmax
-attention) compute what MindSpore's own ops compute, forward and gradients, bitwise independently of the
+"""The transformer CPU kernels (models/kernels/transformer: exact GELU, LayerNorm, tiled linear, patches,
+softmax attention) compute what MindSpore's own ops compute, forward and gradients, bitwise independently of the
 thread count; shapes cross every tile boundary (128 rows, 512 columns, 64 queries)."""
 
 from __future__ import annotations
@@ -48,6 +48,13 @@ def _case(fused, name: str, rng: np.random.Generator):
         op = fused.LinearOp()
         args = [rng.standard_normal((300, 520)), rng.standard_normal((530, 520)) / 20, rng.standard_normal(530)]
         return op, lambda x, w, b: ops.matmul(x, w.T) + b, args, (300, 530)
+    if name == "patchify":  # 37 x 50 with 8x8 patches: the remainder rows/cols are dropped (zero gradient)
+        op = fused.PatchifyOp(8)
+
+        def patches(x):
+            return x[:, :, :32, :48].reshape(2, 3, 4, 8, 6, 8).transpose(0, 2, 4, 1, 3, 5).reshape(48, 192)
+
+        return op, patches, [rng.standard_normal((2, 3, 37, 50))], (48, 192)
     # self-attention with its projections: x [2, 70, 24], 3 heads of 8
     d, heads = 24, 3
     sa = fused.SelfAttention(d, heads)
@@ -56,7 +63,7 @@ def _case(fused, name: str, rng: np.random.Generator):
     return sa, lambda x, *w: attention(x, *w, heads), args, (2, 70, d)
 
 
-KERNELS = ["gelu", "layernorm", "linear", "attention"]
+KERNELS = ["gelu", "layernorm", "linear", "patchify", "attention"]
 
 
 @pytest.mark.parametrize("name", KERNELS)
@@ -77,6 +84,8 @@ def test_kernel_equals_mindspore_forward_and_backward(fused, name):
     for a, r in zip(g1, g2):
         assert np.abs(r).max() > 0  # every gradient is exercised
         _close(a, r)
+    if name == "patchify":
+        np.testing.assert_array_equal(g1[0], g2[0])  # a permutation: exact
 
 
 def test_results_do_not_depend_on_the_thread_count(fused):

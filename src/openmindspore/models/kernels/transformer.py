@@ -153,6 +153,28 @@ class AttentionOp(nn.Cell):
         return self.fwd(qkv, self.attr, self.scale)[0]
 
 
+class PatchifyOp(nn.Cell):
+    """Non-overlapping ``p x p`` patches: ``x [B, C, H, W] -> [B * (H//p) * (W//p), C*p*p]`` (features in
+    ``(channel, row, col)`` order, a conv weight's; rows/cols that fill no patch are dropped)."""
+
+    def __init__(self, patch: int) -> None:
+        super().__init__()
+        self.attr = Tensor(np.array([patch], np.int32))
+        p = patch
+        bwd = _op("oms_unpatchify", lambda cs, xs, *_: xs, _f32, settings=(p,))
+
+        def bprop(x, attr, out, dout):
+            return bwd(dout, x, attr), ops.zeros_like(attr)
+
+        def shape(xs, *_):
+            return [xs[0] * (xs[2] // p) * (xs[3] // p), xs[1] * p * p]
+
+        self.fwd = _op("oms_patchify", shape, _f32, bprop, (p,))
+
+    def construct(self, x: Tensor) -> Tensor:
+        return self.fwd(x, self.attr)
+
+
 class SelfAttention(nn.Cell):
     """Self-attention with its projections on the kernels: ``x [B, N, D] -> [B, N, D]``
     (one linear for the stacked ``q, k, v`` weights, :class:`AttentionOp`, the output linear)."""

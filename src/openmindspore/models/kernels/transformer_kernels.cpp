@@ -317,3 +317,46 @@ extern "C" int oms_attention_bwd(int, void **params, int *, int64_t **shapes, co
   });
   return 0;
 }
+
+// ---------------------------------------------------------------- non-overlapping patches (the patch embedding)
+// oms_patchify: x [B, C, H, W], attr int32 [p] -> cols [B * (H/p) * (W/p), C*p*p] (row-major patches; features
+// ordered (channel, row, col) like a conv weight [D, C, p, p]; trailing rows/cols that fill no patch dropped)
+extern "C" int oms_patchify(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  const float *x = in<const float>(params, 0);
+  const int64_t p = in<const int32_t>(params, 1)[0];
+  float *cols = in<float>(params, 2);
+  const int64_t bsz = shapes[0][0], c = shapes[0][1], h = shapes[0][2], w = shapes[0][3], gh = h / p, gw = w / p;
+  parallel_for(bsz * gh, [&](int64_t t0, int64_t t1) {  // tasks: one row of patches
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / gh, i = t % gh;
+      for (int64_t j = 0; j < gw; ++j) {
+        float *dst = cols + (t * gw + j) * c * p * p;
+        for (int64_t ch = 0; ch < c; ++ch)
+          for (int64_t r = 0; r < p; ++r)
+            std::memcpy(dst + (ch * p + r) * p, x + ((b * c + ch) * h + i * p + r) * w + j * p, p * sizeof(float));
+      }
+    }
+  });
+  return 0;
+}
+
+// oms_unpatchify (the gradient of oms_patchify): dcols, x (for its shape), attr -> dx [B, C, H, W] (0 where dropped)
+extern "C" int oms_unpatchify(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  const float *cols = in<const float>(params, 0);
+  const int64_t p = in<const int32_t>(params, 2)[0];
+  float *dx = in<float>(params, 3);
+  const int64_t bsz = shapes[1][0], c = shapes[1][1], h = shapes[1][2], w = shapes[1][3], gh = h / p, gw = w / p;
+  std::memset(dx, 0, bsz * c * h * w * sizeof(float));
+  parallel_for(bsz * gh, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / gh, i = t % gh;
+      for (int64_t j = 0; j < gw; ++j) {
+        const float *src = cols + (t * gw + j) * c * p * p;
+        for (int64_t ch = 0; ch < c; ++ch)
+          for (int64_t r = 0; r < p; ++r)
+            std::memcpy(dx + ((b * c + ch) * h + i * p + r) * w + j * p, src + (ch * p + r) * p, p * sizeof(float));
+      }
+    }
+  });
+  return 0;
+}

@@ -108,11 +108,17 @@ class PatchProjection(nn.Cell):
             Tensor(rng.uniform(-bound, bound, (dim, in_channels, patch, patch)).astype(np.float32)), name="weight"
         )
         self.bias = Parameter(Tensor(rng.uniform(-bound, bound, (dim,)).astype(np.float32)), name="bias")
+        on = fused.available()
+        self.patchify: fused.PatchifyOp | None = fused.PatchifyOp(patch) if on else None
+        self.linear: fused.LinearOp | None = fused.LinearOp() if on else None
 
     def construct(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
         p = self.patch
         gh, gw = h // p, w // p
+        if self.patchify is not None and self.linear is not None:
+            cols = self.patchify(x)
+            return self.linear(cols, self.weight.reshape(self.dim, c * p * p), self.bias).reshape(b, gh * gw, self.dim)
         if gh * p != h or gw * p != w:
             x = x[:, :, : gh * p, : gw * p]
         x = x.reshape(b, c, gh, p, gw, p).transpose(0, 2, 4, 1, 3, 5).reshape(b * gh * gw, c * p * p)
