@@ -1,6 +1,6 @@
 """The transformer CPU kernels (models/kernels/transformer: exact GELU, LayerNorm, tiled linear, patches,
 softmax attention) compute what MindSpore's own ops compute, forward and gradients, bitwise independently of the
-thread count; shapes cross every tile boundary (128 rows, 512 columns, 64 queries)."""
+thread count; shapes cross every tile boundary (128 rows, 512 columns, 256 queries)."""
 
 from __future__ import annotations
 
@@ -55,12 +55,12 @@ def _case(fused, name: str, rng: np.random.Generator):
             return x[:, :, :32, :48].reshape(2, 3, 4, 8, 6, 8).transpose(0, 2, 4, 1, 3, 5).reshape(48, 192)
 
         return op, patches, [rng.standard_normal((2, 3, 37, 50))], (48, 192)
-    # self-attention with its projections: x [2, 70, 24], 3 heads of 8
+    # self-attention with its projections: x [2, 300, 24], 3 heads of 8 (two query blocks)
     d, heads = 24, 3
     sa = fused.SelfAttention(d, heads)
     ws = [rng.standard_normal((d, d)) / 5 if i % 2 == 0 else rng.standard_normal(d) for i in range(8)]
-    args = [rng.standard_normal((2, 70, d)), *ws]
-    return sa, lambda x, *w: attention(x, *w, heads), args, (2, 70, d)
+    args = [rng.standard_normal((2, 300, d)), *ws]
+    return sa, lambda x, *w: attention(x, *w, heads), args, (2, 300, d)
 
 
 KERNELS = ["gelu", "layernorm", "linear", "patchify", "attention"]

@@ -1,6 +1,6 @@
 """OpenMindSpore's C++ CPU kernels for vision transformers (ViT, YOLOS): exact-erf GELU, LayerNorm,
 linear layers on oneDNN's sgemm in thread-count-independent tiles, and softmax attention (``q k^T``,
-softmax, ``v`` per 64-query block, never materialising the whole ``[B, H, N, N]`` score tensor) as
+softmax, ``v`` per 256-query block, never materialising the whole ``[B, H, N, N]`` score tensor) as
 MindSpore ``Custom`` aot operators, each with a hand-written backward.
 
 Why: MindSpore 2.10's CPU ``erf`` is scalar (GELU took ~6x PyTorch's time), its softmax and the
