@@ -121,16 +121,19 @@ def bench_inference(name: str, reps: int, fallback: bool) -> None:
     expect = run_torch()
     diff = {k: float(np.abs(fn() - expect).max()) for k, fn in fns.items() if k != "torch"}  # also warms up
     times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}  # CPU seconds (all threads): less load-sensitive
     for _ in range(reps):
         for k, fn in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
             times[k].append(time.perf_counter() - t)
+            cpu[k].append(time.process_time() - c)
     med = {k: statistics.median(v) for k, v in times.items()}
     rec: dict[str, Any] = {"bench": f"{name.replace('-', '_')}_inference_cpu", "input": list(x.shape), "reps": reps}
     for k in fns:
         rec[f"{k}_median_s"] = round(med[k], 4)
         rec[f"{k}_min_s"] = round(min(times[k]), 4)
+        rec[f"{k}_cpu_median_s"] = round(statistics.median(cpu[k]), 4)
         if k != "torch":
             rec[f"{k}_ratio_median"] = round(med[k] / med["torch"], 3)
             rec[f"{k}_max_abs_logit_diff"] = diff[k]

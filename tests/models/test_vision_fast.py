@@ -126,19 +126,14 @@ def test_vit_with_and_without_kernels_matches_reference(models, hw):
 
 @pytest.mark.parity
 def test_compiled_forward_equals_op_by_op(models):
-    import mindspore as ms
-
-    _, on, _ = models["yolos"]
-    on.set_train(False)
-
-    def forward(t):
-        return on(t)[:2]
-
-    jitted = ms.jit(forward)
-    for hw in ((50, 70),):  # an odd size (one compilation per shape)
-        x = ms.Tensor(np.random.default_rng(1).standard_normal((1, 3) + hw).astype(np.float32))
-        for a, b in zip(jitted(x), on(x)[:2]):
-            assert max_abs(a.asnumpy(), b.asnumpy()) < 1e-5
+    """``predict(compiled=True)`` (one ``ms.jit`` graph per input shape) equals the op-by-op forward."""
+    x = np.random.default_rng(1).standard_normal((1, 3, 50, 70)).astype(np.float32)  # an odd size
+    y, c = models["yolos"][1].predict(x), models["yolos"][1].predict(x, compiled=True)
+    for a, b in ((y.logits, c.logits), (y.pred_boxes, c.pred_boxes), (y.hidden_states[-1], c.hidden_states[-1])):
+        assert max_abs(a, b) < 1e-5
+    vit = models["vit"][1]
+    v, w = vit.predict(x, interpolate_pos_encoding=True), vit.predict(x, interpolate_pos_encoding=True, compiled=True)
+    assert max_abs(v.logits, w.logits) < 1e-5
 
 
 @pytest.mark.parity

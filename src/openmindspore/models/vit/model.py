@@ -25,6 +25,7 @@ from openmindspore.models.vit.blocks import (
     init_normal,
     trunc_normal,
 )
+from openmindspore.models.vit.compiled import compiled_forward
 from openmindspore.models.vit.config import ViTConfig
 from openmindspore.models.vit.interpolate import resize_grid
 
@@ -42,6 +43,24 @@ def _check_channels(got: int, expected: int) -> None:
         raise ConfigError(
             "pixel_values.shape[1]", got, f"{expected} channels", "pass images as [batch, channels, height, width]"
         )
+
+
+@constexpr
+def _check_image_size(got: tuple, expected: tuple) -> None:
+    """Without interpolation the input must have the configured size (a compile-time check in a graph)."""
+    if tuple(got) != tuple(expected):
+        raise ConfigError(
+            "pixel_values size",
+            tuple(got),
+            f"the configured image_size {tuple(expected)}",
+            "resize the input or pass interpolate_pos_encoding=True",
+        )
+
+
+@constexpr
+def _check_square(n: int, side: int) -> None:
+    if side * side != n:
+        raise ConfigError("position_embeddings", n, "a square number of patch positions to interpolate")
 
 
 class PatchEmbeddings(nn.Cell):
@@ -81,13 +100,7 @@ class ViTEmbeddings(nn.Cell):
         if interpolate_pos_encoding:
             pos = self.interpolate_pos_encoding(h // p, w // p)
         else:
-            if (h, w) != self.image_size:
-                raise ConfigError(
-                    "pixel_values size",
-                    (h, w),
-                    f"the configured image_size {self.image_size}",
-                    "resize the input or pass interpolate_pos_encoding=True",
-                )
+            _check_image_size((h, w), self.image_size)
             pos = self.position_embeddings
         x = x + pos
         return self.dropout(x) if self.dropout is not None else x
@@ -102,8 +115,7 @@ class ViTEmbeddings(nn.Cell):
         side = int(round(n**0.5))
         if new_h * new_w == n and new_h == new_w:
             return self.position_embeddings
-        if side * side != n:
-            raise ConfigError("position_embeddings", n, "a square number of patch positions to interpolate")
+        _check_square(n, side)
         cls = self.position_embeddings[:, :1]
         grid = resize_grid(self.position_embeddings[:, 1:], (side, side), (new_h, new_w))
         return ops.concat((cls, grid), 1)
@@ -230,8 +242,12 @@ class ViTForImageClassification(nn.Cell):
         seq, hidden = self.vit(pixel_values, interpolate_pos_encoding)
         return self.classifier(seq[:, 0]), seq, hidden
 
-    def predict(self, pixel_values: np.ndarray, interpolate_pos_encoding: bool = False) -> ViTOutput:
-        """Run in eval mode on a numpy batch and return numpy outputs."""
+    def predict(
+        self, pixel_values: np.ndarray, interpolate_pos_encoding: bool = False, compiled: bool = False
+    ) -> ViTOutput:
+        """Run in eval mode on a numpy batch and return numpy outputs. ``compiled``: through one ``ms.jit``
+        graph per input shape (:func:`~openmindspore.models.vit.compiled.compiled_forward`)."""
         self.set_train(False)
-        logits, seq, hidden = self(Tensor(np.asarray(pixel_values, np.float32)), interpolate_pos_encoding)
+        fn = compiled_forward(self) if compiled else self
+        logits, seq, hidden = fn(Tensor(np.asarray(pixel_values, np.float32)), interpolate_pos_encoding)
         return ViTOutput(logits.asnumpy(), seq.asnumpy(), tuple(h.asnumpy() for h in hidden))

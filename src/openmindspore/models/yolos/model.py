@@ -27,6 +27,7 @@ from openmindspore.models.vit.blocks import (
     init_normal,
     trunc_normal,
 )
+from openmindspore.models.vit.compiled import compiled_forward
 from openmindspore.models.vit.interpolate import resize_grid
 from openmindspore.models.vit.model import PatchEmbeddings
 from openmindspore.models.yolos.config import YolosConfig
@@ -287,8 +288,10 @@ class YolosForObjectDetection(nn.Cell):
         boxes = ops.sigmoid(self.bbox_predictor(det))
         return logits, boxes, seq, hidden
 
-    def predict(self, pixel_values: np.ndarray) -> YolosOutput:
-        """Eval-mode forward on a numpy batch ``[B, C, H, W]``; numpy outputs."""
+    def predict(self, pixel_values: np.ndarray, compiled: bool = False) -> YolosOutput:
+        """Eval-mode forward on a numpy batch ``[B, C, H, W]``; numpy outputs. ``compiled``: through one
+        ``ms.jit`` graph per input shape (:func:`~openmindspore.models.vit.compiled.compiled_forward`)."""
         self.set_train(False)
-        logits, boxes, seq, hidden = self(Tensor(np.asarray(pixel_values, np.float32)))
+        fn = compiled_forward(self) if compiled else self
+        logits, boxes, seq, hidden = fn(Tensor(np.asarray(pixel_values, np.float32)))
         return YolosOutput(logits.asnumpy(), boxes.asnumpy(), seq.asnumpy(), tuple(h.asnumpy() for h in hidden))
