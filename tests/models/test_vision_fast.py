@@ -155,3 +155,32 @@ def test_training_gradients_equal_the_fallback(models):
     for name in g1:
         scale = max(1.0, float(np.abs(g2[name]).max()))
         assert max_abs(g1[name], g2[name]) < 1e-4 * scale, name
+
+
+def test_vit_without_dropout_trains_compiled_like_op_by_op(tmp_path):
+    """The one trainer compiles a dropout-free ViT's step (kernels' backwards inside the graph) and follows the
+    op-by-op run."""
+    from userdata_testing import write_image_folder
+
+    from openmindspore.train import Trainer, config_from_dict
+
+    write_image_folder(tmp_path / "photos", per_class=4, size=(10, 12))
+    model = {**{k: v for k, v in VIT.items() if k not in ("image_size", "num_labels")}, "name": "vit", "patch_size": 4}
+    runs = []
+    for compiled in (True, False):
+        cfg = {
+            "dataset": {"format": "imagefolder", "path": str(tmp_path / "photos"), "image_size": [8, 8]},
+            "model": model,
+            "optimizer": {"name": "adamw", "lr": 0.003},
+            "batch_size": 4,
+            "steps": 2,
+            "compile": compiled,
+        }
+        tr = Trainer(config_from_dict(cfg))
+        assert tr.compiled == compiled
+        losses = [tr.train_step() for _ in range(2)]
+        runs.append((losses, {p.name: p.asnumpy() for p in tr.model.trainable_params()}))
+    (l1, p1), (l2, p2) = runs
+    assert np.allclose(l1, l2, atol=1e-5) and l1[0] != l1[1] and p1.keys() == p2.keys()
+    for name in p1:
+        assert max_abs(p1[name], p2[name]) < 1e-5, name
