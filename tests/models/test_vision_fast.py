@@ -182,5 +182,7 @@ def test_vit_without_dropout_trains_compiled_like_op_by_op(tmp_path):
         runs.append((losses, {p.name: p.asnumpy() for p in tr.model.trainable_params()}))
     (l1, p1), (l2, p2) = runs
     assert np.allclose(l1, l2, atol=1e-5) and l1[0] != l1[1] and p1.keys() == p2.keys()
-    for name in p1:
-        assert max_abs(p1[name], p2[name]) < 1e-5, name
+    for name in p1:  # the key bias's true gradient is 0 (softmax ignores a per-row shift): AdamW moves it by
+        # the sign of rounding noise, so it is not compared
+        if not name.endswith("k_proj.bias"):
+            assert max_abs(p1[name], p2[name]) < 1e-5, name

@@ -1,7 +1,7 @@
 """OpenMindSpore's C++ CPU kernels for vision transformers (ViT, YOLOS): exact-erf GELU, LayerNorm,
-linear layers on oneDNN's sgemm in thread-count-independent tiles, and softmax attention (``q k^T``,
-softmax, ``v`` per 256-query block, never materialising the whole ``[B, H, N, N]`` score tensor) as
-MindSpore ``Custom`` aot operators, each with a hand-written backward.
+linear layers on oneDNN's sgemm in thread-count-independent tiles, the patch embedding's patches, and
+softmax attention (``q k^T``, softmax, ``v`` per 256-query block, never materialising the whole
+``[B, H, N, N]`` score tensor) as MindSpore ``Custom`` aot operators, each with a hand-written backward.
 
 Why: MindSpore 2.10's CPU ``erf`` is scalar (GELU took ~6x PyTorch's time), its softmax and the
 reshapes/transposes around attention each make a full pass over ``[B, H, N, N]``, and its MatMul runs
@@ -132,25 +132,26 @@ class LinearOp(nn.Cell):
 
 
 class AttentionOp(nn.Cell):
-    """Multi-head softmax attention of packed projections: ``qkv [B, N, 3D] -> ctx [B, N, D]`` with
+    """Multi-head softmax attention: ``q, k, v [B, N, D] -> ctx [B, N, D]`` with
     ``ctx = softmax(q k^T * head_dim**-0.5) v`` per head (head ``h`` in columns ``h*hd:(h+1)*hd``)."""
 
     def __init__(self, heads: int, head_dim: int) -> None:
         super().__init__()
         self.attr = Tensor(np.array([heads], np.int32))
         self.scale = Tensor(np.array([head_dim**-0.5], np.float32))
-        bwd = _op("oms_attention_bwd", _same, _f32, settings=(heads,))
+        bwd = _op("oms_attention_bwd", lambda qs, *_: (qs, qs, qs), lambda *_: (ms.float32,) * 3, settings=(heads,))
 
-        def bprop(qkv, attr, scale, out, dout):
-            return bwd(qkv, out[0], out[1], dout[0], attr, scale), ops.zeros_like(attr), ops.zeros_like(scale)
+        def bprop(q, k, v, attr, scale, out, dout):
+            dq, dk, dv = bwd(q, k, v, out[0], out[1], dout[0], attr, scale)
+            return dq, dk, dv, ops.zeros_like(attr), ops.zeros_like(scale)
 
         def shape(qs, *_):
-            return [qs[0], qs[1], qs[2] // 3], [qs[0], heads, qs[1]]
+            return qs, [qs[0], heads, qs[1]]
 
         self.fwd = _op("oms_attention_fwd", shape, lambda *_: (ms.float32, ms.float32), bprop, (heads,))
 
-    def construct(self, qkv: Tensor) -> Tensor:
-        return self.fwd(qkv, self.attr, self.scale)[0]
+    def construct(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        return self.fwd(q, k, v, self.attr, self.scale)[0]
 
 
 class PatchifyOp(nn.Cell):
@@ -176,15 +177,15 @@ class PatchifyOp(nn.Cell):
 
 
 class SelfAttention(nn.Cell):
-    """Self-attention with its projections on the kernels: ``x [B, N, D] -> [B, N, D]``
-    (one linear for the stacked ``q, k, v`` weights, :class:`AttentionOp`, the output linear)."""
+    """Self-attention with its projections on the kernels: ``x [B, N, D] -> [B, N, D]`` (the ``q, k, v``
+    linears, :class:`AttentionOp`, the output linear; no weight is copied)."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.dim = dim
         self.linear = LinearOp()
         self.attn = AttentionOp(heads, dim // heads)
-        self.zero_bias = Tensor(np.zeros(3 * dim, np.float32))  # for qkv_bias=False
+        self.zero_bias = Tensor(np.zeros(dim, np.float32))  # for qkv_bias=False
 
     def construct(
         self,
@@ -199,7 +200,9 @@ class SelfAttention(nn.Cell):
         bo: Tensor,
     ) -> Tensor:
         b, n, d = x.shape
-        bias = self.zero_bias if bq is None else ops.concat((bq, bk, bv), 0)
-        qkv = self.linear(x.reshape(b * n, d), ops.concat((wq, wk, wv), 0), bias)
-        ctx = self.attn(qkv.reshape(b, n, 3 * d))
+        x2 = x.reshape(b * n, d)
+        q = self.linear(x2, wq, self.zero_bias if bq is None else bq).reshape(b, n, d)
+        k = self.linear(x2, wk, self.zero_bias if bk is None else bk).reshape(b, n, d)
+        v = self.linear(x2, wv, self.zero_bias if bv is None else bv).reshape(b, n, d)
+        ctx = self.attn(q, k, v)
         return self.linear(ctx.reshape(b * n, d), wo, bo).reshape(b, n, d)

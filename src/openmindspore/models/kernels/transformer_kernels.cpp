@@ -265,25 +265,25 @@ extern "C" int oms_linear_bwd(int, void **params, int *, int64_t **shapes, const
 }
 
 // ---------------------------------------------------------------- softmax attention
-// qkv [B, N, 3D] (q | k | v, head h in columns h*hd..), attr int32 [heads], scale float32 [1]
+// q, k, v [B, N, D] (head h in columns h*hd..), attr int32 [heads], scale float32 [1]
 //   -> ctx [B, N, D] = per head softmax(scale q k^T) v, lse [B, H, N] (row log-sum-exp, for the backward)
 // Tasks: (batch, head, 256-query block); each computes its scores [256, N], exp, (exp) v, and normalises its
 // rows of ctx by the row sums.
 extern "C" int oms_attention_fwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
-  const float *qkv = in<const float>(params, 0);
-  const int64_t heads = in<const int32_t>(params, 1)[0];
-  const float scale = in<const float>(params, 2)[0];
-  float *ctx = in<float>(params, 3), *lse = in<float>(params, 4);
-  const int64_t bsz = shapes[0][0], n = shapes[0][1], d3 = shapes[0][2], d = d3 / 3, hd = d / heads;
+  const float *qa = in<const float>(params, 0), *ka = in<const float>(params, 1), *va = in<const float>(params, 2);
+  const int64_t heads = in<const int32_t>(params, 3)[0];
+  const float scale = in<const float>(params, 4)[0];
+  float *ctx = in<float>(params, 5), *lse = in<float>(params, 6);
+  const int64_t bsz = shapes[0][0], n = shapes[0][1], d = shapes[0][2], hd = d / heads;
   const int64_t qb = nblocks(n, kQueryBlock);
   parallel_for(bsz * heads * qb, [&](int64_t t0, int64_t t1) {
     std::vector<float> s(kQueryBlock * n), inv(kQueryBlock);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t bh = t / qb, b = bh / heads, h = bh % heads;
       const int64_t r0 = (t % qb) * kQueryBlock, m = std::min(n, r0 + kQueryBlock) - r0;
-      const float *base = qkv + b * n * d3;
-      const float *q = base + r0 * d3 + h * hd, *k = base + d + h * hd, *v = base + 2 * d + h * hd;
-      dnnl_sgemm('N', 'T', m, n, hd, scale, q, d3, k, d3, 0.0f, s.data(), n);
+      const int64_t off = b * n * d + h * hd;
+      const float *q = qa + off + r0 * d, *k = ka + off, *v = va + off;
+      dnnl_sgemm('N', 'T', m, n, hd, scale, q, d, k, d, 0.0f, s.data(), n);
       float *l = lse + bh * n + r0;
       for (int64_t i = 0; i < m; ++i) {
         float *row = s.data() + i * n;
@@ -293,8 +293,8 @@ extern "C" int oms_attention_fwd(int, void **params, int *, int64_t **shapes, co
         inv[i] = 1.0f / sum;
         l[i] = mx + std::log(sum);
       }
-      float *c = ctx + (b * n + r0) * d + h * hd;
-      dnnl_sgemm('N', 'N', m, hd, n, 1.0f, s.data(), n, v, d3, 0.0f, c, d);
+      float *c = ctx + off + r0 * d;
+      dnnl_sgemm('N', 'N', m, hd, n, 1.0f, s.data(), n, v, d, 0.0f, c, d);
       for (int64_t i = 0; i < m; ++i)  // normalise the m x hd result, not the m x N probabilities
         for (int64_t j = 0; j < hd; ++j) c[i * d + j] *= inv[i];
     }
@@ -302,48 +302,45 @@ extern "C" int oms_attention_fwd(int, void **params, int *, int64_t **shapes, co
   return 0;
 }
 
-// oms_attention_bwd: qkv [B, N, 3D], ctx [B, N, D], lse [B, H, N], dctx [B, N, D], attr, scale -> dqkv [B, N, 3D]
+// oms_attention_bwd: q, k, v, ctx, lse, dctx, attr, scale -> dq, dk, dv [B, N, D]
 // Tasks: (batch, head); the query blocks of one task run in order (dK, dV accumulate over them).
 extern "C" int oms_attention_bwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
-  const float *qkv = in<const float>(params, 0), *ctx = in<const float>(params, 1);
-  const float *lse = in<const float>(params, 2), *dctx = in<const float>(params, 3);
-  const int64_t heads = in<const int32_t>(params, 4)[0];
-  const float scale = in<const float>(params, 5)[0];
-  float *dqkv = in<float>(params, 6);
-  const int64_t bsz = shapes[0][0], n = shapes[0][1], d3 = shapes[0][2], d = d3 / 3, hd = d / heads;
+  const float *qa = in<const float>(params, 0), *ka = in<const float>(params, 1), *va = in<const float>(params, 2);
+  const float *ctx = in<const float>(params, 3), *lse = in<const float>(params, 4), *dctx = in<const float>(params, 5);
+  const int64_t heads = in<const int32_t>(params, 6)[0];
+  const float scale = in<const float>(params, 7)[0];
+  float *dqa = in<float>(params, 8), *dka = in<float>(params, 9), *dva = in<float>(params, 10);
+  const int64_t bsz = shapes[0][0], n = shapes[0][1], d = shapes[0][2], hd = d / heads;
   const int64_t qb = nblocks(n, kQueryBlock);
   parallel_for(bsz * heads, [&](int64_t t0, int64_t t1) {
     std::vector<float> p(kQueryBlock * n), dp(kQueryBlock * n);
     for (int64_t bh = t0; bh < t1; ++bh) {
-      const int64_t b = bh / heads, h = bh % heads;
-      const float *base = qkv + b * n * d3;
-      const float *k = base + d + h * hd, *v = base + 2 * d + h * hd;
-      float *gbase = dqkv + b * n * d3;
-      float *dk = gbase + d + h * hd, *dv = gbase + 2 * d + h * hd;
+      const int64_t b = bh / heads, h = bh % heads, off = b * n * d + h * hd;
+      const float *k = ka + off, *v = va + off;
+      float *dk = dka + off, *dv = dva + off;
       for (int64_t r = 0; r < n; ++r) {
-        std::memset(dk + r * d3, 0, hd * sizeof(float));
-        std::memset(dv + r * d3, 0, hd * sizeof(float));
+        std::memset(dk + r * d, 0, hd * sizeof(float));
+        std::memset(dv + r * d, 0, hd * sizeof(float));
       }
       for (int64_t blk = 0; blk < qb; ++blk) {
         const int64_t r0 = blk * kQueryBlock, m = std::min(n, r0 + kQueryBlock) - r0;
-        const float *q = base + r0 * d3 + h * hd;
-        const float *o = ctx + (b * n + r0) * d + h * hd, *dout = dctx + (b * n + r0) * d + h * hd;
+        const float *q = qa + off + r0 * d, *o = ctx + off + r0 * d, *dout = dctx + off + r0 * d;
         const float *l = lse + bh * n + r0;
-        dnnl_sgemm('N', 'T', m, n, hd, scale, q, d3, k, d3, 0.0f, p.data(), n);
+        dnnl_sgemm('N', 'T', m, n, hd, scale, q, d, k, d, 0.0f, p.data(), n);
         for (int64_t i = 0; i < m; ++i) {
           float *row = p.data() + i * n;
           for (int64_t j = 0; j < n; ++j) row[j] = fast_exp(row[j] - l[i]);
         }
-        dnnl_sgemm('T', 'N', n, hd, m, 1.0f, p.data(), n, dout, d, 1.0f, dv, d3);       // dV += P^T dO
-        dnnl_sgemm('N', 'T', m, n, hd, 1.0f, dout, d, v, d3, 0.0f, dp.data(), n);      // dP = dO V^T
-        for (int64_t i = 0; i < m; ++i) {                                               // dS = P (dP - <dO, O>)
+        dnnl_sgemm('T', 'N', n, hd, m, 1.0f, p.data(), n, dout, d, 1.0f, dv, d);    // dV += P^T dO
+        dnnl_sgemm('N', 'T', m, n, hd, 1.0f, dout, d, v, d, 0.0f, dp.data(), n);    // dP = dO V^T
+        for (int64_t i = 0; i < m; ++i) {                                            // dS = P (dP - <dO, O>)
           float di = 0.0f;
           for (int64_t j = 0; j < hd; ++j) di += dout[i * d + j] * o[i * d + j];
           float *pr = p.data() + i * n, *dr = dp.data() + i * n;
           for (int64_t j = 0; j < n; ++j) dr[j] = pr[j] * (dr[j] - di);
         }
-        dnnl_sgemm('N', 'N', m, hd, n, scale, dp.data(), n, k, d3, 0.0f, gbase + r0 * d3 + h * hd, d3);  // dQ
-        dnnl_sgemm('T', 'N', n, hd, m, scale, dp.data(), n, q, d3, 1.0f, dk, d3);                         // dK +=
+        dnnl_sgemm('N', 'N', m, hd, n, scale, dp.data(), n, k, d, 0.0f, dqa + off + r0 * d, d);  // dQ
+        dnnl_sgemm('T', 'N', n, hd, m, scale, dp.data(), n, q, d, 1.0f, dk, d);                  // dK +=
       }
     }
   });
