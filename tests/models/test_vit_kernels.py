@@ -81,7 +81,13 @@ def test_kernel_equals_mindspore_forward_and_backward(fused, name):
     _close(ours(*[Tensor(a) for a in args]).asnumpy(), ref(*[Tensor(a) for a in args]).asnumpy())
     _close(v1, v2, 1e-4)
     assert len(g1) == len(g2) == len(args)
-    for a, r in zip(g1, g2):
+    for i, (a, r) in enumerate(zip(g1, g2)):
+        if name == "attention" and i == 4:
+            # the key bias: softmax is invariant to it, so its true gradient is 0 and both sides hold only
+            # rounding noise summed over 600 tokens; it must be noise next to the other gradients
+            size = max(float(np.abs(g).max()) for g in g2)
+            assert np.abs(a).max() < 1e-4 * size and np.abs(r).max() < 1e-4 * size
+            continue
         assert np.abs(r).max() > 0  # every gradient is exercised
         _close(a, r)
     if name == "patchify":
