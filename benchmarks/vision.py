@@ -1,8 +1,10 @@
-"""Vision transformers benchmark: YOLOS-tiny CPU inference (ours vs transformers/PyTorch, same run, same
-random weights, 512-pixel short side), the YOLOS training-step speed through the one trainer (op by op vs
-compiled, same config) and the synthetic-detection training result (COCO mAP).
+"""Vision transformers benchmark: YOLOS-tiny (512-pixel short side) and ViT-B/16 (224x224, batch 8) CPU
+inference (ours with the C++ kernels, op by op and compiled, optionally the MindSpore-only fallback, vs
+transformers/PyTorch: same run, interleaved, same random weights), the YOLOS training-step speed through
+the one trainer (op by op vs compiled, same config) and the synthetic-detection training result (COCO mAP).
 
-    GLOG_v=3 .venv/bin/python benchmarks/vision.py [--reps 5] [--finetune examples/yolos_synthetic.yaml]
+    GLOG_v=3 .venv/bin/python benchmarks/vision.py [--reps 5] [--models yolos-tiny,vit-base] [--fallback]
+                                                   [--finetune examples/yolos_synthetic.yaml]
                                                    [--step-reps 20] [--steps N] [--skip-inference]
                                                    [--skip-step] [--skip-finetune]
 
@@ -17,6 +19,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,65 +30,115 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import emit  # noqa: E402
 
 
-def bench_inference(reps: int) -> None:
-    import mindspore as ms
+@contextmanager
+def _kernels(on: bool) -> Iterator[None]:
+    """Build models with the C++ kernels on (when available) or off (MindSpore-only layers)."""
+    from openmindspore.models import kernels
+    from openmindspore.models.kernels import transformer
+
+    saved = dict(kernels._state), dict(transformer._state)
+    if not on:
+        kernels._state["lib"] = None
+        transformer._state["lib"] = None
+    try:
+        yield
+    finally:
+        for st, old in zip((kernels._state, transformer._state), saved):
+            st.clear()
+            st.update(old)
+
+
+def _reference(name: str) -> tuple[Any, Any, np.ndarray]:
+    """``(transformers model, our model factory, input batch)`` for ``yolos-tiny`` (one 480x640 image at
+    512 short side) or ``vit-base`` (ViT-B/16, 8 images of 224x224), same random weights."""
     import torch
     import transformers
 
     from openmindspore.models import create_model
     from openmindspore.models.hf_convert import load_hf_state_dict
-    from openmindspore.models.yolos import YOLOS_PRESETS
-    from openmindspore.models.yolos.processor import YolosImageProcessor
 
-    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
-    p = dict(YOLOS_PRESETS["yolos-tiny"])
-    ref = transformers.YolosForObjectDetection(
-        transformers.YolosConfig(**{**p, "image_size": list(p["image_size"])}, num_labels=91)
-    ).eval()
+    if name == "yolos-tiny":
+        from openmindspore.models.yolos import YOLOS_PRESETS
+        from openmindspore.models.yolos.processor import YolosImageProcessor
+
+        p = dict(YOLOS_PRESETS["yolos-tiny"])
+        ref = transformers.YolosForObjectDetection(
+            transformers.YolosConfig(**{**p, "image_size": list(p["image_size"])}, num_labels=91)
+        )
+        img = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        x = YolosImageProcessor(shortest_edge=512, longest_edge=864)([img])["pixel_values"]
+        preset = "yolos-tiny"
+    else:
+        from openmindspore.models.vit import VIT_PRESETS
+
+        ref = transformers.ViTForImageClassification(
+            transformers.ViTConfig(**VIT_PRESETS["vit-base-patch16-224"], num_labels=1000)
+        )
+        x = np.random.default_rng(0).standard_normal((8, 3, 224, 224)).astype(np.float32)
+        preset = "vit-base-patch16-224"
+    ref.eval()
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():  # random, non-zero embeddings and tokens (the reference init leaves them at 0)
         for n, prm in ref.named_parameters():
             if "embeddings" in n or "token" in n:
                 prm.copy_(0.02 * torch.randn(prm.shape, generator=g))
-    ours = create_model("yolos-tiny")
-    load_hf_state_dict(ours, {k: v.numpy() for k, v in ref.state_dict().items()})
-    ours.set_train(False)
-    img = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    x = YolosImageProcessor(shortest_edge=512, longest_edge=864)([img])["pixel_values"]
-    xt, xm = torch.from_numpy(x), ms.Tensor(x)
+    state = {k: v.numpy() for k, v in ref.state_dict().items()}
 
-    def run_torch():
+    def ours() -> Any:
+        m = create_model(preset, **({"num_labels": 1000} if name == "vit-base" else {}))
+        load_hf_state_dict(m, state)
+        m.set_train(False)
+        return m
+
+    return ref, ours, np.ascontiguousarray(x, np.float32)
+
+
+def bench_inference(name: str, reps: int, fallback: bool) -> None:
+    """Ours (C++ kernels: op by op and compiled with ``ms.jit``; optionally the MindSpore-only fallback) vs
+    transformers/PyTorch, interleaved so that machine load affects all alike."""
+    import mindspore as ms
+    import torch
+
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    ref, build, x = _reference(name)
+    xt, xm = torch.from_numpy(x), ms.Tensor(x)
+    model = build()
+
+    def forward(t: Any) -> Any:
+        return model(t)[0]
+
+    jitted = ms.jit(forward)
+
+    def run_torch() -> np.ndarray:
         with torch.no_grad():
             return ref(xt).logits.numpy()
 
-    def run_ours():
-        return ours(xm)[0].asnumpy()
-
-    diff = float(np.abs(run_torch() - run_ours()).max())
-    times = {"torch": [], "mindspore": []}
-    for _ in range(reps):  # interleaved so that machine load affects both alike
-        for name, fn in (("torch", run_torch), ("mindspore", run_ours)):
-            t = time.perf_counter()
+    fns = {"torch": run_torch, "ours": lambda: model(xm)[0].asnumpy(), "ours_jit": lambda: jitted(xm).asnumpy()}
+    if fallback:
+        with _kernels(False):
+            slow = build()
+        fns["ours_fallback"] = lambda: slow(xm)[0].asnumpy()
+    expect = run_torch()
+    diff = {k: float(np.abs(fn() - expect).max()) for k, fn in fns.items() if k != "torch"}  # also warms up
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}  # CPU seconds (all threads): less load-sensitive
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t, c = time.perf_counter(), time.process_time()
             fn()
-            times[name].append(time.perf_counter() - t)
+            times[k].append(time.perf_counter() - t)
+            cpu[k].append(time.process_time() - c)
     med = {k: statistics.median(v) for k, v in times.items()}
-    best = {k: min(v) for k, v in times.items()}
-    emit(
-        {
-            "bench": "yolos_tiny_inference_cpu",
-            "input": list(x.shape),
-            "reps": reps,
-            "ours_median_s": round(med["mindspore"], 4),
-            "torch_median_s": round(med["torch"], 4),
-            "ours_min_s": round(best["mindspore"], 4),
-            "torch_min_s": round(best["torch"], 4),
-            "ratio_median": round(med["mindspore"] / med["torch"], 3),
-            "ratio_min": round(best["mindspore"] / best["torch"], 3),
-            "max_abs_logit_diff": diff,
-            "torch_threads": torch.get_num_threads(),
-            "loadavg_1min": round(os.getloadavg()[0], 1),
-        }
-    )
+    rec: dict[str, Any] = {"bench": f"{name.replace('-', '_')}_inference_cpu", "input": list(x.shape), "reps": reps}
+    for k in fns:
+        rec[f"{k}_median_s"] = round(med[k], 4)
+        rec[f"{k}_min_s"] = round(min(times[k]), 4)
+        rec[f"{k}_cpu_median_s"] = round(statistics.median(cpu[k]), 4)
+        if k != "torch":
+            rec[f"{k}_ratio_median"] = round(med[k] / med["torch"], 3)
+            rec[f"{k}_max_abs_logit_diff"] = diff[k]
+    rec.update(torch_threads=torch.get_num_threads(), loadavg_1min=round(os.getloadavg()[0], 1))
+    emit(rec)
 
 
 def _detection_config(config_path: str, **changes: object) -> Any:
@@ -171,9 +225,12 @@ def main() -> None:
     ap.add_argument("--skip-finetune", action="store_true")
     ap.add_argument("--steps", type=int, default=None, help="train this many steps instead of the config's")
     ap.add_argument("--skip-inference", action="store_true")
+    ap.add_argument("--models", default="yolos-tiny,vit-base", help="inference models (yolos-tiny, vit-base)")
+    ap.add_argument("--fallback", action="store_true", help="also time the MindSpore-only layers (kernels off)")
     a = ap.parse_args()
     if not a.skip_inference:
-        bench_inference(a.reps)
+        for name in a.models.split(","):
+            bench_inference(name, a.reps, a.fallback)
     if not a.skip_step:
         bench_train_step(a.finetune, a.step_reps)
     if not a.skip_finetune:

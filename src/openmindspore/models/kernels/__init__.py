@@ -54,14 +54,14 @@ def _cpu_tag() -> str:
         return platform.processor()
 
 
-def _build() -> Path | None:
-    """Compile cpu_kernels.cpp (once per source/flags/CPU) and return the library's path, or None."""
+def _build(src: Path = _SRC) -> Path | None:
+    """Compile ``src`` (cpu_kernels.cpp; once per source/flags/CPU) and return the library's path, or None."""
     dnnl, gxx = _dnnl(), shutil.which(os.environ.get("CXX", "g++"))
     if dnnl is None or gxx is None:
         log.info("C++ kernels off: %s not found", "oneDNN in MindSpore" if dnnl is None else "g++")
         return None
     key = hashlib.sha256(
-        _SRC.read_bytes() + " ".join(_FLAGS).encode() + str(dnnl).encode() + _cpu_tag().encode()
+        src.read_bytes() + " ".join(_FLAGS).encode() + str(dnnl).encode() + _cpu_tag().encode()
     ).hexdigest()[:16]
     cache = Path(os.environ.get("OMS_KERNEL_CACHE", Path.home() / ".cache" / "openmindspore" / "kernels"))
     lib = cache / f"libomsk-{key}.so"
@@ -70,11 +70,11 @@ def _build() -> Path | None:
     cache.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
     os.close(fd)
-    cmd = [gxx, *_FLAGS, str(_SRC), "-o", tmp, str(dnnl), f"-Wl,-rpath,{dnnl.parent}"]
+    cmd = [gxx, *_FLAGS, str(src), "-o", tmp, str(dnnl), f"-Wl,-rpath,{dnnl.parent}"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         os.unlink(tmp)
-        log.warning("C++ kernels off: compiling %s failed:\n%s", _SRC.name, res.stderr[-2000:])
+        log.warning("C++ kernels off: compiling %s failed:\n%s", src.name, res.stderr[-2000:])
         return None
     os.replace(tmp, lib)  # atomic: concurrent builders (several workers) each rename a complete file
     return lib

@@ -29,10 +29,14 @@ __all__ = [
 
 
 def build_vit(preset: str | None = None, **overrides: Any) -> ViTForImageClassification:
-    """``ViTForImageClassification`` from a preset name (or none) with config overrides."""
+    """``ViTForImageClassification`` from a preset name (or none) with config overrides. Without dropout the
+    model is ``graph_safe``: the trainer compiles its forward and backward into one graph."""
     cfg = dict(VIT_PRESETS[preset]) if preset else {}
     cfg.update(overrides)
-    return ViTForImageClassification(ViTConfig.from_dict(cfg))
+    model = ViTForImageClassification(ViTConfig.from_dict(cfg))
+    c = model.config
+    model.graph_safe = c.hidden_dropout_prob == 0 and c.attention_probs_dropout_prob == 0
+    return model
 
 
 def _factory(preset: str | None) -> Callable[..., ViTForImageClassification]:

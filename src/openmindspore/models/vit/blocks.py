@@ -12,9 +12,20 @@ import math
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
+from openmindspore.models.kernels import transformer as fused
 from openmindspore.models.layers import Dense, Dropout
 
-__all__ = ["LayerNorm", "PatchProjection", "Linear", "attention", "gelu", "init_normal", "trunc_normal"]
+__all__ = [
+    "GELU",
+    "LayerNorm",
+    "PatchProjection",
+    "Linear",
+    "attention",
+    "fused_attention",
+    "gelu",
+    "init_normal",
+    "trunc_normal",
+]
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 
@@ -41,18 +52,24 @@ def init_normal(cell: nn.Cell, rng: np.random.Generator, std: float) -> None:
 class Linear(Dense):
     """``y = x @ weight.T + bias`` with ``weight [out, in]`` (PyTorch layout, HF parameter names).
 
-    Any leading shape: ``[..., in] -> [..., out]``; one 2-D MatMul with ``transpose_b`` (no weight copy).
+    Any leading shape: ``[..., in] -> [..., out]``; one 2-D product: the C++ kernel
+    (:class:`~openmindspore.models.kernels.transformer.LinearOp`) when available, else MindSpore's MatMul
+    with ``transpose_b`` (no weight copy).
     """
 
     def __init__(self, in_features: int, out_features: int, has_bias: bool = True, seed: int | None = None):
         super().__init__(in_features, out_features, has_bias, seed)
         self._mm = ops.MatMul(transpose_b=True)
+        self.kernel = fused.LinearOp() if has_bias and fused.available() else None
 
     def construct(self, x: Tensor) -> Tensor:
         lead = x.shape[:-1]
-        y = self._mm(x.reshape(-1, self.in_features), self.weight)
-        if self.bias is not None:
-            y = y + self.bias
+        if self.kernel is not None:
+            y = self.kernel(x.reshape(-1, self.in_features), self.weight, self.bias)
+        else:
+            y = self._mm(x.reshape(-1, self.in_features), self.weight)
+            if self.bias is not None:
+                y = y + self.bias
         return y.reshape(lead + (self.out_features,))
 
 
@@ -65,8 +82,11 @@ class LayerNorm(nn.Cell):
         self.bias = Parameter(Tensor(np.zeros(dim, np.float32)), name="bias")
         self.eps = float(eps)
         self._ln = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=self.eps)
+        self.kernel = fused.LayerNormOp(self.eps) if fused.available() else None
 
     def construct(self, x: Tensor) -> Tensor:
+        if self.kernel is not None:
+            return self.kernel(x.reshape(-1, x.shape[-1]), self.weight, self.bias).reshape(x.shape)
         return self._ln(x, self.weight, self.bias)[0]
 
 
@@ -88,11 +108,17 @@ class PatchProjection(nn.Cell):
             Tensor(rng.uniform(-bound, bound, (dim, in_channels, patch, patch)).astype(np.float32)), name="weight"
         )
         self.bias = Parameter(Tensor(rng.uniform(-bound, bound, (dim,)).astype(np.float32)), name="bias")
+        on = fused.available()
+        self.patchify: fused.PatchifyOp | None = fused.PatchifyOp(patch) if on else None
+        self.linear: fused.LinearOp | None = fused.LinearOp() if on else None
 
     def construct(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
         p = self.patch
         gh, gw = h // p, w // p
+        if self.patchify is not None and self.linear is not None:
+            cols = self.patchify(x)
+            return self.linear(cols, self.weight.reshape(self.dim, c * p * p), self.bias).reshape(b, gh * gw, self.dim)
         if gh * p != h or gw * p != w:
             x = x[:, :, : gh * p, : gw * p]
         x = x.reshape(b, c, gh, p, gw, p).transpose(0, 2, 4, 1, 3, 5).reshape(b * gh * gw, c * p * p)
@@ -103,6 +129,23 @@ class PatchProjection(nn.Cell):
 def gelu(x: Tensor) -> Tensor:
     """Exact GELU ``0.5 x (1 + erf(x / sqrt 2))`` (the reference's ``"gelu"``, not the tanh approximation)."""
     return x * (ops.erf(x * _SQRT1_2) + 1.0) * 0.5
+
+
+class GELU(nn.Cell):
+    """Exact GELU as a cell: the vectorised C++ kernel when available, else :func:`gelu` (no parameters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernel = fused.GeluOp() if fused.available() else None
+
+    def construct(self, x: Tensor) -> Tensor:
+        return self.kernel(x) if self.kernel is not None else gelu(x)
+
+
+def fused_attention(heads: int, dim: int) -> fused.SelfAttention | None:
+    """The C++ self-attention for a layer (None when the kernels are off). With attention dropout the
+    caller uses it only in eval mode (the kernel has no dropout)."""
+    return fused.SelfAttention(dim, heads) if fused.available() else None
 
 
 _BMM_TB = ops.BatchMatMul(transpose_b=True)

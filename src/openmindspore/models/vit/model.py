@@ -16,14 +16,16 @@ from mindspore.ops.primitive import constexpr
 from openmindspore.errors import ConfigError
 from openmindspore.models.layers import Dropout
 from openmindspore.models.vit.blocks import (
+    GELU,
     LayerNorm,
     Linear,
     PatchProjection,
     attention,
-    gelu,
+    fused_attention,
     init_normal,
     trunc_normal,
 )
+from openmindspore.models.vit.compiled import compiled_forward
 from openmindspore.models.vit.config import ViTConfig
 from openmindspore.models.vit.interpolate import resize_grid
 
@@ -41,6 +43,24 @@ def _check_channels(got: int, expected: int) -> None:
         raise ConfigError(
             "pixel_values.shape[1]", got, f"{expected} channels", "pass images as [batch, channels, height, width]"
         )
+
+
+@constexpr
+def _check_image_size(got: tuple, expected: tuple) -> None:
+    """Without interpolation the input must have the configured size (a compile-time check in a graph)."""
+    if tuple(got) != tuple(expected):
+        raise ConfigError(
+            "pixel_values size",
+            tuple(got),
+            f"the configured image_size {tuple(expected)}",
+            "resize the input or pass interpolate_pos_encoding=True",
+        )
+
+
+@constexpr
+def _check_square(n: int, side: int) -> None:
+    if side * side != n:
+        raise ConfigError("position_embeddings", n, "a square number of patch positions to interpolate")
 
 
 class PatchEmbeddings(nn.Cell):
@@ -80,13 +100,7 @@ class ViTEmbeddings(nn.Cell):
         if interpolate_pos_encoding:
             pos = self.interpolate_pos_encoding(h // p, w // p)
         else:
-            if (h, w) != self.image_size:
-                raise ConfigError(
-                    "pixel_values size",
-                    (h, w),
-                    f"the configured image_size {self.image_size}",
-                    "resize the input or pass interpolate_pos_encoding=True",
-                )
+            _check_image_size((h, w), self.image_size)
             pos = self.position_embeddings
         x = x + pos
         return self.dropout(x) if self.dropout is not None else x
@@ -101,8 +115,7 @@ class ViTEmbeddings(nn.Cell):
         side = int(round(n**0.5))
         if new_h * new_w == n and new_h == new_w:
             return self.position_embeddings
-        if side * side != n:
-            raise ConfigError("position_embeddings", n, "a square number of patch positions to interpolate")
+        _check_square(n, side)
         cls = self.position_embeddings[:, :1]
         grid = resize_grid(self.position_embeddings[:, 1:], (side, side), (new_h, new_w))
         return ops.concat((cls, grid), 1)
@@ -120,8 +133,21 @@ class ViTSelfAttention(nn.Cell):
         self.v_proj = Linear(d, d, has_bias=cfg.qkv_bias)
         self.o_proj = Linear(d, d)
         self.attn_dropout = _dropout(cfg.attention_probs_dropout_prob, 100 + layer_id)
+        self.fused = fused_attention(self.heads, d)
 
     def construct(self, x: Tensor) -> Tensor:
+        if self.fused is not None and (self.attn_dropout is None or not self.training):
+            return self.fused(
+                x,
+                self.q_proj.weight,
+                self.q_proj.bias,
+                self.k_proj.weight,
+                self.k_proj.bias,
+                self.v_proj.weight,
+                self.v_proj.bias,
+                self.o_proj.weight,
+                self.o_proj.bias,
+            )
         return attention(
             x,
             self.q_proj.weight,
@@ -144,9 +170,10 @@ class ViTMLP(nn.Cell):
         super().__init__()
         self.fc1 = Linear(cfg.hidden_size, cfg.intermediate_size)
         self.fc2 = Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.act = GELU()
 
     def construct(self, x: Tensor) -> Tensor:
-        return self.fc2(gelu(self.fc1(x)))
+        return self.fc2(self.act(self.fc1(x)))
 
 
 class ViTLayer(nn.Cell):
@@ -215,8 +242,12 @@ class ViTForImageClassification(nn.Cell):
         seq, hidden = self.vit(pixel_values, interpolate_pos_encoding)
         return self.classifier(seq[:, 0]), seq, hidden
 
-    def predict(self, pixel_values: np.ndarray, interpolate_pos_encoding: bool = False) -> ViTOutput:
-        """Run in eval mode on a numpy batch and return numpy outputs."""
+    def predict(
+        self, pixel_values: np.ndarray, interpolate_pos_encoding: bool = False, compiled: bool = False
+    ) -> ViTOutput:
+        """Run in eval mode on a numpy batch and return numpy outputs. ``compiled``: through one ``ms.jit``
+        graph per input shape (:func:`~openmindspore.models.vit.compiled.compiled_forward`)."""
         self.set_train(False)
-        logits, seq, hidden = self(Tensor(np.asarray(pixel_values, np.float32)), interpolate_pos_encoding)
+        fn = compiled_forward(self) if compiled else self
+        logits, seq, hidden = fn(Tensor(np.asarray(pixel_values, np.float32)), interpolate_pos_encoding)
         return ViTOutput(logits.asnumpy(), seq.asnumpy(), tuple(h.asnumpy() for h in hidden))

@@ -51,19 +51,29 @@ def load_detector(
 
 
 def detect(
-    model: Any, processor: Any, images: Sequence[np.ndarray], threshold: float = 0.5, batch_size: int = 4
+    model: Any,
+    processor: Any,
+    images: Sequence[np.ndarray],
+    threshold: float = 0.5,
+    batch_size: int = 4,
+    compiled: bool = False,
 ) -> list[dict[str, np.ndarray]]:
-    """Per image ``{"scores", "labels", "boxes" (xyxy pixels of the original image)}``."""
+    """Per image ``{"scores", "labels", "boxes" (xyxy pixels of the original image)}``. ``compiled``: run
+    the detector as ``ms.jit`` graphs, one compiled per distinct resized image size and then reused (pays
+    off when many images share few sizes)."""
     from mindspore import Tensor
 
+    from openmindspore.models.vit.compiled import compiled_forward
+
     model.set_train(False)
+    forward = compiled_forward(model) if compiled else model
     out: list[dict[str, np.ndarray]] = []
     for s in range(0, len(images), batch_size):
         chunk = list(images[s : s + batch_size])
         sizes = [im.shape[:2] for im in chunk]
         for im, hw in zip(chunk, sizes):  # one image per forward: each keeps its own resized extent
             enc = processor([im])
-            logits, boxes = model(Tensor(np.asarray(enc["pixel_values"], np.float32)))[:2]
+            logits, boxes = forward(Tensor(np.asarray(enc["pixel_values"], np.float32)))[:2]
             out += processor.post_process_object_detection(logits.asnumpy(), boxes.asnumpy(), threshold, [hw])
     return out
 

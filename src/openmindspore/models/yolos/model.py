@@ -18,7 +18,16 @@ from mindspore.ops.primitive import constexpr
 
 from openmindspore.errors import ConfigError
 from openmindspore.models.layers import Dropout
-from openmindspore.models.vit.blocks import LayerNorm, Linear, attention, gelu, init_normal, trunc_normal
+from openmindspore.models.vit.blocks import (
+    GELU,
+    LayerNorm,
+    Linear,
+    attention,
+    fused_attention,
+    init_normal,
+    trunc_normal,
+)
+from openmindspore.models.vit.compiled import compiled_forward
 from openmindspore.models.vit.interpolate import resize_grid
 from openmindspore.models.vit.model import PatchEmbeddings
 from openmindspore.models.yolos.config import YolosConfig
@@ -95,8 +104,21 @@ class YolosSelfAttention(nn.Cell):
         self.key = Linear(d, d, has_bias=cfg.qkv_bias)
         self.value = Linear(d, d, has_bias=cfg.qkv_bias)
         self.attn_dropout = _dropout(cfg.attention_probs_dropout_prob, 100 + layer_id)
+        self.fused = fused_attention(self.heads, d)
 
     def construct(self, x: Tensor, wo: Tensor, bo: Tensor) -> Tensor:
+        if self.fused is not None and (self.attn_dropout is None or not self.training):
+            return self.fused(
+                x,
+                self.query.weight,
+                self.query.bias,
+                self.key.weight,
+                self.key.bias,
+                self.value.weight,
+                self.value.bias,
+                wo,
+                bo,
+            )
         return attention(
             x,
             self.query.weight,
@@ -147,10 +169,11 @@ class YolosLayer(nn.Cell):
         self.output = _Dense(cfg.intermediate_size, d, cfg.hidden_dropout_prob, 300 + layer_id)
         self.layernorm_before = LayerNorm(d, cfg.layer_norm_eps)
         self.layernorm_after = LayerNorm(d, cfg.layer_norm_eps)
+        self.act = GELU()
 
     def construct(self, x: Tensor) -> Tensor:
         x = self.attention(self.layernorm_before(x)) + x
-        return self.output(gelu(self.intermediate(self.layernorm_after(x)))) + x
+        return self.output(self.act(self.intermediate(self.layernorm_after(x)))) + x
 
 
 class InterpolateMidPositionEmbeddings(nn.Cell):
@@ -265,8 +288,10 @@ class YolosForObjectDetection(nn.Cell):
         boxes = ops.sigmoid(self.bbox_predictor(det))
         return logits, boxes, seq, hidden
 
-    def predict(self, pixel_values: np.ndarray) -> YolosOutput:
-        """Eval-mode forward on a numpy batch ``[B, C, H, W]``; numpy outputs."""
+    def predict(self, pixel_values: np.ndarray, compiled: bool = False) -> YolosOutput:
+        """Eval-mode forward on a numpy batch ``[B, C, H, W]``; numpy outputs. ``compiled``: through one
+        ``ms.jit`` graph per input shape (:func:`~openmindspore.models.vit.compiled.compiled_forward`)."""
         self.set_train(False)
-        logits, boxes, seq, hidden = self(Tensor(np.asarray(pixel_values, np.float32)))
+        fn = compiled_forward(self) if compiled else self
+        logits, boxes, seq, hidden = fn(Tensor(np.asarray(pixel_values, np.float32)))
         return YolosOutput(logits.asnumpy(), boxes.asnumpy(), seq.asnumpy(), tuple(h.asnumpy() for h in hidden))

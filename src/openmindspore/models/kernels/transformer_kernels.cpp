@@ -1,0 +1,391 @@
+// OpenMindSpore's CPU kernels for vision transformers (ViT, YOLOS): MindSpore Custom "aot" operators.
+//
+// float32, row-major. Matrix products go through the sgemm of the oneDNN library MindSpore ships
+// (row-major dnnl_sgemm); GELU, LayerNorm and the softmax are plain loops written so that g++ vectorises
+// them (a branch-free exp, no libm calls in the hot loops). Each function has MindSpore's aot signature:
+//   int f(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+//         void *extra)
+// with params = inputs then outputs.
+//
+// Work is split over g_threads threads (oms_set_threads) into a FIXED set of tasks (row blocks, column
+// blocks, (batch, head) pairs) whose shapes do not depend on the thread count; every reduction is summed
+// per task in a fixed order, so results are bitwise the same for any thread count.
+// no-trapping-math lets g++ vectorise the clamps and floor of the exp below (it changes no result: the
+// code never reads floating-point exception flags)
+#pragma GCC optimize("no-trapping-math")
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+extern "C" int dnnl_sgemm(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                          int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+static int g_threads = 1;
+extern "C" void oms_set_threads(int n) { g_threads = n > 0 ? n : 1; }
+extern "C" int oms_get_threads() { return g_threads; }
+
+namespace {
+
+// fn(begin, end) over tasks [0, n) in up to g_threads contiguous ranges (threads started per call: no pool a
+// fork could break).
+template <class F>
+void parallel_for(int64_t n, F fn) {
+  int64_t t = std::min<int64_t>(g_threads, n);
+  if (t <= 1) {
+    if (n > 0) fn(int64_t(0), n);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int64_t w = 1; w < t; ++w) pool.emplace_back(fn, n * w / t, n * (w + 1) / t);
+  fn(int64_t(0), n / t);
+  for (auto &th : pool) th.join();
+}
+
+template <class T>
+T *in(void **params, int i) { return static_cast<T *>(params[i]); }
+
+// exp(x) for x in float range, branch-free (vectorises): Cody-Waite reduction and Cephes' expf polynomial
+// (~1 ulp); inputs are clamped to [-87.3, 88.3] (results below 2^-126 become ~1e-38 instead of 0).
+inline float fast_exp(float x) {
+  x = x < -87.3f ? -87.3f : x;
+  x = x > 88.3f ? 88.3f : x;
+  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  const float z = r * r;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * z + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// erf(x): Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), the formula PyTorch's vectorised CPU erf uses.
+inline float fast_erf(float x) {
+  const float a = std::fabs(x);
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  float r = 1.061405429f;
+  r = r * t - 1.453152027f;
+  r = r * t + 1.421413741f;
+  r = r * t - 0.284496736f;
+  r = r * t + 0.254829592f;
+  const float y = 1.0f - r * t * fast_exp(-a * a);
+  return std::copysign(y, x);
+}
+
+// Sum and maximum of v[0..n) with 16 independent partial results (lane k takes v[k], v[k+16], ...) combined in
+// a fixed order: vectorises and breaks the add-latency chain, and the order never depends on threads.
+constexpr int64_t kLanes = 16;
+
+inline float lane_sum(const float *v, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int64_t k = 0; k < kLanes; ++k) acc[k] += v[j + k];
+  for (int64_t k = 0; j + k < n; ++k) acc[k] += v[j + k];
+  float s = 0.0f;
+  for (int64_t k = 0; k < kLanes; ++k) s += acc[k];
+  return s;
+}
+
+inline float lane_max(const float *v, int64_t n) {
+  float acc[kLanes];
+  for (int64_t k = 0; k < kLanes; ++k) acc[k] = v[0];
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int64_t k = 0; k < kLanes; ++k) acc[k] = v[j + k] > acc[k] ? v[j + k] : acc[k];
+  for (int64_t k = 0; j + k < n; ++k) acc[k] = v[j + k] > acc[k] ? v[j + k] : acc[k];
+  float m = acc[0];
+  for (int64_t k = 1; k < kLanes; ++k) m = acc[k] > m ? acc[k] : m;
+  return m;
+}
+
+constexpr float kSqrt1_2 = 0.70710678118654752f;
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+constexpr int64_t kRowBlock = 128;   // rows (tokens) per matrix-product task
+constexpr int64_t kColBlock = 512;   // output features per matrix-product task
+constexpr int64_t kElemBlock = 1 << 14;
+constexpr int64_t kQueryBlock = 256;  // attention: query rows per task
+
+inline int64_t nblocks(int64_t n, int64_t b) { return (n + b - 1) / b; }
+
+}  // namespace
+
+// ---------------------------------------------------------------- GELU (exact erf form)
+// oms_gelu_fwd: x -> y = 0.5 x (1 + erf(x / sqrt 2)), any shape
+extern "C" int oms_gelu_fwd(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const float *x = in<const float>(params, 0);
+  float *y = in<float>(params, 1);
+  int64_t n = 1;
+  for (int i = 0; i < ndims[0]; ++i) n *= shapes[0][i];
+  parallel_for(nblocks(n, kElemBlock), [&](int64_t b0, int64_t b1) {
+    const int64_t j1 = std::min(n, b1 * kElemBlock);
+    for (int64_t j = b0 * kElemBlock; j < j1; ++j) y[j] = 0.5f * x[j] * (1.0f + fast_erf(x[j] * kSqrt1_2));
+  });
+  return 0;
+}
+
+// oms_gelu_bwd: x, dy -> dx = dy * (0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi))
+extern "C" int oms_gelu_bwd(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const float *x = in<const float>(params, 0), *dy = in<const float>(params, 1);
+  float *dx = in<float>(params, 2);
+  int64_t n = 1;
+  for (int i = 0; i < ndims[0]; ++i) n *= shapes[0][i];
+  parallel_for(nblocks(n, kElemBlock), [&](int64_t b0, int64_t b1) {
+    const int64_t j1 = std::min(n, b1 * kElemBlock);
+    for (int64_t j = b0 * kElemBlock; j < j1; ++j) {
+      const float v = x[j];
+      const float cdf = 0.5f * (1.0f + fast_erf(v * kSqrt1_2));
+      dx[j] = dy[j] * (cdf + v * kInvSqrt2Pi * fast_exp(-0.5f * v * v));
+    }
+  });
+  return 0;
+}
+
+// ---------------------------------------------------------------- LayerNorm over the last axis
+// oms_layernorm_fwd: x [R, D], w [D], b [D], eps float32 [1] -> y [R, D], mean [R], rstd [R]
+extern "C" int oms_layernorm_fwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  const float *x = in<const float>(params, 0), *w = in<const float>(params, 1), *b = in<const float>(params, 2);
+  const float eps = in<const float>(params, 3)[0];
+  float *y = in<float>(params, 4), *mean = in<float>(params, 5), *rstd = in<float>(params, 6);
+  const int64_t rows = shapes[0][0], d = shapes[0][1];
+  parallel_for(nblocks(rows, kRowBlock), [&](int64_t b0, int64_t b1) {
+    for (int64_t r = b0 * kRowBlock; r < std::min(rows, b1 * kRowBlock); ++r) {
+      const float *xr = x + r * d;
+      float s = 0.0f;
+      for (int64_t j = 0; j < d; ++j) s += xr[j];
+      const float mu = s / static_cast<float>(d);
+      float v = 0.0f;
+      for (int64_t j = 0; j < d; ++j) v += (xr[j] - mu) * (xr[j] - mu);
+      const float rs = 1.0f / std::sqrt(v / static_cast<float>(d) + eps);
+      float *yr = y + r * d;
+      for (int64_t j = 0; j < d; ++j) yr[j] = (xr[j] - mu) * rs * w[j] + b[j];
+      mean[r] = mu;
+      rstd[r] = rs;
+    }
+  });
+  return 0;
+}
+
+// oms_layernorm_bwd: x [R, D], w [D], mean [R], rstd [R], dy [R, D] -> dx [R, D], dw [D], db [D]
+//   dx = rstd (g - mean(g) - xhat mean(g xhat)) with g = dy w; dw = sum_r dy xhat; db = sum_r dy
+extern "C" int oms_layernorm_bwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  const float *x = in<const float>(params, 0), *w = in<const float>(params, 1);
+  const float *mean = in<const float>(params, 2), *rstd = in<const float>(params, 3), *dy = in<const float>(params, 4);
+  float *dx = in<float>(params, 5), *dw = in<float>(params, 6), *db = in<float>(params, 7);
+  const int64_t rows = shapes[0][0], d = shapes[0][1], nb = nblocks(rows, kRowBlock);
+  std::vector<float> pdw(nb * d, 0.0f), pdb(nb * d, 0.0f);  // per-block partial sums, added in order
+  parallel_for(nb, [&](int64_t b0, int64_t b1) {
+    std::vector<float> g(d), xh(d);
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      float *bw = pdw.data() + blk * d, *bb = pdb.data() + blk * d;
+      for (int64_t r = blk * kRowBlock; r < std::min(rows, (blk + 1) * kRowBlock); ++r) {
+        const float *xr = x + r * d, *dyr = dy + r * d;
+        const float mu = mean[r], rs = rstd[r];
+        float sg = 0.0f, sgx = 0.0f;
+        for (int64_t j = 0; j < d; ++j) {
+          xh[j] = (xr[j] - mu) * rs;
+          g[j] = dyr[j] * w[j];
+          sg += g[j];
+          sgx += g[j] * xh[j];
+          bw[j] += dyr[j] * xh[j];
+          bb[j] += dyr[j];
+        }
+        const float mg = sg / static_cast<float>(d), mgx = sgx / static_cast<float>(d);
+        float *dxr = dx + r * d;
+        for (int64_t j = 0; j < d; ++j) dxr[j] = rs * (g[j] - mg - xh[j] * mgx);
+      }
+    }
+  });
+  std::memcpy(dw, pdw.data(), d * sizeof(float));
+  std::memcpy(db, pdb.data(), d * sizeof(float));
+  for (int64_t blk = 1; blk < nb; ++blk)
+    for (int64_t j = 0; j < d; ++j) {
+      dw[j] += pdw[blk * d + j];
+      db[j] += pdb[blk * d + j];
+    }
+  return 0;
+}
+
+// ---------------------------------------------------------------- Linear y = x w^T + b
+// oms_linear_fwd: x [R, in], w [out, in], b [out] -> y [R, out]; tasks: 128-row x 512-column tiles
+extern "C" int oms_linear_fwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  const float *x = in<const float>(params, 0), *w = in<const float>(params, 1), *b = in<const float>(params, 2);
+  float *y = in<float>(params, 3);
+  const int64_t rows = shapes[0][0], din = shapes[0][1], dout = shapes[1][0];
+  const int64_t rb = nblocks(rows, kRowBlock), cb = nblocks(dout, kColBlock);
+  parallel_for(rb * cb, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r0 = (t / cb) * kRowBlock, r1 = std::min(rows, r0 + kRowBlock);
+      const int64_t o0 = (t % cb) * kColBlock, o1 = std::min(dout, o0 + kColBlock);
+      for (int64_t r = r0; r < r1; ++r) std::memcpy(y + r * dout + o0, b + o0, (o1 - o0) * sizeof(float));
+      dnnl_sgemm('N', 'T', r1 - r0, o1 - o0, din, 1.0f, x + r0 * din, din, w + o0 * din, din, 1.0f, y + r0 * dout + o0,
+                 dout);
+    }
+  });
+  return 0;
+}
+
+// oms_linear_bwd: x [R, in], w [out, in], dy [R, out] -> dx [R, in], dw [out, in], db [out]
+extern "C" int oms_linear_bwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  const float *x = in<const float>(params, 0), *w = in<const float>(params, 1), *dy = in<const float>(params, 2);
+  float *dx = in<float>(params, 3), *dw = in<float>(params, 4), *db = in<float>(params, 5);
+  const int64_t rows = shapes[0][0], din = shapes[0][1], dout = shapes[1][0];
+  const int64_t rb = nblocks(rows, kRowBlock), ib = nblocks(din, kColBlock), ob = nblocks(dout, kColBlock);
+  parallel_for(rb * ib, [&](int64_t t0, int64_t t1) {  // dx = dy w: row x input-feature tiles
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r0 = (t / ib) * kRowBlock, r1 = std::min(rows, r0 + kRowBlock);
+      const int64_t c0 = (t % ib) * kColBlock, c1 = std::min(din, c0 + kColBlock);
+      dnnl_sgemm('N', 'N', r1 - r0, c1 - c0, dout, 1.0f, dy + r0 * dout, dout, w + c0, din, 0.0f, dx + r0 * din + c0,
+                 din);
+    }
+  });
+  parallel_for(ob * ib, [&](int64_t t0, int64_t t1) {  // dw = dy^T x: output x input tiles, all rows at once
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t o0 = (t / ib) * kColBlock, o1 = std::min(dout, o0 + kColBlock);
+      const int64_t c0 = (t % ib) * kColBlock, c1 = std::min(din, c0 + kColBlock);
+      dnnl_sgemm('T', 'N', o1 - o0, c1 - c0, rows, 1.0f, dy + o0, dout, x + c0, din, 0.0f, dw + o0 * din + c0, din);
+      if (t % ib == 0) {
+        for (int64_t o = o0; o < o1; ++o) db[o] = 0.0f;
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t o = o0; o < o1; ++o) db[o] += dy[r * dout + o];
+      }
+    }
+  });
+  return 0;
+}
+
+// ---------------------------------------------------------------- softmax attention
+// q, k, v [B, N, D] (head h in columns h*hd..), attr int32 [heads], scale float32 [1]
+//   -> ctx [B, N, D] = per head softmax(scale q k^T) v, lse [B, H, N] (row log-sum-exp, for the backward)
+// Tasks: (batch, head, 256-query block); each computes its scores [256, N], exp, (exp) v, and normalises its
+// rows of ctx by the row sums.
+extern "C" int oms_attention_fwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  const float *qa = in<const float>(params, 0), *ka = in<const float>(params, 1), *va = in<const float>(params, 2);
+  const int64_t heads = in<const int32_t>(params, 3)[0];
+  const float scale = in<const float>(params, 4)[0];
+  float *ctx = in<float>(params, 5), *lse = in<float>(params, 6);
+  const int64_t bsz = shapes[0][0], n = shapes[0][1], d = shapes[0][2], hd = d / heads;
+  const int64_t qb = nblocks(n, kQueryBlock);
+  parallel_for(bsz * heads * qb, [&](int64_t t0, int64_t t1) {
+    std::vector<float> s(kQueryBlock * n), inv(kQueryBlock);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t bh = t / qb, b = bh / heads, h = bh % heads;
+      const int64_t r0 = (t % qb) * kQueryBlock, m = std::min(n, r0 + kQueryBlock) - r0;
+      const int64_t off = b * n * d + h * hd;
+      const float *q = qa + off + r0 * d, *k = ka + off, *v = va + off;
+      dnnl_sgemm('N', 'T', m, n, hd, scale, q, d, k, d, 0.0f, s.data(), n);
+      float *l = lse + bh * n + r0;
+      for (int64_t i = 0; i < m; ++i) {
+        float *row = s.data() + i * n;
+        const float mx = lane_max(row, n);
+        for (int64_t j = 0; j < n; ++j) row[j] = fast_exp(row[j] - mx);  // vectorised
+        const float sum = lane_sum(row, n);
+        inv[i] = 1.0f / sum;
+        l[i] = mx + std::log(sum);
+      }
+      float *c = ctx + off + r0 * d;
+      dnnl_sgemm('N', 'N', m, hd, n, 1.0f, s.data(), n, v, d, 0.0f, c, d);
+      for (int64_t i = 0; i < m; ++i)  // normalise the m x hd result, not the m x N probabilities
+        for (int64_t j = 0; j < hd; ++j) c[i * d + j] *= inv[i];
+    }
+  });
+  return 0;
+}
+
+// oms_attention_bwd: q, k, v, ctx, lse, dctx, attr, scale -> dq, dk, dv [B, N, D]
+// Tasks: (batch, head); the query blocks of one task run in order (dK, dV accumulate over them).
+extern "C" int oms_attention_bwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  const float *qa = in<const float>(params, 0), *ka = in<const float>(params, 1), *va = in<const float>(params, 2);
+  const float *ctx = in<const float>(params, 3), *lse = in<const float>(params, 4), *dctx = in<const float>(params, 5);
+  const int64_t heads = in<const int32_t>(params, 6)[0];
+  const float scale = in<const float>(params, 7)[0];
+  float *dqa = in<float>(params, 8), *dka = in<float>(params, 9), *dva = in<float>(params, 10);
+  const int64_t bsz = shapes[0][0], n = shapes[0][1], d = shapes[0][2], hd = d / heads;
+  const int64_t qb = nblocks(n, kQueryBlock);
+  parallel_for(bsz * heads, [&](int64_t t0, int64_t t1) {
+    std::vector<float> p(kQueryBlock * n), dp(kQueryBlock * n);
+    for (int64_t bh = t0; bh < t1; ++bh) {
+      const int64_t b = bh / heads, h = bh % heads, off = b * n * d + h * hd;
+      const float *k = ka + off, *v = va + off;
+      float *dk = dka + off, *dv = dva + off;
+      for (int64_t r = 0; r < n; ++r) {
+        std::memset(dk + r * d, 0, hd * sizeof(float));
+        std::memset(dv + r * d, 0, hd * sizeof(float));
+      }
+      for (int64_t blk = 0; blk < qb; ++blk) {
+        const int64_t r0 = blk * kQueryBlock, m = std::min(n, r0 + kQueryBlock) - r0;
+        const float *q = qa + off + r0 * d, *o = ctx + off + r0 * d, *dout = dctx + off + r0 * d;
+        const float *l = lse + bh * n + r0;
+        dnnl_sgemm('N', 'T', m, n, hd, scale, q, d, k, d, 0.0f, p.data(), n);
+        for (int64_t i = 0; i < m; ++i) {
+          float *row = p.data() + i * n;
+          for (int64_t j = 0; j < n; ++j) row[j] = fast_exp(row[j] - l[i]);
+        }
+        dnnl_sgemm('T', 'N', n, hd, m, 1.0f, p.data(), n, dout, d, 1.0f, dv, d);    // dV += P^T dO
+        dnnl_sgemm('N', 'T', m, n, hd, 1.0f, dout, d, v, d, 0.0f, dp.data(), n);    // dP = dO V^T
+        for (int64_t i = 0; i < m; ++i) {                                            // dS = P (dP - <dO, O>)
+          float di = 0.0f;
+          for (int64_t j = 0; j < hd; ++j) di += dout[i * d + j] * o[i * d + j];
+          float *pr = p.data() + i * n, *dr = dp.data() + i * n;
+          for (int64_t j = 0; j < n; ++j) dr[j] = pr[j] * (dr[j] - di);
+        }
+        dnnl_sgemm('N', 'N', m, hd, n, scale, dp.data(), n, k, d, 0.0f, dqa + off + r0 * d, d);  // dQ
+        dnnl_sgemm('T', 'N', n, hd, m, scale, dp.data(), n, q, d, 1.0f, dk, d);                  // dK +=
+      }
+    }
+  });
+  return 0;
+}
+
+// ---------------------------------------------------------------- non-overlapping patches (the patch embedding)
+// oms_patchify: x [B, C, H, W], attr int32 [p] -> cols [B * (H/p) * (W/p), C*p*p] (row-major patches; features
+// ordered (channel, row, col) like a conv weight [D, C, p, p]; trailing rows/cols that fill no patch dropped)
+extern "C" int oms_patchify(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  const float *x = in<const float>(params, 0);
+  const int64_t p = in<const int32_t>(params, 1)[0];
+  float *cols = in<float>(params, 2);
+  const int64_t bsz = shapes[0][0], c = shapes[0][1], h = shapes[0][2], w = shapes[0][3], gh = h / p, gw = w / p;
+  parallel_for(bsz * gh, [&](int64_t t0, int64_t t1) {  // tasks: one row of patches
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / gh, i = t % gh;
+      for (int64_t j = 0; j < gw; ++j) {
+        float *dst = cols + (t * gw + j) * c * p * p;
+        for (int64_t ch = 0; ch < c; ++ch)
+          for (int64_t r = 0; r < p; ++r)
+            std::memcpy(dst + (ch * p + r) * p, x + ((b * c + ch) * h + i * p + r) * w + j * p, p * sizeof(float));
+      }
+    }
+  });
+  return 0;
+}
+
+// oms_unpatchify (the gradient of oms_patchify): dcols, x (for its shape), attr -> dx [B, C, H, W] (0 where dropped)
+extern "C" int oms_unpatchify(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  const float *cols = in<const float>(params, 0);
+  const int64_t p = in<const int32_t>(params, 2)[0];
+  float *dx = in<float>(params, 3);
+  const int64_t bsz = shapes[1][0], c = shapes[1][1], h = shapes[1][2], w = shapes[1][3], gh = h / p, gw = w / p;
+  std::memset(dx, 0, bsz * c * h * w * sizeof(float));
+  parallel_for(bsz * gh, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / gh, i = t % gh;
+      for (int64_t j = 0; j < gw; ++j) {
+        const float *src = cols + (t * gw + j) * c * p * p;
+        for (int64_t ch = 0; ch < c; ++ch)
+          for (int64_t r = 0; r < p; ++r)
+            std::memcpy(dx + ((b * c + ch) * h + i * p + r) * w + j * p, src + (ch * p + r) * p, p * sizeof(float));
+      }
+    }
+  });
+  return 0;
+}
