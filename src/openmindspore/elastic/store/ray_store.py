@@ -1,7 +1,8 @@
 """``--snapshot-store ray``: snapshots as engine objects owned by the driver (the behaviour before the seam).
 
 Owns the driver's references to its snapshots (step -> the engine future of a member's ``snapshot`` call,
-whose value, a ``TrainState``, the engine keeps in its object store; the newest ``keep``). They are lost
+whose value, a ``TrainState``, the engine keeps in its object store; the newest ``keep``, and the newest
+finished one while every newer one is still being made). They are lost
 with the driver: this store does not outlive it, and a ``--resume`` after a driver crash starts from the
 newest disk checkpoint.
 """
@@ -35,8 +36,17 @@ class RayStore:
 
     def record(self, step: int, answer: Any) -> None:
         self.refs[step] = answer
-        for s in sorted(self.refs)[: -self.keep]:
-            del self.refs[s]
+        steps = sorted(self.refs)
+        kept = set(steps[-self.keep :])
+        old = steps[: -self.keep]
+        if old:
+            done, _ = self.engine.wait([self.refs[s] for s in steps], timeout=0, num=len(steps))
+            stored = [s for s in steps if self.refs[s] in done]
+            if stored and not kept & set(stored):  # every kept one is still being made: keep the newest made
+                kept.add(stored[-1])
+        for s in old:
+            if s not in kept:
+                del self.refs[s]
 
     def wait(self, step: int, timeout: float) -> None:
         if step in self.refs:
