@@ -130,10 +130,21 @@ class Recovery:
             except GroupFailure as again:  # a failure during recovery: try again, with the survivors still alive
                 self.say(f"failure during recovery ({again.detail}); retrying")
                 retries.append(again.detail[:300])
+                if time.time() > deadline:
+                    raise OMSError(
+                        f"{failure.kind} of rank(s) {failure.ranks} at step {failure.step}: no new group formed in "
+                        f"120 s ({len(retries)} tries; last: {again.detail[:300]}); resume from the newest "
+                        f"checkpoint with `oms train --resume {self.resume_hint}`"
+                    ) from again
                 if keep:  # e.g. a replacement on a node that just died (not known dead yet): only it goes
                     at_state = {id(keep[i]) for i in keep_at}
+                    before = len(keep)
                     keep = members.retain(keep)
                     keep_at = frozenset(i for i, a in enumerate(keep) if id(a) in at_state)
+                    if len(keep) < before:  # a survivor died too: the state it held (its shard) went with it
+                        state_step, best = self._newest_snapshot(last_done)
+                        keep_at = frozenset()  # every member loads the snapshot
+                        steps_lost += ledger.rollback(state_step)
                 else:
                     members.retire_group()
         self._pending = self._record(failure, world_before, size, steps_lost, state_step, formed)
@@ -211,6 +222,12 @@ class Recovery:
         if best is None:
             raise OMSError(f"no state to recover from after step {fallback_step}: every process and snapshot is lost")
         return best.step, best.state, dead, steps
+
+    def _newest_snapshot(self, fallback_step: int) -> tuple[int, TrainState]:
+        snap = self.snapshots.newest(newer_than=-1)
+        if snap is None:
+            raise OMSError(f"no state to recover from after step {fallback_step}: every process and snapshot is lost")
+        return snap
 
     def _record_reconstructed(self, ledger: SampleLedger, state: TrainState, step: int) -> None:
         """Account for a step that completed on the survivors but whose results never reached the driver:
