@@ -141,10 +141,14 @@ class Recovery:
                     before = len(keep)
                     keep = members.retain(keep)
                     keep_at = frozenset(i for i, a in enumerate(keep) if id(a) in at_state)
-                    if len(keep) < before:  # a survivor died too: the state it held (its shard) went with it
+                    if len(keep) < before or len(retries) > 1:
+                        # a survivor died too (the state it held, its ZeRO shard, went with it), or the survivors'
+                        # state did not load twice (e.g. a survivor that joined in the last recovery holds no
+                        # shard yet): a new group of fresh processes starts from the newest snapshot
                         state_step, best = self._newest_snapshot(last_done)
-                        keep_at = frozenset()  # every member loads the snapshot
                         steps_lost += ledger.rollback(state_step)
+                        members.retire_group()
+                        keep, keep_at = [], frozenset()
                 else:
                     members.retire_group()
         self._pending = self._record(failure, world_before, size, steps_lost, state_step, formed)
