@@ -38,6 +38,10 @@ __all__ = ["Recovery"]
 EXPORT_WAIT_S = 30.0  # longest wait for a settled survivor's state (rebuildable backends; returns when all answer)
 
 
+def _nothing_left(step: int) -> OMSError:
+    return OMSError(f"no state to recover from after step {step}: every process and snapshot is lost")
+
+
 class Recovery:
     """Recovers one run's group (see the module docstring); ``num_train`` and ``global_batch`` place a
     step's samples, ``say`` reports progress, ``resume_hint`` is the run directory named in a fatal error."""
@@ -224,13 +228,13 @@ class Recovery:
         if snap is not None:
             return snap[0], snap[1], dead, steps
         if best is None:
-            raise OMSError(f"no state to recover from after step {fallback_step}: every process and snapshot is lost")
+            raise _nothing_left(fallback_step)
         return best.step, best.state, dead, steps
 
     def _newest_snapshot(self, fallback_step: int) -> tuple[int, TrainState]:
         snap = self.snapshots.newest(newer_than=-1)
         if snap is None:
-            raise OMSError(f"no state to recover from after step {fallback_step}: every process and snapshot is lost")
+            raise _nothing_left(fallback_step)
         return snap
 
     def _record_reconstructed(self, ledger: SampleLedger, state: TrainState, step: int) -> None:

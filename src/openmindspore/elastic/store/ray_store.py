@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from openmindspore.elastic.store.base import Capabilities, StoreKind, newest_readable
+from openmindspore.elastic.store.base import Capabilities, StoreKind, newest_readable, retained
 
 if TYPE_CHECKING:
     from openmindspore.engine import Engine
@@ -37,16 +37,11 @@ class RayStore:
     def record(self, step: int, answer: Any) -> None:
         self.refs[step] = answer
         steps = sorted(self.refs)
-        kept = set(steps[-self.keep :])
-        old = steps[: -self.keep]
-        if old:
-            done, _ = self.engine.wait([self.refs[s] for s in steps], timeout=0, num=len(steps))
-            stored = [s for s in steps if self.refs[s] in done]
-            if stored and not kept & set(stored):  # every kept one is still being made: keep the newest made
-                kept.add(stored[-1])
-        for s in old:
-            if s not in kept:
-                del self.refs[s]
+        if len(steps) <= self.keep:
+            return
+        done, _ = self.engine.wait([self.refs[s] for s in steps], timeout=0, num=len(steps))
+        kept = retained(steps, [s for s in steps if self.refs[s] in done], self.keep)
+        self.refs = {s: self.refs[s] for s in kept}
 
     def wait(self, step: int, timeout: float) -> None:
         if step in self.refs:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from openmindspore.elastic.store.base import SnapshotRecord, newest_readable
+from openmindspore.elastic.store.base import SnapshotRecord, newest_readable, retained
 
 if TYPE_CHECKING:
     from openmindspore.engine import Engine
@@ -47,11 +47,7 @@ class RecordedStore:
             self.pending[step] = answer
         for s in list(self.pending):  # the answers already in (a failed one is forgotten)
             self._resolve(s, timeout=0)
-        kept = set(self.steps()[-self.keep :])
-        if self.records and not kept & set(self.records):
-            # every kept snapshot is still being written (a slow worker may never finish it): keep the newest
-            # stored one too, or losing those writers would leave nothing to recover from
-            kept.add(max(self.records))
+        kept = retained(self.steps(), self.records, self.keep)
         old = [s for s in self.steps() if s not in kept]
         for s in old:
             self.pending.pop(s, None)
