@@ -17,16 +17,17 @@ import logging
 import statistics
 import threading
 import time
+from collections.abc import Callable
 
 from openmindspore.elastic.membership import Membership
 from openmindspore.elastic.options import ResolvedOptions
-from openmindspore.elastic.stats import StepStats
+from openmindspore.elastic.stats import StepStats, ab_on
 from openmindspore.elastic.store import open_store
 from openmindspore.engine import Engine
 from openmindspore.train.checkpoint import RunDir
 from openmindspore.train.state import TrainState
 
-__all__ = ["Snapshots", "snapshot_cost_s"]
+__all__ = ["Snapshots", "snapshot_cost_s", "snapshot_due"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,14 @@ def snapshot_cost_s(step_times: list[float], after_snapshot: list[bool], window:
     if len(hit) < 3 or len(rest) < 3:
         return None
     return max(0.0, statistics.median(hit) - statistics.median(rest))
+
+
+def snapshot_due(step: int, period: Callable[[], int], ab: int | None = None) -> bool:
+    """Whether the state after 1-based ``step`` is snapshotted: every ``period()`` steps; with
+    ``--snapshot-ab`` (``ab``: the block size) only when the next step lies in a block with snapshots."""
+    if ab is not None and not ab_on(step + 1, ab):
+        return False
+    return step % period() == 0
 
 
 class Snapshots:
@@ -79,7 +88,7 @@ class Snapshots:
     def take(self, step: int, force: bool = False) -> None:
         """Have a member of the group put the state after ``step`` into the snapshot store, when the period
         says so (``force``: anyway, e.g. a checkpoint is due)."""
-        if step % self.period() and not force:
+        if not force and not snapshot_due(step, self.period, self.opts.snapshot_ab):
             return
         repaired = self.store.check()  # e.g. the holder process died: a new one, with a warning
         if repaired:
