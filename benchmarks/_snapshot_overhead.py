@@ -74,6 +74,7 @@ def snapshot_overhead(
                 "overhead_in_run_per_round": [a["overhead_median"] if a else None for a in ab],
                 "overhead_in_run_stderr": [a["overhead_stderr"] if a else None for a in ab],
                 "blocks_per_run": [a["blocks"] if a else None for a in ab],
+                "off_early_vs_late": [a["off_early_vs_late"] if a else None for a in ab],
                 "step_s_with": [a["step_s_on"] if a else None for a in ab],
                 "step_s_without": [a["step_s_off"] if a else None for a in ab],
                 "overhead_across_runs": _median(across) if store != "none" else None,

@@ -34,6 +34,7 @@ def test_overhead_compares_each_block_with_its_neighbours_without():
     assert r is not None and r["blocks"] == 3  # blocks 3, 5, 7 (0-based): after the 2 warm-up ones
     # the neighbours' mean cancels the linear drift; the 0.5 s step is the settling one, not counted
     assert r["overhead_median"] == pytest.approx(0.05, abs=0.003)
+    assert abs(r["off_early_vs_late"]) < 0.02  # the blocks without had settled (only the drift)
     assert ab_overhead(times[: 2 * block], 0, block) is None  # warm-up only
     # a resumed run: step_times[0] is global step first_step + 1
     assert ab_overhead(times[block:], block, block, warmup_blocks=2, settle=1)["blocks"] == 3

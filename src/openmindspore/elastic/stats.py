@@ -34,7 +34,8 @@ def ab_overhead(
     ``step_times[i]`` is global step ``first_step + 1 + i`` (a run without recoveries); the first
     ``warmup_blocks`` blocks are skipped and so are the first ``settle`` steps of a block without (a
     snapshot taken at the end of the previous block may still be being written then). None when no block
-    with snapshots has a neighbour."""
+    with snapshots has a neighbour. ``off_early_vs_late`` checks the settling: the early steps of the
+    blocks without against their late ones."""
     settle = min(settle, block - 1)
     blocks: dict[int, list[float]] = {}
     for i, t in enumerate(step_times):
@@ -49,6 +50,8 @@ def ab_overhead(
     if not pairs:
         return None
     ratios = [m / off - 1 for m, off in pairs.values()]
+    offs = [blocks[b] for b in full if b % 2 == 0]
+    half = (block - settle) // 2
     return {
         "block": block,
         "blocks": len(ratios),
@@ -58,6 +61,16 @@ def ab_overhead(
         "step_s_on": round(statistics.fmean(m for m, _ in pairs.values()), 4),
         "step_s_off": round(statistics.fmean(off for _, off in pairs.values()), 4),
         "ratios": [round(r, 4) for r in ratios],
+        # snapshots still being written after their block would slow the early steps of the next one: the
+        # first half of the blocks without against their second half (~0 when they had settled)
+        "off_early_vs_late": round(
+            statistics.fmean(t for ts in offs for t in ts[:half])
+            / statistics.fmean(t for ts in offs for t in ts[half:])
+            - 1,
+            4,
+        )
+        if half
+        else None,
     }
 
 
