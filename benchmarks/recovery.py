@@ -7,9 +7,10 @@
 * baseline: the same model/data/optimizer under ``msrun`` (MCCL, checkpoint every 5 steps); rank 1 is
   SIGKILLed; the job fails, is relaunched and resumes from its last disk checkpoint. Time from the kill
   to the first completed step of the relaunched job; steps lost = steps redone.
-* snapshot overhead for a ~10M-parameter MLP (critical-path stash time / step time, and end-to-end
-  throughput with a snapshot every step vs none), with the snapshot store ``holder`` (default) and ``ray``
-  in the same run, each also with ``--snapshot-every auto``; and 2-worker vs 1-worker throughput.
+* snapshot overhead for a ~10M-parameter MLP, with the snapshot store ``holder`` (default) and ``ray`` in
+  the same run, each every step and ``--snapshot-every auto``: measured within each training run, blocks
+  of steps with and without snapshots alternating (:mod:`_snapshot_overhead`), and across runs; and
+  2-worker vs 1-worker throughput.
 * driver death (``--only driver``): a 2-worker run whose driver (``oms train``) is SIGKILLed at step 100,
   then ``oms train --resume``: steps lost and resume time (command to the first completed step), from the
   holder's snapshot (``--snapshot-store holder``) vs from the disk checkpoint (``ray``: today's), checkpoint
@@ -29,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 from _util import emit, oms_json
@@ -38,11 +38,18 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def _config(tmp: Path, steps: int, model: str = "{name: cnn}", dataset: str = "mnist5k", batch: int = 64) -> Path:
-    p = tmp / f"cfg-{abs(hash((steps, model, dataset, batch)))}.yaml"
+def _config(
+    tmp: Path,
+    steps: int,
+    model: str = "{name: cnn}",
+    dataset: str = "mnist5k",
+    batch: int = 64,
+    checkpoint_every: int = 5,
+) -> Path:
+    p = tmp / f"cfg-{abs(hash((steps, model, dataset, batch, checkpoint_every)))}.yaml"
     p.write_text(
         f"dataset: {dataset}\nmodel: {model}\noptimizer: {{name: adam, lr: 0.002}}\n"
-        f"batch_size: {batch}\nsteps: {steps}\nseed: 0\nlog_every: 1\ncheckpoint_every: 5\n"
+        f"batch_size: {batch}\nsteps: {steps}\nseed: 0\nlog_every: 1\ncheckpoint_every: {checkpoint_every}\n"
     )
     return p
 
@@ -107,8 +114,10 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=3)
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--only", choices=["recovery", "snapshot", "scaling", "driver"], help="run one part only")
-    ap.add_argument("--snapshot-steps", type=int, default=40, help="snapshot overhead: steps per run")
-    ap.add_argument("--rounds", type=int, default=3, help="snapshot overhead: interleaved rounds")
+    ap.add_argument("--snapshot-steps", type=int, default=380, help="snapshot overhead: steps per run")
+    ap.add_argument("--rounds", type=int, default=2, help="snapshot overhead: interleaved rounds")
+    ap.add_argument("--block", type=int, default=20, help="snapshot overhead: steps per block (--snapshot-ab)")
+    ap.add_argument("--stores", default="holder,ray", help="snapshot overhead: the stores compared")
     ap.add_argument("--kill-driver-at", type=int, default=100, help="driver death: the step it is killed at")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="oms-recovery-"))
@@ -116,7 +125,10 @@ def main() -> None:
         if args.only in (None, "recovery"):
             _recovery(tmp, args)
         if args.only in (None, "snapshot"):
-            _snapshot(tmp, args.snapshot_steps, args.rounds)
+            from _snapshot_overhead import snapshot_overhead
+
+            stores = tuple(args.stores.split(","))
+            snapshot_overhead(tmp, _config, args.snapshot_steps, args.rounds, args.block, stores)
         if args.only in (None, "scaling"):
             _scaling(tmp)
         if args.only in (None, "driver"):
@@ -165,56 +177,6 @@ def _recovery(tmp: Path, args: argparse.Namespace) -> None:
                 "speedup_vs_baseline": round(b["recover_s"] / statistics.median(r["recover_s"] for r in rec), 1),
             }
         )
-
-
-def _snapshot(tmp: Path, steps: int, rounds: int) -> None:
-    """Snapshot overhead on a ~10M-parameter MLP: stash on the critical path, and end to end. The runs
-    (none, holder/ray x every step/auto) are interleaved round by round, so a warming machine or a burst
-    of load does not favour the configuration that happens to run last; per configuration the median over
-    rounds of each run's median step time."""
-    mlp = "{name: mlp, hidden: [4096, 1536]}"
-    cfg10 = _config(tmp, steps, model=mlp)
-    configs = [("none", "")] + [(store, every) for store in ("holder", "ray") for every in ("1", "auto")]
-    runs: dict[tuple[str, str], list[dict]] = {c: [] for c in configs}
-    for r in range(rounds):
-        order = configs[r % len(configs) :] + configs[: r % len(configs)]
-        for store, every in order:
-            args = ["--snapshot-every", "1000"] if store == "none" else ["--snapshot-every", every]
-            args += [] if store == "none" else ["--snapshot-store", store]
-            out = tmp / f"snap_{store}_{every}_{r}"
-            s = _oms("train", str(cfg10), "--out", str(out), "--workers", "2", *args)
-            s["load_avg"] = os.getloadavg()[0]
-            runs[(store, every)].append(s)
-            shutil.rmtree(out, ignore_errors=True)
-    off = statistics.median(s["step_time_s"]["median"] for s in runs[("none", "")])
-    for store, every in configs[1:]:
-        ons = runs[(store, every)]
-        on = statistics.median(s["step_time_s"]["median"] for s in ons)
-        emit(
-            {
-                "bench": "snapshot_overhead",
-                "model": "MLP 784-4096-1536-10 (9.5M params)",
-                "workers": 2,
-                "steps": steps,
-                "rounds": rounds,
-                "snapshot_store": store,
-                "snapshot_every": ons[-1]["snapshot_every"] if every == "auto" else 1,
-                "asked": every,
-                "snapshot_cost_s": _median_known(s["snapshot_cost_s"] for s in ons),
-                "critical_path_fraction": _median_known(s["snapshot_overhead"] for s in ons),
-                "step_s_with_snapshots": round(on, 4),
-                "step_s_without": round(off, 4),
-                "per_round_with": [round(s["step_time_s"]["median"], 4) for s in ons],
-                "per_round_without": [round(s["step_time_s"]["median"], 4) for s in runs[("none", "")]],
-                "end_to_end_overhead": round(on / off - 1, 4),
-                "load_avg": [round(s["load_avg"], 2) for s in ons],
-            }
-        )
-
-
-def _median_known(values: Iterable[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return round(statistics.median(known), 4) if known else None
 
 
 def _scaling(tmp: Path) -> None:

@@ -80,6 +80,13 @@ def register(sub) -> None:
         "survives a driver crash, --resume uses it), ray (driver-owned objects, lost with the driver), yrds "
         "(openYuanrong data system, optional extra)",
     )
+    e.add_argument(
+        "--snapshot-ab",
+        type=int,
+        metavar="B",
+        help="benchmark: alternate blocks of B steps without and with snapshots; the summary's snapshot_ab "
+        "compares them (the overhead measured within one run)",
+    )
     e.add_argument("--checkpoint-every", type=int, help="disk checkpoint every K steps (default: config)")
     e.add_argument("--checkpoint-secs", type=float, help="also checkpoint when T seconds have passed")
     e.add_argument(
@@ -178,6 +185,7 @@ def _elastic_options(args, saved=None):
         "bucket_mb",
         "threads",
         "snapshot_store",
+        "snapshot_ab",
     ):
         if getattr(args, name) is not None:
             given[name] = getattr(args, name)

@@ -42,7 +42,7 @@ from openmindspore.elastic.messages import SummaryFields
 from openmindspore.elastic.options import ElasticOptions, ResolvedOptions
 from openmindspore.elastic.recovery import Recovery
 from openmindspore.elastic.snapshots import Snapshots
-from openmindspore.elastic.stats import StepStats
+from openmindspore.elastic.stats import StepStats, ab_overhead
 from openmindspore.elastic.steps import GroupFailure, StepRunner
 from openmindspore.engine import Engine, get_engine
 from openmindspore.errors import OMSError
@@ -209,6 +209,14 @@ class ElasticTrainer:
         state = lambda: self.engine.get(self.engine.call(rank0, "snapshot", step), timeout=300)  # noqa: E731
         return self.obs.evaluated(step, fields.val, state, len(self.members.group))
 
+    def _snapshot_ab(self, step: int) -> dict[str, Any] | None:
+        """``--snapshot-ab``: the overhead measured within this run (None without it, or after a recovery,
+        which redoes steps)."""
+        times, block = self.stats.step_times, self.opts.snapshot_ab
+        if block is None or self.recovery.recoveries or len(times) > step:
+            return None
+        return ab_overhead(times, step - len(times), block)
+
     def _summary(self, step: int, loss: float, ledger: SampleLedger) -> dict[str, Any]:
         fields: SummaryFields = self.engine.get(self.engine.call(self.members.group[0], "summary_fields"), timeout=300)
         seen, dup, missed = ledger.counts()
@@ -232,6 +240,7 @@ class ElasticTrainer:
             "snapshot_copy_s": self.members.snapshot_copy_s,
             "snapshot_cost_s": self.snapshots.cost_s(),
             "snapshot_store": self.snapshots.store.describe(),
+            "snapshot_ab": self._snapshot_ab(step),
             "comm_s": {"backend": self.opts.comm, "median": timing["comm_median_s"]},
             "phases_s": timing["phases_s"],
             "world_size": len(self.members.group),

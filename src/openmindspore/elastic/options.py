@@ -81,6 +81,7 @@ class ElasticOptions:
     # with one core per worker, see docs/benchmarks.md "Scaling")
     shard_optimizer: bool = True  # shm: ZeRO-1, each worker updates its share (openmindspore.elastic.zero)
     snapshot_store: StoreKind = "holder"  # where in-memory snapshots live (openmindspore.elastic.store)
+    snapshot_ab: int | None = None  # benchmark: blocks of this many steps alternate without / with snapshots
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "faults", tuple(self.faults))  # normalise once; never changed after
@@ -128,6 +129,8 @@ class ElasticOptions:
         check(s is None or (_is_int(s) and s >= 0), "--spares", s, "an integer >= 0")
         k = self.snapshot_every
         check(k is None or (_is_int(k) and k >= 1), "--snapshot-every", k, "an integer >= 1, or auto")
+        k = self.snapshot_ab
+        check(k is None or (_is_int(k) and k >= 2), "--snapshot-ab", k, "an integer >= 2 (steps per block)")
         k = self.checkpoint_every
         check(k is None or (_is_int(k) and k >= 1), "--checkpoint-every", k, "an integer >= 1")
         t = self.checkpoint_secs

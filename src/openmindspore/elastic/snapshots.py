@@ -17,33 +17,55 @@ import logging
 import statistics
 import threading
 import time
+from collections.abc import Callable
 
 from openmindspore.elastic.membership import Membership
 from openmindspore.elastic.options import ResolvedOptions
-from openmindspore.elastic.stats import StepStats
+from openmindspore.elastic.stats import StepStats, ab_on
 from openmindspore.elastic.store import open_store
 from openmindspore.engine import Engine
 from openmindspore.train.checkpoint import RunDir
 from openmindspore.train.state import TrainState
 
-__all__ = ["Snapshots", "snapshot_cost_s"]
+__all__ = ["Snapshots", "snapshot_cost_s", "snapshot_due"]
 
 log = logging.getLogger(__name__)
 
 KEEP = 2  # snapshots held (the newest and the one before, in case the newest never arrives)
 
 
-def snapshot_cost_s(step_times: list[float], after_snapshot: list[bool], window: int = 60) -> float | None:
-    """What a snapshot costs the training, measured: the median time of the recent steps that ran while
-    one was being taken (the one after it was requested; the taking worker's other thread competes with
-    its step) over that of the other recent steps. None until there are 3 of each (every step
-    snapshotted: the workers' start-up estimate of the copy stands)."""
+def snapshot_cost_s(
+    step_times: list[float], after_snapshot: list[bool], window: int = 60, spread: int = 3
+) -> float | None:
+    """What a snapshot costs the training, measured over the recent ``window`` steps: the extra time of the
+    ``spread`` steps after each snapshot request (or fewer, up to the next request; writing a large state
+    outlasts a short step, so the step right after it does not see all of it) over the median of the
+    steps further from one, summed per snapshot; the median over snapshots. None until there are 3 of
+    each (e.g. every step snapshotted: the workers' start-up estimate of the copy stands)."""
     recent = list(zip(step_times[-window:], after_snapshot[-window:]))
-    hit = [t for t, snap in recent if snap]
-    rest = [t for t, snap in recent if not snap]
-    if len(hit) < 3 or len(rest) < 3:
+    since: list[int | None] = []  # per step: steps since the last request (0: the step right after it)
+    last: int | None = None
+    for i, (_, snap) in enumerate(recent):
+        last = i if snap else last
+        since.append(None if last is None else i - last)
+    rest = [t for (t, _), k in zip(recent, since) if k is None or k >= spread]
+    starts = [i for i, (_, snap) in enumerate(recent) if snap]
+    if len(starts) < 3 or len(rest) < 3:
         return None
-    return max(0.0, statistics.median(hit) - statistics.median(rest))
+    base = statistics.median(rest)
+    extra = []
+    for i in starts:
+        steps = range(i, min(i + spread, len(recent)))
+        extra.append(sum(recent[r][0] - base for r in steps if since[r] == r - i))
+    return max(0.0, statistics.median(extra))
+
+
+def snapshot_due(step: int, period: Callable[[], int], ab: int | None = None) -> bool:
+    """Whether the state after 1-based ``step`` is snapshotted: every ``period()`` steps; with
+    ``--snapshot-ab`` (``ab``: the block size) only when the next step lies in a block with snapshots."""
+    if ab is not None and not ab_on(step + 1, ab):
+        return False
+    return step % period() == 0
 
 
 class Snapshots:
@@ -63,23 +85,31 @@ class Snapshots:
         self.checkpoint_every = opts.checkpoint_every or checkpoint_every
         self.store = open_store(opts.snapshot_store, engine, run_dir.path, KEEP)
         self._requested = False
+        self._period = 1  # the last period used
+        self._cost: float | None = None  # the last measured cost
         self._writer: threading.Thread | None = None
         self._last_checkpoint = time.time()
 
     # ------------------------------------------------------------ snapshots
     def cost_s(self) -> float | None:
-        return snapshot_cost_s(self.stats.step_times, self.stats.after_snapshot)
+        """The measured cost of a snapshot (:func:`snapshot_cost_s` over enough recent steps to hold a few
+        at the current period); once measured, the last measurement stands while a new one cannot be made."""
+        cost = snapshot_cost_s(self.stats.step_times, self.stats.after_snapshot, window=max(60, 4 * self._period))
+        if cost is not None:
+            self._cost = cost
+        return self._cost
 
     def period(self) -> int:
         """Steps between snapshots now (see :meth:`ResolvedOptions.snapshot_period`)."""
         cost = self.cost_s()
         copy_s = self.members.snapshot_copy_s if cost is None else cost
-        return self.opts.snapshot_period(copy_s, self.stats.recent_step_s(5), self.opts.rebuildable)
+        self._period = self.opts.snapshot_period(copy_s, self.stats.recent_step_s(5), self.opts.rebuildable)
+        return self._period
 
     def take(self, step: int, force: bool = False) -> None:
         """Have a member of the group put the state after ``step`` into the snapshot store, when the period
         says so (``force``: anyway, e.g. a checkpoint is due)."""
-        if step % self.period() and not force:
+        if not force and not snapshot_due(step, self.period, self.opts.snapshot_ab):
             return
         repaired = self.store.check()  # e.g. the holder process died: a new one, with a warning
         if repaired:

@@ -16,7 +16,62 @@ import numpy as np
 
 from openmindspore.elastic.messages import StepResult
 
-__all__ = ["StepStats"]
+__all__ = ["StepStats", "ab_on", "ab_overhead"]
+
+
+def ab_on(step: int, block: int) -> bool:
+    """``--snapshot-ab``: whether 1-based global ``step`` lies in a block with snapshots (blocks of ``block``
+    steps alternate, the first without)."""
+    return ((step - 1) // block) % 2 == 1
+
+
+def ab_overhead(
+    step_times: list[float], first_step: int, block: int, warmup_blocks: int = 2, settle: int = 2
+) -> dict[str, Any] | None:
+    """The snapshot overhead measured within one run of ``--snapshot-ab``: each complete block with
+    snapshots against the mean of its neighbours without (so a slow drift of the machine cancels), as
+    mean step time / neighbours' mean - 1; the median over blocks is robust to a burst of load in one.
+    ``step_times[i]`` is global step ``first_step + 1 + i`` (a run without recoveries); the first
+    ``warmup_blocks`` blocks are skipped and so are the first ``settle`` steps of a block without (a
+    snapshot taken at the end of the previous block may still be being written then). None when no block
+    with snapshots has a neighbour. ``off_early_vs_late`` checks the settling: the early steps of the
+    blocks without against their late ones."""
+    settle = min(settle, block - 1)
+    blocks: dict[int, list[float]] = {}
+    for i, t in enumerate(step_times):
+        step = first_step + 1 + i
+        b = (step - 1) // block
+        if b >= warmup_blocks and (ab_on(step, block) or (step - 1) % block >= settle):
+            blocks.setdefault(b, []).append(t)
+    full = {b: statistics.fmean(ts) for b, ts in blocks.items() if len(ts) == (block if b % 2 else block - settle)}
+    on = {b: m for b, m in full.items() if b % 2 == 1}
+    around = {b: [full[x] for x in (b - 1, b + 1) if x in full] for b in on}
+    pairs = {b: (m, statistics.fmean(around[b])) for b, m in on.items() if around[b]}
+    if not pairs:
+        return None
+    ratios = [m / off - 1 for m, off in pairs.values()]
+    offs = [blocks[b] for b in full if b % 2 == 0]
+    half = (block - settle) // 2
+    return {
+        "block": block,
+        "blocks": len(ratios),
+        "overhead_median": round(statistics.median(ratios), 4),
+        "overhead_mean": round(statistics.fmean(ratios), 4),
+        "overhead_stderr": round(statistics.stdev(ratios) / len(ratios) ** 0.5, 4) if len(ratios) > 1 else None,
+        "step_s_on": round(statistics.fmean(m for m, _ in pairs.values()), 4),
+        "step_s_off": round(statistics.fmean(off for _, off in pairs.values()), 4),
+        "ratios": [round(r, 4) for r in ratios],
+        # snapshots still being written after their block would slow the early steps of the next one: the
+        # first half of the blocks without against their second half (~0 when they had settled)
+        "off_early_vs_late": round(
+            statistics.fmean(t for ts in offs for t in ts[:half])
+            / statistics.fmean(t for ts in offs for t in ts[half:])
+            - 1,
+            4,
+        )
+        if half
+        else None,
+    }
 
 
 class StepStats:

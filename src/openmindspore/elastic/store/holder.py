@@ -36,6 +36,7 @@ __all__ = [
     "HolderTarget",
     "fallback_prefix",
     "find_holder",
+    "free_name",
     "start_holder",
     "run_id",
     "shm_prefix",
@@ -54,6 +55,11 @@ def run_id(run_dir: str | Path) -> str:
 def shm_prefix(run_dir: str | Path) -> str:
     base = "/dev/shm" if os.path.isdir("/dev/shm") else os.environ.get("TMPDIR", "/tmp")
     return f"{base}/oms-snap-{run_id(run_dir)}-"
+
+
+def free_name(prefix: str) -> str:
+    """The evicted snapshot file the holder keeps for the next snapshot to be written into (at most one)."""
+    return f"{prefix}free"
 
 
 def fallback_prefix(run_dir: str | Path) -> str:
@@ -92,7 +98,7 @@ class HolderTarget(_Message):
     def write(self, step: int, state: TrainState) -> SnapshotRecord:
         path = f"{self.prefix}{step:08d}"
         try:
-            sha, nbytes = write_state(state, path)
+            sha, nbytes = write_state(state, path, reuse=free_name(self.prefix))
         except OSError:  # /dev/shm full (a container's 64 MB default) or gone: the snapshot goes to disk
             path = f"{self.fallback}{step:08d}"
             Path(path).parent.mkdir(parents=True, exist_ok=True)
