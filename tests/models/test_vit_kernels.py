@@ -1,6 +1,7 @@
 """The transformer CPU kernels (models/kernels/transformer: exact GELU, LayerNorm, tiled linear, patches,
 softmax attention) compute what MindSpore's own ops compute, forward and gradients, bitwise independently of the
-thread count; shapes cross every tile boundary (128 rows, 512 columns, 256 queries)."""
+thread count; shapes cross every tile boundary (the linears' 2 x 2 grid of >= 384-row/column tiles, LayerNorm's
+128 rows, 256 queries)."""
 
 from __future__ import annotations
 
@@ -46,8 +47,9 @@ def _case(fused, name: str, rng: np.random.Generator):
         return op, lambda x, w, b: ln(x, w, b)[0], args, (260, 48)
     if name == "linear":
         op = fused.LinearOp()
-        args = [rng.standard_normal((300, 520)), rng.standard_normal((530, 520)) / 20, rng.standard_normal(530)]
-        return op, lambda x, w, b: ops.matmul(x, w.T) + b, args, (300, 530)
+        # 800 x 790 outputs: 2 x 2 tiles (the column split on a multiple of 16: 384 + 406); dw: 2 x 1
+        args = [rng.standard_normal((800, 520)), rng.standard_normal((790, 520)) / 20, rng.standard_normal(790)]
+        return op, lambda x, w, b: ops.matmul(x, w.T) + b, args, (800, 790)
     if name == "patchify":  # 37 x 50 with 8x8 patches: the remainder rows/cols are dropped (zero gradient)
         op = fused.PatchifyOp(8)
 

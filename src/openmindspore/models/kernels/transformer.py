@@ -116,7 +116,8 @@ class LayerNormOp(nn.Cell):
 
 
 class LinearOp(nn.Cell):
-    """``x [R, in] @ weight.T + bias`` with ``weight [out, in]``, in 128-row x 512-column sgemm tiles."""
+    """``x [R, in] @ weight.T + bias`` with ``weight [out, in]``: one sgemm per tile of an equal split of
+    ``[R, out]`` into at most 8 x 8 tiles of >= 384 rows/columns (a function of the shape, not the threads)."""
 
     def __init__(self) -> None:
         super().__init__()
