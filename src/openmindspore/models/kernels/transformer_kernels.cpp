@@ -244,21 +244,55 @@ extern "C" int oms_layernorm_bwd(int, void **params, int *, int64_t **shapes, co
 }
 
 // ---------------------------------------------------------------- Linear y = x w^T + b
-// oms_linear_fwd: x [R, in], w [out, in], b [out] -> y [R, out]; tasks: the Grid of [R, out]
-extern "C" int oms_linear_fwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
-  const float *x = in<const float>(params, 0), *w = in<const float>(params, 1), *b = in<const float>(params, 2);
-  float *y = in<float>(params, 3);
-  const int64_t rows = shapes[0][0], din = shapes[0][1], dout = shapes[1][0];
+// y = x w^T + b (+ res) (then GELU when gelu): x [R, in], w [out, in], b [out], res [R, out] or null; tasks: the
+// Grid of [R, out]; the residual and GELU are applied to each tile while it is in cache (no extra pass)
+static void linear_fwd(const float *x, const float *w, const float *b, const float *res, float *y, int64_t rows,
+                       int64_t din, int64_t dout, bool gelu) {
   const Grid g = grid(rows, dout);
   parallel_for(g.tasks(), [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t r0 = g.row(t / g.pn), r1 = g.row(t / g.pn + 1);
       const int64_t o0 = g.col(t % g.pn), o1 = g.col(t % g.pn + 1);
-      for (int64_t r = r0; r < r1; ++r) std::memcpy(y + r * dout + o0, b + o0, (o1 - o0) * sizeof(float));
+      for (int64_t r = r0; r < r1; ++r) {
+        float *yr = y + r * dout;
+        if (res == nullptr) {
+          std::memcpy(yr + o0, b + o0, (o1 - o0) * sizeof(float));
+        } else {
+          const float *rr = res + r * dout;
+          for (int64_t o = o0; o < o1; ++o) yr[o] = rr[o] + b[o];
+        }
+      }
       dnnl_sgemm('N', 'T', r1 - r0, o1 - o0, din, 1.0f, x + r0 * din, din, w + o0 * din, din, 1.0f, y + r0 * dout + o0,
                  dout);
+      if (gelu)
+        for (int64_t r = r0; r < r1; ++r) {
+          float *yr = y + r * dout;
+          for (int64_t o = o0; o < o1; ++o) yr[o] = 0.5f * yr[o] * (1.0f + fast_erf(yr[o] * kSqrt1_2));
+        }
     }
   });
+}
+
+// oms_linear_fwd: x [R, in], w [out, in], b [out] -> y [R, out]
+extern "C" int oms_linear_fwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  linear_fwd(in<const float>(params, 0), in<const float>(params, 1), in<const float>(params, 2), nullptr,
+             in<float>(params, 3), shapes[0][0], shapes[0][1], shapes[1][0], false);
+  return 0;
+}
+
+// oms_linear_res_fwd: x [R, in], w [out, in], b [out], res [R, out] -> y = res + x w^T + b [R, out] (a residual
+// connection fused into the product; the gradient of res is dy)
+extern "C" int oms_linear_res_fwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  linear_fwd(in<const float>(params, 0), in<const float>(params, 1), in<const float>(params, 2),
+             in<const float>(params, 3), in<float>(params, 4), shapes[0][0], shapes[0][1], shapes[1][0], false);
+  return 0;
+}
+
+// oms_linear_gelu_fwd: x [R, in], w [out, in], b [out] -> y = GELU(x w^T + b) [R, out] (inference: the
+// pre-activation a backward needs is not kept)
+extern "C" int oms_linear_gelu_fwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  linear_fwd(in<const float>(params, 0), in<const float>(params, 1), in<const float>(params, 2), nullptr,
+             in<float>(params, 3), shapes[0][0], shapes[0][1], shapes[1][0], true);
   return 0;
 }
 
