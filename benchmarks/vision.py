@@ -142,22 +142,22 @@ def bench_inference(name: str, reps: int, fallback: bool) -> None:
 
 
 def _step_trainer(name: str, tmp: Path) -> Any:
-    """Our trainer for the training-step comparison: ViT-B/16 on 16 random 224x224 images (an npz, 10
-    classes, batch 8) or YOLOS-tiny on 2 synthetic 512x672 detection images (batch 1); AdamW with weight
+    """Our trainer for the training-step comparison: ViT-B/16 on 8 random 224x224 images (an npz, 4
+    classes, batch 8) or YOLOS-tiny on 1 synthetic 512x672 detection image (batch 1); AdamW with weight
     decay 0.01, gradient clipping at 1.0, compiled step (both models are graph safe: no dropout)."""
     from openmindspore.train import Trainer, config_from_dict
 
     if name == "vit-base":
         rng = np.random.default_rng(0)
-        x = rng.standard_normal((16, 3, 224, 224)).astype(np.float32)
-        np.savez(tmp / "vit.npz", x=x, y=np.arange(16) % 10)
+        x = rng.standard_normal((8, 3, 224, 224)).astype(np.float32)  # one batch: every step sees these 8
+        np.savez(tmp / "vit.npz", x=x, y=np.arange(8) % 4)
         raw: dict[str, Any] = {
             "dataset": {"format": "npz", "path": "vit.npz"},
             "model": {"name": "vit-base-patch16-224"},
             "batch_size": 8,
         }
     else:
-        ds = {"train_images": 2, "val_images": 1, "image_size": [512, 672], "max_objects": 3}
+        ds = {"train_images": 1, "val_images": 1, "image_size": [512, 672], "max_objects": 3}
         ds.update(min_size=48, max_size=160, seed=0)
         raw = {"dataset": {"format": "synthetic_detection", **ds}, "model": {"name": "yolos-tiny"}, "batch_size": 1}
     raw.update(
