@@ -169,6 +169,49 @@ def test_store_contract(backend):
     assert store.check() is None and store.describe()["kind"] == store.name
 
 
+def _slow_class() -> type:
+    class Slow:
+        def snapshot(self, state: Any) -> Any:  # a worker too slow to finish its snapshot before it dies
+            time.sleep(60)
+            return state
+
+    return Slow
+
+
+@pytest.mark.parametrize("kind", ["holder", "ray"])
+def test_a_stored_snapshot_is_kept_while_every_newer_one_is_still_being_written(kind, ray_engine, tmp_path):
+    """Both ranks die while the snapshots of the last two steps are still being written: the newest stored
+    one (step 1) must still be there, or the run would have nothing to recover from."""
+    from openmindspore.elastic.store.ray_store import RayStore
+
+    eng = ray_engine
+    echo, slow = eng.spawn(_echo_class(), name="echo2"), eng.spawn(_slow_class(), name="slow")
+    store: Any = HolderStore(_run_dir(tmp_path), engine=eng) if kind == "holder" else RayStore(eng)
+
+    def stored(step: int) -> None:  # a snapshot that is written (a finished worker's answer)
+        if kind == "holder":
+            _, (s, target) = store.request(step)
+            store.record(step, target.write(s, _state(step)))
+        else:
+            store.record(step, eng.call(echo, "snapshot", _state(step)))
+            eng.wait([store.refs[step]], timeout=30)
+
+    try:
+        stored(1)
+        store.record(2, eng.call(slow, "snapshot", _state(2)))
+        store.record(3, eng.call(slow, "snapshot", _state(3)))
+        assert store.steps() == [1, 2, 3]  # step 1 stays beside the two being written
+        eng.kill(slow)  # the writers die
+        step, state = store.latest(timeout=10)
+        assert step == 1 and _same(state, _state(1))
+        for s in (4, 5, 6):
+            stored(s)
+        assert store.steps() == [5, 6]  # once newer ones are stored, the old one goes
+    finally:
+        store.close(completed=True)
+        eng.kill(echo)
+
+
 def test_holder_verifies_and_replaces_a_dead_holder(tmp_path):
     store, put, finish = _holder(tmp_path)
     put(1, _state(1))

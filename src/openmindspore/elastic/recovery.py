@@ -38,6 +38,10 @@ __all__ = ["Recovery"]
 EXPORT_WAIT_S = 30.0  # longest wait for a settled survivor's state (rebuildable backends; returns when all answer)
 
 
+def _nothing_left(step: int) -> OMSError:
+    return OMSError(f"no state to recover from after step {step}: every process and snapshot is lost")
+
+
 class Recovery:
     """Recovers one run's group (see the module docstring); ``num_train`` and ``global_batch`` place a
     step's samples, ``say`` reports progress, ``resume_hint`` is the run directory named in a fatal error."""
@@ -130,10 +134,25 @@ class Recovery:
             except GroupFailure as again:  # a failure during recovery: try again, with the survivors still alive
                 self.say(f"failure during recovery ({again.detail}); retrying")
                 retries.append(again.detail[:300])
+                if time.time() > deadline:
+                    raise OMSError(
+                        f"{failure.kind} of rank(s) {failure.ranks} at step {failure.step}: no new group formed in "
+                        f"120 s ({len(retries)} tries; last: {again.detail[:300]}); resume from the newest "
+                        f"checkpoint with `oms train --resume {self.resume_hint}`"
+                    ) from again
                 if keep:  # e.g. a replacement on a node that just died (not known dead yet): only it goes
                     at_state = {id(keep[i]) for i in keep_at}
+                    before = len(keep)
                     keep = members.retain(keep)
                     keep_at = frozenset(i for i, a in enumerate(keep) if id(a) in at_state)
+                    if len(keep) < before or len(retries) > 1:
+                        # a survivor died too (the state it held, its ZeRO shard, went with it), or the survivors'
+                        # state did not load twice (e.g. a survivor that joined in the last recovery holds no
+                        # shard yet): a new group of fresh processes starts from the newest snapshot
+                        state_step, best = self._newest_snapshot(last_done)
+                        steps_lost += ledger.rollback(state_step)
+                        members.retire_group()
+                        keep, keep_at = [], frozenset()
                 else:
                     members.retire_group()
         self._pending = self._record(failure, world_before, size, steps_lost, state_step, formed)
@@ -209,8 +228,14 @@ class Recovery:
         if snap is not None:
             return snap[0], snap[1], dead, steps
         if best is None:
-            raise OMSError(f"no state to recover from after step {fallback_step}: every process and snapshot is lost")
+            raise _nothing_left(fallback_step)
         return best.step, best.state, dead, steps
+
+    def _newest_snapshot(self, fallback_step: int) -> tuple[int, TrainState]:
+        snap = self.snapshots.newest(newer_than=-1)
+        if snap is None:
+            raise _nothing_left(fallback_step)
+        return snap
 
     def _record_reconstructed(self, ledger: SampleLedger, state: TrainState, step: int) -> None:
         """Account for a step that completed on the survivors but whose results never reached the driver:

@@ -12,7 +12,7 @@ process that made them).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from openmindspore.train.state import TrainState
 
 __all__ = [
+    "retained",
     "Capabilities",
     "SnapshotRecord",
     "SnapshotStore",
@@ -132,3 +133,14 @@ def newest_readable(store: _Readable, newer_than: int = -1, timeout: float = 10.
         if state is not None:
             return step, state
     return None
+
+
+def retained(steps: list[int], stored: Iterable[int], keep: int) -> list[int]:
+    """Which of ``steps`` (sorted) a store keeps: the newest ``keep``, and the newest of ``stored`` (those whose
+    snapshot is written) while every one of those ``keep`` is still being written (a slow worker may never
+    finish it: losing those writers must not leave nothing to recover from)."""
+    kept, written = set(steps[-keep:]), set(stored)
+    done = [s for s in steps if s in written]
+    if done and not kept & set(done):
+        kept.add(done[-1])
+    return [s for s in steps if s in kept]

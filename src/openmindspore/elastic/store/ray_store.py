@@ -1,7 +1,8 @@
 """``--snapshot-store ray``: snapshots as engine objects owned by the driver (the behaviour before the seam).
 
 Owns the driver's references to its snapshots (step -> the engine future of a member's ``snapshot`` call,
-whose value, a ``TrainState``, the engine keeps in its object store; the newest ``keep``). They are lost
+whose value, a ``TrainState``, the engine keeps in its object store; the newest ``keep``, and the newest
+finished one while every newer one is still being made). They are lost
 with the driver: this store does not outlive it, and a ``--resume`` after a driver crash starts from the
 newest disk checkpoint.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from openmindspore.elastic.store.base import Capabilities, StoreKind, newest_readable
+from openmindspore.elastic.store.base import Capabilities, StoreKind, newest_readable, retained
 
 if TYPE_CHECKING:
     from openmindspore.engine import Engine
@@ -35,8 +36,12 @@ class RayStore:
 
     def record(self, step: int, answer: Any) -> None:
         self.refs[step] = answer
-        for s in sorted(self.refs)[: -self.keep]:
-            del self.refs[s]
+        steps = sorted(self.refs)
+        if len(steps) <= self.keep:
+            return
+        done, _ = self.engine.wait([self.refs[s] for s in steps], timeout=0, num=len(steps))
+        kept = retained(steps, [s for s in steps if self.refs[s] in done], self.keep)
+        self.refs = {s: self.refs[s] for s in kept}
 
     def wait(self, step: int, timeout: float) -> None:
         if step in self.refs:

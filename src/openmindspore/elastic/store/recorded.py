@@ -2,8 +2,9 @@
 
 Owns the driver's record of a run's snapshots in such a store: the steps requested (step -> the worker's
 answer still to come, an engine future) and confirmed (step -> :class:`SnapshotRecord`: SHA-256 and size),
-the newest ``keep``. A subclass says how a recorded snapshot is read back (``_read``, verified) and how
-snapshots are dropped from the store (``_forget``).
+the newest ``keep``, and the newest confirmed one while every newer one is still pending. A subclass says
+how a recorded snapshot is read back (``_read``, verified) and how snapshots are dropped from the store
+(``_forget``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from openmindspore.elastic.store.base import SnapshotRecord, newest_readable
+from openmindspore.elastic.store.base import SnapshotRecord, newest_readable, retained
 
 if TYPE_CHECKING:
     from openmindspore.engine import Engine
@@ -44,7 +45,10 @@ class RecordedStore:
             self.records[step] = answer
         else:
             self.pending[step] = answer
-        old = self.steps()[: -self.keep]
+        for s in list(self.pending):  # the answers already in (a failed one is forgotten)
+            self._resolve(s, timeout=0)
+        kept = retained(self.steps(), self.records, self.keep)
+        old = [s for s in self.steps() if s not in kept]
         for s in old:
             self.pending.pop(s, None)
             self.records.pop(s, None)
