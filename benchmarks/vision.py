@@ -141,6 +141,126 @@ def bench_inference(name: str, reps: int, fallback: bool) -> None:
     emit(rec)
 
 
+def _step_trainer(name: str, tmp: Path) -> Any:
+    """Our trainer for the training-step comparison: ViT-B/16 on 8 random 224x224 images (an npz, 4
+    classes, batch 8) or YOLOS-tiny on 1 synthetic 512x672 detection image (batch 1); AdamW with weight
+    decay 0.01, gradient clipping at 1.0, compiled step (both models are graph safe: no dropout)."""
+    from openmindspore.train import Trainer, config_from_dict
+
+    if name == "vit-base":
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((8, 3, 224, 224)).astype(np.float32)  # one batch: every step sees these 8
+        np.savez(tmp / "vit.npz", x=x, y=np.arange(8) % 4)
+        raw: dict[str, Any] = {
+            "dataset": {"format": "npz", "path": "vit.npz"},
+            "model": {"name": "vit-base-patch16-224"},
+            "batch_size": 8,
+        }
+    else:
+        ds = {"train_images": 1, "val_images": 1, "image_size": [512, 672], "max_objects": 3}
+        ds.update(min_size=48, max_size=160, seed=0)
+        raw = {"dataset": {"format": "synthetic_detection", **ds}, "model": {"name": "yolos-tiny"}, "batch_size": 1}
+    raw.update(
+        optimizer={"name": "adamw", "lr": 1e-4, "weight_decay": 0.01, "clip_grad_norm": 1.0},
+        steps=1000,
+        seed=0,
+        compile=True,
+    )
+    return Trainer(config_from_dict(raw, base_dir=tmp))
+
+
+def _torch_twin(trainer: Any, name: str) -> Any:
+    """The transformers model of our trainer's model config (random init), whose weights are then copied
+    into ours: the same weights on both sides."""
+    import transformers
+
+    from openmindspore.models.hf_convert import load_hf_state_dict
+    from openmindspore.models.vit import VIT_PRESETS
+    from openmindspore.models.yolos import YOLOS_PRESETS
+
+    # the architecture's fields (HF's config checks types strictly; the loss weights are both sides' defaults)
+    keys = {*(VIT_PRESETS["vit-base-patch16-224"] if name == "vit-base" else YOLOS_PRESETS["yolos-tiny"])}
+    keys |= {"num_labels", "image_size", "num_channels"}
+    dump = trainer.model.config.model_dump()
+    cfg = {k: list(dump[k]) if isinstance(dump[k], tuple) else dump[k] for k in keys}
+    cls, conf = (
+        (transformers.ViTForImageClassification, transformers.ViTConfig)
+        if name == "vit-base"
+        else (transformers.YolosForObjectDetection, transformers.YolosConfig)
+    )
+    ref = cls(conf(**cfg))
+    load_hf_state_dict(trainer.model, {k: v.detach().numpy() for k, v in ref.state_dict().items()})
+    return ref
+
+
+def bench_step_vs_torch(name: str, reps: int) -> None:
+    """Training step (forward + backward + clipping + AdamW) of ``vit-base`` (batch 8, cross-entropy on the
+    logits) or ``yolos-tiny`` (one 512x672 image, the DETR loss with Hungarian matching on both sides:
+    ours the trainer's detection step, PyTorch the transformers model's own loss with ``labels``): ours
+    through the one trainer (compiled step) vs transformers/PyTorch with ``torch.optim.AdamW``, interleaved,
+    same weights and batch size."""
+    import torch
+
+    from openmindspore.data.detection import unpack_targets
+
+    with tempfile.TemporaryDirectory() as d:
+        tr = _step_trainer(name, Path(d))
+    ref = _torch_twin(tr, name)
+    ref.train()
+    bs = tr.cfg.batch_size
+    xt = torch.from_numpy(np.ascontiguousarray(tr.data.x_train[:bs], np.float32))
+    y = tr.data.y_train[:bs]
+    opt = torch.optim.AdamW(ref.parameters(), lr=1e-4, weight_decay=0.01)
+
+    def torch_step() -> float:
+        opt.zero_grad()
+        if name == "vit-base":
+            loss = torch.nn.functional.cross_entropy(ref(pixel_values=xt).logits, torch.from_numpy(y.astype(np.int64)))
+        else:
+            labels = [
+                {
+                    "class_labels": torch.from_numpy(t["class_labels"].astype(np.int64)),
+                    "boxes": torch.from_numpy(t["boxes"]),
+                }
+                for t in unpack_targets(y)
+            ]
+            loss = ref(pixel_values=xt, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(ref.parameters(), 1.0)
+        opt.step()
+        return float(loss.detach())
+
+    fns = {"torch": torch_step, "ours": tr.train_step}
+    first = {k: fn() for k, fn in fns.items()}  # warm-up (our step compiles here)
+    fns["ours"]()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            times[k].append(time.perf_counter() - t)
+            cpu[k].append(time.process_time() - c)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    emit(
+        {
+            "bench": f"{name.replace('-', '_')}_train_step_vs_torch_cpu",
+            "input": list(xt.shape),
+            "loss": "cross-entropy on the logits" if name == "vit-base" else "DETR loss (Hungarian matching)",
+            "reps": reps,
+            "torch_median_s": round(med["torch"], 4),
+            "ours_median_s": round(med["ours"], 4),
+            "ratio_median": round(med["ours"] / med["torch"], 3),
+            "torch_cpu_median_s": round(statistics.median(cpu["torch"]), 4),
+            "ours_cpu_median_s": round(statistics.median(cpu["ours"]), 4),
+            "first_loss_torch": round(first["torch"], 4),
+            "first_loss_ours": round(first["ours"], 4),
+            "torch_threads": torch.get_num_threads(),
+            "loadavg_1min": round(os.getloadavg()[0], 1),
+        }
+    )
+
+
 def _detection_config(config_path: str, **changes: object) -> Any:
     """The config file as a validated ``TrainConfig``, with ``changes`` to its top-level fields."""
     from openmindspore.train import config_from_dict
@@ -225,12 +345,15 @@ def main() -> None:
     ap.add_argument("--skip-finetune", action="store_true")
     ap.add_argument("--steps", type=int, default=None, help="train this many steps instead of the config's")
     ap.add_argument("--skip-inference", action="store_true")
+    ap.add_argument("--torch-step", default="", help="training step vs PyTorch for these models (yolos-tiny,vit-base)")
     ap.add_argument("--models", default="yolos-tiny,vit-base", help="inference models (yolos-tiny, vit-base)")
     ap.add_argument("--fallback", action="store_true", help="also time the MindSpore-only layers (kernels off)")
     a = ap.parse_args()
     if not a.skip_inference:
         for name in a.models.split(","):
             bench_inference(name, a.reps, a.fallback)
+    for name in filter(None, a.torch_step.split(",")):
+        bench_step_vs_torch(name, a.step_reps)
     if not a.skip_step:
         bench_train_step(a.finetune, a.step_reps)
     if not a.skip_finetune:

@@ -1,6 +1,7 @@
 """The transformer CPU kernels (models/kernels/transformer: exact GELU, LayerNorm, tiled linear, patches,
 softmax attention) compute what MindSpore's own ops compute, forward and gradients, bitwise independently of the
-thread count; shapes cross every tile boundary (128 rows, 512 columns, 256 queries)."""
+thread count; shapes cross every tile boundary (the linears' 2 x 2 grid of >= 384-row/column tiles, LayerNorm's
+128 rows, 256 queries)."""
 
 from __future__ import annotations
 
@@ -46,8 +47,14 @@ def _case(fused, name: str, rng: np.random.Generator):
         return op, lambda x, w, b: ln(x, w, b)[0], args, (260, 48)
     if name == "linear":
         op = fused.LinearOp()
-        args = [rng.standard_normal((300, 520)), rng.standard_normal((530, 520)) / 20, rng.standard_normal(530)]
-        return op, lambda x, w, b: ops.matmul(x, w.T) + b, args, (300, 530)
+        # 800 x 790 outputs: 2 x 2 tiles (the column split on a multiple of 16: 384 + 406); dw: 2 x 1
+        args = [rng.standard_normal((800, 520)), rng.standard_normal((790, 520)) / 20, rng.standard_normal(790)]
+        return op, lambda x, w, b: ops.matmul(x, w.T) + b, args, (800, 790)
+    if name == "linear_residual":  # y = res + x w^T + b in one pass; the residual's gradient is dy
+        op = fused.LinearOp("residual")
+        args = [rng.standard_normal((800, 96)), rng.standard_normal((790, 96)) / 5, rng.standard_normal(790)]
+        args.append(rng.standard_normal((800, 790)))
+        return op, lambda x, w, b, r: r + (ops.matmul(x, w.T) + b), args, (800, 790)
     if name == "patchify":  # 37 x 50 with 8x8 patches: the remainder rows/cols are dropped (zero gradient)
         op = fused.PatchifyOp(8)
 
@@ -63,7 +70,7 @@ def _case(fused, name: str, rng: np.random.Generator):
     return sa, lambda x, *w: attention(x, *w, heads), args, (2, 300, d)
 
 
-KERNELS = ["gelu", "layernorm", "linear", "patchify", "attention"]
+KERNELS = ["gelu", "layernorm", "linear", "linear_residual", "patchify", "attention"]
 
 
 @pytest.mark.parametrize("name", KERNELS)
@@ -121,3 +128,17 @@ def test_gelu_is_exact_erf_not_tanh(fused):
     x = np.linspace(-8, 8, 4001).astype(np.float32)
     exact = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64)])
     assert np.abs(fused.GeluOp()(Tensor(x)).asnumpy() - exact).max() < 2e-6
+
+
+def test_linear_with_gelu_is_gelu_of_the_linear_bitwise(fused):
+    """The inference-only fused ``GELU(x w^T + b)`` equals the two kernels one after the other, bit for bit,
+    at any thread count (the same product per tile, the same GELU arithmetic)."""
+    from mindspore import Tensor
+
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((800, 96), (790, 96), (790,)))
+    args = [Tensor(x), Tensor(w / 5), Tensor(b)]
+    expect = fused.GeluOp()(fused.LinearOp()(*args)).asnumpy()
+    for threads in (1, 2, 5):
+        fused.set_threads(threads)
+        np.testing.assert_array_equal(fused.LinearOp("gelu")(*args).asnumpy(), expect)

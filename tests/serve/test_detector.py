@@ -70,6 +70,19 @@ def test_detector_specs_padding_and_equality_with_detect(yolos_run, yolos_images
     np.testing.assert_allclose(one["scores"], got["scores"][1:], rtol=1e-4, atol=1e-5)
 
 
+def test_compiled_detector_answers_what_the_op_by_op_one_does(yolos_run, yolos_images):
+    """The served model runs as one ``ms.jit`` graph per batch size by default; ``compiled=false`` runs it
+    op by op: the same detections."""
+    fast = load_predictor(f"{yolos_run}?threshold=0.0")
+    slow = load_predictor(f"{yolos_run}?threshold=0.0&compiled=false")
+    assert fast._forward is not fast.model and slow._forward is slow.model
+    for batch in (yolos_images, yolos_images[:1]):  # two batch sizes: two graphs
+        a, b = fast.predict({"image": batch}), slow.predict({"image": batch})
+        np.testing.assert_array_equal(a["count"], b["count"])
+        np.testing.assert_allclose(a["scores"], b["scores"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a["boxes"], b["boxes"], rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize(
     "query, field",
     [

@@ -194,6 +194,11 @@ class DetectorOptions(BaseModel):
     input: Literal["pixels", "encoded"] = Field(
         default="pixels", description="pixels: UINT8 [H, W, 3]; encoded: BYTES, one image file per sample"
     )
+    compiled: bool = Field(
+        default=True,
+        description="run the model as ms.jit graphs (one compiled per batch size, on its first request); "
+        "false: op by op",
+    )
 
 
 def decode_image(data: bytes | Path, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
@@ -251,6 +256,12 @@ class DetectorPredictor(Predictor):
             trained_size = None
         self.model.set_train(False)
         self._tensor = Tensor
+        if opts.compiled:  # the served size is fixed, so a graph per batch size (kernels dispatched once per call)
+            from openmindspore.models.vit.compiled import compiled_forward
+
+            self._forward = compiled_forward(self.model)
+        else:
+            self._forward = self.model
         cfg = self.model.config
         self.height, self.width = _image_size(opts, checkpoint.parent, trained_size or cfg.image_size)
         self.processor.output_size((self.height, self.width))  # fails now, not on the first request
@@ -302,7 +313,7 @@ class DetectorPredictor(Predictor):
             sizes = [(self.height, self.width)] * len(images)
         n = len(images)
         enc = self.processor(list(images))
-        logits, pred_boxes = self.model(self._tensor(np.asarray(enc["pixel_values"], np.float32)))[:2]
+        logits, pred_boxes = self._forward(self._tensor(np.asarray(enc["pixel_values"], np.float32)))[:2]
         found = self.processor.post_process_object_detection(
             logits.asnumpy(), pred_boxes.asnumpy(), self.threshold, sizes
         )

@@ -116,19 +116,42 @@ class LayerNormOp(nn.Cell):
 
 
 class LinearOp(nn.Cell):
-    """``x [R, in] @ weight.T + bias`` with ``weight [out, in]``, in 128-row x 512-column sgemm tiles."""
+    """``x [R, in] @ weight.T + bias`` with ``weight [out, in]``: one sgemm per tile of an equal split of
+    ``[R, out]`` into at most 8 x 8 tiles of >= 384 rows/columns (a function of the shape, not the threads).
 
-    def __init__(self) -> None:
+    ``kind="residual"``: ``construct(x, weight, bias, res)`` adds ``res [R, out]`` in the same pass (a
+    residual connection; differentiable). ``kind="gelu"``: returns ``GELU(x @ weight.T + bias)``, the
+    activation applied to each tile in cache; inference only (no backward: the pre-activation is not kept).
+    """
+
+    def __init__(self, kind: str = "plain") -> None:
         super().__init__()
+        if kind not in ("plain", "residual", "gelu"):
+            raise ValueError(f"LinearOp kind {kind!r}: expected plain, residual or gelu")
+        self.kind = kind
         bwd = _op("oms_linear_bwd", lambda xs, ws, *_: (xs, ws, ws[:1]), lambda *_: (ms.float32,) * 3)
 
         def bprop(x, w, b, out, dout):
             return bwd(x, w, dout)
 
-        self.fwd = _op("oms_linear_fwd", lambda xs, ws, *_: [xs[0], ws[0]], _f32, bprop)
+        def bprop_res(x, w, b, res, out, dout):
+            dx, dw, db = bwd(x, w, dout)
+            return dx, dw, db, dout
 
-    def construct(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        return self.fwd(x, weight, bias)
+        def shape(xs, ws, *_):
+            return [xs[0], ws[0]]
+
+        if kind == "plain":
+            self.fwd = _op("oms_linear_fwd", shape, _f32, bprop)
+        elif kind == "residual":
+            self.fwd = _op("oms_linear_res_fwd", shape, _f32, bprop_res)
+        else:
+            self.fwd = _op("oms_linear_gelu_fwd", shape, _f32)
+
+    def construct(self, x: Tensor, weight: Tensor, bias: Tensor, res: Tensor | None = None) -> Tensor:
+        if res is None:
+            return self.fwd(x, weight, bias)
+        return self.fwd(x, weight, bias, res)
 
 
 class AttentionOp(nn.Cell):
@@ -178,12 +201,14 @@ class PatchifyOp(nn.Cell):
 
 class SelfAttention(nn.Cell):
     """Self-attention with its projections on the kernels: ``x [B, N, D] -> [B, N, D]`` (the ``q, k, v``
-    linears, :class:`AttentionOp`, the output linear; no weight is copied)."""
+    linears, :class:`AttentionOp`, the output linear; no weight is copied); with ``residual [B, N, D]`` the
+    result is ``residual + attention`` (added inside the output linear)."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.dim = dim
         self.linear = LinearOp()
+        self.linear_res = LinearOp("residual")
         self.attn = AttentionOp(heads, dim // heads)
         self.zero_bias = Tensor(np.zeros(dim, np.float32))  # for qkv_bias=False
 
@@ -198,6 +223,7 @@ class SelfAttention(nn.Cell):
         bv: Tensor | None,
         wo: Tensor,
         bo: Tensor,
+        residual: Tensor | None = None,
     ) -> Tensor:
         b, n, d = x.shape
         x2 = x.reshape(b * n, d)
@@ -205,4 +231,6 @@ class SelfAttention(nn.Cell):
         k = self.linear(x2, wk, self.zero_bias if bk is None else bk).reshape(b, n, d)
         v = self.linear(x2, wv, self.zero_bias if bv is None else bv).reshape(b, n, d)
         ctx = self.attn(q, k, v)
+        if residual is not None:  # residual + output projection in one pass
+            return self.linear_res(ctx.reshape(b * n, d), wo, bo, residual.reshape(b * n, d)).reshape(b, n, d)
         return self.linear(ctx.reshape(b * n, d), wo, bo).reshape(b, n, d)

@@ -111,12 +111,39 @@ inline float lane_max(const float *v, int64_t n) {
 
 constexpr float kSqrt1_2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
-constexpr int64_t kRowBlock = 128;   // rows (tokens) per matrix-product task
-constexpr int64_t kColBlock = 512;   // output features per matrix-product task
+constexpr int64_t kRowBlock = 128;   // rows (tokens) per LayerNorm task
 constexpr int64_t kElemBlock = 1 << 14;
 constexpr int64_t kQueryBlock = 256;  // attention: query rows per task
 
 inline int64_t nblocks(int64_t n, int64_t b) { return (n + b - 1) / b; }
+
+// Matrix-product tasks: C [M, N] (+)= A [M, K] B [K, N] split into parts x parts EQUAL tiles (balanced for any
+// thread count dividing their number) as large as possible: each task is one sgemm, which packs its A and B
+// tiles, so small tiles pay packing again and again (measured single-threaded at ViT-B's shapes: 128 x 512
+// tiles ran at 85-100 GFLOP/s, ~400 x 400 and larger at 102-110). A dimension is cut into a power of two of
+// parts, each >= kMinTile long, at most kMaxParts; columns (the vectorised dimension) on multiples of 16.
+// The tiling is a function of the shape only, never of the thread count.
+constexpr int64_t kMinTile = 384;
+constexpr int64_t kMaxParts = 8;
+
+inline int64_t parts(int64_t n) {
+  int64_t p = 1;
+  while (p < kMaxParts && n / (2 * p) >= kMinTile) p *= 2;
+  return p;
+}
+
+struct Grid {
+  int64_t m, n, pm, pn;  // pm x pn tiles
+  int64_t tasks() const { return pm * pn; }
+  int64_t row(int64_t i) const { return m * i / pm; }  // tile row boundaries: exact equal split
+  int64_t col(int64_t j) const {                          // on multiples of 16 where the split allows it
+    if (j == pn) return n;
+    const int64_t c = n * j / pn;
+    return n >= 16 * pn ? c / 16 * 16 : c;
+  }
+};
+
+inline Grid grid(int64_t m, int64_t n) { return Grid{m, n, parts(m), parts(n)}; }
 
 }  // namespace
 
@@ -217,21 +244,55 @@ extern "C" int oms_layernorm_bwd(int, void **params, int *, int64_t **shapes, co
 }
 
 // ---------------------------------------------------------------- Linear y = x w^T + b
-// oms_linear_fwd: x [R, in], w [out, in], b [out] -> y [R, out]; tasks: 128-row x 512-column tiles
-extern "C" int oms_linear_fwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
-  const float *x = in<const float>(params, 0), *w = in<const float>(params, 1), *b = in<const float>(params, 2);
-  float *y = in<float>(params, 3);
-  const int64_t rows = shapes[0][0], din = shapes[0][1], dout = shapes[1][0];
-  const int64_t rb = nblocks(rows, kRowBlock), cb = nblocks(dout, kColBlock);
-  parallel_for(rb * cb, [&](int64_t t0, int64_t t1) {
+// y = x w^T + b (+ res) (then GELU when gelu): x [R, in], w [out, in], b [out], res [R, out] or null; tasks: the
+// Grid of [R, out]; the residual and GELU are applied to each tile while it is in cache (no extra pass)
+static void linear_fwd(const float *x, const float *w, const float *b, const float *res, float *y, int64_t rows,
+                       int64_t din, int64_t dout, bool gelu) {
+  const Grid g = grid(rows, dout);
+  parallel_for(g.tasks(), [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t r0 = (t / cb) * kRowBlock, r1 = std::min(rows, r0 + kRowBlock);
-      const int64_t o0 = (t % cb) * kColBlock, o1 = std::min(dout, o0 + kColBlock);
-      for (int64_t r = r0; r < r1; ++r) std::memcpy(y + r * dout + o0, b + o0, (o1 - o0) * sizeof(float));
+      const int64_t r0 = g.row(t / g.pn), r1 = g.row(t / g.pn + 1);
+      const int64_t o0 = g.col(t % g.pn), o1 = g.col(t % g.pn + 1);
+      for (int64_t r = r0; r < r1; ++r) {
+        float *yr = y + r * dout;
+        if (res == nullptr) {
+          std::memcpy(yr + o0, b + o0, (o1 - o0) * sizeof(float));
+        } else {
+          const float *rr = res + r * dout;
+          for (int64_t o = o0; o < o1; ++o) yr[o] = rr[o] + b[o];
+        }
+      }
       dnnl_sgemm('N', 'T', r1 - r0, o1 - o0, din, 1.0f, x + r0 * din, din, w + o0 * din, din, 1.0f, y + r0 * dout + o0,
                  dout);
+      if (gelu)
+        for (int64_t r = r0; r < r1; ++r) {
+          float *yr = y + r * dout;
+          for (int64_t o = o0; o < o1; ++o) yr[o] = 0.5f * yr[o] * (1.0f + fast_erf(yr[o] * kSqrt1_2));
+        }
     }
   });
+}
+
+// oms_linear_fwd: x [R, in], w [out, in], b [out] -> y [R, out]
+extern "C" int oms_linear_fwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  linear_fwd(in<const float>(params, 0), in<const float>(params, 1), in<const float>(params, 2), nullptr,
+             in<float>(params, 3), shapes[0][0], shapes[0][1], shapes[1][0], false);
+  return 0;
+}
+
+// oms_linear_res_fwd: x [R, in], w [out, in], b [out], res [R, out] -> y = res + x w^T + b [R, out] (a residual
+// connection fused into the product; the gradient of res is dy)
+extern "C" int oms_linear_res_fwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  linear_fwd(in<const float>(params, 0), in<const float>(params, 1), in<const float>(params, 2),
+             in<const float>(params, 3), in<float>(params, 4), shapes[0][0], shapes[0][1], shapes[1][0], false);
+  return 0;
+}
+
+// oms_linear_gelu_fwd: x [R, in], w [out, in], b [out] -> y = GELU(x w^T + b) [R, out] (inference: the
+// pre-activation a backward needs is not kept)
+extern "C" int oms_linear_gelu_fwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
+  linear_fwd(in<const float>(params, 0), in<const float>(params, 1), in<const float>(params, 2), nullptr,
+             in<float>(params, 3), shapes[0][0], shapes[0][1], shapes[1][0], true);
   return 0;
 }
 
@@ -240,21 +301,21 @@ extern "C" int oms_linear_bwd(int, void **params, int *, int64_t **shapes, const
   const float *x = in<const float>(params, 0), *w = in<const float>(params, 1), *dy = in<const float>(params, 2);
   float *dx = in<float>(params, 3), *dw = in<float>(params, 4), *db = in<float>(params, 5);
   const int64_t rows = shapes[0][0], din = shapes[0][1], dout = shapes[1][0];
-  const int64_t rb = nblocks(rows, kRowBlock), ib = nblocks(din, kColBlock), ob = nblocks(dout, kColBlock);
-  parallel_for(rb * ib, [&](int64_t t0, int64_t t1) {  // dx = dy w: row x input-feature tiles
+  const Grid gx = grid(rows, din), gw = grid(dout, din);
+  parallel_for(gx.tasks(), [&](int64_t t0, int64_t t1) {  // dx = dy w: the Grid of [R, in]
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t r0 = (t / ib) * kRowBlock, r1 = std::min(rows, r0 + kRowBlock);
-      const int64_t c0 = (t % ib) * kColBlock, c1 = std::min(din, c0 + kColBlock);
+      const int64_t r0 = gx.row(t / gx.pn), r1 = gx.row(t / gx.pn + 1);
+      const int64_t c0 = gx.col(t % gx.pn), c1 = gx.col(t % gx.pn + 1);
       dnnl_sgemm('N', 'N', r1 - r0, c1 - c0, dout, 1.0f, dy + r0 * dout, dout, w + c0, din, 0.0f, dx + r0 * din + c0,
                  din);
     }
   });
-  parallel_for(ob * ib, [&](int64_t t0, int64_t t1) {  // dw = dy^T x: output x input tiles, all rows at once
+  parallel_for(gw.tasks(), [&](int64_t t0, int64_t t1) {  // dw = dy^T x: the Grid of [out, in], all rows at once
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t o0 = (t / ib) * kColBlock, o1 = std::min(dout, o0 + kColBlock);
-      const int64_t c0 = (t % ib) * kColBlock, c1 = std::min(din, c0 + kColBlock);
+      const int64_t o0 = gw.row(t / gw.pn), o1 = gw.row(t / gw.pn + 1);
+      const int64_t c0 = gw.col(t % gw.pn), c1 = gw.col(t % gw.pn + 1);
       dnnl_sgemm('T', 'N', o1 - o0, c1 - c0, rows, 1.0f, dy + o0, dout, x + c0, din, 0.0f, dw + o0 * din + c0, din);
-      if (t % ib == 0) {
+      if (t % gw.pn == 0) {
         for (int64_t o = o0; o < o1; ++o) db[o] = 0.0f;
         for (int64_t r = 0; r < rows; ++r)
           for (int64_t o = o0; o < o1; ++o) db[o] += dy[r * dout + o];

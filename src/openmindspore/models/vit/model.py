@@ -14,6 +14,7 @@ from mindspore import Parameter, Tensor, nn, ops
 from mindspore.ops.primitive import constexpr
 
 from openmindspore.errors import ConfigError
+from openmindspore.models.kernels import transformer as fused
 from openmindspore.models.layers import Dropout
 from openmindspore.models.vit.blocks import (
     GELU,
@@ -135,7 +136,8 @@ class ViTSelfAttention(nn.Cell):
         self.attn_dropout = _dropout(cfg.attention_probs_dropout_prob, 100 + layer_id)
         self.fused = fused_attention(self.heads, d)
 
-    def construct(self, x: Tensor) -> Tensor:
+    def construct(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        """``attention(x)``, or ``residual + attention(x)`` (fused into the output linear on the kernels)."""
         if self.fused is not None and (self.attn_dropout is None or not self.training):
             return self.fused(
                 x,
@@ -147,8 +149,9 @@ class ViTSelfAttention(nn.Cell):
                 self.v_proj.bias,
                 self.o_proj.weight,
                 self.o_proj.bias,
+                residual,
             )
-        return attention(
+        y = attention(
             x,
             self.q_proj.weight,
             self.q_proj.bias,
@@ -161,19 +164,31 @@ class ViTSelfAttention(nn.Cell):
             self.heads,
             self.attn_dropout,
         )
+        return y if residual is None else residual + y
 
 
 class ViTMLP(nn.Cell):
-    """``fc1 -> GELU(exact) -> fc2``."""
+    """``fc1 -> GELU(exact) -> fc2``; on the kernels in inference, GELU is applied inside fc1's product and
+    ``construct(x, residual)`` adds the residual inside fc2's."""
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
         self.fc1 = Linear(cfg.hidden_size, cfg.intermediate_size)
         self.fc2 = Linear(cfg.intermediate_size, cfg.hidden_size)
         self.act = GELU()
+        on = fused.available()
+        self.fc1_gelu = fused.LinearOp("gelu") if on else None
+        self.fc2_res = fused.LinearOp("residual") if on else None
 
-    def construct(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+    def construct(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        if self.fc1_gelu is None or self.fc2_res is None:
+            y = self.fc2(self.act(self.fc1(x)))
+            return y if residual is None else residual + y
+        x2 = x.reshape(-1, x.shape[-1])
+        h = self.act(self.fc1(x2)) if self.training else self.fc1_gelu(x2, self.fc1.weight, self.fc1.bias)
+        if residual is None:
+            return self.fc2(h).reshape(x.shape)
+        return self.fc2_res(h, self.fc2.weight, self.fc2.bias, residual.reshape(x2.shape)).reshape(x.shape)
 
 
 class ViTLayer(nn.Cell):
@@ -191,6 +206,9 @@ class ViTLayer(nn.Cell):
         return self.dropout(x) if self.dropout is not None else x
 
     def construct(self, x: Tensor) -> Tensor:
+        if self.dropout is None or not self.training:  # no dropout between a branch and its residual
+            x = self.attention(self.layernorm_before(x), x)
+            return self.mlp(self.layernorm_after(x), x)
         x = x + self._drop(self.attention(self.layernorm_before(x)))
         return x + self._drop(self.mlp(self.layernorm_after(x)))
 
