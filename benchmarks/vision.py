@@ -30,6 +30,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import emit  # noqa: E402
 
 
+def _interleaved(fns: dict[str, Any], reps: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and CPU seconds (all threads: less load-sensitive) of each function, ``reps`` rounds, interleaved."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            times[k].append(time.perf_counter() - t)
+            cpu[k].append(time.process_time() - c)
+    return times, cpu
+
+
 @contextmanager
 def _kernels(on: bool) -> Iterator[None]:
     """Build models with the C++ kernels on (when available) or off (MindSpore-only layers)."""
@@ -120,14 +133,7 @@ def bench_inference(name: str, reps: int, fallback: bool) -> None:
         fns["ours_fallback"] = lambda: slow(xm)[0].asnumpy()
     expect = run_torch()
     diff = {k: float(np.abs(fn() - expect).max()) for k, fn in fns.items() if k != "torch"}  # also warms up
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    cpu: dict[str, list[float]] = {k: [] for k in fns}  # CPU seconds (all threads): less load-sensitive
-    for _ in range(reps):
-        for k, fn in fns.items():
-            t, c = time.perf_counter(), time.process_time()
-            fn()
-            times[k].append(time.perf_counter() - t)
-            cpu[k].append(time.process_time() - c)
+    times, cpu = _interleaved(fns, reps)
     med = {k: statistics.median(v) for k, v in times.items()}
     rec: dict[str, Any] = {"bench": f"{name.replace('-', '_')}_inference_cpu", "input": list(x.shape), "reps": reps}
     for k in fns:
@@ -233,14 +239,7 @@ def bench_step_vs_torch(name: str, reps: int) -> None:
     fns = {"torch": torch_step, "ours": tr.train_step}
     first = {k: fn() for k, fn in fns.items()}  # warm-up (our step compiles here)
     fns["ours"]()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    cpu: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, fn in fns.items():
-            t, c = time.perf_counter(), time.process_time()
-            fn()
-            times[k].append(time.perf_counter() - t)
-            cpu[k].append(time.process_time() - c)
+    times, cpu = _interleaved(fns, reps)
     med = {k: statistics.median(v) for k, v in times.items()}
     emit(
         {
