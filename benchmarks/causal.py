@@ -21,12 +21,19 @@ model of the controls) next to DoWhy (propensity-score weighting, matching, stra
 linear regression, same covariates).
 
     .venv/bin/python benchmarks/causal.py nas --reps 100 --budget 150
+    .venv/bin/python benchmarks/causal.py nas --reps 100 --budget 150 --prior-dataset cifar100   # warm-started
     .venv/bin/python benchmarks/causal.py lalonde
+
+Intervals: ``--ci floored if`` (default both; ``floored``, the default of ``oms effects``, floors each
+arm's variance by the outcome's pooled variance, see :mod:`openmindspore.causal.estimators`); the
+records carry their widths. The sensitivity checks of ``oms effects`` (placebo treatment, random
+common cause) run on every log: the share of logs where they passed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -39,6 +46,7 @@ from _util import emit  # noqa: E402
 
 from openmindspore.automl import make_space, run_search  # noqa: E402
 from openmindspore.causal.estimators import EffectData, check_positivity, estimate  # noqa: E402
+from openmindspore.causal.refute import placebo_check, random_common_cause_check  # noqa: E402
 from openmindspore.causal.searchlog import EnumeratedWalks, log_units  # noqa: E402
 from openmindspore.causal.treatments import get_treatment  # noqa: E402
 from openmindspore.errors import ConfigError  # noqa: E402
@@ -46,9 +54,11 @@ from openmindspore.errors import ConfigError  # noqa: E402
 ESTS = ("naive", "hajek", "aipw")
 
 
-def _summary(errs: list[float], covered: list[bool]) -> dict:
+def _summary(errs: list[float], covered: list[bool], widths: list[float] | None = None) -> dict:
     e = np.asarray(errs)
+    w = {} if not widths else {"width_mean": float(np.mean(widths)), "width_median": float(np.median(widths))}
     return {
+        **w,
         "bias": float(e.mean()) if len(e) else None,
         "bias_se": float(e.std(ddof=1) / np.sqrt(len(e))) if len(e) > 1 else None,
         "rmse": float(np.sqrt((e**2).mean())) if len(e) else None,
@@ -66,8 +76,10 @@ def nas(args: argparse.Namespace) -> None:
     truth_u = {t: float(y_all[en.T == 1].mean() - y_all[en.T == 0].mean()) for t, en in enums.items()}
     res: dict = {
         t.name: {
-            "search": {e: ([], []) for e in ESTS},
-            "uniform": {e: ([], []) for e in ESTS},
+            "search": {(e, c): ([], [], []) for e in ESTS for c in args.ci},
+            "uniform": {(e, c): ([], [], []) for e in ESTS for c in args.ci},
+            "placebo": {e: [] for e in ESTS},
+            "rcc": [],
             "truth": [],
             "ess": [],
             "uniform_fail": 0,
@@ -76,9 +88,20 @@ def nas(args: argparse.Namespace) -> None:
         }
         for t in treatments
     }
+    options: dict = {}
+    if args.prior_dataset:  # warm-started logs: a prior from searches on another dataset
+        import tempfile
+
+        from openmindspore.automl.prior import build_prior
+
+        with tempfile.TemporaryDirectory() as tmp:
+            dirs = [Path(tmp) / f"src{i}" for i in range(args.prior_searches)]
+            for i, d in enumerate(dirs):
+                run_search("nb201", "markov", args.budget, out_dir=d, seed=90_000 + i, dataset=args.prior_dataset)
+            options["warm"] = build_prior(dirs, g)
     t0 = time.perf_counter()
     for r in range(args.reps):
-        out = run_search(space, args.strategy, args.budget, seed=args.seed + r)
+        out = run_search(space, args.strategy, args.budget, seed=args.seed + r, strategy_options=options)
         for tr in treatments:
             en, acc = enums[tr.name], res[tr.name]
             units = log_units(out.config, out.trials, g, tr, "test.accuracy", enumerated=en)
@@ -99,18 +122,31 @@ def nas(args: argparse.Namespace) -> None:
                     acc[f"{ref}_fail"] += 1
                     continue
                 for name in ESTS:
-                    est = estimate(data, name)
-                    acc[ref][name][0].append(est.ate - target)
-                    acc[ref][name][1].append(est.ci95[0] <= target <= est.ci95[1])
+                    for ci in args.ci:
+                        est = estimate(data, name, ci=ci)
+                        acc[ref][(name, ci)][0].append(est.ate - target)
+                        acc[ref][(name, ci)][1].append(est.ci95[0] <= target <= est.ci95[1])
+                        acc[ref][(name, ci)][2].append(est.ci95[1] - est.ci95[0])
                     if ref == "search" and name == "hajek":
                         acc["ess"].append(est.ess)
+                if ref == "search" and args.placebo_draws:  # sensitivity checks as `oms effects` runs them
+                    pl = placebo_check(units, ESTS, args.placebo_draws, seed=r, ci=args.ci[0])
+                    for name in ESTS:
+                        acc["placebo"][name].append(pl[name]["passed"])
+                    ea = estimate(data, "aipw", ci=args.ci[0])
+                    acc["rcc"].append(random_common_cause_check(units, ea.ate, ea.se, seed=r)["passed"])
     secs = time.perf_counter() - t0
     for tr in treatments:
         acc = res[tr.name]
         lo = [a for a, _ in acc["e_range"]]
         hi = [b for _, b in acc["e_range"]]
-        for name in ESTS:
-            errs, cov = acc["search"][name]
+        for name, ci in acc["search"]:
+            errs, cov, wid = acc["search"][(name, ci)]
+            checks = {}
+            if args.placebo_draws and ci == args.ci[0]:
+                checks = {"placebo_passed": float(np.mean(acc["placebo"][name]))}
+                if name == "aipw":
+                    checks["random_common_cause_passed"] = float(np.mean(acc["rcc"]))
             emit(
                 {
                     "bench": "causal_nas",
@@ -118,6 +154,9 @@ def nas(args: argparse.Namespace) -> None:
                     "strategy": args.strategy,
                     "treatment": tr.name,
                     "estimator": name,
+                    "ci": ci,
+                    "seed0": args.seed,
+                    "prior": f"{args.prior_searches} searches on {args.prior_dataset}" if args.prior_dataset else None,
                     "reps": args.reps,
                     "budget": args.budget,
                     "truth_mean": float(np.mean(acc["truth"])),
@@ -126,23 +165,26 @@ def nas(args: argparse.Namespace) -> None:
                     "propensity_min": float(np.min(lo)),
                     "propensity_max": float(np.max(hi)),
                     "positivity_ok": args.reps - acc["search_fail"],
-                    **_summary(errs, cov),
+                    **_summary(errs, cov, wid),
+                    **checks,
                     "seconds": round(secs, 1),
+                    "load_avg_1m": os.getloadavg()[0],
                 }
             )
-        for name in ESTS:
-            errs, cov = acc["uniform"][name]
+        for name, ci in acc["uniform"]:
+            errs, cov, wid = acc["uniform"][(name, ci)]
             emit(
                 {
                     "bench": "causal_nas",
                     "reference": "uniform",
                     "treatment": tr.name,
                     "estimator": name,
+                    "ci": ci,
                     "reps": args.reps,
                     "budget": args.budget,
                     "truth": truth_u[tr.name],
                     "positivity_ok": args.reps - acc["uniform_fail"],
-                    **_summary(errs, cov),
+                    **_summary(errs, cov, wid),
                 }
             )
 
@@ -277,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--treatments", nargs="+", default=["skip", "avgpool", "zero", "edge1=nor_conv_3x3"])
     p.add_argument("--strategy", default="markov", help="search strategy of the logs (random: i.i.d. uniform cells)")
+    p.add_argument(
+        "--ci", nargs="+", default=["floored", "if"], choices=["floored", "if"], help="interval methods (first: checks)"
+    )
+    p.add_argument("--placebo-draws", type=int, default=20, help="placebo check per log and treatment (0: off)")
+    p.add_argument("--prior-dataset", help="warm-start every search from markov searches on this dataset")
+    p.add_argument("--prior-searches", type=int, default=5, help="source searches for --prior-dataset")
     sub.add_parser("lalonde")
     args = ap.parse_args(argv)
     nas(args) if args.which == "nas" else lalonde(args)

@@ -2,7 +2,9 @@
 
 * :mod:`~openmindspore.causal.treatments`: binary predicates on model specs (named or expressions);
 * :mod:`~openmindspore.causal.estimators`: naive, Hájek (normalised IPW) and AIPW (doubly robust)
-  estimators with influence-function or bootstrap CIs, effective sample size, positivity checks;
+  estimators with influence-function (plain or variance-floored) or bootstrap CIs, effective sample
+  size, positivity checks;
+* :mod:`~openmindspore.causal.refute`: sensitivity checks (placebo treatment, random common cause);
 * :mod:`~openmindspore.causal.searchlog`: treatment propensities from automl search logs;
 * :mod:`~openmindspore.causal.effects`: ``estimate_effects(search_dir, treatment)`` (``oms effects``);
 * :mod:`~openmindspore.causal.ablation`: randomized factorial ablations with real training (``oms ablate``).
@@ -15,6 +17,7 @@
 from openmindspore.causal.effects import EffectsResult, answer_sentence, estimate_effects
 from openmindspore.causal.estimators import ESTIMATORS, EffectData, Estimate, check_positivity, estimate, kish_ess
 from openmindspore.causal.factors import FACTORS, Factor, apply_levels, get_factor
+from openmindspore.causal.refute import placebo_check, random_common_cause_check
 from openmindspore.causal.treatments import NAMED, Treatment, get_treatment, parse_treatment
 
 __all__ = [
@@ -35,4 +38,6 @@ __all__ = [
     "Treatment",
     "get_treatment",
     "parse_treatment",
+    "placebo_check",
+    "random_common_cause_check",
 ]

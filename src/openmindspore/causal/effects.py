@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from openmindspore.causal.estimators import ESTIMATORS, check_positivity, estimate
+from openmindspore.causal.refute import placebo_check, random_common_cause_check
 from openmindspore.causal.searchlog import REFERENCES, log_units
 from openmindspore.causal.treatments import Treatment, get_treatment
 from openmindspore.errors import ConfigError
 
-__all__ = ["EffectsResult", "estimate_effects", "answer_sentence", "default_metric"]
+__all__ = ["EffectsResult", "estimate_effects", "answer_sentence", "checks_sentence", "default_metric"]
 
 
 @dataclass
@@ -36,6 +37,10 @@ class EffectsResult:
     @property
     def answer(self) -> str:
         return answer_sentence(self.treatment, self.metric, self.records, self.info.get("estimand", ""))
+
+    @property
+    def checks(self) -> str:
+        return checks_sentence(self.records)
 
 
 def default_metric(config: dict[str, Any], first_metrics: dict[str, Any]) -> str:
@@ -77,6 +82,36 @@ def answer_sentence(tr: Treatment, metric: str, records: Sequence[dict[str, Any]
     return text
 
 
+def checks_sentence(records: Sequence[dict[str, Any]]) -> str:
+    """The sensitivity checks in words ("" when none ran)."""
+    parts = []
+    pl = [r for r in records if "placebo" in r]
+    if pl:
+        p0 = pl[0]["placebo"]
+        items = [
+            f"{r['estimator']} {_fmt(r['placebo']['mean_ate'])} on average, {r['placebo']['ci_excludes_0']} of "
+            f"{r['placebo']['draws']} CIs exclude 0: {'passed' if r['placebo']['passed'] else 'FAILED'}"
+            for r in pl
+        ]
+        parts.append(
+            f"Placebo treatment ({p0['draws']} random treatments drawn with the logged propensities; should be ~0, "
+            f"at most {p0['max_allowed']} CIs excluding 0): " + "; ".join(items) + "."
+        )
+    for r in records:
+        c = r.get("random_common_cause")
+        if c:
+            parts.append(
+                f"Random common cause ({r['estimator']}, {c['draws']} independent N(0,1) covariates added to the "
+                f"outcome model): the estimate moves by at most {c['max_abs_change']:.4f} "
+                f"({c['max_abs_change_se']:.2f} s.e., tolerance {c['tol_se']:g}): "
+                f"{'passed' if c['passed'] else 'FAILED'}."
+            )
+    failed = [r["estimator"] for r in pl if not r["placebo"]["passed"]]
+    if any(r["estimator"] == "naive" for r in pl) and failed == ["naive"]:
+        parts.append("(The naive difference failing the placebo is expected on adaptive logs: it is confounded.)")
+    return " ".join(parts)
+
+
 _ESTIMANDS = {
     "search": "E[Y | T=1] - E[Y | T=0] under each trial's sampling distribution, averaged over the trials",
     "uniform": "E[Y | T=1] - E[Y | T=0] under the grammar's uniform walk distribution",
@@ -89,12 +124,19 @@ def estimate_effects(
     metric: str | None = None,
     estimators: Sequence[str] = ESTIMATORS,
     reference: str = "search",
-    ci: str = "if",
+    ci: str = "floored",
     min_ess: float = 5.0,
     mc_samples: int = 2000,
     seed: int = 0,
+    checks: bool = True,
+    placebo_draws: int = 20,
 ) -> EffectsResult:
-    """Estimate the effect of ``treatment`` on ``metric`` from the search log in ``search_dir``."""
+    """Estimate the effect of ``treatment`` on ``metric`` from the search log in ``search_dir``.
+
+    ``checks`` adds the sensitivity checks of :mod:`openmindspore.causal.refute` to each record:
+    ``"placebo"`` (every estimator, ``placebo_draws`` random treatments with the logged propensities;
+    bootstrap CIs are replaced by floored ones there)
+    and ``"random_common_cause"`` (AIPW)."""
     from openmindspore.automl.search import load_trials
 
     bad = [e for e in estimators if e not in ESTIMATORS]
@@ -117,12 +159,32 @@ def estimate_effects(
     units = log_units(config, trials, grammar, tr, metric, mc_samples=mc_samples, seed=seed)
     data = units.effect_data(reference, seed=seed)
     check_positivity(data, tr.name, min_ess=min_ess, e=units.e if reference == "search" else None)
+    if placebo_draws < 2:
+        raise ConfigError(
+            "--placebo-draws", placebo_draws, "an integer >= 2", "or turn the checks off with --no-checks"
+        )
     records = []
     for name in estimators:
         est = estimate(data, name, ci=ci, seed=seed)
         records.append(
-            {"treatment": tr.name, "metric": metric, "estimator": name, "reference": reference, **est.to_json()}
+            {
+                "treatment": tr.name,
+                "metric": metric,
+                "estimator": name,
+                "reference": reference,
+                "ci_method": ci,
+                **est.to_json(),
+            }
         )
+    if checks:
+        pci = "floored" if ci == "bootstrap" else ci  # 20 bootstraps of 1000 would be slow; same centre
+        placebo = placebo_check(units, estimators, placebo_draws, seed=seed, reference=reference, ci=pci)
+        for r in records:
+            r["placebo"] = placebo[r["estimator"]]
+            if r["estimator"] == "aipw":
+                r["random_common_cause"] = random_common_cause_check(
+                    units, r["ate"], r["se"], seed=seed, reference=reference
+                )
     info = {
         **units.info,
         "search_dir": str(d),

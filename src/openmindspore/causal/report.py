@@ -53,6 +53,7 @@ def write_report(
     title: str,
     details: dict[str, Any] | None = None,
     json_name: str = "effects.json",
+    notes: Sequence[str] = (),
 ) -> dict[str, str]:
     """Write ``json_name`` (list of records), ``report.md`` and ``forest.png`` into ``out_dir``."""
     d = Path(out_dir)
@@ -74,6 +75,7 @@ def write_report(
         f"# {title}",
         "",
         *[f"**Answer.** {a}" + "\n" for a in answers],
+        *[f"**Sensitivity checks.** {x}" + "\n" for x in notes if x],
         _table(rows),
         "",
         f"![forest plot]({png.name})",

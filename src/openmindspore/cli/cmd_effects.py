@@ -45,7 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "grammar's uniform one (whole-walk density-ratio weights)",
     )
     p.add_argument(
-        "--ci", default="if", choices=["if", "bootstrap"], help="influence function (default) or bootstrap 95%% CIs"
+        "--ci",
+        default="floored",
+        choices=["floored", "if", "bootstrap"],
+        help="95%% CIs: influence function with each arm's variance floored by the outcome's pooled variance "
+        "(default; holds on skewed outcomes with a small arm), plain influence function, or bootstrap",
     )
     p.add_argument(
         "--min-ess", type=float, default=5.0, help="positivity: minimum effective sample size per arm (default 5)"
@@ -55,6 +59,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=2000,
         help="walks per rebuilt chain when the propensity cannot be enumerated (default 2000)",
+    )
+    p.add_argument(
+        "--placebo-draws",
+        type=int,
+        default=20,
+        help="sensitivity check: random placebo treatments drawn with the logged propensities (default 20)",
+    )
+    p.add_argument(
+        "--no-checks", action="store_true", help="skip the sensitivity checks (placebo, random common cause)"
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write effects.json, report.md and forest.png here")
@@ -78,11 +91,14 @@ def run(args: argparse.Namespace) -> int:
         min_ess=args.min_ess,
         mc_samples=args.mc_samples,
         seed=args.seed,
+        checks=not args.no_checks,
+        placebo_draws=args.placebo_draws,
     )
     keys = ("treatment", "metric", "estimator", "ate", "ci95", "n", "ess")
     if args.json:
         for r in res.records:
-            print_json({**{k: r[k] for k in keys}, "reference": r["reference"], "se": r["se"]})
+            extra = {k: r[k] for k in ("placebo", "random_common_cause") if k in r}
+            print_json({**{k: r[k] for k in keys}, "reference": r["reference"], "se": r["se"], **extra})
     else:
         for r in res.records:
             print(
@@ -90,11 +106,18 @@ def run(args: argparse.Namespace) -> int:
                 f"n={r['n']} ess={r['ess']:.1f} treated={r['n_treated']}"
             )
         print(res.answer)
+        if res.checks:
+            print(res.checks)
     if args.out:
         from openmindspore.causal.report import write_report
 
         paths = write_report(
-            args.out, res.records, [res.answer], f"Effect of {res.treatment.name} on {res.metric}", res.info
+            args.out,
+            res.records,
+            [res.answer],
+            f"Effect of {res.treatment.name} on {res.metric}",
+            res.info,
+            notes=[res.checks],
         )
         if not args.json:
             print(f"wrote {paths['json']}, {paths['markdown']}, {paths['png']}")
