@@ -42,9 +42,8 @@ def rank_models(ok: Sequence[tuple[Sequence[tuple[str, int]], float]]) -> list[t
     groups: dict[tuple, list[float]] = {}
     for path, s in ok:
         groups.setdefault(tuple(path), []).append(s)
-    order = sorted(range(len(groups)), key=lambda j: -float(np.mean(list(groups.values())[j])))
-    items = list(groups.items())
-    return [(items[j][0], float(np.mean(items[j][1])), len(items[j][1])) for j in order]
+    models = [(path, float(np.mean(v)), len(v)) for path, v in groups.items()]
+    return sorted(models, key=lambda m: -m[1])  # stable: the earliest seen wins ties
 
 
 def local_tables(
