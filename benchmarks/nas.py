@@ -29,7 +29,8 @@ from openmindspore.automl import make_space, run_search
 #: "evolution-tuned" is the best of a population x tournament grid (10/20/50 x 3/5/10) on seeds
 #: 1000-1099; "markov-context" conditions on the previous decision; "markov-naive" is the
 #: moving-average learning rule (the ablation showing the rule matters); "tpe" is Optuna's default
-#: TPESampler (``pip install 'openmindspore[optuna]'``).
+#: TPESampler (``pip install 'openmindspore[optuna]'``). "markov-cem" is the chain before issue 25's
+#: item 2 (plain elite estimate, no local moves: ``contrast`` and ``local`` 0).
 VARIANTS: dict[str, tuple[str, dict]] = {
     "random": ("random", {}),
     "evolution": ("evolution", {}),
@@ -37,6 +38,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "markov": ("markov", {}),
     "markov-context": ("markov", {"context": "prev"}),
     "markov-naive": ("markov", {"rule": "naive"}),
+    "markov-cem": ("markov", {"contrast": 0.0, "local": 0.0}),
     "tpe": ("tpe", {}),
 }
 

@@ -92,17 +92,21 @@ def test_ipw_is_unbiased_for_the_search_estimand_where_naive_is_not(nb201):
     tr = get_treatment("edge1=nor_conv_3x3")
     en = EnumeratedWalks(nb201.grammar, tr)
     y_all = np.array([np.mean(nb201.table["".join(map(str, row))]["val_acc"]) for row in en.W])
-    err = {"naive": [], "hajek": []}
-    for seed in range(40):
-        res = run_search(nb201, "markov", 80, seed=seed)
-        units = log_units(res.config, res.trials, nb201.grammar, tr, "test.accuracy", enumerated=en)
-        diffs = []
-        for t in res.trials:
-            P = en.trial_probs(nb201.grammar, t)
-            diffs.append(P * en.T @ y_all / (P * en.T).sum() - P * (1 - en.T) @ y_all / (P * (1 - en.T)).sum())
-        d = units.effect_data("search")
-        for k in err:
-            err[k].append(estimate(d, k).ate - float(np.mean(diffs)))
-    se = {k: np.std(v) / np.sqrt(len(v)) for k, v in err.items()}
-    assert abs(np.mean(err["hajek"])) < 3 * se["hajek"]
-    assert np.mean(err["naive"]) > 3 * se["naive"]  # confounded by the chain's learning
+    # the default chain (local moves, contrast) and the plain elite chain it replaced: Hajek is unbiased
+    # under both; the naive bias shows within 40 searches on the plain chain (on the default one the
+    # naive error's spread is larger: mean +0.29 +- 0.33 s.e. when this was written)
+    for options in ({}, {"contrast": 0.0, "local": 0.0}):
+        err: dict[str, list[float]] = {"naive": [], "hajek": []}
+        for seed in range(40):
+            res = run_search(nb201, "markov", 80, seed=seed, strategy_options=options)
+            units = log_units(res.config, res.trials, nb201.grammar, tr, "test.accuracy", enumerated=en)
+            diffs = []
+            for t in res.trials:
+                P = en.trial_probs(nb201.grammar, t)
+                diffs.append(P * en.T @ y_all / (P * en.T).sum() - P * (1 - en.T) @ y_all / (P * (1 - en.T)).sum())
+            d = units.effect_data("search")
+            for k in err:
+                err[k].append(estimate(d, k).ate - float(np.mean(diffs)))
+        se = {k: np.std(v) / np.sqrt(len(v)) for k, v in err.items()}
+        assert abs(np.mean(err["hajek"])) < 3 * se["hajek"], options
+    assert np.mean(err["naive"]) > 3 * se["naive"]  # plain chain: confounded by the chain's learning

@@ -1,0 +1,90 @@
+"""Local moves of the Markov chain: a neighbour of the incumbent, as per-state distributions.
+
+A *local trial* (``ChainConfig.local``) does not sample from the learned tables ``q`` but from
+tables conditioned on the *incumbent* (a good model found so far): every state the incumbent visits
+once keeps the incumbent's choice (``q`` is one-hot there) except one state, the *moved* one, where
+``q`` is the learned distribution restricted to the choices that lead to a neighbour not evaluated
+yet. The chain's floor and grammar mask are applied on top as for any trial
+(``p = (1 - K eps) q + eps``), so the move is still a product of per-decision distributions, every
+allowed choice keeps probability >= epsilon, and the logged propensities are the probabilities
+actually used. Which trials are local is a deterministic schedule of the trial count, and the
+incumbent and the moved state are deterministic functions of the results: the chain stays a pure
+function of the results (resume and the causal replay rebuild it exactly).
+
+Incumbent: the distinct models ranked by the mean of their evaluations (ties: the earliest), the
+best one that still has an unevaluated neighbour among the top ``local_top``. Moved state: the one
+whose unevaluated alternatives carry the most learned mass ``q`` (ties: the earliest state).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from openmindspore.automl.grammar import Grammar
+
+__all__ = ["is_local_trial", "local_tables", "rank_models"]
+
+
+def is_local_trial(n: int, warmup: int, local: float) -> bool:
+    """Whether trial ``n`` (0-based, = number of results before it) is a local move: after
+    ``warmup``, a fraction ``local`` of the trials, evenly spread (``local = 0.5``: every other one)."""
+    if local <= 0.0 or n < max(warmup, 1):
+        return False
+    k = n - max(warmup, 1)
+    return math.floor((k + 1) * local + 1e-9) > math.floor(k * local + 1e-9)
+
+
+def rank_models(ok: Sequence[tuple[Sequence[tuple[str, int]], float]]) -> list[tuple[tuple, float, int]]:
+    """Distinct models ``(path, mean score, evaluations)``, best mean first (ties: earliest seen)."""
+    groups: dict[tuple, list[float]] = {}
+    for path, s in ok:
+        groups.setdefault(tuple(path), []).append(s)
+    models = [(path, float(np.mean(v)), len(v)) for path, v in groups.items()]
+    return sorted(models, key=lambda m: -m[1])  # stable: the earliest seen wins ties
+
+
+def local_tables(
+    grammar: Grammar,
+    ok: Sequence[tuple[Sequence[tuple[str, int]], float]],
+    q: dict[str, np.ndarray],
+    top: int = 3,
+) -> dict[str, np.ndarray]:
+    """Per-state tables of a move to an unevaluated neighbour of an incumbent (module docstring);
+    ``{}`` when none of the ``top`` best models has one (the trial then samples the chain)."""
+    ranked = rank_models(ok)
+    seen = {path for path, _, _ in ranked}
+    for inc, _, _ in ranked[:top]:
+        states = [s for s, _ in inc]
+        once = [j for j, s in enumerate(states) if states.count(s) == 1]
+        used: dict[str, int] = {}
+        best: tuple[float, int, list[int]] | None = None
+        for j, (state, i) in enumerate(inc):
+            if j in once:
+                fresh = [
+                    a
+                    for a in grammar.allowed(state, used)
+                    if a != i and tuple(inc[:j]) + ((state, a),) + tuple(inc[j + 1 :]) not in seen
+                ]
+                mass = float(sum(q[state][a] for a in fresh))
+                if fresh and (best is None or mass > best[0]):
+                    best = (mass, j, fresh)
+            for cn in grammar.choice(state, i).count:
+                used[cn] = used.get(cn, 0) + 1
+        if best is None:
+            continue
+        _, moved, fresh = best
+        tables: dict[str, np.ndarray] = {}
+        for j in once:
+            state, i = inc[j]
+            t = np.zeros(len(q[state]))
+            if j == moved:
+                t[fresh] = q[state][fresh] if q[state][fresh].sum() > 0 else 1.0
+                t = t / t.sum()
+            else:
+                t[i] = 1.0
+            tables[state] = t
+        return tables
+    return {}
