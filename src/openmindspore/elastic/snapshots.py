@@ -89,6 +89,7 @@ class Snapshots:
         self._cost: float | None = None  # the last measured cost
         self._writer: threading.Thread | None = None
         self._last_checkpoint = time.time()
+        self._owed: int | None = None  # a due checkpoint not written (its snapshot lost, e.g. with the holder)
 
     # ------------------------------------------------------------ snapshots
     def cost_s(self) -> float | None:
@@ -144,13 +145,17 @@ class Snapshots:
 
     # ---------------------------------------------------------- checkpoints
     def checkpoint_due(self, step: int) -> bool:
-        return step % self.checkpoint_every == 0 or (
+        """Every ``checkpoint_every`` steps (or ``--checkpoint-secs``), and at every step while one is owed."""
+        if self._owed is not None or step % self.checkpoint_every == 0:
+            return True
+        return (
             self.opts.checkpoint_secs is not None and time.time() - self._last_checkpoint >= self.opts.checkpoint_secs
         )
 
     def checkpoint(self, step: int, force: bool = False) -> None:
         """Write the snapshot of ``step`` to disk on a driver thread (``force``: now, waiting for it)."""
         if step not in self.store.steps():
+            self._owe(step)
             return
         if self._writer is not None and self._writer.is_alive():
             if not force:
@@ -163,13 +168,22 @@ class Snapshots:
             state = read(300.0)
             if state is not None:
                 self.run_dir.save(state, world_size=world)
+                self._owed = None
             else:
-                log.warning("checkpoint of step %d skipped: its snapshot could not be read", step)
+                self._owe(step)
 
         self._writer = threading.Thread(target=write, daemon=True)
         self._writer.start()
         if force:
             self._writer.join()
+
+    def _owe(self, step: int) -> None:
+        """The checkpoint of ``step`` could not be written: the next steps' snapshots are taken and written
+        until one is (not skipped until the next period: a holder lost with the driver meanwhile would
+        leave nothing newer on disk)."""
+        if self._owed is None:
+            log.warning("checkpoint of step %d not written: its snapshot could not be read; writing a later one", step)
+            self._owed = step
 
     def final_checkpoint(self, state: TrainState) -> None:
         """Write ``state`` now (a run that stops), after any checkpoint still being written."""
