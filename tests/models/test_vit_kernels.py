@@ -47,7 +47,8 @@ def _case(fused, name: str, rng: np.random.Generator):
         return op, lambda x, w, b: ln(x, w, b)[0], args, (260, 48)
     if name == "linear":
         op = fused.LinearOp()
-        # 800 x 790 outputs: 2 x 2 tiles (the column split on a multiple of 16: 384 + 406); dw: 2 x 1
+        # 800 x 790 outputs: 2 x 2 tiles (the column split on a multiple of 16: 384 + 406); dw: 2 x 1 tiles,
+        # each summed over the rows in 2 parts of 400 (a small weight gradient is cut along its sum)
         args = [rng.standard_normal((800, 520)), rng.standard_normal((790, 520)) / 20, rng.standard_normal(790)]
         return op, lambda x, w, b: ops.matmul(x, w.T) + b, args, (800, 790)
     if name == "linear_residual":  # y = res + x w^T + b in one pass; the residual's gradient is dy

@@ -48,6 +48,22 @@ def test_the_step_is_the_detr_loss_and_sums_exactly_over_workers():
         np.testing.assert_allclose(total, g.asnumpy(), atol=1e-5 * max(1.0, float(np.abs(g.asnumpy()).max())))
 
 
+def test_the_one_forward_step_equals_match_then_value_and_grad_bitwise():
+    """The compiled step runs the forward once (matching on its outputs, then its vjp: train.matched); it gives
+    bit for bit the loss and gradients of the former two passes (a forward to match, then value_and_grad)."""
+    tr = _trainer(hflip=False)
+    assert tr._matched is not None
+    idx = tr.next_indices()
+    loss, grads = tr.compute_grads(idx)
+    batch = tr.task_impl.match(tr.model, tr.task_impl.collate(tr.data.x_train[idx], tr.data.y_train[idx]))
+    (x,), (y, *more) = batch.inputs, batch.targets
+    ref_loss, ref_grads = tr._grad_fn(x, y, tr._scale(idx), (), *more)
+    assert loss == float(ref_loss.asnumpy())
+    assert len(grads) == len(ref_grads) == len(tr.optimizer.params)
+    for g, r in zip(grads, ref_grads):
+        np.testing.assert_array_equal(g.asnumpy(), r.asnumpy())
+
+
 def test_compiled_step_follows_the_op_by_op_trajectory():
     runs = {}
     for compiled in (True, False):

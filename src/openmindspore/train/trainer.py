@@ -42,6 +42,7 @@ from openmindspore.models import set_noise_key
 from openmindspore.train.building import build_model, check_model
 from openmindspore.train.clip import clip_arrays
 from openmindspore.train.config import TrainConfig
+from openmindspore.train.matched import MatchedStep
 from openmindspore.train.optim import create_optimizer
 from openmindspore.train.saliency import MapsModel, SaliencyTracker, with_input_grad
 from openmindspore.train.state import TrainState, params_sha256
@@ -157,6 +158,12 @@ class Trainer:
         self._masked = hasattr(self.model, "train_forward") and hasattr(self.model, "dropout_masks")
         params, position = self.optimizer.params, 0 if self.reuse_input_grad else None
         self.soft = bool(self.augmenter and self.augmenter.soft)
+        # targets from the model's own outputs (detection): one forward per compiled step, not two
+        self._matched = (
+            MatchedStep(self.model, self.loss_cell, params, self.task_impl)
+            if self.compiled and self.task_impl.matched_outputs and not (self._masked or self.reuse_input_grad)
+            else None
+        )
         if self.compiled:
             wrapper = _MaskedTrainLoss if self._masked else _PlainTrainLoss
             self._grad_fn = _compiled_grad_fn(wrapper(self.model, self.loss_cell), params, self.reuse_input_grad)
@@ -236,14 +243,19 @@ class Trainer:
             batch, grad_fn = Batch(self.task_impl.inputs(aug.x), (Tensor(aug.soft),)), self._soft_grad_fn
         else:
             xb = aug.x if aug is not None else xb
-            batch = self.task_impl.match(self.model, self.task_impl.collate(xb, yb))
+            batch = self.task_impl.collate(xb, yb)
+            if self._matched is None:
+                batch = self.task_impl.match(self.model, batch)
         scale = self._scale(global_idx)
         self.model.set_train(True)
         if self.compiled:
             self.compiled_this_step = len(local) not in self._compiled_sizes
             self._compiled_sizes.add(len(local))
-            (x,), (y, *more) = batch.inputs, batch.targets
-            loss, grads = grad_fn(x, y, scale, self._masks(self.step, ids), *more)
+            if self._matched is not None and grad_fn is self._grad_fn:  # targets from this forward's outputs
+                loss, grads = self._matched(batch.inputs[0], batch, scale)
+            else:
+                (x,), (y, *more) = batch.inputs, batch.targets
+                loss, grads = grad_fn(x, y, scale, self._masks(self.step, ids), *more)
         else:
             loss, grads = grad_fn(*batch.inputs, *batch.targets, scale)
         if self.reuse_input_grad:
@@ -268,6 +280,9 @@ class Trainer:
                 y = Tensor(np.zeros((n, int(self.data.num_classes)), np.float32))
                 self.model.set_train(True)
                 self._soft_grad_fn(x, y, Tensor(np.float32(1.0)), masks)[0].asnumpy()
+            elif self._matched is not None:
+                batch = self.task_impl.collate(self.data.x_train[rows], self.data.y_train[rows])
+                self._matched(batch.inputs[0], batch, self._scale(rows))[0].asnumpy()
             else:
                 batch = self.task_impl.match(
                     self.model, self.task_impl.collate(self.data.x_train[rows], self.data.y_train[rows])

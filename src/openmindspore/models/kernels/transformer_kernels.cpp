@@ -125,6 +125,7 @@ inline int64_t nblocks(int64_t n, int64_t b) { return (n + b - 1) / b; }
 // The tiling is a function of the shape only, never of the thread count.
 constexpr int64_t kMinTile = 384;
 constexpr int64_t kMaxParts = 8;
+constexpr int64_t kMinTasks = 4;  // weight gradients: cut the sum when the tiles are fewer
 
 inline int64_t parts(int64_t n) {
   int64_t p = 1;
@@ -310,18 +311,34 @@ extern "C" int oms_linear_bwd(int, void **params, int *, int64_t **shapes, const
                  din);
     }
   });
-  parallel_for(gw.tasks(), [&](int64_t t0, int64_t t1) {  // dw = dy^T x: the Grid of [out, in], all rows at once
-    for (int64_t t = t0; t < t1; ++t) {
+  // dw = dy^T x: the Grid of [out, in] and, when it has fewer than kMinTasks tiles (a small layer: YOLOS-tiny's
+  // 192 x 192 would be one single-threaded task), the rows (the sum) cut into ks equal parts of >= kMinTile rows:
+  // part 0 goes into dw, part i > 0 into a buffer; the buffers are added in part order (a function of the shape)
+  int64_t ks = 1;
+  while (gw.tasks() * ks * 2 <= kMinTasks && rows / (2 * ks) >= kMinTile) ks *= 2;
+  std::vector<float> extra((ks - 1) * dout * din);
+  parallel_for(gw.tasks() * ks, [&](int64_t t0, int64_t t1) {
+    for (int64_t u = t0; u < t1; ++u) {
+      const int64_t t = u / ks, kp = u % ks, k0 = rows * kp / ks, k1 = rows * (kp + 1) / ks;
       const int64_t o0 = gw.row(t / gw.pn), o1 = gw.row(t / gw.pn + 1);
       const int64_t c0 = gw.col(t % gw.pn), c1 = gw.col(t % gw.pn + 1);
-      dnnl_sgemm('T', 'N', o1 - o0, c1 - c0, rows, 1.0f, dy + o0, dout, x + c0, din, 0.0f, dw + o0 * din + c0, din);
-      if (t % gw.pn == 0) {
+      float *dst = kp == 0 ? dw : extra.data() + (kp - 1) * dout * din;
+      dnnl_sgemm('T', 'N', o1 - o0, c1 - c0, k1 - k0, 1.0f, dy + k0 * dout + o0, dout, x + k0 * din + c0, din, 0.0f,
+                 dst + o0 * din + c0, din);
+      if (kp == 0 && t % gw.pn == 0) {
         for (int64_t o = o0; o < o1; ++o) db[o] = 0.0f;
         for (int64_t r = 0; r < rows; ++r)
           for (int64_t o = o0; o < o1; ++o) db[o] += dy[r * dout + o];
       }
     }
   });
+  if (ks > 1)
+    parallel_for(dout, [&](int64_t o0, int64_t o1) {
+      for (int64_t kp = 1; kp < ks; ++kp) {
+        const float *e = extra.data() + (kp - 1) * dout * din;
+        for (int64_t i = o0 * din; i < o1 * din; ++i) dw[i] += e[i];
+      }
+    });
   return 0;
 }
 
@@ -364,7 +381,10 @@ extern "C" int oms_attention_fwd(int, void **params, int *, int64_t **shapes, co
 }
 
 // oms_attention_bwd: q, k, v, ctx, lse, dctx, attr, scale -> dq, dk, dv [B, N, D]
-// Tasks: (batch, head); the query blocks of one task run in order (dK, dV accumulate over them).
+// Tasks: (batch, head, 256-query block), as in the forward (a model with few heads, say YOLOS-tiny's 3 at batch 1,
+// would otherwise leave a thread idle). Each task writes its rows of dQ and its block's terms of dK and dV: block 0
+// into dK, dV themselves, block i > 0 into a buffer of its own; the buffers are then added in block order (a fixed
+// order: bitwise the same for any thread count).
 extern "C" int oms_attention_bwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
   const float *qa = in<const float>(params, 0), *ka = in<const float>(params, 1), *va = in<const float>(params, 2);
   const float *ctx = in<const float>(params, 3), *lse = in<const float>(params, 4), *dctx = in<const float>(params, 5);
@@ -372,39 +392,55 @@ extern "C" int oms_attention_bwd(int, void **params, int *, int64_t **shapes, co
   const float scale = in<const float>(params, 7)[0];
   float *dqa = in<float>(params, 8), *dka = in<float>(params, 9), *dva = in<float>(params, 10);
   const int64_t bsz = shapes[0][0], n = shapes[0][1], d = shapes[0][2], hd = d / heads;
-  const int64_t qb = nblocks(n, kQueryBlock);
-  parallel_for(bsz * heads, [&](int64_t t0, int64_t t1) {
+  const int64_t qb = nblocks(n, kQueryBlock), nbh = bsz * heads, part = n * hd;
+  std::vector<float> extra(qb > 1 ? nbh * (qb - 1) * 2 * part : 0);  // [bh][block-1][dk | dv][n, hd]
+  parallel_for(nbh * qb, [&](int64_t t0, int64_t t1) {
     std::vector<float> p(kQueryBlock * n), dp(kQueryBlock * n);
-    for (int64_t bh = t0; bh < t1; ++bh) {
-      const int64_t b = bh / heads, h = bh % heads, off = b * n * d + h * hd;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t bh = t / qb, blk = t % qb, b = bh / heads, h = bh % heads, off = b * n * d + h * hd;
       const float *k = ka + off, *v = va + off;
-      float *dk = dka + off, *dv = dva + off;
-      for (int64_t r = 0; r < n; ++r) {
-        std::memset(dk + r * d, 0, hd * sizeof(float));
-        std::memset(dv + r * d, 0, hd * sizeof(float));
+      float *dk = dka + off, *dv = dva + off;  // block 0: the result itself (row stride d)
+      int64_t ld = d;
+      if (blk > 0) {
+        dk = extra.data() + ((bh * (qb - 1) + blk - 1) * 2) * part;
+        dv = dk + part;
+        ld = hd;
       }
-      for (int64_t blk = 0; blk < qb; ++blk) {
-        const int64_t r0 = blk * kQueryBlock, m = std::min(n, r0 + kQueryBlock) - r0;
-        const float *q = qa + off + r0 * d, *o = ctx + off + r0 * d, *dout = dctx + off + r0 * d;
-        const float *l = lse + bh * n + r0;
-        dnnl_sgemm('N', 'T', m, n, hd, scale, q, d, k, d, 0.0f, p.data(), n);
-        for (int64_t i = 0; i < m; ++i) {
-          float *row = p.data() + i * n;
-          for (int64_t j = 0; j < n; ++j) row[j] = fast_exp(row[j] - l[i]);
-        }
-        dnnl_sgemm('T', 'N', n, hd, m, 1.0f, p.data(), n, dout, d, 1.0f, dv, d);    // dV += P^T dO
-        dnnl_sgemm('N', 'T', m, n, hd, 1.0f, dout, d, v, d, 0.0f, dp.data(), n);    // dP = dO V^T
-        for (int64_t i = 0; i < m; ++i) {                                            // dS = P (dP - <dO, O>)
-          float di = 0.0f;
-          for (int64_t j = 0; j < hd; ++j) di += dout[i * d + j] * o[i * d + j];
-          float *pr = p.data() + i * n, *dr = dp.data() + i * n;
-          for (int64_t j = 0; j < n; ++j) dr[j] = pr[j] * (dr[j] - di);
-        }
-        dnnl_sgemm('N', 'N', m, hd, n, scale, dp.data(), n, k, d, 0.0f, dqa + off + r0 * d, d);  // dQ
-        dnnl_sgemm('T', 'N', n, hd, m, scale, dp.data(), n, q, d, 1.0f, dk, d);                  // dK +=
+      const int64_t r0 = blk * kQueryBlock, m = std::min(n, r0 + kQueryBlock) - r0;
+      const float *q = qa + off + r0 * d, *o = ctx + off + r0 * d, *dout = dctx + off + r0 * d;
+      const float *l = lse + bh * n + r0;
+      dnnl_sgemm('N', 'T', m, n, hd, scale, q, d, k, d, 0.0f, p.data(), n);
+      for (int64_t i = 0; i < m; ++i) {
+        float *row = p.data() + i * n;
+        for (int64_t j = 0; j < n; ++j) row[j] = fast_exp(row[j] - l[i]);
       }
+      dnnl_sgemm('T', 'N', n, hd, m, 1.0f, p.data(), n, dout, d, 0.0f, dv, ld);  // dV (this block's) = P^T dO
+      dnnl_sgemm('N', 'T', m, n, hd, 1.0f, dout, d, v, d, 0.0f, dp.data(), n);   // dP = dO V^T
+      for (int64_t i = 0; i < m; ++i) {                                           // dS = P (dP - <dO, O>)
+        float di = 0.0f;
+        for (int64_t j = 0; j < hd; ++j) di += dout[i * d + j] * o[i * d + j];
+        float *pr = p.data() + i * n, *dr = dp.data() + i * n;
+        for (int64_t j = 0; j < n; ++j) dr[j] = pr[j] * (dr[j] - di);
+      }
+      dnnl_sgemm('N', 'N', m, hd, n, scale, dp.data(), n, k, d, 0.0f, dqa + off + r0 * d, d);  // dQ
+      dnnl_sgemm('T', 'N', n, hd, m, scale, dp.data(), n, q, d, 0.0f, dk, ld);                 // dK (this block's)
     }
   });
+  if (qb > 1)  // dK, dV += the other blocks' terms, in block order; tasks: (batch, head, 256-key-row block)
+    parallel_for(nbh * qb, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t bh = t / qb, b = bh / heads, h = bh % heads, off = b * n * d + h * hd;
+        const int64_t r0 = (t % qb) * kQueryBlock, r1 = std::min(n, r0 + kQueryBlock);
+        for (int64_t blk = 1; blk < qb; ++blk) {
+          const float *ek = extra.data() + ((bh * (qb - 1) + blk - 1) * 2) * part, *ev = ek + part;
+          for (int64_t r = r0; r < r1; ++r)
+            for (int64_t j = 0; j < hd; ++j) {
+              dka[off + r * d + j] += ek[r * hd + j];
+              dva[off + r * d + j] += ev[r * hd + j];
+            }
+        }
+      }
+    });
   return 0;
 }
 

@@ -92,6 +92,11 @@ class Task(ABC):
         """Training rows -> tensors (one input, one target by default)."""
         return Batch(self.inputs(x), (Tensor(y),))
 
+    #: > 0: ``match`` builds the targets from the first ``matched_outputs`` model outputs alone, through
+    #: ``match_outputs(outputs as numpy, batch) -> Batch`` (the compiled step then runs one forward:
+    #: :mod:`openmindspore.train.matched`)
+    matched_outputs = 0
+
     def match(self, model: nn.Cell, batch: Batch) -> Batch:
         """A host-side step between collation and the loss that needs the current predictions."""
         return batch

@@ -131,11 +131,17 @@ class Detection(Task):
             x, targets = hflip(x, targets, np.asarray(draw) < 0.5)
         return Batch((Tensor(np.ascontiguousarray(x, np.float32)),), (), host=targets)
 
+    matched_outputs = 2  # the model outputs the targets are built from (logits, boxes): train.matched
+
     def match(self, model: nn.Cell, batch: Batch) -> Batch:
-        w = self._bound()
         model.set_train(True)
         logits, boxes = self._forward(batch.inputs[0])
-        lg, bx = logits.asnumpy(), boxes.asnumpy()
+        return self.match_outputs((logits.asnumpy(), boxes.asnumpy()), batch)
+
+    def match_outputs(self, outputs: tuple, batch: Batch) -> Batch:
+        """The batch with its dense targets from the model's ``(logits, boxes)`` (numpy; Hungarian matching)."""
+        w = self._bound()
+        lg, bx = outputs
         idx = hungarian_match(lg, bx, batch.host, w)
         dense = pack_matches(idx, batch.host, lg.shape[1], w)[:4]  # onehot, ce_weight, box_target, box_mask
         return Batch(batch.inputs, tuple(Tensor(a) for a in dense), batch.host)
