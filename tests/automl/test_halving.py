@@ -105,6 +105,9 @@ def test_resume_is_exact_and_never_retrains_a_logged_promotion(curve, tmp_path):
         a, b = _lines(tmp_path / "a" / name), _lines(tmp_path / "b" / name)
         assert sorted(a, key=json.dumps) == sorted(b, key=json.dumps)
     assert resumed.best.trial == full.best.trial and resumed.best.score == full.best.score
+    Curve.calls = []  # resuming without --halving keeps the stored schedule (nothing left to train)
+    again = run_search(curve, "markov", 27, out_dir=tmp_path / "b", seed=2)
+    assert Curve.calls == [] and again.best.budget == 90 and len(again.promotions) == 12
     # another schedule on the same directory is a different configuration
     with pytest.raises(ConfigError, match="halving"):
         run_search(curve, "markov", 27, out_dir=tmp_path / "b", seed=2, halving="3,2")

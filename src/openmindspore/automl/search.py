@@ -209,7 +209,8 @@ def run_search(
     (:mod:`openmindspore.automl.prior`) becomes the chain option ``warm``, stored in ``search.json``;
     resuming without ``prior`` reuses the stored table. ``halving`` (``"ETA[,RUNGS]"`` or
     ``{"eta", "rungs"}``) makes the search multi-fidelity (successive halving over the space's step
-    budget, stored in ``search.json``); ``on_trial`` then also receives each :class:`Promotion`.
+    budget, stored in ``search.json``; resuming without ``halving`` keeps the stored schedule);
+    ``on_trial`` then also receives each :class:`Promotion`.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError("budget", budget, "an integer >= 1 (number of models to evaluate)")
@@ -231,6 +232,8 @@ def run_search(
         if "warm" in stored and "warm" not in strategy_options:
             strategy_options["warm"] = stored["warm"]  # resume rebuilds the same warm-started chain
     strat: Strategy = make_strategy(strategy, sp.grammar, **strategy_options)
+    if halving is None and out_dir is not None and resume and (Path(out_dir) / "search.json").is_file():
+        halving = json.loads((Path(out_dir) / "search.json").read_text()).get("halving")  # resume keeps it
     hparsed = parse_halving(halving)
     hcfg = None if hparsed is None else halving_config(hparsed, sp, budget)
     config = {
