@@ -8,7 +8,8 @@ whole decision sequence for ``markov`` and ``random``; ``null`` for ``tpe``, who
 whose product is not the joint; the joint given the parent is the ``p`` of its ``"mutated"`` step),
 ``parent`` (evolution), ``metrics`` (``{"val": {...}, "test": {...}}``), ``score`` (the validation
 objective), ``seed``, ``duration_s``, ``status`` (``"ok"`` | ``"failed"``) and ``error`` (the
-exception, when failed).
+exception, when failed); ``budget`` (the training steps of a multi-fidelity search's rung 0, see
+:mod:`openmindspore.automl.halving`; absent otherwise).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Trial:
     duration_s: float = 0.0
     status: str = "pending"
     error: str | None = None
+    budget: int | None = None  # training steps it was evaluated at (multi-fidelity searches only)
 
     @property
     def ok(self) -> bool:
@@ -56,7 +58,7 @@ class Trial:
         return float(sum(math.log(p) for p in ps)) if all(p > 0 for p in ps) else float("-inf")
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "trial": self.trial,
             "strategy": self.strategy,
             "status": self.status,
@@ -70,6 +72,9 @@ class Trial:
             "duration_s": round(self.duration_s, 6),
             "error": self.error,
         }
+        if self.budget is not None:
+            out["budget"] = self.budget
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any], grammar: Grammar) -> Trial:
@@ -97,4 +102,5 @@ class Trial:
             duration_s=float(d.get("duration_s", 0.0)),
             status=d["status"],
             error=d.get("error"),
+            budget=d.get("budget"),
         )

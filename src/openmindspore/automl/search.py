@@ -7,10 +7,14 @@ decisions from ``default_rng([seed, t, 0])`` and trains with seed ``SeedSequence
 So a search is deterministic under its seed, and one resumed from its log (same ``workers``)
 continues exactly as if it had not stopped. A trial that raises is logged ``"failed"`` with its
 error and the search goes on; failed trials are never chosen as best nor as elites/parents.
+With ``halving`` (multi-fidelity, :mod:`openmindspore.automl.halving`) the trials train at the lowest
+budget and the best are re-evaluated at longer ones (``promotions.jsonl``); the best is chosen at the
+highest budget reached.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -22,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from openmindspore.automl.halving import Promotion, halving_config, load_promotions, parse_halving, select, space_at
 from openmindspore.automl.prior import build_prior
 from openmindspore.automl.records import Trial
 from openmindspore.automl.spaces import SearchSpace, make_space, space_cached
@@ -36,13 +41,21 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SearchResult:
-    """All trials in order, the configuration, and the best successful trial (by validation score)."""
+    """All trials in order, the configuration, the promotions of a multi-fidelity search (in schedule
+    order), and the best successful trial (by validation score; with promotions, at the highest rung
+    that has a successful one: the trial's record with that rung's score, metrics and budget)."""
 
     config: dict[str, Any]
     trials: list[Trial] = field(default_factory=list)
+    promotions: list[Promotion] = field(default_factory=list)
 
     @property
     def best(self) -> Trial | None:
+        ok_p = [p for p in self.promotions if p.ok]
+        if ok_p:
+            top = max(p.rung for p in ok_p)
+            p = max((p for p in ok_p if p.rung == top), key=lambda p: (p.score, -p.trial))
+            return dataclasses.replace(self.trials[p.promoted_from], score=p.score, metrics=p.metrics, budget=p.budget)
         ok = [t for t in self.trials if t.ok]
         return max(ok, key=lambda t: (t.score, -t.trial)) if ok else None
 
@@ -113,6 +126,59 @@ def _rewrite(path: Path, trials: list[Trial]) -> None:
     tmp.replace(path)
 
 
+def _evaluate_batch(sp: SearchSpace, items: list[tuple[Any, int]], workers: int, engine: str) -> list[dict]:
+    """Evaluate ``(spec, seed)`` pairs on ``sp``: in-process, or as parallel engine tasks."""
+    if workers == 1:
+        return [_evaluate(sp, spec, seed) for spec, seed in items]
+    payloads = [
+        {"space": sp.name, "dataset": sp.dataset, "options": sp.options, "spec": spec, "seed": seed}
+        for spec, seed in items
+    ]
+    return _parallel.parallel_map(evaluate_payload, payloads, workers, engine)
+
+
+def _promote(
+    sp: SearchSpace,
+    hcfg: dict[str, Any],
+    trials: list[Trial],
+    out_dir: str | Path | None,
+    resume: bool,
+    workers: int,
+    engine: str,
+    on_trial: Callable[[Any], None] | None,
+) -> list[Promotion]:
+    """Successive halving's rungs 1.. after rung 0 (``trials``); logged promotions are reused."""
+    path = None if out_dir is None else Path(out_dir) / "promotions.jsonl"
+    cache: dict[tuple[int, int], Promotion] = {}
+    if path is not None:
+        logged = load_promotions(path.parent) if resume else []
+        cache = {(p.rung, p.promoted_from): p for p in logged}
+        path.write_text("".join(json.dumps(p.to_json(), sort_keys=True) + "\n" for p in logged))
+    eta, n = hcfg["eta"], len(trials)
+    scheduled: list[Promotion] = []
+    prev: list[Any] = list(trials)
+    for r in range(1, hcfg["rungs"]):
+        chosen = select(prev, n // eta**r)
+        todo = [i for i in chosen if (r, i) not in cache]
+        spr = space_at(sp, hcfg["budgets"][r])
+        for start in range(0, len(todo), workers):
+            part = todo[start : start + workers]
+            outs = _evaluate_batch(spr, [(trials[i].spec, trials[i].seed) for i in part], workers, engine)
+            for i, out in zip(part, outs):
+                p = Promotion(i, r, hcfg["budgets"][r], trials[i].spec, trials[i].seed)
+                p.status, p.metrics, p.score = out["status"], out["metrics"], out["score"]
+                p.error, p.duration_s = out["error"], out["duration_s"]
+                cache[(r, i)] = p
+                if path is not None:
+                    with open(path, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(p.to_json(), sort_keys=True) + "\n")
+                if on_trial is not None:
+                    on_trial(p)
+        prev = [cache[(r, i)] for i in chosen]
+        scheduled.extend(prev)
+    return scheduled
+
+
 RESUMABLE = ("workers", "engine")  # how a search runs, not what it computes: may change when it resumes
 
 
@@ -126,10 +192,11 @@ def run_search(
     dataset: str | None = None,
     space_options: dict[str, Any] | None = None,
     strategy_options: dict[str, Any] | None = None,
-    on_trial: Callable[[Trial], None] | None = None,
+    on_trial: Callable[[Any], None] | None = None,
     resume: bool = True,
     engine: str = "ray",
     prior: Sequence[str | Path] | None = None,
+    halving: str | int | dict[str, Any] | None = None,
 ) -> SearchResult:
     """Run (or resume) a search of ``budget`` evaluations; returns all trials and the best.
 
@@ -140,7 +207,10 @@ def run_search(
     parallel evaluations (``ray`` or ``yuanrong``); like ``workers`` it is recorded but may change on resume.
     ``prior`` (markov only) warm-starts the chain from earlier search directories: their prior table
     (:mod:`openmindspore.automl.prior`) becomes the chain option ``warm``, stored in ``search.json``;
-    resuming without ``prior`` reuses the stored table.
+    resuming without ``prior`` reuses the stored table. ``halving`` (``"ETA[,RUNGS]"`` or
+    ``{"eta", "rungs"}``) makes the search multi-fidelity (successive halving over the space's step
+    budget, stored in ``search.json``; resuming without ``halving`` keeps the stored schedule);
+    ``on_trial`` then also receives each :class:`Promotion`.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError("budget", budget, "an integer >= 1 (number of models to evaluate)")
@@ -162,6 +232,10 @@ def run_search(
         if "warm" in stored and "warm" not in strategy_options:
             strategy_options["warm"] = stored["warm"]  # resume rebuilds the same warm-started chain
     strat: Strategy = make_strategy(strategy, sp.grammar, **strategy_options)
+    if halving is None and out_dir is not None and resume and (Path(out_dir) / "search.json").is_file():
+        halving = json.loads((Path(out_dir) / "search.json").read_text()).get("halving")  # resume keeps it
+    hparsed = parse_halving(halving)
+    hcfg = None if hparsed is None else halving_config(hparsed, sp, budget)
     config = {
         "space": sp.name,
         "dataset": sp.dataset,
@@ -173,6 +247,8 @@ def run_search(
         "engine": engine,
         "objective": sp.objective,
     }
+    if hcfg is not None:
+        config["halving"] = hcfg
     trials: list[Trial] = []
     log_file = None
     if out_dir is not None:
@@ -198,6 +274,7 @@ def run_search(
         (d / "search.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         log_file = open(d / "trials.jsonl", "a", encoding="utf-8")
     result = SearchResult(config, trials)
+    sp0 = sp if hcfg is None else space_at(sp, hcfg["budgets"][0])
     try:
         while len(result.trials) < budget:
             start = len(result.trials)
@@ -214,26 +291,10 @@ def run_search(
                         path=path,
                         seed=trial_seed(seed, t),
                         parent=parent,
+                        budget=None if hcfg is None else hcfg["budgets"][0],
                     )
                 )
-            if workers > 1:
-                outs = _parallel.parallel_map(
-                    evaluate_payload,
-                    [
-                        {
-                            "space": sp.name,
-                            "dataset": sp.dataset,
-                            "options": sp.options,
-                            "spec": tr.spec,
-                            "seed": tr.seed,
-                        }
-                        for tr in batch
-                    ],
-                    workers,
-                    engine,
-                )
-            else:
-                outs = [_evaluate(sp, tr.spec, tr.seed) for tr in batch]
+            outs = _evaluate_batch(sp0, [(tr.spec, tr.seed) for tr in batch], workers, engine)
             for tr, out in zip(batch, outs):
                 tr.status, tr.metrics, tr.score = out["status"], out["metrics"], out["score"]
                 tr.error, tr.duration_s = out["error"], out["duration_s"]
@@ -243,6 +304,8 @@ def run_search(
                     log_file.flush()
                 if on_trial is not None:
                     on_trial(tr)
+        if hcfg is not None:
+            result.promotions = _promote(sp, hcfg, result.trials, out_dir, resume, workers, engine, on_trial)
     finally:
         if log_file is not None:
             log_file.close()

@@ -118,6 +118,31 @@ _ESTIMANDS = {
 }
 
 
+def _fidelity_outcomes(d: Path, config: dict[str, Any], fidelity: str | int) -> dict[int, Any] | None:
+    """The outcome records at ``fidelity`` (None: the trials' own, rung 0's)."""
+    if fidelity == "lowest":
+        return None
+    budgets = (config.get("halving") or {}).get("budgets", [])
+    try:
+        b = int(fidelity)
+    except (TypeError, ValueError):
+        b = -1
+    if b not in budgets:
+        raise ConfigError(
+            "--fidelity",
+            fidelity,
+            f"'lowest' or one of the search's budgets {budgets}"
+            if budgets
+            else "'lowest' (not a multi-fidelity search)",
+            "omit --fidelity to use every trial's outcome at the lowest budget",
+        )
+    if b == budgets[0]:
+        return None
+    from openmindspore.automl.halving import load_promotions
+
+    return {p.promoted_from: p for p in load_promotions(d) if p.budget == b}
+
+
 def estimate_effects(
     search_dir: str | Path,
     treatment: str,
@@ -130,13 +155,20 @@ def estimate_effects(
     seed: int = 0,
     checks: bool = True,
     placebo_draws: int = 20,
+    fidelity: str | int = "lowest",
 ) -> EffectsResult:
     """Estimate the effect of ``treatment`` on ``metric`` from the search log in ``search_dir``.
 
     ``checks`` adds the sensitivity checks of :mod:`openmindspore.causal.refute` to each record:
     ``"placebo"`` (every estimator, ``placebo_draws`` random treatments with the logged propensities;
     bootstrap CIs are replaced by floored ones there)
-    and ``"random_common_cause"`` (AIPW)."""
+    and ``"random_common_cause"`` (AIPW).
+
+    ``fidelity`` (multi-fidelity searches, :mod:`openmindspore.automl.halving`): ``"lowest"`` (default)
+    uses every trial's own outcome, at rung 0's budget, which every trial has; a budget in steps uses the
+    promotions re-evaluated at that budget instead. Only the trials promoted that far are units then, and
+    promotion was chosen by the rung-0 score: that estimate is conditional on being promoted (a selected
+    population), not the search's population effect."""
     from openmindspore.automl.search import load_trials
 
     bad = [e for e in estimators if e not in ESTIMATORS]
@@ -156,7 +188,8 @@ def estimate_effects(
     grammar = make_space(config["space"], config["dataset"], **config.get("space_options", {})).grammar
     ok = [x for x in trials if x.ok]
     metric = metric or default_metric(config, ok[0].metrics if ok else {})
-    units = log_units(config, trials, grammar, tr, metric, mc_samples=mc_samples, seed=seed)
+    outcomes = _fidelity_outcomes(d, config, fidelity)
+    units = log_units(config, trials, grammar, tr, metric, mc_samples=mc_samples, seed=seed, outcomes=outcomes)
     data = units.effect_data(reference, seed=seed)
     check_positivity(data, tr.name, min_ess=min_ess, e=units.e if reference == "search" else None)
     if placebo_draws < 2:
@@ -194,4 +227,6 @@ def estimate_effects(
         "estimand": _ESTIMANDS[reference],
         "propensity_range": [float(np.min(units.e)), float(np.max(units.e))],
     }
+    if "halving" in config:
+        info["fidelity"] = config["halving"]["budgets"][0] if outcomes is None else int(fidelity)
     return EffectsResult(tr, metric, reference, records, info)

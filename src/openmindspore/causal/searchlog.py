@@ -101,7 +101,7 @@ def decision_features(g: Grammar, paths: Sequence[Sequence[tuple[str, int]]]) ->
     return X
 
 
-def metric_value(trial: Trial, metric: str) -> float | None:
+def metric_value(trial: Any, metric: str) -> float | None:
     """``"score"`` or ``"split.name"`` (e.g. ``test.accuracy``) of a trial; None when absent."""
     if metric == "score":
         return trial.score
@@ -262,12 +262,16 @@ def log_units(
     seed: int = 0,
     enumerated: EnumeratedWalks | None = None,
     method: str = "auto",
+    outcomes: dict[int, Any] | None = None,
 ) -> LogUnits:
     """Per-trial treatment, outcome, propensity, density ratio and outcome-model features.
 
     ``enumerated`` reuses the walks of a product grammar already enumerated for ``pred``
     (benchmarks analyse many logs of one grammar). ``method``: ``"auto"`` (enumerate when the grammar
-    allows), ``"enumerate"`` or ``"montecarlo"`` (rebuild the chain and sample; any grammar)."""
+    allows), ``"enumerate"`` or ``"montecarlo"`` (rebuild the chain and sample; any grammar).
+    ``outcomes`` (trial index -> a record with ``ok``/``score``/``metrics``, e.g. a multi-fidelity
+    search's promotions at one budget) replaces the trials' own outcomes; trials without one are left out,
+    while treatment and propensities stay those logged with the trial."""
     if method not in ("auto", "enumerate", "montecarlo"):
         raise ConfigError("method", method, "one of 'auto', 'enumerate', 'montecarlo'")
     strategy = config.get("strategy")
@@ -286,11 +290,13 @@ def log_units(
             "a 'markov' or 'random' search log (their sampling distributions can be replayed)",
             "evolution logs carry propensities given a parent only",
         )
-    ok = [
-        tr
-        for tr in trials
-        if tr.ok and metric_value(tr, metric) is not None and math.isfinite(metric_value(tr, metric) or float("nan"))
-    ]
+    out = {tr.trial: tr for tr in trials} if outcomes is None else outcomes
+
+    def _y(tr: Trial) -> float | None:
+        rec = out.get(tr.trial)
+        return None if rec is None or not rec.ok else metric_value(rec, metric)
+
+    ok = [tr for tr in trials if _y(tr) is not None and math.isfinite(_y(tr) or float("nan"))]
     if len(ok) < 4:
         raise ConfigError(
             "--metric",
@@ -298,7 +304,7 @@ def log_units(
             f"a metric present in at least 4 successful trials (found {len(ok)} of {len(trials)})",
             "use e.g. test.accuracy, val.accuracy or score",
         )
-    y = np.array([metric_value(tr, metric) for tr in ok], dtype=np.float64)
+    y = np.array([_y(tr) for tr in ok], dtype=np.float64)
     t = np.array([bool(pred(tr.spec)) for tr in ok], dtype=np.float64)
     x = np.concatenate([decision_features(grammar, [tr.path for tr in ok]), t[:, None]], axis=1)
     ratio = np.exp([_uniform_logprob(tr) - (tr.log_propensity or 0.0) for tr in ok])

@@ -69,6 +69,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-checks", action="store_true", help="skip the sensitivity checks (placebo, random common cause)"
     )
+    p.add_argument(
+        "--fidelity",
+        default="lowest",
+        metavar="lowest|STEPS",
+        help="multi-fidelity searches (--halving): outcomes at the lowest budget, which every trial has "
+        "(default), or at a higher budget (only the promoted trials, selected by their lowest-budget score)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write effects.json, report.md and forest.png here")
     p.add_argument("--json", action="store_true", help="print one JSON object per estimator")
@@ -93,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         checks=not args.no_checks,
         placebo_draws=args.placebo_draws,
+        fidelity=args.fidelity,
     )
     keys = ("treatment", "metric", "estimator", "ate", "ci95", "n", "ess")
     if args.json:

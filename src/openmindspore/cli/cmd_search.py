@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from openmindspore.cli._common import (
     DATASET_HELP,
     add_address,
@@ -20,6 +22,7 @@ EXAMPLES = """\
   oms search --space cnn --dataset mnist5k --budget 30 --workers 2 --out runs/cnn --set steps=300
   oms search --space cnn --dataset '{format: imagefolder, path: photos/, image_size: 32}' --budget 20 --out runs/mine
   oms search --space nb201 --dataset cifar100 --budget 30 --prior runs/nb201 --out runs/nb201-c100  # warm start
+  oms search --space cnn --budget 27 --set steps=270 --halving 3 --out runs/cnn-sh  # 30/90/270 steps
   oms search --space nb201 --budget 100 --strategy tpe --out runs/tpe    # Optuna's TPE (extra [optuna])
   oms search --report runs/nb201
   oms search --report runs/a runs/b --report-out runs/compare     # overlay several searches
@@ -52,6 +55,13 @@ def register(sub) -> None:
         metavar="DIR",
         help="warm-start the markov chain from earlier searches (their trials.jsonl; shared states only); "
         "the prior is stored in OUT/search.json",
+    )
+    p.add_argument(
+        "--halving",
+        metavar="ETA[,RUNGS]",
+        help="multi-fidelity (successive halving, cnn space): every model trains steps/ETA**(RUNGS-1) steps, "
+        "the best 1/ETA are re-trained ETA times longer, ... up to steps (RUNGS default 3); "
+        "re-trainings go to OUT/promotions.jsonl and the best is chosen at the highest budget",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="search directory (trials.jsonl, search.json)")
@@ -116,27 +126,43 @@ def run(args) -> int:
     if args.workers < 1:
         raise ConfigError("--workers", args.workers, "an integer >= 1")
 
+    from openmindspore.automl.halving import parse_halving, rung_sizes
     from openmindspore.track.studies import StudyLog
 
     dataset = None if args.dataset is None else dataset_key(dataset_arg(args.dataset))
+    halving = parse_halving(args.halving)
+    # the bar counts evaluations weighted by their budget (rung r trains eta**r times longer), so its ETA holds
+    sizes = [args.budget] if halving is None else rung_sizes(args.budget, halving["eta"], halving["rungs"])
+    weights = [1] if halving is None else [halving["eta"] ** r for r in range(halving["rungs"])]
     study = StudyLog(
         args.out,
-        f"search {args.space} {args.strategy}",
-        args.budget,
+        f"search {args.space} {args.strategy}" + ("" if halving is None else f" halving {args.halving}"),
+        sum(k * w for k, w in zip(sizes, weights)),
         [n.strip() for n in args.logger.split(",") if n.strip()],
         {"space": args.space, "strategy": args.strategy, "budget": args.budget, "seed": args.seed, "dataset": dataset},
         args.tracking_uri,
         quiet=args.quiet or args.json,
     )
-    state = {"best": None}
+    state: dict[str, Any] = {"best": None, "rung": 0}
 
     def on_trial(t) -> None:
+        rung = getattr(t, "rung", 0)
+        if rung > state["rung"]:  # a new rung: the best is reported at the highest budget
+            state["rung"], state["best"] = rung, None
         if t.ok and (state["best"] is None or t.score > state["best"]):
             state["best"] = t.score
         val = f"{t.score:.4f}" if t.ok else f"[red]failed[/red] ({t.error})"
         best = f"{state['best']:.4f}" if state["best"] is not None else "-"
-        line = f"trial {t.trial + 1}/{args.budget} {args.strategy}: val={val} best={best} ({t.duration_s:.1f} s)"
-        study.trial(f"trial-{t.trial}", t.to_json(), line, f"best {best}")
+        at = "" if t.budget is None else f" @{t.budget} steps"
+        if rung:
+            line = f"promotion rung {rung}: trial {t.trial + 1}{at}: val={val} best={best} ({t.duration_s:.1f} s)"
+            name = f"trial-{t.trial}-rung-{rung}"
+        else:
+            line = (
+                f"trial {t.trial + 1}/{args.budget} {args.strategy}{at}: val={val} best={best} ({t.duration_s:.1f} s)"
+            )
+            name = f"trial-{t.trial}"
+        study.trial(name, t.to_json(), line, f"best {best}", advance=1 if halving is None else weights[rung])
 
     with study, joined_cluster(args.address, args.workers, args.engine):
         res = run_search(
@@ -151,6 +177,7 @@ def run(args) -> int:
             space_options=_options(args.set),
             on_trial=on_trial,
             prior=args.prior,
+            halving=halving,
         )
     b = res.best
     out = {
@@ -159,7 +186,10 @@ def run(args) -> int:
         "trials": len(res.trials),
         "failed": res.num_failed,
         "config": res.config,
-        "best": None if b is None else {"trial": b.trial, "score": b.score, "metrics": b.metrics, "spec": b.spec},
+        "promotions": len(res.promotions),
+        "best": None
+        if b is None
+        else {"trial": b.trial, "score": b.score, "metrics": b.metrics, "spec": b.spec, "budget": b.budget},
     }
     if args.json:
         print_json(out)
@@ -169,7 +199,9 @@ def run(args) -> int:
         import json
 
         print(
-            f"best of {len(res.trials)} ({res.num_failed} failed): trial {b.trial}, "
+            f"best of {len(res.trials)} ({res.num_failed} failed): trial {b.trial}"
+            + ("" if b.budget is None else f" at {b.budget} steps ({len(res.promotions)} promotions)")
+            + ", "
             f"val {res.config['objective']}={b.score:.4f}, test={json.dumps(b.metrics.get('test', {}))}"
         )
         print("spec: " + json.dumps(b.spec))

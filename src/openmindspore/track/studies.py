@@ -31,7 +31,18 @@ log = logging.getLogger(__name__)
 def trial_params(record: dict[str, Any]) -> dict[str, Any]:
     """A trial record (``trials.jsonl`` row or an ablation run) as flat MLflow params."""
     params: dict[str, Any] = {}
-    for key in ("strategy", "seed", "parent", "log_propensity", "repeat", "status", "error"):
+    for key in (
+        "strategy",
+        "seed",
+        "parent",
+        "log_propensity",
+        "repeat",
+        "status",
+        "error",
+        "promoted_from",
+        "rung",
+        "budget",
+    ):
         if record.get(key) is not None:
             params[key] = record[key]
     if "spec" in record:
@@ -96,12 +107,13 @@ class StudyLog:
         )
         self._task = self._progress.add_task(title, total=total, best="")
         self._progress.start()
-        self.done = 0
+        self.done: float = 0
         self._closed = False
 
-    def trial(self, name: str, record: dict[str, Any], line: str, best: str = "") -> None:
-        """A finished trial: its line above the bar, the bar advanced, its nested run when tracking."""
-        self.done += 1
+    def trial(self, name: str, record: dict[str, Any], line: str, best: str = "", advance: float = 1) -> None:
+        """A finished trial: its line above the bar, the bar advanced (by ``advance`` units: a longer
+        trial can weigh more, so the ETA holds), its nested run when tracking."""
+        self.done += advance
         self._progress.console.print(line, highlight=False)
         self._progress.update(self._task, completed=self.done, best=best)
         if self.parent is None:

@@ -20,6 +20,10 @@ class SearchSpace(ABC):
     #: key of ``metrics["val"]`` that the search maximises
     objective: str = "accuracy"
     grammar: Grammar
+    #: the option holding each trial's training budget (steps), for multi-fidelity search; None: no budget
+    budget_option: str | None = None
+    #: that option's default value
+    default_budget: int = 0
 
     def __init__(self, dataset: str, **options: Any) -> None:
         self.dataset = dataset
@@ -33,6 +37,12 @@ class SearchSpace(ABC):
     def evaluate(self, spec: Any, seed: int) -> dict[str, dict[str, float]]:
         """Train/evaluate ``spec``; returns ``{"val": {...}, "test": {...}}`` (``val[objective]`` is
         maximised). Raise on failure: the search logs the trial as failed and goes on."""
+
+    def full_budget(self) -> int:
+        """The configured training budget of a trial (``options[budget_option]`` or its default)."""
+        if self.budget_option is None:
+            raise ValueError(f"space {self.name!r} has no training budget")
+        return int(self.options.get(self.budget_option, self.default_budget))
 
     def describe(self) -> dict[str, Any]:
         return {"space": self.name, "dataset": self.dataset, "options": self.options, "objective": self.objective}

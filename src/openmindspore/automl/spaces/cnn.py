@@ -110,6 +110,8 @@ class CNNSpace(SearchSpace):
 
     name = "cnn"
     objective = "accuracy"
+    budget_option = "steps"
+    default_budget = int(DEFAULT_TRAIN["steps"])
 
     def __init__(self, dataset: str = "mnist5k", **options: Any) -> None:
         from openmindspore.data import dataset_label, load_dataset, parse_dataset
