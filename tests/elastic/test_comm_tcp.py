@@ -197,8 +197,8 @@ except CommError as e:
 @pytest.mark.distributed
 def test_peer_on_other_node_killed_survivors_on_every_node_fail_fast():
     """Ranks 0, 2 on node a and 1 on node b all-reduce in a loop (real processes); rank 1 gets SIGKILL. Both
-    survivors raise PeerLostError naming rank 1 (the socket closed: a timeout would be CommTimeoutError),
-    well within the 30 s timeout, and stay alive."""
+    survivors raise PeerLostError (the socket closed: a timeout would be CommTimeoutError) well within the 30 s
+    timeout, naming rank 1 (see below for the one interleaving where a survivor names the other)."""
     nodes, world = "aba", 3
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
     procs = [
@@ -222,11 +222,18 @@ def test_peer_on_other_node_killed_survivors_on_every_node_fail_fast():
         time.sleep(0.3)
         t_kill = time.time()
         os.kill(procs[1].pid, signal.SIGKILL)
-        for p in (procs[0], procs[2]):
-            rep = json.loads(p.stdout.readline())
-            assert rep["kind"] == PeerLostError.kind and rep["ranks"] == [1], rep
-            assert rep["iters"] > 0 and rep["t"] - t_kill < 30.0 / 3, rep
-            assert p.wait(30) == 0
+        reps = {}
+        for r in (0, 2):
+            rep = reps[r] = json.loads(procs[r].stdout.readline())
+            assert rep["kind"] == PeerLostError.kind and rep["iters"] > 0 and rep["t"] - t_kill < 30.0 / 3, rep
+            assert procs[r].wait(30) == 0
+        # a survivor names rank 1, except one that rank 1 had already reached in the barrier: it waits for the
+        # other survivor, which gave up on rank 1 and exited, so it names that one, after it named rank 1
+        assert any(rep["ranks"] == [1] for rep in reps.values()), reps
+        for rep in reps.values():
+            if rep["ranks"] != [1]:
+                (other,) = rep["ranks"]
+                assert other in reps and reps[other]["ranks"] == [1] and reps[other]["t"] <= rep["t"], reps
     finally:
         for p in procs:
             if p.poll() is None:
