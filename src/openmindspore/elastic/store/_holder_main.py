@@ -33,6 +33,11 @@ from typing import Any
 __all__ = ["Holder", "pid_alive"]
 
 
+def free_name(prefix: str) -> str:
+    """The evicted snapshot file the holder keeps for the next snapshot to be written into (at most one)."""
+    return f"{prefix}free"
+
+
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` runs (a zombie counts as gone)."""
     try:
@@ -140,7 +145,7 @@ class Holder:
         """An evicted snapshot's file becomes the one the next snapshot is written into (``<prefix>free``:
         overwriting memory tmpfs has allocated is ~3x faster than a new file), unless one is kept already
         or it is not in shared memory."""
-        free = f"{self.prefix}free"
+        free = free_name(self.prefix)
         if path.startswith(self.prefix) and not os.path.exists(free):
             try:
                 os.replace(path, free)

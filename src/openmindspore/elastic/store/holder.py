@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openmindspore.elastic.messages import _Message
-from openmindspore.elastic.store._holder_main import pid_alive
+from openmindspore.elastic.store._holder_main import free_name, pid_alive
 from openmindspore.elastic.store.base import SnapshotRecord
 from openmindspore.elastic.store.blob import write_state
 from openmindspore.errors import OMSError
@@ -55,11 +55,6 @@ def run_id(run_dir: str | Path) -> str:
 def shm_prefix(run_dir: str | Path) -> str:
     base = "/dev/shm" if os.path.isdir("/dev/shm") else os.environ.get("TMPDIR", "/tmp")
     return f"{base}/oms-snap-{run_id(run_dir)}-"
-
-
-def free_name(prefix: str) -> str:
-    """The evicted snapshot file the holder keeps for the next snapshot to be written into (at most one)."""
-    return f"{prefix}free"
 
 
 def fallback_prefix(run_dir: str | Path) -> str:
