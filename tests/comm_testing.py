@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["inputs", "on_ranks"]
+__all__ = ["inputs", "on_ranks", "assert_survivors_name"]
 
 
 def on_ranks(world: int, fn: Callable[[int], Any], timeout: float = 60.0) -> list[Any]:
@@ -39,3 +39,15 @@ def inputs(world: int, n: int, dtype: np.dtype, seed: int = 0) -> list[np.ndarra
             (rng.standard_normal(n) * 10.0 ** rng.integers(-decades, decades, n)).astype(dtype) for _ in range(world)
         ]
     return [rng.integers(-1000, 1000, n).astype(dtype) for _ in range(world)]
+
+
+def assert_survivors_name(reps: dict[int, dict[str, Any]], dead: int) -> None:
+    """The survivors' reports (by rank) of a peer killed mid-collective: one names ``dead``. Another may name
+    a survivor instead, in the one interleaving where ``dead`` had already reached it in the barrier: it then
+    waits for the other survivor, which gave up on ``dead`` and exited; that one must have named ``dead``
+    first."""
+    assert any(rep["ranks"] == [dead] for rep in reps.values()), reps
+    for rep in reps.values():
+        if rep["ranks"] != [dead]:
+            (other,) = rep["ranks"]
+            assert other in reps and reps[other]["ranks"] == [dead] and reps[other]["t"] <= rep["t"], reps

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from comm_testing import assert_survivors_name
 from comm_testing import inputs as _inputs
 from comm_testing import on_ranks as _on_ranks
 
@@ -238,22 +239,14 @@ def test_peer_killed_mid_collective_survivors_fail_fast(procs):
     _looping(procs)
     t_kill = time.time()
     os.kill(procs[2].pid, signal.SIGKILL)
-    reps = []
-    for p in procs[:2]:
+    reps = {}
+    for r, p in enumerate(procs[:2]):
         line = p.stdout.readline()
         assert line, "a survivor ended without reporting"
-        rep = json.loads(line)
+        rep = reps[r] = json.loads(line)
         assert rep["kind"] == "peer_lost" and rep["iters"] > 0 and rep["t"] - t_kill < timeout / 3, rep
-        reps.append(rep)
         assert p.wait(30) == 0
-    # A survivor names rank 2, except one that rank 2 had already sent this barrier's tag to before it died:
-    # that one is still waiting for the other survivor, which gave up on rank 2 and exited, so it names that
-    # survivor (its socket closing is what it sees), only after that survivor reported rank 2.
-    assert any(r["ranks"] == [2] for r in reps), reps
-    for rep in reps:
-        if rep["ranks"] != [2]:
-            (other,) = rep["ranks"]
-            assert reps[other]["ranks"] == [2] and reps[other]["t"] <= rep["t"], reps
+    assert_survivors_name(reps, 2)
 
 
 @pytest.mark.distributed
