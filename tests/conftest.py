@@ -42,14 +42,43 @@ def readme_user_project(readme_dir):
     return run_user_project(readme_dir)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest's hook signature
-    """Say in the summary when reference comparisons were skipped for want of the `test` extra."""
-    from oms_testing import TEST_EXTRA_SKIPS
+# Test files that share a session fixture (it is made once per process): kept on one pytest-xdist worker.
+_SHARED_SESSION = {"tests/test_readme.py": "readme", "tests/serve/test_readme_serving.py": "readme"}
 
-    if TEST_EXTRA_SKIPS:
-        missing = ", ".join(sorted(set(TEST_EXTRA_SKIPS)))
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest's hook signature
+    """Under pytest-xdist (`make test` runs ``-n 2 --dist loadgroup``) each test file is one unit of work,
+    so its module fixtures are made once; files sharing a session fixture (the README's runs) are one unit
+    too. Units start longest first, estimated by their count of ``slow`` tests, so that no long file is
+    left to the end of a run; within a file the order is the file's. Without xdist the marks do nothing."""
+    groups: dict[str, list] = {}
+    for item in items:
+        path = item.path.relative_to(config.rootpath).as_posix()
+        groups.setdefault(_SHARED_SESSION.get(path, path), []).append(item)
+
+    def weight(group: list) -> int:
+        return sum(1 for it in group if it.get_closest_marker("slow"))
+
+    items[:] = []
+    for name, group in sorted(groups.items(), key=lambda kv: -weight(kv[1])):  # stable: ties keep file order
+        for item in group:
+            item.add_marker(pytest.mark.xdist_group(name))
+        items.extend(group)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest's hook signature
+    """Say in the summary when reference comparisons were skipped for want of the `test` extra (read from the
+    skip reports, which reach this process from pytest-xdist's workers too)."""
+    from oms_testing import TEST_EXTRA_REASON
+
+    missing = set()
+    for rep in terminalreporter.stats.get("skipped", []):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        if TEST_EXTRA_REASON in reason:
+            missing.add(reason.removeprefix("Skipped: ").split(" is not installed")[0])
+    if missing:
         terminalreporter.write_line(
-            f"NOTE: reference tests skipped because the test extra is not installed ({missing}); "
+            f"NOTE: reference tests skipped because the test extra is not installed ({', '.join(sorted(missing))}); "
             "run `make test` or pip install -e '.[test]' to run them",
             yellow=True,
         )
