@@ -31,8 +31,8 @@ check: $(VENV)/.installed-test
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
 
-# two pytest-xdist workers: one test file per unit (tests/conftest.py), longest first
-XDIST := -n 2 --dist loadgroup --no-loadscope-reorder
+# two pytest-xdist workers: a test file is one unit of work; files start longest first (tests/conftest.py)
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 test: check
 	$(PY) -m pytest -q --durations=30 $(XDIST) -m "not heavy" tests
 

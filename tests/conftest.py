@@ -42,28 +42,21 @@ def readme_user_project(readme_dir):
     return run_user_project(readme_dir)
 
 
-# Test files that share a session fixture (it is made once per process): kept on one pytest-xdist worker.
-_SHARED_SESSION = {"tests/test_readme.py": "readme", "tests/serve/test_readme_serving.py": "readme"}
-
-
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest's hook signature
-    """Under pytest-xdist (`make test` runs ``-n 2 --dist loadgroup``) each test file is one unit of work,
-    so its module fixtures are made once; files sharing a session fixture (the README's runs) are one unit
-    too. Units start longest first, estimated by their count of ``slow`` tests, so that no long file is
-    left to the end of a run; within a file the order is the file's. Without xdist the marks do nothing."""
-    groups: dict[str, list] = {}
+    """Files start longest first, estimated by their count of ``slow`` tests, so that under pytest-xdist
+    (`make test` runs ``-n 2 --dist loadfile --no-loadscope-reorder``: a file is one unit of work, its module
+    fixtures made once) no long file is left to the end of a run; within a file the order is the file's. A
+    session fixture is made once per worker: the tests sharing an expensive one live in one file (the
+    README's runs: tests/test_readme.py)."""
+    files: dict[str, list] = {}
     for item in items:
-        path = item.path.relative_to(config.rootpath).as_posix()
-        groups.setdefault(_SHARED_SESSION.get(path, path), []).append(item)
+        files.setdefault(str(item.path), []).append(item)
 
-    def weight(group: list) -> int:
-        return sum(1 for it in group if it.get_closest_marker("slow"))
+    def weight(tests: list) -> int:
+        return sum(1 for it in tests if it.get_closest_marker("slow"))
 
-    items[:] = []
-    for name, group in sorted(groups.items(), key=lambda kv: -weight(kv[1])):  # stable: ties keep file order
-        for item in group:
-            item.add_marker(pytest.mark.xdist_group(name))
-        items.extend(group)
+    items[:] = [it for _, tests in sorted(files.items(), key=lambda kv: -weight(kv[1])) for it in tests]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest's hook signature
