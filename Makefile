@@ -31,12 +31,14 @@ check: $(VENV)/.installed-test
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
 
+# two pytest-xdist workers: a test file is one unit of work; files start longest first (tests/conftest.py)
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 test: check
-	$(PY) -m pytest -q --durations=30 -m "not heavy" tests
+	$(PY) -m pytest -q --durations=30 $(XDIST) -m "not heavy" tests
 
 # also the heavy end-to-end variants (marker `heavy` in pyproject.toml)
 test-all: check
-	$(PY) -m pytest -q --durations=30 tests
+	$(PY) -m pytest -q --durations=30 $(XDIST) tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

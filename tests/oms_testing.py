@@ -59,7 +59,7 @@ def kill_session(pid: int) -> None:
 
 # the optional `test` extra's reference packages: tests that compare against them skip only when the
 # distribution is not installed at all (a plain `pip install -e .`); installed but failing to import fails
-TEST_EXTRA_SKIPS: list[str] = []
+TEST_EXTRA_REASON = "comes with the test extra"  # in the skip reason; conftest's summary looks for it
 
 
 def from_test_extra(module: str, dist: str | None = None):
@@ -74,9 +74,8 @@ def from_test_extra(module: str, dist: str | None = None):
     try:
         importlib.metadata.version(dist or module)
     except importlib.metadata.PackageNotFoundError:
-        TEST_EXTRA_SKIPS.append(dist or module)
         pytest.skip(
-            f"{dist or module} is not installed: it comes with the test extra (pip install -e '.[test]')",
+            f"{dist or module} is not installed: it {TEST_EXTRA_REASON} (pip install -e '.[test]')",
             allow_module_level=True,
         )
     return importlib.import_module(module)

@@ -1,6 +1,6 @@
 """The README's command blocks, run once per test session and shared: the Usage block (``runs/`` of the
 commands in the shared folder) and the "Your model, your data" block (in a copy of ``examples/user_project``
-in the same folder). tests/test_readme.py asserts what they did; tests/serve/test_readme_serving.py serves
+in the same folder). tests/test_readme.py asserts what they did and serves
 the runs they made, as the README's Serving section does."""
 
 from __future__ import annotations

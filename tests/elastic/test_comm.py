@@ -199,8 +199,8 @@ except CommError as e:
 """
 
 
-def _start_group(world: int, timeout: float) -> list[subprocess.Popen]:
-    group = _group()
+def _start_group(world: int, timeout: float, group: str | None = None) -> list[subprocess.Popen]:
+    group = group or _group()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
     return [
         subprocess.Popen(
@@ -260,14 +260,14 @@ def test_peer_stopped_mid_collective_survivor_times_out(procs):
 
 
 def test_killed_process_leaves_no_shared_memory(procs):
-    before = {p for p in os.listdir("/dev/shm") if p.startswith("oms-comm-")} if os.path.isdir("/dev/shm") else set()
-    procs += _start_group(2, 30.0)
+    group = _group()  # only this group's segments: other tests may run beside this one (pytest-xdist)
+    procs += _start_group(2, 30.0, group)
     _looping(procs)
     for p in procs:
         p.kill()
         p.wait(10)
     if os.path.isdir("/dev/shm"):
-        assert {p for p in os.listdir("/dev/shm") if p.startswith("oms-comm-")} <= before
+        assert not [p for p in os.listdir("/dev/shm") if p.startswith(f"oms-comm-{group}-")]
 
 
 def test_abort_of_a_group_not_yet_joined_fails_its_formation():

@@ -33,7 +33,17 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
-__all__ = ["available", "library_path", "set_threads", "adam", "ConvOp", "DenseOp", "MaxPoolOp", "Permute"]
+__all__ = [
+    "available",
+    "library_path",
+    "load_library",
+    "set_threads",
+    "adam",
+    "ConvOp",
+    "DenseOp",
+    "MaxPoolOp",
+    "Permute",
+]
 
 log = logging.getLogger(__name__)
 _SRC = Path(__file__).with_name("cpu_kernels.cpp")
@@ -100,10 +110,17 @@ def library_path() -> Path | None:
             lib = None
         _state["lib"] = lib
         if lib is not None:
-            _state["dll"] = ctypes.CDLL(str(lib))
-            threads = os.environ.get("OMP_NUM_THREADS", "")
-            set_threads(int(threads) if threads.isdigit() else len(os.sched_getaffinity(0)))
+            _state["dll"] = load_library(lib)
     return _state["lib"]
+
+
+def load_library(lib: Path) -> ctypes.CDLL:
+    """A built kernel library, loaded, with the process's thread count set (``OMP_NUM_THREADS``, else the
+    usable CPUs); shared by the transformer kernels (kernels.transformer)."""
+    dll = ctypes.CDLL(str(lib))
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    dll.oms_set_threads(max(1, int(threads) if threads.isdigit() else len(os.sched_getaffinity(0))))
+    return dll
 
 
 def available() -> bool:

@@ -14,8 +14,6 @@ thread count.
 
 from __future__ import annotations
 
-import ctypes
-import os
 from pathlib import Path
 
 import mindspore as ms
@@ -45,9 +43,7 @@ def library_path() -> Path | None:
         lib = kernels._build(_SRC) if kernels.library_path() is not None else None  # same switches and cache
         _state["lib"] = lib
         if lib is not None:
-            _state["dll"] = ctypes.CDLL(str(lib))
-            threads = os.environ.get("OMP_NUM_THREADS", "")
-            set_threads(int(threads) if threads.isdigit() else len(os.sched_getaffinity(0)))
+            _state["dll"] = kernels.load_library(lib)
     return _state["lib"]
 
 
