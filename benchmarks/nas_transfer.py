@@ -8,7 +8,10 @@ For every ordered pair (A -> B) of cifar10, cifar100, imagenet and repetition r:
   its elite are the worst cells);
 * targets on B with seed r: ``cold`` (no prior), ``warm`` (prior from the source), ``misleading``
   (prior from the misleading source), ``sources-first`` (the baseline: evaluate the source's 10 best
-  distinct cells first, then the cold chain).
+  distinct cells first, then the cold chain), ``seeded-evolution`` (the other baseline: regularized
+  evolution whose initial population is the source's 10 best distinct cells, evaluated first; then
+  ordinary aging evolution with population 10 and tournament 10, the ``evolution-tuned`` setting of
+  benchmarks/nas.py, chosen on CIFAR-10 seeds 1000-1099).
 
 Regret as in benchmarks/nas.py (best mean accuracy in B's table minus the mean accuracy of the
 best-by-validation model found), in % points; one JSON line per (pair, variant, budget) with the
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -31,7 +35,7 @@ import numpy as np
 from openmindspore.automl import Grammar, Step, Trial, make_space, run_search
 from openmindspore.automl.prior import prior_from_results
 from openmindspore.automl.spaces.nb201 import NB201_DATASETS, NB201Space
-from openmindspore.automl.strategies import STRATEGIES, MarkovSearch, Proposal
+from openmindspore.automl.strategies import STRATEGIES, MarkovSearch, Proposal, RegularizedEvolution
 
 
 class InvertedNB201(NB201Space):
@@ -59,7 +63,29 @@ class SourcesFirst(MarkovSearch):
         return super().propose(history, rng)
 
 
+class SeededEvolution(RegularizedEvolution):
+    """Baseline: regularized evolution whose initial population is the source search's best cells
+    (evaluated first, in the source's order); after them, aging evolution as usual (the population is
+    the ``population`` most recent successful trials: the elites until mutants replace them)."""
+
+    name = "seeded-evolution"
+
+    def __init__(self, grammar: Grammar, elites: list[list[list[Any]]], population: int = 10, sample: int = 10) -> None:
+        super().__init__(grammar, population=population, sample=sample)
+        self.elites = [[(str(s), int(i)) for s, i in path] for path in elites]
+
+    def propose(self, history: Sequence[Trial], rng: np.random.Generator) -> Proposal:
+        if len(history) < len(self.elites):
+            path = self.elites[len(history)]
+            return [Step(s, self.grammar.choice(s, i).id, 1.0, {}) for s, i in path], path, None
+        return super().propose(history, rng)
+
+
 STRATEGIES["sources-first"] = SourcesFirst
+STRATEGIES["seeded-evolution"] = SeededEvolution
+
+
+VARIANTS = ("cold", "warm", "misleading", "sources-first", "seeded-evolution")
 
 
 def _prior(space: NB201Space, budget: int, seed: int, k: int = 10) -> tuple[dict[str, Any], list]:
@@ -116,13 +142,14 @@ def main(argv: list[str] | None = None) -> int:
                 for variant, table in (("warm", priors[a][0]), ("misleading", bad[a][0])):
                     res = run_search(sp, "markov", n_max, seed=r, strategy_options={**opts, "warm": table})
                     reg.setdefault((a, b, variant), []).append(_regret(sp, best[b], res.trials, args.budgets))  # type: ignore[arg-type]
-                res = run_search(sp, "sources-first", n_max, seed=r, strategy_options={"elites": priors[a][1]})
-                reg.setdefault((a, b, "sources-first"), []).append(_regret(sp, best[b], res.trials, args.budgets))  # type: ignore[arg-type]
+                for base in ("sources-first", "seeded-evolution"):
+                    res = run_search(sp, base, n_max, seed=r, strategy_options={"elites": priors[a][1]})
+                    reg.setdefault((a, b, base), []).append(_regret(sp, best[b], res.trials, args.budgets))  # type: ignore[arg-type]
     for a in NB201_DATASETS:
         for b in NB201_DATASETS:
             if a == b:
                 continue
-            arr = {v: np.array(reg[(a, b, v)]) for v in ("cold", "warm", "misleading", "sources-first")}
+            arr = {v: np.array(reg[(a, b, v)]) for v in VARIANTS}
             for v, x in arr.items():
                 for j, bud in enumerate(args.budgets):
                     line = {"benchmark": "nas201-transfer", "source": a, "target": b, "variant": v, "budget": bud}
@@ -139,9 +166,15 @@ def main(argv: list[str] | None = None) -> int:
                 "warm25_minus_cold100": _stat(arr["warm"][:, j25] - arr["cold"][:, j100]),
                 "misleading_minus_cold_30": _stat(arr["misleading"][:, j30] - arr["cold"][:, j30]),
                 "misleading_minus_cold_100": _stat(arr["misleading"][:, j100] - arr["cold"][:, j100]),
+                **{
+                    f"warm_minus_{base}_{bud}": _stat(arr["warm"][:, j] - arr[base][:, j])
+                    for base in ("sources-first", "seeded-evolution")
+                    for bud, j in ((30, j30), (100, j100))
+                },
                 "reps": args.reps,
                 "options": opts,
                 "seconds": round(time.perf_counter() - t0, 1),
+                "load_avg": [round(x, 2) for x in os.getloadavg()],
             }
             print(json.dumps(summary), flush=True)
     return 0
