@@ -47,23 +47,34 @@ class InvertedNB201(NB201Space):
         return m
 
 
-class SourcesFirst(MarkovSearch):
-    """Baseline: evaluate the source search's best ``k`` distinct cells first, then the cold chain."""
+class _EliteFirst:
+    """Evaluates the source search's best distinct cells first (``elites``, in the source's order), then
+    proposes as the strategy it is mixed into."""
 
-    name = "sources-first"
+    grammar: Grammar
+    elites: list[list[tuple[str, int]]]
 
-    def __init__(self, grammar: Grammar, elites: list[list[list[Any]]]) -> None:
-        super().__init__(grammar)
+    def _set_elites(self, elites: list[list[list[Any]]]) -> None:
         self.elites = [[(str(s), int(i)) for s, i in path] for path in elites]
 
     def propose(self, history: Sequence[Trial], rng: np.random.Generator) -> Proposal:
         if len(history) < len(self.elites):
             path = self.elites[len(history)]
             return [Step(s, self.grammar.choice(s, i).id, 1.0, {}) for s, i in path], path, None
-        return super().propose(history, rng)
+        return super().propose(history, rng)  # type: ignore[misc]
 
 
-class SeededEvolution(RegularizedEvolution):
+class SourcesFirst(_EliteFirst, MarkovSearch):
+    """Baseline: evaluate the source search's best ``k`` distinct cells first, then the cold chain."""
+
+    name = "sources-first"
+
+    def __init__(self, grammar: Grammar, elites: list[list[list[Any]]]) -> None:
+        super().__init__(grammar)
+        self._set_elites(elites)
+
+
+class SeededEvolution(_EliteFirst, RegularizedEvolution):
     """Baseline: regularized evolution whose initial population is the source search's best cells
     (evaluated first, in the source's order); after them, aging evolution as usual (the population is
     the ``population`` most recent successful trials: the elites until mutants replace them)."""
@@ -72,13 +83,7 @@ class SeededEvolution(RegularizedEvolution):
 
     def __init__(self, grammar: Grammar, elites: list[list[list[Any]]], population: int = 10, sample: int = 10) -> None:
         super().__init__(grammar, population=population, sample=sample)
-        self.elites = [[(str(s), int(i)) for s, i in path] for path in elites]
-
-    def propose(self, history: Sequence[Trial], rng: np.random.Generator) -> Proposal:
-        if len(history) < len(self.elites):
-            path = self.elites[len(history)]
-            return [Step(s, self.grammar.choice(s, i).id, 1.0, {}) for s, i in path], path, None
-        return super().propose(history, rng)
+        self._set_elites(elites)
 
 
 STRATEGIES["sources-first"] = SourcesFirst
