@@ -126,15 +126,31 @@ def _shap_score(est: Any, X: np.ndarray, y: np.ndarray, task: str, seed: int):
     return score
 
 
-def injection_seed(dataset: str, model: str, seed: int, methods: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Every method on one seed of one (dataset, model): one record per method."""
+def injected(dataset: str, model: str, seed: int) -> dict[str, Any]:
+    """One seed's case: the model, the data with the three columns injected (train ``X``, ``y``; test ``Xt``,
+    ``yt``), ``task``, ``names``, the injection ``inj`` and the ``cluster`` (names) of its source."""
     X, y, Xt, yt, task, names = _data(dataset, seed)
     est, _ = resolve_model(model, task, seed)  # type: ignore[arg-type]
     marg = importances(est, X, y, ("marginal",), 3, seed=seed, task=task, n_boot=0)["marginal"]  # type: ignore
     src = int(np.argmax(marg.mean))
     cluster = [names[c] for c in near_duplicates(X, src, seed=seed)]  # the source and its near-duplicates
     both, names2, inj = inject_columns(np.vstack([X, Xt]), names, src, seed)
-    X2, Xt2 = both[: len(X)], both[len(X) :]
+    return {
+        "est": est, "X": both[: len(X)], "y": y, "Xt": both[len(X) :], "yt": yt, "task": task,
+        "names": names2, "inj": inj, "cluster": cluster,
+    }  # fmt: skip
+
+
+def named_by_cluster(proxies: dict[str, str], cluster: list[str]) -> bool:
+    """Whether the copy and the proxy are both named by a member of their source's cluster (module doc)."""
+    return proxies.get("injected_copy") in cluster and proxies.get("injected_proxy") in cluster
+
+
+def injection_seed(dataset: str, model: str, seed: int, methods: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Every method on one seed of one (dataset, model): one record per method."""
+    case = injected(dataset, model, seed)
+    est, X2, y, Xt2, yt, task = (case[k] for k in ("est", "X", "y", "Xt", "yt", "task"))
+    names2, inj, cluster = case["names"], case["inj"], case["cluster"]
     all_score = holdout_score(est, X2, y, Xt2, yt, task)  # type: ignore[arg-type]
     out = []
     for method in methods:
@@ -152,7 +168,7 @@ def injection_seed(dataset: str, model: str, seed: int, methods: tuple[str, ...]
         kept = elim.kept_names
         cols = [names2.index(n) for n in kept]
         dropped = all(n not in kept for n in INJ)
-        named = proxies.get("injected_copy") in cluster and proxies.get("injected_proxy") in cluster
+        named = named_by_cluster(proxies, cluster)
         named_exact = proxies.get("injected_copy") == inj.source and proxies.get("injected_proxy") == inj.source
         out.append(
             {

@@ -14,33 +14,23 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-
 os.environ.setdefault("GLOG_v", "3")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import features as bench  # noqa: E402
 
-from openmindspore.features import inject_columns  # noqa: E402
-from openmindspore.features.estimators import resolve_model  # noqa: E402
-from openmindspore.features.importance import importances  # noqa: E402
-from openmindspore.features.naming import explained_by, near_duplicates  # noqa: E402
+from openmindspore.features.naming import explained_by  # noqa: E402
 from openmindspore.features.selection import intervention_elimination  # noqa: E402
 
 
 def diagnose(ds: str, model: str, seed: int) -> dict[str, Any]:
-    X, y, Xt, _, task, names = bench._data(ds, seed)
-    est, _ = resolve_model(model, task, seed)  # type: ignore[arg-type]
     t0 = time.perf_counter()
-    marg = importances(est, X, y, ("marginal",), 3, seed=seed, task=task, n_boot=0)["marginal"]  # type: ignore
-    src = int(np.argmax(marg.mean))
-    cluster = [names[c] for c in near_duplicates(X, src, seed=seed)]
-    both, names2, inj = inject_columns(np.vstack([X, Xt]), names, src, seed)
-    X2 = both[: len(X)]
+    case = bench.injected(ds, model, seed)
+    est, X2, y, task, names2, inj, cluster = (case[k] for k in ("est", "X", "y", "task", "names", "inj", "cluster"))
     elim, _ = intervention_elimination(est, X2, y, task, names2, seed=seed)  # type: ignore[arg-type]
     kept, px = elim.kept_names, elim.proxies
     dropped = all(n not in kept for n in bench.INJ)
-    named = px.get("injected_copy") in cluster and px.get("injected_proxy") in cluster
+    named = bench.named_by_cluster(px, cluster)
     rec: dict[str, Any] = {
         "dataset": ds,
         "model": model,
