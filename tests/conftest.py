@@ -42,7 +42,6 @@ def readme_user_project(readme_dir):
     return run_user_project(readme_dir)
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest's hook signature
     """Files start longest first, estimated by their count of ``slow`` tests, so that under pytest-xdist
     (`make test` runs ``-n 2 --dist loadfile --no-loadscope-reorder``: a file is one unit of work, its module
