@@ -55,8 +55,11 @@ def paired_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
 
 
 def _ratios(by: dict[str, list[dict]]) -> dict[str, float]:
-    base = np.mean([r["step_s"] for r in by["none"]])
-    return {row: float(np.mean([r["step_s"] for r in by[row]]) / base) for row in by}
+    """Per row, the median over seeds of its mean step time over the ``none`` row's of the same record (same
+    process, interleaved): a record whose process was stopped (SIGSTOP) during one step moves one seed's
+    ratio, not the row's figure."""
+    base = {r["seed"]: r["step_s"] for r in by["none"]}
+    return {row: float(np.median([r["step_s"] / base[r["seed"]] for r in by[row]])) for row in by}
 
 
 def table(by: dict[str, list[dict]]) -> list[str]:
@@ -193,8 +196,9 @@ def section(records: list[dict], args: argparse.Namespace, started: str) -> str:
         + ". Clean = mnist5k test; clutter = mnist5k_clutter test (digits shifted +-4 px among four 8x8 "
         "fragments of other digits) of the same model; spurious = mnist5k_spurious test of a model trained on "
         "mnist5k_spurious with the same row; pointing game / mass in box / randomization Spearman on the clutter "
-        "test images with |d loss / d x| maps. Step-time ratio: mean step time (augmentation and saliency "
-        "refreshes included) over the `none` row's, rows stepped round-robin in the same process. Key-feature "
+        "test images with |d loss / d x| maps. Step-time ratio: median over seeds of the row's mean step time "
+        "(augmentation and saliency refreshes included) over the `none` row's in the same process (rows stepped "
+        "round-robin). Key-feature "
         "rows use the default refresh (`saliency: {every: 2}`); " + _combination_sentence(records),
         "",
     ]

@@ -79,3 +79,12 @@ def test_the_report_names_the_recorded_combination_and_shows_the_pilot():
     old = report.section(_records(None, pilot=False), args, "2026-12-04 17:46")
     assert "the combination (shift + keep_cutout) was fixed before the run, without a pilot." in old
     assert "Pilot for the combination row" not in old
+
+
+def test_the_step_time_ratio_is_the_median_of_per_seed_ratios_so_one_stopped_step_moves_one_seed():
+    by = report._by(_records("shift+saliency_mix", pilot=False), "augment", 500)
+    by["saliency_mix"].append(dict(by["saliency_mix"][0], seed=3, step_s=30.0))  # a process stopped mid-step
+    by["none"].append(dict(by["none"][0], seed=3))
+    ratios = report._ratios(by)
+    assert ratios["none"] == 1.0
+    assert ratios["saliency_mix"] == pytest.approx(1.6)  # seeds 1, 2: 0.016 / 0.01; seed 3: 3000x
