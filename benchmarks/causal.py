@@ -33,6 +33,7 @@ common cause) run on every log: the share of logs where they passed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -88,7 +89,7 @@ def nas(args: argparse.Namespace) -> None:
         }
         for t in treatments
     }
-    options: dict = {}
+    options: dict = json.loads(args.options) if args.options else {}
     if args.prior_dataset:  # warm-started logs: a prior from searches on another dataset
         import tempfile
 
@@ -152,6 +153,7 @@ def nas(args: argparse.Namespace) -> None:
                     "bench": "causal_nas",
                     "reference": "search",
                     "strategy": args.strategy,
+                    "options": {k: v for k, v in options.items() if k != "warm"},
                     "treatment": tr.name,
                     "estimator": name,
                     "ci": ci,
@@ -325,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--placebo-draws", type=int, default=20, help="placebo check per log and treatment (0: off)")
     p.add_argument("--prior-dataset", help="warm-start every search from markov searches on this dataset")
     p.add_argument("--prior-searches", type=int, default=5, help="source searches for --prior-dataset")
+    p.add_argument("--options", help='the strategy\'s options as JSON, e.g. \'{"model": 1.0, "model_kappa": 2.0}\'')
     sub.add_parser("lalonde")
     args = ap.parse_args(argv)
     nas(args) if args.which == "nas" else lalonde(args)

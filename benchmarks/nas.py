@@ -30,7 +30,9 @@ from openmindspore.automl import make_space, run_search
 #: 1000-1099; "markov-context" conditions on the previous decision; "markov-naive" is the
 #: moving-average learning rule (the ablation showing the rule matters); "tpe" is Optuna's default
 #: TPESampler (``pip install 'openmindspore[optuna]'``). "markov-cem" is the chain before issue 25's
-#: item 2 (plain elite estimate, no local moves: ``contrast`` and ``local`` 0).
+#: item 2 (plain elite estimate, no local moves: ``contrast`` and ``local`` 0). "markov-model" adds
+#: the model trials (``model`` 1.0: every trial after 20 that is not a local move is proposed by the
+#: GP surrogate, ``model_kappa`` 2; tuned on seeds 1000-1399, docs/benchmarks.md "The heavy tail").
 VARIANTS: dict[str, tuple[str, dict]] = {
     "random": ("random", {}),
     "evolution": ("evolution", {}),
@@ -39,6 +41,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "markov-context": ("markov", {"context": "prev"}),
     "markov-naive": ("markov", {"rule": "naive"}),
     "markov-cem": ("markov", {"contrast": 0.0, "local": 0.0}),
+    "markov-model": ("markov", {"model": 1.0, "model_kappa": 2.0}),
     "tpe": ("tpe", {}),
 }
 

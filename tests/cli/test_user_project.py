@@ -25,7 +25,7 @@ def test_user_project_two_workers_recover_bitwise(tmp_path):
     proj = make_project(tmp_path / "proj")
     # from the parent folder: the code is found beside the config and reaches the Ray workers only by
     # being shipped (runtime_env py_modules), not through the workers' working directory
-    ref = _train(tmp_path, "proj/csv.yaml", "--workers", "2", "--out", "proj/runs/ref")
+    ref = _train(tmp_path, "proj/csv.yaml", "--workers", "2", "--spares", "0", "--out", "proj/runs/ref")
     kill = _train(proj, "csv.yaml", "--workers", "2", "--kill-worker-at", "5:1", "--out", "runs/kill")
     assert ref["steps"] == kill["steps"] == 10 and ref["recoveries"] == []
     (rec,) = kill["recoveries"]

@@ -32,7 +32,7 @@ seed: 5
 log_every: 1
 checkpoint_every: 10
 """
-ARGS = ("--workers", "2", "--snapshot-every", "1")
+ARGS = ("--workers", "2", "--spares", "0", "--snapshot-every", "1")  # no worker dies here: no spare needed
 
 
 def _cfg(tmp: Path) -> Path:

@@ -62,7 +62,7 @@ def _params(run_dir: Path) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("elastic")
-    summary, _ = _train(tmp, "ref", "--workers", "2")
+    summary, _ = _train(tmp, "ref", "--workers", "2", "--spares", "0")  # fault-free: no spare process needed
     return tmp, summary
 
 
@@ -143,7 +143,7 @@ def test_sparse_snapshots_keep_checkpoints_and_single_failures_lossless(referenc
     # snapshots every 5 steps, checkpoints every 3: a checkpoint takes its own snapshot when due; a crash
     # between snapshots still loses nothing (the survivor exports its own state)
     tmp, ref = reference
-    s, _ = _train(tmp, "sparse", "--workers", "2", "--snapshot-every", "5", "--kill-worker-at", "7:1")
+    s, _ = _train(tmp, "sparse", "--workers", "2", "--spares", "1", "--snapshot-every", "5", "--kill-worker-at", "7:1")
     (r,) = s["recoveries"]
     assert r["kind"] == "crash" and r["steps_lost"] == 0 and r["survivors_kept"] == 1, r
     ckpts = sorted(p.stem for p in (tmp / "sparse" / "checkpoints").glob("step_*.safetensors"))
@@ -174,7 +174,7 @@ def test_unsharded_updates_recover_bitwise_equal(reference, mode):
     tmp, ref = reference
     assert ref["elastic"]["shard_optimizer"]
     extra = ["--overlap", "--bucket-mb", "0.004"] if mode == "overlap" else ["--no-shard-optimizer"]
-    s, _ = _train(tmp, mode, "--workers", "2", *extra, "--kill-worker-at", "5:0")
+    s, _ = _train(tmp, mode, "--workers", "2", "--spares", "1", *extra, "--kill-worker-at", "5:0")
     assert s["elastic"]["overlap"] == (mode == "overlap") and not s["elastic"]["shard_optimizer"]
     assert [r["kind"] for r in s["recoveries"]] == ["crash"], s["recoveries"]
     assert s["recoveries"][0]["steps_lost"] == 0
@@ -312,7 +312,7 @@ def test_driver_killed_then_resume_on_fewer_workers(tmp_path):
     assert single.returncode == 0, single.stderr[-2000:]
     out = tmp_path / "driver"
     p = subprocess.Popen(
-        oms_command("train", str(cfg), "--out", str(out), "--workers", "2", "--quiet"),
+        oms_command("train", str(cfg), "--out", str(out), "--workers", "2", "--spares", "0", "--quiet"),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -54,7 +54,7 @@ def test_a_run_reports_the_overhead_measured_in_it(tmp_path):
         "dataset: digits\nmodel: {name: mlp, hidden: [48]}\noptimizer: {name: adam, lr: 0.01}\n"
         "batch_size: 32\nsteps: 24\nseed: 5\nlog_every: 1\ncheckpoint_every: 1000\n"
     )
-    args = ("--workers", "2", "--snapshot-every", "1", "--snapshot-ab", "4")
+    args = ("--workers", "2", "--spares", "0", "--snapshot-every", "1", "--snapshot-ab", "4")
     proc = run_oms("train", str(cfg), "--out", str(tmp_path / "run"), "--json", *args, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ab = json.loads(proc.stdout)["snapshot_ab"]

@@ -56,6 +56,10 @@ def _case(fused, name: str, rng: np.random.Generator):
         args = [rng.standard_normal((800, 96)), rng.standard_normal((790, 96)) / 5, rng.standard_normal(790)]
         args.append(rng.standard_normal((800, 790)))
         return op, lambda x, w, b, r: r + (ops.matmul(x, w.T) + b), args, (800, 790)
+    if name == "linear_gelu":  # GELU(x w^T + b) in one pass (inference); its backward recomputes x w^T + b
+        op = fused.LinearOp("gelu")
+        args = [rng.standard_normal((800, 96)), rng.standard_normal((790, 96)) / 5, rng.standard_normal(790)]
+        return op, lambda x, w, b: gelu(ops.matmul(x, w.T) + b), args, (800, 790)
     if name == "patchify":  # 37 x 50 with 8x8 patches: the remainder rows/cols are dropped (zero gradient)
         op = fused.PatchifyOp(8)
 
@@ -71,7 +75,7 @@ def _case(fused, name: str, rng: np.random.Generator):
     return sa, lambda x, *w: attention(x, *w, heads), args, (2, 300, d)
 
 
-KERNELS = ["gelu", "layernorm", "linear", "linear_residual", "patchify", "attention"]
+KERNELS = ["gelu", "layernorm", "linear", "linear_residual", "linear_gelu", "patchify", "attention"]
 
 
 @pytest.mark.parametrize("name", KERNELS)
@@ -132,7 +136,7 @@ def test_gelu_is_exact_erf_not_tanh(fused):
 
 
 def test_linear_with_gelu_is_gelu_of_the_linear_bitwise(fused):
-    """The inference-only fused ``GELU(x w^T + b)`` equals the two kernels one after the other, bit for bit,
+    """The fused ``GELU(x w^T + b)`` (inference) equals the two kernels one after the other, bit for bit,
     at any thread count (the same product per tile, the same GELU arithmetic)."""
     from mindspore import Tensor
 
@@ -143,3 +147,33 @@ def test_linear_with_gelu_is_gelu_of_the_linear_bitwise(fused):
     for threads in (1, 2, 5):
         fused.set_threads(threads)
         np.testing.assert_array_equal(fused.LinearOp("gelu")(*args).asnumpy(), expect)
+
+
+def test_inference_mode_input_gradients_of_a_vit(fused):
+    """Saliency maps are taken in inference mode, where the ViT's MLP runs the fused ``GELU(x w^T + b)``:
+    its input gradient equals the unfused path's (fc1, then GELU) on the same weights."""
+    from mindspore import nn
+
+    from openmindspore.models.vit import build_vit
+    from openmindspore.train.saliency import gradient_maps
+
+    vit = build_vit("vit-tiny-patch16-224", image_size=28, patch_size=7, num_channels=1, num_labels=3)
+    vit.vit.layers = vit.vit.layers[:1]  # one block is enough to cross the fused MLP
+
+    class Logits(nn.Cell):
+        def __init__(self) -> None:
+            super().__init__(auto_prefix=False)
+            self.vit = vit
+
+        def construct(self, x):
+            return self.vit(x)[0]
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((4, 1, 28, 28)).astype(np.float32), np.array([0, 1, 2, 1], np.int32)
+    loss = nn.CrossEntropyLoss()
+    fused_maps = gradient_maps(Logits(), loss, x, y, compiled=False)
+    mlp = vit.vit.layers[0].mlp
+    mlp.fc1_gelu = None  # the unfused path: fc1, GELU, fc2
+    plain = gradient_maps(Logits(), loss, x, y, compiled=False)
+    assert np.abs(plain).max() > 0
+    _close(fused_maps, plain, 1e-4)

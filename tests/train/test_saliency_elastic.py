@@ -51,9 +51,9 @@ def _state(run: Path):
 
 
 def test_recovery_with_key_feature_ops_is_bitwise(tmp_path):
-    ref = _train(tmp_path, "ref", "--workers", "2")
+    ref = _train(tmp_path, "ref", "--workers", "2", "--spares", "0")
     assert ref["world_size"] == 2 and ref["recoveries"] == []
-    faulty = _train(tmp_path, "faulty", "--workers", "2", "--kill-worker-at", "6:1")
+    faulty = _train(tmp_path, "faulty", "--workers", "2", "--spares", "1", "--kill-worker-at", "6:1")
     assert [r["kind"] for r in faulty["recoveries"]] == ["crash"]
     assert faulty["params_sha256"] == ref["params_sha256"]
     a, b = _state(tmp_path / "ref"), _state(tmp_path / "faulty")

@@ -29,6 +29,11 @@ Local moves (``local``, :mod:`openmindspore.automl.local`)
     count) samples a neighbour of the incumbent: one-hot tables on the incumbent's decisions but
     one, moved to a choice not evaluated there yet. Floor and mask apply as to any trial, so every
     decision still has its exact propensity and the trial's distribution is a product over states.
+Model trials (``model``, :mod:`openmindspore.automl.model`; off by default)
+    After ``model_after`` trials, a fraction ``model`` of the trials that are not local moves
+    propose the candidate a Gaussian-process surrogate of the results scores best
+    (``mean + model_kappa * sd``) among ``model_candidates`` walks drawn from the chain (a share
+    ``model_uniform`` from the uniform walk), as one-hot tables with the floor and mask on top.
 Warm start (``warm``: a prior table from earlier searches, :mod:`openmindspore.automl.prior`)
     Each state the table shares with the grammar gets ``lambda * warm_strength`` extra pseudo-counts
     spread as the table's ``pi``: ``q = (elite counts + prior + lambda m pi) / (sum + prior K + lambda m)``
@@ -59,6 +64,7 @@ import numpy as np
 
 from openmindspore.automl.grammar import Grammar
 from openmindspore.automl.local import is_local_trial, local_tables
+from openmindspore.automl.model import candidate_seed, is_model_trial, model_tables
 from openmindspore.automl.prior import check_prior
 from openmindspore.errors import ConfigError
 
@@ -104,6 +110,12 @@ class ChainConfig:
     local_top: int = 3  # incumbents tried (best first) for an unevaluated neighbour
     local_after: int = 20  # no local move before this many trials (nor before warmup)
     contrast: float = 0.7  # q ~ q_elite * (q_elite / q_rest)^contrast (0: the plain elite estimate)
+    model: float = 0.0  # fraction of the non-local trials after model_after proposed by the surrogate
+    model_after: int = 20  # no model trial before this many trials (nor before warmup)
+    model_candidates: int = 1000  # walks drawn per model trial (before dropping duplicates, evaluated ones)
+    model_uniform: float = 0.5  # share of the candidates drawn from the uniform walk instead of the chain
+    model_kappa: float = 1.0  # optimism: mean + kappa * sd
+    model_clip: float = 0.25  # scores clipped from below at this quantile before the fit (0: off)
 
     def check(self, max_choices: int) -> None:
         if self.rule not in ("cem", "naive"):
@@ -130,6 +142,20 @@ class ChainConfig:
                 "chain",
                 {"local": self.local, "local_top": self.local_top, "local_after": self.local_after},
                 "0 <= local <= 1 (a fraction of the trials), local_top >= 1, local_after >= 0",
+            )
+        if not (
+            0.0 <= self.model <= 1.0
+            and self.model_after >= 0
+            and self.model_candidates >= 1
+            and 0.0 <= self.model_uniform <= 1.0
+            and self.model_kappa >= 0.0
+            and 0.0 <= self.model_clip < 1.0
+        ):
+            raise ConfigError(
+                "chain",
+                {k: v for k, v in asdict(self).items() if k.startswith("model")},
+                "0 <= model <= 1, model_after >= 0, model_candidates >= 1, 0 <= model_uniform <= 1, "
+                "model_kappa >= 0, 0 <= model_clip < 1",
             )
         if self.warm_strength <= 0 or self.warm_trust < 0:
             raise ConfigError(
@@ -279,9 +305,22 @@ class MarkovChain:
             self._fit_naive(ok)
         elif len(ok) >= max(self.config.warmup, 1):
             self._fit_cem(ok)
-        cfg = self.config
-        if ok and is_local_trial(len(results), max(cfg.warmup, cfg.local_after), cfg.local):
+        cfg, n, local_start = self.config, len(results), max(self.config.warmup, self.config.local_after)
+        if ok and is_local_trial(n, local_start, cfg.local):
             self._local = local_tables(self.grammar, ok, self._base, cfg.local_top)
+        elif ok and is_model_trial(n, max(cfg.warmup, cfg.model_after), cfg.model, local_start, cfg.local):
+            self._local = model_tables(
+                self.grammar,
+                ok,
+                self._base,
+                self.probs,
+                self.config.context == "none",
+                candidate_seed(ok, n),
+                cfg.model_candidates,
+                cfg.model_uniform,
+                cfg.model_kappa,
+                cfg.model_clip,
+            )
         return self
 
     def _fit_cem(self, ok: list[tuple[Sequence[tuple[str, int]], float]]) -> None:

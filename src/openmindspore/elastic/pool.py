@@ -47,8 +47,9 @@ class WorkerPool:
         self._took_once = False  # the first group's workers were taken
 
     def start(self) -> None:
-        """Reserve ``workers + spares`` slots and start a warm worker in each, and a scheduler process. On a
-        joined cluster the spares are first fitted to its free CPUs (:meth:`fit_to_cluster`)."""
+        """Reserve ``workers + spares`` slots and start a warm worker in each, and (``--comm mccl`` only) a
+        MindSpore scheduler process. On a joined cluster the spares are first fitted to its free CPUs
+        (:meth:`fit_to_cluster`)."""
         self.fit_to_cluster()
         slots = self.opts.workers + self.opts.spares
         self.engine.reserve(slots, self.opts.placement)
@@ -57,7 +58,8 @@ class WorkerPool:
         self._initial_spawns_done = False
         for _ in range(slots):
             self._spawn_worker()
-        self._spawn_scheduler()
+        if self.opts.comm == "mccl":  # shm and tcp groups form without one
+            self._spawn_scheduler()
         self._initial_spawns_done = True
 
     def fit_to_cluster(self, settle_s: float = SETTLE_S) -> None:
@@ -156,7 +158,7 @@ class WorkerPool:
         want = self.opts.workers + self.opts.spares - in_use - len(self.workers)
         while want > 0 and self._spawn_worker():
             want -= 1
-        if not self.schedulers:
+        if not self.schedulers and self.opts.comm == "mccl":
             self._spawn_scheduler()
 
     def refill_if_deferred(self, in_use: int) -> None:

@@ -117,7 +117,8 @@ class LinearOp(nn.Cell):
 
     ``kind="residual"``: ``construct(x, weight, bias, res)`` adds ``res [R, out]`` in the same pass (a
     residual connection; differentiable). ``kind="gelu"``: returns ``GELU(x @ weight.T + bias)``, the
-    activation applied to each tile in cache; inference only (no backward: the pre-activation is not kept).
+    activation applied to each tile in cache; the pre-activation is not kept, so its backward (gradients in
+    inference mode: saliency maps) recomputes it with one more product.
     """
 
     def __init__(self, kind: str = "plain") -> None:
@@ -142,7 +143,13 @@ class LinearOp(nn.Cell):
         elif kind == "residual":
             self.fwd = _op("oms_linear_res_fwd", shape, _f32, bprop_res)
         else:
-            self.fwd = _op("oms_linear_gelu_fwd", shape, _f32)
+            pre = _op("oms_linear_fwd", shape, _f32)
+            gelu_bwd = _op("oms_gelu_bwd", _same, _f32)
+
+            def bprop_gelu(x, w, b, out, dout):
+                return bwd(x, w, gelu_bwd(pre(x, w, b), dout))
+
+            self.fwd = _op("oms_linear_gelu_fwd", shape, _f32, bprop_gelu)
 
     def construct(self, x: Tensor, weight: Tensor, bias: Tensor, res: Tensor | None = None) -> Tensor:
         if res is None:

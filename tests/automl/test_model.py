@@ -1,0 +1,133 @@
+"""Model trials of the chain (``ChainConfig.model``): schedule, surrogate choice, exact propensities
+(a replay of logged searches), resume, any grammar."""
+
+import math
+
+import numpy as np
+import pytest
+
+from openmindspore.automl import make_space, run_search
+from openmindspore.automl.chain import ChainConfig, MarkovChain
+from openmindspore.automl.local import is_local_trial
+from openmindspore.automl.model import candidate_seed, draw_walks, features, gp_scores, is_model_trial, model_tables
+from openmindspore.automl.search import load_trials
+from openmindspore.automl.spaces.cnn import cnn_grammar
+from openmindspore.automl.spaces.nb201 import nb201_grammar
+from openmindspore.automl.strategies import MarkovSearch
+from openmindspore.causal.effects import get_treatment
+from openmindspore.causal.searchlog import log_units
+from openmindspore.errors import ConfigError
+
+MODEL = {"model": 1.0, "model_after": 12, "local": 0.5, "local_after": 12, "model_candidates": 300}
+
+
+@pytest.fixture(scope="module")
+def nb201():
+    return make_space("nb201")
+
+
+def test_schedule_takes_a_share_of_the_trials_that_are_not_local():
+    model = [is_model_trial(n, 20, 1.0, 20, 0.7) for n in range(100)]
+    local = [is_local_trial(n, 20, 0.7) for n in range(100)]
+    assert not any(model[:20]) and not any(m and lo for m, lo in zip(model, local))
+    assert all(m or lo for m, lo in zip(model[20:], local[20:]))  # 1.0: every global trial after 20
+    half = [is_model_trial(n, 20, 0.5, 20, 0.7) for n in range(100)]
+    assert sum(half) == sum(model) // 2 and all(model[n] for n in range(100) if half[n])
+    assert sum(is_model_trial(n, 10, 0.25, 0, 0.0) for n in range(10, 110)) == 25
+    assert not any(is_model_trial(n, 0, 0.0, 0, 0.0) for n in range(50))
+
+
+def test_surrogate_proposes_the_unevaluated_optimum_of_an_additive_score():
+    g = nb201_grammar()
+    rng = np.random.default_rng(0)
+    paths = [tuple((f"edge{j}", int(rng.integers(5))) for j in range(6)) for _ in range(40)]
+    paths = [p for p in dict.fromkeys(paths) if sum(i == 3 for _, i in p) < 6]
+    ok = [(p, float(sum(i == 3 for _, i in p)) + 0.1 * rng.normal()) for p in paths]
+    q = {s: np.full(5, 0.2) for s in g.num_choices}
+
+    def probs(state, context, used):  # a chain that has learned conv 3x3 (so the optimum is a candidate)
+        return np.array([0.05, 0.05, 0.05, 0.8, 0.05])
+
+    def tables(kappa):
+        return model_tables(g, ok, q, probs, True, candidate_seed(ok, len(ok)), 500, 0.0, kappa)
+
+    t = tables(0.0)
+    assert set(t) == set(g.num_choices) and all(v.sum() == 1.0 and v.max() == 1.0 for v in t.values())
+    assert [int(np.argmax(t[f"edge{j}"])) for j in range(6)] == [3] * 6  # all-conv3x3: the best mean
+    t = tables(1.0)  # optimism: maybe another candidate, but never an evaluated one
+    assert tuple((s, int(np.argmax(t[s]))) for s in t) not in {p for p, _ in ok}
+    assert all(np.array_equal(t[s], v) for s, v in tables(1.0).items())  # a pure function of the results
+    # the mean of the surrogate ranks the evaluated models like their scores (kappa 0)
+    x = features(g, paths)
+    mean = gp_scores(x, np.array([s for _, s in ok]), x, kappa=0.0, clip=0.0)
+    assert np.corrcoef(mean, [s for _, s in ok])[0, 1] > 0.9
+    assert model_tables(g, ok[:2], q, probs, True, [0], candidates=10) == {}  # too few results
+
+
+@pytest.mark.parametrize("grammar", [nb201_grammar(), cnn_grammar()], ids=["nb201", "cnn"])
+def test_model_trial_keeps_the_floor_and_mask(grammar):
+    chain = MarkovChain(grammar, ChainConfig(model=1.0, model_after=5, local=0.0, warmup=5, epsilon=0.03))
+    rng = np.random.default_rng(0)
+    results = []
+    for _ in range(20):
+        _, path = chain.sample(rng)
+        results.append((path, float(sum(i == 0 for _, i in path)) + rng.normal()))
+    chain.fit(results)
+    assert chain._local, "a model trial after model_after"
+    seen = {tuple(p) for p, _ in results}
+    for _ in range(50):
+        steps, path = chain.sample(rng)
+        used: dict[str, int] = {}
+        for s, (state, i) in zip(steps, path):
+            p = chain.probs(state, "^", used)
+            allowed = grammar.allowed(state, used)
+            assert p.sum() == pytest.approx(1.0) and np.all(p[allowed] >= 0.03 - 1e-12)
+            assert s.p == pytest.approx(p[i]) and [s.probs[c.id] for c in grammar.states[state].choices] == list(p)
+            for k in grammar.choice(state, i).count:
+                used[k] = used.get(k, 0) + 1
+    # the candidates are valid walks of the grammar (counters respected), some of them new
+    walks = draw_walks(grammar, chain.probs, False, np.random.default_rng(1), 50, 0.5)
+    assert all(grammar.walk([grammar.choice(s, i).id for s, i in w]) == list(w) for w in walks)
+    assert any(w not in seen for w in walks)
+
+
+def test_replay_rebuilds_every_model_trial_with_its_logged_propensities(nb201, tmp_path):
+    res = run_search(nb201, "markov", 40, out_dir=tmp_path, seed=4, strategy_options=MODEL)
+    config, trials = load_trials(tmp_path)
+    assert config["strategy_options"] == MODEL
+    n_model = 0
+    for t, tr in enumerate(trials):
+        chain = MarkovSearch(nb201.grammar, **config["strategy_options"]).chain
+        chain.fit((x.path, x.score if x.ok else None) for x in trials[:t])
+        n_model += is_model_trial(t, 12, 1.0, 12, 0.5)
+        # logged distributions = the probabilities actually used, for every choice of every state
+        for s in tr.steps:
+            p = chain.probs(s.state)
+            assert [s.probs[c.id] for c in nb201.grammar.states[s.state].choices] == pytest.approx(list(p), abs=1e-12)
+        assert chain.log_prob(tr.path) == pytest.approx(tr.log_propensity, abs=1e-9)
+        assert tr.log_propensity == pytest.approx(sum(math.log(s.p) for s in tr.steps))
+    assert n_model == 14  # trials 12, 14, ..., 38
+    # a model trial proposes a model not evaluated before (the floor moves an edge now and then)
+    fresh = [tuple(tr.path) not in {tuple(x.path) for x in trials[:t]} for t, tr in enumerate(trials) if t >= 12]
+    assert np.mean(fresh) > 0.8
+    assert [t.path for t in res.trials] == [t.path for t in trials]
+    pred = get_treatment("skip")
+    ex = log_units(config, trials, nb201.grammar, pred, "test.accuracy")
+    mc = log_units(config, trials, nb201.grammar, pred, "test.accuracy", mc_samples=300, method="montecarlo")
+    assert ex.exact and np.abs(mc.e - ex.e).max() < 0.15
+
+
+def test_model_search_resumes_exactly(nb201, tmp_path):
+    full = run_search(nb201, "markov", 36, out_dir=tmp_path / "full", seed=6, strategy_options=MODEL)
+    run_search(nb201, "markov", 17, out_dir=tmp_path / "part", seed=6, strategy_options=MODEL)
+    resumed = run_search(nb201, "markov", 36, out_dir=tmp_path / "part", seed=6, strategy_options=MODEL)
+    strip = [{k: v for k, v in t.to_json().items() if k != "duration_s"} for t in full.trials]
+    assert strip == [{k: v for k, v in t.to_json().items() if k != "duration_s"} for t in resumed.trials]
+
+
+@pytest.mark.parametrize(
+    "bad", [{"model": 1.5}, {"model_after": -1}, {"model_candidates": 0}, {"model_uniform": 2.0}, {"model_clip": 1.0}]
+)
+def test_bad_model_options_are_config_errors(bad):
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        MarkovChain(nb201_grammar(), ChainConfig(**bad))
