@@ -55,8 +55,11 @@ def paired_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
 
 
 def _ratios(by: dict[str, list[dict]]) -> dict[str, float]:
-    base = np.mean([r["step_s"] for r in by["none"]])
-    return {row: float(np.mean([r["step_s"] for r in by[row]]) / base) for row in by}
+    """Per row, the median over seeds of its mean step time over the ``none`` row's of the same record (same
+    process, interleaved): a record whose process was stopped (SIGSTOP) during one step moves one seed's
+    ratio, not the row's figure."""
+    base = {r["seed"]: r["step_s"] for r in by["none"]}
+    return {row: float(np.median([r["step_s"] / base[r["seed"]] for r in by[row]])) for row in by}
 
 
 def table(by: dict[str, list[dict]]) -> list[str]:
@@ -132,6 +135,40 @@ def _commit() -> str:
         return "?"
 
 
+def _combination_sentence(records: list[dict]) -> str:
+    """Which ops the combination row used (records before ``--combination`` carry no name: shift + keep_cutout)
+    and whether a pilot chose it."""
+    names = sorted({r.get("combination", "shift+keep_cutout") for r in records if r.get("bench") == "augment"})
+    ops = " / ".join(n.replace("+", " + ") for n in names)
+    if any(r.get("bench") == "augment-pilot" for r in records):
+        return f"the combination ({ops}) was chosen before the evaluation run by the pilot below (seed 16999)."
+    return f"the combination ({ops}) was fixed before the run, without a pilot."
+
+
+def pilot_table(records: list[dict]) -> list[str]:
+    """The ``--pilot`` rows (one seed, mnist5k only): clean, clutter, pointing game, mass in box, step-time ratio."""
+    rows = [r for r in records if r.get("bench") == "augment-pilot"]
+    if not rows:
+        return []
+    base = next((r["step_s"] for r in rows if r["row"] == "none"), None)
+    steps = sorted({r["steps"] for r in rows})
+    loads = [v for r in rows for v in r.get("load", [])]
+    out = [
+        f"**Pilot for the combination row** (seed 16999, train_subset 500, {', '.join(map(str, steps))} steps, "
+        f"mnist5k only, load average {min(loads):.1f}-{max(loads):.1f}; one seed: a choice, not a result)",
+        "",
+        "| row | clean acc. | clutter acc. | pointing game | mass in box | step-time ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ratio = f"{r['step_s'] / base:.2f}" if base else "-"
+        out.append(
+            f"| {r['row']} | {r['clean']:.3f} | {r['clutter']:.3f} | {r['pointing_game']:.3f} | "
+            f"{r['mass_in_box']:.3f} | {ratio} |"
+        )
+    return out + [""]
+
+
 def section(records: list[dict], args: argparse.Namespace, started: str) -> str:
     loads = [v for r in records for v in r.get("load", [])]
     lo, hi = (min(loads), max(loads)) if loads else (0.0, 0.0)
@@ -159,10 +196,10 @@ def section(records: list[dict], args: argparse.Namespace, started: str) -> str:
         + ". Clean = mnist5k test; clutter = mnist5k_clutter test (digits shifted +-4 px among four 8x8 "
         "fragments of other digits) of the same model; spurious = mnist5k_spurious test of a model trained on "
         "mnist5k_spurious with the same row; pointing game / mass in box / randomization Spearman on the clutter "
-        "test images with |d loss / d x| maps. Step-time ratio: mean step time (augmentation and saliency "
-        "refreshes included) over the `none` row's, rows stepped round-robin in the same process. Key-feature "
-        "rows use the default refresh (`saliency: {every: 2}`); the combination (shift + keep_cutout) was fixed "
-        "before the run, without a pilot.",
+        "test images with |d loss / d x| maps. Step-time ratio: median over seeds of the row's mean step time "
+        "(augmentation and saliency refreshes included) over the `none` row's in the same process (rows stepped "
+        "round-robin). Key-feature "
+        "rows use the default refresh (`saliency: {every: 2}`); " + _combination_sentence(records),
         "",
     ]
     if args.note:
@@ -173,6 +210,7 @@ def section(records: list[dict], args: argparse.Namespace, started: str) -> str:
         title = f"train_subset {size}" if size != 4000 else "all 4,000 training images"
         out += [f"**{title}** (seeds {seeds_here})", ""]
         out += table(by) + [""] + goals(by, under_load) + [""]
+    out += pilot_table(records)
     vit_sizes = sorted({r["train_size"] for r in records if r.get("bench") == "augment-vit"})
     for size in vit_sizes:
         by = _by(records, "augment-vit", size)

@@ -11,8 +11,9 @@ developing) for every row. Per (size, seed) two groups of runs, one trainer per 
 * trained on **mnist5k_spurious**: its test accuracy (test marks random: the shortcut does not pay).
 
 Rows: none, shift, cutout, TrivialAugment, CutMix (the baselines), keep_cutout, saliency_mix (key-feature
-ops at the default refresh: ``every: 2`` epochs, gradient maps) and a combination (shift + keep_cutout,
-fixed before the run; ``--pilot`` compares candidates on seed 16999, train_subset 500). The step-time ratio is
+ops at the default refresh: ``every: 2`` epochs, gradient maps) and a combination (``--combination``, one of
+COMBINATIONS, chosen before the run: ``--pilot`` trains every candidate beside none, TrivialAugment and
+saliency_mix on seed 16999, train_subset 500, clean data only). The step-time ratio is
 a row's mean step time (augmentation and saliency refreshes included; the first 3 steps, which compile, excluded)
 over the ``none`` row's, both groups pooled. ``--vit`` adds one seed of a ViT (PyNative) on all 4,000.
 
@@ -41,6 +42,19 @@ from openmindspore.data import load_dataset  # noqa: E402
 from openmindspore.train import Trainer, config_from_dict  # noqa: E402
 from openmindspore.train.focus import focus_metrics  # noqa: E402
 
+COMBINATIONS: dict[str, list[dict[str, Any]]] = {
+    "shift+keep_cutout": [{"name": "shift", "max": 2}, {"name": "keep_cutout", "size": 12}],
+    "shift+saliency_mix": [{"name": "shift", "max": 2}, {"name": "saliency_mix", "alpha": 1.0, "p": 0.5}],
+    "keep_cutout+saliency_mix": [{"name": "keep_cutout", "size": 12}, {"name": "saliency_mix", "alpha": 1.0, "p": 0.5}],
+    "saliency_mix+trivial_augment": [{"name": "saliency_mix", "alpha": 1.0, "p": 0.5}, {"name": "trivial_augment"}],
+    "shift+keep_cutout+saliency_mix": [
+        {"name": "shift", "max": 2},
+        {"name": "keep_cutout", "size": 12},
+        {"name": "saliency_mix", "alpha": 1.0, "p": 0.5},
+    ],
+}
+# the "combination" row: ``--combination`` picks one of COMBINATIONS (``--pilot`` compares them on seed 16999)
+DEFAULT_COMBINATION = "shift+keep_cutout"
 ROWS: dict[str, list[dict[str, Any]]] = {
     "none": [],
     "shift": [{"name": "shift", "max": 2}],
@@ -49,18 +63,17 @@ ROWS: dict[str, list[dict[str, Any]]] = {
     "cutmix": [{"name": "cutmix", "alpha": 1.0, "p": 0.5}],
     "keep_cutout": [{"name": "keep_cutout", "size": 12}],
     "saliency_mix": [{"name": "saliency_mix", "alpha": 1.0, "p": 0.5}],
-    # fixed before the measured run (no pilot was run for the recorded table); --pilot compares candidates
-    "combination": [{"name": "shift", "max": 2}, {"name": "keep_cutout", "size": 12}],
+    "combination": COMBINATIONS[DEFAULT_COMBINATION],
 }
-PILOT = {
-    "shift+keep_cutout": [{"name": "shift", "max": 2}, {"name": "keep_cutout", "size": 12}],
-    "shift+saliency_mix": [{"name": "shift", "max": 2}, {"name": "saliency_mix", "alpha": 1.0, "p": 0.5}],
-    "shift+keep_cutout+saliency_mix": [
-        {"name": "shift", "max": 2},
-        {"name": "keep_cutout", "size": 12},
-        {"name": "saliency_mix", "alpha": 1.0, "p": 0.5},
-    ],
-}
+# single ops trained beside the candidates in the pilot, so a combination is compared with its parts
+PILOT_REFERENCES = ("none", "trivial_augment", "saliency_mix")
+
+
+def rows(combination: str) -> dict[str, list[dict[str, Any]]]:
+    """The table's rows with the ``combination`` row set to ``COMBINATIONS[combination]``."""
+    return {**ROWS, "combination": COMBINATIONS[combination]}
+
+
 BASELINES = ("shift", "cutout", "trivial_augment", "cutmix")
 KEY_FEATURE = ("keep_cutout", "saliency_mix", "combination")
 SKIP = 3  # first steps (compilation) left out of the step times
@@ -117,14 +130,16 @@ def _load() -> float:
 
 def measure(args: argparse.Namespace) -> list[dict]:
     records = []
+    table = rows(args.combination)
     for size in args.sizes:
         for seed in args.seeds:
             load0 = _load()
-            clean = _clean_runs(size, seed, ROWS, args.steps)
-            spur = _spurious_runs(size, seed, ROWS, args.steps)
+            clean = _clean_runs(size, seed, table, args.steps)
+            spur = _spurious_runs(size, seed, table, args.steps)
             load1 = _load()
-            for r in ROWS:
+            for r in table:
                 rec = {"bench": "augment", "row": r, "train_size": size or 4000, "seed": seed, "steps": args.steps}
+                rec["combination"] = args.combination
                 rec.update({k: v for k, v in clean[r].items() if k != "times"})
                 rec["spurious"] = spur[r]["spurious"]
                 rec["step_s"] = float(np.mean(clean[r]["times"][SKIP:] + spur[r]["times"][SKIP:]))
@@ -134,10 +149,21 @@ def measure(args: argparse.Namespace) -> list[dict]:
     return records
 
 
-def pilot(args: argparse.Namespace) -> None:
-    clean = _clean_runs(500, 16999, PILOT, args.steps)
+def pilot(args: argparse.Namespace) -> list[dict]:
+    """The ``--candidates`` of COMBINATIONS and the PILOT_REFERENCES rows, trained on mnist5k only (seed 16999,
+    train_subset 500): clean and clutter accuracy, pointing game and step time per row."""
+    runs = {r: ROWS[r] for r in PILOT_REFERENCES} | {c: COMBINATIONS[c] for c in args.candidates}
+    load0 = _load()
+    clean = _clean_runs(500, 16999, runs, args.steps)
+    records = []
     for r, res in clean.items():
-        emit({"bench": "augment-pilot", "row": r, "clutter": res["clutter"], "clean": res["clean"], "load": _load()})
+        rec = {"bench": "augment-pilot", "row": r, "train_size": 500, "seed": 16999, "steps": args.steps}
+        rec.update({k: res[k] for k in ("clean", "clutter", "pointing_game", "mass_in_box")})
+        rec["step_s"] = float(np.mean(res["times"][SKIP:]))
+        rec["load"] = [load0, _load()]
+        emit(rec)
+        records.append(rec)
+    return records
 
 
 class _ViTLogits:
@@ -176,10 +202,12 @@ def vit(args: argparse.Namespace) -> list[dict]:
     seed = args.seeds[0]
     load0 = _load()
     factory = _ViTLogits(args.vit_layers)
-    clean = _clean_runs(None, seed, ROWS, args.vit_steps, factory)
-    spur = _spurious_runs(None, seed, ROWS, args.vit_steps, factory)
-    for r in ROWS:
+    table = rows(args.combination)
+    clean = _clean_runs(None, seed, table, args.vit_steps, factory)
+    spur = _spurious_runs(None, seed, table, args.vit_steps, factory)
+    for r in table:
         rec = {"bench": "augment-vit", "row": r, "train_size": 4000, "seed": seed, "steps": args.vit_steps}
+        rec["combination"] = args.combination
         rec.update({k: v for k, v in clean[r].items() if k != "times"})
         rec["spurious"] = spur[r]["spurious"]
         rec["step_s"] = float(np.mean(clean[r]["times"][SKIP:] + spur[r]["times"][SKIP:]))
@@ -194,7 +222,20 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(17000, 17005)))
     ap.add_argument("--sizes", type=int, nargs="+", default=[500, 4000], help="train_subset sizes (4000 = all)")
     ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument(
+        "--combination",
+        choices=sorted(COMBINATIONS),
+        default=DEFAULT_COMBINATION,
+        help="the ops of the 'combination' row (default %(default)s); --pilot compares them",
+    )
     ap.add_argument("--pilot", action="store_true", help="only the combination pilot (seed 16999, 500)")
+    ap.add_argument(
+        "--candidates",
+        nargs="+",
+        choices=sorted(COMBINATIONS),
+        default=sorted(COMBINATIONS),
+        help="the combinations the pilot compares (default all)",
+    )
     ap.add_argument("--vit", action="store_true", help="also one seed of a ViT (PyNative) on all 4,000")
     ap.add_argument("--vit-only", action="store_true")
     ap.add_argument("--vit-steps", type=int, default=150)
@@ -218,7 +259,10 @@ def main() -> None:
         write_section([json.loads(ln) for ln in lines], args, args.started or time.strftime("%Y-%m-%d %H:%M"))
         return
     if args.pilot:
-        pilot(args)
+        records = pilot(args)
+        if args.records:
+            with args.records.open("a") as f:
+                f.writelines(json.dumps(r) + "\n" for r in records)
         return
     started = time.strftime("%Y-%m-%d %H:%M")
     records = [] if args.vit_only else measure(args)
