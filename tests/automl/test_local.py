@@ -1,20 +1,16 @@
 """Local moves (``ChainConfig.local``) and the contrast of the chain: schedule, neighbour tables, exact
 propensities (a replay of logged searches), resume."""
 
-import math
-
 import numpy as np
 import pytest
+from chain_testing import assert_replay_is_exact, assert_resume_is_exact
 
 from openmindspore.automl import make_space, run_search
 from openmindspore.automl.chain import ChainConfig, MarkovChain
 from openmindspore.automl.local import is_local_trial, local_tables, rank_models
-from openmindspore.automl.search import load_trials
 from openmindspore.automl.spaces.cnn import cnn_grammar
 from openmindspore.automl.spaces.nb201 import nb201_grammar
 from openmindspore.automl.strategies import MarkovSearch
-from openmindspore.causal.effects import get_treatment
-from openmindspore.causal.searchlog import log_units
 from openmindspore.errors import ConfigError
 
 LOCAL = {"local": 0.5, "local_after": 12}
@@ -89,34 +85,12 @@ def test_local_move_is_a_neighbour_of_the_incumbent_most_of_the_time(nb201):
 
 
 def test_replay_rebuilds_every_local_trial_with_its_logged_propensities(nb201, tmp_path):
-    res = run_search(nb201, "markov", 40, out_dir=tmp_path, seed=4, strategy_options=LOCAL)
-    config, trials = load_trials(tmp_path)
-    assert config["strategy_options"] == LOCAL
-    n_local = 0
-    for t, tr in enumerate(trials):
-        chain = MarkovSearch(nb201.grammar, **config["strategy_options"]).chain
-        chain.fit((x.path, x.score if x.ok else None) for x in trials[:t])
-        n_local += bool(chain._local)
-        # logged distributions = the probabilities actually used, for every choice of every state
-        for s in tr.steps:
-            p = chain.probs(s.state)
-            assert [s.probs[c.id] for c in nb201.grammar.states[s.state].choices] == pytest.approx(list(p), abs=1e-12)
-        assert chain.log_prob(tr.path) == pytest.approx(tr.log_propensity, abs=1e-9)
-        assert tr.log_propensity == pytest.approx(sum(math.log(s.p) for s in tr.steps))
+    n_local = assert_replay_is_exact(nb201, tmp_path, LOCAL, 40, 4, lambda _, chain: chain._local)
     assert n_local == 14  # trials 13, 15, ..., 39
-    assert [t.path for t in res.trials] == [t.path for t in trials]
-    pred = get_treatment("skip")
-    ex = log_units(config, trials, nb201.grammar, pred, "test.accuracy")
-    mc = log_units(config, trials, nb201.grammar, pred, "test.accuracy", mc_samples=300, method="montecarlo")
-    assert ex.exact and np.abs(mc.e - ex.e).max() < 0.15
 
 
 def test_local_search_resumes_exactly(nb201, tmp_path):
-    full = run_search(nb201, "markov", 36, out_dir=tmp_path / "full", seed=6, strategy_options=LOCAL)
-    run_search(nb201, "markov", 17, out_dir=tmp_path / "part", seed=6, strategy_options=LOCAL)
-    resumed = run_search(nb201, "markov", 36, out_dir=tmp_path / "part", seed=6, strategy_options=LOCAL)
-    strip = [{k: v for k, v in t.to_json().items() if k != "duration_s"} for t in full.trials]
-    assert strip == [{k: v for k, v in t.to_json().items() if k != "duration_s"} for t in resumed.trials]
+    assert_resume_is_exact(nb201, tmp_path, LOCAL)
 
 
 def test_contrast_moves_mass_from_choices_the_rest_also_takes():

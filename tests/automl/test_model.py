@@ -1,21 +1,17 @@
 """Model trials of the chain (``ChainConfig.model``): schedule, surrogate choice, exact propensities
 (a replay of logged searches), resume, any grammar."""
 
-import math
-
 import numpy as np
 import pytest
+from chain_testing import assert_replay_is_exact, assert_resume_is_exact
 
-from openmindspore.automl import make_space, run_search
+from openmindspore.automl import make_space
 from openmindspore.automl.chain import ChainConfig, MarkovChain
 from openmindspore.automl.local import is_local_trial
 from openmindspore.automl.model import candidate_seed, draw_walks, features, gp_scores, is_model_trial, model_tables
 from openmindspore.automl.search import load_trials
 from openmindspore.automl.spaces.cnn import cnn_grammar
 from openmindspore.automl.spaces.nb201 import nb201_grammar
-from openmindspore.automl.strategies import MarkovSearch
-from openmindspore.causal.effects import get_treatment
-from openmindspore.causal.searchlog import log_units
 from openmindspore.errors import ConfigError
 
 MODEL = {"model": 1.0, "model_after": 12, "local": 0.5, "local_after": 12, "model_candidates": 300}
@@ -92,37 +88,16 @@ def test_model_trial_keeps_the_floor_and_mask(grammar):
 
 
 def test_replay_rebuilds_every_model_trial_with_its_logged_propensities(nb201, tmp_path):
-    res = run_search(nb201, "markov", 40, out_dir=tmp_path, seed=4, strategy_options=MODEL)
-    config, trials = load_trials(tmp_path)
-    assert config["strategy_options"] == MODEL
-    n_model = 0
-    for t, tr in enumerate(trials):
-        chain = MarkovSearch(nb201.grammar, **config["strategy_options"]).chain
-        chain.fit((x.path, x.score if x.ok else None) for x in trials[:t])
-        n_model += is_model_trial(t, 12, 1.0, 12, 0.5)
-        # logged distributions = the probabilities actually used, for every choice of every state
-        for s in tr.steps:
-            p = chain.probs(s.state)
-            assert [s.probs[c.id] for c in nb201.grammar.states[s.state].choices] == pytest.approx(list(p), abs=1e-12)
-        assert chain.log_prob(tr.path) == pytest.approx(tr.log_propensity, abs=1e-9)
-        assert tr.log_propensity == pytest.approx(sum(math.log(s.p) for s in tr.steps))
+    n_model = assert_replay_is_exact(nb201, tmp_path, MODEL, 40, 4, lambda t, _: is_model_trial(t, 12, 1.0, 12, 0.5))
     assert n_model == 14  # trials 12, 14, ..., 38
     # a model trial proposes a model not evaluated before (the floor moves an edge now and then)
+    _, trials = load_trials(tmp_path)
     fresh = [tuple(tr.path) not in {tuple(x.path) for x in trials[:t]} for t, tr in enumerate(trials) if t >= 12]
     assert np.mean(fresh) > 0.8
-    assert [t.path for t in res.trials] == [t.path for t in trials]
-    pred = get_treatment("skip")
-    ex = log_units(config, trials, nb201.grammar, pred, "test.accuracy")
-    mc = log_units(config, trials, nb201.grammar, pred, "test.accuracy", mc_samples=300, method="montecarlo")
-    assert ex.exact and np.abs(mc.e - ex.e).max() < 0.15
 
 
 def test_model_search_resumes_exactly(nb201, tmp_path):
-    full = run_search(nb201, "markov", 36, out_dir=tmp_path / "full", seed=6, strategy_options=MODEL)
-    run_search(nb201, "markov", 17, out_dir=tmp_path / "part", seed=6, strategy_options=MODEL)
-    resumed = run_search(nb201, "markov", 36, out_dir=tmp_path / "part", seed=6, strategy_options=MODEL)
-    strip = [{k: v for k, v in t.to_json().items() if k != "duration_s"} for t in full.trials]
-    assert strip == [{k: v for k, v in t.to_json().items() if k != "duration_s"} for t in resumed.trials]
+    assert_resume_is_exact(nb201, tmp_path, MODEL)
 
 
 @pytest.mark.parametrize(
