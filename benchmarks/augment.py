@@ -136,16 +136,23 @@ def measure(args: argparse.Namespace) -> list[dict]:
             load0 = _load()
             clean = _clean_runs(size, seed, table, args.steps)
             spur = _spurious_runs(size, seed, table, args.steps)
-            load1 = _load()
-            for r in table:
-                rec = {"bench": "augment", "row": r, "train_size": size or 4000, "seed": seed, "steps": args.steps}
-                rec["combination"] = args.combination
-                rec.update({k: v for k, v in clean[r].items() if k != "times"})
-                rec["spurious"] = spur[r]["spurious"]
-                rec["step_s"] = float(np.mean(clean[r]["times"][SKIP:] + spur[r]["times"][SKIP:]))
-                rec["load"] = [load0, load1]
-                emit(rec)
-                records.append(rec)
+            head = {"bench": "augment", "train_size": size or 4000, "seed": seed, "steps": args.steps}
+            records += _emit_rows(head, args.combination, clean, spur, [load0, _load()])
+    return records
+
+
+def _emit_rows(head: dict, combination: str, clean: dict, spur: dict, load: list[float]) -> list[dict]:
+    """One record per row of a (size, seed) run: ``head``, the clean run's metrics, the spurious accuracy and
+    the mean step time of both groups (compiling steps left out); each emitted as it is made."""
+    records = []
+    for r in clean:
+        rec = {**head, "row": r, "combination": combination}
+        rec.update({k: v for k, v in clean[r].items() if k != "times"})
+        rec["spurious"] = spur[r]["spurious"]
+        rec["step_s"] = float(np.mean(clean[r]["times"][SKIP:] + spur[r]["times"][SKIP:]))
+        rec["load"] = load
+        emit(rec)
+        records.append(rec)
     return records
 
 
@@ -198,23 +205,21 @@ class _ViTLogits:
 
 
 def vit(args: argparse.Namespace) -> list[dict]:
-    records = []
     seed = args.seeds[0]
     load0 = _load()
     factory = _ViTLogits(args.vit_layers)
     table = rows(args.combination)
     clean = _clean_runs(None, seed, table, args.vit_steps, factory)
     spur = _spurious_runs(None, seed, table, args.vit_steps, factory)
-    for r in table:
-        rec = {"bench": "augment-vit", "row": r, "train_size": 4000, "seed": seed, "steps": args.vit_steps}
-        rec["combination"] = args.combination
-        rec.update({k: v for k, v in clean[r].items() if k != "times"})
-        rec["spurious"] = spur[r]["spurious"]
-        rec["step_s"] = float(np.mean(clean[r]["times"][SKIP:] + spur[r]["times"][SKIP:]))
-        rec["load"] = [load0, _load()]
-        emit(rec)
-        records.append(rec)
-    return records
+    head = {"bench": "augment-vit", "train_size": 4000, "seed": seed, "steps": args.vit_steps}
+    return _emit_rows(head, args.combination, clean, spur, [load0, _load()])
+
+
+def _append(path: Path | None, records: list[dict]) -> None:
+    """Append ``records`` to the ``--records`` file, one JSON line each (nothing without one)."""
+    if path:
+        with path.open("a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
 
 
 def main() -> None:
@@ -259,19 +264,13 @@ def main() -> None:
         write_section([json.loads(ln) for ln in lines], args, args.started or time.strftime("%Y-%m-%d %H:%M"))
         return
     if args.pilot:
-        records = pilot(args)
-        if args.records:
-            with args.records.open("a") as f:
-                f.writelines(json.dumps(r) + "\n" for r in records)
+        _append(args.records, pilot(args))
         return
     started = time.strftime("%Y-%m-%d %H:%M")
     records = [] if args.vit_only else measure(args)
     if args.vit or args.vit_only:
         records += vit(args)
-    if args.records:
-        with args.records.open("a") as f:
-            for r in records:
-                f.write(json.dumps(r) + "\n")
+    _append(args.records, records)
     if args.markdown:
         from _augment_report import write_section
 
