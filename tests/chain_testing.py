@@ -1,5 +1,6 @@
-"""Checks shared by the chain's trial-mode tests (local moves, model trials): a logged search replays with
-its exact propensities, and a resumed search writes the same trials."""
+"""Checks shared by the chain's trial-mode tests (local moves, model trials): every sample keeps the floor and
+the grammar's mask with its probabilities logged, a logged search replays with its exact propensities, and a
+resumed search writes the same trials."""
 
 from __future__ import annotations
 
@@ -16,6 +17,32 @@ from openmindspore.automl.search import load_trials
 from openmindspore.automl.strategies import MarkovSearch
 from openmindspore.causal.effects import get_treatment
 from openmindspore.causal.searchlog import log_units
+
+
+def fit_on_noisy_results(chain: MarkovChain, rng: np.random.Generator, n: int = 20) -> list:
+    """Fit ``chain`` on ``n`` of its own samples scored by their count of first choices plus N(0, 1) noise;
+    returns the ``(path, score)`` results."""
+    results = []
+    for _ in range(n):
+        _, path = chain.sample(rng)
+        results.append((path, float(sum(i == 0 for _, i in path)) + rng.normal()))
+    chain.fit(results)
+    return results
+
+
+def assert_samples_keep_floor_and_mask(chain: MarkovChain, grammar, rng: np.random.Generator, epsilon: float) -> None:
+    """50 samples: at every step the distribution sums to 1, every allowed choice has >= ``epsilon``, and the
+    logged probabilities are the ones used."""
+    for _ in range(50):
+        steps, path = chain.sample(rng)
+        used: dict[str, int] = {}
+        for s, (state, i) in zip(steps, path):
+            p = chain.probs(state, "^", used)
+            allowed = grammar.allowed(state, used)
+            assert p.sum() == pytest.approx(1.0) and np.all(p[allowed] >= epsilon - 1e-12)
+            assert s.p == pytest.approx(p[i]) and [s.probs[c.id] for c in grammar.states[state].choices] == list(p)
+            for k in grammar.choice(state, i).count:
+                used[k] = used.get(k, 0) + 1
 
 
 def assert_replay_is_exact(space, out: Path, options: dict, budget: int, seed: int, count: Callable) -> int:

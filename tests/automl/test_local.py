@@ -3,7 +3,12 @@ propensities (a replay of logged searches), resume."""
 
 import numpy as np
 import pytest
-from chain_testing import assert_replay_is_exact, assert_resume_is_exact
+from chain_testing import (
+    assert_replay_is_exact,
+    assert_resume_is_exact,
+    assert_samples_keep_floor_and_mask,
+    fit_on_noisy_results,
+)
 
 from openmindspore.automl import make_space, run_search
 from openmindspore.automl.chain import ChainConfig, MarkovChain
@@ -52,22 +57,9 @@ def test_neighbour_tables_keep_the_incumbent_but_one_unevaluated_move():
 def test_local_trial_keeps_the_floor_and_mask(grammar):
     chain = MarkovChain(grammar, ChainConfig(local=1.0, warmup=5, epsilon=0.03))
     rng = np.random.default_rng(0)
-    results = []
-    for _ in range(20):
-        _, path = chain.sample(rng)
-        results.append((path, float(sum(i == 0 for _, i in path)) + rng.normal()))
-    chain.fit(results)
+    fit_on_noisy_results(chain, rng)
     assert chain._local, "a local trial after warmup"
-    for _ in range(50):
-        steps, path = chain.sample(rng)
-        used: dict[str, int] = {}
-        for s, (state, i) in zip(steps, path):
-            p = chain.probs(state, "^", used)
-            allowed = grammar.allowed(state, used)
-            assert p.sum() == pytest.approx(1.0) and np.all(p[allowed] >= 0.03 - 1e-12)
-            assert s.p == pytest.approx(p[i]) and [s.probs[c.id] for c in grammar.states[state].choices] == list(p)
-            for k in grammar.choice(state, i).count:
-                used[k] = used.get(k, 0) + 1
+    assert_samples_keep_floor_and_mask(chain, grammar, rng, 0.03)
 
 
 def test_local_move_is_a_neighbour_of_the_incumbent_most_of_the_time(nb201):

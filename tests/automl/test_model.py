@@ -3,7 +3,12 @@
 
 import numpy as np
 import pytest
-from chain_testing import assert_replay_is_exact, assert_resume_is_exact
+from chain_testing import (
+    assert_replay_is_exact,
+    assert_resume_is_exact,
+    assert_samples_keep_floor_and_mask,
+    fit_on_noisy_results,
+)
 
 from openmindspore.automl import make_space
 from openmindspore.automl.chain import ChainConfig, MarkovChain
@@ -64,23 +69,10 @@ def test_surrogate_proposes_the_unevaluated_optimum_of_an_additive_score():
 def test_model_trial_keeps_the_floor_and_mask(grammar):
     chain = MarkovChain(grammar, ChainConfig(model=1.0, model_after=5, local=0.0, warmup=5, epsilon=0.03))
     rng = np.random.default_rng(0)
-    results = []
-    for _ in range(20):
-        _, path = chain.sample(rng)
-        results.append((path, float(sum(i == 0 for _, i in path)) + rng.normal()))
-    chain.fit(results)
+    results = fit_on_noisy_results(chain, rng)
     assert chain._local, "a model trial after model_after"
     seen = {tuple(p) for p, _ in results}
-    for _ in range(50):
-        steps, path = chain.sample(rng)
-        used: dict[str, int] = {}
-        for s, (state, i) in zip(steps, path):
-            p = chain.probs(state, "^", used)
-            allowed = grammar.allowed(state, used)
-            assert p.sum() == pytest.approx(1.0) and np.all(p[allowed] >= 0.03 - 1e-12)
-            assert s.p == pytest.approx(p[i]) and [s.probs[c.id] for c in grammar.states[state].choices] == list(p)
-            for k in grammar.choice(state, i).count:
-                used[k] = used.get(k, 0) + 1
+    assert_samples_keep_floor_and_mask(chain, grammar, rng, 0.03)
     # the candidates are valid walks of the grammar (counters respected), some of them new
     walks = draw_walks(grammar, chain.probs, False, np.random.default_rng(1), 50, 0.5)
     assert all(grammar.walk([grammar.choice(s, i).id for s, i in w]) == list(w) for w in walks)
