@@ -49,26 +49,31 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def _record(name: str, old: list[float], new: list[float], load0: float, extra: dict | None = None) -> dict:
+def _record(name: str, times: dict[str, list[tuple[float, float]]], load0: float) -> dict:
+    """Median wall and CPU (this process, all its threads) milliseconds of each side; CPU time is the
+    steadier figure under load."""
     load = [load0, _load()]
-    rec = {"bench": "augment-ab", "part": name, "old_ms": 1e3 * float(np.median(old))}
-    rec.update({"new_ms": 1e3 * float(np.median(new)), "reps": len(new), "load": load})
+    rec: dict = {"bench": "augment-ab", "part": name, "reps": len(times["new"])}
+    for side, ts in times.items():
+        rec[f"{side}_ms"] = 1e3 * float(np.median([t[0] for t in ts]))
+        rec[f"{side}_cpu_ms"] = 1e3 * float(np.median([t[1] for t in ts]))
     rec["speedup"] = rec["old_ms"] / rec["new_ms"]
-    rec["under_load"] = max(load) > 3
-    rec.update(extra or {})
+    rec["cpu_speedup"] = rec["old_cpu_ms"] / rec["new_cpu_ms"]
+    rec.update({"load": load, "under_load": max(load) > 3})
     emit(rec)
     return rec
 
 
-def _interleaved(old, new, reps: int) -> tuple[list[float], list[float]]:
-    """``reps`` timings of each, alternating which goes first."""
-    t_old, t_new = [], []
+def _interleaved(old, new, reps: int) -> dict[str, list[tuple[float, float]]]:
+    """``reps`` (wall, CPU) seconds of each, alternating which goes first."""
+    out: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
     for r in range(reps):
-        for which in ((old, t_old), (new, t_new)) if r % 2 == 0 else ((new, t_new), (old, t_old)):
-            t = time.perf_counter()
-            which[0]()
-            which[1].append(time.perf_counter() - t)
-    return t_old, t_new
+        for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
+            fn = old if side == "old" else new
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            out[side].append((time.perf_counter() - t, time.process_time() - c))
+    return out
 
 
 def augment_part(tr: Trainer, reps: int) -> dict:
@@ -93,8 +98,7 @@ def augment_part(tr: Trainer, reps: int) -> dict:
         a, b = new(i), old(i)
         assert np.array_equal(a.x, b[0]) and np.array_equal(a.soft, b[1]) and np.array_equal(a.offsets, b[2])
     load0 = _load()
-    t_old, t_new = _interleaved(old, new, reps)
-    return _record("augment (64-row batch, shift+saliency_mix)", t_old, t_new, load0)
+    return _record("augment (64-row batch, shift+saliency_mix)", _interleaved(old, new, reps), load0)
 
 
 def refresh_part(tr: Trainer, reps: int) -> dict:
@@ -109,12 +113,12 @@ def refresh_part(tr: Trainer, reps: int) -> dict:
     b = gradient_maps(old_twin, tr.loss_cell, x, y, chunk)
     assert np.array_equal(a, b), "the input-only twin's maps differ from the weight-gradient twin's"
     load0 = _load()
-    t_old, t_new = _interleaved(
+    times = _interleaved(
         lambda: gradient_maps(old_twin, tr.loss_cell, x, y, chunk),
         lambda: gradient_maps(new_twin, tr.loss_cell, x, y, chunk),
         reps,
     )
-    return _record(f"refresh ({len(x)} rows, chunk {chunk})", t_old, t_new, load0)
+    return _record(f"refresh ({len(x)} rows, chunk {chunk})", times, load0)
 
 
 def steps_part(steps: int) -> dict:

@@ -105,6 +105,22 @@ def test_sample_rngs_are_default_rng_of_each_key(seed, epoch, tag, pos):
     assert sample_rngs(seed, epoch, np.array([], np.int64), tag, pos) == []
 
 
+@pytest.mark.parametrize(("lo", "his"), [(0, (29, 29)), (0, (13, 41)), (-2, (3, 3)), (-8, (9, 9)), (0, (2**31, 7))])
+def test_scalar_bounded_draws_are_the_array_draw(lo, his):
+    """NumPy's bounded draws (ranges < 2**32) each take 32-bit words from the generator's own buffer, so two
+    scalar draws give the numbers of one draw with array bounds or ``size=2``, and leave the same state."""
+    for sid in range(1500):
+        ref, one, two = (sample_rng(17005, 4, sid, 18, 0) for _ in range(3))
+        for g in (ref, one, two):
+            g.beta(1.0, 1.0)  # a double drawn first, as in mix_draws
+        want = ref.integers(lo, list(his)) if his[0] != his[1] else ref.integers(lo, his[0], size=2)
+        got = [int(one.integers(lo, his[0])), int(one.integers(lo, his[1]))]
+        assert got == [int(v) for v in want], sid
+        assert one.bit_generator.state == ref.bit_generator.state
+        if his[0] == his[1]:
+            assert [int(v) for v in two.integers(lo, list(his))] == got
+
+
 def test_sample_rngs_refuse_a_negative_key_like_default_rng():
     with pytest.raises(ValueError):
         sample_rngs(-1, 0, np.arange(3), 7)

@@ -14,6 +14,7 @@ import functools
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.random.bit_generator import ISeedSequence
 
 from openmindspore.errors import ConfigError
@@ -165,18 +166,16 @@ def shift_image(img: np.ndarray, dy: int, dx: int, fill: float) -> np.ndarray:
 
 
 def shift_images(x: np.ndarray, offsets: np.ndarray, fill: np.ndarray | float) -> np.ndarray:
-    """``[shift_image(x[i], dy_i, dx_i, fill_i) for i]`` in one gather: ``x [N, ..., H, W]``, ``offsets
-    [N, 2]`` int (dy, dx), ``fill`` a scalar or one value per image. Returns a new array (pixels copied)."""
+    """``[shift_image(x[i], dy_i, dx_i, fill_i) for i]`` at once: ``x [N, ..., H, W]``, ``offsets [N, 2]`` int
+    (dy, dx), ``fill`` a scalar or one value per image. Each image is padded with its fill by the largest
+    shift, and its window at the offset is copied out. Returns a new array (pixels copied, bitwise)."""
     n, h, w = len(x), x.shape[-2], x.shape[-1]
     offsets = np.asarray(offsets, np.int64).reshape(n, 2)
-    rows = np.arange(h)[None, :] - offsets[:, :1]  # [N, H]: the source row of each output row
-    cols = np.arange(w)[None, :] - offsets[:, 1:]  # [N, W]
-    inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]  # [N, H, W]
-    lead = x.shape[1:-2]
-    flat = x.reshape(n, int(np.prod(lead)), h, w)
-    picked = flat[
-        np.arange(n)[:, None, None], :, np.clip(rows, 0, h - 1)[:, :, None], np.clip(cols, 0, w - 1)[:, None, :]
-    ]
-    fills = np.broadcast_to(np.asarray(fill, x.dtype), (n,)).reshape(n, 1, 1, 1)
-    out = np.where(inside[:, :, :, None], picked, fills).transpose(0, 3, 1, 2)  # picked: [N, H, W, C']
-    return np.ascontiguousarray(out, dtype=x.dtype).reshape(n, *lead, h, w)
+    m = int(np.abs(offsets).max(initial=0))
+    flat = x.reshape(n, int(np.prod(x.shape[1:-2])), h, w)
+    pad = np.empty((*flat.shape[:2], h + 2 * m, w + 2 * m), x.dtype)
+    pad[...] = np.broadcast_to(np.asarray(fill, x.dtype), (n,)).reshape(n, 1, 1, 1)
+    pad[:, :, m : m + h, m : m + w] = flat
+    # every H x W window of the padded images, a view: [N, C', 2m + 1, 2m + 1, H, W]
+    windows = sliding_window_view(pad, (h, w), axis=(2, 3))  # type: ignore[call-overload]  # stubs: one axis
+    return windows[np.arange(n), :, m - offsets[:, 0], m - offsets[:, 1]].reshape(x.shape)

@@ -23,11 +23,11 @@ Box = tuple[int, int, int, int]  # (top, left, height, width), inside the image
 
 
 def shift_offsets(ids: np.ndarray, seed: int, epoch: int, max_shift: int, pos: int = 0) -> np.ndarray:
-    """``[N, 2]`` int (dy, dx) of each sample's shift."""
+    """``[N, 2]`` int (dy, dx) of each sample's shift: ``rng.integers(-max, max + 1, size=2)`` of its key
+    (drawn as two scalar draws: the same numbers, NumPy's bounded draws take one 32-bit word each)."""
+    lo, hi = -max_shift, max_shift + 1
     rngs = sample_rngs(seed, epoch, ids, TAGS["shift"], pos)
-    return np.array([rng.integers(-max_shift, max_shift + 1, size=2) for rng in rngs], dtype=np.int64).reshape(
-        len(ids), 2
-    )
+    return np.array([(rng.integers(lo, hi), rng.integers(lo, hi)) for rng in rngs], dtype=np.int64).reshape(len(ids), 2)
 
 
 def random_shift(x: np.ndarray, ids: np.ndarray, seed: int, epoch: int, max_shift: int, pos: int = 0) -> np.ndarray:

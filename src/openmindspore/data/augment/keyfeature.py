@@ -143,14 +143,14 @@ def saliency_mix(
     peaks = np.divmod(
         pool_maps[partners].reshape(len(partners), h * w).argmax(axis=1), w
     )  # each partner's saliency peak
-    ii = integral_images(maps)  # the batch's maps, once (each row as bottom_window would make it)
-    for i, d in enumerate(draws):
-        if not d.apply:
-            continue
+    applied = [i for i, d in enumerate(draws) if d.apply]
+    ii = integral_images(maps[applied])  # once for the batch (each row as bottom_window would make it)
+    for k, i in enumerate(applied):
+        d = draws[i]
         ph, pw = patch_side(h, d.lam), patch_side(w, d.lam)
         peak_r, peak_c = int(peaks[0][i]), int(peaks[1][i])
         sr, sc = min(max(peak_r - ph // 2, 0), h - ph), min(max(peak_c - pw // 2, 0), w - pw)
-        dr, dc = divmod(int(_sums(ii[i], ph, pw).argmin()), w - pw + 1)  # the least salient window
+        dr, dc = divmod(int(_sums(ii[k], ph, pw).argmin()), w - pw + 1)  # the least salient window
         out[i, :, dr : dr + ph, dc : dc + pw] = pool_x[d.partner][:, sr : sr + ph, sc : sc + pw]
         keep[i] = np.float32(1.0) - np.float32(ph * pw) / np.float32(h * w)
     return out, mix_labels(soft, pool_y[partners], keep)
