@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,13 +123,7 @@ def refresh_part(tr: Trainer, reps: int) -> dict:
 
 
 def steps_part(steps: int) -> dict:
-    cfgs = {
-        r: config_from_dict(
-            {"dataset": "mnist5k", "train_subset": 500, "steps": 150, "batch_size": 64, "seed": 17005, "augment": ops}
-        )
-        for r, ops in (("none", []), ("combination", COMBINATION))
-    }
-    trainers = {r: Trainer(c) for r, c in cfgs.items()}
+    trainers = {r: Trainer(_config(ops)) for r, ops in (("none", []), ("combination", COMBINATION))}
     names = list(trainers)
     for _ in range(3):  # compiling steps
         for r in names:
@@ -141,7 +136,10 @@ def steps_part(steps: int) -> dict:
             trainers[r].train_step()
             times[r].append(time.perf_counter() - t)
     load = [load0, _load()]
-    rec = {"bench": "augment-ab", "part": f"steps (new code, {steps} steps after 3, round-robin)"}
+    import openmindspore
+
+    rec = {"bench": "augment-ab", "part": f"steps ({steps} steps after 3, round-robin)"}
+    rec["source"] = str(Path(openmindspore.__file__).resolve().parent.parent)
     rec.update({r + "_ms": 1e3 * float(np.mean(v)) for r, v in times.items()})
     rec["ratio"] = rec["combination_ms"] / rec["none_ms"]
     rec["refreshes"] = trainers["combination"].saliency.refreshes
@@ -150,26 +148,28 @@ def steps_part(steps: int) -> dict:
     return rec
 
 
+def _config(ops: list) -> Any:
+    return config_from_dict(
+        {"dataset": "mnist5k", "train_subset": 500, "steps": 150, "batch_size": 64, "seed": 17005, "augment": ops}
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--augment-reps", type=int, default=200)
     ap.add_argument("--refresh-reps", type=int, default=8)
     ap.add_argument("--steps", type=int, default=0, help="also a short none-vs-combination run (0: none)")
-    args = ap.parse_args()
-    cfg = config_from_dict(
-        {
-            "dataset": "mnist5k",
-            "train_subset": 500,
-            "steps": 150,
-            "batch_size": 64,
-            "seed": 17005,
-            "augment": COMBINATION,
-        }
+    ap.add_argument(
+        "--steps-only",
+        action="store_true",
+        help="only the --steps run (e.g. with PYTHONPATH at another checkout's src, to compare commits)",
     )
-    tr = Trainer(cfg)
-    tr.train_step()  # the first refresh: real maps
-    augment_part(tr, args.augment_reps)
-    refresh_part(tr, args.refresh_reps)
+    args = ap.parse_args()
+    if not args.steps_only:
+        tr = Trainer(_config(COMBINATION))
+        tr.train_step()  # the first refresh: real maps
+        augment_part(tr, args.augment_reps)
+        refresh_part(tr, args.refresh_reps)
     if args.steps:
         steps_part(args.steps)
 

@@ -184,3 +184,10 @@ def test_input_only_twin_gives_the_same_maps_and_run_as_a_twin_with_weight_gradi
         for a, b in zip(new.model.get_parameters(), old.model.get_parameters()):
             np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
     assert new.saliency.refreshes == old.saliency.refreshes == 3 and new.saliency.maps.max() > 0
+
+
+def test_a_trained_model_cannot_drop_its_weight_gradients():
+    """``weight_grad`` is for the maps' twin only: a config asking for it is refused with the field and fix."""
+    with pytest.raises(Exception, match=r"model\.weight_grad=False .*remove weight_grad"):
+        config_from_dict({"dataset": "synthetic", "model": {"name": "cnn", "weight_grad": False}})
+    assert config_from_dict({"dataset": "synthetic", "model": {"name": "cnn", "weight_grad": True}})
