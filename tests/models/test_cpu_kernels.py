@@ -136,6 +136,11 @@ def test_input_only_gradient_is_bitwise_the_input_gradient_and_skips_the_weights
     assert v1 == v2 and g1[1].any() and g1[0].any()
     np.testing.assert_array_equal(g2[0], g1[0])
     assert not g2[1].any() and not g2[2].any()
+    for threads in (1, 3):  # and the input gradient alone does not depend on the thread count either
+        native.set_threads(threads)
+        _, g4 = _grads(lambda x, w, b: (only(x, w, b) * cot).sum(), x, w, b)
+        np.testing.assert_array_equal(g4[0], g1[0])
+    native.set_threads(2)
     xd, wd = rng.standard_normal((13, 600)).astype(np.float32), rng.standard_normal((700, 600)).astype(np.float32)
     bd, cotd = rng.standard_normal(700).astype(np.float32), Tensor(rng.standard_normal((13, 700)).astype(np.float32))
     dense = [native.DenseOp(relu, True), native.DenseOp(relu, True, need_dw=False)]  # 2 blocks of 512 each way
