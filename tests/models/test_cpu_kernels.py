@@ -121,6 +121,34 @@ def test_dense_equals_matmul(native, relu, need_dx):
         assert not g1[0].any()
 
 
+@pytest.mark.parametrize("relu", [True, False])
+def test_input_only_gradient_is_bitwise_the_input_gradient_and_skips_the_weights(native, relu):
+    """``need_dw=False`` (saliency maps' twin): d/dx bitwise as with the weight gradients, which are zeros;
+    the conv batch spans several of the kernel's image chunks."""
+    from mindspore import Tensor
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((9, 30, 30, 8)).astype(np.float32)  # 900 x 72 columns an image: 4 images a chunk
+    w, b = rng.standard_normal((6, 8, 3, 3)).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    cot = Tensor(rng.standard_normal((9, 30, 30, 6)).astype(np.float32))
+    both, only = native.ConvOp(1, 1, relu, need_dx=True), native.ConvOp(1, 1, relu, need_dx=True, need_dw=False)
+    (v1, g1), (v2, g2) = (_grads(lambda x, w, b, op=op: (op(x, w, b) * cot).sum(), x, w, b) for op in (both, only))
+    assert v1 == v2 and g1[1].any() and g1[0].any()
+    np.testing.assert_array_equal(g2[0], g1[0])
+    assert not g2[1].any() and not g2[2].any()
+    for threads in (1, 3):  # and the input gradient alone does not depend on the thread count either
+        native.set_threads(threads)
+        _, g4 = _grads(lambda x, w, b: (only(x, w, b) * cot).sum(), x, w, b)
+        np.testing.assert_array_equal(g4[0], g1[0])
+    native.set_threads(2)
+    xd, wd = rng.standard_normal((13, 600)).astype(np.float32), rng.standard_normal((700, 600)).astype(np.float32)
+    bd, cotd = rng.standard_normal(700).astype(np.float32), Tensor(rng.standard_normal((13, 700)).astype(np.float32))
+    dense = [native.DenseOp(relu, True), native.DenseOp(relu, True, need_dw=False)]  # 2 blocks of 512 each way
+    (_, d1), (_, d2) = (_grads(lambda x, w, b, op=op: (op(x, w, b) * cotd).sum(), xd, wd, bd) for op in dense)
+    np.testing.assert_array_equal(d2[0], d1[0])
+    assert d1[1].any() and not d2[1].any() and not d2[2].any()
+
+
 @pytest.mark.parametrize("k,s", [(2, 2), (3, 1), (3, 2)])
 def test_maxpool_and_permute_equal_mindspore(native, k, s):
     from mindspore import Tensor, nn

@@ -69,6 +69,7 @@ def test_built_in_cnn_training_skips_the_input_gradient_and_the_twin_supplies_it
     skipped = gradient_maps(tr.model, tr.loss_cell, x, y, chunk=8)
     twin = tr.saliency_model()
     assert twin is not tr.model and twin.input_grad and not tr.model.input_grad
+    assert not twin.weight_grad and tr.model.weight_grad  # the twin takes no parameter gradients
     maps = gradient_maps(twin, tr.loss_cell, x, y, chunk=8)
     reference = create_model("cnn", input_shape=(1, 8, 8), num_classes=4, layers=TANH_CNN, seed=0, input_grad=True)
     assert np.abs(skipped).max() == 0.0  # the kernel's input gradient is off in training
@@ -153,3 +154,40 @@ def test_gradcam_needs_the_spec_cnn():
     with pytest.raises(ConfigError) as e:
         tr.train_step()
     assert e.value.field == "saliency.method" and "use method: gradient" in str(e.value)
+
+
+def test_input_only_twin_gives_the_same_maps_and_run_as_a_twin_with_weight_gradients():
+    """The default CNN on MNIST with shift + saliency_mix (the step-time benchmark's combination) over three
+    refreshes: the input-only twin's maps, the augmented batches they choose and the trained parameters are
+    bitwise those of a run whose twin also computes the weight gradients (the twin before issue 17's fix)."""
+    from openmindspore.train.building import build_model
+    from openmindspore.train.saliency import with_input_grad
+
+    cfg = config_from_dict(
+        {
+            "dataset": "mnist5k",
+            "train_subset": 96,  # 3 steps of 32 an epoch: refreshes at steps 0, 6 and 12
+            "batch_size": 32,
+            "steps": 14,
+            "seed": 17005,
+            "augment": [{"name": "shift", "max": 2}, {"name": "saliency_mix", "alpha": 1.0, "p": 0.5}],
+            "saliency": {"chunk": 40},  # 96 rows: three chunks, the last one padded
+        }
+    )
+    new, old = Trainer(cfg), Trainer(cfg)
+    old.maps_model._twin = build_model(with_input_grad(cfg), old.data, old.task_impl)  # weight gradients on
+    assert not new.saliency_model().weight_grad and old.saliency_model().weight_grad
+    for _ in range(cfg.steps):  # same maps, so same augmented batches, so bitwise the same parameters
+        new.train_step()
+        old.train_step()
+        np.testing.assert_array_equal(new.saliency.maps, old.saliency.maps)
+        for a, b in zip(new.model.get_parameters(), old.model.get_parameters()):
+            np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
+    assert new.saliency.refreshes == old.saliency.refreshes == 3 and new.saliency.maps.max() > 0
+
+
+def test_a_trained_model_cannot_drop_its_weight_gradients():
+    """``weight_grad`` is for the maps' twin only: a config asking for it is refused with the field and fix."""
+    with pytest.raises(Exception, match=r"model\.weight_grad=False .*remove weight_grad"):
+        config_from_dict({"dataset": "synthetic", "model": {"name": "cnn", "weight_grad": False}})
+    assert config_from_dict({"dataset": "synthetic", "model": {"name": "cnn", "weight_grad": True}})

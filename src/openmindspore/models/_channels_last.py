@@ -79,7 +79,8 @@ class ConvCL(nn.Cell):
 
     ``weight [out, in, k, k]`` and ``bias [out]`` have ``Conv2d``'s names, shapes and initialisation
     (PyTorch's Kaiming-uniform, from ``seed``). Input ``[N, H, W, in]`` of the size given at build.
-    ``relu``: a ReLU fused after the convolution; ``need_dx=False``: no input gradient (network input).
+    ``relu``: a ReLU fused after the convolution; ``need_dx=False``: no input gradient (network input);
+    ``need_dw=False``: no weight/bias gradient (zeros; an input-only model, e.g. for saliency maps).
     With the C++ kernels (:mod:`openmindspore.models.kernels`) the whole layer is one operator.
     """
 
@@ -94,6 +95,7 @@ class ConvCL(nn.Cell):
         seed: int | None = None,
         relu: bool = False,
         need_dx: bool = True,
+        need_dw: bool = True,
     ) -> None:
         super().__init__()
         rng = np.random.default_rng(seed)
@@ -110,7 +112,7 @@ class ConvCL(nn.Cell):
         self.idx = Tensor(idx)
         self.hw = h * w
         self.relu = relu
-        self.kernel = kernels.ConvOp(stride, padding, relu, need_dx) if kernels.available() else None
+        self.kernel = kernels.ConvOp(stride, padding, relu, need_dx, need_dw) if kernels.available() else None
 
     def construct(self, x: Tensor) -> Tensor:
         if self.kernel is not None:

@@ -105,12 +105,14 @@ def _build(
     seed: int,
     channels_last: bool = False,
     input_grad: bool = False,
+    weight_grad: bool = True,
 ) -> tuple[list, tuple]:
     """Turn specs into cells, tracking the (C, H, W) shape; returns (cells, output shape).
 
     ``channels_last`` builds the NHWC layers (the input is converted by the model, see :class:`CNN`).
     ``input_grad``: the first layer also computes the gradient of its input (saliency maps need it; a
-    plain training step skips it).
+    plain training step skips it). ``weight_grad=False``: the C++ kernels skip the parameters' gradients
+    (returned as zeros), for a model whose gradient is only taken with respect to its input.
     """
     if not isinstance(layers, list):
         raise ConfigError("model.layers", layers, "a list of layer specs")
@@ -158,7 +160,9 @@ def _build(
                 )
             if channels_last:
                 relu = fuse and _relu_at(layers, i + 1)
-                cells.append(ConvCL(shape[0], c_out, k, s, pad, (shape[1], shape[2]), seed + i, relu, grad_in))
+                cells.append(
+                    ConvCL(shape[0], c_out, k, s, pad, (shape[1], shape[2]), seed + i, relu, grad_in, weight_grad)
+                )
             else:
                 cells.append(Conv2d(shape[0], c_out, k, s, pad, has_bias=True, seed=seed + i))
             shape, grad_in = (c_out, h, w), True
@@ -196,7 +200,7 @@ def _build(
             if spatial:
                 flatten()
             relu = fuse and _relu_at(layers, i + 1)
-            cells.append(Dense(shape[0], units, seed=seed + i, relu=relu, need_dx=grad_in))
+            cells.append(Dense(shape[0], units, seed=seed + i, relu=relu, need_dx=grad_in, need_dw=weight_grad))
             shape, grad_in = (units,), True
         elif kind == "dropout":
             rate = layer.get("rate", 0.5)
@@ -212,7 +216,7 @@ def _build(
     if len(shape) == 3:
         flatten()
     if num_classes > 0:
-        cells.append(Dense(shape[0], num_classes, seed=seed + len(layers), need_dx=grad_in))
+        cells.append(Dense(shape[0], num_classes, seed=seed + len(layers), need_dx=grad_in, need_dw=weight_grad))
         shape = (num_classes,)
     return cells, shape
 
@@ -261,6 +265,7 @@ class CNN(_Sequential):
     ``channels_last`` (default: on CPU) picks the NHWC layers; the function and parameters are the same.
     ``input_grad=True`` makes the first layer compute its input gradient too (``d loss / d x``: saliency maps,
     and the training step's input gradient the trainer can reuse for them); off, training skips it.
+    ``weight_grad=False``: no parameter gradients (zeros), an input-only model (saliency maps' twin).
     """
 
     def __init__(
@@ -271,6 +276,7 @@ class CNN(_Sequential):
         seed: int = 0,
         channels_last: bool | None = None,
         input_grad: bool = False,
+        weight_grad: bool = True,
     ):
         super().__init__()
         if len(tuple(input_shape)) != 3:
@@ -281,8 +287,10 @@ class CNN(_Sequential):
                 "use the 'mlp' model for tabular data",
             )
         self.channels_last = use_fast_conv() if channels_last is None else bool(channels_last)
-        cells, self.output_shape = _build(layers, tuple(input_shape), num_classes, seed, self.channels_last, input_grad)
-        self.input_grad = input_grad
+        cells, self.output_shape = _build(
+            layers, tuple(input_shape), num_classes, seed, self.channels_last, input_grad, weight_grad
+        )
+        self.input_grad, self.weight_grad = input_grad, weight_grad
         self.spec = [dict(layer) for layer in layers]
         self.to_cl = ToChannelsLast()
         self._init_body(cells)
@@ -300,6 +308,7 @@ class MLP(_Sequential):
         dropout: float = 0.0,
         seed: int = 0,
         input_grad: bool = False,
+        weight_grad: bool = True,
     ):
         super().__init__()
         layers: list[dict] = [{"type": "flatten"}]
@@ -307,16 +316,21 @@ class MLP(_Sequential):
             layers += [{"type": "dense", "units": int(h)}, {"type": act}]
             if dropout:
                 layers.append({"type": "dropout", "rate": dropout})
-        cells, self.output_shape = _build(layers, tuple(input_shape), num_classes, seed, input_grad=input_grad)
-        self.input_grad = input_grad
+        cells, self.output_shape = _build(
+            layers, tuple(input_shape), num_classes, seed, input_grad=input_grad, weight_grad=weight_grad
+        )
+        self.input_grad, self.weight_grad = input_grad, weight_grad
         self._init_body(cells)
 
 
 @register_model("cnn")
-def _cnn(input_shape, num_classes, layers=None, seed=0, channels_last=None, input_grad=False) -> CNN:
-    return CNN(DEFAULT_CNN if layers is None else layers, input_shape, num_classes, seed, channels_last, input_grad)
+def _cnn(input_shape, num_classes, layers=None, seed=0, channels_last=None, input_grad=False, weight_grad=True) -> CNN:
+    layers = DEFAULT_CNN if layers is None else layers
+    return CNN(layers, input_shape, num_classes, seed, channels_last, input_grad, weight_grad)
 
 
 @register_model("mlp")
-def _mlp(input_shape, num_classes, hidden=(128,), act="relu", dropout=0.0, seed=0, input_grad=False) -> MLP:
-    return MLP(input_shape, num_classes, list(hidden), act, dropout, seed, input_grad)
+def _mlp(
+    input_shape, num_classes, hidden=(128,), act="relu", dropout=0.0, seed=0, input_grad=False, weight_grad=True
+) -> MLP:
+    return MLP(input_shape, num_classes, list(hidden), act, dropout, seed, input_grad, weight_grad)

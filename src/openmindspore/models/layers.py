@@ -63,6 +63,7 @@ class Dense(nn.Cell):
         seed: int | None = None,
         relu: bool = False,
         need_dx: bool = True,
+        need_dw: bool = True,
     ):
         super().__init__()
         rng = np.random.default_rng(seed)
@@ -76,9 +77,10 @@ class Dense(nn.Cell):
             if has_bias
             else None
         )
-        # relu: a ReLU fused after the layer; need_dx=False: the input needs no gradient (the network's input)
+        # relu: a ReLU fused after the layer; need_dx=False: the input needs no gradient (the network's input);
+        # need_dw=False: no weight/bias gradient (zeros: an input-only model, e.g. for saliency maps)
         self.relu = relu
-        self.kernel = kernels.DenseOp(relu, need_dx) if has_bias and kernels.available() else None
+        self.kernel = kernels.DenseOp(relu, need_dx, need_dw) if has_bias and kernels.available() else None
         self.matmul = ops.MatMul(transpose_b=True)  # x @ weight.T without materialising weight.T (~5x on a big MLP)
 
     def construct(self, x: Tensor) -> Tensor:

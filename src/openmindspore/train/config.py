@@ -255,6 +255,11 @@ def check_model_config(model: dict[str, Any]) -> None:
     form = forms[0]
     if not isinstance(model[form], str) or not model[form]:
         raise ValueError(f"model.{form} must be a string, got {model[form]!r}")
+    if model.get("weight_grad", True) is not True:
+        raise ValueError(
+            f"model.weight_grad={model['weight_grad']!r} would train a model without parameter gradients "
+            "(only the saliency maps' twin is built that way); remove weight_grad"
+        )
     if form in _MODEL_KEYS:
         extra = sorted(set(model) - set(_MODEL_KEYS[form]))
         if extra:

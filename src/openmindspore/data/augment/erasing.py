@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from openmindspore.data.augment._common import TAGS, sample_rng, shift_image
+from openmindspore.data.augment._common import TAGS, sample_rngs, shift_images
 
 __all__ = ["random_shift", "shift_offsets", "cutout", "cutout_box", "erasing_box", "random_erasing"]
 
@@ -23,11 +23,11 @@ Box = tuple[int, int, int, int]  # (top, left, height, width), inside the image
 
 
 def shift_offsets(ids: np.ndarray, seed: int, epoch: int, max_shift: int, pos: int = 0) -> np.ndarray:
-    """``[N, 2]`` int (dy, dx) of each sample's shift."""
-    return np.array(
-        [sample_rng(seed, epoch, sid, TAGS["shift"], pos).integers(-max_shift, max_shift + 1, size=2) for sid in ids],
-        dtype=np.int64,
-    ).reshape(len(ids), 2)
+    """``[N, 2]`` int (dy, dx) of each sample's shift: ``rng.integers(-max, max + 1, size=2)`` of its key
+    (drawn as two scalar draws: the same numbers, NumPy's bounded draws take one 32-bit word each)."""
+    lo, hi = -max_shift, max_shift + 1
+    rngs = sample_rngs(seed, epoch, ids, TAGS["shift"], pos)
+    return np.array([(rng.integers(lo, hi), rng.integers(lo, hi)) for rng in rngs], dtype=np.int64).reshape(len(ids), 2)
 
 
 def random_shift(x: np.ndarray, ids: np.ndarray, seed: int, epoch: int, max_shift: int, pos: int = 0) -> np.ndarray:
@@ -36,10 +36,7 @@ def random_shift(x: np.ndarray, ids: np.ndarray, seed: int, epoch: int, max_shif
     array; ``x`` is unchanged."""
     if max_shift <= 0:
         return x
-    out = np.empty_like(x)
-    for i, (dy, dx) in enumerate(shift_offsets(ids, seed, epoch, max_shift, pos)):
-        out[i] = shift_image(x[i], int(dy), int(dx), x[i].min())
-    return out
+    return shift_images(x, shift_offsets(ids, seed, epoch, max_shift, pos), x.min(axis=tuple(range(1, x.ndim))))
 
 
 def cutout_box(rng: np.random.Generator, h: int, w: int, size: int) -> Box:
@@ -66,8 +63,7 @@ def cutout(
     0 on uint8 images: pass the data's black level). Returns a new array."""
     out = x.copy()
     h, w = x.shape[-2:]
-    for i, sid in enumerate(ids):
-        rng = sample_rng(seed, epoch, sid, tag, pos)
+    for i, rng in enumerate(sample_rngs(seed, epoch, ids, tag, pos)):
         for _ in range(patches):
             y0, x0, bh, bw = cutout_box(rng, h, w, size)
             out[i, :, y0 : y0 + bh, x0 : x0 + bw] = fill
@@ -121,8 +117,7 @@ def random_erasing(
     tensors). Returns a new array."""
     out = x.copy()
     h, w = x.shape[-2:]
-    for i, sid in enumerate(ids):
-        rng = sample_rng(seed, epoch, sid, TAGS["random_erasing"], pos)
+    for i, rng in enumerate(sample_rngs(seed, epoch, ids, TAGS["random_erasing"], pos)):
         if not rng.random() < prob:
             continue
         box = erasing_box(

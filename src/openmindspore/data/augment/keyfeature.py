@@ -22,15 +22,34 @@ from openmindspore.data.augment.erasing import cutout
 from openmindspore.data.augment.mixing import mix_draws, mix_labels
 from openmindspore.data.augment.trivial import trivial_augment
 
-__all__ = ["window_sums", "top_window", "bottom_window", "keep_cutout", "keep_augment", "saliency_mix", "patch_side"]
+__all__ = [
+    "integral_images",
+    "window_sums",
+    "top_window",
+    "bottom_window",
+    "keep_cutout",
+    "keep_augment",
+    "saliency_mix",
+    "patch_side",
+]
+
+
+def integral_images(maps: np.ndarray) -> np.ndarray:
+    """``[N, H + 1, W + 1]`` float64 integral images (a zero first row and column) of ``maps [N, H, W]``."""
+    n, h, w = maps.shape
+    ii = np.zeros((n, h + 1, w + 1), np.float64)
+    ii[:, 1:, 1:] = maps.astype(np.float64).cumsum(1).cumsum(2)
+    return ii
+
+
+def _sums(ii: np.ndarray, kh: int, kw: int) -> np.ndarray:
+    """Window sums from integral images ``ii [..., H + 1, W + 1]``."""
+    return ii[..., kh:, kw:] - ii[..., :-kh, kw:] - ii[..., kh:, :-kw] + ii[..., :-kh, :-kw]
 
 
 def window_sums(maps: np.ndarray, kh: int, kw: int) -> np.ndarray:
     """Saliency mass of every ``kh x kw`` window: ``[N, H - kh + 1, W - kw + 1]`` (float64)."""
-    n, h, w = maps.shape
-    ii = np.zeros((n, h + 1, w + 1), np.float64)
-    ii[:, 1:, 1:] = maps.astype(np.float64).cumsum(1).cumsum(2)
-    return ii[:, kh:, kw:] - ii[:, :-kh, kw:] - ii[:, kh:, :-kw] + ii[:, :-kh, :-kw]
+    return _sums(integral_images(maps), kh, kw)
 
 
 def _argbest(sums: np.ndarray, largest: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -120,14 +139,18 @@ def saliency_mix(
     out, h, w = x.copy(), x.shape[-2], x.shape[-1]
     keep = np.ones(len(x), np.float32)
     draws = mix_draws(ids, seed, epoch, TAGS["saliency_mix"], pos, len(pool_x), alpha, p, h, w)
-    for i, d in enumerate(draws):
-        if not d.apply:
-            continue
+    partners = np.array([d.partner for d in draws], dtype=np.int64)
+    peaks = np.divmod(
+        pool_maps[partners].reshape(len(partners), h * w).argmax(axis=1), w
+    )  # each partner's saliency peak
+    applied = [i for i, d in enumerate(draws) if d.apply]
+    ii = integral_images(maps[applied])  # once for the batch (each row as bottom_window would make it)
+    for k, i in enumerate(applied):
+        d = draws[i]
         ph, pw = patch_side(h, d.lam), patch_side(w, d.lam)
-        peak_r, peak_c = np.divmod(int(pool_maps[d.partner].argmax()), w)
+        peak_r, peak_c = int(peaks[0][i]), int(peaks[1][i])
         sr, sc = min(max(peak_r - ph // 2, 0), h - ph), min(max(peak_c - pw // 2, 0), w - pw)
-        dr, dc = (int(v[0]) for v in bottom_window(maps[i : i + 1], ph, pw))
+        dr, dc = divmod(int(_sums(ii[k], ph, pw).argmin()), w - pw + 1)  # the least salient window
         out[i, :, dr : dr + ph, dc : dc + pw] = pool_x[d.partner][:, sr : sr + ph, sc : sc + pw]
         keep[i] = np.float32(1.0) - np.float32(ph * pw) / np.float32(h * w)
-    partners = np.array([d.partner for d in draws], dtype=np.int64)
     return out, mix_labels(soft, pool_y[partners], keep)

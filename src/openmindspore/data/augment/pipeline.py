@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from openmindspore.data.augment._common import check_images, shift_image
+from openmindspore.data.augment._common import check_images, shift_images
 from openmindspore.data.augment.erasing import cutout, random_erasing, shift_offsets
 from openmindspore.data.augment.keyfeature import keep_augment, keep_cutout, saliency_mix
 from openmindspore.data.augment.mixing import cutmix, mixup, one_hot
@@ -128,9 +128,9 @@ class Augmenter:
         for pos, op in enumerate(self.ops):
             if isinstance(op, ShiftOp):
                 shifts = shift_offsets(ids, seed, epoch, op.max, pos)
-                x = np.stack([shift_image(x[i], int(dy), int(dx), x[i].min()) for i, (dy, dx) in enumerate(shifts)])
+                x = shift_images(x, shifts, x.min(axis=(1, 2, 3)))  # fill: each image's minimum
                 if maps is not None:
-                    maps = np.stack([shift_image(maps[i], int(dy), int(dx), 0.0) for i, (dy, dx) in enumerate(shifts)])
+                    maps = shift_images(maps, shifts, 0.0)
                 offsets += shifts
             elif isinstance(op, CutoutOp):
                 x = cutout(x, ids, seed, epoch, op.size, self.lo, op.patches, pos)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from openmindspore.data.augment._common import TAGS, from_uint8, sample_rng, shift_image, to_uint8
+from openmindspore.data.augment._common import TAGS, from_uint8, sample_rngs, shift_image, to_uint8
 
 __all__ = ["ta_space", "TA_OPS", "ta_apply", "ta_draw", "trivial_augment"]
 
@@ -138,8 +138,8 @@ def trivial_augment(
 ) -> np.ndarray:
     """TrivialAugmentWide on each image ``[C, H, W]`` (C = 1 or 3) of ``x``; returns a new float32 array."""
     out = np.empty_like(x)
-    for i, sid in enumerate(ids):
-        name, mag = ta_draw(sample_rng(seed, epoch, sid, tag, pos), bins)
+    for i, rng in enumerate(sample_rngs(seed, epoch, ids, tag, pos)):
+        name, mag = ta_draw(rng, bins)
         if name == "Identity":
             out[i] = x[i]
             continue

@@ -211,11 +211,13 @@ def _three_f32(*_):
 
 class ConvOp(nn.Cell):
     """``relu?(conv(x, w) + b)`` on NHWC ``x``, ``w [out, in, k, k]`` (``nn.Conv2d``'s weight).
-    ``need_dx=False`` (the network's input) skips the input gradient (returned as zeros)."""
+    ``need_dx=False`` (the network's input) skips the input gradient (returned as zeros); ``need_dw=False``
+    skips the weight and bias gradients (zeros: an input-only gradient, e.g. saliency maps; the input
+    gradient is bitwise the same)."""
 
-    def __init__(self, stride: int, padding: int, relu: bool, need_dx: bool) -> None:
+    def __init__(self, stride: int, padding: int, relu: bool, need_dx: bool, need_dw: bool = True) -> None:
         super().__init__()
-        self.attr = _attr(stride, padding, int(relu), int(need_dx))
+        self.attr = _attr(stride, padding, int(relu), int(need_dx), int(need_dw))
         s, p = stride, padding
 
         def shape(xs, ws, *_):
@@ -234,11 +236,11 @@ class ConvOp(nn.Cell):
 
 
 class DenseOp(nn.Cell):
-    """``relu?(x @ w.T + b)``; ``need_dx`` as for :class:`ConvOp`."""
+    """``relu?(x @ w.T + b)``; ``need_dx`` and ``need_dw`` as for :class:`ConvOp`."""
 
-    def __init__(self, relu: bool, need_dx: bool) -> None:
+    def __init__(self, relu: bool, need_dx: bool, need_dw: bool = True) -> None:
         super().__init__()
-        self.attr = _attr(int(relu), int(need_dx))
+        self.attr = _attr(int(relu), int(need_dx), int(need_dw))
         self.fwd = _custom(
             "oms_dense_fwd",
             lambda xs, ws, *_: [xs[0], ws[0]],

@@ -138,8 +138,13 @@ inline void fill_bias(float *out, const float *bias, int64_t rows, int64_t cols)
 
 }  // namespace
 
+// Optional trailing setting: attr[i] when the attr input has more than i values, else `dflt`
+inline bool setting(const int32_t *attr, const int64_t *attr_shape, int64_t i, bool dflt) {
+  return attr_shape[0] > i ? attr[i] != 0 : dflt;
+}
+
 // Convolution forward.
-//   x [n,h,w,c], weight [cout,c,k,k], bias [cout], attr int32 [stride, pad, relu, need_dx]
+//   x [n,h,w,c], weight [cout,c,k,k], bias [cout], attr int32 [stride, pad, relu, need_dx(, need_dw)]
 //   -> y [n,ho,wo,cout] (= relu(conv + bias) when relu)
 extern "C" int oms_conv_fwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
   const float *x = in<const float>(params, 0), *bias = in<const float>(params, 2);
@@ -165,38 +170,50 @@ extern "C" int oms_conv_fwd(int, void **params, int *, int64_t **shapes, const c
 }
 
 // Convolution backward.
-//   x, weight, attr, y (forward output), dy -> dx [n,h,w,c] (zeros unless need_dx), dweight, dbias
+//   x, weight, attr, y (forward output), dy -> dx [n,h,w,c] (zeros unless need_dx), dweight, dbias (zeros
+//   when need_dw is 0: an input-only gradient, e.g. saliency maps; dx is the same either way)
 extern "C" int oms_conv_bwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
   const float *x = in<const float>(params, 0);
   const int32_t *attr = in<const int32_t>(params, 2);
   const float *y = in<const float>(params, 3), *dy = in<const float>(params, 4);
   float *dx = in<float>(params, 5), *db = in<float>(params, 7);
   const ConvGeom g = conv_geom(shapes[0], shapes[1], attr);
-  const bool relu = attr[2] != 0, need_dx = attr[3] != 0;
-  std::vector<float> wmat(g.cout * g.K), dwmat(g.cout * g.K);
+  const bool relu = attr[2] != 0, need_dx = attr[3] != 0, need_dw = setting(attr, shapes[2], 4, true);
+  if (!need_dw) {
+    std::memset(in<float>(params, 6), 0, g.cout * g.K * sizeof(float));
+    std::memset(db, 0, g.cout * sizeof(float));
+  }
+  if (!need_dw && !need_dx) {
+    std::memset(dx, 0, g.n * g.h * g.w * g.c * sizeof(float));
+    return 0;
+  }
+  std::vector<float> wmat(g.cout * g.K), dwmat(need_dw ? g.cout * g.K : 0);
   weight_to_matrix(g, in<const float>(params, 1), wmat.data());
   const float *wm = wmat.data();
   float *dw = dwmat.data();
-  std::vector<float> pdw(g.chunks * g.cout * g.K), pdb(g.chunks * g.cout, 0.0f);  // per-chunk partial sums
+  std::vector<float> pdw(need_dw ? g.chunks * g.cout * g.K : 0), pdb(need_dw ? g.chunks * g.cout : 0, 0.0f);
   std::memset(dx, 0, g.n * g.h * g.w * g.c * sizeof(float));
   parallel_for(g.chunks, [&](int64_t c0, int64_t c1) {
-    std::vector<float> cols(g.chunk * g.M * g.K), gbuf(relu ? g.chunk * g.M * g.cout : 0),
+    std::vector<float> cols(need_dw ? g.chunk * g.M * g.K : 0), gbuf(relu ? g.chunk * g.M * g.cout : 0),
         dcols(need_dx ? g.chunk * g.M * g.K : 0);
     for (int64_t ch = c0; ch < c1; ++ch) {
       const int64_t i0 = ch * g.chunk, imgs = std::min(g.chunk, g.n - i0), rows = imgs * g.M;
       const float *gr = relu_grad(dy + i0 * g.M * g.cout, y + i0 * g.M * g.cout, rows * g.cout, relu, gbuf.data());
-      float *b = pdb.data() + ch * g.cout;
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t o = 0; o < g.cout; ++o) b[o] += gr[r * g.cout + o];
-      im2col(g, x, i0, imgs, cols.data());
-      dnnl_sgemm('T', 'N', g.cout, g.K, rows, 1.0f, gr, g.cout, cols.data(), g.K, 0.0f,
-                 pdw.data() + ch * g.cout * g.K, g.K);
+      if (need_dw) {  // per-chunk partial sums, added in chunk order below
+        float *b = pdb.data() + ch * g.cout;
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t o = 0; o < g.cout; ++o) b[o] += gr[r * g.cout + o];
+        im2col(g, x, i0, imgs, cols.data());
+        dnnl_sgemm('T', 'N', g.cout, g.K, rows, 1.0f, gr, g.cout, cols.data(), g.K, 0.0f,
+                   pdw.data() + ch * g.cout * g.K, g.K);
+      }
       if (need_dx) {
         dnnl_sgemm('N', 'N', rows, g.K, g.cout, 1.0f, gr, g.cout, wm, g.K, 0.0f, dcols.data(), g.K);
         col2im_add(g, dcols.data(), i0, imgs, dx);
       }
     }
   });
+  if (!need_dw) return 0;
   std::memcpy(dw, pdw.data(), g.cout * g.K * sizeof(float));
   std::memcpy(db, pdb.data(), g.cout * sizeof(float));
   for (int64_t ch = 1; ch < g.chunks; ++ch) {
@@ -231,7 +248,8 @@ extern "C" int oms_dense_fwd(int, void **params, int *, int64_t **shapes, const 
   return 0;
 }
 
-// Dense backward: x, w, attr, y, dy -> dx [n,in] (zeros unless need_dx), dw [out,in], db [out]
+// Dense backward: x, w, attr [relu, need_dx(, need_dw)], y, dy -> dx [n,in] (zeros unless need_dx), dw [out,in],
+// db [out] (zeros when need_dw is 0)
 extern "C" int oms_dense_bwd(int, void **params, int *, int64_t **shapes, const char **, void *, void *) {
   const float *x = in<const float>(params, 0), *w = in<const float>(params, 1);
   const int32_t *attr = in<const int32_t>(params, 2);
@@ -240,13 +258,18 @@ extern "C" int oms_dense_bwd(int, void **params, int *, int64_t **shapes, const 
   const int64_t n = shapes[0][0], din = shapes[0][1], dout = shapes[1][0];
   std::vector<float> gbuf(attr[0] ? n * dout : 0);
   const float *g = relu_grad(dy, y, n * dout, attr[0] != 0, gbuf.data());
-  parallel_for(blocks(dout), [&](int64_t b0, int64_t b1) {  // dw, db: blocks of output units
-    const int64_t o0 = b0 * kDenseBlock, o1 = std::min(dout, b1 * kDenseBlock);
-    dnnl_sgemm('T', 'N', o1 - o0, din, n, 1.0f, g + o0, dout, x, din, 0.0f, dw + o0 * din, din);
-    for (int64_t o = o0; o < o1; ++o) db[o] = 0.0f;
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t o = o0; o < o1; ++o) db[o] += g[r * dout + o];
-  });
+  if (setting(attr, shapes[2], 2, true)) {
+    parallel_for(blocks(dout), [&](int64_t b0, int64_t b1) {  // dw, db: blocks of output units
+      const int64_t o0 = b0 * kDenseBlock, o1 = std::min(dout, b1 * kDenseBlock);
+      dnnl_sgemm('T', 'N', o1 - o0, din, n, 1.0f, g + o0, dout, x, din, 0.0f, dw + o0 * din, din);
+      for (int64_t o = o0; o < o1; ++o) db[o] = 0.0f;
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t o = o0; o < o1; ++o) db[o] += g[r * dout + o];
+    });
+  } else {  // input-only gradient
+    std::memset(dw, 0, dout * din * sizeof(float));
+    std::memset(db, 0, dout * sizeof(float));
+  }
   if (!attr[1]) {
     std::memset(dx, 0, n * din * sizeof(float));
     return 0;
