@@ -176,7 +176,9 @@ def random_crossing(
     (:func:`first_ok` over the grid initial + k x batch): start at the last grid count not above twice
     margin's figure, walk ~80 labels at a time (max(1, 80 // batch) grid steps) down while random is at or
     above the bar and up while it is below, then bisect the last step (accuracy is assumed to grow with
-    the labels between the fitted points; at batch 80 this is the plain walk of phase 3).
+    the labels between the fitted points; at batch 80 this is the plain walk of phase 3). ``--dense`` then
+    fits every grid count from margin's figure to that crossing and adds the first at or above the bar
+    among them (``random_first_dense``, ``ratio_dense``): a check of that assumption.
     Fits are cached in ``--work``/mnist-random-at/seed_<S>.json (``seed_<S>_b<B>.json`` at another batch:
     other batches draw other random sets); an earlier random loop run with the same options
     (``random_run``) supplies its fitted counts after its labels are checked to match."""
@@ -227,6 +229,9 @@ def random_crossing(
         k0 = max(0, min(len(grid) - 1, ((2 * (m95 or args.max_labels)) - cfg.initial) // cfg.batch))
         k = first_ok(lambda i: at(grid[i]) >= bar, k0, len(grid), max(1, 80 // cfg.batch))
         r95 = None if k is None else grid[k]
+        dense = None
+        if args.dense and m95 is not None and r95 is not None:  # every count from margin's figure to r95
+            dense = next((n for n in grid if m95 <= n <= r95 and at(n) >= bar), r95)
     finally:
         learner.close()  # type: ignore[attr-defined]
     ratio = None if m95 is None or r95 is None else r95 / m95
@@ -242,6 +247,7 @@ def random_crossing(
         "random_fits": {str(k): v for k, v in sorted(acc.items())},
         "ratio": None if ratio is None else round(ratio, 3),
         "goal_2x": ratio is not None and ratio >= 2.0,
+        **({} if dense is None or not m95 else {"random_first_dense": dense, "ratio_dense": round(dense / m95, 3)}),
     }
 
 

@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full-from", nargs="+", help="mnist: take full-data accuracies from these earlier runs")
     ap.add_argument("--margin-from", nargs="+", help="mnist-ratio: margin runs (mnist suite), one row per seed")
     ap.add_argument("--random-from", nargs="*", default=[], help="mnist-ratio: earlier random runs (fits reused)")
+    ap.add_argument("--dense", action="store_true", help="mnist-ratio: also fit random at every count in between")
     ap.add_argument("--max-labels", type=int, default=980, help="mnist-ratio: random's largest labelled set")
     ap.add_argument("--markdown", action="store_true", help="print the tables for docs/benchmarks.md at the end")
     args = ap.parse_args(argv)

@@ -75,6 +75,14 @@ def test_mnist_ratio_at_batch_20_uses_that_grid_and_its_own_cache(tmp_path, caps
     seed = next(r for r in out if r.get("seed") == 9100)
     assert (seed["batch"], seed["margin_labels_to_95"], seed["random_labels_to_95"]) == (20, 180, 300)
     assert seed["ratio"] == pytest.approx(300 / 180, abs=1e-3) and not seed["goal_2x"]
+    assert "random_first_dense" not in seed
+    # --dense: every count from margin's 180 to 300 is fitted; a bump at or above the bar at 240 is the first
+    fits = json.loads((cache / "seed_9100_b20.json").read_text())
+    write_json(cache / "seed_9100_b20.json", {**fits, "240": 0.95})
+    assert bench.main([*argv, "--dense"]) == 0
+    out = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    seed = next(r for r in out if r.get("seed") == 9100)
+    assert (seed["random_labels_to_95"], seed["random_first_dense"], seed["ratio_dense"]) == (300, 240, 1.333)
 
 
 def test_a_batch_other_than_the_margin_runs_exits_2(tmp_path, capsys):
