@@ -16,8 +16,8 @@ budget 400, test accuracy on the test split (179 images); ``--seeds`` repetition
   coverage and selective accuracy, the uncorrected threshold's violation rate, ECE before/after.
 
 ``--suite mnist-ratio --margin-from DIR...``: per seed of those margin runs, the labels random needs to reach
-95% of full-data accuracy, fitted only near its crossing (random's labelled sets need no model), and the
-ratio random / margin.
+95% of full-data accuracy at the margin run's batch, fitted only near its crossing (random's labelled sets
+need no model), and the ratio random / margin.
 
 ``--suite mnist``: **MNIST-5k + the default CNN with dropout 0.5** (a MindSpore learner, each fit in a
 fresh process): pool = the mnist5k train split (4,000 images), 20 random initial labels, batch 80,
@@ -26,7 +26,8 @@ budget 500 (fits at 20, 100, ..., 500 labels: a coarse schedule, affordable on 2
 not calibration), seed 9000 (``--seeds N`` for more); rows random and margin (``--strategies ... bald`` adds BALD, 10
 MC-dropout passes); ``mnist`` table: labels to 95% of full-data accuracy (the same CNN, same seed,
 trained on the whole pool), the ratio random / strategy (a lower bound when random does not get there
-within the budget), seconds per round. The full-data fit (2,500 steps, the costliest) is a function of
+within the budget), seconds per round. ``--batch B`` and ``--budget N`` change the schedule (run directory
+``mnist-<strategy>-b<B>`` when B is not 80). The full-data fit (2,500 steps, the costliest) is a function of
 (seed, pool, labels) only, so it is made once per seed and shared by every strategy's run
 (``--full-from DIR`` also takes it from an earlier run with the same network and training options).
 
@@ -35,6 +36,8 @@ line per row; ``--markdown`` prints the tables for docs/benchmarks.md::
 
     nice -n 19 .venv/bin/python benchmarks/active.py --workers 2 --markdown
     nice -n 19 .venv/bin/python benchmarks/active.py --suite mnist --workers 2 --markdown
+    nice -n 19 .venv/bin/python benchmarks/active.py --suite mnist --strategies margin --batch 20 --budget 400
+    nice -n 19 .venv/bin/python benchmarks/active.py --suite mnist-ratio --margin-from DIR/mnist-margin-b20
 """
 
 from __future__ import annotations
@@ -47,29 +50,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _active_mnist import MNIST_AT, _at, mnist, mnist_ratio
 
 from openmindspore.active import ActiveConfig, run_active
 from openmindspore.active.strategies import STRATEGIES
 
 BASE = {"dataset": "digits", "model": "logreg", "initial": 20, "batch": 10, "budget": 400, "target_accuracy": 0.97}
-MNIST = {
-    "dataset": "mnist5k",
-    "model": "cnn",
-    "dropout": 0.5,
-    "initial": 20,
-    "batch": 80,
-    "budget": 500,
-    "folds": 0,
-    "epochs": 20,
-    "min_steps": 100,
-    "mc_samples": 10,
-}
-MNIST_AT = (100, 180, 260, 340, 500)
 ALPHA = 0.8  # label spreading's alpha of the extra margin+semi row (chosen on development seeds 0-9)
+
+
 # the options a full-data fit depends on (with the seed): equal ones give the same network
-FIT_KEYS = ("dataset", "model", "dropout", "ensemble", "epochs", "min_steps", "train_batch", "lr")
-
-
 def configs(args: argparse.Namespace) -> list[tuple[str, dict]]:
     out = []
     for s in args.strategies:
@@ -89,38 +79,6 @@ def configs(args: argparse.Namespace) -> list[tuple[str, dict]]:
             (f"margin+semi+audit{args.audit}", {"strategy": "margin", "semi_supervised": True, "audit": args.audit})
         )
     return [(n, c) for n, c in out if not args.only or n in args.only]
-
-
-def mnist_rows(summaries: dict[str, dict], budget: int) -> list[dict]:
-    """The ``mnist`` table: labels to 95% of full-data accuracy and the ratio to random's."""
-    rand = summaries.get("random", {}).get("labels_to_95pct_full")
-    out = []
-    for name, s in summaries.items():
-        n95 = s["labels_to_95pct_full"]
-        ratio = None if n95 is None else (rand if rand is not None else budget) / n95
-        out.append(
-            {
-                "benchmark": "active",
-                "table": "mnist",
-                "config": name,
-                "seeds": s["seeds"],
-                "full_pool_accuracy": round(s["full_pool_accuracy"], 4),
-                "labels_to_95pct_full": n95,
-                "labels_to_99pct_full": s["labels_to_99pct_full"],
-                "random_over_this": None if ratio is None else round(ratio, 2),
-                "random_over_this_text": "-" if ratio is None else f"{'> ' if rand is None else ''}{ratio:.2f}",
-                "ratio_is_lower_bound": rand is None and name != "random",
-                "goal_2x_fewer_than_random": name != "random" and ratio is not None and ratio >= 2.0,
-                **{f"accuracy_at_{n}": _at(s, n) for n in MNIST_AT},
-                "seconds_per_round": round(s["seconds_per_round"], 1),
-            }
-        )
-    return out
-
-
-def _at(summary: dict, n: int) -> float | None:
-    c = summary["curve"]
-    return next((a for k, a in zip(c["labels"], c["accuracy_mean"]) if k == n), None)
 
 
 def rows_for(name: str, s: dict, seconds: float) -> list[dict]:
@@ -266,15 +224,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spread-alpha", nargs="*", type=float, default=[ALPHA], help="margin+semi rows with this alpha")
     ap.add_argument("--only", nargs="+", help="digits: run only these rows (by name; the rest is resumed later)")
     ap.add_argument("--audit", type=float, default=0.5, help="margin with this audit share (0: no such row)")
+    ap.add_argument("--batch", type=int, help="labels per round (default 10; mnist: 80; mnist-ratio: the margin runs')")
     ap.add_argument("--budget", type=int, help="default 400 (mnist: 500)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--work", default="/tmp/oms-bench-active", help="run directories (re-running resumes)")
     ap.add_argument("--full-from", nargs="+", help="mnist: take full-data accuracies from these earlier runs")
     ap.add_argument("--margin-from", nargs="+", help="mnist-ratio: margin runs (mnist suite), one row per seed")
     ap.add_argument("--random-from", nargs="*", default=[], help="mnist-ratio: earlier random runs (fits reused)")
+    ap.add_argument("--dense", action="store_true", help="mnist-ratio: also fit random at every count in between")
     ap.add_argument("--max-labels", type=int, default=980, help="mnist-ratio: random's largest labelled set")
     ap.add_argument("--markdown", action="store_true", help="print the tables for docs/benchmarks.md at the end")
     args = ap.parse_args(argv)
+    for flag, v in (("--batch", args.batch), ("--budget", args.budget)):
+        if v is not None and v < 1:
+            ap.exit(2, f"{ap.prog}: error: {flag} {v}: expected a positive number of labels; pass e.g. {flag} 20\n")
     print(json.dumps({"benchmark": "active", "load_average_start": os.getloadavg()}), flush=True)
     rows = {"mnist": mnist, "mnist-ratio": mnist_ratio, "digits": digits}[args.suite](args)
     print(json.dumps({"benchmark": "active", "load_average_end": os.getloadavg()}), flush=True)
@@ -283,188 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _full_pool(run: Path, cfg: ActiveConfig) -> dict[int, float]:
-    """The full-data accuracies per seed that run ``run`` measured, if its network and training match ``cfg``'s."""
-    from openmindspore.active.state import SeedState, load_run
-
-    old = load_run(run) if run.is_dir() else None
-    if old is None or any(old["config"].get(k) != getattr(cfg, k) for k in FIT_KEYS):
-        return {}
-    states = (SeedState.load(run, s) for s in old["seeds"])
-    return {st.seed: st.full_pool_accuracy for st in states if st is not None and st.full_pool_accuracy is not None}
-
-
-def _preseed(cfg: ActiveConfig, out: Path, full: dict[int, float]) -> None:
-    """Start run ``out`` with the shared full-data accuracies (what ``run_active`` would write, plus them)."""
-    from openmindspore.active.run import prepare
-    from openmindspore.active.state import VERSION, SeedState, load_run, write_json
-
-    seeds = range(cfg.seed, cfg.seed + cfg.seeds)
-    if load_run(out) is not None or not all(s in full for s in seeds):
-        return
-    _, model = prepare(cfg, out)
-    write_json(
-        out / "state.json", {"version": VERSION, "config": cfg.model_dump(), "seeds": list(seeds), "model_spec": model}
-    )
-    for s in seeds:
-        SeedState(seed=s, full_pool_accuracy=full[s]).save(out)
-
-
-def mnist(args: argparse.Namespace) -> list[dict]:
-    budget = args.budget or MNIST["budget"]
-    summaries, full = {}, {}
-    for s in args.strategies or ["random", "margin"]:
-        cfg = ActiveConfig(**{**MNIST, "budget": budget, "seed": args.seed, "seeds": args.seeds or 1, "strategy": s})
-        out = Path(args.work) / f"mnist-{s}"
-        for src in [Path(p) for p in args.full_from or []]:
-            full = {**_full_pool(src, cfg), **full}
-        _preseed(cfg, out, full)
-        summaries[s] = run_active(cfg, out, workers=args.workers)
-        full = {**full, **_full_pool(out, cfg)}
-    rows = mnist_rows(summaries, budget)
-    for r in rows:
-        print(json.dumps(r, sort_keys=True), flush=True)
-    return rows
-
-
-def random_labels(cfg: ActiveConfig, n_pool: int, counts: list[int]) -> dict[int, list[int]]:
-    """The labelled pool ids that ``oms active --strategy random`` (seed ``cfg.seed``, no audit stream)
-    holds at each of ``counts``: its queries are drawn with ``default_rng([seed, round])`` from the
-    unlabelled pool and never look at a model, so they need no fit (the loop's own functions, the loop's order)."""
-    from openmindspore.active.strategies import initial_labels, select
-
-    x = np.zeros((n_pool, 1))
-    labeled = initial_labels(cfg.init, x, cfg.initial, np.random.default_rng([cfg.seed, 0])).tolist()
-    out, r = {}, 0
-    while True:
-        if len(labeled) in counts:
-            out[len(labeled)] = list(labeled)
-        if len(labeled) >= max(counts):
-            return out
-        r += 1
-        rng = np.random.default_rng([cfg.seed, r])
-        labeled += select("random", None, x, np.asarray(labeled), cfg.batch, rng).tolist()  # type: ignore[arg-type]
-
-
-def random_crossing(args: argparse.Namespace, seed: int, margin_run: Path, random_run: Path | None) -> dict:
-    """Seed ``seed``: margin's labels to 95% of full-data accuracy (from its run) and random's, found by
-    fitting random's labelled sets only near the crossing: start at the last grid count (initial + k x
-    batch) not above twice margin's figure, walk down while random is at or above the bar there and
-    up while it is below (accuracy is assumed to grow with the labels between the fitted points).
-    Fits are cached in ``--work``/mnist-random-at/seed_<S>.json; an earlier random loop run with the
-    same options (``random_run``) supplies its fitted counts after its labels are checked to match."""
-    from openmindspore.active.learners import learner_for
-    from openmindspore.active.state import SeedState, write_json
-    from openmindspore.data import load_dataset
-
-    st = SeedState.load(margin_run, seed)
-    assert st is not None and st.full_pool_accuracy is not None, f"margin run {margin_run} lacks seed {seed}"
-    bar = 0.95 * st.full_pool_accuracy
-    m95 = next((r["labels"] for r in st.rows if r["accuracy"] >= bar - 1e-12), None)
-    cfg = ActiveConfig(**{**MNIST, "budget": args.max_labels, "seed": seed, "seeds": 1, "strategy": "random"})
-    grid = list(range(cfg.initial, args.max_labels + 1, cfg.batch))
-    ds = load_dataset(cfg.dataset)
-    sets = random_labels(cfg, len(ds.x_train), grid)
-    cache = Path(args.work) / "mnist-random-at" / f"seed_{seed}.json"
-    acc: dict[int, float] = {int(k): v for k, v in json.loads(cache.read_text()).items()} if cache.exists() else {}
-    old = SeedState.load(random_run, seed) if random_run is not None and random_run.is_dir() else None
-    for row in old.rows if old is not None else []:
-        n = row["labels"]
-        assert sorted(old.labeled[:n]) == sorted(sets[n]), f"{random_run} holds other random labels at {n}"
-        acc.setdefault(n, row["accuracy"])
-    learner = learner_for(cfg, ds, seed)
-
-    def at(n: int) -> float:
-        if n not in acc:
-            t0 = time.perf_counter()
-            learner.fit(np.asarray(sets[n]), np.asarray(ds.y_train)[sets[n]])
-            acc[n] = float((learner.proba(ds.x_test).argmax(axis=1) == np.asarray(ds.y_test)).mean())
-            print(
-                json.dumps(
-                    {
-                        "seed": seed,
-                        "random_labels": n,
-                        "accuracy": acc[n],
-                        "seconds": round(time.perf_counter() - t0, 1),
-                        "load": os.getloadavg(),
-                    }
-                ),
-                flush=True,
-            )
-            write_json(cache, {str(k): v for k, v in sorted(acc.items())})
-        return acc[n]
-
-    try:
-        k = max(0, min(len(grid) - 1, ((2 * (m95 or args.max_labels)) - cfg.initial) // cfg.batch))
-        if at(grid[k]) >= bar:
-            while k > 0 and at(grid[k - 1]) >= bar:
-                k -= 1
-            r95: int | None = grid[k]
-        else:
-            while k + 1 < len(grid) and at(grid[k + 1]) < bar:
-                k += 1
-            r95 = grid[k + 1] if k + 1 < len(grid) else None
-    finally:
-        learner.close()  # type: ignore[attr-defined]
-    ratio = None if m95 is None or r95 is None else r95 / m95
-    return {
-        "benchmark": "active",
-        "table": "mnist_seed",
-        "seed": seed,
-        "full_data_accuracy": st.full_pool_accuracy,
-        "bar_95pct": round(bar, 4),
-        "margin_labels_to_95": m95,
-        "random_labels_to_95": r95,
-        "random_fits": {str(k): v for k, v in sorted(acc.items())},
-        "ratio": None if ratio is None else round(ratio, 3),
-        "goal_2x": ratio is not None and ratio >= 2.0,
-    }
-
-
-def mnist_ratio(args: argparse.Namespace) -> list[dict]:
-    """Per seed: labels margin and random need to reach 95% of full-data accuracy, and their ratio."""
-    from openmindspore.active.state import load_run
-
-    keys = (*FIT_KEYS, "initial", "init", "batch", "audit")
-    rows = []
-    for mdir in [Path(p) for p in args.margin_from or []]:
-        run = load_run(mdir)
-        assert run is not None and all(run["config"][k] == MNIST.get(k, run["config"][k]) for k in keys), mdir
-        for seed in run["seeds"]:
-            rdir = next((Path(p) for p in args.random_from if _same_random(Path(p), run["config"], seed, keys)), None)
-            rows.append(random_crossing(args, seed, mdir, rdir))
-            print(json.dumps(rows[-1], sort_keys=True), flush=True)
-    ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
-    mean = {
-        "benchmark": "active",
-        "table": "mnist_seed",
-        "seed": "mean",
-        "ratio": float(np.mean(ratios)) if ratios else None,
-    }
-    rows.append({**mean, "goal_2x": mean["ratio"] is not None and mean["ratio"] >= 2.0})
-    print(json.dumps(rows[-1], sort_keys=True), flush=True)
-    return rows
-
-
-def _same_random(path: Path, margin_cfg: dict, seed: int, keys: tuple[str, ...]) -> bool:
-    from openmindspore.active.state import load_run
-
-    run = load_run(path) if path.is_dir() else None
-    c = None if run is None else run["config"]
-    return (
-        c is not None
-        and c["strategy"] == "random"
-        and seed in run["seeds"]
-        and all(c[k] == margin_cfg[k] for k in keys)
-    )
-
-
 def digits(args: argparse.Namespace) -> list[dict]:
     args.strategies = args.strategies or list(STRATEGIES)
     args.budget, args.seeds = args.budget or BASE["budget"], args.seeds or 10
     rows: list[dict] = []
     for name, over in configs(args):
-        cfg = ActiveConfig(**{**BASE, "budget": args.budget, "seed": args.seed, "seeds": args.seeds, **over})
+        run = {"budget": args.budget, "batch": args.batch or BASE["batch"], "seed": args.seed, "seeds": args.seeds}
+        cfg = ActiveConfig(**{**BASE, **run, **over})
         t0 = time.perf_counter()
         s = run_active(cfg, Path(args.work) / name, workers=args.workers)
         for r in rows_for(name, s, time.perf_counter() - t0):
