@@ -12,12 +12,17 @@ budget is the same search's state after that many evaluations (no strategy depen
 so this equals a separate run with that budget and seed). One JSON line per (strategy, budget):
 
     .venv/bin/python benchmarks/nas.py --reps 200 --budgets 50 100 200
+
+``--paired-with LABEL`` adds, for every other strategy and budget, a line with the mean and standard
+error of the per-seed difference of its regret to LABEL's (the same seeds: a paired comparison).
+Timings (``seconds``: the strategy's searches so far) carry the 1-minute load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -54,12 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="cifar10")
     ap.add_argument("--seed", type=int, default=0, help="repetition r uses search seed seed + r")
     ap.add_argument("--options", default="{}", help="JSON options for the strategies (tuning)")
+    ap.add_argument("--paired-with", metavar="LABEL", help="also the per-seed differences to this strategy")
     args = ap.parse_args(argv)
+    if args.paired_with is not None and args.paired_with not in args.strategies:
+        ap.error(f"--paired-with {args.paired_with!r} must be one of --strategies {args.strategies}")
     extra = json.loads(args.options)
     space = make_space("nb201", args.dataset)
     truth = space.all_true_scores()
     best, top1 = float(truth.max()), float(np.quantile(truth, 0.99))
     n_max = max(args.budgets)
+    regrets: dict[str, np.ndarray] = {}
     for label in args.strategies:
         name, opts = VARIANTS[label]
         opts = {**opts, **extra.get(label, {})}
@@ -71,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 ok = [t for t in res.trials[:b] if t.ok]
                 chosen = max(ok, key=lambda t: (t.score, -t.trial))
                 regret[r, j] = best - space.true_score(chosen.spec)
+        regrets[label] = regret
         for j, b in enumerate(args.budgets):
             reg = regret[:, j]
             hits = (best - reg) >= top1
@@ -88,10 +98,21 @@ def main(argv: list[str] | None = None) -> int:
                         "regret_median": round(float(np.median(reg)), 4),
                         "p_top1pct": round(float(hits.mean()), 4),
                         "seconds": round(time.perf_counter() - t0, 1),
+                        "load_avg": round(os.getloadavg()[0], 2),
                     }
                 ),
                 flush=True,
             )
+    for label in args.strategies if args.paired_with else []:
+        if label == args.paired_with:
+            continue
+        for j, b in enumerate(args.budgets):
+            diff = regrets[label][:, j] - regrets[args.paired_with][:, j]
+            sem = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+            row = {"benchmark": "nas201-paired", "dataset": args.dataset, "strategy": label}
+            row.update({"versus": args.paired_with, "budget": b, "reps": args.reps, "seed": args.seed})
+            row.update({"diff_mean": round(float(diff.mean()), 4), "diff_sem": round(sem, 4)})
+            print(json.dumps(row), flush=True)
     return 0
 
 

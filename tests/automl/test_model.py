@@ -63,6 +63,15 @@ def test_surrogate_proposes_the_unevaluated_optimum_of_an_additive_score():
     mean = gp_scores(x, np.array([s for _, s in ok]), x, kappa=0.0, clip=0.0)
     assert np.corrcoef(mean, [s for _, s in ok])[0, 1] > 0.9
     assert model_tables(g, ok[:2], q, probs, True, [0], candidates=10) == {}  # too few results
+    # expected improvement (model_acq "ei"): proposes the optimum too; >= the plain gain of the mean
+    t = model_tables(g, ok, q, probs, True, candidate_seed(ok, len(ok)), 500, 0.0, 0.0, 0.25, "ei")
+    assert [int(np.argmax(t[f"edge{j}"])) for j in range(6)] == [3] * 6
+    cand = features(g, draw_walks(g, probs, True, np.random.default_rng(2), 200, 0.5))
+    y = np.array([s for _, s in ok])
+    ei, mean = gp_scores(x, y, cand, 0.0, 0.0, "ei"), gp_scores(x, y, cand, 0.0, 0.0)
+    incumbent = gp_scores(x, y, x, 0.0, 0.0).max()
+    assert np.all(ei >= np.maximum(mean - incumbent, 0.0) - 1e-12) and np.all(ei > 0)
+    assert not np.allclose(np.argsort(ei), np.argsort(mean))  # the spread counts, not only the mean
 
 
 @pytest.mark.parametrize("grammar", [nb201_grammar(), cnn_grammar()], ids=["nb201", "cnn"])
@@ -92,8 +101,23 @@ def test_model_search_resumes_exactly(nb201, tmp_path):
     assert_resume_is_exact(nb201, tmp_path, MODEL)
 
 
+def test_replay_rebuilds_expected_improvement_trials(nb201, tmp_path):
+    options = {**MODEL, "model_acq": "ei"}
+    assert (
+        assert_replay_is_exact(nb201, tmp_path, options, 30, 5, lambda t, _: is_model_trial(t, 12, 1.0, 12, 0.5)) == 9
+    )
+
+
 @pytest.mark.parametrize(
-    "bad", [{"model": 1.5}, {"model_after": -1}, {"model_candidates": 0}, {"model_uniform": 2.0}, {"model_clip": 1.0}]
+    "bad",
+    [
+        {"model": 1.5},
+        {"model_after": -1},
+        {"model_candidates": 0},
+        {"model_uniform": 2.0},
+        {"model_clip": 1.0},
+        {"model_acq": "pi"},
+    ],
 )
 def test_bad_model_options_are_config_errors(bad):
     with pytest.raises(ConfigError, match=next(iter(bad))):

@@ -88,3 +88,17 @@ def test_effects_refuses_a_tpe_log_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("oms effects: error:")
     assert "12 trials without propensities" in err and "--strategy markov" in err
+
+
+def test_tpe_sampler_options_on_the_cli(tmp_path, capsys):
+    base = ["search", "--space", "nb201", "--strategy", "tpe", "--budget", "12", "--quiet"]
+    assert main([*base, "--strategy-option", "n_startup_trials=4", "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--out", str(tmp_path / "b")]) == 0  # Optuna's default: 10 random startup trials
+    logs = [[json.loads(t)["spec"] for t in (tmp_path / d / "trials.jsonl").read_text().splitlines()] for d in "ab"]
+    assert logs[0][:4] == logs[1][:4] and logs[0][4:] != logs[1][4:]  # TPE proper from trial 4 on
+    stored = json.loads((tmp_path / "a" / "search.json").read_text())["strategy_options"]
+    assert stored == {"n_startup_trials": 4}
+    capsys.readouterr()
+    assert main([*base, "--strategy-option", "seed=1", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "'seed=1'" in err and "tpe options: " in err and "n_startup_trials" in err and "seed," not in err

@@ -32,8 +32,9 @@ Local moves (``local``, :mod:`openmindspore.automl.local`)
 Model trials (``model``, :mod:`openmindspore.automl.model`; off by default)
     After ``model_after`` trials, a fraction ``model`` of the trials that are not local moves
     propose the candidate a Gaussian-process surrogate of the results scores best
-    (``mean + model_kappa * sd``) among ``model_candidates`` walks drawn from the chain (a share
-    ``model_uniform`` from the uniform walk), as one-hot tables with the floor and mask on top.
+    (``model_acq``: ``mean + model_kappa * sd``, or the expected improvement) among
+    ``model_candidates`` walks drawn from the chain (a share ``model_uniform`` from the uniform
+    walk), as one-hot tables with the floor and mask on top.
 Warm start (``warm``: a prior table from earlier searches, :mod:`openmindspore.automl.prior`)
     Each state the table shares with the grammar gets ``lambda * warm_strength`` extra pseudo-counts
     spread as the table's ``pi``: ``q = (elite counts + prior + lambda m pi) / (sum + prior K + lambda m)``
@@ -116,6 +117,7 @@ class ChainConfig:
     model_uniform: float = 0.5  # share of the candidates drawn from the uniform walk instead of the chain
     model_kappa: float = 1.0  # optimism: mean + kappa * sd
     model_clip: float = 0.25  # scores clipped from below at this quantile before the fit (0: off)
+    model_acq: str = "ucb"  # acquisition: ucb (mean + model_kappa * sd) | ei (expected improvement)
 
     def check(self, max_choices: int) -> None:
         if self.rule not in ("cem", "naive"):
@@ -150,12 +152,13 @@ class ChainConfig:
             and 0.0 <= self.model_uniform <= 1.0
             and self.model_kappa >= 0.0
             and 0.0 <= self.model_clip < 1.0
+            and self.model_acq in ("ucb", "ei")
         ):
             raise ConfigError(
                 "chain",
                 {k: v for k, v in asdict(self).items() if k.startswith("model")},
                 "0 <= model <= 1, model_after >= 0, model_candidates >= 1, 0 <= model_uniform <= 1, "
-                "model_kappa >= 0, 0 <= model_clip < 1",
+                "model_kappa >= 0, 0 <= model_clip < 1, model_acq one of 'ucb', 'ei'",
             )
         if self.warm_strength <= 0 or self.warm_trust < 0:
             raise ConfigError(
@@ -320,6 +323,7 @@ class MarkovChain:
                 cfg.model_uniform,
                 cfg.model_kappa,
                 cfg.model_clip,
+                cfg.model_acq,
             )
         return self
 

@@ -14,7 +14,9 @@ are not local moves) by the candidate a surrogate of the results finds most prom
    clipped from below at their ``model_clip`` quantile (broken models do not dominate the fit) and
    standardised; ``w``, ``theta`` and the noise variance are chosen on a fixed grid by the
    marginal likelihood.
-3. The candidate with the largest ``mean + model_kappa * sd`` is proposed (ties: the first drawn).
+3. The candidate with the largest acquisition is proposed (ties: the first drawn): ``model_acq``
+   ``ucb`` (the default), ``mean + model_kappa * sd``; ``ei``, the expected improvement over the
+   largest posterior mean at the evaluated models (``model_kappa`` unused).
 
 The trial samples from one-hot tables on the chosen candidate's decisions (states visited once; a
 state visited several times keeps the learned ``q``), with the chain's floor and grammar mask on top
@@ -34,6 +36,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.linalg import cho_solve, solve_triangular
+from scipy.special import ndtr
 
 from openmindspore.automl.grammar import Grammar
 from openmindspore.automl.local import is_local_trial
@@ -133,8 +136,9 @@ def features(grammar: Grammar, paths: Sequence[Sequence[tuple[str, int]]]) -> np
     return x
 
 
-def gp_scores(x: np.ndarray, y: np.ndarray, xc: np.ndarray, kappa: float, clip: float) -> np.ndarray:
-    """``mean + kappa * sd`` of a GP fitted to ``(x, y)``, at the rows of ``xc`` (module docstring)."""
+def gp_scores(x: np.ndarray, y: np.ndarray, xc: np.ndarray, kappa: float, clip: float, acq: str = "ucb") -> np.ndarray:
+    """The acquisition of a GP fitted to ``(x, y)`` at the rows of ``xc`` (module docstring): ``ucb``,
+    ``mean + kappa * sd``; ``ei``, the expected improvement over the best posterior mean at ``x``."""
     y = np.maximum(y, np.quantile(y, clip)) if clip > 0 else y
     sd = y.std()
     z = (y - y.mean()) / (sd if sd > 0 else 1.0)
@@ -157,8 +161,15 @@ def gp_scores(x: np.ndarray, y: np.ndarray, xc: np.ndarray, kappa: float, clip: 
     _, w, theta, chol, alpha = best
     kc = w * cosc + (1.0 - w) * np.exp(-theta * dc)
     v = solve_triangular(chol, kc.T, lower=True)
-    var = np.maximum(1.0 - (v * v).sum(0), 0.0)
-    return kc @ alpha + kappa * np.sqrt(var)
+    mean, sd = kc @ alpha, np.sqrt(np.maximum(1.0 - (v * v).sum(0), 0.0))
+    if acq == "ucb":
+        return mean + kappa * sd
+    incumbent = float(np.max((w * cos + (1.0 - w) * np.exp(-theta * d)) @ alpha))
+    gap = mean - incumbent
+    u = gap / np.maximum(sd, 1e-12)
+    return np.where(
+        sd > 1e-12, gap * ndtr(u) + sd * np.exp(-0.5 * u * u) / math.sqrt(2.0 * math.pi), np.maximum(gap, 0.0)
+    )
 
 
 def model_tables(
@@ -172,6 +183,7 @@ def model_tables(
     uniform: float = 0.5,
     kappa: float = 1.0,
     clip: float = 0.25,
+    acq: str = "ucb",
 ) -> dict[str, np.ndarray]:
     """Per-state tables of a model trial (module docstring); ``{}`` when fewer than 3 results or no
     unevaluated candidate (the trial then samples the chain). ``probs(state, context, used)`` is the
@@ -187,7 +199,7 @@ def model_tables(
         return {}
     cand = list(fresh)
     x = features(grammar, [p for p, _ in ok])
-    score = gp_scores(x, np.array([s for _, s in ok], dtype=np.float64), features(grammar, cand), kappa, clip)
+    score = gp_scores(x, np.array([s for _, s in ok], dtype=np.float64), features(grammar, cand), kappa, clip, acq)
     chosen = cand[int(np.argmax(score))]
     states = [s for s, _ in chosen]
     tables: dict[str, np.ndarray] = {}

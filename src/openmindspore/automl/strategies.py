@@ -18,6 +18,9 @@ Propensities recorded per decision (``Step.p``):
 
 from __future__ import annotations
 
+import inspect
+import json
+import typing
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +38,7 @@ __all__ = [
     "RegularizedEvolution",
     "STRATEGIES",
     "make_strategy",
+    "parse_strategy_options",
     "Proposal",
     "uniform_walk",
 ]
@@ -55,6 +59,14 @@ class Strategy:
 
     def describe(self) -> dict[str, Any]:
         return {"strategy": self.name}
+
+    @classmethod
+    def option_types(cls) -> dict[str, Any]:
+        """The options a user may set (``oms search --strategy-option``) -> their type (``None``: any
+        JSON value, checked by the strategy itself): by default the keyword parameters of ``__init__``."""
+        hints = typing.get_type_hints(cls.__init__)
+        params = list(inspect.signature(cls.__init__).parameters.values())[2:]  # self, grammar
+        return {p.name: hints.get(p.name) for p in params if p.kind is p.POSITIONAL_OR_KEYWORD}
 
 
 def _uniform_step(
@@ -119,6 +131,11 @@ class MarkovSearch(Strategy):
             self._fitted_on = key
         steps, path = self.chain.sample(rng)
         return steps, path, None
+
+    @classmethod
+    def option_types(cls) -> dict[str, Any]:
+        hints = typing.get_type_hints(ChainConfig)
+        return {k: hints[k] for k in ChainConfig.__dataclass_fields__ if k != "warm"}  # warm: --prior
 
     def describe(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -231,3 +248,53 @@ def make_strategy(name: str, grammar: Grammar, **options: Any) -> Strategy:
         return STRATEGIES[name](grammar, **options)
     except TypeError as e:
         raise ConfigError("strategy options", options, f"options accepted by {name!r} ({e})") from None
+
+
+def _typed(name: str, key: str, raw: str, typ: Any) -> Any:
+    """``raw`` (a JSON value, or a plain string) as an option of type ``typ``, else a ConfigError."""
+    if typ is str:
+        return raw
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    ok = (
+        typ is None
+        or (typ is bool and isinstance(value, bool))
+        or (typ is int and isinstance(value, int) and not isinstance(value, bool))
+        or (typ is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+    )
+    if not ok:
+        kind = getattr(typ, "__name__", str(typ))
+        raise ConfigError(
+            f"--strategy-option {key}", value, f"a {kind} (the {name} option {key!r})", f"e.g. {key}={_example(typ)}"
+        )
+    return float(value) if typ is float else value
+
+
+def _example(typ: Any) -> str:
+    return {bool: "true", int: "2", float: "1.0"}.get(typ, "VALUE")
+
+
+def parse_strategy_options(name: str, pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (``oms search --strategy-option``) as the options of strategy ``name``: each
+    key must be one of its :meth:`Strategy.option_types`, each value of that type (JSON, or a plain
+    string for a string option); ranges are checked when the strategy is built."""
+    if name not in STRATEGIES:
+        raise ConfigError("--strategy", name, f"one of {sorted(STRATEGIES)}")
+    types = STRATEGIES[name].option_types()
+    allowed = ", ".join(sorted(types)) or "none"
+    example = "model" if "model" in types else next(iter(sorted(types)), "")
+    out: dict[str, Any] = {}
+    for kv in pairs:
+        key, sep, raw = kv.partition("=")
+        if not sep or key.strip() not in types:
+            raise ConfigError(
+                "--strategy-option",
+                kv,
+                f"KEY=VALUE with KEY one of the {name} options: {allowed}",
+                f"e.g. --strategy-option {example}={_example(types[example])}" if types else "drop it",
+            )
+        key = key.strip()
+        out[key] = _typed(name, key, raw.strip(), types[key])
+    return out

@@ -15,6 +15,7 @@ so the steps of a ``tpe`` trial log ``p: null`` and ``probs: {}``: such logs can
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,6 +63,13 @@ class TPESearch(Strategy):
         except TypeError as e:
             raise ConfigError("strategy options", sampler_options, f"TPESampler options ({e})") from None
         self.sampler_options = dict(sampler_options)
+
+    @classmethod
+    def option_types(cls) -> dict[str, Any]:
+        """``TPESampler``'s keyword options but ``seed`` (any JSON value; the sampler checks them)."""
+        params = inspect.signature(_optuna().samplers.TPESampler.__init__).parameters
+        kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return {k: None for k, p in params.items() if k not in ("self", "seed") and p.kind in kinds}
 
     def _record(self, optuna: Any, trial: Trial) -> Any:
         g, used = self.grammar, {}  # type: ignore[var-annotated]

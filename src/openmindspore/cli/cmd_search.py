@@ -24,6 +24,7 @@ EXAMPLES = """\
   oms search --space nb201 --dataset cifar100 --budget 30 --prior runs/nb201 --out runs/nb201-c100  # warm start
   oms search --space cnn --budget 27 --set steps=270 --halving 3 --out runs/cnn-sh  # 30/90/270 steps
   oms search --space nb201 --budget 100 --strategy tpe --out runs/tpe    # Optuna's TPE (extra [optuna])
+  oms search --space nb201 --budget 100 --strategy-option model=1.0 --strategy-option model_kappa=2 --out runs/gp
   oms search --report runs/nb201
   oms search --report runs/a runs/b --report-out runs/compare     # overlay several searches
   oms search --report runs/cnn && oms train runs/cnn/best_train.yaml   # re-train the best CNN"""
@@ -72,6 +73,15 @@ def register(sub) -> None:
         metavar="KEY=VALUE",
         help="space option, e.g. steps=300 (cnn training steps per candidate); repeatable",
     )
+    p.add_argument(
+        "--strategy-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="strategy option, e.g. model=1.0 (markov: the chain's options, such as model, model_kappa, local, "
+        "contrast, epsilon; evolution: population, sample; tpe: TPESampler's); repeatable; stored in "
+        "OUT/search.json (a resume must repeat them)",
+    )
     p.add_argument("--report", nargs="+", metavar="DIR", help="write best_so_far.png + summary for searches")
     p.add_argument("--report-out", help="where --report writes (default: the first DIR)")
     p.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
@@ -115,6 +125,7 @@ def run(args) -> int:
         if getattr(args, name) is None:
             raise ConfigError(f"--{name}", None, "a value (required unless --report)", "see `oms search --help`")
     from openmindspore.automl import SPACES, STRATEGIES, run_search
+    from openmindspore.automl.strategies import parse_strategy_options
     from openmindspore.data import dataset_key
 
     if args.space not in SPACES:
@@ -125,6 +136,7 @@ def run(args) -> int:
         raise ConfigError("--budget", args.budget, "an integer >= 1 (number of models to evaluate)")
     if args.workers < 1:
         raise ConfigError("--workers", args.workers, "an integer >= 1")
+    strategy_options = parse_strategy_options(args.strategy, args.strategy_option)
 
     from openmindspore.automl.halving import parse_halving, rung_sizes
     from openmindspore.track.studies import StudyLog
@@ -175,6 +187,7 @@ def run(args) -> int:
             engine=args.engine,
             dataset=dataset,
             space_options=_options(args.set),
+            strategy_options=strategy_options,
             on_trial=on_trial,
             prior=args.prior,
             halving=halving,
