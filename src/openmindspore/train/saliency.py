@@ -246,13 +246,10 @@ class SaliencyTracker:
     def after_step(self, rows: np.ndarray, dx: np.ndarray, offsets: np.ndarray) -> None:
         """``source: backward``: the training step's input gradient ``dx [n, C, H, W]`` of training rows
         ``rows``, moved back by the augmentation's ``offsets``, becomes their maps."""
-        from openmindspore.data.augment._common import shift_image
+        from openmindspore.data.augment._common import shift_images
 
         assert self.maps is not None
-        grad = np.abs(dx).max(axis=1)
-        for i, r in enumerate(rows):
-            dy, dxx = (int(v) for v in offsets[i])
-            self.maps[r] = shift_image(grad[i], -dy, -dxx, 0.0)
+        self.maps[rows] = shift_images(np.abs(dx).max(axis=1), -np.asarray(offsets), 0.0)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         if self.maps is None:

@@ -44,7 +44,6 @@ def sample_rng(seed: int, epoch: int, sid: int, tag: int, pos: int = 0) -> np.ra
 # NumPy's SeedSequence constants (numpy/random/bit_generator.pyx; the algorithm is frozen for reproducibility)
 _INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
 _MIX_L, _MIX_R, _M32 = 0xCA01F9DD, 0x4973F715, 0xFFFFFFFF
-_checked: dict[str, bool] = {}
 
 
 @functools.cache
@@ -102,13 +101,12 @@ class _Words(ISeedSequence):
         return self.state
 
 
+@functools.cache
 def _vectorised_ok() -> bool:
     """Whether :func:`_seed_states` is NumPy's SeedSequence in this process (checked once on a few keys)."""
-    if "ok" not in _checked:
-        keys = np.array([[0, 0, 0, 0], [17005, 3, 4321, 7], [_M32, 1, 2**31, 18]], np.uint32)
-        want = [np.random.SeedSequence([int(v) for v in k]).generate_state(4, np.uint64) for k in keys]
-        _checked["ok"] = bool(np.array_equal(_seed_states(keys), np.array(want)))
-    return _checked["ok"]
+    keys = np.array([[0, 0, 0, 0], [17005, 3, 4321, 7], [_M32, 1, 2**31, 18]], np.uint32)
+    want = [np.random.SeedSequence([int(v) for v in k]).generate_state(4, np.uint64) for k in keys]
+    return bool(np.array_equal(_seed_states(keys), np.array(want)))
 
 
 def sample_rngs(seed: int, epoch: int, ids: np.ndarray, tag: int, pos: int = 0) -> list[np.random.Generator]:
