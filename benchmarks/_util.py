@@ -24,6 +24,11 @@ def timeit(fn: Callable[[], object], reps: int, warmup: int = 1) -> list[float]:
     return out
 
 
+def load1() -> float:
+    """The machine's 1-minute load average (recorded with every timing)."""
+    return round(os.getloadavg()[0], 2)
+
+
 def emit(record: dict) -> None:
     record.setdefault("machine", f"{platform.machine()} {os.cpu_count()} cpus")
     print(json.dumps(record, sort_keys=True), flush=True)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import emit  # noqa: E402
+from _util import emit, load1  # noqa: E402
 
 from openmindspore.data import load_dataset  # noqa: E402
 from openmindspore.train import Trainer, config_from_dict  # noqa: E402
@@ -124,20 +123,16 @@ def _spurious_runs(
     return {r: {"spurious": tr.evaluate("test")["accuracy"], "times": times[r]} for r, tr in trainers.items()}
 
 
-def _load() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
 def measure(args: argparse.Namespace) -> list[dict]:
     records = []
     table = rows(args.combination)
     for size in args.sizes:
         for seed in args.seeds:
-            load0 = _load()
+            load0 = load1()
             clean = _clean_runs(size, seed, table, args.steps)
             spur = _spurious_runs(size, seed, table, args.steps)
             head = {"bench": "augment", "train_size": size or 4000, "seed": seed, "steps": args.steps}
-            records += _emit_rows(head, args.combination, clean, spur, [load0, _load()])
+            records += _emit_rows(head, args.combination, clean, spur, [load0, load1()])
     return records
 
 
@@ -160,14 +155,14 @@ def pilot(args: argparse.Namespace) -> list[dict]:
     """The ``--candidates`` of COMBINATIONS and the PILOT_REFERENCES rows, trained on mnist5k only (seed 16999,
     train_subset 500): clean and clutter accuracy, pointing game and step time per row."""
     runs = {r: ROWS[r] for r in PILOT_REFERENCES} | {c: COMBINATIONS[c] for c in args.candidates}
-    load0 = _load()
+    load0 = load1()
     clean = _clean_runs(500, 16999, runs, args.steps)
     records = []
     for r, res in clean.items():
         rec = {"bench": "augment-pilot", "row": r, "train_size": 500, "seed": 16999, "steps": args.steps}
         rec.update({k: res[k] for k in ("clean", "clutter", "pointing_game", "mass_in_box")})
         rec["step_s"] = float(np.mean(res["times"][SKIP:]))
-        rec["load"] = [load0, _load()]
+        rec["load"] = [load0, load1()]
         emit(rec)
         records.append(rec)
     return records
@@ -206,13 +201,13 @@ class _ViTLogits:
 
 def vit(args: argparse.Namespace) -> list[dict]:
     seed = args.seeds[0]
-    load0 = _load()
+    load0 = load1()
     factory = _ViTLogits(args.vit_layers)
     table = rows(args.combination)
     clean = _clean_runs(None, seed, table, args.vit_steps, factory)
     spur = _spurious_runs(None, seed, table, args.vit_steps, factory)
     head = {"bench": "augment-vit", "train_size": 4000, "seed": seed, "steps": args.vit_steps}
-    return _emit_rows(head, args.combination, clean, spur, [load0, _load()])
+    return _emit_rows(head, args.combination, clean, spur, [load0, load1()])
 
 
 def _append(path: Path | None, records: list[dict]) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _util import emit  # noqa: E402
+from _util import emit, load1  # noqa: E402
 
 from openmindspore.data.augment import AugmentSource  # noqa: E402
 from openmindspore.train import Trainer, config_from_dict  # noqa: E402
@@ -46,14 +45,10 @@ def _reference():
     return mod.ref_shift_then_saliency_mix
 
 
-def _load() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
 def _record(name: str, times: dict[str, list[tuple[float, float]]], load0: float) -> dict:
     """Median wall and CPU (this process, all its threads) milliseconds of each side; CPU time is the
     steadier figure under load."""
-    load = [load0, _load()]
+    load = [load0, load1()]
     rec: dict = {"bench": "augment-ab", "part": name, "reps": len(times["new"])}
     for side, ts in times.items():
         rec[f"{side}_ms"] = 1e3 * float(np.median([t[0] for t in ts]))
@@ -98,7 +93,7 @@ def augment_part(tr: Trainer, reps: int) -> dict:
     for i in range(len(batches)):
         a, b = new(i), old(i)
         assert np.array_equal(a.x, b[0]) and np.array_equal(a.soft, b[1]) and np.array_equal(a.offsets, b[2])
-    load0 = _load()
+    load0 = load1()
     return _record("augment (64-row batch, shift+saliency_mix)", _interleaved(old, new, reps), load0)
 
 
@@ -113,7 +108,7 @@ def refresh_part(tr: Trainer, reps: int) -> dict:
     a = gradient_maps(new_twin, tr.loss_cell, x, y, chunk)
     b = gradient_maps(old_twin, tr.loss_cell, x, y, chunk)
     assert np.array_equal(a, b), "the input-only twin's maps differ from the weight-gradient twin's"
-    load0 = _load()
+    load0 = load1()
     times = _interleaved(
         lambda: gradient_maps(old_twin, tr.loss_cell, x, y, chunk),
         lambda: gradient_maps(new_twin, tr.loss_cell, x, y, chunk),
@@ -129,13 +124,13 @@ def steps_part(steps: int) -> dict:
         for r in names:
             trainers[r].train_step()
     times: dict[str, list[float]] = {r: [] for r in names}
-    load0 = _load()
+    load0 = load1()
     for s in range(steps):
         for r in names[s % 2 :] + names[: s % 2]:
             t = time.perf_counter()
             trainers[r].train_step()
             times[r].append(time.perf_counter() - t)
-    load = [load0, _load()]
+    load = [load0, load1()]
     import openmindspore
 
     rec = {"bench": "augment-ab", "part": f"steps ({steps} steps after 3, round-robin)"}

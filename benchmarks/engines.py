@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _util import emit
+from _util import emit, load1
 
 BIN = Path(sys.executable).parent
 
@@ -43,10 +43,6 @@ class Box:
         return np.ones(n // 8)
 
 
-def _load() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
 def _pct(xs: list[float], q: float) -> float:
     return round(float(np.percentile(xs, q)) * 1e3, 3)
 
@@ -57,7 +53,7 @@ def micro(name: str, tasks: int) -> None:
     eng = get_engine(name)
     t = time.perf_counter()
     eng.start(None, num_cpus=2)
-    emit({"engine": name, "metric": "start_s", "value": round(time.perf_counter() - t, 3), "load": _load()})
+    emit({"engine": name, "metric": "start_s", "value": round(time.perf_counter() - t, 3), "load": load1()})
     try:
         for _ in range(20):  # warm the task workers
             eng.get(eng.submit(noop, 0), timeout=60)
@@ -66,7 +62,7 @@ def micro(name: str, tasks: int) -> None:
             t = time.perf_counter()
             eng.get(eng.submit(noop, i), timeout=60)
             lat.append(time.perf_counter() - t)
-        emit({"engine": name, "metric": "task_ms", "p50": _pct(lat, 50), "p99": _pct(lat, 99), "load": _load()})
+        emit({"engine": name, "metric": "task_ms", "p50": _pct(lat, 50), "p99": _pct(lat, 99), "load": load1()})
         box = eng.spawn(Box, name="box", concurrency=1)
         eng.get(eng.call(box, "ping", 0), timeout=60)
         lat = []
@@ -74,7 +70,7 @@ def micro(name: str, tasks: int) -> None:
             t = time.perf_counter()
             eng.get(eng.call(box, "ping", i), timeout=60)
             lat.append(time.perf_counter() - t)
-        emit({"engine": name, "metric": "actor_call_ms", "p50": _pct(lat, 50), "p99": _pct(lat, 99), "load": _load()})
+        emit({"engine": name, "metric": "actor_call_ms", "p50": _pct(lat, 50), "p99": _pct(lat, 99), "load": load1()})
         for mb in (10, 100):
             a = np.ones(mb * 1024 * 1024 // 8)
             put = []
@@ -92,7 +88,7 @@ def micro(name: str, tasks: int) -> None:
                     "metric": f"array_{mb}mb_ms",
                     "put_p50": _pct(put, 50),
                     "get_p50": _pct(get, 50),
-                    "load": _load(),
+                    "load": load1(),
                 }
             )
         eng.kill(box)
@@ -104,7 +100,7 @@ def search_wall(name: str, space: str, budget: int, extra: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [str(BIN / "oms"), "search", "--space", space, "--budget", str(budget), "--workers", "2"]
         cmd += ["--engine", name, "--out", str(Path(tmp) / "s"), *extra]
-        load0 = _load()
+        load0 = load1()
         t = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, GLOG_v="3"), timeout=3600)
         wall = time.perf_counter() - t
@@ -117,7 +113,7 @@ def search_wall(name: str, space: str, budget: int, extra: list[str]) -> None:
                 "budget": budget,
                 "value": round(wall, 2),
                 "load_before": load0,
-                "load": _load(),
+                "load": load1(),
             }
         )
 

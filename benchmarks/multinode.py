@@ -36,7 +36,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _util import emit, oms_json
+from _util import emit, load1, oms_json
 from comm import MLP, MLP_BYTES, ROOT, _config, _env, run_allreduce
 
 _TCP_WORKER = """
@@ -66,10 +66,6 @@ for _ in range(reps):
 print(json.dumps({"median_s": statistics.median(times), "init_s": init_s, "sha256": check}), flush=True)
 c.close()
 """
-
-
-def _load() -> float:
-    return round(os.getloadavg()[0], 2)
 
 
 def tcp_allreduce(
@@ -115,7 +111,7 @@ def bandwidth(tmp: Path, reps: int) -> None:
                 "median_ms": round(rec["median_s"] * 1e3, 2),
                 "MB_per_s": round(MLP_BYTES / rec["median_s"] / 1e6, 1),
                 "group_init_s": round(rec["init_s"], 3),
-                "load_1min": _load(),
+                "load_1min": load1(),
             }
         )
     emit(
@@ -125,7 +121,7 @@ def bandwidth(tmp: Path, reps: int) -> None:
             "speedup_tcp_over_mccl": round(mccl["median_s"] / tcp[1.0]["median_s"], 1),
             "goal": ">= 10x",
             "bitwise_equal_tcp_mccl": all(t["sha256"] == mccl_sha for t in tcp.values()),
-            "load_1min": _load(),
+            "load_1min": load1(),
         }
     )
 
@@ -138,7 +134,7 @@ def scaling(tmp: Path, address: str, steps: int) -> None:
         one = _config(tmp, n, model)
         weak = _config(tmp, n, model, batch=128)
         base = oms_json("train", str(one), "--out", str(tmp / f"s1-{n}"), "--workers", "1", "--threads", "1")
-        load = _load()
+        load = load1()
         two = oms_json(
             "train", str(weak), "--out", str(tmp / f"s2-{n}"), "--workers", "2", "--address", address,
             "--placement", "SPREAD", "--comm", "tcp", "--spares", "0", "--min-workers", "2",
@@ -155,7 +151,7 @@ def scaling(tmp: Path, address: str, steps: int) -> None:
                 "median_comm_s_2": two.get("comm_s", {}).get("median"),
                 "efficiency": round((128 / t2) / (64 / t1) / 2, 2),
                 "goal": ">= 0.8",
-                "load_1min": [load, _load()],
+                "load_1min": [load, load1()],
             }
         )
 
@@ -166,7 +162,7 @@ def recovery(tmp: Path, address: str, steps: int) -> None:
     spans: dict[str, bool | None] = {}
     sha: dict[str, str] = {}
     for comm in ("tcp", "mccl"):
-        load = _load()
+        load = load1()
         s = oms_json(
             "train", str(cfg), "--out", str(tmp / f"r-{comm}"), "--workers", "2", "--address", address,
             "--placement", "SPREAD", "--comm", comm, "--min-workers", "2", "--spares", "2", "--kill-worker-at", "8:1",
@@ -189,7 +185,7 @@ def recovery(tmp: Path, address: str, steps: int) -> None:
                 "detect_s": [r["detect_s"] for r in rec],
                 "phases_s": [r.get("phases_s") for r in rec],
                 "params_sha256": s["params_sha256"],
-                "load_1min": [load, _load()],
+                "load_1min": [load, load1()],
             }
         )
     if len(med) == 2:
@@ -202,7 +198,7 @@ def recovery(tmp: Path, address: str, steps: int) -> None:
                 "goal": "tcp <= 1 s and >= 10x faster than mccl",
                 "tcp_spans_nodes": spans["tcp"],
                 "bitwise_equal_tcp_mccl": sha["tcp"] == sha["mccl"],
-                "load_1min": _load(),
+                "load_1min": load1(),
             }
         )
 
@@ -259,7 +255,7 @@ def main() -> None:
                     "nodes": 2,
                     "node_cores": node_cores,
                     "start_s": round(time.time() - t0, 1),
-                    "load_1min": _load(),
+                    "load_1min": load1(),
                 }
             )
         if args.only in (None, "bandwidth"):
