@@ -3,7 +3,7 @@ into the helper's cache files, so that random's seed-mean curve is complete over
 import json, os, sys, time
 from pathlib import Path
 import numpy as np
-sys.path.insert(0, "/work/wt/s12-active/benchmarks")
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "benchmarks"))
 from _active_mnist import MNIST, random_labels
 from openmindspore.active import ActiveConfig
 from openmindspore.active.learners import learner_for
