@@ -108,6 +108,9 @@ class RayEngine(Engine):
                     logging_level=logging.ERROR,
                     log_to_driver=False,
                     configure_logging=False,
+                    # no idle workers pre-started for this driver: they took the raylet's start-up slots
+                    # (as many as CPUs) from the actors' own workers, ~8 s later to the first step
+                    _system_config={"prestart_worker_first_driver": False},
                 )
                 self._owns_cluster = True
         except (ConnectionError, TimeoutError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as e:
