@@ -51,13 +51,15 @@ class ReadmeRuns:
 
 def run_usage(base: Path) -> ReadmeRuns:
     """The Usage block from the repository root, its ``runs/`` under ``base`` (train commands capped with
-    ``--max-steps 3`` unless they give one or resume)."""
+    ``--max-steps 3`` unless they give one or resume; one that kills a worker at step K runs to K + 3, so the
+    kill and the recovery happen)."""
     out = ReadmeRuns(base)
     for line in usage_commands():
         args = shlex.split(line)[1:]
         args = [str(base / a) if a.startswith("runs/") else a for a in args]
         if args[0] == "train" and "--max-steps" not in args and "--resume" not in args:
-            args += ["--max-steps", "3"]
+            kill = args[args.index("--kill-worker-at") + 1] if "--kill-worker-at" in args else None
+            args += ["--max-steps", str(int(kill.split(":")[0]) + 3 if kill else 3)]
         out.results.append((line, proc := run_oms(*args, cwd=ROOT, timeout=600)))
         if proc.returncode != 0:
             break

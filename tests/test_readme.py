@@ -12,6 +12,7 @@ replaced by free ones."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import signal
@@ -41,6 +42,11 @@ def test_usage_commands_run(readme_usage):
     assert len(usage_commands()) >= 5
     assert not readme_usage.failures(), readme_usage.failures()
     assert [line for line, _ in readme_usage.results] == usage_commands()
+    # the line that kills a worker (run to its step + 3): the kill happened and cost no step
+    (killed,) = [line for line in usage_commands() if "--kill-worker-at" in line]
+    out = readme_usage.cwd / shlex.split(killed)[shlex.split(killed).index("--out") + 1]
+    s = json.loads((out / "summary.json").read_text())
+    assert len(s["recoveries"]) == 1 and s["recoveries"][0]["steps_lost"] == 0 and s["world_size"] == 2
 
 
 def test_python_example_runs(tmp_path):
@@ -55,7 +61,6 @@ def test_python_example_runs(tmp_path):
 def test_your_model_your_data_example_runs_from_a_user_folder(readme_user_project):
     """The section's files are those of examples/user_project; its commands run as written, from a copy of
     that folder outside the repository."""
-    import json
 
     sec = section("Your model, your data")
     nets, api = re.findall(r"```python\n(.*?)```", sec, re.S)
