@@ -65,7 +65,10 @@ class RecordedStore:
             return None
         self.pending.pop(step, None)
         if not out.ok:
-            log.warning("snapshot of step %d was not stored: %s", step, out.error)
+            # a worker that died took its snapshot with it: the recovery reports the death, so not a warning
+            (log.info if out.status == "dead" else log.warning)(
+                "snapshot of step %d was not stored: %s", step, out.error
+            )
             return None
         self.records[step] = out.value
         return self.records[step]
