@@ -32,6 +32,7 @@ One JSON line per result (summaries on stdout; ``--details`` writes one line per
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -183,6 +184,8 @@ def injection_seed(dataset: str, model: str, seed: int, methods: tuple[str, ...]
                 "named": named if method == "ours" else None,
                 "named_exact_source": named_exact if method == "ours" else None,
                 "guarded": getattr(elim, "guarded", []),
+                "swaps": getattr(elim, "swaps", {}),
+                "oriented": [dataclasses.asdict(o) for o in getattr(elim, "oriented", [])],
                 "success": dropped and (named or method != "ours"),
                 "kept": kept,
                 "n_kept": len(kept),

@@ -21,6 +21,12 @@ and with a random forest's noisy log loss it vetoed dropping the injected noise 
 
 Naming (conditional kind): after the elimination every dropped feature is named ``proxy_of`` the kept
 feature whose conditioning removes its importance (:mod:`openmindspore.features.naming`).
+
+Orientation (conditional kind, ``orient_pairs=True``): then a kept feature is swapped for a dropped one named
+``proxy_of`` it when the dropped one clearly carries more information about the target (a model-free test,
+:mod:`openmindspore.features.orient`) and the score guard accepts the swapped set; after a swap the dropped
+features are named again against the new kept set. This keeps a source whose proxy the model happened to
+use better.
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ from typing import Any
 import numpy as np
 
 from openmindspore.features.inputs import Task
-from openmindspore.features.interventions import Kind, SamplerOptions
+from openmindspore.features.interventions import Kind, SamplerOptions, fold_ids
 from openmindspore.features.naming import name_dropped
+from openmindspore.features.orient import Swap, orient
 from openmindspore.features.proxies import SetMeasure, measure_set
 
 __all__ = ["Drop", "Elimination", "eliminate", "intervention_elimination"]
@@ -70,6 +77,13 @@ class Elimination:
     final_ci: np.ndarray
     #: features eligible for a drop that the score guard kept (their removal cost more than one s.e.)
     guarded: list[str] = field(default_factory=list)
+    #: the orientation's tested pairs; ``made``: a kept feature replaced by a more informative dropped one
+    oriented: list[Swap] = field(default_factory=list)
+
+    @property
+    def swaps(self) -> dict[str, str]:
+        """``{kept feature swapped out: dropped feature swapped in}`` by the orientation."""
+        return {s.kept: s.by for s in self.oriented if s.made}
 
     @property
     def kept_names(self) -> list[str]:
@@ -131,13 +145,15 @@ def intervention_elimination(
     min_features: int = 1,
     explainers: int = 2,
     options: SamplerOptions | None = None,
+    orient_pairs: bool = True,
 ) -> tuple[Elimination, SetMeasure]:
     """Backward elimination on ``kind`` importance, recomputed (cross-fitted) after each drop; returns it
     and the measurement of the full set (conditional, marginal and pairs).
 
     With ``kind="conditional"`` each step also measures every feature given each of its ``explainers``
     most rank-correlated columns (same model fits), which orders the drops; the score guard vetoes drops
-    and the dropped features are named (module doc). ``kind="marginal"`` is the plain rule."""
+    and the dropped features are named, then oriented when ``orient_pairs`` (module doc). ``kind="marginal"``
+    is the plain rule."""
     measured: dict[tuple[int, ...], SetMeasure] = {}
     conditional = kind == "conditional"
 
@@ -181,6 +197,29 @@ def intervention_elimination(
         dropped = [d.name for d in res.drops]
         common = {"repeats": repeats, "folds": folds, "seed": seed, "n_boot": n_boot, "options": options}
         proxies = name_dropped(est, X, y, task, names, res.kept_names, dropped, **common)
+        if orient_pairs and proxies:
+            fid = fold_ids(len(X), folds, seed, y if task == "classification" else None)
+            kept, tested = orient(X, y, task, names, res.kept, proxies, fid, accept)
+            res.oriented = tested
+            swaps = [s for s in tested if s.made]
+            if swaps:
+                _apply_swaps(res, kept, swaps, measure([int(c) for c in np.flatnonzero(kept)]))
+                dropped = [d.name for d in res.drops]
+                proxies = name_dropped(est, X, y, task, names, res.kept_names, dropped, **common)
         for d in res.drops:
             d.proxy_of = proxies.get(d.name)
     return res, measure(full)
+
+
+def _apply_swaps(res: Elimination, kept: np.ndarray, swaps: list[Swap], m: SetMeasure) -> None:
+    """Update ``res`` for the orientation's swaps: the kept mask, the drops (a swapped-out feature is dropped
+    last, with its last importance; a swapped-in one is no longer dropped), guarded, the final importances."""
+    old = [int(c) for c in np.flatnonzero(res.kept)]
+    back_in = {s.by for s in swaps}
+    drops = [d for d in res.drops if d.name not in back_in]
+    for s in swaps:
+        i = old.index(res.names.index(s.kept))
+        ci = (float(res.final_ci[i, 0]), float(res.final_ci[i, 1]))
+        drops.append(Drop(s.kept, float(res.final_mean[i]), ci, len(old), None, s.loss_change))
+    res.kept, res.drops, res.final_mean, res.final_ci = kept, drops, m.main.mean, m.main.ci
+    res.guarded = [g for g in res.guarded if kept[res.names.index(g)]]

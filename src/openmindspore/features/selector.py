@@ -6,7 +6,8 @@ parameters and fitted state, and registers the ``intervention`` feature step of 
 
 ``__init__`` only stores parameters; everything learnt ends in ``_``: ``support_``, ``importances_``
 (last conditional importance of each kept feature, NaN for dropped ones), ``ci_`` ((p, 2)), ``drops_``
-(the elimination steps), ``guarded_`` (features the score guard kept), ``proxies_`` (``{dropped feature:
+(the elimination steps), ``guarded_`` (features the score guard kept), ``swaps_`` (``{kept feature swapped
+out: dropped feature swapped in}`` by the orientation), ``proxies_`` (``{dropped feature:
 kept feature whose conditioning removes it}``), ``full_set_`` (the first step's
 :class:`~openmindspore.features.proxies.SetMeasure`: conditional and marginal importance of every
 feature), ``n_features_in_``.
@@ -39,7 +40,8 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
     (interventions per row), ``folds`` (cross-fitting; reduced to what the rows allow), ``n_boot``
     (bootstrap resamples of the CI), ``min_features`` (never fewer), ``explainers`` (single explainers
     measured per non-significant feature: they order the drops and name proxies; 0 drops the plain
-    lowest importance first), ``random_state`` (int)."""
+    lowest importance first), ``orient`` (swap a kept feature for a dropped one named ``proxy_of`` it that
+    carries clearly more information: :mod:`openmindspore.features.orient`), ``random_state`` (int)."""
 
     def __init__(
         self,
@@ -50,6 +52,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
         n_boot: int = 500,
         min_features: int = 1,
         explainers: int = 2,
+        orient: bool = True,
         random_state: int = 0,
     ) -> None:
         self.estimator = estimator
@@ -59,6 +62,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
         self.n_boot = n_boot
         self.min_features = min_features
         self.explainers = explainers
+        self.orient = orient
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any = None) -> InterventionSelector:
@@ -93,6 +97,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
                 n_boot=int(self.n_boot),
                 min_features=int(self.min_features),
                 explainers=int(self.explainers),
+                orient_pairs=bool(self.orient),
             )
         self.support_ = elim.kept
         self.importances_ = np.full(len(cols), np.nan)
@@ -101,6 +106,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
         self.ci_[elim.kept] = elim.final_ci
         self.drops_ = elim.drops
         self.guarded_ = elim.guarded
+        self.swaps_ = elim.swaps
         self.full_set_ = first
         self.proxies_ = elim.proxies if self.kind == "conditional" else {}
         return self

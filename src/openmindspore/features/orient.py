@@ -1,0 +1,161 @@
+"""Orientation of a redundant pair: owns the model-free test that decides which of a kept feature and a
+dropped feature it removes is the source, and the swap rule.
+
+Why: conditional importance in the model cannot tell a source ``S`` from a proxy ``I = f(S) + noise`` when the
+model uses ``I`` better (a linear model on standardised features fits ``tanh(z)`` better than a skewed raw
+``S``): given ``I``, ``S`` looks redundant and goes, and the proxy stays. But ``I`` is independent of the target
+*and of every other column* given ``S``, so by the data-processing inequality, for every other variable ``W``
+(the target or any other column), ``MI(W; S) >= MI(W; I)``: the source predicts everything at least as well
+as its proxy. The target alone has little power to show it (measured on diabetes: the proxy's noise costs about
+one s.e. of the target's loss); the other columns correlated with the source add the power.
+
+The test (:func:`information_gain`; model-free: no use of the selection's model): for a candidate column ``c``,
+each target ``w`` (the target ``y`` and every column but the two compared) is predicted from ``c`` alone by a
+flexible 1-D learner, cross-fitted on the selection's folds: ``c`` is mapped to normal scores (ranks on the
+training rows, so a monotone reshaping such as ``tanh`` or a skew changes nothing) and a restricted cubic spline
+of them (:data:`N_KNOTS` knots) is fitted by ridge with its penalty by GCV (squared error over the variance of
+``w``), or, for a class target, by L2 logistic regression (log loss over the entropy of the class shares). Per
+row, ``gain_w = loss_w(K) - loss_w(D)`` (positive: ``D`` predicts ``w`` better).
+
+The rule (:func:`orient`): for a kept feature ``K`` and each dropped ``D`` that the naming names ``proxy_of: K``
+(only such linked pairs are candidates, so two real correlated features that do not remove each other are
+never swapped), ``D`` replaces ``K`` when
+
+* ``D`` is clearly more informative about all the others: the per-row sum of ``gain_w`` over every ``w`` has a
+  mean above :data:`Z_SWAP` standard errors (a 95% two-sided normal interval excludes 0);
+* ``D`` is not less informative about the target: the target's own gain is above ``-Z_TARGET`` s.e. (a source
+  is never worse than its proxy about ``y``, and the test of the target alone is weak, so one s.e. is allowed;
+  a more *central* real feature that knows less about ``y`` is no source of ``K``);
+* the caller's score guard accepts the set the swap leaves (its cross-fitted loss in the model within one s.e.
+  of the full set's).
+
+Of several such ``D`` for one ``K``, the one of largest gain over every variable (in s.e.). After a swap the
+dropped features are named again against the new kept set
+(:func:`~openmindspore.features.selection.intervention_elimination`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import norm
+from sklearn.linear_model import LogisticRegression
+
+from openmindspore.features._ridge import rcs_basis, rcs_knots, ridge_gcv
+from openmindspore.features.inputs import Task
+
+__all__ = ["Swap", "information_gain", "orient", "N_KNOTS", "Z_SWAP", "Z_TARGET"]
+
+#: knots of the candidate column's restricted cubic spline
+N_KNOTS = 5
+#: standard errors of the mean gain over every variable (a 95% two-sided normal interval excludes 0)
+Z_SWAP = 1.96
+#: standard errors by which the target's own gain may be below 0
+Z_TARGET = 1.0
+
+
+@dataclass(frozen=True)
+class Swap:
+    """A tested pair: ``kept`` (a kept feature) and ``by`` (a dropped one it removes); ``z_all``, ``z_target``:
+    the mean gain of ``by`` over ``kept`` in s.e., over every variable and on the target alone; the score
+    guard's (loss change, s.e.) when it was asked; ``made``: whether ``by`` replaced ``kept``."""
+
+    kept: str
+    by: str
+    z_all: float
+    z_target: float
+    loss_change: tuple[float, float] | None = None
+    made: bool = False
+
+
+def _basis(c: np.ndarray, tr: np.ndarray) -> np.ndarray:
+    """Normal scores of ``c`` by the ranks among the training rows ``tr``, with their spline terms."""
+    s = np.sort(c[tr])
+    r = (np.searchsorted(s, c, side="left") + np.searchsorted(s, c, side="right")) / 2.0
+    g = norm.ppf((r + 0.5) / (len(s) + 1.0))
+    return np.column_stack([g, rcs_basis(g[:, None], rcs_knots(g[tr, None], N_KNOTS))])
+
+
+def _class_loss(B: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray) -> np.ndarray:
+    """Log loss on ``te`` of an L2 logistic regression of ``y`` on ``B`` fitted on ``tr``, over the entropy
+    of the class shares on ``tr``."""
+    mu, sd = B[tr].mean(axis=0), B[tr].std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = LogisticRegression(C=1.0, max_iter=2000).fit((B[tr] - mu) / sd, y[tr])
+        proba = m.predict_proba((B[te] - mu) / sd)
+    col = {v: i for i, v in enumerate(m.classes_.tolist())}
+    idx = np.array([col.get(v, -1) for v in y[te].tolist()])
+    p = np.where(idx >= 0, proba[np.arange(len(idx)), np.maximum(idx, 0)], 0.0)
+    share = np.unique(y[tr], return_counts=True)[1] / tr.sum()
+    return -np.log(np.clip(p, 1e-6, 1.0)) / max(float(-(share * np.log(share)).sum()), 1e-12)
+
+
+def _losses(c: np.ndarray, W: np.ndarray, y: np.ndarray, task: Task, fid: np.ndarray) -> np.ndarray:
+    """Per-row cross-fitted losses ``(n, m + 1)`` of predicting each column of ``W`` and then ``y`` from ``c``
+    (module doc), each over its own scale."""
+    out = np.empty((len(c), W.shape[1] + 1))
+    for k in np.unique(fid):
+        tr, te = fid != k, fid == k
+        B = _basis(c, tr)
+        for j in range(W.shape[1]):
+            out[te, j] = (ridge_gcv(B[tr], W[tr, j], B[te]) - W[te, j]) ** 2 / max(float(W[tr, j].var()), 1e-12)
+        if task == "regression":
+            out[te, -1] = (ridge_gcv(B[tr], y[tr], B[te]) - y[te]) ** 2 / max(float(y[tr].var()), 1e-12)
+        else:
+            out[te, -1] = _class_loss(B, y, tr, te)
+    return out
+
+
+def _z(g: np.ndarray) -> float:
+    se = float(g.std(ddof=1)) / np.sqrt(len(g))
+    return float(g.mean()) / se if se > 0 else 0.0
+
+
+def information_gain(X: np.ndarray, y: np.ndarray, task: Task, k: int, d: int, fid: np.ndarray) -> tuple[float, float]:
+    """How much better column ``d`` predicts than column ``k``, in s.e. of the mean per-row gain: over every
+    variable (``y`` and the other columns of ``X``), and over ``y`` alone; cross-fitted on the folds ``fid``
+    (module doc). Positive: ``d`` is the more informative."""
+    W = X[:, [c for c in range(X.shape[1]) if c not in (k, d)]]
+    gain = _losses(X[:, k], W, y, task, fid) - _losses(X[:, d], W, y, task, fid)
+    return _z(gain.sum(axis=1)), _z(gain[:, -1])
+
+
+def orient(
+    X: np.ndarray,
+    y: np.ndarray,
+    task: Task,
+    names: Sequence[str],
+    kept: np.ndarray,
+    proxies: dict[str, str],
+    fid: np.ndarray,
+    accept: Callable[[list[int]], tuple[bool, float, float]],
+) -> tuple[np.ndarray, list[Swap]]:
+    """The kept mask after the swaps of the rule (module doc) and every pair tested, in order (``made``: the
+    swaps). ``proxies``: ``{dropped: kept}`` from the naming; ``accept(columns) -> (ok, loss change, s.e.)``:
+    the score guard."""
+    names = list(names)
+    kept = np.asarray(kept, dtype=bool).copy()
+    tested: list[Swap] = []
+    for kname in [n for n, m in zip(names, kept) if m]:
+        k = names.index(kname)
+        cands = []
+        for dname in [d for d, src in proxies.items() if src == kname]:
+            z_all, z_y = information_gain(X, y, task, k, names.index(dname), fid)
+            cands.append(Swap(kname, dname, z_all, z_y))
+        ok = [s for s in cands if s.z_all > Z_SWAP and s.z_target > -Z_TARGET]
+        best = max(ok, key=lambda s: s.z_all) if ok else None
+        tested += [s for s in cands if s is not best]
+        if best is None:
+            continue
+        trial = kept.copy()
+        trial[k], trial[names.index(best.by)] = False, True
+        accepted, change, se = accept([int(c) for c in np.flatnonzero(trial)])
+        if accepted:
+            kept = trial
+        tested.append(Swap(kname, best.by, best.z_all, best.z_target, (change, se), accepted))
+    return kept, tested
