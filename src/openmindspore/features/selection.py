@@ -23,8 +23,8 @@ Naming (conditional kind): after the elimination every dropped feature is named 
 feature whose conditioning removes its importance (:mod:`openmindspore.features.naming`).
 
 Orientation (conditional kind, ``orient_pairs=True``): then a kept feature is swapped for a dropped one named
-``proxy_of`` it when the dropped one clearly carries more information about the target (a model-free test,
-:mod:`openmindspore.features.orient`) and the score guard accepts the swapped set; after a swap the dropped
+``proxy_of`` it when the dropped one clearly carries more information about the target and the other
+columns (a model-free test, :mod:`openmindspore.features.orient`) and the score guard accepts the swapped set; after a swap the dropped
 features are named again against the new kept set. This keeps a source whose proxy the model happened to
 use better.
 """
