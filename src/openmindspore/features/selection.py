@@ -24,9 +24,9 @@ feature whose conditioning removes its importance (:mod:`openmindspore.features.
 
 Orientation (conditional kind, ``orient_pairs=True``): then a kept feature is swapped for a dropped one named
 ``proxy_of`` it when the dropped one clearly carries more information about the target and the other
-columns (a model-free test, :mod:`openmindspore.features.orient`) and the score guard accepts the swapped set; after a swap the dropped
-features are named again against the new kept set. This keeps a source whose proxy the model happened to
-use better.
+columns (a model-free test, :mod:`openmindspore.features.orient`) and the score guard accepts the swapped
+set; after a swap the dropped features are named again against the new kept set. This keeps a source whose
+proxy the model happened to use better.
 """
 
 from __future__ import annotations
