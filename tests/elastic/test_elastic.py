@@ -146,8 +146,11 @@ def test_sparse_snapshots_keep_checkpoints_and_single_failures_lossless(referenc
     s, _ = _train(tmp, "sparse", "--workers", "2", "--spares", "1", "--snapshot-every", "5", "--kill-worker-at", "7:1")
     (r,) = s["recoveries"]
     assert r["kind"] == "crash" and r["steps_lost"] == 0 and r["survivors_kept"] == 1, r
-    ckpts = sorted(p.stem for p in (tmp / "sparse" / "checkpoints").glob("step_*.safetensors"))
-    assert ckpts[-3:] == ["step_00000006", "step_00000009", "step_00000012"], ckpts
+    ckpts = sorted(int(p.stem.split("_")[1]) for p in (tmp / "sparse" / "checkpoints").glob("step_*.safetensors"))
+    # checkpoints at due steps only (every 3) though snapshots come every 5, and the final one; a checkpoint due
+    # while the previous one is still being written is skipped, not queued, so which of 6 and 9 are on disk
+    # depends on timing (CI once had 3, 9, 12)
+    assert ckpts[-1] == 12 and len(ckpts) >= 2 and set(ckpts) <= {3, 6, 9, 12}, ckpts
     _assert_exactly_once(s)
     assert s["params_sha256"] == ref["params_sha256"]
 
