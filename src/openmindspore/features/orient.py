@@ -45,6 +45,7 @@ from scipy.stats import norm
 from sklearn.linear_model import LogisticRegression
 
 from openmindspore.features._ridge import rcs_basis, rcs_knots, ridge_gcv
+from openmindspore.features.estimators import row_loss
 from openmindspore.features.inputs import Task
 
 __all__ = ["Swap", "information_gain", "orient", "N_KNOTS", "Z_SWAP", "Z_TARGET"]
@@ -87,12 +88,9 @@ def _class_loss(B: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = LogisticRegression(C=1.0, max_iter=2000).fit((B[tr] - mu) / sd, y[tr])
-        proba = m.predict_proba((B[te] - mu) / sd)
-    col = {v: i for i, v in enumerate(m.classes_.tolist())}
-    idx = np.array([col.get(v, -1) for v in y[te].tolist()])
-    p = np.where(idx >= 0, proba[np.arange(len(idx)), np.maximum(idx, 0)], 0.0)
     share = np.unique(y[tr], return_counts=True)[1] / tr.sum()
-    return -np.log(np.clip(p, 1e-6, 1.0)) / max(float(-(share * np.log(share)).sum()), 1e-12)
+    loss = row_loss(m, (B[te] - mu) / sd, y[te], "classification")
+    return loss / max(float(-(share * np.log(share)).sum()), 1e-12)
 
 
 def _losses(c: np.ndarray, W: np.ndarray, y: np.ndarray, task: Task, fid: np.ndarray) -> np.ndarray:
