@@ -65,13 +65,15 @@ def _cpu_tag() -> str:
 
 
 def _build(src: Path = _SRC) -> Path | None:
-    """Compile ``src`` (cpu_kernels.cpp; once per source/flags/CPU) and return the library's path, or None."""
+    """Compile ``src`` (cpu_kernels.cpp; once per source, headers, flags and CPU) and return the library's path, or
+    None."""
     dnnl, gxx = _dnnl(), shutil.which(os.environ.get("CXX", "g++"))
     if dnnl is None or gxx is None:
         log.info("C++ kernels off: %s not found", "oneDNN in MindSpore" if dnnl is None else "g++")
         return None
+    headers = b"".join(h.read_bytes() for h in sorted(src.parent.glob("*.h")))  # kernel_common.h
     key = hashlib.sha256(
-        src.read_bytes() + " ".join(_FLAGS).encode() + str(dnnl).encode() + _cpu_tag().encode()
+        src.read_bytes() + headers + " ".join(_FLAGS).encode() + str(dnnl).encode() + _cpu_tag().encode()
     ).hexdigest()[:16]
     cache = Path(os.environ.get("OMS_KERNEL_CACHE", Path.home() / ".cache" / "openmindspore" / "kernels"))
     lib = cache / f"libomsk-{key}.so"
