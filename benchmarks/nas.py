@@ -30,6 +30,8 @@ import numpy as np
 
 from openmindspore.automl import make_space, run_search
 
+RESTART = 40  # trials in the first run of "markov-restart"
+
 #: strategy label -> (strategy name, options). "markov" and "evolution" are the defaults;
 #: "evolution-tuned" is the best of a population x tournament grid (10/20/50 x 3/5/10) on seeds
 #: 1000-1099; "markov-context" conditions on the previous decision; "markov-naive" is the
@@ -38,6 +40,8 @@ from openmindspore.automl import make_space, run_search
 #: item 2 (plain elite estimate, no local moves: ``contrast`` and ``local`` 0). "markov-model" adds
 #: the model trials (``model`` 1.0: every trial after 20 that is not a local move is proposed by the
 #: GP surrogate, ``model_kappa`` 2; tuned on seeds 1000-1399, docs/benchmarks.md "The heavy tail").
+#: "markov-restart" is "markov-model" with restarts (``restart``: the chain starts over after RESTART trials,
+#: then after twice as many more, ...; the run length chosen on seeds 1200-1399, docs/search_runs/restart_s14_rule.txt).
 VARIANTS: dict[str, tuple[str, dict]] = {
     "random": ("random", {}),
     "evolution": ("evolution", {}),
@@ -47,6 +51,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "markov-naive": ("markov", {"rule": "naive"}),
     "markov-cem": ("markov", {"contrast": 0.0, "local": 0.0}),
     "markov-model": ("markov", {"model": 1.0, "model_kappa": 2.0}),
+    "markov-restart": ("markov", {"model": 1.0, "model_kappa": 2.0, "restart": RESTART}),
     "tpe": ("tpe", {}),
 }
 

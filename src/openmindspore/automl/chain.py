@@ -35,6 +35,11 @@ Model trials (``model``, :mod:`openmindspore.automl.model`; off by default)
     (``model_acq``: ``mean + model_kappa * sd``, or the expected improvement) among
     ``model_candidates`` walks drawn from the chain (a share ``model_uniform`` from the uniform
     walk), as one-hot tables with the floor and mask on top.
+Restarts (``restart``; off by default)
+    The search is cut into independent runs of ``restart``, ``2 restart``, ``4 restart``, ... trials: at each
+    cut the chain starts over (uniform, or from the warm prior) and learns only from the new run's results;
+    local moves and model trials too. A run that settled in a second-best basin (the heavy tail) no longer
+    holds the whole budget; the reported best is still the best of all trials.
 Warm start (``warm``: a prior table from earlier searches, :mod:`openmindspore.automl.prior`)
     Each state the table shares with the grammar gets ``lambda * warm_strength`` extra pseudo-counts
     spread as the table's ``pi``: ``q = (elite counts + prior + lambda m pi) / (sum + prior K + lambda m)``
@@ -64,7 +69,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from openmindspore.automl.grammar import Grammar
-from openmindspore.automl.local import is_local_trial, local_tables
+from openmindspore.automl.local import is_local_trial, local_tables, run_start
 from openmindspore.automl.model import candidate_seed, is_model_trial, model_tables
 from openmindspore.automl.prior import check_prior
 from openmindspore.errors import ConfigError
@@ -118,6 +123,7 @@ class ChainConfig:
     model_kappa: float = 1.0  # optimism: mean + kappa * sd
     model_clip: float = 0.25  # scores clipped from below at this quantile before the fit (0: off)
     model_acq: str = "ucb"  # acquisition: ucb (mean + model_kappa * sd) | ei (expected improvement)
+    restart: int = 0  # trials in the first run; then the chain starts over, each run twice the last (0: never)
 
     def check(self, max_choices: int) -> None:
         if self.rule not in ("cem", "naive"):
@@ -160,6 +166,8 @@ class ChainConfig:
                 "0 <= model <= 1, model_after >= 0, model_candidates >= 1, 0 <= model_uniform <= 1, "
                 "model_kappa >= 0, 0 <= model_clip < 1, model_acq one of 'ucb', 'ei'",
             )
+        if self.restart < 0:
+            raise ConfigError("chain.restart", self.restart, "trials in the first run >= 0 (0: no restarts)")
         if self.warm_strength <= 0 or self.warm_trust < 0:
             raise ConfigError(
                 "chain",
@@ -297,6 +305,7 @@ class MarkovChain:
         """Re-estimate the chain from ``(path, score)`` pairs in trial order (higher score is better;
         ``None`` = failed trial, never an elite). Deterministic: same results -> same chain."""
         results = list(results)
+        results = results[run_start(len(results), self.config.restart) :]  # this run's only
         self.reset()
         ok = [(path, s) for path, s in results if s is not None and math.isfinite(s)]
         self.n_fitted = len(ok)

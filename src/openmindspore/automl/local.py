@@ -25,7 +25,7 @@ import numpy as np
 
 from openmindspore.automl.grammar import Grammar
 
-__all__ = ["is_local_trial", "local_tables", "rank_models"]
+__all__ = ["is_local_trial", "local_tables", "rank_models", "run_start"]
 
 
 def is_local_trial(n: int, warmup: int, local: float) -> bool:
@@ -35,6 +35,18 @@ def is_local_trial(n: int, warmup: int, local: float) -> bool:
         return False
     k = n - max(warmup, 1)
     return math.floor((k + 1) * local + 1e-9) > math.floor(k * local + 1e-9)
+
+
+def run_start(n: int, restart: int) -> int:
+    """The first trial of the run that trial ``n`` (0-based) belongs to when the chain restarts
+    (``ChainConfig.restart``): runs of ``restart``, ``2 restart``, ``4 restart``, ... trials, each learning
+    only from its own results (0: one run)."""
+    if restart <= 0:
+        return 0
+    start, length = 0, restart
+    while n >= start + length:
+        start, length = start + length, 2 * length
+    return start
 
 
 def rank_models(ok: Sequence[tuple[Sequence[tuple[str, int]], float]]) -> list[tuple[tuple, float, int]]:
