@@ -39,10 +39,11 @@ def test_a_cold_chain_ignores_the_warm_schedule(nb201):
 
 
 def test_a_prior_is_exploited_before_trial_10_and_replays_exactly(nb201, table, tmp_path):
-    early = assert_replay_is_exact(nb201, tmp_path, {"warm": table}, 16, 4, lambda t, chain: t < 10 and chain._local)
-    assert early == 4  # the defaults: local moves at trials 6, 7, 9, a model trial at 5 or 8 (and so on)
-    old = {"warm": table, "warm_local_after": 20, "warm_model": 0.0, "warm_model_after": 20}
-    assert assert_replay_is_exact(nb201, tmp_path / "old", old, 16, 4, lambda t, c: c._local) == 0
+    sched = {"warm": table, "warm_local_after": 5, "warm_model": 0.5, "warm_model_after": 5}
+    early = assert_replay_is_exact(nb201, tmp_path, sched, 16, 4, lambda t, chain: t < 10 and chain._local)
+    assert early == 4  # local moves at trials 6, 7, 9, a model trial at 5 or 8 (and so on)
+    # the defaults: the cold chain's schedule, no local move nor model trial before 20
+    assert assert_replay_is_exact(nb201, tmp_path / "d", {"warm": table}, 16, 4, lambda t, c: c._local) == 0
 
 
 def test_the_schedule_holds_for_any_prior_and_only_with_one():
