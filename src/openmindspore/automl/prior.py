@@ -26,7 +26,7 @@ import numpy as np
 from openmindspore.automl.grammar import Grammar
 from openmindspore.errors import ConfigError
 
-__all__ = ["build_prior", "prior_from_results", "check_prior"]
+__all__ = ["agreement", "build_prior", "prior_from_results", "check_prior"]
 
 
 def prior_from_results(
@@ -114,3 +114,39 @@ def check_prior(table: Any, grammar: Grammar) -> dict[str, np.ndarray]:
         if v.sum() > 0:
             out[state] = v / v.sum()
     return out
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share their mean rank), for Spearman's correlation."""
+    order = np.argsort(x, kind="stable")
+    r = np.empty(len(x))
+    r[order] = np.arange(len(x), dtype=np.float64)
+    for v in np.unique(x):
+        tie = x == v
+        if tie.sum() > 1:
+            r[tie] = r[tie].mean()
+    return r
+
+
+def agreement(
+    warm: dict[str, np.ndarray], ok: Sequence[tuple[Sequence[tuple[str, int]], float]], trust: float
+) -> float:
+    """``lambda``, the prior's weight given the task's successful results ``ok`` so far (see
+    :class:`~openmindspore.automl.chain.MarkovChain`): with ``n`` distinct models and ``rho`` the
+    Spearman correlation of their mean scores with their log-probability under ``warm``,
+    ``a = clip(2 rho, 0, 1)`` and ``lambda = ((trust - n) + n a) / trust`` while ``n < trust``
+    (1 until ``n >= 3``), ``a`` after."""
+    groups: dict[tuple, list[float]] = {}
+    for path, s in ok:
+        groups.setdefault(tuple(path), []).append(s)
+    n = len(groups)
+    if n < 3:
+        return 1.0
+    y = np.array([np.mean(v) for v in groups.values()])
+    lp = np.array([sum(math.log(warm[s][i]) for s, i in path if s in warm) for path in groups])
+    if np.ptp(y) == 0 or np.ptp(lp) == 0:
+        rho = 0.0
+    else:
+        rho = float(np.corrcoef(_ranks(y), _ranks(lp))[0, 1])
+    a = min(1.0, max(0.0, 2.0 * rho))
+    return float(a if n >= trust else ((trust - n) + n * a) / trust)
