@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,10 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy2(ROOT / name, proj / name)
     shutil.copytree(SRC, proj / "src" / "openmindspore", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
     out = tmp / "dist"
+    # the venv's own setuptools when it meets pyproject's build requirement (offline, fast), else pip's isolated build
+    isolation = [] if int(version("setuptools").split(".")[0]) < 77 else ["--no-build-isolation"]
     res = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(proj)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, "-w", str(out), str(proj)],
         capture_output=True,
         text=True,
         timeout=300,
