@@ -43,17 +43,19 @@ def test_a_linear_model_prefers_the_proxy_but_the_source_is_kept():
     kept = np.array([False, True, False, False, True])  # the selection kept the proxy, dropped the source
     asked = []
 
-    def accept(cols):
-        asked.append(cols)
-        return True, 0.0, 1.0
+    def accept(cols, replaced):
+        asked.append((cols, replaced))
+        return True, (0.0, 1.0), (0.0, 1.0)
 
     new, tested = orient(X, y, "regression", NAMES, kept, {"s": "proxy"}, fid, accept)
     assert new.tolist() == [True, True, False, False, False]
-    assert asked == [[0, 1]]
+    assert asked == [([0, 1], [1, 4])]
     swaps = [t for t in tested if t.made]
     assert [(t.kept, t.by) for t in swaps] == [("proxy", "s")]
     # the score guard decides: vetoed, nothing changes
-    new, tested = orient(X, y, "regression", NAMES, kept, {"s": "proxy"}, fid, lambda c: (False, 9.0, 1.0))
+    new, tested = orient(
+        X, y, "regression", NAMES, kept, {"s": "proxy"}, fid, lambda c, r: (False, (9.0, 1.0), (9.0, 1.0))
+    )
     assert new.tolist() == kept.tolist() and not any(t.made for t in tested)
 
 
@@ -65,7 +67,14 @@ def test_a_kept_source_is_not_swapped_for_its_copy_or_proxy():
     names = [*NAMES, "copy"]
     kept = np.array([True, True, False, False, False, False])
     new, tested = orient(
-        X, y, "regression", names, kept, {"proxy": "s", "copy": "s"}, fold_ids(n, 5, 1), lambda c: (True, 0.0, 1.0)
+        X,
+        y,
+        "regression",
+        names,
+        kept,
+        {"proxy": "s", "copy": "s"},
+        fold_ids(n, 5, 1),
+        lambda c, r: (True, (0.0, 1.0), (0.0, 1.0)),
     )
     assert new.tolist() == kept.tolist()
     assert sorted(t.by for t in tested) == ["copy", "proxy"]  # both pairs were tested ...
@@ -85,5 +94,7 @@ def test_real_correlated_features_without_a_link_are_never_swapped():
     assert elim.swaps == {} and all(t.kept != "b" and t.by != "b" for t in elim.oriented)
     # the rule on its own: no naming link between a and b, nothing tested
     kept = np.array([True, True, False])
-    new, tested = orient(X, y, "regression", ["a", "b", "c"], kept, {}, fold_ids(n, 5, 0), lambda c: (True, 0, 1))
+    new, tested = orient(
+        X, y, "regression", ["a", "b", "c"], kept, {}, fold_ids(n, 5, 0), lambda c, r: (True, (0.0, 1.0), (0.0, 1.0))
+    )
     assert new.tolist() == kept.tolist() and tested == []

@@ -26,8 +26,11 @@ never swapped), ``D`` replaces ``K`` when
 * ``D`` is not less informative about the target: the target's own gain is above ``-Z_TARGET`` s.e. (a source
   is never worse than its proxy about ``y``, and the test of the target alone is weak, so one s.e. is allowed;
   a more *central* real feature that knows less about ``y`` is no source of ``K``);
-* the caller's score guard accepts the set the swap leaves (its cross-fitted loss in the model within one s.e.
-  of the full set's).
+* the caller's score guard accepts the set the swap leaves. It is asked with the swapped set *and the kept set
+  it replaces* (:func:`~openmindspore.features.selection.intervention_elimination`: within one s.e. of the
+  full set's loss, *or* no worse than the replaced set, paired per row on the same folds: the mean increase
+  below :data:`~openmindspore.features.selection.Z_PAIRED` s.e. of the paired difference). Comparing with the
+  full set alone vetoed correct swaps whenever the kept set was already near the one-s.e. limit.
 
 Of several such ``D`` for one ``K``, the one of largest gain over every variable (in s.e.). After a swap the
 dropped features are named again against the new kept set
@@ -61,8 +64,10 @@ Z_TARGET = 1.0
 @dataclass(frozen=True)
 class Swap:
     """A tested pair: ``kept`` (a kept feature) and ``by`` (a dropped one it removes); ``z_all``, ``z_target``:
-    the mean gain of ``by`` over ``kept`` in s.e., over every variable and on the target alone; the score
-    guard's (loss change, s.e.) when it was asked; ``made``: whether ``by`` replaced ``kept``."""
+    the mean gain of ``by`` over ``kept`` in s.e., over every variable and on the target alone; when the score
+    guard was asked, ``loss_change``: the swapped set's mean loss minus the full set's and the s.e. of the full
+    set's, ``paired``: its mean per-row loss increase over the replaced set and the s.e. of that difference;
+    ``made``: whether ``by`` replaced ``kept``."""
 
     kept: str
     by: str
@@ -70,6 +75,7 @@ class Swap:
     z_target: float
     loss_change: tuple[float, float] | None = None
     made: bool = False
+    paired: tuple[float, float] | None = None
 
 
 def _basis(c: np.ndarray, tr: np.ndarray) -> np.ndarray:
@@ -131,11 +137,12 @@ def orient(
     kept: np.ndarray,
     proxies: dict[str, str],
     fid: np.ndarray,
-    accept: Callable[[list[int]], tuple[bool, float, float]],
+    accept: Callable[[list[int], list[int]], tuple[bool, tuple[float, float], tuple[float, float]]],
 ) -> tuple[np.ndarray, list[Swap]]:
     """The kept mask after the swaps of the rule (module doc) and every pair tested, in order (``made``: the
-    swaps). ``proxies``: ``{dropped: kept}`` from the naming; ``accept(columns) -> (ok, loss change, s.e.)``:
-    the score guard."""
+    swaps). ``proxies``: ``{dropped: kept}`` from the naming; ``accept(swapped, replaced) -> (ok, (loss change,
+    s.e.) vs the full set, (loss change, s.e.) paired vs the replaced set)``: the score guard, given the
+    swapped set's columns and those of the kept set it replaces."""
     names = list(names)
     kept = np.asarray(kept, dtype=bool).copy()
     tested: list[Swap] = []
@@ -152,8 +159,9 @@ def orient(
             continue
         trial = kept.copy()
         trial[k], trial[names.index(best.by)] = False, True
-        accepted, change, se = accept([int(c) for c in np.flatnonzero(trial)])
+        cols = [int(c) for c in np.flatnonzero(trial)]
+        accepted, full, paired = accept(cols, [int(c) for c in np.flatnonzero(kept)])
         if accepted:
             kept = trial
-        tested.append(Swap(kname, best.by, best.z_all, best.z_target, (change, se), accepted))
+        tested.append(Swap(kname, best.by, best.z_all, best.z_target, full, accepted, paired))
     return kept, tested

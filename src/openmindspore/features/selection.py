@@ -24,9 +24,13 @@ feature whose conditioning removes its importance (:mod:`openmindspore.features.
 
 Orientation (conditional kind, ``orient_pairs=True``): then a kept feature is swapped for a dropped one named
 ``proxy_of`` it when the dropped one clearly carries more information about the target and the other
-columns (a model-free test, :mod:`openmindspore.features.orient`) and the score guard accepts the swapped
-set; after a swap the dropped features are named again against the new kept set. This keeps a source whose
-proxy the model happened to use better.
+columns (a model-free test, :mod:`openmindspore.features.orient`) and the swap's score guard accepts the
+swapped set; after a swap the dropped features are named again against the new kept set. This keeps a source
+whose proxy the model happened to use better. The swap's guard (:func:`swap_guard`) accepts the swapped set
+when its mean loss is within one s.e. of the full set's (the drop guard) *or* when it is no worse than the kept
+set it replaces, paired per row on the same folds: the mean per-row loss increase is below :data:`Z_PAIRED`
+standard errors of the paired difference. The full-set guard alone vetoed correct swaps whenever the kept set
+was already near its one-s.e. limit (a swap moves the set sideways; it is not a further drop).
 """
 
 from __future__ import annotations
@@ -43,7 +47,10 @@ from openmindspore.features.naming import name_dropped
 from openmindspore.features.orient import Swap, orient
 from openmindspore.features.proxies import SetMeasure, measure_set
 
-__all__ = ["Drop", "Elimination", "eliminate", "intervention_elimination"]
+__all__ = ["Drop", "Elimination", "eliminate", "intervention_elimination", "swap_guard", "Z_PAIRED"]
+
+#: standard errors of the paired per-row difference by which a swap may raise the replaced set's mean loss
+Z_PAIRED = 1.96
 
 #: ``score(columns) -> (mean, ci)`` for the listed columns (shapes (m,), (m, 2))
 Score = Callable[[list[int]], tuple[np.ndarray, np.ndarray]]
@@ -192,6 +199,9 @@ def intervention_elimination(
         se = float(base.std(ddof=1) / np.sqrt(len(base)))
         return change <= se, change, se
 
+    def accept_swap(cols: list[int], replaced: list[int]) -> tuple[bool, tuple[float, float], tuple[float, float]]:
+        return swap_guard(measure(cols).row_loss, measure(replaced).row_loss, measure(full).row_loss)
+
     res = eliminate(names, score, min_features, choose if conditional else None, accept if conditional else None)
     if conditional:
         dropped = [d.name for d in res.drops]
@@ -199,7 +209,7 @@ def intervention_elimination(
         proxies = name_dropped(est, X, y, task, names, res.kept_names, dropped, **common)
         if orient_pairs and proxies:
             fid = fold_ids(len(X), folds, seed, y if task == "classification" else None)
-            kept, tested = orient(X, y, task, names, res.kept, proxies, fid, accept)
+            kept, tested = orient(X, y, task, names, res.kept, proxies, fid, accept_swap)
             res.oriented = tested
             swaps = [s for s in tested if s.made]
             if swaps:
@@ -209,6 +219,22 @@ def intervention_elimination(
         for d in res.drops:
             d.proxy_of = proxies.get(d.name)
     return res, measure(full)
+
+
+def swap_guard(
+    swapped: np.ndarray, replaced: np.ndarray, full: np.ndarray, z_paired: float = Z_PAIRED
+) -> tuple[bool, tuple[float, float], tuple[float, float]]:
+    """The orientation's score guard on per-row cross-fitted losses (same rows, same folds) of the swapped set,
+    the kept set it replaces and the full set: ``(ok, (change, s.e.) vs the full set, (change, s.e.) paired vs
+    the replaced set)``. ``ok`` when the swapped set's mean loss exceeds the full set's by at most the s.e. of
+    the full set's mean, or exceeds the replaced set's by less than ``z_paired`` s.e. of the mean per-row
+    difference (module doc)."""
+    change = float(swapped.mean() - full.mean())
+    se = float(full.std(ddof=1) / np.sqrt(len(full)))
+    diff = swapped - replaced
+    p_change = float(diff.mean())
+    p_se = float(diff.std(ddof=1) / np.sqrt(len(diff)))
+    return bool(change <= se or p_change < z_paired * p_se), (change, se), (p_change, p_se)
 
 
 def _apply_swaps(res: Elimination, kept: np.ndarray, swaps: list[Swap], m: SetMeasure) -> None:
