@@ -194,10 +194,7 @@ def intervention_elimination(
     full = list(range(len(names)))
 
     def accept(cols: list[int]) -> tuple[bool, float, float]:
-        base = measure(full).row_loss
-        change = float(measure(cols).row_loss.mean() - base.mean())
-        se = float(base.std(ddof=1) / np.sqrt(len(base)))
-        return change <= se, change, se
+        return _within_full(measure(cols).row_loss, measure(full).row_loss)
 
     def accept_swap(cols: list[int], replaced: list[int]) -> tuple[bool, tuple[float, float], tuple[float, float]]:
         return swap_guard(measure(cols).row_loss, measure(replaced).row_loss, measure(full).row_loss)
@@ -229,12 +226,22 @@ def swap_guard(
     the replaced set)``. ``ok`` when the swapped set's mean loss exceeds the full set's by at most the s.e. of
     the full set's mean, or exceeds the replaced set's by less than ``z_paired`` s.e. of the mean per-row
     difference (module doc)."""
-    change = float(swapped.mean() - full.mean())
-    se = float(full.std(ddof=1) / np.sqrt(len(full)))
+    ok, change, se = _within_full(swapped, full)
     diff = swapped - replaced
-    p_change = float(diff.mean())
-    p_se = float(diff.std(ddof=1) / np.sqrt(len(diff)))
-    return bool(change <= se or p_change < z_paired * p_se), (change, se), (p_change, p_se)
+    p_change, p_se = float(diff.mean()), _se(diff)
+    return bool(ok or p_change < z_paired * p_se), (change, se), (p_change, p_se)
+
+
+def _se(x: np.ndarray) -> float:
+    """Standard error of the mean of ``x``."""
+    return float(x.std(ddof=1) / np.sqrt(len(x)))
+
+
+def _within_full(losses: np.ndarray, full: np.ndarray) -> tuple[bool, float, float]:
+    """The drop guard on per-row losses: ``(ok, change, s.e.)``, ``ok`` when the mean loss exceeds the full
+    set's by at most the s.e. of the full set's mean."""
+    change, se = float(losses.mean() - full.mean()), _se(full)
+    return change <= se, change, se
 
 
 def _apply_swaps(res: Elimination, kept: np.ndarray, swaps: list[Swap], m: SetMeasure) -> None:
