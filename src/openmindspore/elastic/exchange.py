@@ -78,23 +78,30 @@ def _own_views(grads: tuple) -> list[np.ndarray] | None:
     return [a.reshape(-1) for a in arrs]
 
 
-def sum_buckets(comm: Any, grads: tuple) -> Iterator[tuple[list[int], list[np.ndarray]]]:
-    """Sum ``grads`` (MindSpore tensors) over the group bucket by bucket; yields each bucket's gradient
-    indices and their sums (flat). A gradient of at least the backend's piece size (``--bucket-mb``) is a
-    bucket of its own, summed in place in the tensor's own memory (no copy; the tensor then holds the sum);
-    consecutive smaller ones are packed into one new buffer of up to about that size. Where in-place is not
-    possible (:func:`_own_views`), every gradient is copied into one flat buffer (:func:`flatten`) cut into
-    parameter-aligned buckets of at least the piece size. Either way, each element is the rank-ordered sum
+_IN_PLACE_PIECES = 4  # a gradient of at least this many pieces is summed in place: the copy saved outweighs
+# the extra round trips of its own all-reduce (the default CNN's 1.6 MB dense gradient is not)
+
+
+def sum_buckets(
+    comm: Any, grads: tuple, bucket_bytes: int | None = None
+) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """Sum ``grads`` (MindSpore tensors) over the group; yields each bucket's gradient indices and their sums
+    (flat). A gradient of at least ``_IN_PLACE_PIECES`` of the backend's pieces (``--bucket-mb``) is a bucket
+    of its own, summed in place in the tensor's own memory (no copy; the tensor then holds the sum); the
+    others are packed into new buffers: all in one (``bucket_bytes`` None: after the large ones) or, in
+    gradient order, consecutive ones up to about ``bucket_bytes`` each. Where in-place is not possible
+    (:func:`_own_views`), every gradient is copied into one flat buffer (:func:`flatten`), summed whole or in
+    parameter-aligned buckets of at least ``bucket_bytes``. Either way, each element is the rank-ordered sum
     of one all-reduce of the whole gradient (bitwise)."""
     views = _own_views(grads)
-    chunk = comm.chunk_bytes
+    limit = bucket_bytes or float("inf")
     if views is None:
         flat, at = flatten(grads)
         views = [flat[at[i] : at[i + 1]] for i in range(len(grads))]
         bucket: list[int] = []
         for i in range(len(grads)):
             bucket.append(i)
-            if (at[i + 1] - at[bucket[0]]) * flat.itemsize >= chunk or i + 1 == len(grads):
+            if (at[i + 1] - at[bucket[0]]) * flat.itemsize >= limit or i + 1 == len(grads):
                 comm.allreduce_(flat[at[bucket[0]] : at[i + 1]], "sum")
                 yield bucket, [views[k] for k in bucket]
                 bucket = []
@@ -108,15 +115,15 @@ def sum_buckets(comm: Any, grads: tuple) -> Iterator[tuple[list[int], list[np.nd
         return list(small), [buf[at[j] : at[j + 1]] for j in range(len(small))]
 
     for i, v in enumerate(views):
-        if v.nbytes >= chunk:
-            if small:
+        if v.nbytes >= _IN_PLACE_PIECES * comm.chunk_bytes:
+            if small and bucket_bytes is not None:  # in gradient order
                 yield packed()
                 small = []
             comm.allreduce_(v, "sum")
             yield [i], [v]
             continue
         small.append(i)
-        if sum(views[k].nbytes for k in small) >= chunk:
+        if sum(views[k].nbytes for k in small) >= limit:
             yield packed()
             small = []
     if small:
@@ -194,21 +201,22 @@ class AllReduce(Exchange):
 def exchange_and_compute(
     optimizer: Optimizer, comm: ShmCollective, grads: tuple, lr: float, max_norm: float | None = None
 ) -> list[np.ndarray]:
-    """Sum ``grads`` over the group bucket by bucket (:func:`sum_buckets`) on a helper thread, and compute
-    each parameter's new value (optimizer state included) here as soon as its bucket is summed: the update
-    overlaps the exchange and the wait for the slower rank. The parameters themselves are not written (the
-    caller commits the returned values); on a collective failure the optimizer's state is rolled back and the
-    error raised, so nothing of the step is applied (the gradients' own memory may hold partial sums then).
-    The sums are those of one all-reduce of the whole gradient (the same rank-ordered sum per element). With
-    ``max_norm`` (gradient clipping) the update needs the global norm, so it waits for the last bucket and
-    clips (``train.clip``) before computing: no overlap then."""
+    """Sum ``grads`` over the group bucket by bucket (:func:`sum_buckets`: buckets of about one piece, in
+    gradient order) on a helper thread, and compute each parameter's new value (optimizer state included)
+    here as soon as its bucket is summed: the update overlaps the exchange and the wait for the slower rank.
+    The parameters themselves are not written (the caller commits the returned values); on a collective
+    failure the optimizer's state is rolled back and the error raised, so nothing of the step is applied (the
+    gradients' own memory may hold partial sums then). The sums are those of one all-reduce of the whole
+    gradient (the same rank-ordered sum per element). With ``max_norm`` (gradient clipping) the update needs
+    the global norm, so it waits for the last bucket and clips (``train.clip``) before computing: no overlap
+    then."""
     sums: list[np.ndarray] = [np.empty(0)] * len(grads)
     summed: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()  # each bucket's indices, then None
     failed: list[BaseException] = []
 
     def exchange() -> None:
         try:
-            for idx, out in sum_buckets(comm, grads):
+            for idx, out in sum_buckets(comm, grads, comm.chunk_bytes):
                 for i, arr in zip(idx, out):
                     sums[i] = arr.reshape(grads[i].shape)
                 summed.put(idx)
