@@ -1,8 +1,9 @@
 """How a worker's gradients become the group's step: the gradient-exchange strategies over the group's
 collective, chosen per group formation by :func:`choose_exchange`.
 
-* :class:`AllReduce` — sum the gradients with one all-reduce of a flat buffer (``shm``: in pieces of
-  ``--bucket-mb``; ``mccl``: MindSpore's ``AllReduce``), then the trainer's own update;
+* :class:`AllReduce` — sum the gradients (``shm``, ``tcp``: in pieces of ``--bucket-mb``, large gradients in
+  their own memory, the others in one flat buffer, :func:`sum_buckets`; ``mccl``: one MindSpore ``AllReduce``),
+  then the trainer's own update (the tcp default: groups that span nodes keep the full optimizer state);
 * :class:`Overlapped` — (``--overlap``) compute each parameter's update as soon as its bucket is summed;
 * :class:`Sharded` — (shm default, ZeRO-1) each rank updates only the part it summed and the group gathers
   the new parameters (:mod:`~openmindspore.elastic.zero`);
