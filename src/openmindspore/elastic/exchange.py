@@ -1,8 +1,9 @@
 """How a worker's gradients become the group's step: the gradient-exchange strategies over the group's
 collective, chosen per group formation by :func:`choose_exchange`.
 
-* :class:`AllReduce` — sum the gradients with one all-reduce of a flat buffer (``shm``: in pieces of
-  ``--bucket-mb``; ``mccl``: MindSpore's ``AllReduce``), then the trainer's own update;
+* :class:`AllReduce` — sum the gradients (``shm``, ``tcp``: in pieces of ``--bucket-mb``, large gradients in
+  their own memory, the others in one flat buffer, :func:`sum_buckets`; ``mccl``: one MindSpore ``AllReduce``),
+  then the trainer's own update (the tcp default: groups that span nodes keep the full optimizer state);
 * :class:`Overlapped` — (``--overlap``) compute each parameter's update as soon as its bucket is summed;
 * :class:`Sharded` — (shm default, ZeRO-1) each rank updates only the part it summed and the group gathers
   the new parameters (:mod:`~openmindspore.elastic.zero`);
@@ -22,7 +23,9 @@ rollback reads it) or sampler.
 
 from __future__ import annotations
 
+import queue
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,6 +49,7 @@ __all__ = [
     "choose_exchange",
     "exchange_and_compute",
     "flatten",
+    "sum_buckets",
 ]
 
 
@@ -56,6 +60,75 @@ def flatten(grads: tuple) -> tuple[np.ndarray, list[int]]:
     if len({a.dtype for a in arrs}) > 1:
         raise RuntimeError(f"gradients of mixed dtypes {sorted({str(a.dtype) for a in arrs})}")
     return np.concatenate(arrs), [0, *np.cumsum([a.size for a in arrs]).tolist()]
+
+
+def _own_views(grads: tuple) -> list[np.ndarray] | None:
+    """Flat writable views of the gradients' own host memory (CPU tensors: ``asnumpy()`` is a view), or None
+    where they cannot be summed in place: another device (a host copy), mixed dtypes, read-only or
+    overlapping memory (a tensor given twice)."""
+    import mindspore as ms
+
+    if ms.get_context("device_target") != "CPU":
+        return None
+    arrs = [g.asnumpy() for g in grads]
+    if len({a.dtype for a in arrs}) > 1 or not all(a.flags.writeable and a.flags.c_contiguous for a in arrs):
+        return None
+    spans = sorted((a.ctypes.data, a.ctypes.data + a.nbytes) for a in arrs if a.nbytes)
+    if any(end > start for (_, end), (start, _) in zip(spans, spans[1:])):
+        return None
+    return [a.reshape(-1) for a in arrs]
+
+
+_IN_PLACE_PIECES = 4  # a gradient of at least this many pieces is summed in place: the copy saved outweighs
+# the extra round trips of its own all-reduce (the default CNN's 1.6 MB dense gradient is not)
+
+
+def sum_buckets(
+    comm: Any, grads: tuple, bucket_bytes: int | None = None
+) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """Sum ``grads`` (MindSpore tensors) over the group; yields each bucket's gradient indices and their sums
+    (flat). A gradient of at least ``_IN_PLACE_PIECES`` of the backend's pieces (``--bucket-mb``) is a bucket
+    of its own, summed in place in the tensor's own memory (no copy; the tensor then holds the sum); the
+    others are packed into new buffers: all in one (``bucket_bytes`` None: after the large ones) or, in
+    gradient order, consecutive ones up to about ``bucket_bytes`` each. Where in-place is not possible
+    (:func:`_own_views`), every gradient is copied into one flat buffer (:func:`flatten`), summed whole or in
+    parameter-aligned buckets of at least ``bucket_bytes``. Either way, each element is the rank-ordered sum
+    of one all-reduce of the whole gradient (bitwise)."""
+    views = _own_views(grads)
+    limit = bucket_bytes or float("inf")
+    if views is None:
+        flat, at = flatten(grads)
+        views = [flat[at[i] : at[i + 1]] for i in range(len(grads))]
+        bucket: list[int] = []
+        for i in range(len(grads)):
+            bucket.append(i)
+            if (at[i + 1] - at[bucket[0]]) * flat.itemsize >= limit or i + 1 == len(grads):
+                comm.allreduce_(flat[at[bucket[0]] : at[i + 1]], "sum")
+                yield bucket, [views[k] for k in bucket]
+                bucket = []
+        return
+    small: list[int] = []
+
+    def packed() -> tuple[list[int], list[np.ndarray]]:
+        buf = np.concatenate([views[k] for k in small]) if len(small) > 1 else views[small[0]]
+        comm.allreduce_(buf, "sum")
+        at = [0, *np.cumsum([views[k].size for k in small]).tolist()]
+        return list(small), [buf[at[j] : at[j + 1]] for j in range(len(small))]
+
+    for i, v in enumerate(views):
+        if v.nbytes >= _IN_PLACE_PIECES * comm.chunk_bytes:
+            if small and bucket_bytes is not None:  # in gradient order
+                yield packed()
+                small = []
+            comm.allreduce_(v, "sum")
+            yield [i], [v]
+            continue
+        small.append(i)
+        if sum(views[k].nbytes for k in small) >= limit:
+            yield packed()
+            small = []
+    if small:
+        yield packed()
 
 
 def can_shard(optimizer: Optimizer) -> bool:
@@ -100,10 +173,10 @@ class AllReduce(Exchange):
     """Sum the gradients over the group with one all-reduce, then the trainer's own update."""
 
     def run(self, grads: tuple, lr: float) -> float:
-        """Flatten into one new buffer, all-reduce it in place, and keep zero-copy tensors viewing it. The
-        buffer is new every step on purpose: the optimizer may keep a gradient array (SGD's first momentum
-        buffer *is* the gradient), so it must not alias memory that the next step overwrites (e.g. the shm
-        backend's staging inbox)."""
+        """Sum the gradients in their own tensors' memory where they are large (:func:`sum_buckets`), small
+        ones in new buffers viewed by zero-copy tensors. Either memory is new every step, on purpose: the
+        optimizer may keep a gradient array (SGD's first momentum buffer *is* the gradient), so it must not
+        alias memory that the next step overwrites (e.g. the shm backend's staging inbox)."""
         from mindspore import Tensor
 
         if hasattr(self.comm, "allreduce_tensor"):  # MCCL: stay in MindSpore (no host round trip)
@@ -117,61 +190,52 @@ class AllReduce(Exchange):
                 offset += n
             self._grads = tuple(out)
             return 0.0
-        flat, at = flatten(grads)
-        self.comm.allreduce_(flat, "sum")
-        self._grads = tuple(Tensor.from_numpy(flat[at[i] : at[i + 1]].reshape(g.shape)) for i, g in enumerate(grads))
+        out = list(grads)
+        for idx, sums in sum_buckets(self.comm, grads):
+            for i, summed in zip(idx, sums):  # a gradient summed in place is its own tensor already
+                if summed.ctypes.data != grads[i].asnumpy().ctypes.data:
+                    out[i] = Tensor.from_numpy(summed.reshape(grads[i].shape))
+        self._grads = tuple(out)
         return 0.0
 
 
 def exchange_and_compute(
     optimizer: Optimizer, comm: ShmCollective, grads: tuple, lr: float, max_norm: float | None = None
 ) -> list[np.ndarray]:
-    """Sum ``grads`` over the group bucket by bucket (parameter-aligned, each at least the backend's piece
-    size ``--bucket-mb`` unless it is the last) on a helper thread, and compute each parameter's new value
-    (optimizer state included) here as soon as its bucket is summed: the update overlaps the exchange and
-    the wait for the slower rank. The parameters themselves are not written (the caller commits the
-    returned values); on a collective failure the optimizer's state is rolled back and the error raised, so
-    nothing of the step is applied. The sums are those of one all-reduce of the whole buffer (the same
-    rank-ordered sum per element). With ``max_norm`` (gradient clipping) the update needs the global norm,
-    so it waits for the last bucket and clips (``train.clip``) before computing: no overlap then."""
-    flat, at = flatten(grads)
-    buckets: list[list[int]] = [[]]
-    start = 0
-    for i in range(len(grads)):
-        buckets[-1].append(i)
-        if (at[i + 1] - start) * flat.itemsize >= comm.chunk_bytes and i + 1 < len(grads):
-            buckets.append([])
-            start = at[i + 1]
-    summed = [threading.Event() for _ in buckets]
+    """Sum ``grads`` over the group bucket by bucket (:func:`sum_buckets`: buckets of about one piece, in
+    gradient order) on a helper thread, and compute each parameter's new value (optimizer state included)
+    here as soon as its bucket is summed: the update overlaps the exchange and the wait for the slower rank.
+    The parameters themselves are not written (the caller commits the returned values); on a collective
+    failure the optimizer's state is rolled back and the error raised, so nothing of the step is applied (the
+    gradients' own memory may hold partial sums then). The sums are those of one all-reduce of the whole
+    gradient (the same rank-ordered sum per element). With ``max_norm`` (gradient clipping) the update needs
+    the global norm, so it waits for the last bucket and clips (``train.clip``) before computing: no overlap
+    then."""
+    sums: list[np.ndarray] = [np.empty(0)] * len(grads)
+    summed: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()  # each bucket's indices, then None
     failed: list[BaseException] = []
 
     def exchange() -> None:
         try:
-            for k, b in enumerate(buckets):
-                comm.allreduce_(flat[at[b[0]] : at[b[-1] + 1]], "sum")
-                summed[k].set()
+            for idx, out in sum_buckets(comm, grads, comm.chunk_bytes):
+                for i, arr in zip(idx, out):
+                    sums[i] = arr.reshape(grads[i].shape)
+                summed.put(idx)
         except BaseException as e:  # noqa: BLE001 - re-raised on the step's thread
             failed.append(e)
-            for ev in summed:
-                ev.set()
+        finally:
+            summed.put(None)
 
     helper = threading.Thread(target=exchange, name="oms-exchange", daemon=True)
     undo = optimizer.begin_step()
     news: list[np.ndarray] = []
     helper.start()
     try:
-        if max_norm is not None:
-            for ev in summed:
-                ev.wait()
-            if not failed:
-                views = [flat[at[i] : at[i + 1]].reshape(g.shape) for i, g in enumerate(grads)]
-                news = [optimizer.compute(i, g, lr) for i, g in enumerate(clip_arrays(views, max_norm)[0])]
-        for k, b in enumerate(buckets if max_norm is None else []):
-            summed[k].wait()
-            if failed:
-                break
-            for i in b:
-                news.append(optimizer.compute(i, flat[at[i] : at[i + 1]].reshape(grads[i].shape), lr))
+        while (idx := summed.get()) is not None:
+            for i in idx if max_norm is None else []:
+                news.append(optimizer.compute(i, sums[i], lr))
+        if max_norm is not None and not failed:
+            news = [optimizer.compute(i, g, lr) for i, g in enumerate(clip_arrays(sums, max_norm)[0])]
     finally:
         helper.join()
         if failed or len(news) < len(grads):

@@ -197,7 +197,10 @@ class TcpCollective(GroupLifecycle):
         )
         if shared:
             mesh.barrier(mesh.local)
-        acc = (self._outbox[r] if shared else self._scratch)[: hi - lo].view(dt)
+        # alone on this node, ranks 0 and 1 sum straight into their own sub-range: the rank-ordered sum reads
+        # it only in its first addition (an element-wise, exactly aliased output), and it is not sent before
+        in_place = not shared and r <= 1
+        acc = (self._outbox[r] if shared else raw[lo:hi] if in_place else self._scratch)[: hi - lo].view(dt)
         if hi > lo:
             ins = [
                 raw[lo:hi] if k == r else (self._rbuf[k] if k in self._rbuf else self._inbox[k][lo:])[: hi - lo]
@@ -211,7 +214,8 @@ class TcpCollective(GroupLifecycle):
             {k: mine.data for k in self._remote},
             {k: raw[bounds[k] : bounds[k + 1]].data for k in self._remote},
         )
-        raw[lo:hi] = mine
+        if not in_place:
+            raw[lo:hi] = mine
         if shared:
             mesh.barrier(mesh.local)
             for k, box in self._outbox.items():
