@@ -78,7 +78,9 @@ def test_two_real_correlated_informative_features_are_both_kept():
     accept, asked = _guard(X, y)
     new, tried = prune(X, y, "regression", ["a", "b", "c"], np.array([True, True, False]), fold_ids(n, 5, 0), accept)
     assert new.tolist() == [True, True, False] and tried == [] and asked == []
-    elim, _ = intervention_elimination(Ridge(), X, y, "regression", ["a", "b", "c"], repeats=3, n_boot=300)
+    elim, _ = intervention_elimination(
+        Ridge(), X, y, "regression", ["a", "b", "c"], repeats=3, n_boot=300, prune_kept=True
+    )
     assert {"a", "b"} <= set(elim.kept_names) and not any(t.made for t in elim.pruned)
 
 

@@ -24,6 +24,11 @@ without it (the orientation's guard, :func:`~openmindspore.features.selection.sw
 the full set's loss, or no worse than the kept set, paired per row); a vetoed one is not tried again. After a
 drop the closest columns and the tests are recomputed; it stops when no candidate is left, or at
 ``min_features``.
+
+Off by default (``intervention_elimination(prune_kept=True)`` / ``InterventionSelector(prune=True)`` turn it on):
+on fresh seeds 140-159 it raised success on diabetes/forest and wine/forest but lowered diabetes/forest's test
+R^2 by 2.0 s.e. of the paired difference (real features that help only jointly, such as ``sex`` and ``age``,
+add nothing in this pairwise test and the guard let them go), which its pre-declared rule does not allow.
 """
 
 from __future__ import annotations

@@ -19,8 +19,13 @@ not significant on its own but whose removal costs score stays. Elimination goes
 eligible features. (The s.e. of the *paired* per-row difference was tried first: it is far smaller,
 and with a random forest's noisy log loss it vetoed dropping the injected noise on wine.)
 
-Naming (conditional kind): after the elimination every dropped feature is named ``proxy_of`` the kept
-feature whose conditioning removes its importance (:mod:`openmindspore.features.naming`).
+Redundancy check (conditional kind, ``prune_kept=True``; off by default: rejected by its pre-declared rule on
+seeds 140-159, docs/benchmarks.md): right after the elimination, a kept feature that adds
+no information beyond its closest kept column (a model-free test) is dropped when :func:`swap_guard` accepts the
+set without it (:mod:`openmindspore.features.redundancy`).
+
+Naming (conditional kind): after the elimination (and the redundancy check) every dropped feature is named
+``proxy_of`` the kept feature whose conditioning removes its importance (:mod:`openmindspore.features.naming`).
 
 Orientation (conditional kind, ``orient_pairs=True``): then a kept feature is swapped for a dropped one named
 ``proxy_of`` it when the dropped one clearly carries more information about the target and the other
@@ -157,7 +162,7 @@ def intervention_elimination(
     explainers: int = 2,
     options: SamplerOptions | None = None,
     orient_pairs: bool = True,
-    prune_kept: bool = True,
+    prune_kept: bool = False,
 ) -> tuple[Elimination, SetMeasure]:
     """Backward elimination on ``kind`` importance, recomputed (cross-fitted) after each drop; returns it
     and the measurement of the full set (conditional, marginal and pairs).
