@@ -186,6 +186,7 @@ def injection_seed(dataset: str, model: str, seed: int, methods: tuple[str, ...]
                 "guarded": getattr(elim, "guarded", []),
                 "swaps": getattr(elim, "swaps", {}),
                 "oriented": [dataclasses.asdict(o) for o in getattr(elim, "oriented", [])],
+                "pruned": [dataclasses.asdict(o) for o in getattr(elim, "pruned", [])],
                 "success": dropped and (named or method != "ours"),
                 "kept": kept,
                 "n_kept": len(kept),

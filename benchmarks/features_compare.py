@@ -3,7 +3,8 @@
 Per (dataset, model, method): seeds in common, success rate, named rate (cluster / exact source), the selected
 features' score minus all features' (mean ± s.e. over seeds, and whether within one s.e. of all features' mean,
 as in ``features.py``), features kept, the second variant's selected score minus the first's (paired over
-seeds), and the seeds where the two variants' outcomes differ (success flipped, swaps made).
+seeds), and the seeds where the two variants' outcomes differ (success flipped, swaps made, kept features
+dropped by the redundancy check).
 One JSON line per case and a markdown table::
 
     .venv/bin/python benchmarks/features_compare.py A.jsonl B.jsonl --labels main branch --markdown
@@ -58,6 +59,11 @@ def compare(a: str, b: str, labels: tuple[str, str]) -> list[dict[str, Any]]:
         paired = [pb[k]["score_selected"] - pa[k]["score_selected"] for k in seeds]
         row["selected_b_minus_a"] = [sum(paired) / len(paired), bench._se(paired)]
         row["swaps"] = {k: pb[k].get("swaps", {}) for k in seeds if pb[k].get("swaps")}
+        row["pruned"] = {
+            k: [p["name"] for p in pb[k].get("pruned", []) if p["made"]]
+            for k in seeds
+            if any(p["made"] for p in pb[k].get("pruned", []))
+        }
         row["same_records_without_swap"] = sum(
             1
             for k in seeds
@@ -71,9 +77,10 @@ def compare(a: str, b: str, labels: tuple[str, str]) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]], labels: tuple[str, str]) -> str:
     lines = [
         "| dataset | model | seeds | variant | success | named (cluster / exact) | score all | diff ± s.e. "
-        f"| within 1 s.e. | kept (mean) | seeds with a swap | selected score, {labels[1]} - {labels[0]} "
+        f"| within 1 s.e. | kept (mean) | seeds with a swap | seeds with a redundancy drop "
+        f"| selected score, {labels[1]} - {labels[0]} "
         "| success changed |",
-        "|---|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---|",
+        "|---|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         for i, label in enumerate(labels):
@@ -85,7 +92,7 @@ def markdown(rows: list[dict[str, Any]], labels: tuple[str, str]) -> str:
                 f"| {bench._pct(s['named_rate'])} / {bench._pct(s['named_exact_rate'])} "
                 f"| {s['score_all_mean']:.3f} ± {s['score_all_se']:.3f} "
                 f"| {s['score_diff_mean']:+.3f} ± {s['score_diff_se']:.3f} | {'yes' if s['within_one_se'] else 'no'} "
-                f"| {s['n_kept_mean']:.1f} | {len(r['swaps']) if i else '-'} "
+                f"| {s['n_kept_mean']:.1f} | {len(r['swaps']) if i else '-'} | {len(r['pruned']) if i else '-'} "
                 f"| {paired if i else ''} | {flips if i else ''} |"
             )
     return "\n".join(lines)

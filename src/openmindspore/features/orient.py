@@ -99,13 +99,13 @@ def _class_loss(B: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray) ->
     return loss / max(float(-(share * np.log(share)).sum()), 1e-12)
 
 
-def _losses(c: np.ndarray, W: np.ndarray, y: np.ndarray, task: Task, fid: np.ndarray) -> np.ndarray:
-    """Per-row cross-fitted losses ``(n, m + 1)`` of predicting each column of ``W`` and then ``y`` from ``c``
-    (module doc), each over its own scale."""
-    out = np.empty((len(c), W.shape[1] + 1))
+def _losses(C: np.ndarray, W: np.ndarray, y: np.ndarray, task: Task, fid: np.ndarray) -> np.ndarray:
+    """Per-row cross-fitted losses ``(n, m + 1)`` of predicting each column of ``W`` and then ``y`` from the
+    columns of ``C`` (``(n, c)``: the sum of each one's spline terms; module doc), each over its own scale."""
+    out = np.empty((len(C), W.shape[1] + 1))
     for k in np.unique(fid):
         tr, te = fid != k, fid == k
-        B = _basis(c, tr)
+        B = np.column_stack([_basis(C[:, i], tr) for i in range(C.shape[1])])
         for j in range(W.shape[1]):
             out[te, j] = (ridge_gcv(B[tr], W[tr, j], B[te]) - W[te, j]) ** 2 / max(float(W[tr, j].var()), 1e-12)
         if task == "regression":
@@ -125,7 +125,7 @@ def information_gain(X: np.ndarray, y: np.ndarray, task: Task, k: int, d: int, f
     variable (``y`` and the other columns of ``X``), and over ``y`` alone; cross-fitted on the folds ``fid``
     (module doc). Positive: ``d`` is the more informative."""
     W = X[:, [c for c in range(X.shape[1]) if c not in (k, d)]]
-    gain = _losses(X[:, k], W, y, task, fid) - _losses(X[:, d], W, y, task, fid)
+    gain = _losses(X[:, [k]], W, y, task, fid) - _losses(X[:, [d]], W, y, task, fid)
     return _z(gain.sum(axis=1)), _z(gain[:, -1])
 
 

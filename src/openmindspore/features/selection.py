@@ -19,8 +19,13 @@ not significant on its own but whose removal costs score stays. Elimination goes
 eligible features. (The s.e. of the *paired* per-row difference was tried first: it is far smaller,
 and with a random forest's noisy log loss it vetoed dropping the injected noise on wine.)
 
-Naming (conditional kind): after the elimination every dropped feature is named ``proxy_of`` the kept
-feature whose conditioning removes its importance (:mod:`openmindspore.features.naming`).
+Redundancy check (conditional kind, ``prune_kept=True``; off by default: rejected by its pre-declared rule on
+seeds 140-159, docs/benchmarks.md): right after the elimination, a kept feature that adds
+no information beyond its closest kept column (a model-free test) is dropped when :func:`swap_guard` accepts the
+set without it (:mod:`openmindspore.features.redundancy`).
+
+Naming (conditional kind): after the elimination (and the redundancy check) every dropped feature is named
+``proxy_of`` the kept feature whose conditioning removes its importance (:mod:`openmindspore.features.naming`).
 
 Orientation (conditional kind, ``orient_pairs=True``): then a kept feature is swapped for a dropped one named
 ``proxy_of`` it when the dropped one clearly carries more information about the target and the other
@@ -41,11 +46,13 @@ from typing import Any
 
 import numpy as np
 
+from openmindspore.features.importance import CrossFit
 from openmindspore.features.inputs import Task
 from openmindspore.features.interventions import Kind, SamplerOptions, fold_ids
 from openmindspore.features.naming import name_dropped
 from openmindspore.features.orient import Swap, orient
 from openmindspore.features.proxies import SetMeasure, measure_set
+from openmindspore.features.redundancy import Redundant, prune
 
 __all__ = ["Drop", "Elimination", "eliminate", "intervention_elimination", "swap_guard", "Z_PAIRED"]
 
@@ -86,6 +93,8 @@ class Elimination:
     guarded: list[str] = field(default_factory=list)
     #: the orientation's tested pairs; ``made``: a kept feature replaced by a more informative dropped one
     oriented: list[Swap] = field(default_factory=list)
+    #: the redundancy check's candidates, in order; ``made``: a kept feature dropped as adding no information
+    pruned: list[Redundant] = field(default_factory=list)
 
     @property
     def swaps(self) -> dict[str, str]:
@@ -153,15 +162,18 @@ def intervention_elimination(
     explainers: int = 2,
     options: SamplerOptions | None = None,
     orient_pairs: bool = True,
+    prune_kept: bool = False,
 ) -> tuple[Elimination, SetMeasure]:
     """Backward elimination on ``kind`` importance, recomputed (cross-fitted) after each drop; returns it
     and the measurement of the full set (conditional, marginal and pairs).
 
     With ``kind="conditional"`` each step also measures every feature given each of its ``explainers``
     most rank-correlated columns (same model fits), which orders the drops; the score guard vetoes drops
-    and the dropped features are named, then oriented when ``orient_pairs`` (module doc). ``kind="marginal"``
+    and, when ``prune_kept``, the kept features that add no information are dropped (the redundancy check);
+    then the dropped features are named, then oriented when ``orient_pairs`` (module doc). ``kind="marginal"``
     is the plain rule."""
     measured: dict[tuple[int, ...], SetMeasure] = {}
+    row_losses: dict[tuple[int, ...], np.ndarray] = {}
     conditional = kind == "conditional"
 
     def measure(cols: list[int]) -> SetMeasure:
@@ -199,7 +211,27 @@ def intervention_elimination(
     def accept_swap(cols: list[int], replaced: list[int]) -> tuple[bool, tuple[float, float], tuple[float, float]]:
         return swap_guard(measure(cols).row_loss, measure(replaced).row_loss, measure(full).row_loss)
 
+    def losses(cols: list[int]) -> np.ndarray:
+        """The set's per-row cross-fitted loss (the same fits as :func:`measure`'s, without its importances)."""
+        key = tuple(cols)
+        if key in measured:
+            return measured[key].row_loss
+        if key not in row_losses:
+            cf = CrossFit(est, X[:, cols], y, task, folds, seed)
+            cf.parts()
+            row_losses[key] = cf.base
+        return row_losses[key]
+
+    def accept_prune(cols: list[int], current: list[int]) -> tuple[bool, tuple[float, float], tuple[float, float]]:
+        return swap_guard(losses(cols), losses(current), measure(full).row_loss)
+
     res = eliminate(names, score, min_features, choose if conditional else None, accept if conditional else None)
+    if conditional and prune_kept:
+        fid = fold_ids(len(X), folds, seed, y if task == "classification" else None)
+        kept, res.pruned = prune(X, y, task, names, res.kept, fid, accept_prune, min_features)
+        gone = [(r.name, r.loss_change) for r in res.pruned if r.made]
+        if gone:
+            _apply(res, kept, gone, set(), measure([int(c) for c in np.flatnonzero(kept)]), shrink=True)
     if conditional:
         dropped = [d.name for d in res.drops]
         common = {"repeats": repeats, "folds": folds, "seed": seed, "n_boot": n_boot, "options": options}
@@ -210,7 +242,8 @@ def intervention_elimination(
             res.oriented = tested
             swaps = [s for s in tested if s.made]
             if swaps:
-                _apply_swaps(res, kept, swaps, measure([int(c) for c in np.flatnonzero(kept)]))
+                gone = [(s.kept, s.loss_change) for s in swaps]
+                _apply(res, kept, gone, {s.by for s in swaps}, measure([int(c) for c in np.flatnonzero(kept)]))
                 dropped = [d.name for d in res.drops]
                 proxies = name_dropped(est, X, y, task, names, res.kept_names, dropped, **common)
         for d in res.drops:
@@ -244,15 +277,24 @@ def _within_full(losses: np.ndarray, full: np.ndarray) -> tuple[bool, float, flo
     return change <= se, change, se
 
 
-def _apply_swaps(res: Elimination, kept: np.ndarray, swaps: list[Swap], m: SetMeasure) -> None:
-    """Update ``res`` for the orientation's swaps: the kept mask, the drops (a swapped-out feature is dropped
-    last, with its last importance; a swapped-in one is no longer dropped), guarded, the final importances."""
+def _apply(
+    res: Elimination,
+    kept: np.ndarray,
+    gone: list[tuple[str, tuple[float, float] | None]],
+    back_in: set[str],
+    m: SetMeasure,
+    shrink: bool = False,
+) -> None:
+    """Update ``res`` for features that left the kept set after the elimination (``gone``: name and the score
+    guard's loss change; the orientation's swapped-out or the redundancy check's drops) and dropped ones that
+    came back (``back_in``): the kept mask, the drops (one that left is dropped last, with its last importance
+    among the ``remaining`` features, one fewer each time when ``shrink``; one back in is no longer dropped),
+    guarded, the final importances (``m``: the new kept set's)."""
     old = [int(c) for c in np.flatnonzero(res.kept)]
-    back_in = {s.by for s in swaps}
     drops = [d for d in res.drops if d.name not in back_in]
-    for s in swaps:
-        i = old.index(res.names.index(s.kept))
+    for q, (name, change) in enumerate(gone):
+        i = old.index(res.names.index(name))
         ci = (float(res.final_ci[i, 0]), float(res.final_ci[i, 1]))
-        drops.append(Drop(s.kept, float(res.final_mean[i]), ci, len(old), None, s.loss_change))
+        drops.append(Drop(name, float(res.final_mean[i]), ci, len(old) - (q if shrink else 0), None, change))
     res.kept, res.drops, res.final_mean, res.final_ci = kept, drops, m.main.mean, m.main.ci
     res.guarded = [g for g in res.guarded if kept[res.names.index(g)]]

@@ -41,7 +41,10 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
     (bootstrap resamples of the CI), ``min_features`` (never fewer), ``explainers`` (single explainers
     measured per non-significant feature: they order the drops and name proxies; 0 drops the plain
     lowest importance first), ``orient`` (swap a kept feature for a dropped one named ``proxy_of`` it that
-    carries clearly more information: :mod:`openmindspore.features.orient`), ``random_state`` (int)."""
+    carries clearly more information: :mod:`openmindspore.features.orient`), ``prune`` (drop a kept feature
+    that adds no information beyond its closest kept column: :mod:`openmindspore.features.redundancy`; off by
+    default),
+    ``random_state`` (int)."""
 
     def __init__(
         self,
@@ -53,6 +56,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
         min_features: int = 1,
         explainers: int = 2,
         orient: bool = True,
+        prune: bool = False,
         random_state: int = 0,
     ) -> None:
         self.estimator = estimator
@@ -63,6 +67,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
         self.min_features = min_features
         self.explainers = explainers
         self.orient = orient
+        self.prune = prune
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any = None) -> InterventionSelector:
@@ -98,6 +103,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
                 min_features=int(self.min_features),
                 explainers=int(self.explainers),
                 orient_pairs=bool(self.orient),
+                prune_kept=bool(self.prune),
             )
         self.support_ = elim.kept
         self.importances_ = np.full(len(cols), np.nan)
