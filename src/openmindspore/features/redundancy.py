@@ -34,7 +34,7 @@ add nothing in this pairwise test and the guard let them go), which its pre-decl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -105,7 +105,7 @@ def prune(
         dropped = False
         for _, k, r in sorted(cands, key=lambda c: c[0]):
             ok, full, paired = accept([c for c in cols if c != k], cols)
-            tried.append(Redundant(r.name, r.given, r.z_all, r.z_target, full, paired, ok))
+            tried.append(replace(r, loss_change=full, paired=paired, made=ok))
             if ok:
                 kept[k], dropped = False, True
                 break

@@ -226,8 +226,8 @@ def intervention_elimination(
         return swap_guard(losses(cols), losses(current), measure(full).row_loss)
 
     res = eliminate(names, score, min_features, choose if conditional else None, accept if conditional else None)
+    fid = fold_ids(len(X), folds, seed, y if task == "classification" else None)  # the fits' folds
     if conditional and prune_kept:
-        fid = fold_ids(len(X), folds, seed, y if task == "classification" else None)
         kept, res.pruned = prune(X, y, task, names, res.kept, fid, accept_prune, min_features)
         gone = [(r.name, r.loss_change) for r in res.pruned if r.made]
         if gone:
@@ -237,7 +237,6 @@ def intervention_elimination(
         common = {"repeats": repeats, "folds": folds, "seed": seed, "n_boot": n_boot, "options": options}
         proxies = name_dropped(est, X, y, task, names, res.kept_names, dropped, **common)
         if orient_pairs and proxies:
-            fid = fold_ids(len(X), folds, seed, y if task == "classification" else None)
             kept, tested = orient(X, y, task, names, res.kept, proxies, fid, accept_swap)
             res.oriented = tested
             swaps = [s for s in tested if s.made]
