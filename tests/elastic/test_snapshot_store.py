@@ -354,3 +354,6 @@ def test_stale_holders_clean_up_and_exit(tmp_path):
 
     point = choose_resume(RunDir(run), say=lambda m: None)
     assert point.where == "spilled" and _same(point.state, _state(6))
+    RunDir(run).save(_state(6))  # a checkpoint of the same step: the verified snapshot is still preferred
+    point = choose_resume(RunDir(run), say=lambda m: None)
+    assert point.where == "spilled" and point.from_step == 6
