@@ -326,6 +326,10 @@ def test_snapshot_cost_is_measured_from_the_steps_it_slows():
     times = [0.05, 0.09, 0.08, 0.05, 0.05, 0.09, 0.08, 0.05, 0.05, 0.09, 0.08, 0.05]
     flags = [False, True, False, False] * 3
     assert snapshot_cost_s(times, flags) == pytest.approx(0.07)
+    # every 2nd step (a start-up estimate far too low): the step right after each request against the others,
+    # so the period can grow; it was never measured before (no step was 3 away from a request)
+    times = [0.05, 0.11, 0.05, 0.11, 0.05, 0.11, 0.052, 0.11]
+    assert snapshot_cost_s(times, [False, True] * 4) == pytest.approx(0.06)
 
 
 def test_overlapped_update_rolls_back_when_a_later_bucket_fails(ms_cpu):

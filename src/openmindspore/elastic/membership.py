@@ -81,7 +81,7 @@ class Membership:
         self.nodes = 1  # engine nodes the active group spans
         self._ips: dict[str, str] = {}  # engine node id -> IP (asked again when a node is new)
         self._endpoints: dict[int, tuple[ActorRef, tuple[str, int]]] = {}  # id(worker) -> (worker, TCP endpoint)
-        self.snapshot_copy_s = 0.0  # the slowest member's time to copy the state once (measured at load)
+        self.snapshot_copy_s = 0.0  # the slowest member's time to copy and hash the state once (at load)
         self._group_id = f"{os.getpid():x}{int(time.time() * 1000) % 0xFFFFFF:06x}"
         self._generation = 0
 

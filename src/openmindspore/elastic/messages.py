@@ -94,7 +94,7 @@ class ArmedFault(_Message):
 @dataclass(frozen=True, slots=True)
 class LoadResult(_Message):
     """A worker holds the group's starting state (at ``step``); ``snapshot_copy_s``: its measured time to
-    copy its training state once (what a snapshot costs at least)."""
+    copy its training state once and hash it (SHA-256): what a snapshot costs at least."""
 
     rank: int
     step: int

@@ -8,7 +8,7 @@ time of the last checkpoint). Reads the active group (to ask a member for a snap
 (to measure a snapshot's cost); writes only into the run directory and the store.
 
 ``--snapshot-every auto`` budgets a snapshot to 5 % of a step (:meth:`ResolvedOptions.snapshot_period`);
-its cost is measured (:func:`snapshot_cost_s`), starting from the workers' estimate of one state copy.
+its cost is measured (:func:`snapshot_cost_s`), starting from the workers' estimate (one copy and SHA-256).
 """
 
 from __future__ import annotations
@@ -40,9 +40,15 @@ def snapshot_cost_s(
     """What a snapshot costs the training, measured over the recent ``window`` steps: the extra time of the
     ``spread`` steps after each snapshot request (or fewer, up to the next request; writing a large state
     outlasts a short step, so the step right after it does not see all of it) over the median of the
-    steps further from one, summed per snapshot; the median over snapshots. None until there are 3 of
-    each (e.g. every step snapshotted: the workers' start-up estimate of the copy stands)."""
+    steps further from one, summed per snapshot; the median over snapshots. Requests closer together than
+    ``spread + 1`` steps narrow ``spread`` to leave steps to compare with (every 2nd step: the step right
+    after each request against the others), so a short period can still be measured and corrected. None
+    until there are 3 of each (e.g. every step snapshotted: the workers' start-up estimate stands)."""
     recent = list(zip(step_times[-window:], after_snapshot[-window:]))
+    marks = [i for i, (_, snap) in enumerate(recent) if snap]
+    gaps = [b - a for a, b in zip(marks, marks[1:])]
+    if gaps and min(gaps) >= 2:
+        spread = min(spread, min(gaps) - 1)
     since: list[int | None] = []  # per step: steps since the last request (0: the step right after it)
     last: int | None = None
     for i, (_, snap) in enumerate(recent):

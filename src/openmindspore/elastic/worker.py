@@ -26,6 +26,7 @@ exchange strategy) and the fault injection armed in it; touches only its own pro
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -125,8 +126,10 @@ class Worker:
         tr.load_state(TrainState.from_bytes(initial))
 
     def _time_state_copy(self) -> float:
-        """Seconds to copy this process's training state once (parameters and optimizer slots): what a
-        snapshot costs, at least, to put into the object store; ``--snapshot-every auto`` budgets it."""
+        """Seconds a snapshot of this process's training state (parameters and optimizer slots) costs it, at
+        least: one copy, plus one SHA-256 over its bytes (the default store verifies every snapshot by it;
+        for a large state the hash costs several times the copy); ``--snapshot-every auto`` budgets it
+        until the driver has measured the real cost."""
         tr = self.trainer
         arrays = [*tr.params_numpy().values(), *(a for arrs in tr.optimizer.state.values() for a in arrs)]
         times = []
@@ -134,8 +137,11 @@ class Worker:
             t0 = time.perf_counter()
             copies = [np.array(a, copy=True) for a in arrays]
             times.append(time.perf_counter() - t0)
-            del copies
-        return min(times)
+        t0 = time.perf_counter()
+        digest = hashlib.sha256()
+        for c in copies:
+            digest.update(c.reshape(-1).view(np.uint8).data)
+        return min(times) + time.perf_counter() - t0
 
     def _on_sigterm(self, *_: Any) -> None:
         self._preempted = True
