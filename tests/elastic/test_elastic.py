@@ -334,7 +334,8 @@ def test_driver_killed_then_resume_on_fewer_workers(tmp_path):
         kill_session(p.pid)
     step_at_kill = int(latest.read_text().split("_")[1])
     assert 6 <= step_at_kill < 400
-    proc = run_oms("train", "--resume", str(out), "--workers", "1", "--json", timeout=400)
+    # fault-free: no spare process needed (the default would keep one warm for nothing)
+    proc = run_oms("train", "--resume", str(out), "--workers", "1", "--spares", "0", "--json", timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = json.loads(proc.stdout)
     assert s["steps"] == 400 and s["world_size"] == 1 and s["samples_seen"] == json.loads(single.stdout)["samples_seen"]

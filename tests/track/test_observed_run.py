@@ -137,7 +137,8 @@ def test_elastic_run_with_a_killed_worker_reads_back_in_tensorboard_and_mlflow(t
     }
     cfg, run = tmp_path / "cfg.yaml", tmp_path / "run"
     cfg.write_text(json.dumps(raw))
-    args = ("--workers", "2", "--kill-worker-at", "5:1", "--json", "--quiet")
+    # one crash: one warm spare is enough (the default --spares is covered by test_elastic.py's fault runs)
+    args = ("--workers", "2", "--spares", "1", "--kill-worker-at", "5:1", "--json", "--quiet")
     proc = run_oms("train", str(cfg), "--out", str(run), *args, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
