@@ -45,8 +45,8 @@ def snapshot_cost_s(
     after each request against the others), so a short period can still be measured and corrected. None
     until there are 3 of each (e.g. every step snapshotted: the workers' start-up estimate stands)."""
     recent = list(zip(step_times[-window:], after_snapshot[-window:]))
-    marks = [i for i, (_, snap) in enumerate(recent) if snap]
-    gaps = [b - a for a, b in zip(marks, marks[1:])]
+    starts = [i for i, (_, snap) in enumerate(recent) if snap]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
     if gaps and min(gaps) >= 2:
         spread = min(spread, min(gaps) - 1)
     since: list[int | None] = []  # per step: steps since the last request (0: the step right after it)
@@ -55,7 +55,6 @@ def snapshot_cost_s(
         last = i if snap else last
         since.append(None if last is None else i - last)
     rest = [t for (t, _), k in zip(recent, since) if k is None or k >= spread]
-    starts = [i for i, (_, snap) in enumerate(recent) if snap]
     if len(starts) < 3 or len(rest) < 3:
         return None
     base = statistics.median(rest)

@@ -137,10 +137,11 @@ class Worker:
             t0 = time.perf_counter()
             copies = [np.array(a, copy=True) for a in arrays]
             times.append(time.perf_counter() - t0)
+            del copies
         t0 = time.perf_counter()
         digest = hashlib.sha256()
-        for c in copies:
-            digest.update(c.reshape(-1).view(np.uint8).data)
+        for a in arrays:
+            digest.update(a.reshape(-1).view(np.uint8).data)
         return min(times) + time.perf_counter() - t0
 
     def _on_sigterm(self, *_: Any) -> None:

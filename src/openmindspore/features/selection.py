@@ -226,13 +226,13 @@ def intervention_elimination(
         return swap_guard(losses(cols), losses(current), measure(full).row_loss)
 
     res = eliminate(names, score, min_features, choose if conditional else None, accept if conditional else None)
-    fid = fold_ids(len(X), folds, seed, y if task == "classification" else None)  # the fits' folds
-    if conditional and prune_kept:
-        kept, res.pruned = prune(X, y, task, names, res.kept, fid, accept_prune, min_features)
-        gone = [(r.name, r.loss_change) for r in res.pruned if r.made]
-        if gone:
-            _apply(res, kept, gone, set(), measure([int(c) for c in np.flatnonzero(kept)]), shrink=True)
     if conditional:
+        fid = fold_ids(len(X), folds, seed, y if task == "classification" else None)  # the fits' folds
+        if prune_kept:
+            kept, res.pruned = prune(X, y, task, names, res.kept, fid, accept_prune, min_features)
+            gone = [(r.name, r.loss_change) for r in res.pruned if r.made]
+            if gone:
+                _apply(res, kept, gone, set(), measure([int(c) for c in np.flatnonzero(kept)]), shrink=True)
         dropped = [d.name for d in res.drops]
         common = {"repeats": repeats, "folds": folds, "seed": seed, "n_boot": n_boot, "options": options}
         proxies = name_dropped(est, X, y, task, names, res.kept_names, dropped, **common)
