@@ -24,6 +24,26 @@ def test_offline_datasets_load_with_fixed_splits():
     assert len(all_idx) == 1797
 
 
+def test_digits_are_scikit_learns_digits_without_importing_sklearn():
+    """The digits file is read directly (importing sklearn.datasets costs ~2 CPU-s a process): same images,
+    same labels, same splits as scikit-learn's own loader; and a fresh process loading it imports no sklearn."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from openmindspore.data.datasets import _digits, _make
+
+    ref, ours = load_digits(), _digits(seed=5)
+    want = _make("digits", "classification", ref.images.reshape(-1, 1, 8, 8), ref.target, 5, image=True)
+    for part in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        a, b = getattr(ours, part), getattr(want, part)
+        assert a.dtype == b.dtype and np.array_equal(a, b), part
+    code = "import sys; from openmindspore.data import load_dataset as f; f('digits'); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(ConfigError, match=r"dataset='cifar'.*oms datasets"):
         load_dataset("cifar")

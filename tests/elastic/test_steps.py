@@ -121,3 +121,15 @@ def test_a_step_past_its_deadline_with_a_silent_rank_is_a_hang(engine):
     assert isinstance(out, GroupFailure) and out.kind == "hang" and out.ranks == [1], out
     assert "deadline" in out.detail
     assert set(runner.inflight) == {0, 1}  # the silent rank's step is still out: settle() waits for it
+
+
+def test_precompiled_shard_sizes_cover_partial_batches_only_when_an_epoch_ends():
+    """A worker compiles the shard shapes it may meet: full batches in each group size it may shrink to, and an
+    epoch's last, partial batch only when the run reaches an epoch's end (1257 rows, batch 32: at step 40)."""
+    from openmindspore.elastic.worker import shard_sizes
+
+    short = shard_sizes(32, 1257, 12, {2, 1})
+    assert sorted(set(short)) == [16, 32]
+    whole = shard_sizes(32, 1257, 40, {2, 1})  # 40 x 32 >= 1257: the 40th step is the partial batch of 9
+    assert sorted(set(whole)) == [4, 5, 9, 16, 32]
+    assert shard_sizes(32, 1280, 400, {2}) == [16, 16]  # no partial batch at all

@@ -3,6 +3,8 @@ reservation of CPU slots, where the bundles landed, and a reservation the cluste
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from openmindspore.engine import EngineError, get_engine
@@ -19,6 +21,14 @@ class Echo:
 
     def hello(self, x: int) -> str:
         return f"{self.tag}:{x}"
+
+    def environment(self) -> dict:
+        import os
+
+        import ray
+
+        env = {k: os.environ.get(k) for k in ("GLOG_v", "PYTHONWARNINGS")}
+        return {"runtime_env": dict(ray.get_runtime_context().runtime_env), **env}
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +56,29 @@ def test_reserve_places_bundles_and_refuses_what_the_cluster_cannot_hold(engine)
     with pytest.raises(EngineError, match="could not reserve 1 CPU slot"):
         other.reserve(1, timeout_s=1.0)
     engine.kill(a)
+
+
+def test_embedded_workers_inherit_the_settings_without_a_runtime_env(engine):
+    """The workers of an embedded cluster get GLOG_v and PYTHONWARNINGS from the node's environment: a runtime_env
+    of env_vars would start each through Ray's setup_worker and runtime-env agent (more CPU per worker)."""
+    assert os.environ.get("PYTHONWARNINGS") != "ignore"  # set for the cluster's processes only, then restored
+    a = engine.spawn(Echo, "env", name="echo-env")
+    env = engine.get(engine.call(a, "environment"), timeout=60)
+    engine.kill(a)
+    assert not env["runtime_env"], env
+    assert env["GLOG_v"] == os.environ.get("GLOG_v", "3") and env["PYTHONWARNINGS"] == "ignore", env
+
+
+def test_mindspores_import_leaves_protobufs_compiled_implementation_to_later_processes():
+    """MindSpore's import sets PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python when unset, and every process started
+    after it (Ray's daemons and workers, Serve's) would run pure-Python protobuf; importing openmindspore first
+    keeps protobuf's default, and a value the user set still wins."""
+    import subprocess
+    import sys
+
+    code = "import os, openmindspore, mindspore; print(os.environ['PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION'])"
+    for user, want in ((None, "upb"), ("python", "python")):
+        env = {k: v for k, v in os.environ.items() if k != "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"}
+        env.update({"GLOG_v": "3", **({"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": user} if user else {})})
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == want, (user, out.stdout, out.stderr[-500:])

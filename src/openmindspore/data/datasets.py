@@ -185,10 +185,20 @@ def _mnist5k(seed: int) -> Dataset:
     "digits", "classification", "sklearn.datasets.load_digits", "1,797 handwritten digits, 1x8x8; split 80/10/10"
 )
 def _digits(seed: int) -> Dataset:
-    from sklearn.datasets import load_digits
+    # the file scikit-learn's load_digits reads, read the same way (tests/data compares the two), without
+    # importing sklearn.datasets: ~2 CPU-s, paid by the driver and by every worker of a run otherwise
+    import gzip
+    import importlib.util
+    from pathlib import Path
 
-    d = load_digits()
-    return _make("digits", "classification", d.images.reshape(-1, 1, 8, 8), d.target, seed, image=True)
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the digits dataset comes with scikit-learn: pip install scikit-learn")
+    path = Path(next(iter(spec.submodule_search_locations)), "datasets", "data", "digits.csv.gz")
+    with gzip.open(path, mode="rt", encoding="utf-8") as f:
+        data = np.loadtxt(f, delimiter=",")
+    images, target = data[:, :-1].reshape(-1, 1, 8, 8), data[:, -1].astype(int, copy=False)
+    return _make("digits", "classification", images, target, seed, image=True)
 
 
 def _sk_tabular(name: str, loader: str, task: str):

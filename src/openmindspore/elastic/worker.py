@@ -56,9 +56,18 @@ if TYPE_CHECKING:
     from openmindspore.elastic.store.base import SnapshotRecord, SnapshotTarget
     from openmindspore.train.state import TrainState
 
-__all__ = ["Worker", "pin_to_cores"]
+__all__ = ["Worker", "pin_to_cores", "shard_sizes"]
 
 _SIGNALS = {"kill": signal.SIGKILL, "hang": signal.SIGSTOP, "preempt": signal.SIGTERM}
+
+
+def shard_sizes(batch: int, n_train: int, total_steps: int, world_sizes: set[int]) -> list[int]:
+    """Every rank's shard size of a full batch in groups of ``world_sizes``, and of an epoch's last, partial
+    batch when a run of ``total_steps`` reaches an epoch's end (a short run never does: not compiled)."""
+    from openmindspore.data import shard
+
+    rem = n_train % batch if total_steps * batch >= n_train else 0
+    return [len(shard(np.arange(b), n, r)) for n in sorted(world_sizes) for b in (batch, rem) if b for r in range(n)]
 
 
 class Worker:
@@ -82,21 +91,11 @@ class Worker:
         self.snapshot_copy_s = self._time_state_copy()
         if also_world_sizes:
             # compile now, off the critical path, the shard shapes of the smaller groups this worker may
-            # shrink to (no replacement in time) and of an epoch's last, partial batch; ~0.7 s each on this
-            # CPU, paid by a step (a recovery's first one) otherwise
-            from openmindspore.data import shard
-
+            # shrink to (no replacement in time); ~0.7 s each on this CPU, paid by a step (a recovery's
+            # first one) otherwise
             tr = self.trainer
-            batch, rem = tr.cfg.batch_size, len(tr.data.x_train) % tr.cfg.batch_size
-            tr.precompile(
-                [
-                    len(shard(np.arange(b), n, r))
-                    for n in {world_size, *also_world_sizes}
-                    for b in (batch, rem)
-                    if b
-                    for r in range(n)
-                ]
-            )
+            world_sizes = {world_size, *also_world_sizes}
+            tr.precompile(shard_sizes(tr.cfg.batch_size, len(tr.data.x_train), tr.total_steps, world_sizes))
         self.rank, self.world_size = 0, 1
         self.faults: list[ArmedFault] = []
         self.fault_log = ""

@@ -15,7 +15,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,21 @@ def cluster_address(address: str | None = None) -> str | None:
     submit`` sets it), else None (an embedded local cluster; also for Ray's own ``local``, "start a new one")."""
     chosen = address or os.environ.get("RAY_ADDRESS") or None
     return None if chosen == "local" else chosen
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in ``os.environ`` for the block (processes started in it inherit them), then as before."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _joined_line(address: str, explicit: bool) -> str:
@@ -90,7 +106,8 @@ class RayEngine(Engine):
         flag = "--address" if explicit else "RAY_ADDRESS"
         if address and address != "auto":
             check_reachable(address, "a running Ray cluster's head (ray start --head)", flag=flag)
-        env: dict[str, Any] = {"env_vars": {"GLOG_v": os.environ.get("GLOG_v", "3"), "PYTHONWARNINGS": "ignore"}}
+        env_vars = {"GLOG_v": os.environ.get("GLOG_v", "3"), "PYTHONWARNINGS": "ignore"}
+        env: dict[str, Any] = {"env_vars": env_vars}
         modules = user_modules()
         if modules:
             env["py_modules"] = modules
@@ -100,18 +117,11 @@ class RayEngine(Engine):
                 ray.init(address=address, runtime_env=env, logging_level=logging.ERROR, log_to_driver=False)
                 print(_joined_line(address, explicit), file=sys.stderr, flush=True)
             else:
-                ray.init(
-                    address="local",  # embedded: a new cluster, even when `ray start` left one on this host
-                    num_cpus=num_cpus,
-                    include_dashboard=False,
-                    runtime_env=env,
-                    logging_level=logging.ERROR,
-                    log_to_driver=False,
-                    configure_logging=False,
-                    # no idle workers pre-started for this driver: they took the raylet's start-up slots
-                    # (as many as CPUs) from the actors' own workers, ~8 s later to the first step
-                    _system_config={"prestart_worker_first_driver": False},
-                )
+                # embedded: the node's processes inherit this process's environment, and the workers the
+                # node's, so the variables go there; a runtime_env of env_vars alone would start every worker
+                # through Ray's setup_worker (~0.5 CPU-s more each) and the runtime-env agent
+                with _environment(env_vars):
+                    self._init_embedded(num_cpus, {"py_modules": modules} if modules else None)
                 self._owns_cluster = True
         except (ConnectionError, TimeoutError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as e:
             token = (
@@ -124,6 +134,23 @@ class RayEngine(Engine):
                 if address and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
                     fix += f"; Ray 2.60 clusters use token authentication: set {token} on the head prints it)"
             raise ConfigError(flag, address, "the address of a running Ray cluster (ray start --head)", fix) from None
+
+    @staticmethod
+    def _init_embedded(num_cpus: int | None, runtime_env: dict[str, Any] | None) -> None:
+        import ray
+
+        ray.init(
+            address="local",  # embedded: a new cluster, even when `ray start` left one on this host
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            runtime_env=runtime_env,
+            logging_level=logging.ERROR,
+            log_to_driver=False,
+            configure_logging=False,
+            # no idle workers pre-started for this driver: they took the raylet's start-up slots
+            # (as many as CPUs) from the actors' own workers, ~8 s later to the first step
+            _system_config={"prestart_worker_first_driver": False},
+        )
 
     def shutdown(self) -> None:
         import ray
