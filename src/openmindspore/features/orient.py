@@ -51,7 +51,7 @@ from openmindspore.features._ridge import rcs_basis, rcs_knots, ridge_gcv
 from openmindspore.features.estimators import row_loss
 from openmindspore.features.inputs import Task
 
-__all__ = ["Swap", "information_gain", "orient", "N_KNOTS", "Z_SWAP", "Z_TARGET"]
+__all__ = ["Swap", "gain_z", "information_gain", "orient", "N_KNOTS", "Z_SWAP", "Z_TARGET"]
 
 #: knots of the candidate column's restricted cubic spline
 N_KNOTS = 5
@@ -120,13 +120,21 @@ def _z(g: np.ndarray) -> float:
     return float(g.mean()) / se if se > 0 else 0.0
 
 
-def information_gain(X: np.ndarray, y: np.ndarray, task: Task, k: int, d: int, fid: np.ndarray) -> tuple[float, float]:
-    """How much better column ``d`` predicts than column ``k``, in s.e. of the mean per-row gain: over every
-    variable (``y`` and the other columns of ``X``), and over ``y`` alone; cross-fitted on the folds ``fid``
-    (module doc). Positive: ``d`` is the more informative."""
-    W = X[:, [c for c in range(X.shape[1]) if c not in (k, d)]]
-    gain = _losses(X[:, [k]], W, y, task, fid) - _losses(X[:, [d]], W, y, task, fid)
+def gain_z(
+    X: np.ndarray, y: np.ndarray, task: Task, before: list[int], after: list[int], fid: np.ndarray
+) -> tuple[float, float]:
+    """How much better the columns ``after`` predict than the columns ``before``, in s.e. of the mean per-row
+    gain: over every variable (``y`` and the columns of ``X`` in neither set), and over ``y`` alone;
+    cross-fitted on the folds ``fid`` (module doc). Positive: ``after`` is the more informative."""
+    W = X[:, [c for c in range(X.shape[1]) if c not in (*before, *after)]]
+    gain = _losses(X[:, before], W, y, task, fid) - _losses(X[:, after], W, y, task, fid)
     return _z(gain.sum(axis=1)), _z(gain[:, -1])
+
+
+def information_gain(X: np.ndarray, y: np.ndarray, task: Task, k: int, d: int, fid: np.ndarray) -> tuple[float, float]:
+    """How much better column ``d`` predicts than column ``k`` (:func:`gain_z`). Positive: ``d`` is the more
+    informative."""
+    return gain_z(X, y, task, [k], [d], fid)
 
 
 def orient(

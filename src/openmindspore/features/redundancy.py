@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from openmindspore.features.inputs import Task
-from openmindspore.features.orient import _losses, _z
+from openmindspore.features.orient import gain_z
 from openmindspore.features.proxies import top_explainers
 
 __all__ = ["Redundant", "added_information", "prune", "Z_ADDS"]
@@ -69,9 +69,7 @@ class Redundant:
 def added_information(X: np.ndarray, y: np.ndarray, task: Task, k: int, s: int, fid: np.ndarray) -> tuple[float, float]:
     """How much column ``k`` adds to column ``s`` in predicting every other variable (the target and the other
     columns of ``X``) and the target alone, in s.e. of the mean per-row gain (module doc). Positive: it adds."""
-    W = X[:, [c for c in range(X.shape[1]) if c not in (k, s)]]
-    gain = _losses(X[:, [s]], W, y, task, fid) - _losses(X[:, [s, k]], W, y, task, fid)
-    return _z(gain.sum(axis=1)), _z(gain[:, -1])
+    return gain_z(X, y, task, [s], [s, k], fid)
 
 
 def prune(
