@@ -51,17 +51,15 @@ def _machine_cpu_s() -> float:
     return sum(int(x) for x in fields[:3] + fields[5:7]) / os.sysconf("SC_CLK_TCK")
 
 
-def run_once(src: str, tmp: Path, tag: str) -> dict:
-    """One run of the command with ``src`` first on PYTHONPATH; its wall and CPU seconds."""
+def run_once(src: str, cfg: Path, tag: str) -> dict:
+    """One run of the command on ``cfg`` with ``src`` first on PYTHONPATH; its wall and CPU seconds."""
     group = f"{CGROUP}/oms_startup_{os.getpid()}_{tag}"
     try:
         os.makedirs(group, exist_ok=True)
         scope = "cgroup"
     except OSError:
         group, scope = "", "machine"
-    cfg = tmp / "cfg.yaml"
-    cfg.write_text(CONFIG)
-    out = tmp / f"run-{tag}"
+    out = cfg.parent / f"run-{tag}"
     cmd = [sys.executable, "-m", "openmindspore.cli.main", "train", str(cfg), "--out", str(out), "--json"]
     cmd += ["--workers", "2", "--spares", "0"]
     env = dict(os.environ, GLOG_v="3", PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
@@ -90,9 +88,11 @@ def main() -> None:
     srcs = [str(Path(s).resolve()) for s in (a.src or ["src"])]
     rows: dict[str, list[dict]] = {s: [] for s in srcs}
     with tempfile.TemporaryDirectory() as d:
+        cfg = Path(d, "cfg.yaml")
+        cfg.write_text(CONFIG)
         for r in range(a.rounds):
             for i, s in enumerate(srcs):
-                row = {"bench": "startup", "round": r, **run_once(s, Path(d), f"{r}_{i}")}
+                row = {"bench": "startup", "round": r, **run_once(s, cfg, f"{r}_{i}")}
                 rows[s].append(row)
                 emit(row)
     for s, rs in rows.items():

@@ -23,8 +23,6 @@ class Echo:
         return f"{self.tag}:{x}"
 
     def environment(self) -> dict:
-        import os
-
         import ray
 
         env = {k: os.environ.get(k) for k in ("GLOG_v", "PYTHONWARNINGS")}
