@@ -22,12 +22,13 @@ from openmindspore.elastic.store.resume import last_logged_step
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
-CONFIG = """\
+STEPS = 200  # a step takes ~8 ms here: long enough that the test's 0.1 s polls act well before the run's end
+CONFIG = f"""\
 dataset: digits
-model: {name: mlp, hidden: [48]}
-optimizer: {name: adam, lr: 0.01}
+model: {{name: mlp, hidden: [48]}}
+optimizer: {{name: adam, lr: 0.01}}
 batch_size: 32
-steps: 40
+steps: {STEPS}
 seed: 5
 log_every: 1
 checkpoint_every: 10
@@ -70,12 +71,18 @@ def _start(tmp: Path, name: str) -> tuple[subprocess.Popen, Path]:
     return p, out
 
 
-def _wait_step(p: subprocess.Popen, out: Path, step: int) -> None:
+def _wait_step(p: subprocess.Popen, out: Path, step: int, checkpoint: bool = False) -> None:
+    """Until the run logged ``step`` (and with ``checkpoint``, wrote a disk checkpoint: it is written on a
+    driver thread after the step, so a kill right after the step may precede it)."""
+
+    def reached() -> bool:
+        return last_logged_step(out) >= step and (not checkpoint or (out / "checkpoints" / "LATEST").is_file())
+
     deadline = time.time() + 300
-    while time.time() < deadline and last_logged_step(out) < step:
+    while time.time() < deadline and not reached():
         assert p.poll() is None, "the run ended before it could be killed"
         time.sleep(0.1)
-    assert last_logged_step(out) >= step
+    assert reached() and last_logged_step(out) < STEPS
 
 
 def _resume(out: Path) -> tuple[dict, str]:
@@ -99,15 +106,15 @@ def test_driver_sigkill_then_resume_loses_no_step_and_is_bitwise(reference, tmp_
         p.wait(timeout=30)
     finally:
         kill_session(p.pid)  # its workers and Ray go with it; the holder (its own session) stays
-    assert pid_alive(holder.pid) and 15 <= last < 40
+    assert pid_alive(holder.pid) and 15 <= last < STEPS
     # a worker may have sent the next step's snapshot before the driver stopped and logged it: resuming
     # from that one (newer than the last logged step) loses nothing either
     held = max(map(int, holder.request("list")["entries"]))
-    assert last <= held < 40
+    assert last <= held < STEPS
     s, err = _resume(out)
     assert s["resume"] == {"source": "snapshot", "from_step": held, "steps_lost": 0, "store": "holder"}
     assert f"in-memory snapshot of step {held}" in err
-    assert s["steps"] == 40 and s["params_sha256"] == reference["params_sha256"]
+    assert s["steps"] == STEPS and s["params_sha256"] == reference["params_sha256"]
     assert s["samples_seen"] == reference["samples_seen"] and s["snapshot_store"]["attached"]
     assert not pid_alive(holder.pid) and _no_shm(out) and not (out / "holder.json").exists()
 
@@ -123,7 +130,7 @@ def test_holder_killed_then_holder_and_driver_killed(reference, tmp_path):
             time.sleep(0.1)
         second = read_info(out)["pid"]
         assert second != first
-        _wait_step(p, out, max(15, last_logged_step(out) + 3))
+        _wait_step(p, out, max(15, last_logged_step(out) + 3), checkpoint=True)
         os.kill(second, signal.SIGKILL)  # now the holder and the driver together
         os.kill(p.pid, signal.SIGKILL)
         p.wait(timeout=30)
@@ -144,7 +151,7 @@ def test_holder_killed_then_holder_and_driver_killed(reference, tmp_path):
     else:
         assert s["resume"]["source"] == "checkpoint" and s["resume"]["from_step"] == ckpt
         assert "disk checkpoint" in err
-    assert s["steps"] == 40 and s["params_sha256"] == reference["params_sha256"]
+    assert s["steps"] == STEPS and s["params_sha256"] == reference["params_sha256"]
     assert _no_shm(out) and not (out / "holder.json").exists()
 
 
