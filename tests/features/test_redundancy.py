@@ -11,21 +11,24 @@ from sklearn.preprocessing import StandardScaler
 from openmindspore.features import intervention_elimination
 from openmindspore.features.importance import CrossFit
 from openmindspore.features.interventions import fold_ids
-from openmindspore.features.redundancy import Z_ADDS, added_information, prune
+from openmindspore.features.redundancy import Z_ADDS, Z_NONE, added_information, prune
 from openmindspore.features.selection import swap_guard
 
-NAMES = ["s", "b", "w1", "w2", "copy", "noise"]
+NAMES = ["s", "b", "w1", "w2", "w3", "w4", "w5", "w6", "copy", "noise"]
+COPY, NOISE = 8, 9
+#: s, b, the copy and the noise kept; the other columns dropped
+KEPT = np.array([True, True] + [False] * 6 + [True, True])
 
 
 def _data(n: int = 400, seed: int = 0):
-    """``s`` and ``b`` informative, ``w1``, ``w2`` other columns of ``s``, ``copy`` = ``s`` + noise (corr 0.89),
-    ``noise`` independent of everything."""
+    """``s`` and ``b`` informative, ``w1``..``w6`` other columns of ``s`` and ``b`` (the data's other variables,
+    as in the benchmark's tables), ``copy`` = ``s`` + noise (corr 0.89), ``noise`` independent of everything."""
     rng = np.random.default_rng(seed)
     s, b = rng.standard_normal(n), rng.standard_normal(n)
-    w1, w2 = s + 0.6 * rng.standard_normal(n), s + 0.9 * rng.standard_normal(n)
+    w = [a * s + c * b + 0.7 * rng.standard_normal(n) for a, c in ((1, 0), (1, 0.5), (0.5, 1), (0, 1), (1, -1), (0.7, 0.3))]
     copy = s + 0.5 * rng.standard_normal(n)
     y = s + 0.7 * b + 0.5 * rng.standard_normal(n)
-    return np.column_stack([s, b, w1, w2, copy, rng.standard_normal(n)]), y
+    return np.column_stack([s, b, *w, copy, rng.standard_normal(n)]), y
 
 
 def _guard(X: np.ndarray, y: np.ndarray):
@@ -47,24 +50,23 @@ def _guard(X: np.ndarray, y: np.ndarray):
 def test_a_copy_or_noise_adds_nothing_beyond_the_source_and_the_source_adds_beyond_its_copy():
     X, y = _data()
     fid = fold_ids(len(X), 5, 0)
-    z_all, z_y = added_information(X, y, "regression", 4, 0, fid)  # the copy given its source
-    assert z_all <= Z_ADDS and z_y <= Z_ADDS
-    z_all, z_y = added_information(X, y, "regression", 5, 1, fid)  # the noise given b
-    assert z_all <= Z_ADDS and z_y <= Z_ADDS
-    z_all, z_y = added_information(X, y, "regression", 0, 4, fid)  # the source given its copy: clearly more
+    z_all, z_y = added_information(X, y, "regression", COPY, 0, fid)  # the copy given its source
+    assert z_all < -Z_NONE and z_y <= Z_ADDS  # it costs the learner more than it brings, over every variable
+    z_all, z_y = added_information(X, y, "regression", NOISE, 1, fid)  # the noise given b
+    assert z_all < -Z_NONE and z_y <= Z_ADDS
+    z_all, z_y = added_information(X, y, "regression", 0, COPY, fid)  # the source given its copy: clearly more
     assert z_all > 3.0 and z_y > 3.0
 
 
 def test_a_copy_and_noise_kept_beside_the_source_are_dropped():
     X, y = _data()
     accept, asked = _guard(X, y)
-    kept = np.array([True, True, False, False, True, True])  # the copy and the noise kept beside s and b
-    new, tried = prune(X, y, "regression", NAMES, kept, fold_ids(len(X), 5, 0), accept)
-    assert new.tolist() == [True, True, False, False, False, False]
+    new, tried = prune(X, y, "regression", NAMES, KEPT, fold_ids(len(X), 5, 0), accept)  # copy, noise beside s, b
+    assert np.flatnonzero(new).tolist() == [0, 1]
     made = {t.name: t.given for t in tried if t.made}
     assert made.keys() == {"copy", "noise"} and made["copy"] == "s"
     assert all(t.name in ("copy", "noise") for t in tried)  # s and b add information: never candidates
-    assert asked[0][1] == [0, 1, 4, 5]  # the guard is asked with the set without it and the current set
+    assert asked[0][1] == [0, 1, COPY, NOISE]  # the guard is asked with the set without it and the current set
 
 
 def test_two_real_correlated_informative_features_are_both_kept():
@@ -86,7 +88,7 @@ def test_two_real_correlated_informative_features_are_both_kept():
 
 def test_a_vetoed_candidate_stays_and_is_tried_once():
     X, y = _data()
-    kept = np.array([True, True, False, False, True, True])
+    kept = KEPT
     calls = []
 
     def veto(without, current):

@@ -162,7 +162,7 @@ def intervention_elimination(
     explainers: int = 2,
     options: SamplerOptions | None = None,
     orient_pairs: bool = True,
-    prune_kept: bool = False,
+    prune_kept: bool = True,
 ) -> tuple[Elimination, SetMeasure]:
     """Backward elimination on ``kind`` importance, recomputed (cross-fitted) after each drop; returns it
     and the measurement of the full set (conditional, marginal and pairs).

@@ -56,7 +56,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
         min_features: int = 1,
         explainers: int = 2,
         orient: bool = True,
-        prune: bool = False,
+        prune: bool = True,
         random_state: int = 0,
     ) -> None:
         self.estimator = estimator
