@@ -25,7 +25,10 @@ def _data(n: int = 400, seed: int = 0):
     as in the benchmark's tables), ``copy`` = ``s`` + noise (corr 0.89), ``noise`` independent of everything."""
     rng = np.random.default_rng(seed)
     s, b = rng.standard_normal(n), rng.standard_normal(n)
-    w = [a * s + c * b + 0.7 * rng.standard_normal(n) for a, c in ((1, 0), (1, 0.5), (0.5, 1), (0, 1), (1, -1), (0.7, 0.3))]
+    w = [
+        a * s + c * b + 0.7 * rng.standard_normal(n)
+        for a, c in ((1, 0), (1, 0.5), (0.5, 1), (0, 1), (1, -1), (0.7, 0.3))
+    ]
     copy = s + 0.5 * rng.standard_normal(n)
     y = s + 0.7 * b + 0.5 * rng.standard_normal(n)
     return np.column_stack([s, b, *w, copy, rng.standard_normal(n)]), y

@@ -19,10 +19,9 @@ not significant on its own but whose removal costs score stays. Elimination goes
 eligible features. (The s.e. of the *paired* per-row difference was tried first: it is far smaller,
 and with a random forest's noisy log loss it vetoed dropping the injected noise on wine.)
 
-Redundancy check (conditional kind, ``prune_kept=True``; off by default: rejected by its pre-declared rule on
-seeds 140-159, docs/benchmarks.md): right after the elimination, a kept feature that adds
-no information beyond its closest kept column (a model-free test) is dropped when :func:`swap_guard` accepts the
-set without it (:mod:`openmindspore.features.redundancy`).
+Redundancy check (conditional kind, ``prune_kept=True``, the default): right after the elimination, a kept
+feature that carries nothing of its own beyond its closest kept column (a model-free test) is dropped when
+:func:`swap_guard` accepts the set without it (:mod:`openmindspore.features.redundancy`).
 
 Naming (conditional kind): after the elimination (and the redundancy check) every dropped feature is named
 ``proxy_of`` the kept feature whose conditioning removes its importance (:mod:`openmindspore.features.naming`).
@@ -169,7 +168,7 @@ def intervention_elimination(
 
     With ``kind="conditional"`` each step also measures every feature given each of its ``explainers``
     most rank-correlated columns (same model fits), which orders the drops; the score guard vetoes drops
-    and, when ``prune_kept``, the kept features that add no information are dropped (the redundancy check);
+    and, when ``prune_kept``, the kept features that carry nothing of their own are dropped (the redundancy check);
     then the dropped features are named, then oriented when ``orient_pairs`` (module doc). ``kind="marginal"``
     is the plain rule."""
     measured: dict[tuple[int, ...], SetMeasure] = {}

@@ -42,8 +42,8 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
     measured per non-significant feature: they order the drops and name proxies; 0 drops the plain
     lowest importance first), ``orient`` (swap a kept feature for a dropped one named ``proxy_of`` it that
     carries clearly more information: :mod:`openmindspore.features.orient`), ``prune`` (drop a kept feature
-    that adds no information beyond its closest kept column: :mod:`openmindspore.features.redundancy`; off by
-    default),
+    that carries nothing of its own beyond its closest kept column: :mod:`openmindspore.features.redundancy`; on
+    by default),
     ``random_state`` (int)."""
 
     def __init__(
