@@ -77,7 +77,10 @@ def test_uninterrupted_two_workers(reference):
     assert s["recoveries"] == []
     _assert_exactly_once(s)
     assert 0 <= s["snapshot_overhead"] < 0.5
-    assert s["snapshot_every"] == 1 and 0 < s["snapshot_copy_s"] < 1  # a small state: snapshots every step
+    # a small state: the workers' estimate starts the period at 1; the driver then follows the measured cost, a
+    # timing (CI once read 4 on a slow moment), so only its range is asserted here: the rule is unit-tested in
+    # test_comm.py::test_snapshot_period_auto_keeps_the_state_copy_within_budget
+    assert s["snapshot_every"] >= 1 and 0 < s["snapshot_copy_s"] < 1
     assert s["eval"]["accuracy"] > 0.5  # it learns
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) >= 2:  # one thread per worker: each active worker pinned to its own core
@@ -214,15 +217,17 @@ def test_double_failure_and_failure_during_recovery(reference):
         _assert_close(tmp / "double", tmp / "ref")
 
 
-def _assert_close(a: Path, b: Path) -> None:
+def _assert_close(a: Path, b: Path, atol: float = 1e-6) -> None:
     pa, pb = _params(a), _params(b)
     assert pa.keys() == pb.keys()
     for k in pa:
-        np.testing.assert_allclose(pa[k], pb[k], rtol=1e-5, atol=1e-6, err_msg=k)
+        np.testing.assert_allclose(pa[k], pb[k], rtol=1e-5, atol=atol, err_msg=k)
 
 
 # long enough (~15 s of 2-5 ms steps) for a cold-started replacement to come up and join; a small SGD step
-# keeps the float32 summation-order differences of 1 vs 2 processes from growing (7e-7 after 3000 steps)
+# keeps the float32 summation-order differences of 1 vs 2 processes from growing (7e-7 after 3000 steps; 3.6e-6
+# once in CI: how many steps run on 1 vs 2 processes depends on when the replacement joins, a timing), so the
+# comparison allows 1e-5: a lost or repeated batch moves weights by ~lr x gradient, orders of magnitude more
 RESCALE_STEPS = 3000
 RESCALE_CONFIG = CONFIG.replace("steps: 12", f"steps: {RESCALE_STEPS}").replace(
     "{name: adam, lr: 0.01}", "{name: sgd, lr: 0.01}"
@@ -268,7 +273,7 @@ def test_scale_down_then_up_matches_within_tolerance(tmp_path):
     sampler = ResumableSampler(len(load_dataset("digits").x_train), 32, seed=3)
     assert s["world_size"] == 2 and s["samples_seen"] == sum(len(sampler.next_batch()) for _ in range(RESCALE_STEPS))
     assert s["duplicate_samples"] == 0 and s["missed_samples"] == 0  # over many full epochs
-    _assert_close(tmp_path / "rescale", tmp_path / "single")
+    _assert_close(tmp_path / "rescale", tmp_path / "single", atol=1e-5)
 
 
 def test_too_many_failures_stop_cleanly_with_a_checkpoint(tmp_path):
