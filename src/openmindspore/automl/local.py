@@ -100,3 +100,16 @@ def local_tables(
             tables[state] = t
         return tables
     return {}
+
+
+def neighbours(grammar: Grammar, inc: Sequence[tuple[str, int]]) -> list[tuple]:
+    """The models one decision away from ``inc`` (a state it visits once moved to another allowed choice)."""
+    states = [s for s, _ in inc]
+    used: dict[str, int] = {}
+    out = []
+    for j, (state, i) in enumerate(inc):
+        if states.count(state) == 1:
+            out += [tuple(inc[:j]) + ((state, a),) + tuple(inc[j + 1 :]) for a in grammar.allowed(state, used) if a != i]
+        for cn in grammar.choice(state, i).count:
+            used[cn] = used.get(cn, 0) + 1
+    return out
