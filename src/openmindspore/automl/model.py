@@ -211,9 +211,21 @@ def model_tables(
     for p in draw_walks(grammar, probs, first_order, np.random.default_rng(seed), candidates, uniform):
         if p not in seen:
             fresh.setdefault(p, None)
-    if not fresh:
+    return _best_candidate_tables(grammar, ok, q, list(fresh), kappa, clip, acq)
+
+
+def _best_candidate_tables(
+    grammar: Grammar,
+    ok: Sequence[tuple[Sequence[tuple[str, int]], float]],
+    q: dict[str, np.ndarray],
+    cand: list[Path],
+    kappa: float,
+    clip: float,
+    acq: str,
+) -> dict[str, np.ndarray]:
+    """One-hot tables (states visited once) on the candidate the GP fitted to ``ok`` scores best; ``{}``: none."""
+    if not cand:
         return {}
-    cand = list(fresh)
     x = features(grammar, [p for p, _ in ok])
     score = gp_scores(x, np.array([s for _, s in ok], dtype=np.float64), features(grammar, cand), kappa, clip, acq)
     chosen = cand[int(np.argmax(score))]
@@ -247,17 +259,4 @@ def local_model_tables(
         for path in neighbours(grammar, inc):
             if path not in seen:
                 cand.setdefault(path, None)
-    if not cand:
-        return {}
-    paths = list(cand)
-    x = features(grammar, [p for p, _ in ok])
-    score = gp_scores(x, np.array([s for _, s in ok], dtype=np.float64), features(grammar, paths), kappa, clip, acq)
-    chosen = paths[int(np.argmax(score))]
-    states = [s for s, _ in chosen]
-    tables: dict[str, np.ndarray] = {}
-    for s, i in chosen:
-        if states.count(s) == 1:
-            t = np.zeros(len(q[s]))
-            t[i] = 1.0
-            tables[s] = t
-    return tables
+    return _best_candidate_tables(grammar, ok, q, list(cand), kappa, clip, acq)
