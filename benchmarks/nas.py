@@ -42,6 +42,9 @@ RESTART = 40  # trials in the first run of "markov-restart"
 #: GP surrogate, ``model_kappa`` 2; tuned on seeds 1000-1399, docs/benchmarks.md "The heavy tail").
 #: "markov-restart" is "markov-model" with restarts (``restart``: the chain starts over after RESTART trials,
 #: then after twice as many more, ...; the run length chosen on seeds 1200-1399, docs/search_runs/restart_s14_rule.txt).
+#: "markov-surrogate" is "markov-restart" with runs of 50 whose local moves are picked by the surrogate too
+#: (``local_pick`` "model": the unevaluated neighbour of the 3 best models with the largest upper bound; chosen on
+#: seeds 1000-1399, docs/search_runs/local_pick_s20_rule.txt; missed on the fresh seeds 7000-7099, not recommended).
 VARIANTS: dict[str, tuple[str, dict]] = {
     "random": ("random", {}),
     "evolution": ("evolution", {}),
@@ -52,6 +55,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "markov-cem": ("markov", {"contrast": 0.0, "local": 0.0}),
     "markov-model": ("markov", {"model": 1.0, "model_kappa": 2.0}),
     "markov-restart": ("markov", {"model": 1.0, "model_kappa": 2.0, "restart": RESTART}),
+    "markov-surrogate": ("markov", {"model": 1.0, "model_kappa": 2.0, "restart": 50, "local_pick": "model"}),
     "tpe": ("tpe", {}),
 }
 

@@ -12,8 +12,16 @@ from chain_testing import (
 
 from openmindspore.automl import make_space
 from openmindspore.automl.chain import ChainConfig, MarkovChain
-from openmindspore.automl.local import is_local_trial
-from openmindspore.automl.model import candidate_seed, draw_walks, features, gp_scores, is_model_trial, model_tables
+from openmindspore.automl.local import is_local_trial, neighbours
+from openmindspore.automl.model import (
+    candidate_seed,
+    draw_walks,
+    features,
+    gp_scores,
+    is_model_trial,
+    local_model_tables,
+    model_tables,
+)
 from openmindspore.automl.search import load_trials
 from openmindspore.automl.spaces.cnn import cnn_grammar
 from openmindspore.automl.spaces.nb201 import nb201_grammar
@@ -122,3 +130,54 @@ def test_replay_rebuilds_expected_improvement_trials(nb201, tmp_path):
 def test_bad_model_options_are_config_errors(bad):
     with pytest.raises(ConfigError, match=next(iter(bad))):
         MarkovChain(nb201_grammar(), ChainConfig(**bad))
+
+
+# ---------------------------------------------------------------- local moves picked by the surrogate
+LOCAL_MODEL = {"local": 0.5, "local_after": 12, "local_pick": "model"}
+
+
+def test_surrogate_local_move_is_the_best_scored_unevaluated_neighbour():
+    g = nb201_grammar()
+    rng = np.random.default_rng(0)
+    # additive score: conv 3x3 everywhere is best; the incumbent has edge2 = conv 1x1 (one edge from the optimum)
+    inc = tuple((f"edge{j}", 2 if j == 2 else 3) for j in range(6))
+    paths = [tuple((f"edge{j}", int(rng.integers(5))) for j in range(6)) for _ in range(40)]
+    paths = [p for p in dict.fromkeys(paths) if sum(i == 3 for _, i in p) < 5]
+    ok = [(p, float(sum(i == 3 for _, i in p)) + 0.1 * rng.normal()) for p in paths] + [(inc, 5.0)]
+    q = {s: np.full(5, 0.2) for s in g.num_choices}
+    q["edge2"] = np.array([0.0, 0.0, 1.0, 0.0, 0.0])  # the learned mass would never move edge2
+    t = local_model_tables(g, ok, q, top=1, kappa=0.0)
+    assert [int(np.argmax(t[f"edge{j}"])) for j in range(6)] == [3] * 6  # the optimum, a neighbour of inc
+    assert all(v.sum() == 1.0 and v.max() == 1.0 for v in t.values())
+    again = local_model_tables(g, ok, q, top=1, kappa=0.0)
+    assert all(np.array_equal(again[s], v) for s, v in t.items())  # a pure function of the results
+    # its neighbours all evaluated: the next incumbent's (top 2), never an evaluated model
+    ok2 = ok + [(p, 4.0) for p in neighbours(g, inc)]
+    t2 = local_model_tables(g, ok2, q, top=2, kappa=1.0)
+    assert t2 and tuple((s, int(np.argmax(t2[s]))) for s in t2) not in {p for p, _ in ok2}
+    assert local_model_tables(g, ok2, q, top=1, kappa=1.0) == {}
+    assert local_model_tables(g, ok[:2], q) == {}  # too few results
+
+
+def test_neighbours_are_one_allowed_move_away():
+    g = cnn_grammar()
+    rng = np.random.default_rng(3)
+    inc = tuple(MarkovChain(g).sample(rng)[1])
+    nb = neighbours(g, inc)
+    assert nb and len(set(nb)) == len(nb) and inc not in nb
+    assert all(sum(a != b for a, b in zip(p, inc)) == 1 and len(p) == len(inc) for p in nb)
+    assert len(neighbours(nb201_grammar(), tuple((f"edge{j}", 0) for j in range(6)))) == 24
+
+
+def test_replay_rebuilds_every_surrogate_local_trial(nb201, tmp_path):
+    n_local = assert_replay_is_exact(nb201, tmp_path, LOCAL_MODEL, 40, 4, lambda _, chain: chain._local)
+    assert n_local == 14  # trials 13, 15, ..., 39, as with the default local moves
+
+
+def test_surrogate_local_search_resumes_exactly(nb201, tmp_path):
+    assert_resume_is_exact(nb201, tmp_path, {**LOCAL_MODEL, "restart": 20})
+
+
+def test_bad_local_pick_is_a_config_error():
+    with pytest.raises(ConfigError, match="local_pick"):
+        MarkovChain(nb201_grammar(), ChainConfig(local_pick="gp"))

@@ -29,6 +29,10 @@ Local moves (``local``, :mod:`openmindspore.automl.local`)
     count) samples a neighbour of the incumbent: one-hot tables on the incumbent's decisions but
     one, moved to a choice not evaluated there yet. Floor and mask apply as to any trial, so every
     decision still has its exact propensity and the trial's distribution is a product over states.
+    ``local_pick``: which neighbour; ``"mass"`` (default) moves the state whose unevaluated
+    alternatives carry the most learned mass, ``"model"`` takes the unevaluated neighbour of the
+    ``local_top`` best models that the model trials' surrogate scores best (``model_acq``,
+    ``model_kappa``, ``model_clip``; :func:`openmindspore.automl.model.local_model_tables`).
 Model trials (``model``, :mod:`openmindspore.automl.model`; off by default)
     After ``model_after`` trials, a fraction ``model`` of the trials that are not local moves
     propose the candidate a Gaussian-process surrogate of the results scores best
@@ -77,7 +81,7 @@ import numpy as np
 
 from openmindspore.automl.grammar import Grammar
 from openmindspore.automl.local import is_local_trial, local_tables, run_start
-from openmindspore.automl.model import candidate_seed, is_model_trial, model_tables
+from openmindspore.automl.model import candidate_seed, is_model_trial, local_model_tables, model_tables
 from openmindspore.automl.prior import agreement, check_prior
 from openmindspore.errors import ConfigError
 
@@ -134,6 +138,7 @@ class ChainConfig:
     model_clip: float = 0.25  # scores clipped from below at this quantile before the fit (0: off)
     model_acq: str = "ucb"  # acquisition: ucb (mean + model_kappa * sd) | ei (expected improvement)
     restart: int = 0  # trials in the first run; then the chain starts over, each run twice the last (0: never)
+    local_pick: str = "mass"  # mass: the moved state by the learned q | model: the neighbour the surrogate scores best
 
     def check(self, max_choices: int) -> None:
         if self.rule not in ("cem", "naive"):
@@ -176,6 +181,8 @@ class ChainConfig:
                 "0 <= model <= 1, model_after >= 0, model_candidates >= 1, 0 <= model_uniform <= 1, "
                 "model_kappa >= 0, 0 <= model_clip < 1, model_acq one of 'ucb', 'ei'",
             )
+        if self.local_pick not in ("mass", "model"):
+            raise ConfigError("chain.local_pick", self.local_pick, "one of 'mass', 'model'")
         if self.restart < 0:
             raise ConfigError("chain.restart", self.restart, "trials in the first run >= 0 (0: no restarts)")
         if not (
@@ -315,7 +322,12 @@ class MarkovChain:
         if self._warm and cfg.warm_model > 0.0:
             model_start, model_share = min(model_start, cfg.warm_model_after), max(model_share, cfg.warm_model)
         if ok and is_local_trial(n, local_start, cfg.local):
-            self._local = local_tables(self.grammar, ok, self._base, cfg.local_top)
+            if cfg.local_pick == "model":
+                self._local = local_model_tables(
+                    self.grammar, ok, self._base, cfg.local_top, cfg.model_kappa, cfg.model_clip, cfg.model_acq
+                )
+            else:
+                self._local = local_tables(self.grammar, ok, self._base, cfg.local_top)
         elif ok and is_model_trial(n, model_start, model_share, local_start, cfg.local):
             self._local = model_tables(
                 self.grammar,

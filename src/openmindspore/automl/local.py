@@ -25,7 +25,7 @@ import numpy as np
 
 from openmindspore.automl.grammar import Grammar
 
-__all__ = ["is_local_trial", "local_tables", "rank_models", "run_start"]
+__all__ = ["is_local_trial", "local_tables", "neighbours", "rank_models", "run_start"]
 
 
 def is_local_trial(n: int, warmup: int, local: float) -> bool:
@@ -100,3 +100,17 @@ def local_tables(
             tables[state] = t
         return tables
     return {}
+
+
+def neighbours(grammar: Grammar, inc: Sequence[tuple[str, int]]) -> list[tuple]:
+    """The models one decision away from ``inc`` (a state it visits once moved to another allowed choice)."""
+    states = [s for s, _ in inc]
+    used: dict[str, int] = {}
+    out = []
+    for j, (state, i) in enumerate(inc):
+        if states.count(state) == 1:
+            head, tail = tuple(inc[:j]), tuple(inc[j + 1 :])
+            out += [head + ((state, a),) + tail for a in grammar.allowed(state, used) if a != i]
+        for cn in grammar.choice(state, i).count:
+            used[cn] = used.get(cn, 0) + 1
+    return out

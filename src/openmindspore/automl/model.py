@@ -26,6 +26,13 @@ fixed schedule of the trial count, the candidates' generator is seeded by the re
 is deterministic: the chain stays a pure function of the results, so resume and the causal replay
 (``oms effects``) rebuild every model trial exactly (on the same numerical libraries: a different
 BLAS could break a near-tie of two candidates' scores differently).
+
+The same surrogate can pick the *local moves* (``ChainConfig.local_pick = "model"``,
+:func:`local_model_tables`): the candidates are then the unevaluated neighbours of the ``local_top``
+best models (one decision changed), and the trial takes the one with the largest acquisition, as
+one-hot tables with the floor and mask on top. The default local move (``"mass"``) changes the state
+whose unevaluated alternatives carry the most learned mass, so it rarely moves a decision the elite
+agrees on, even when the best model is one such move away.
 """
 
 from __future__ import annotations
@@ -39,9 +46,18 @@ from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import ndtr
 
 from openmindspore.automl.grammar import Grammar
-from openmindspore.automl.local import is_local_trial
+from openmindspore.automl.local import is_local_trial, neighbours, rank_models
 
-__all__ = ["is_model_trial", "candidate_seed", "features", "gp_scores", "model_tables", "product_order", "draw_walks"]
+__all__ = [
+    "is_model_trial",
+    "candidate_seed",
+    "features",
+    "gp_scores",
+    "local_model_tables",
+    "model_tables",
+    "product_order",
+    "draw_walks",
+]
 
 _ADDITIVE = (0.0, 0.5, 1.0)  # weight of the additive kernel (the rest: exp(-theta * distance))
 _THETAS = (0.25, 0.5, 1.0, 2.0)
@@ -195,9 +211,21 @@ def model_tables(
     for p in draw_walks(grammar, probs, first_order, np.random.default_rng(seed), candidates, uniform):
         if p not in seen:
             fresh.setdefault(p, None)
-    if not fresh:
+    return _best_candidate_tables(grammar, ok, q, list(fresh), kappa, clip, acq)
+
+
+def _best_candidate_tables(
+    grammar: Grammar,
+    ok: Sequence[tuple[Sequence[tuple[str, int]], float]],
+    q: dict[str, np.ndarray],
+    cand: list[Path],
+    kappa: float,
+    clip: float,
+    acq: str,
+) -> dict[str, np.ndarray]:
+    """One-hot tables (states visited once) on the candidate the GP fitted to ``ok`` scores best; ``{}``: none."""
+    if not cand:
         return {}
-    cand = list(fresh)
     x = features(grammar, [p for p, _ in ok])
     score = gp_scores(x, np.array([s for _, s in ok], dtype=np.float64), features(grammar, cand), kappa, clip, acq)
     chosen = cand[int(np.argmax(score))]
@@ -209,3 +237,26 @@ def model_tables(
             t[i] = 1.0
             tables[s] = t
     return tables
+
+
+def local_model_tables(
+    grammar: Grammar,
+    ok: Sequence[tuple[Sequence[tuple[str, int]], float]],
+    q: dict[str, np.ndarray],
+    top: int = 3,
+    kappa: float = 1.0,
+    clip: float = 0.25,
+    acq: str = "ucb",
+) -> dict[str, np.ndarray]:
+    """A local move picked by the surrogate: among the unevaluated neighbours of the ``top`` best
+    models, the one the GP scores best; one-hot tables on it (``{}``: none, or fewer than 3 results)."""
+    if len(ok) < 3:
+        return {}
+    ranked = rank_models(ok)
+    seen = {path for path, _, _ in ranked}
+    cand: dict[Path, None] = {}
+    for inc, _, _ in ranked[:top]:
+        for path in neighbours(grammar, inc):
+            if path not in seen:
+                cand.setdefault(path, None)
+    return _best_candidate_tables(grammar, ok, q, list(cand), kappa, clip, acq)
