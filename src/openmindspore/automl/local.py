@@ -71,20 +71,15 @@ def local_tables(
     for inc, _, _ in ranked[:top]:
         states = [s for s, _ in inc]
         once = [j for j, s in enumerate(states) if states.count(s) == 1]
-        used: dict[str, int] = {}
+        by_state: dict[int, list[int]] = {}  # decision index -> its unevaluated alternatives
+        for j, a, path in _moves(grammar, inc):
+            if path not in seen:
+                by_state.setdefault(j, []).append(a)
         best: tuple[float, int, list[int]] | None = None
-        for j, (state, i) in enumerate(inc):
-            if j in once:
-                fresh = [
-                    a
-                    for a in grammar.allowed(state, used)
-                    if a != i and tuple(inc[:j]) + ((state, a),) + tuple(inc[j + 1 :]) not in seen
-                ]
-                mass = float(sum(q[state][a] for a in fresh))
-                if fresh and (best is None or mass > best[0]):
-                    best = (mass, j, fresh)
-            for cn in grammar.choice(state, i).count:
-                used[cn] = used.get(cn, 0) + 1
+        for j, fresh in by_state.items():
+            mass = float(sum(q[inc[j][0]][a] for a in fresh))
+            if best is None or mass > best[0]:
+                best = (mass, j, fresh)
         if best is None:
             continue
         _, moved, fresh = best
@@ -102,15 +97,21 @@ def local_tables(
     return {}
 
 
-def neighbours(grammar: Grammar, inc: Sequence[tuple[str, int]]) -> list[tuple]:
-    """The models one decision away from ``inc`` (a state it visits once moved to another allowed choice)."""
+def _moves(grammar: Grammar, inc: Sequence[tuple[str, int]]) -> list[tuple[int, int, tuple]]:
+    """``(j, a, path)`` for every model one decision away from ``inc``: decision ``j`` (a state it visits once)
+    moved to another allowed choice ``a``, in walk order."""
     states = [s for s, _ in inc]
     used: dict[str, int] = {}
     out = []
     for j, (state, i) in enumerate(inc):
         if states.count(state) == 1:
             head, tail = tuple(inc[:j]), tuple(inc[j + 1 :])
-            out += [head + ((state, a),) + tail for a in grammar.allowed(state, used) if a != i]
+            out += [(j, a, head + ((state, a),) + tail) for a in grammar.allowed(state, used) if a != i]
         for cn in grammar.choice(state, i).count:
             used[cn] = used.get(cn, 0) + 1
     return out
+
+
+def neighbours(grammar: Grammar, inc: Sequence[tuple[str, int]]) -> list[tuple]:
+    """The models one decision away from ``inc`` (a state it visits once moved to another allowed choice)."""
+    return [path for _, _, path in _moves(grammar, inc)]
