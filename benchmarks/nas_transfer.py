@@ -4,6 +4,8 @@ For every ordered pair (A -> B) of cifar10, cifar100, imagenet and repetition r:
 
 * source: a cold markov search of ``--source-budget`` evaluations on A with seed ``100000 + r``
   (disjoint from the targets' seeds ``0 .. reps-1``); its prior table (:mod:`openmindspore.automl.prior`);
+  with ``--sources K``, K such searches (seeds ``100000 * (j + 1) + r``), pooled into one table as
+  ``oms search --prior DIR1 ... DIRK`` pools K earlier searches' directories;
 * misleading source: the same search on A's *inverted* table (validation accuracy ``100 - acc``:
   its elite are the worst cells);
 * targets on B with seed r: ``cold`` (no prior), ``warm`` (prior from the source), ``misleading``
@@ -93,17 +95,19 @@ STRATEGIES["seeded-evolution"] = SeededEvolution
 VARIANTS = ("cold", "warm", "misleading", "sources-first", "seeded-evolution")
 
 
-def _prior(space: NB201Space, budget: int, seed: int, k: int = 10) -> tuple[dict[str, Any], list]:
-    """The prior table of one source search and its ``k`` best distinct cells (by mean validation score)."""
-    res = run_search(space, "markov", budget, seed=seed)
+def _prior(space: NB201Space, budget: int, seeds: Sequence[int], k: int = 10) -> tuple[dict[str, Any], list]:
+    """The prior table of one source search per seed in ``seeds`` (pooled as ``--prior DIR1 DIR2 ...`` pools
+    search directories) and their ``k`` best distinct cells (by mean validation score over all of them)."""
     g = space.grammar
-    results = [([(s.state, s.choice) for s in t.steps], t.score) for t in res.trials if t.ok]
-    groups: dict[tuple, list[float]] = {}
-    for t in res.trials:
-        if t.ok:
-            groups.setdefault(tuple(t.path), []).append(float(t.score))  # type: ignore[arg-type]
+    sources, groups = [], {}  # type: ignore[var-annotated]
+    for seed in seeds:
+        res = run_search(space, "markov", budget, seed=seed)
+        sources.append([([(s.state, s.choice) for s in t.steps], t.score) for t in res.trials if t.ok])
+        for t in res.trials:
+            if t.ok:
+                groups.setdefault(tuple(t.path), []).append(float(t.score))  # type: ignore[arg-type]
     best = sorted(groups, key=lambda p: -float(np.mean(groups[p])))[:k]
-    return prior_from_results(g, [results]), [[list(x) for x in p] for p in best]
+    return prior_from_results(g, sources), [[list(x) for x in p] for p in best]
 
 
 def _regret(space: NB201Space, best: float, trials: list, budgets: list[int]) -> list[float]:
@@ -122,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--source-budget", type=int, default=100)
+    ap.add_argument(
+        "--sources",
+        type=int,
+        default=1,
+        help="source searches per repetition, pooled; the j-th (from 0) has seed 100000 * (j + 1) + the target's",
+    )
     ap.add_argument("--budgets", type=int, nargs="+", default=[25, 30, 100])
     ap.add_argument(
         "--seed", type=int, default=0, help="repetition r: target seed seed + r, source seed 100000 + seed + r"
@@ -135,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     n_max = max(args.budgets)
     reg: dict[tuple[str, str, str], list[list[float]]] = {}
     for r in range(args.seed, args.seed + args.reps):
-        priors = {d: _prior(spaces[d], args.source_budget, 100000 + r) for d in NB201_DATASETS}  # type: ignore[arg-type]
-        bad = {d: _prior(InvertedNB201(d), args.source_budget, 100000 + r) for d in NB201_DATASETS}
+        seeds = [100000 * (j + 1) + r for j in range(args.sources)]
+        priors = {d: _prior(spaces[d], args.source_budget, seeds) for d in NB201_DATASETS}  # type: ignore[arg-type]
+        bad = {d: _prior(InvertedNB201(d), args.source_budget, seeds) for d in NB201_DATASETS}
         for b in NB201_DATASETS:
             sp = spaces[b]
             cold = _regret(sp, best[b], run_search(sp, "markov", n_max, seed=r).trials, args.budgets)  # type: ignore[arg-type]
@@ -178,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 "reps": args.reps,
                 "options": opts,
+                "source_budget": args.source_budget,
+                "sources": args.sources,
                 "seconds": round(time.perf_counter() - t0, 1),
                 "load_avg": [round(x, 2) for x in os.getloadavg()],
             }
