@@ -39,6 +39,23 @@ def test_prior_table_from_the_sources_elite(source):
         build_prior([source.parent / "missing"], nb.grammar)
 
 
+def test_several_sources_pool_each_ones_elite(source, tmp_path):
+    """``--prior DIR1 DIR2``: each search adds its own elite (weights summing to its elite's size), so the
+    pooled counts are the sum of the single-source counts; and the order of the directories does not matter."""
+    nb = make_space("nb201")
+    other = tmp_path / "c100b"
+    run_search(make_space("nb201", "cifar100"), "markov", 40, out_dir=other, seed=101)
+    one, two = build_prior([source], nb.grammar), build_prior([other], nb.grammar)
+    both, swapped = build_prior([source, other], nb.grammar), build_prior([other, source], nb.grammar)
+    assert len(both["sources"]) == 2
+    for state, row in both["probs"].items():
+        assert row == pytest.approx(swapped["probs"][state])
+    for state, row in both["counts"].items():
+        for cid, c in row.items():
+            assert c == pytest.approx(one["counts"][state][cid] + two["counts"][state][cid])
+    assert any(row != pytest.approx(one["probs"][state]) for state, row in both["probs"].items())
+
+
 def test_warm_search_stores_prior_resumes_exactly_and_replays(source, tmp_path):
     nb = make_space("nb201")
     full = run_search(nb, "markov", 30, out_dir=tmp_path / "full", seed=3, prior=[source])
