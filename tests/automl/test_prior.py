@@ -8,7 +8,7 @@ import pytest
 
 from openmindspore.automl import MarkovChain, make_space, run_search
 from openmindspore.automl.chain import ChainConfig
-from openmindspore.automl.prior import build_prior
+from openmindspore.automl.prior import build_prior, prior_summary
 from openmindspore.automl.search import load_trials
 from openmindspore.causal.searchlog import log_units
 from openmindspore.causal.treatments import get_treatment
@@ -96,6 +96,29 @@ def test_misleading_prior_loses_weight_and_good_prior_keeps_it():
         chain.fit(zip(paths, scores))
         weight[name] = chain.warm_weight
     assert weight["good"] > 0.9 and weight["bad"] == 0.0
+
+
+def test_the_prior_weight_is_reported_and_falls_for_a_misleading_prior(source, tmp_path, capsys):
+    """``oms search`` and ``--report`` tell whether the prior is still trusted: its weight after the search, as
+    the chain computes it (1 trusted, 0 when the task's results disagree with it)."""
+    nb = make_space("nb201")
+    probs = {"none": 0.5, "skip_connect": 0.1, "nor_conv_1x1": 0.08, "nor_conv_3x3": 0.02, "avg_pool_3x3": 0.3}
+    bad = run_search(
+        nb, "markov", 25, seed=4, strategy_options={"warm": {"probs": {f"edge{e}": probs for e in range(6)}}}
+    )
+    s = prior_summary(bad.config, bad.trials, nb.grammar)
+    assert s is not None and s["weight"] == 0.0 and "disagree" in s["text"] and s["searches"] == 0
+    assert prior_summary(run_search(nb, "markov", 5, seed=4).config, [], nb.grammar) is None  # no prior, no line
+    out = tmp_path / "warm"
+    argv = ["search", "--space", "nb201", "--budget", "25", "--prior", str(source), "--out", str(out), "--json"]
+    assert main(argv) == 0
+    got = json.loads(capsys.readouterr().out)["prior"]
+    config, trials = load_trials(out)
+    chain = MarkovChain(nb.grammar, ChainConfig(warm=config["strategy_options"]["warm"]))
+    chain.fit((t.path, t.score if t.ok else None) for t in trials)
+    assert got["searches"] == 1 and got["weight"] == pytest.approx(chain.warm_weight) and got["weight"] > 0.5
+    assert main(["search", "--report", str(out)]) == 0
+    assert "prior: 1 earlier search, weight now" in capsys.readouterr().out
 
 
 def test_prior_needs_markov_and_cli_stores_it(source, tmp_path, capsys):

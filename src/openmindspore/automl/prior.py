@@ -26,7 +26,7 @@ import numpy as np
 from openmindspore.automl.grammar import Grammar
 from openmindspore.errors import ConfigError
 
-__all__ = ["agreement", "build_prior", "prior_from_results", "check_prior"]
+__all__ = ["agreement", "build_prior", "prior_from_results", "prior_weight", "prior_summary", "check_prior"]
 
 
 def prior_from_results(
@@ -98,6 +98,31 @@ def build_prior(dirs: Sequence[str | Path], grammar: Grammar) -> dict[str, Any]:
     table = prior_from_results(grammar, sources)
     table["sources"] = info
     return table
+
+
+def prior_weight(config: dict[str, Any], trials: Sequence[Any], grammar: Grammar) -> float | None:
+    """The prior's weight ``lambda`` after ``trials`` (the log of a markov search with a prior), as the chain
+    computes it for its next proposal (it rebuilds the chain from ``config`` as resume does); None without a prior.
+    1 while the prior is trusted; it falls towards 0 as this task's results disagree with it."""
+    opts = config.get("strategy_options") or {}
+    if config.get("strategy") != "markov" or not opts.get("warm"):
+        return None
+    from openmindspore.automl.strategies import MarkovSearch
+
+    chain = MarkovSearch(grammar, **opts).chain
+    chain.fit((t.path, t.score if t.ok else None) for t in trials)
+    return float(chain.warm_weight)
+
+
+def prior_summary(config: dict[str, Any], trials: Sequence[Any], grammar: Grammar) -> dict[str, Any] | None:
+    """``{"searches": n, "weight": lambda, "text": one line}`` for a warm-started markov search, else None."""
+    w = prior_weight(config, trials, grammar)
+    if w is None:
+        return None
+    n = len(config["strategy_options"]["warm"].get("sources") or [])
+    verdict = "trusted" if w >= 0.5 else "this task's results disagree with it" if w == 0 else "partly trusted"
+    text = f"prior: {n} earlier search{'es' if n != 1 else ''}, weight now {w:.2f} ({verdict})"
+    return {"searches": n, "weight": round(w, 4), "text": text}
 
 
 def check_prior(table: Any, grammar: Grammar) -> dict[str, np.ndarray]:

@@ -57,7 +57,7 @@ def register(sub) -> None:
         help="warm-start the markov chain from earlier searches (their trials.jsonl; shared states only; several "
         "are pooled, each adding its elite: three, with the strategy options warm_local_after=5, warm_model=0.5 "
         "and warm_model_after=5, met every transfer goal in docs/benchmarks.md); the prior is stored in "
-        "OUT/search.json",
+        "OUT/search.json, and the summary reports its weight (1 trusted, 0 once this task's results disagree)",
     )
     p.add_argument(
         "--halving",
@@ -195,6 +195,13 @@ def run(args) -> int:
             halving=halving,
         )
     b = res.best
+    prior = None
+    if (res.config.get("strategy_options") or {}).get("warm"):
+        from openmindspore.automl.prior import prior_summary
+        from openmindspore.automl.spaces import make_space
+
+        sp = make_space(res.config["space"], res.config["dataset"], **res.config.get("space_options", {}))
+        prior = prior_summary(res.config, res.trials, sp.grammar)
     out = {
         "tracking": study.close(),
         "out": args.out,
@@ -205,6 +212,7 @@ def run(args) -> int:
         "best": None
         if b is None
         else {"trial": b.trial, "score": b.score, "metrics": b.metrics, "spec": b.spec, "budget": b.budget},
+        "prior": prior,
     }
     if args.json:
         print_json(out)
@@ -220,5 +228,7 @@ def run(args) -> int:
             f"val {res.config['objective']}={b.score:.4f}, test={json.dumps(b.metrics.get('test', {}))}"
         )
         print("spec: " + json.dumps(b.spec))
+        if prior:
+            print(prior["text"])
         print(f"log: {args.out}/trials.jsonl")
     return 0 if b is not None else 1
