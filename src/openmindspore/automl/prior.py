@@ -114,8 +114,17 @@ def prior_weight(config: dict[str, Any], trials: Sequence[Any], grammar: Grammar
     return float(chain.warm_weight)
 
 
-def prior_summary(config: dict[str, Any], trials: Sequence[Any], grammar: Grammar) -> dict[str, Any] | None:
-    """``{"searches": n, "weight": lambda, "text": one line}`` for a warm-started markov search, else None."""
+def prior_summary(
+    config: dict[str, Any], trials: Sequence[Any], grammar: Grammar | None = None
+) -> dict[str, Any] | None:
+    """``{"searches": n, "weight": lambda, "text": one line}`` for a warm-started markov search, else None
+    (``grammar``: the search's, built from ``config`` when not given and only for a search with a prior)."""
+    if not (config.get("strategy_options") or {}).get("warm"):
+        return None
+    if grammar is None:
+        from openmindspore.automl.spaces import make_space
+
+        grammar = make_space(config["space"], config["dataset"], **config.get("space_options", {})).grammar
     w = prior_weight(config, trials, grammar)
     if w is None:
         return None

@@ -11,7 +11,6 @@ import numpy as np
 
 from openmindspore.automl.prior import prior_summary
 from openmindspore.automl.search import load_trials
-from openmindspore.automl.spaces import make_space
 
 __all__ = ["summarize", "best_so_far", "write_report"]
 
@@ -30,10 +29,6 @@ def summarize(out_dir: str | Path) -> dict[str, Any]:
     """Summary of one search directory: configuration, counts, the best trial and its curve."""
     config, trials = load_trials(out_dir)
     ok = [t for t in trials if t.ok]
-    prior = None
-    if (config.get("strategy_options") or {}).get("warm"):
-        g = make_space(config["space"], config["dataset"], **config.get("space_options", {})).grammar
-        prior = prior_summary(config, trials, g)
     best = max(ok, key=lambda t: (t.score, -t.trial)) if ok else None
     curve = best_so_far([t.score if t.ok else None for t in trials])
     return {
@@ -48,7 +43,7 @@ def summarize(out_dir: str | Path) -> dict[str, Any]:
         else {"trial": best.trial, "score": best.score, "metrics": best.metrics, "spec": best.spec},
         "best_so_far": [None if np.isnan(v) else float(v) for v in curve],
         "errors": sorted({t.error for t in trials if t.error})[:10],
-        "prior": prior,
+        "prior": prior_summary(config, trials),
     }
 
 

@@ -195,13 +195,9 @@ def run(args) -> int:
             halving=halving,
         )
     b = res.best
-    prior = None
-    if (res.config.get("strategy_options") or {}).get("warm"):
-        from openmindspore.automl.prior import prior_summary
-        from openmindspore.automl.spaces import make_space
+    from openmindspore.automl.prior import prior_summary
 
-        sp = make_space(res.config["space"], res.config["dataset"], **res.config.get("space_options", {}))
-        prior = prior_summary(res.config, res.trials, sp.grammar)
+    prior = prior_summary(res.config, res.trials)
     out = {
         "tracking": study.close(),
         "out": args.out,
