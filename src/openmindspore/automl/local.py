@@ -14,6 +14,13 @@ function of the results (resume and the causal replay rebuild it exactly).
 Incumbent: the distinct models ranked by the mean of their evaluations (ties: the earliest), the
 best one that still has an unevaluated neighbour among the top ``local_top``. Moved state: the one
 whose unevaluated alternatives carry the most learned mass ``q`` (ties: the earliest state).
+
+*Re-evaluation trials* (``ChainConfig.intensify``) race the best models found so far, as a noisy
+search needs (the reported best is the best *mean*, :func:`openmindspore.automl.search.best_trial`):
+one-hot tables on one of the ``top`` best models by mean over all trials, the one with the largest
+``mean + c * sd / sqrt(evaluations)`` (``sd`` pooled within the models evaluated more than once, 0
+before any; ties: the better mean), so a lucky single score is checked before it is reported.
+Floor and mask apply on top as for a local move.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import numpy as np
 
 from openmindspore.automl.grammar import Grammar
 
-__all__ = ["is_local_trial", "local_tables", "neighbours", "rank_models", "run_start"]
+__all__ = ["intensify_tables", "is_local_trial", "local_tables", "neighbours", "rank_models", "run_start"]
 
 
 def is_local_trial(n: int, warmup: int, local: float) -> bool:
@@ -115,3 +122,25 @@ def _moves(grammar: Grammar, inc: Sequence[tuple[str, int]]) -> list[tuple[int, 
 def neighbours(grammar: Grammar, inc: Sequence[tuple[str, int]]) -> list[tuple]:
     """The models one decision away from ``inc`` (a state it visits once moved to another allowed choice)."""
     return [path for _, _, path in _moves(grammar, inc)]
+
+
+def intensify_tables(
+    grammar: Grammar, ok: Sequence[tuple[Sequence[tuple[str, int]], float]], top: int, c: float
+) -> dict[str, np.ndarray]:
+    """One-hot tables on the model a re-evaluation trial races (module docstring); only the states the
+    model visits once are pinned (elsewhere the trial samples the learned tables)."""
+    groups: dict[tuple, list[float]] = {}
+    for path, s in ok:
+        groups.setdefault(tuple(path), []).append(s)
+    rep = [v for v in groups.values() if len(v) > 1]
+    dof = sum(len(v) - 1 for v in rep)
+    sd = math.sqrt(sum(float(np.var(v)) * len(v) for v in rep) / dof) if dof else 0.0
+    ranked = rank_models(ok)[:top]
+    pick = max(ranked, key=lambda m: m[1] + c * sd / math.sqrt(m[2]))[0]  # first max: the better mean
+    states = [s for s, _ in pick]
+    tables = {}
+    for state, i in pick:
+        if states.count(state) == 1:
+            tables[state] = np.zeros(grammar.num_choices[state])
+            tables[state][i] = 1.0
+    return tables

@@ -14,14 +14,17 @@ exception, when failed); ``budget`` (the training steps of a multi-fidelity sear
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from openmindspore.automl.chain import Step
 from openmindspore.automl.grammar import Grammar
 
-__all__ = ["Trial"]
+__all__ = ["Trial", "best_trial", "evaluations", "mean_note"]
 
 
 @dataclass
@@ -104,3 +107,29 @@ class Trial:
             error=d.get("error"),
             budget=d.get("budget"),
         )
+
+
+def best_trial(trials: Iterable[Trial]) -> Trial | None:
+    """The best successful model by the *mean* score of its evaluations (a model evaluated again counts
+    once; ties: the earliest seen), as its first trial with ``score`` replaced by that mean. With one
+    evaluation per model this is the best trial. ``None`` when no trial succeeded."""
+    groups: dict[str, list[Trial]] = {}
+    for t in trials:
+        if t.ok:
+            groups.setdefault(json.dumps(t.spec, sort_keys=True), []).append(t)
+    if not groups:
+        return None
+    means = [(sum(float(t.score or 0.0) for t in g) / len(g), g[0]) for g in groups.values()]
+    mean, first = max(means, key=lambda m: (m[0], -m[1].trial))
+    return first if len(groups[json.dumps(first.spec, sort_keys=True)]) == 1 else dataclasses.replace(first, score=mean)
+
+
+def evaluations(trials: Iterable[Trial], spec: Any) -> int:
+    """How many successful trials evaluated the model ``spec`` (the count behind a best trial's mean)."""
+    key = json.dumps(spec, sort_keys=True)
+    return sum(t.ok and json.dumps(t.spec, sort_keys=True) == key for t in trials)
+
+
+def mean_note(n: int) -> str:
+    """`` (mean of n evaluations)`` after a reported score, or nothing for one."""
+    return f" (mean of {n} evaluations)" if n > 1 else ""

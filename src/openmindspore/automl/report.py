@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from openmindspore.automl.prior import prior_summary
+from openmindspore.automl.records import best_trial, evaluations, mean_note
 from openmindspore.automl.search import load_trials
 
 __all__ = ["summarize", "best_so_far", "write_report"]
@@ -29,7 +30,7 @@ def summarize(out_dir: str | Path) -> dict[str, Any]:
     """Summary of one search directory: configuration, counts, the best trial and its curve."""
     config, trials = load_trials(out_dir)
     ok = [t for t in trials if t.ok]
-    best = max(ok, key=lambda t: (t.score, -t.trial)) if ok else None
+    best = best_trial(trials)
     curve = best_so_far([t.score if t.ok else None for t in trials])
     return {
         "dir": str(out_dir),
@@ -40,7 +41,13 @@ def summarize(out_dir: str | Path) -> dict[str, Any]:
         "total_duration_s": round(sum(t.duration_s for t in trials), 3),
         "best": None
         if best is None
-        else {"trial": best.trial, "score": best.score, "metrics": best.metrics, "spec": best.spec},
+        else {
+            "trial": best.trial,
+            "score": best.score,
+            "evaluations": evaluations(trials, best.spec),
+            "metrics": best.metrics,
+            "spec": best.spec,
+        },
         "best_so_far": [None if np.isnan(v) else float(v) for v in curve],
         "errors": sorted({t.error for t in trials if t.error})[:10],
         "prior": prior_summary(config, trials),
@@ -56,7 +63,7 @@ def _text(s: dict[str, Any]) -> str:
     if s["best"]:
         b = s["best"]
         lines.append(
-            f"best: trial {b['trial']} val {c['objective']}={b['score']:.4f} "
+            f"best: trial {b['trial']} val {c['objective']}={b['score']:.4f}{mean_note(b.get('evaluations', 1))} "
             f"test={json.dumps(b['metrics'].get('test', {}), sort_keys=True)}"
         )
         lines.append("spec: " + json.dumps(b["spec"]))

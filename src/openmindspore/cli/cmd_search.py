@@ -217,11 +217,14 @@ def run(args) -> int:
     else:
         import json
 
+        from openmindspore.automl.records import evaluations, mean_note
+
         print(
             f"best of {len(res.trials)} ({res.num_failed} failed): trial {b.trial}"
             + ("" if b.budget is None else f" at {b.budget} steps ({len(res.promotions)} promotions)")
             + ", "
-            f"val {res.config['objective']}={b.score:.4f}, test={json.dumps(b.metrics.get('test', {}))}"
+            f"val {res.config['objective']}={b.score:.4f}{mean_note(evaluations(res.trials, b.spec))}, "
+            f"test={json.dumps(b.metrics.get('test', {}))}"
         )
         print("spec: " + json.dumps(b.spec))
         if prior:
