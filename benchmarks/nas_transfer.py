@@ -36,7 +36,6 @@ import numpy as np
 
 from openmindspore.automl import Grammar, Step, Trial, make_space, run_search
 from openmindspore.automl.prior import prior_from_results
-from openmindspore.automl.records import best_trial
 from openmindspore.automl.spaces.nb201 import NB201_DATASETS, NB201Space
 from openmindspore.automl.strategies import STRATEGIES, MarkovSearch, Proposal, RegularizedEvolution
 
@@ -114,8 +113,7 @@ def _prior(space: NB201Space, budget: int, seeds: Sequence[int], k: int = 10) ->
 def _regret(space: NB201Space, best: float, trials: list, budgets: list[int]) -> list[float]:
     out = []
     for b in budgets:
-        chosen = best_trial(trials[:b])
-        assert chosen is not None
+        chosen = max((t for t in trials[:b] if t.ok), key=lambda t: (t.score, -t.trial))
         out.append(best - space.true_score(chosen.spec))
     return out
 

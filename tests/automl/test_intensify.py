@@ -1,5 +1,5 @@
-"""Re-evaluation trials (``ChainConfig.intensify``) and the best model by mean (``best_trial``): which model is
-raced, exact propensities (a replay of a logged search), resume, the reported best, bad values."""
+"""Re-evaluation trials (``ChainConfig.intensify``): which model is raced, exact propensities (a replay of a logged
+search), resume, the reported best and its repeats, bad values."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from chain_testing import assert_replay_is_exact, assert_resume_is_exact, assert
 from openmindspore.automl import make_space, run_search
 from openmindspore.automl.chain import ChainConfig, MarkovChain
 from openmindspore.automl.local import intensify_tables, is_local_trial
-from openmindspore.automl.records import Trial, best_trial
+from openmindspore.automl.records import repeats, repeats_note
 from openmindspore.automl.report import summarize
 from openmindspore.automl.spaces.nb201 import nb201_grammar
 from openmindspore.errors import ConfigError
@@ -64,31 +64,19 @@ def test_search_with_re_evaluations_resumes_exactly(nb201, tmp_path):
     assert_resume_is_exact(nb201, tmp_path, INTENSIFY)
 
 
-def test_a_search_re_evaluates_its_best_and_reports_the_best_mean(nb201, tmp_path):
+def test_a_search_re_evaluates_its_best_and_reports_the_repeats(nb201, tmp_path):
     res = run_search(nb201, "markov", 60, seed=3, out_dir=tmp_path / "s", strategy_options=INTENSIFY)
     specs = [str(t.spec) for t in res.trials if t.ok]
     assert len(specs) - len(set(specs)) >= 18  # the race evaluated models again (10 repeats without it)
     best = res.best
     assert best is not None
-    scores = [t.score for t in res.trials if t.ok and t.spec == best.spec]
-    assert len(scores) >= 3  # the reported best was checked (2 evaluations without the race)
-    assert best.score == pytest.approx(np.mean(scores))
+    scores = repeats(res.trials, best.spec)
+    assert len(scores) >= 3 and best.score == max(scores)  # the reported best was checked (2 evaluations without)
     summary = summarize(tmp_path / "s")["best"]
-    assert summary["score"] == pytest.approx(best.score) and summary["evaluations"] == len(scores)
-
-
-def test_best_trial_is_the_best_mean_not_the_luckiest_score():
-    def trial(i: int, spec: str, score: float | None, status: str = "ok") -> Trial:
-        return Trial(trial=i, strategy="markov", spec=spec, steps=[], path=[], seed=i, score=score, status=status)
-
-    trials = [trial(0, "a", 90.0), trial(1, "b", 91.0), trial(2, "b", 88.0), trial(3, "c", None, "failed")]
-    best = best_trial(trials)
-    assert best is not None and best.spec == "a" and best.score == 90.0  # b's mean is 89.5
-    trials.append(trial(4, "b", 92.0))  # b: mean 90.33 over three evaluations
-    best = best_trial(trials)
-    assert best is not None and best.trial == 1 and best.score == pytest.approx(271.0 / 3)
-    assert best_trial([trial(0, "a", 1.0), trial(1, "b", 1.0)]).trial == 0  # ties: the earliest
-    assert best_trial([trial(0, "a", None, "failed")]) is None
+    assert summary["evaluations"] == len(scores) and summary["mean_score"] == pytest.approx(np.mean(scores))
+    note = f" (best of {len(scores)} evaluations, mean {np.mean(scores):.4f})"
+    assert repeats_note(len(scores), summary["mean_score"]) == note
+    assert repeats_note(1, 90.0) == ""
 
 
 def test_bad_intensify_options_are_config_errors():

@@ -46,9 +46,9 @@ Restarts (``restart``; off by default)
     holds the whole budget; the reported best is still the best of all trials.
 Re-evaluation trials (``intensify``; off by default, :func:`openmindspore.automl.local.intensify_tables`)
     From trial ``intensify_after`` on, a fraction ``intensify`` of the trials (counted over the whole search)
-    evaluates again one of the ``intensify_top`` best models by mean (upper bound ``intensify_c``), so the
-    reported best (the best mean) is less often a lucky single score. They take precedence over local moves
-    and model trials.
+    evaluates again one of the ``intensify_top`` best models by mean (upper bound ``intensify_c``): a lucky
+    single score is checked, a good model gets more evaluations. They take precedence over local moves and
+    model trials. The reported best stays the best single evaluation (its repeats are shown beside it).
 Warm start (``warm``: a prior table from earlier searches, :mod:`openmindspore.automl.prior`)
     Each state the table shares with the grammar gets ``lambda * warm_strength`` extra pseudo-counts
     spread as the table's ``pi``: ``q = (elite counts + prior + lambda m pi) / (sum + prior K + lambda m)``

@@ -16,11 +16,10 @@ best one that still has an unevaluated neighbour among the top ``local_top``. Mo
 whose unevaluated alternatives carry the most learned mass ``q`` (ties: the earliest state).
 
 *Re-evaluation trials* (``ChainConfig.intensify``) race the best models found so far, as a noisy
-search needs (the reported best is the best *mean*, :func:`openmindspore.automl.search.best_trial`):
-one-hot tables on one of the ``top`` best models by mean over all trials, the one with the largest
-``mean + c * sd / sqrt(evaluations)`` (``sd`` pooled within the models evaluated more than once, 0
-before any; ties: the better mean), so a lucky single score is checked before it is reported.
-Floor and mask apply on top as for a local move.
+search needs: one-hot tables on one of the ``top`` best models by mean over all trials, the one with the
+largest ``mean + c * sd / sqrt(evaluations)`` (``sd`` pooled within the models evaluated more than once, 0
+before any; ties: the better mean). A lucky single score is checked (its mean falls back and local moves
+leave it), a good model gets more evaluations. Floor and mask apply on top as for a local move.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ exception, when failed); ``budget`` (the training steps of a multi-fidelity sear
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Iterable
@@ -24,7 +23,7 @@ from typing import Any
 from openmindspore.automl.chain import Step
 from openmindspore.automl.grammar import Grammar
 
-__all__ = ["Trial", "best_trial", "evaluations", "mean_note"]
+__all__ = ["Trial", "repeats", "repeats_note"]
 
 
 @dataclass
@@ -109,27 +108,12 @@ class Trial:
         )
 
 
-def best_trial(trials: Iterable[Trial]) -> Trial | None:
-    """The best successful model by the *mean* score of its evaluations (a model evaluated again counts
-    once; ties: the earliest seen), as its first trial with ``score`` replaced by that mean. With one
-    evaluation per model this is the best trial. ``None`` when no trial succeeded."""
-    groups: dict[str, list[Trial]] = {}
-    for t in trials:
-        if t.ok:
-            groups.setdefault(json.dumps(t.spec, sort_keys=True), []).append(t)
-    if not groups:
-        return None
-    means = [(sum(float(t.score or 0.0) for t in g) / len(g), g[0]) for g in groups.values()]
-    mean, first = max(means, key=lambda m: (m[0], -m[1].trial))
-    return first if len(groups[json.dumps(first.spec, sort_keys=True)]) == 1 else dataclasses.replace(first, score=mean)
-
-
-def evaluations(trials: Iterable[Trial], spec: Any) -> int:
-    """How many successful trials evaluated the model ``spec`` (the count behind a best trial's mean)."""
+def repeats(trials: Iterable[Trial], spec: Any) -> list[float]:
+    """The scores of every successful evaluation of the model ``spec`` (a model may be evaluated again)."""
     key = json.dumps(spec, sort_keys=True)
-    return sum(t.ok and json.dumps(t.spec, sort_keys=True) == key for t in trials)
+    return [float(t.score or 0.0) for t in trials if t.ok and json.dumps(t.spec, sort_keys=True) == key]
 
 
-def mean_note(n: int) -> str:
-    """`` (mean of n evaluations)`` after a reported score, or nothing for one."""
-    return f" (mean of {n} evaluations)" if n > 1 else ""
+def repeats_note(n: int, mean: float) -> str:
+    """`` (best of n evaluations, mean m)`` after a best trial's score, or nothing for one evaluation."""
+    return f" (best of {n} evaluations, mean {mean:.4f})" if n > 1 else ""

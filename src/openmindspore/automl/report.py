@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from openmindspore.automl.prior import prior_summary
-from openmindspore.automl.records import best_trial, evaluations, mean_note
+from openmindspore.automl.records import repeats, repeats_note
 from openmindspore.automl.search import load_trials
 
 __all__ = ["summarize", "best_so_far", "write_report"]
@@ -30,7 +30,8 @@ def summarize(out_dir: str | Path) -> dict[str, Any]:
     """Summary of one search directory: configuration, counts, the best trial and its curve."""
     config, trials = load_trials(out_dir)
     ok = [t for t in trials if t.ok]
-    best = best_trial(trials)
+    best = max(ok, key=lambda t: (t.score, -t.trial)) if ok else None
+    scores = [] if best is None else repeats(trials, best.spec)
     curve = best_so_far([t.score if t.ok else None for t in trials])
     return {
         "dir": str(out_dir),
@@ -44,7 +45,8 @@ def summarize(out_dir: str | Path) -> dict[str, Any]:
         else {
             "trial": best.trial,
             "score": best.score,
-            "evaluations": evaluations(trials, best.spec),
+            "evaluations": len(scores),
+            "mean_score": float(np.mean(scores)),
             "metrics": best.metrics,
             "spec": best.spec,
         },
@@ -62,8 +64,9 @@ def _text(s: dict[str, Any]) -> str:
     ]
     if s["best"]:
         b = s["best"]
+        note = repeats_note(b["evaluations"], b["mean_score"])
         lines.append(
-            f"best: trial {b['trial']} val {c['objective']}={b['score']:.4f}{mean_note(b.get('evaluations', 1))} "
+            f"best: trial {b['trial']} val {c['objective']}={b['score']:.4f}{note} "
             f"test={json.dumps(b['metrics'].get('test', {}), sort_keys=True)}"
         )
         lines.append("spec: " + json.dumps(b["spec"]))

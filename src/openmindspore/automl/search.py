@@ -28,7 +28,7 @@ import numpy as np
 
 from openmindspore.automl.halving import Promotion, halving_config, load_promotions, parse_halving, select, space_at
 from openmindspore.automl.prior import build_prior
-from openmindspore.automl.records import Trial, best_trial
+from openmindspore.automl.records import Trial
 from openmindspore.automl.spaces import SearchSpace, make_space, space_cached
 from openmindspore.automl.strategies import Strategy, make_strategy
 from openmindspore.engine import tasks as _parallel
@@ -42,8 +42,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class SearchResult:
     """All trials in order, the configuration, the promotions of a multi-fidelity search (in schedule
-    order), and the best successful model (by validation score, the mean of its evaluations when it was
-    evaluated more than once: :func:`~openmindspore.automl.records.best_trial`; with promotions, at the highest rung
+    order), and the best successful trial (by validation score; with promotions, at the highest rung
     that has a successful one: the trial's record with that rung's score, metrics and budget)."""
 
     config: dict[str, Any]
@@ -57,7 +56,8 @@ class SearchResult:
             top = max(p.rung for p in ok_p)
             p = max((p for p in ok_p if p.rung == top), key=lambda p: (p.score, -p.trial))
             return dataclasses.replace(self.trials[p.promoted_from], score=p.score, metrics=p.metrics, budget=p.budget)
-        return best_trial(self.trials)
+        ok = [t for t in self.trials if t.ok]
+        return max(ok, key=lambda t: (t.score, -t.trial)) if ok else None
 
     @property
     def num_failed(self) -> int:

@@ -217,13 +217,16 @@ def run(args) -> int:
     else:
         import json
 
-        from openmindspore.automl.records import evaluations, mean_note
+        from openmindspore.automl.records import repeats, repeats_note
+
+        scores = repeats(res.trials, b.spec)
+        note = repeats_note(len(scores), sum(scores) / len(scores)) if b.budget is None else ""
 
         print(
             f"best of {len(res.trials)} ({res.num_failed} failed): trial {b.trial}"
             + ("" if b.budget is None else f" at {b.budget} steps ({len(res.promotions)} promotions)")
             + ", "
-            f"val {res.config['objective']}={b.score:.4f}{mean_note(evaluations(res.trials, b.spec))}, "
+            f"val {res.config['objective']}={b.score:.4f}{note}, "
             f"test={json.dumps(b.metrics.get('test', {}))}"
         )
         print("spec: " + json.dumps(b.spec))
