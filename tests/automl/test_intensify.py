@@ -1,6 +1,8 @@
 """Re-evaluation trials (``ChainConfig.intensify``): which model is raced, exact propensities (a replay of a logged
 search), resume, the reported best and its repeats, bad values."""
 
+import json
+
 import numpy as np
 import pytest
 from chain_testing import assert_replay_is_exact, assert_resume_is_exact, assert_samples_keep_floor_and_mask
@@ -77,6 +79,23 @@ def test_a_search_re_evaluates_its_best_and_reports_the_repeats(nb201, tmp_path)
     note = f" (best of {len(scores)} evaluations, mean {np.mean(scores):.4f})"
     assert repeats_note(len(scores), summary["mean_score"]) == note
     assert repeats_note(1, 90.0) == ""
+
+
+def test_oms_search_json_and_text_show_the_best_trials_repeats(tmp_path, capsys):
+    from openmindspore.cli.main import main
+
+    opts = [x for k, v in INTENSIFY.items() for x in ("--strategy-option", f"{k}={v}")]
+    args = ["search", "--space", "nb201", "--budget", "60", "--seed", "3", *opts, "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "j"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    scores = repeats(
+        run_search(make_space("nb201"), "markov", 60, seed=3, strategy_options=INTENSIFY).trials, out["best"]["spec"]
+    )
+    assert out["best"]["evaluations"] == len(scores) >= 3 and out["best"]["mean_score"] == pytest.approx(
+        np.mean(scores)
+    )
+    assert main([*args, "--out", str(tmp_path / "t")]) == 0
+    assert f"(best of {len(scores)} evaluations, mean " in capsys.readouterr().out
 
 
 def test_bad_intensify_options_are_config_errors():

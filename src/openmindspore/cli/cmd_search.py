@@ -196,6 +196,10 @@ def run(args) -> int:
         )
     b = res.best
     from openmindspore.automl.prior import prior_summary
+    from openmindspore.automl.records import repeats, repeats_note
+
+    scores = [] if b is None or b.budget is not None else repeats(res.trials, b.spec)  # rung-0 repeats only
+    repeated: dict[str, Any] = {"evaluations": len(scores), "mean_score": sum(scores) / len(scores)} if scores else {}
 
     prior = prior_summary(res.config, res.trials)
     out = {
@@ -207,7 +211,7 @@ def run(args) -> int:
         "promotions": len(res.promotions),
         "best": None
         if b is None
-        else {"trial": b.trial, "score": b.score, "metrics": b.metrics, "spec": b.spec, "budget": b.budget},
+        else {"trial": b.trial, "score": b.score, **repeated, "metrics": b.metrics, "spec": b.spec, "budget": b.budget},
         "prior": prior,
     }
     if args.json:
@@ -217,10 +221,7 @@ def run(args) -> int:
     else:
         import json
 
-        from openmindspore.automl.records import repeats, repeats_note
-
-        scores = repeats(res.trials, b.spec)
-        note = repeats_note(len(scores), sum(scores) / len(scores)) if b.budget is None else ""
+        note = repeats_note(repeated["evaluations"], repeated["mean_score"]) if repeated else ""
 
         print(
             f"best of {len(res.trials)} ({res.num_failed} failed): trial {b.trial}"
