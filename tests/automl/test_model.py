@@ -52,13 +52,12 @@ def test_surrogate_proposes_the_unevaluated_optimum_of_an_additive_score():
     paths = [tuple((f"edge{j}", int(rng.integers(5))) for j in range(6)) for _ in range(40)]
     paths = [p for p in dict.fromkeys(paths) if sum(i == 3 for _, i in p) < 6]
     ok = [(p, float(sum(i == 3 for _, i in p)) + 0.1 * rng.normal()) for p in paths]
-    q = {s: np.full(5, 0.2) for s in g.num_choices}
 
     def probs(state, context, used):  # a chain that has learned conv 3x3 (so the optimum is a candidate)
         return np.array([0.05, 0.05, 0.05, 0.8, 0.05])
 
     def tables(kappa):
-        return model_tables(g, ok, q, probs, True, candidate_seed(ok, len(ok)), 500, 0.0, kappa)
+        return model_tables(g, ok, probs, True, candidate_seed(ok, len(ok)), 500, 0.0, kappa)
 
     t = tables(0.0)
     assert set(t) == set(g.num_choices) and all(v.sum() == 1.0 and v.max() == 1.0 for v in t.values())
@@ -70,9 +69,9 @@ def test_surrogate_proposes_the_unevaluated_optimum_of_an_additive_score():
     x = features(g, paths)
     mean = gp_scores(x, np.array([s for _, s in ok]), x, kappa=0.0, clip=0.0)
     assert np.corrcoef(mean, [s for _, s in ok])[0, 1] > 0.9
-    assert model_tables(g, ok[:2], q, probs, True, [0], candidates=10) == {}  # too few results
+    assert model_tables(g, ok[:2], probs, True, [0], candidates=10) == {}  # too few results
     # expected improvement (model_acq "ei"): proposes the optimum too; >= the plain gain of the mean
-    t = model_tables(g, ok, q, probs, True, candidate_seed(ok, len(ok)), 500, 0.0, 0.0, 0.25, "ei")
+    t = model_tables(g, ok, probs, True, candidate_seed(ok, len(ok)), 500, 0.0, 0.0, 0.25, "ei")
     assert [int(np.argmax(t[f"edge{j}"])) for j in range(6)] == [3] * 6
     cand = features(g, draw_walks(g, probs, True, np.random.default_rng(2), 200, 0.5))
     y = np.array([s for _, s in ok])
@@ -144,19 +143,18 @@ def test_surrogate_local_move_is_the_best_scored_unevaluated_neighbour():
     paths = [tuple((f"edge{j}", int(rng.integers(5))) for j in range(6)) for _ in range(40)]
     paths = [p for p in dict.fromkeys(paths) if sum(i == 3 for _, i in p) < 5]
     ok = [(p, float(sum(i == 3 for _, i in p)) + 0.1 * rng.normal()) for p in paths] + [(inc, 5.0)]
-    q = {s: np.full(5, 0.2) for s in g.num_choices}
-    q["edge2"] = np.array([0.0, 0.0, 1.0, 0.0, 0.0])  # the learned mass would never move edge2
-    t = local_model_tables(g, ok, q, top=1, kappa=0.0)
+    # the surrogate's pick reads no learned mass: a chain sure of edge2 (the "mass" pick) would never move it
+    t = local_model_tables(g, ok, top=1, kappa=0.0)
     assert [int(np.argmax(t[f"edge{j}"])) for j in range(6)] == [3] * 6  # the optimum, a neighbour of inc
     assert all(v.sum() == 1.0 and v.max() == 1.0 for v in t.values())
-    again = local_model_tables(g, ok, q, top=1, kappa=0.0)
+    again = local_model_tables(g, ok, top=1, kappa=0.0)
     assert all(np.array_equal(again[s], v) for s, v in t.items())  # a pure function of the results
     # its neighbours all evaluated: the next incumbent's (top 2), never an evaluated model
     ok2 = ok + [(p, 4.0) for p in neighbours(g, inc)]
-    t2 = local_model_tables(g, ok2, q, top=2, kappa=1.0)
+    t2 = local_model_tables(g, ok2, top=2, kappa=1.0)
     assert t2 and tuple((s, int(np.argmax(t2[s]))) for s in t2) not in {p for p, _ in ok2}
-    assert local_model_tables(g, ok2, q, top=1, kappa=1.0) == {}
-    assert local_model_tables(g, ok[:2], q) == {}  # too few results
+    assert local_model_tables(g, ok2, top=1, kappa=1.0) == {}
+    assert local_model_tables(g, ok[:2]) == {}  # too few results
 
 
 def test_neighbours_are_one_allowed_move_away():

@@ -211,7 +211,8 @@ class MarkovChain:
         ``None`` = failed trial, never an elite). Deterministic: same results -> same chain."""
         results = list(results)
         total = len(results)
-        everything = [(path, s) for path, s in results if s is not None and math.isfinite(s)]
+        race = is_local_trial(total, self.config.intensify_after, self.config.intensify)  # a re-evaluation trial
+        everything = [(path, s) for path, s in results if s is not None and math.isfinite(s)] if race else []
         results = results[run_start(total, self.config.restart) :]  # this run's only
         self.reset()
         ok = [(path, s) for path, s in results if s is not None and math.isfinite(s)]
@@ -234,12 +235,12 @@ class MarkovChain:
             local_start = min(local_start, cfg.warm_local_after)
         if self._warm and cfg.warm_model > 0.0:
             model_start, model_share = min(model_start, cfg.warm_model_after), max(model_share, cfg.warm_model)
-        if everything and is_local_trial(total, cfg.intensify_after, cfg.intensify):
+        if everything:  # on a re-evaluation trial with results (over all runs)
             self._local = intensify_tables(self.grammar, everything, cfg.intensify_top, cfg.intensify_c)
         elif ok and is_local_trial(n, local_start, cfg.local):
             if cfg.local_pick == "model":
                 self._local = local_model_tables(
-                    self.grammar, ok, self._base, cfg.local_top, cfg.model_kappa, cfg.model_clip, cfg.model_acq
+                    self.grammar, ok, cfg.local_top, cfg.model_kappa, cfg.model_clip, cfg.model_acq
                 )
             else:
                 self._local = local_tables(self.grammar, ok, self._base, cfg.local_top)
@@ -247,7 +248,6 @@ class MarkovChain:
             self._local = model_tables(
                 self.grammar,
                 ok,
-                self._base,
                 self.probs,
                 self.config.context == "none",
                 candidate_seed(ok, n),

@@ -31,7 +31,15 @@ import numpy as np
 
 from openmindspore.automl.grammar import Grammar
 
-__all__ = ["intensify_tables", "is_local_trial", "local_tables", "neighbours", "rank_models", "run_start"]
+__all__ = [
+    "intensify_tables",
+    "is_local_trial",
+    "local_tables",
+    "neighbours",
+    "one_hot_tables",
+    "rank_models",
+    "run_start",
+]
 
 
 def is_local_trial(n: int, warmup: int, local: float) -> bool:
@@ -136,9 +144,15 @@ def intensify_tables(
     sd = math.sqrt(sum(float(np.var(v)) * len(v) for v in rep) / dof) if dof else 0.0
     ranked = rank_models(ok)[:top]
     pick = max(ranked, key=lambda m: m[1] + c * sd / math.sqrt(m[2]))[0]  # first max: the better mean
-    states = [s for s, _ in pick]
-    tables = {}
-    for state, i in pick:
+    return one_hot_tables(grammar, pick)
+
+
+def one_hot_tables(grammar: Grammar, path: Sequence[tuple[str, int]]) -> dict[str, np.ndarray]:
+    """One-hot tables on ``path``'s decisions at the states it visits once (a state visited more than once
+    cannot be pinned by one table: there the trial samples the learned tables)."""
+    states = [s for s, _ in path]
+    tables: dict[str, np.ndarray] = {}
+    for state, i in path:
         if states.count(state) == 1:
             tables[state] = np.zeros(grammar.num_choices[state])
             tables[state][i] = 1.0

@@ -46,7 +46,7 @@ from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import ndtr
 
 from openmindspore.automl.grammar import Grammar
-from openmindspore.automl.local import is_local_trial, neighbours, rank_models
+from openmindspore.automl.local import is_local_trial, neighbours, one_hot_tables, rank_models
 
 __all__ = [
     "is_model_trial",
@@ -191,7 +191,6 @@ def gp_scores(x: np.ndarray, y: np.ndarray, xc: np.ndarray, kappa: float, clip: 
 def model_tables(
     grammar: Grammar,
     ok: Sequence[tuple[Sequence[tuple[str, int]], float]],
-    q: dict[str, np.ndarray],
     probs: Callable[[str, str, dict[str, int]], np.ndarray],
     first_order: bool,
     seed: list[int],
@@ -211,13 +210,12 @@ def model_tables(
     for p in draw_walks(grammar, probs, first_order, np.random.default_rng(seed), candidates, uniform):
         if p not in seen:
             fresh.setdefault(p, None)
-    return _best_candidate_tables(grammar, ok, q, list(fresh), kappa, clip, acq)
+    return _best_candidate_tables(grammar, ok, list(fresh), kappa, clip, acq)
 
 
 def _best_candidate_tables(
     grammar: Grammar,
     ok: Sequence[tuple[Sequence[tuple[str, int]], float]],
-    q: dict[str, np.ndarray],
     cand: list[Path],
     kappa: float,
     clip: float,
@@ -228,21 +226,12 @@ def _best_candidate_tables(
         return {}
     x = features(grammar, [p for p, _ in ok])
     score = gp_scores(x, np.array([s for _, s in ok], dtype=np.float64), features(grammar, cand), kappa, clip, acq)
-    chosen = cand[int(np.argmax(score))]
-    states = [s for s, _ in chosen]
-    tables: dict[str, np.ndarray] = {}
-    for s, i in chosen:
-        if states.count(s) == 1:
-            t = np.zeros(len(q[s]))
-            t[i] = 1.0
-            tables[s] = t
-    return tables
+    return one_hot_tables(grammar, cand[int(np.argmax(score))])
 
 
 def local_model_tables(
     grammar: Grammar,
     ok: Sequence[tuple[Sequence[tuple[str, int]], float]],
-    q: dict[str, np.ndarray],
     top: int = 3,
     kappa: float = 1.0,
     clip: float = 0.25,
@@ -259,4 +248,4 @@ def local_model_tables(
         for path in neighbours(grammar, inc):
             if path not in seen:
                 cand.setdefault(path, None)
-    return _best_candidate_tables(grammar, ok, q, list(cand), kappa, clip, acq)
+    return _best_candidate_tables(grammar, ok, list(cand), kappa, clip, acq)

@@ -23,7 +23,7 @@ from typing import Any
 from openmindspore.automl.chain import Step
 from openmindspore.automl.grammar import Grammar
 
-__all__ = ["Trial", "repeats", "repeats_note"]
+__all__ = ["Trial", "repeat_fields", "repeats", "repeats_note"]
 
 
 @dataclass
@@ -112,6 +112,13 @@ def repeats(trials: Iterable[Trial], spec: Any) -> list[float]:
     """The scores of every successful evaluation of the model ``spec`` (a model may be evaluated again)."""
     key = json.dumps(spec, sort_keys=True)
     return [float(t.score or 0.0) for t in trials if t.ok and json.dumps(t.spec, sort_keys=True) == key]
+
+
+def repeat_fields(trials: Iterable[Trial], spec: Any) -> dict[str, Any]:
+    """``{"evaluations": n, "mean_score": m}`` of the model ``spec`` (a best trial's entry in ``summary.json`` and
+    ``oms search --json``); ``{}`` when no successful trial evaluated it."""
+    scores = repeats(trials, spec)
+    return {"evaluations": len(scores), "mean_score": sum(scores) / len(scores)} if scores else {}
 
 
 def repeats_note(n: int, mean: float) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from openmindspore.automl.prior import prior_summary
-from openmindspore.automl.records import repeats, repeats_note
+from openmindspore.automl.records import repeat_fields, repeats_note
 from openmindspore.automl.search import load_trials
 
 __all__ = ["summarize", "best_so_far", "write_report"]
@@ -31,7 +31,6 @@ def summarize(out_dir: str | Path) -> dict[str, Any]:
     config, trials = load_trials(out_dir)
     ok = [t for t in trials if t.ok]
     best = max(ok, key=lambda t: (t.score, -t.trial)) if ok else None
-    scores = [] if best is None else repeats(trials, best.spec)
     curve = best_so_far([t.score if t.ok else None for t in trials])
     return {
         "dir": str(out_dir),
@@ -45,8 +44,7 @@ def summarize(out_dir: str | Path) -> dict[str, Any]:
         else {
             "trial": best.trial,
             "score": best.score,
-            "evaluations": len(scores),
-            "mean_score": float(np.mean(scores)),
+            **repeat_fields(trials, best.spec),
             "metrics": best.metrics,
             "spec": best.spec,
         },

@@ -196,10 +196,9 @@ def run(args) -> int:
         )
     b = res.best
     from openmindspore.automl.prior import prior_summary
-    from openmindspore.automl.records import repeats, repeats_note
+    from openmindspore.automl.records import repeat_fields, repeats_note
 
-    scores = [] if b is None or b.budget is not None else repeats(res.trials, b.spec)  # rung-0 repeats only
-    repeated: dict[str, Any] = {"evaluations": len(scores), "mean_score": sum(scores) / len(scores)} if scores else {}
+    repeated = {} if b is None or b.budget is not None else repeat_fields(res.trials, b.spec)  # rung-0 repeats only
 
     prior = prior_summary(res.config, res.trials)
     out = {
