@@ -106,7 +106,7 @@ def mnist(args: argparse.Namespace) -> list[dict]:
     summaries, full = {}, {}
     for s in args.strategies or ["random", "margin"]:
         over = {"budget": budget, "batch": batch, "seed": args.seed, "seeds": args.seeds or 1, "strategy": s}
-        cfg = ActiveConfig(**{**MNIST, **over})
+        cfg = ActiveConfig(**{**MNIST, "min_steps": args.min_steps, **over})
         out = mnist_dir(args.work, s, batch)
         for src in [Path(p) for p in args.full_from or []]:
             full = {**_full_pool(src, cfg), **full}
@@ -169,7 +169,12 @@ def first_ok(ok: Callable[[int], bool], k0: int, n: int, stride: int) -> int | N
 
 
 def random_crossing(
-    args: argparse.Namespace, seed: int, margin_run: Path, random_run: Path | None, batch: int = MNIST["batch"]
+    args: argparse.Namespace,
+    seed: int,
+    margin_run: Path,
+    random_run: Path | None,
+    batch: int = MNIST["batch"],
+    min_steps: int = MNIST["min_steps"],
 ) -> dict:
     """Seed ``seed``: margin's labels to 95% of full-data accuracy (from its run, ``batch`` labels per
     round) and random's at the same batch, found by fitting random's labelled sets only near the crossing
@@ -191,6 +196,7 @@ def random_crossing(
     bar = 0.95 * st.full_pool_accuracy
     m95 = next((r["labels"] for r in st.rows if r["accuracy"] >= bar - 1e-12), None)
     over = {"budget": args.max_labels, "batch": batch, "seed": seed, "seeds": 1, "strategy": "random"}
+    over["min_steps"] = min_steps
     cfg = ActiveConfig(**{**MNIST, **over})
     grid = list(range(cfg.initial, args.max_labels + 1, cfg.batch))
     ds = load_dataset(cfg.dataset)
@@ -265,7 +271,7 @@ def mnist_ratio(args: argparse.Namespace) -> list[dict]:
         bad = [
             f"{k}={c.get(k)!r} (expected {MNIST[k]!r})"
             for k in keys
-            if k != "batch" and c.get(k) != MNIST.get(k, c.get(k))
+            if k not in ("batch", "min_steps") and c.get(k) != MNIST.get(k, c.get(k))
         ]
         if bad:
             _fail(f"--margin-from {mdir}: not the MNIST protocol: {', '.join(bad)}; pass a --suite mnist run")
@@ -275,7 +281,7 @@ def mnist_ratio(args: argparse.Namespace) -> list[dict]:
             )
         for seed in run["seeds"]:
             rdir = next((Path(p) for p in args.random_from if _same_random(Path(p), c, seed, keys)), None)
-            rows.append(random_crossing(args, seed, mdir, rdir, c["batch"]))
+            rows.append(random_crossing(args, seed, mdir, rdir, c["batch"], c["min_steps"]))
             print(json.dumps(rows[-1], sort_keys=True), flush=True)
     ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
     mean = {

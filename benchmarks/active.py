@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _active_mnist import MNIST_AT, _at, mnist, mnist_ratio
+from _active_mnist import MNIST, MNIST_AT, _at, mnist, mnist_ratio
 
 from openmindspore.active import ActiveConfig, run_active
 from openmindspore.active.strategies import STRATEGIES
@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--audit", type=float, default=0.5, help="margin with this audit share (0: no such row)")
     ap.add_argument("--batch", type=int, help="labels per round (default 10; mnist: 80; mnist-ratio: the margin runs')")
     ap.add_argument("--budget", type=int, help="default 400 (mnist: 500)")
+    ap.add_argument(
+        "--min-steps", type=int, default=MNIST["min_steps"], help="mnist: at least this many Adam steps per fit"
+    )
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--work", default="/tmp/oms-bench-active", help="run directories (re-running resumes)")
     ap.add_argument("--full-from", nargs="+", help="mnist: take full-data accuracies from these earlier runs")

@@ -2,7 +2,10 @@
 learner as benchmarks/_active_mnist.random_crossing), cached per seed under $WORK/w<seed>/mnist-random-at, so
 that random's seed-mean curve is complete over a range (phase 6's script, with the work root as a variable).
 
-    WORK=/tmp/s19/al python fill_random.py SEED 160 180 ... 480"""
+    WORK=/tmp/s19/al python fill_random.py SEED 160 180 ... 480
+
+MIN_STEPS (default 100, the protocol of phases 4-7) sets the learner's least number of Adam steps per fit (phase 8:
+300)."""
 
 import json
 import os
@@ -20,7 +23,8 @@ from openmindspore.active.learners import learner_for  # noqa: E402
 from openmindspore.data import load_dataset  # noqa: E402
 
 seed, counts = int(sys.argv[1]), [int(v) for v in sys.argv[2:]]
-cfg = ActiveConfig(**{**MNIST, "budget": 980, "batch": 20, "seed": seed, "seeds": 1, "strategy": "random"})
+over = {"min_steps": int(os.environ.get("MIN_STEPS", MNIST["min_steps"]))}
+cfg = ActiveConfig(**{**MNIST, **over, "budget": 980, "batch": 20, "seed": seed, "seeds": 1, "strategy": "random"})
 grid = list(range(cfg.initial, 981, cfg.batch))
 ds = load_dataset(cfg.dataset)
 sets = random_labels(cfg, len(ds.x_train), grid)
