@@ -55,6 +55,8 @@ def test_schedule_and_seeds():
     cfg = active_config({"model": "cnn", "epochs": 10, "min_steps": 50, "train_batch": 32})
     assert schedule(cfg, 20) == (50, 20)  # few labels: min_steps, batch = all of them
     assert schedule(cfg, 320) == (100, 32)  # 10 epochs of 10 batches
+    default = active_config({"model": "cnn"})  # 30 epochs, at least 300 steps: small sets are not undertrained
+    assert schedule(default, 160) == (300, 32) and schedule(default, 640) == (600, 32)
     assert train_seed(3, 0) == train_seed(3, 0) != train_seed(3, 1) != train_seed(4, 0)
 
 

@@ -95,7 +95,9 @@ class ActiveConfig(BaseModel):
     max_uncertainty: float = Field(0.25, gt=0, lt=1, description="max-uncertainty rule: stop below this")
     dropout: float = Field(0.5, ge=0, lt=1, description="cnn/mlp: dropout before the classifier head (MC dropout)")
     epochs: int = Field(30, ge=1, description="MindSpore learners: epochs over the labelled set per fit")
-    min_steps: int = Field(100, ge=1, description="MindSpore learners: at least this many optimizer steps per fit")
+    min_steps: int = Field(
+        300, ge=1, description="MindSpore learners: at least this many optimizer steps per fit (small labelled sets)"
+    )
     train_batch: int = Field(32, ge=1, description="MindSpore learners: training batch size")
     lr: float = Field(1e-3, gt=0, description="MindSpore learners: Adam learning rate")
 

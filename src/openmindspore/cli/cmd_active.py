@@ -112,7 +112,7 @@ def register(sub) -> None:
     g = p.add_argument_group("MindSpore learners (cnn, mlp, a spec): each fit trains in a fresh process")
     g.add_argument("--dropout", type=float, help="cnn/mlp: dropout before the classifier head (default 0.5; 0: none)")
     g.add_argument("--epochs", type=int, help="epochs over the labelled set per fit (default 30)")
-    g.add_argument("--min-steps", type=int, help="at least this many optimizer steps per fit (default 100)")
+    g.add_argument("--min-steps", type=int, help="at least this many optimizer steps per fit (default 300)")
     g.add_argument("--train-batch", type=int, help="training batch size (default 32)")
     g.add_argument("--lr", type=float, help="Adam learning rate (default 0.001)")
     p.add_argument("--workers", type=int, default=1, help="seeds run in parallel as engine tasks (default 1)")
