@@ -185,7 +185,8 @@ def random_crossing(
     fits every grid count from margin's figure to that crossing and adds the first at or above the bar
     among them (``random_first_dense``, ``ratio_dense``): a check of that assumption.
     Fits are cached in ``--work``/mnist-random-at/seed_<S>.json (``seed_<S>_b<B>.json`` at another batch:
-    other batches draw other random sets); an earlier random loop run with the same options
+    other batches draw other random sets; ``_s<M>`` added for a floor of M steps other than 100); an earlier
+    random loop run with the same options
     (``random_run``) supplies its fitted counts after its labels are checked to match."""
     from openmindspore.active.learners import learner_for
     from openmindspore.active.state import SeedState, write_json
@@ -201,8 +202,9 @@ def random_crossing(
     grid = list(range(cfg.initial, args.max_labels + 1, cfg.batch))
     ds = load_dataset(cfg.dataset)
     sets = random_labels(cfg, len(ds.x_train), grid)
-    name = f"seed_{seed}.json" if batch == MNIST["batch"] else f"seed_{seed}_b{batch}.json"
-    cache = Path(args.work) / "mnist-random-at" / name
+    name = f"seed_{seed}" + ("" if batch == MNIST["batch"] else f"_b{batch}")
+    name += "" if min_steps == MNIST["min_steps"] else f"_s{min_steps}"  # other training, other fits
+    cache = Path(args.work) / "mnist-random-at" / f"{name}.json"
     acc: dict[int, float] = {int(k): v for k, v in json.loads(cache.read_text()).items()} if cache.exists() else {}
     old = SeedState.load(random_run, seed) if random_run is not None and random_run.is_dir() else None
     for row in old.rows if old is not None else []:

@@ -22,7 +22,8 @@ need no model), and the ratio random / margin.
 ``--suite mnist``: **MNIST-5k + the default CNN with dropout 0.5** (a MindSpore learner, each fit in a
 fresh process): pool = the mnist5k train split (4,000 images), 20 random initial labels, batch 80,
 budget 500 (fits at 20, 100, ..., 500 labels: a coarse schedule, affordable on 2 CPU cores),
-20 epochs (at least 100 Adam steps) per fit, no cross-fitting (``folds 0``: this table is about labels,
+20 epochs (at least 100 Adam steps, ``--min-steps S`` for another floor: phase 8 of docs/benchmarks.md ran 300,
+``oms active``'s default) per fit, no cross-fitting (``folds 0``: this table is about labels,
 not calibration), seed 9000 (``--seeds N`` for more); rows random and margin (``--strategies ... bald`` adds BALD, 10
 MC-dropout passes); ``mnist`` table: labels to 95% of full-data accuracy (the same CNN, same seed,
 trained on the whole pool), the ratio random / strategy (a lower bound when random does not get there
@@ -38,6 +39,8 @@ line per row; ``--markdown`` prints the tables for docs/benchmarks.md::
     nice -n 19 .venv/bin/python benchmarks/active.py --suite mnist --workers 2 --markdown
     nice -n 19 .venv/bin/python benchmarks/active.py --suite mnist --strategies margin --batch 20 --budget 400
     nice -n 19 .venv/bin/python benchmarks/active.py --suite mnist-ratio --margin-from DIR/mnist-margin-b20
+    nice -n 10 .venv/bin/python benchmarks/active.py --suite mnist --strategies margin-kmeans --batch 20 \
+        --budget 300 --min-steps 300 --seed S --seeds 1 --work DIR     # phase 8 (random: its fill_random.py)
 """
 
 from __future__ import annotations

@@ -55,8 +55,9 @@ def test_random_labels_are_the_random_loops_at_batch_20(tmp_path):
     assert sorted(at80[100]) != sorted(sets[100])
 
 
-def _margin_run(path, batch, rows):
-    cfg = ActiveConfig(**{**mnist.MNIST, "batch": batch, "budget": 400, "seed": 9100, "strategy": "margin"})
+def _margin_run(path, batch, rows, min_steps=mnist.MNIST["min_steps"]):
+    over = {"batch": batch, "budget": 400, "seed": 9100, "strategy": "margin", "min_steps": min_steps}
+    cfg = ActiveConfig(**{**mnist.MNIST, **over})
     write_json(path / "state.json", {"version": VERSION, "config": cfg.model_dump(), "seeds": [9100]})
     SeedState(seed=9100, full_pool_accuracy=0.98, rows=rows, status="done").save(path)
     assert load_run(path) is not None
@@ -83,6 +84,19 @@ def test_mnist_ratio_at_batch_20_uses_that_grid_and_its_own_cache(tmp_path, caps
     out = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
     seed = next(r for r in out if r.get("seed") == 9100)
     assert (seed["random_labels_to_95"], seed["random_first_dense"], seed["ratio_dense"]) == (300, 240, 1.333)
+
+
+def test_mnist_ratio_reads_the_fits_of_the_margin_runs_step_floor(tmp_path, capsys):
+    rows = [{"labels": n, "accuracy": 0.5 + n / 400} for n in range(20, 401, 20)]  # crosses at 180
+    _margin_run(tmp_path / "margin", 20, rows, min_steps=300)
+    cache = tmp_path / "work" / "mnist-random-at"
+    write_json(cache / "seed_9100_b20.json", {str(n): 0.99 for n in range(20, 981, 20)})  # 100 steps: not these fits
+    fits = {str(n): 0.9 + (0.05 if n >= 400 else 0.0) for n in range(20, 981, 20)}  # at the bar from 400 on
+    write_json(cache / "seed_9100_b20_s300.json", fits)
+    argv = ["--suite", "mnist-ratio", "--margin-from", str(tmp_path / "margin"), "--work", str(tmp_path / "work")]
+    assert bench.main(argv) == 0
+    seed = next(r for r in map(json.loads, capsys.readouterr().out.splitlines()) if r.get("seed") == 9100)
+    assert (seed["margin_labels_to_95"], seed["random_labels_to_95"]) == (180, 400)
 
 
 def test_a_batch_other_than_the_margin_runs_exits_2(tmp_path, capsys):

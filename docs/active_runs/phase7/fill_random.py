@@ -5,7 +5,7 @@ that random's seed-mean curve is complete over a range (phase 6's script, with t
     WORK=/tmp/s19/al python fill_random.py SEED 160 180 ... 480
 
 MIN_STEPS (default 100, the protocol of phases 4-7) sets the learner's least number of Adam steps per fit (phase 8:
-300)."""
+300). The cache's name does not carry it: give each MIN_STEPS a WORK of its own (phase 8: /tmp/s23/al)."""
 
 import json
 import os
