@@ -210,3 +210,21 @@ def test_spread_alpha_is_a_run_option_and_a_run_from_before_it_resumes(tmp_path,
     assert json.loads(capsys.readouterr().out)["status"] == "done"
     assert main(["active", *args, "--spread-alpha", "0.5", "--out", str(old)]) == 2
     assert "spread_alpha: 0.2 -> 0.5" in capsys.readouterr().err
+
+
+def test_a_scikit_learn_run_resumes_whatever_the_mindspore_options_say(tmp_path, capsys):
+    args = [*SMALL, "--budget", "20", "--folds", "0", "--quiet"]
+    out = tmp_path / "old"
+    assert main(["active", *args, "--out", str(out)]) == 0
+    manifest = json.loads((out / "state.json").read_text())
+    assert manifest["config"]["min_steps"] == 300
+    manifest["config"].update(min_steps=100, lr=0.01)  # e.g. a run from before min_steps' default became 300
+    (out / "state.json").write_text(json.dumps(manifest))
+    assert main(["active", *args, "--out", str(out)]) == 0
+    # a MindSpore learner reads them: on a cnn run the same options are named
+    manifest["config"]["model"] = "cnn"
+    (out / "state.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(["active", *args, "--model", "cnn", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "min_steps: 100 -> 300" in err and "lr: 0.01 -> 0.001" in err

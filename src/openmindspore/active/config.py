@@ -29,6 +29,7 @@ __all__ = [
     "MODEL_NAMES",
     "SKLEARN_MODELS",
     "NEURAL_MODELS",
+    "NEURAL_OPTIONS",
 ]
 
 StrategyName = Literal[
@@ -46,6 +47,8 @@ STRATEGY_NAMES: tuple[str, ...] = StrategyName.__args__  # type: ignore[attr-def
 SKLEARN_MODELS: tuple[str, ...] = ("logreg", "svm", "random_forest", "knn")
 NEURAL_MODELS: tuple[str, ...] = ("cnn", "mlp")
 MODEL_NAMES: tuple[str, ...] = SKLEARN_MODELS + NEURAL_MODELS
+#: options only a MindSpore learner reads (a scikit-learn run resumes whatever they say)
+NEURAL_OPTIONS: tuple[str, ...] = ("dropout", "epochs", "min_steps", "train_batch", "lr")
 
 
 def is_neural(model: str) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from openmindspore.active.config import ActiveConfig, check_against, is_neural
+from openmindspore.active.config import NEURAL_OPTIONS, ActiveConfig, check_against, is_neural
 from openmindspore.active.learners import make_learner
 from openmindspore.active.loop import run_seed
 from openmindspore.active.oracle import read_answers, store_answers, write_queries
@@ -61,8 +61,11 @@ def prepare(cfg: ActiveConfig, out: Path, labels_csv: str | None = None) -> tupl
         )
     # a run written before an option existed ran with that option's default
     old = {**ActiveConfig.model_construct().model_dump(), **run["config"]} if run is not None else None
-    if old is not None and old != cfg.model_dump():
-        diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in cfg.model_dump().items() if old.get(k) != v]
+    new = cfg.model_dump()
+    if old is not None and not is_neural(cfg.model):  # e.g. a run from before min_steps' default became 300
+        old.update({k: new[k] for k in NEURAL_OPTIONS})
+    if old is not None and old != new:
+        diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v]
         raise ConfigError(
             "--out", str(out), "the options of the run it holds to resume it", f"differs in {'; '.join(diff)}"
         )
