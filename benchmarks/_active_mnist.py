@@ -15,6 +15,7 @@ from typing import NoReturn
 import numpy as np
 
 from openmindspore.active import ActiveConfig, run_active
+from openmindspore.active.config import NEURAL_OPTIONS
 
 MNIST = {
     "dataset": "mnist5k",
@@ -33,7 +34,7 @@ MNIST = {
 MNIST_AT = (100, 180, 260, 340, 500)
 
 
-FIT_KEYS = ("dataset", "model", "dropout", "ensemble", "epochs", "min_steps", "train_batch", "lr")
+FIT_KEYS = ("dataset", "model", "ensemble", *NEURAL_OPTIONS)  # what a fit is a function of, besides the labels
 
 
 def mnist_rows(summaries: dict[str, dict], budget: int) -> list[dict]:
@@ -196,9 +197,8 @@ def random_crossing(
     assert st is not None and st.full_pool_accuracy is not None, f"margin run {margin_run} lacks seed {seed}"
     bar = 0.95 * st.full_pool_accuracy
     m95 = next((r["labels"] for r in st.rows if r["accuracy"] >= bar - 1e-12), None)
-    over = {"budget": args.max_labels, "batch": batch, "seed": seed, "seeds": 1, "strategy": "random"}
-    over["min_steps"] = min_steps
-    cfg = ActiveConfig(**{**MNIST, **over})
+    over = {"budget": args.max_labels, "batch": batch, "min_steps": min_steps, "seed": seed, "seeds": 1}
+    cfg = ActiveConfig(**{**MNIST, **over, "strategy": "random"})
     grid = list(range(cfg.initial, args.max_labels + 1, cfg.batch))
     ds = load_dataset(cfg.dataset)
     sets = random_labels(cfg, len(ds.x_train), grid)
