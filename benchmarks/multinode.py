@@ -152,7 +152,10 @@ def scaling(
         weak = _config(tmp, n, model, batch=128)
         effs: dict[bool, list[float]] = {ov: [] for ov in overlap}
         for rnd in range(rounds):
-            base = oms_json("train", str(one), "--out", str(tmp / f"s1-{n}-{rnd}"), "--workers", "1", "--threads", "1")
+            # no warm spare, as in the 2-worker runs: a spare's start-up beside the first steps would slow the baseline
+            base = oms_json(
+                "train", str(one), "--out", str(tmp / f"s1-{n}-{rnd}"), "--workers", "1", "--threads", "1", "--spares", "0"
+            )  # fmt: skip
             t1 = base["step_time_s"]["median"]
             for ov in overlap:
                 load = load1()
