@@ -35,7 +35,8 @@ PRESETS: dict[str, dict[str, dict[str, Any] | None]] = {
     "ridge": {"classification": None, "regression": {"kind": "ridge", "alpha": 1.0}},
     "random_forest": {
         "classification": {"kind": "random_forest", "n_estimators": 100, "max_features": "sqrt", "min_samples_leaf": 1},
-        "regression": {"kind": "random_forest", "n_estimators": 100, "max_features": 1.0, "min_samples_leaf": 1},
+        # leaves of >= 5 rows for a numeric target: randomForest's and ranger's regression default (docs/features.md)
+        "regression": {"kind": "random_forest", "n_estimators": 100, "max_features": 1.0, "min_samples_leaf": 5},
     },
     "hist_gb": {
         "classification": {"kind": "hist_gb", "learning_rate": 0.1, "max_leaf_nodes": 31},
