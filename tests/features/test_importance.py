@@ -62,3 +62,26 @@ def test_classification_uses_log_loss_and_stratified_folds():
     imp = intervention_importance("logreg", X, y, "conditional", 2, n_boot=100)
     assert imp.lower[0] > 0 and imp.mean[0] > 10 * abs(imp.mean[1])
     assert imp.base_loss < 0.5  # mean held-out log loss of a good model
+
+
+def test_a_forest_classifiers_zero_vote_costs_half_a_vote_other_models_the_clip():
+    """A forest's probabilities are vote fractions: a row none of its n trees votes for costs -log(1 / 2n),
+    in a pipeline too; other classifiers keep the 1e-6 clip."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from openmindspore.features.estimators import row_loss
+
+    X = np.r_[np.zeros((20, 1)), np.ones((20, 1))]
+    y = np.r_[np.zeros(20, dtype=int), np.ones(20, dtype=int)]
+    wrong = 1 - y
+    for forest in (
+        RandomForestClassifier(n_estimators=50, random_state=0).fit(X, y),
+        make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=50, random_state=0)).fit(X, y),
+    ):
+        np.testing.assert_allclose(row_loss(forest, X, wrong, "classification"), -np.log(0.5 / 50))
+        np.testing.assert_allclose(row_loss(forest, X, y, "classification"), 0.0, atol=1e-12)
+    sure = LogisticRegression(C=1e6).fit(200 * X - 100, y)
+    np.testing.assert_allclose(row_loss(sure, 200 * X - 100, wrong, "classification"), -np.log(1e-6))
