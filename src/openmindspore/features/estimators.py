@@ -131,15 +131,19 @@ def fit_clone(est: Any, X: np.ndarray, y: np.ndarray) -> Any:
     return c
 
 
+#: the smallest probability the log loss credits a classifier with (a forest classifier: half a vote, if larger)
+MIN_PROBABILITY = 1e-6
+
+
 def probability_floor(est: Any) -> float:
-    """The smallest probability the log loss credits fitted ``est`` with (a pipeline: its last step): 1e-6, or
-    half a vote, ``1 / (2 n_estimators)``, for a forest classifier (module doc)."""
+    """The smallest probability the log loss credits fitted ``est`` with (a pipeline: its last step):
+    :data:`MIN_PROBABILITY`, or half a vote, ``1 / (2 n_estimators)``, for a forest classifier (module doc)."""
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
     last = est.steps[-1][1] if hasattr(est, "steps") else est
     if isinstance(last, (RandomForestClassifier, ExtraTreesClassifier)):
-        return max(1e-6, 0.5 / int(last.n_estimators))
-    return 1e-6
+        return max(MIN_PROBABILITY, 0.5 / int(last.n_estimators))
+    return MIN_PROBABILITY
 
 
 def row_loss(est: Any, X: np.ndarray, y: np.ndarray, task: Task) -> np.ndarray:
