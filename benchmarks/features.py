@@ -147,8 +147,10 @@ def named_by_cluster(proxies: dict[str, str], cluster: list[str]) -> bool:
     return proxies.get("injected_copy") in cluster and proxies.get("injected_proxy") in cluster
 
 
-def injection_seed(dataset: str, model: str, seed: int, methods: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Every method on one seed of one (dataset, model): one record per method."""
+def injection_seed(
+    dataset: str, model: str, seed: int, methods: tuple[str, ...], tolerance: float = 1.0
+) -> list[dict[str, Any]]:
+    """Every method on one seed of one (dataset, model): one record per method (``tolerance``: ours' score guard)."""
     case = injected(dataset, model, seed)
     est, X2, y, Xt2, yt, task = (case[k] for k in ("est", "X", "y", "Xt", "yt", "task"))
     names2, inj, cluster = case["names"], case["inj"], case["cluster"]
@@ -159,7 +161,17 @@ def injection_seed(dataset: str, model: str, seed: int, methods: tuple[str, ...]
         proxies: dict[str, str] = {}
         if method in ("ours", "permutation"):
             kind = "conditional" if method == "ours" else "marginal"
-            elim, first = intervention_elimination(est, X2, y, task, names2, kind=kind, seed=seed)  # type: ignore
+            tol = tolerance if method == "ours" else 1.0  # the marginal rule has no guard
+            elim, first = intervention_elimination(
+                est,
+                X2,
+                y,
+                task,
+                names2,
+                kind=kind,
+                seed=seed,
+                tolerance=tol,  # type: ignore[arg-type]
+            )
             if method == "ours":
                 proxies = elim.proxies
         elif method == "impurity":
@@ -200,7 +212,7 @@ def injection_seed(dataset: str, model: str, seed: int, methods: tuple[str, ...]
     return out
 
 
-def friedman_seed(seed: int) -> list[dict[str, Any]]:
+def friedman_seed(seed: int, tolerance: float = 1.0) -> list[dict[str, Any]]:
     from sklearn.preprocessing import PolynomialFeatures
 
     X, y, Xt, yt, task, names = _data("friedman1", seed)
@@ -211,7 +223,7 @@ def friedman_seed(seed: int) -> list[dict[str, Any]]:
     ranks = {}
     for kind, imp in r.items():
         ranks[kind] = bool(imp.mean[:5].min() > imp.mean[5:].max())
-    elim, _ = intervention_elimination(forest, X, y, "regression", names, seed=seed)
+    elim, _ = intervention_elimination(forest, X, y, "regression", names, seed=seed, tolerance=tolerance)
     cols = [names.index(n) for n in elim.kept_names]
     fc = FeatureConstructor(ridge, top_k=5, max_new=5, random_state=seed).fit(X[:, cols], y, elim.kept_names)
     Z, Zt = fc.transform(X[:, cols]), fc.transform(Xt[:, cols])
@@ -241,9 +253,10 @@ def _task(job: tuple) -> list[dict[str, Any]]:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
-        recs = friedman_seed(job[1]) if job[0] == "friedman1" else injection_seed(*job)
+        recs = friedman_seed(*job[1:]) if job[0] == "friedman1" else injection_seed(*job)
     for r in recs:
         r["load_avg_1"] = round(os.getloadavg()[0], 2)  # the machine's load when the job ended
+        r["tolerance"] = job[-1]
     return recs
 
 
@@ -385,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     ap.add_argument("--cases", nargs="+", default=[f"{d}:{m}" for d, m in CASES] + ["friedman1"])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument(
+        "--tolerance", type=float, default=1.0, help="ours' score guard allowance in s.e. (default 1; one per file)"
+    )
     ap.add_argument("--details", help="append one JSON line per seed and method to this file")
     ap.add_argument("--resume", action="store_true", help="skip the jobs already in --details and summarise all")
     ap.add_argument("--order", choices=("case", "seed"), default="case", help="run jobs case by case or seed by seed")
@@ -407,12 +423,12 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             if case == "friedman1":
                 if ("friedman1", None, seed, None) not in done:
-                    jobs.append(("friedman1", seed))
+                    jobs.append(("friedman1", seed, args.tolerance))
                 continue
             ds, model = case.split(":")
             todo = tuple(m for m in args.methods if (ds, model, seed, m) not in done)
             if todo:
-                jobs.append((ds, model, seed, todo))
+                jobs.append((ds, model, seed, todo, args.tolerance))
     if args.order == "seed":  # every case gets its first seeds before any gets its later ones
         jobs.sort(key=lambda j: j[1] if j[0] == "friedman1" else j[2])
     print(f"{len(records)} records resumed, {len(jobs)} jobs to run", file=sys.stderr, flush=True)

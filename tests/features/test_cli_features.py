@@ -85,3 +85,16 @@ def test_run_directory_errors(tmp_path, capsys):
     RunDir.create(tmp_path / "cnn", {"dataset": "digits", "model": {"name": "cnn"}, "steps": 5})
     assert main(["features", "--model", str(tmp_path / "cnn"), "--out", str(tmp_path / "o")]) == 2
     assert "an mlp run directory (this run trains 'cnn')" in capsys.readouterr().err
+
+
+def test_tolerance_reaches_the_selection_and_is_recorded(tmp_path, capsys):
+    kept = {}
+    for tol in ("1", "0"):
+        out = tmp_path / f"tol{tol}"
+        argv = ["features", "--dataset", "diabetes", "--model", "ridge", "--select", "--repeats", "2"]
+        assert main([*argv, "--tolerance", tol, "--out", str(out), "--json"]) == 0
+        sel = json.loads((out / "selected.json").read_text())
+        assert sel["tolerance"] == float(tol)
+        kept[tol] = sel["n_features"]["selected"]
+    capsys.readouterr()
+    assert kept["0"] > kept["1"]  # no loss allowed: more columns (seed 0: 6 vs 3 of 10)

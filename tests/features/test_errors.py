@@ -95,6 +95,9 @@ def test_unregistered_feature_step():
         (["--model", "logreg"], "--dataset=None is invalid"),
         (["--dataset", "wine", "--model", "no/such/run"], "or an existing mlp run directory"),
         (["--dataset", "nosuch"], "dataset='nosuch' is invalid"),
+        (["--dataset", "wine", "--tolerance", "0.5"], "expected --select with --kind conditional"),
+        (["--dataset", "wine", "--select", "--tolerance", "-1"], "tolerance=-1.0"),
+        (["--dataset", "wine", "--select", "--tolerance", "nan"], "tolerance=nan"),
     ],
 )
 def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, fragment):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import check_estimator
 
+from openmindspore.errors import ConfigError
 from openmindspore.features import InterventionSelector
 from openmindspore.models.sklearn import build_pipeline
 
@@ -66,6 +67,33 @@ def test_in_a_pipeline_spec_with_the_pipelines_own_model():
     assert sel.estimator is not pipe.named_steps["model"]  # a clone of the pipeline's model
     assert sel.get_support()[2] and sel.get_support().sum() <= 3
     assert pipe.score(X, y) > 0.8
+
+
+def _weak(seed: int = 4, n: int = 150):
+    """x0 strong, ``weak`` with a small real effect, two noise columns (seed 4: the one-s.e. rule drops ``weak``)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 4))
+    return X, X[:, 0] + 0.2 * X[:, 1] + rng.standard_normal(n)
+
+
+def test_tolerance_trades_features_for_score_loss():
+    from sklearn.linear_model import Ridge
+
+    X, y = _weak()
+    one_se = InterventionSelector(estimator=Ridge(), repeats=5).fit(X, y)
+    strict = InterventionSelector(estimator=Ridge(), repeats=5, tolerance=0.0).fit(X, y)
+    assert one_se.get_support().tolist() == [True, False, False, False]  # weak's drop cost < 1 s.e.
+    assert strict.get_support()[:2].all()  # no loss allowed: weak (x2) stays ...
+    assert strict.get_support().sum() > 2 and strict.guarded_  # ... and so does a noise column whose drop cost a little
+    for sel, tol in ((one_se, 1.0), (strict, 0.0)):
+        assert all(d.loss_change[0] <= tol * d.loss_change[1] for d in sel.drops_)  # every drop it accepted
+
+
+@pytest.mark.parametrize("tolerance", [-1.0, float("nan"), float("inf"), "1", True])
+def test_tolerance_is_validated(tolerance):
+    X, y = _weak()
+    with pytest.raises(ConfigError, match="tolerance="):
+        InterventionSelector(tolerance=tolerance).fit(X, y)
 
 
 @pytest.mark.parametrize("bad", [{"kind": "shap"}, {"folds": 1}])

@@ -56,6 +56,15 @@ def test_within_one_se_of_the_full_set_is_accepted_even_if_paired_worse():
     assert p_change > Z_PAIRED * p_se and change <= full_se and ok
 
 
+def test_tolerance_scales_the_full_set_allowance():
+    # within one s.e. of the full set but paired clearly worse: accepted at tolerance 1, vetoed below its change
+    full, replaced, swapped, se = _losses(shift=0.5 * 0.025, noise=0.05, near_limit=0.3)  # 0.8 s.e. above full
+    ok, (change, _), _ = swap_guard(swapped, replaced, full, tolerance=1.0)
+    assert ok and 0 < change < se
+    assert not swap_guard(swapped, replaced, full, tolerance=0.9 * change / se)[0]
+    assert swap_guard(swapped, replaced, full, tolerance=1.1 * change / se)[0]
+
+
 def _skewed(sigma: float):
     """A lognormal source ``s`` (skew ``sigma``), its tanh proxy, two other columns of it and an independent
     ``b``; ridge fits the proxy better, the more so the more skewed the source."""

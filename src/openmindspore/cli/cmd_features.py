@@ -13,6 +13,7 @@ EXAMPLES = """\
   oms features --dataset wine --model random_forest --select --inject --out runs/feat-inject
   oms features --dataset friedman1 --model ridge --construct --out runs/feat-f1
   oms features --dataset breast_cancer --select --seeds 5 --out runs/feat-bc --json
+  oms features --dataset diabetes --model random_forest --select --tolerance 0 --out runs/feat-dia  # keep more
   oms features --model runs/wine-mlp --out runs/feat-mlp                    # a trained mlp run: ranking only
 
 statuses in ranking.json: kept, dropped, proxy_of:X (important only through X), constructed:FORMULA."""
@@ -38,6 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--kind", default="conditional", help="conditional | marginal: what --select eliminates on")
     p.add_argument("--select", action="store_true", help="backward elimination (stop: every CI lower bound > 0)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=1.0,
+        help="--select's score guard: how many standard errors of the full set's cross-fitted loss the selected "
+        "set may lose (default 1, the one-s.e. rule; 0 keeps more features and loses less score)",
+    )
     p.add_argument("--construct", action="store_true", help="construct features from the top-k (after --select)")
     p.add_argument("--inject", action="store_true", help="add the benchmark columns: noise, noisy copy, proxy")
     p.add_argument("--seeds", type=int, default=1, help="repeat over split seeds 0..K-1 and aggregate (default 1)")
@@ -66,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             "seeds": args.seeds,
             "repeats": args.repeats,
             "folds": args.folds,
+            "tolerance": args.tolerance,
         }
     )
     console = Console(stderr=True, quiet=args.quiet or args.json)

@@ -48,6 +48,7 @@ class FeaturesConfig(BaseModel):
     n_boot: int = Field(500, ge=0)
     top_k: int = Field(5, ge=1)
     max_new: int = Field(5, ge=1)
+    tolerance: float = Field(1.0, ge=0, le=100, allow_inf_nan=False, description="--tolerance")
 
 
 def features_config(data: dict[str, Any]) -> FeaturesConfig:
@@ -67,6 +68,13 @@ def features_config(data: dict[str, Any]) -> FeaturesConfig:
                     "a scikit-learn --model (a run directory is a fitted model: it can be ranked, not re-fitted)",
                     f"drop --{flag}, or pass --model {'|'.join(sorted(PRESETS))}",
                 )
+    if cfg.tolerance != 1.0 and not (cfg.select and cfg.kind == "conditional"):
+        raise ConfigError(
+            "--tolerance",
+            cfg.tolerance,
+            "--select with --kind conditional (the score guard's allowance; the plain rule has no guard)",
+            "add --select, or drop --tolerance",
+        )
     return cfg
 
 
@@ -165,7 +173,7 @@ def _analyse_seed(cfg: FeaturesConfig, seed: int) -> SeedResult:
         X, Xt = both[: len(X)], both[len(X) :]
     drops: list[Drop] = []
     if cfg.select and cfg.kind == "conditional":
-        elim, first = intervention_elimination(est, X, y, task, names, **common)
+        elim, first = intervention_elimination(est, X, y, task, names, tolerance=cfg.tolerance, **common)
         kept, drops = elim.kept_names, elim.drops
     else:
         first = measure_set(est, X, y, task, names, marginal=True, prefit=prefit, **common)

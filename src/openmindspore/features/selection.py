@@ -17,7 +17,9 @@ is undone, and the feature kept for good, when the mean cross-fitted loss of the
 the full set's by more than the standard error of the full set's mean loss (over rows). A feature that is
 not significant on its own but whose removal costs score stays. Elimination goes on with the other
 eligible features. (The s.e. of the *paired* per-row difference was tried first: it is far smaller,
-and with a random forest's noisy log loss it vetoed dropping the injected noise on wine.)
+and with a random forest's noisy log loss it vetoed dropping the injected noise on wine.) ``tolerance``
+scales that allowance (in standard errors; 1 by default, 0: no loss at all on the selection's rows) for
+every guard here: fewer features against a smaller score loss (docs/features.md has the measured trade-off).
 
 Redundancy check (conditional kind, ``prune_kept=True``, the default): right after the elimination, a kept
 feature that carries nothing of its own beyond its closest kept column (a model-free test) is dropped when
@@ -162,6 +164,7 @@ def intervention_elimination(
     options: SamplerOptions | None = None,
     orient_pairs: bool = True,
     prune_kept: bool = True,
+    tolerance: float = 1.0,
 ) -> tuple[Elimination, SetMeasure]:
     """Backward elimination on ``kind`` importance, recomputed (cross-fitted) after each drop; returns it
     and the measurement of the full set (conditional, marginal and pairs).
@@ -169,8 +172,8 @@ def intervention_elimination(
     With ``kind="conditional"`` each step also measures every feature given each of its ``explainers``
     most rank-correlated columns (same model fits), which orders the drops; the score guard vetoes drops
     and, when ``prune_kept``, the kept features that carry nothing of their own are dropped (the redundancy check);
-    then the dropped features are named, then oriented when ``orient_pairs`` (module doc). ``kind="marginal"``
-    is the plain rule."""
+    then the dropped features are named, then oriented when ``orient_pairs`` (module doc). ``tolerance``: the
+    guards' allowance in standard errors of the full set's mean loss. ``kind="marginal"`` is the plain rule."""
     measured: dict[tuple[int, ...], SetMeasure] = {}
     row_losses: dict[tuple[int, ...], np.ndarray] = {}
     conditional = kind == "conditional"
@@ -205,10 +208,12 @@ def intervention_elimination(
     full = list(range(len(names)))
 
     def accept(cols: list[int]) -> tuple[bool, float, float]:
-        return _within_full(measure(cols).row_loss, measure(full).row_loss)
+        return _within_full(measure(cols).row_loss, measure(full).row_loss, tolerance)
 
     def accept_swap(cols: list[int], replaced: list[int]) -> tuple[bool, tuple[float, float], tuple[float, float]]:
-        return swap_guard(measure(cols).row_loss, measure(replaced).row_loss, measure(full).row_loss)
+        return swap_guard(
+            measure(cols).row_loss, measure(replaced).row_loss, measure(full).row_loss, tolerance=tolerance
+        )
 
     def losses(cols: list[int]) -> np.ndarray:
         """The set's per-row cross-fitted loss (the same fits as :func:`measure`'s, without its importances)."""
@@ -222,7 +227,7 @@ def intervention_elimination(
         return row_losses[key]
 
     def accept_prune(cols: list[int], current: list[int]) -> tuple[bool, tuple[float, float], tuple[float, float]]:
-        return swap_guard(losses(cols), losses(current), measure(full).row_loss)
+        return swap_guard(losses(cols), losses(current), measure(full).row_loss, tolerance=tolerance)
 
     res = eliminate(names, score, min_features, choose if conditional else None, accept if conditional else None)
     if conditional:
@@ -250,14 +255,14 @@ def intervention_elimination(
 
 
 def swap_guard(
-    swapped: np.ndarray, replaced: np.ndarray, full: np.ndarray, z_paired: float = Z_PAIRED
+    swapped: np.ndarray, replaced: np.ndarray, full: np.ndarray, z_paired: float = Z_PAIRED, tolerance: float = 1.0
 ) -> tuple[bool, tuple[float, float], tuple[float, float]]:
     """The orientation's score guard on per-row cross-fitted losses (same rows, same folds) of the swapped set,
     the kept set it replaces and the full set: ``(ok, (change, s.e.) vs the full set, (change, s.e.) paired vs
-    the replaced set)``. ``ok`` when the swapped set's mean loss exceeds the full set's by at most the s.e. of
-    the full set's mean, or exceeds the replaced set's by less than ``z_paired`` s.e. of the mean per-row
-    difference (module doc)."""
-    ok, change, se = _within_full(swapped, full)
+    the replaced set)``. ``ok`` when the swapped set's mean loss exceeds the full set's by at most ``tolerance``
+    s.e. of the full set's mean, or exceeds the replaced set's by less than ``z_paired`` s.e. of the mean
+    per-row difference (module doc)."""
+    ok, change, se = _within_full(swapped, full, tolerance)
     diff = swapped - replaced
     p_change, p_se = float(diff.mean()), _se(diff)
     return bool(ok or p_change < z_paired * p_se), (change, se), (p_change, p_se)
@@ -268,11 +273,11 @@ def _se(x: np.ndarray) -> float:
     return float(x.std(ddof=1) / np.sqrt(len(x)))
 
 
-def _within_full(losses: np.ndarray, full: np.ndarray) -> tuple[bool, float, float]:
+def _within_full(losses: np.ndarray, full: np.ndarray, tolerance: float = 1.0) -> tuple[bool, float, float]:
     """The drop guard on per-row losses: ``(ok, change, s.e.)``, ``ok`` when the mean loss exceeds the full
-    set's by at most the s.e. of the full set's mean."""
+    set's by at most ``tolerance`` s.e. of the full set's mean."""
     change, se = float(losses.mean() - full.mean()), _se(full)
-    return change <= se, change, se
+    return change <= tolerance * se, change, se
 
 
 def _apply(

@@ -15,6 +15,7 @@ feature), ``n_features_in_``.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,8 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
     lowest importance first), ``orient`` (swap a kept feature for a dropped one named ``proxy_of`` it that
     carries clearly more information: :mod:`openmindspore.features.orient`), ``prune`` (drop a kept feature
     that carries nothing of its own beyond its closest kept column: :mod:`openmindspore.features.redundancy`; on
-    by default),
+    by default), ``tolerance`` (the score guard's allowance in standard errors of the full set's mean
+    cross-fitted loss: 1, the one-s.e. rule, by default; smaller keeps more features and loses less score),
     ``random_state`` (int)."""
 
     def __init__(
@@ -57,6 +59,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
         explainers: int = 2,
         orient: bool = True,
         prune: bool = True,
+        tolerance: float = 1.0,
         random_state: int = 0,
     ) -> None:
         self.estimator = estimator
@@ -68,11 +71,13 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
         self.explainers = explainers
         self.orient = orient
         self.prune = prune
+        self.tolerance = tolerance
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any = None) -> InterventionSelector:
         if self.kind not in ("conditional", "marginal"):
             raise ConfigError("kind", self.kind, "one of ['conditional', 'marginal']")
+        tol = _tolerance(self.tolerance)
         if y is None:
             raise ValueError("InterventionSelector requires y to be passed, but the target y is None")
         names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
@@ -104,6 +109,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
                 explainers=int(self.explainers),
                 orient_pairs=bool(self.orient),
                 prune_kept=bool(self.prune),
+                tolerance=tol,
             )
         self.support_ = elim.kept
         self.importances_ = np.full(len(cols), np.nan)
@@ -126,6 +132,14 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
         tags.target_tags.required = True
         tags.input_tags.allow_nan = False
         return tags
+
+
+def _tolerance(value: Any) -> float:
+    """The score guard's allowance as a float, or a ConfigError naming it."""
+    tol = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else float("nan")
+    if not (np.isfinite(tol) and tol >= 0):
+        raise ConfigError("tolerance", value, "a number >= 0 (standard errors; 1 is the one-s.e. rule)")
+    return tol
 
 
 def _intervention_step(step: dict[str, Any], model: Any, task: str, seed: int) -> list[tuple[str, Any]]:
