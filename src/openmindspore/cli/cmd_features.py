@@ -13,7 +13,7 @@ EXAMPLES = """\
   oms features --dataset wine --model random_forest --select --inject --out runs/feat-inject
   oms features --dataset friedman1 --model ridge --construct --out runs/feat-f1
   oms features --dataset breast_cancer --select --seeds 5 --out runs/feat-bc --json
-  oms features --dataset diabetes --model random_forest --select --tolerance 0 --out runs/feat-dia  # keep more
+  oms features --dataset diabetes --model ridge --select --tolerance 0 --out runs/feat-dia   # keep more columns
   oms features --model runs/wine-mlp --out runs/feat-mlp                    # a trained mlp run: ranking only
 
 statuses in ranking.json: kept, dropped, proxy_of:X (important only through X), constructed:FORMULA."""
