@@ -161,8 +161,7 @@ def injection_seed(
         proxies: dict[str, str] = {}
         if method in ("ours", "permutation"):
             kind = "conditional" if method == "ours" else "marginal"
-            tol = tolerance if method == "ours" else 1.0  # the marginal rule has no guard
-            elim, first = intervention_elimination(
+            elim, first = intervention_elimination(  # the marginal rule has no guard: tolerance is ours' only
                 est,
                 X2,
                 y,
@@ -170,7 +169,7 @@ def injection_seed(
                 names2,
                 kind=kind,
                 seed=seed,
-                tolerance=tol,  # type: ignore[arg-type]
+                tolerance=tolerance,  # type: ignore[arg-type]
             )
             if method == "ours":
                 proxies = elim.proxies

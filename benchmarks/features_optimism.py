@@ -38,7 +38,7 @@ def seed_row(dataset: str, model: str, record: dict, refold: bool) -> dict:
         "kept": [names.index(n) for n in record["kept"]],
         "real": [i for i, n in enumerate(names) if n not in fb.INJ],
     }
-    row: dict = {"seed": seed, "y_var": float(np.var(y))}
+    row: dict = {"seed": seed, "task": task, "y_var": float(np.var(y))}
     for key, cols in sets.items():
         cf = CrossFit(est, X[:, cols], y, task, 5, fit_seed)
         cf.parts()
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in sorted(mine, key=lambda r: r["seed"]):
         rows.append(seed_row(dataset, model, r, args.refold))
         print(json.dumps(rows[-1]), flush=True)
-    regression = dataset in ("diabetes", "friedman1")
+    regression = bool(rows) and rows[0]["task"] == "regression"
     print(json.dumps({"kind": "summary", "case": args.case, "refold": args.refold, **summary(rows, regression)}))
     return 0
 
