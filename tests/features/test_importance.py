@@ -66,7 +66,8 @@ def test_classification_uses_log_loss_and_stratified_folds():
 
 def test_a_forest_classifiers_zero_vote_costs_half_a_vote_other_models_the_clip():
     """A forest's probabilities are vote fractions: a row none of its n trees votes for costs -log(1 / 2n),
-    in a pipeline too; other classifiers keep the 1e-6 clip."""
+    in a pipeline too, and in a pipeline of pipelines (naming's one-column model); other classifiers keep the
+    1e-6 clip."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -80,6 +81,9 @@ def test_a_forest_classifiers_zero_vote_costs_half_a_vote_other_models_the_clip(
     for forest in (
         RandomForestClassifier(n_estimators=50, random_state=0).fit(X, y),
         make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=50, random_state=0)).fit(X, y),
+        make_pipeline(
+            StandardScaler(), make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=50, random_state=0))
+        ).fit(X, y),
     ):
         np.testing.assert_allclose(row_loss(forest, X, wrong, "classification"), -np.log(0.5 / 50))
         np.testing.assert_allclose(row_loss(forest, X, y, "classification"), 0.0, atol=1e-12)

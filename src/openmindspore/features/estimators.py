@@ -136,11 +136,14 @@ MIN_PROBABILITY = 1e-6
 
 
 def probability_floor(est: Any) -> float:
-    """The smallest probability the log loss credits fitted ``est`` with (a pipeline: its last step):
-    :data:`MIN_PROBABILITY`, or half a vote, ``1 / (2 n_estimators)``, for a forest classifier (module doc)."""
+    """The smallest probability the log loss credits fitted ``est`` with (a pipeline: its last step, in a
+    pipeline of pipelines too, as naming's one-column model): :data:`MIN_PROBABILITY`, or half a vote,
+    ``1 / (2 n_estimators)``, for a forest classifier (module doc)."""
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
-    last = est.steps[-1][1] if hasattr(est, "steps") else est
+    last = est
+    while hasattr(last, "steps"):
+        last = last.steps[-1][1]
     if isinstance(last, (RandomForestClassifier, ExtraTreesClassifier)):
         return max(MIN_PROBABILITY, 0.5 / int(last.n_estimators))
     return MIN_PROBABILITY
