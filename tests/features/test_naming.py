@@ -63,21 +63,3 @@ def test_score_guard_vetoes_a_drop_and_goes_on_with_the_others():
     assert elim.kept_names == ["f1"] and elim.guarded == ["f1"]
     assert [d.name for d in elim.drops] == ["f0", "f2", "f3"]
     assert all(d.loss_change == (0.0, 1.0) for d in elim.drops)
-
-
-def test_naming_measures_each_dropped_column_once_and_the_cache_changes_nothing():
-    """The second naming (after an orientation swap) reuses the first one's measurements: the fits on the
-    dropped column alone and each (column, candidate) plan; the results are bitwise those of a fresh call."""
-    from sklearn.ensemble import RandomForestClassifier
-
-    X, y, names = _injected()
-    cases = [
-        (Ridge(), y, "regression"),
-        (RandomForestClassifier(n_estimators=20, random_state=0), y > 0, "classification"),
-    ]
-    for est, target, task in cases:
-        cache: dict = {}
-        explained_by(est, X, target, task, 2, [0, 1], repeats=2, cache=cache)
-        cached = explained_by(est, X, target, task, 2, [1, 3], repeats=2, cache=cache)
-        assert set(cache) == {2} and set(cache[2][1]) == {None, 0, 1, 3}  # one set of fits; each plan once
-        assert cached == explained_by(est, X, target, task, 2, [1, 3], repeats=2)

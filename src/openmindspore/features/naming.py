@@ -37,7 +37,7 @@ from openmindspore.features.importance import CrossFit, Plan, bootstrap_ci
 from openmindspore.features.inputs import Task
 from openmindspore.features.interventions import ConditionalSampler, SamplerOptions, fold_ids
 
-__all__ = ["explained_by", "name_dropped", "near_duplicates", "NamingCache", "NEAR_DUPLICATE", "EXPLAINED"]
+__all__ = ["explained_by", "name_dropped", "near_duplicates", "NEAR_DUPLICATE", "EXPLAINED"]
 
 #: |correlation| or cross-fitted R^2 above which two features are near-duplicates
 NEAR_DUPLICATE = 0.9
@@ -48,11 +48,6 @@ EXPLAINED = 0.9
 def _alone(est: Any) -> Pipeline:
     """``est`` that sees only the first column of its input (the others are there for the samplers)."""
     return Pipeline([("only", ColumnTransformer([("d", "passthrough", [0])])), ("model", est)])
-
-
-#: naming's measurements of dropped columns alone, kept across naming passes (after an orientation swap the same
-#: columns are named again): ``{d: (the fits on d alone, {None (marginal) or candidate: (loss changes, R^2)})}``
-NamingCache = dict[int, tuple[CrossFit, dict[int | None, tuple[np.ndarray, float]]]]
 
 
 def explained_by(
@@ -68,14 +63,14 @@ def explained_by(
     seed: int = 0,
     n_boot: int = 500,
     options: SamplerOptions | None = None,
-    cache: NamingCache | None = None,
 ) -> tuple[int | None, dict[str, Any]]:
     """The candidate column that explains column ``d`` (module doc), or None; and the measurements:
-    ``marginal`` (mean, lower) of ``d`` alone and per candidate ``(mean, lower, r2)``. ``cache``: measurements
-    of earlier calls on the same data and keywords (each is computed once; the result is the same)."""
+    ``marginal`` (mean, lower) of ``d`` alone and per candidate ``(mean, lower, r2)``."""
     opts = options or SamplerOptions()
-    cache = {} if cache is None else cache
-    deltas, r2 = _alone_deltas(est, X, y, task, d, candidates, repeats, folds, seed, opts, cache)
+    cols = [d, *candidates]
+    cf = CrossFit(_alone(est), X[:, cols], y, task, folds, seed)
+    plans = [Plan(0, "marginal", None, opts)] + [Plan(0, "conditional", (i,), opts) for i in range(1, len(cols))]
+    deltas, r2 = cf.run(plans, repeats)
     mean, ci = bootstrap_ci(deltas, n_boot, np.random.default_rng([seed, d, 6151]))
     info: dict[str, Any] = {
         "marginal": (float(mean[0]), float(ci[0, 0])),
@@ -90,39 +85,6 @@ def explained_by(
         return None, info
     best = max(removing, key=lambda q: -np.inf if np.isnan(r2[q + 1]) else r2[q + 1])
     return int(candidates[best]), info
-
-
-def _alone_deltas(
-    est: Any,
-    X: np.ndarray,
-    y: np.ndarray,
-    task: Task,
-    d: int,
-    candidates: Sequence[int],
-    repeats: int,
-    folds: int,
-    seed: int,
-    opts: SamplerOptions,
-    cache: NamingCache,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Loss changes ``(1 + len(candidates), repeats, n)`` of ``d`` in the model refitted on it alone (marginal,
-    then conditioned on each candidate) and each plan's R^2. The fits see column ``d`` only, and a plan's changes
-    depend only on its own columns and random stream, so both are computed once per ``d`` and candidate."""
-    if d not in cache:
-        order = [d, *(c for c in range(X.shape[1]) if c != d)]
-        cache[d] = (CrossFit(_alone(est), X[:, order], y, task, folds, seed), {})
-    cf, done = cache[d]
-    keys: list[int | None] = [None, *(int(c) for c in candidates)]
-    todo = [k for k in dict.fromkeys(keys) if k not in done]
-    if todo:
-        plans = [
-            Plan(0, "marginal", None, opts) if k is None else Plan(0, "conditional", (k + 1 if k < d else k,), opts)
-            for k in todo
-        ]
-        dl, r2 = cf.run(plans, repeats)
-        for q, k in enumerate(todo):
-            done[k] = (dl[q], float(r2[q]))
-    return np.stack([done[k][0] for k in keys]), np.array([done[k][1] for k in keys])
 
 
 def name_dropped(

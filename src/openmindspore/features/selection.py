@@ -50,7 +50,7 @@ import numpy as np
 from openmindspore.features.importance import CrossFit
 from openmindspore.features.inputs import Task
 from openmindspore.features.interventions import Kind, SamplerOptions, fold_ids
-from openmindspore.features.naming import NamingCache, name_dropped
+from openmindspore.features.naming import name_dropped
 from openmindspore.features.orient import Swap, orient
 from openmindspore.features.proxies import SetMeasure, measure_set
 from openmindspore.features.redundancy import Redundant, prune
@@ -238,9 +238,7 @@ def intervention_elimination(
             if gone:
                 _apply(res, kept, gone, set(), measure([int(c) for c in np.flatnonzero(kept)]), shrink=True)
         dropped = [d.name for d in res.drops]
-        cache: NamingCache = {}  # the second naming (after a swap) reuses the first one's measurements
-        common: dict[str, Any] = {"repeats": repeats, "folds": folds, "seed": seed, "n_boot": n_boot}
-        common.update(options=options, cache=cache)
+        common = {"repeats": repeats, "folds": folds, "seed": seed, "n_boot": n_boot, "options": options}
         proxies = name_dropped(est, X, y, task, names, res.kept_names, dropped, **common)
         if orient_pairs and proxies:
             kept, tested = orient(X, y, task, names, res.kept, proxies, fid, accept_swap)
