@@ -198,6 +198,7 @@ def injection_seed(
                 "swaps": getattr(elim, "swaps", {}),
                 "oriented": [dataclasses.asdict(o) for o in getattr(elim, "oriented", [])],
                 "pruned": [dataclasses.asdict(o) for o in getattr(elim, "pruned", [])],
+                "readmitted": [o.name for o in getattr(elim, "readmitted", []) if o.made],
                 "success": dropped and (named or method != "ours"),
                 "kept": kept,
                 "n_kept": len(kept),

@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="--select's score guard: how many standard errors of the full set's cross-fitted loss the selected "
         "set may lose (default 1, the one-s.e. rule; 0 keeps more features and loses less score)",
     )
+    p.add_argument(
+        "--minimal",
+        action="store_true",
+        help="--select's smallest set: no dropped feature comes back for carrying information of its own "
+        "(default: it does, which keeps the score of all features on correlated measurements)",
+    )
     p.add_argument("--construct", action="store_true", help="construct features from the top-k (after --select)")
     p.add_argument("--inject", action="store_true", help="add the benchmark columns: noise, noisy copy, proxy")
     p.add_argument("--seeds", type=int, default=1, help="repeat over split seeds 0..K-1 and aggregate (default 1)")
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             "repeats": args.repeats,
             "folds": args.folds,
             "tolerance": args.tolerance,
+            "minimal": args.minimal,
         }
     )
     console = Console(stderr=True, quiet=args.quiet or args.json)

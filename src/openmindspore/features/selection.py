@@ -21,7 +21,11 @@ and with a random forest's noisy log loss it vetoed dropping the injected noise 
 scales that allowance (in standard errors; 1 by default, 0: no loss at all on the selection's rows) for
 every guard here: fewer features against a smaller score loss (docs/features.md has the measured trade-off).
 
-Redundancy check (conditional kind, ``prune_kept=True``, the default): right after the elimination, a kept
+Readmission (conditional kind, ``readmit_own=True``, the default): right after the elimination, a dropped feature
+that carries information of its own about the other columns beyond its closest column, and predicts the target on
+its own, is kept again (a model-free test; :func:`~openmindspore.features.redundancy.readmit`).
+
+Redundancy check (conditional kind, ``prune_kept=True``, the default): after the readmission, a kept
 feature that carries nothing of its own beyond its closest kept column (a model-free test) is dropped when
 :func:`swap_guard` accepts the set without it (:mod:`openmindspore.features.redundancy`).
 
@@ -53,7 +57,7 @@ from openmindspore.features.interventions import Kind, SamplerOptions, fold_ids
 from openmindspore.features.naming import name_dropped
 from openmindspore.features.orient import Swap, orient
 from openmindspore.features.proxies import SetMeasure, measure_set
-from openmindspore.features.redundancy import Redundant, prune
+from openmindspore.features.redundancy import Readmitted, Redundant, prune, readmit
 
 __all__ = ["Drop", "Elimination", "eliminate", "intervention_elimination", "swap_guard", "Z_PAIRED"]
 
@@ -96,6 +100,8 @@ class Elimination:
     oriented: list[Swap] = field(default_factory=list)
     #: the redundancy check's candidates, in order; ``made``: a kept feature dropped as adding no information
     pruned: list[Redundant] = field(default_factory=list)
+    #: the readmission's tests of the dropped features; ``made``: a dropped feature kept again
+    readmitted: list[Readmitted] = field(default_factory=list)
 
     @property
     def swaps(self) -> dict[str, str]:
@@ -165,13 +171,15 @@ def intervention_elimination(
     orient_pairs: bool = True,
     prune_kept: bool = True,
     tolerance: float = 1.0,
+    readmit_own: bool = True,
 ) -> tuple[Elimination, SetMeasure]:
     """Backward elimination on ``kind`` importance, recomputed (cross-fitted) after each drop; returns it
     and the measurement of the full set (conditional, marginal and pairs).
 
     With ``kind="conditional"`` each step also measures every feature given each of its ``explainers``
     most rank-correlated columns (same model fits), which orders the drops; the score guard vetoes drops
-    and, when ``prune_kept``, the kept features that carry nothing of their own are dropped (the redundancy check);
+    and, when ``readmit_own``, the dropped features that carry information of their own come back; when
+    ``prune_kept``, the kept features that carry nothing of their own are dropped (the redundancy check);
     then the dropped features are named, then oriented when ``orient_pairs`` (module doc). ``tolerance``: the
     guards' allowance in standard errors of the full set's mean loss. ``kind="marginal"`` is the plain rule."""
     measured: dict[tuple[int, ...], SetMeasure] = {}
@@ -232,6 +240,11 @@ def intervention_elimination(
     res = eliminate(names, score, min_features, choose if conditional else None, accept if conditional else None)
     if conditional:
         fid = fold_ids(len(X), folds, seed, y if task == "classification" else None)  # the fits' folds
+        if readmit_own:
+            kept, res.readmitted = readmit(X, y, task, names, res.kept, fid)
+            back = {r.name for r in res.readmitted if r.made}
+            if back:
+                _apply(res, kept, [], back, measure([int(c) for c in np.flatnonzero(kept)]))
         if prune_kept:
             kept, res.pruned = prune(X, y, task, names, res.kept, fid, accept_prune, min_features)
             gone = [(r.name, r.loss_change) for r in res.pruned if r.made]
