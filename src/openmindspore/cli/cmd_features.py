@@ -38,7 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: logreg for classification, ridge for regression)",
     )
     p.add_argument("--kind", default="conditional", help="conditional | marginal: what --select eliminates on")
-    p.add_argument("--select", action="store_true", help="backward elimination (stop: every CI lower bound > 0)")
+    p.add_argument(
+        "--select",
+        action="store_true",
+        help="backward elimination (stop: every CI lower bound > 0); dropped features that carry information of "
+        "their own then come back (not with --minimal)",
+    )
     p.add_argument(
         "--tolerance",
         type=float,

@@ -28,19 +28,20 @@ drop the closest columns and the tests are recomputed; it stops when no candidat
 ``min_features``.
 
 Readmission (:func:`readmit`, the test turned the other way, conditional kind, ``readmit=True``, the default):
-before the redundancy check, a *dropped* feature comes back when it carries information of its own beyond its
+as the selection's last step, a *dropped* feature comes back when it carries information of its own beyond its
 closest column of the data (kept or dropped) about the *other columns* - the mean per-row gain summed over
 every column but the two is above :data:`Z_OWN` s.e. - and predicts the target on its own (the target's gain of
 the feature alone over nothing, above :data:`Z_RELEVANT` s.e.). Why: on breast_cancer (30 correlated
 measurements of a few tumour properties) the elimination stops at about 6 features whose conditional
 importances are each significant, and the logistic regression on them scored 0.011-0.014 below all features
-on every seed set: each dropped measurement is explained by the others *in the model*, yet each carries its
-own measurement of the underlying properties and the model on all of them averages that noise away. A copy,
+on every seed set: each dropped measurement is explained by the others *in the model*, yet each is a separate
+noisy measurement of the same properties, and the model on all of them averages their errors out. A copy,
 a proxy (a function of one column plus independent noise) or pure noise carries nothing about the other
 columns beyond that column, whatever its chance correlation with the target in this sample, so none comes
-back (on spent seeds 240-259 and 280-299 the largest such gain of an injected column was 0.93 s.e.), and a
-near-duplicate that adds nothing to its twin stays dropped too. Without the target condition a block of
-columns that only predict one another would come back. ``readmit=False``: the elimination's smallest set.
+back (breast_cancer/logreg and diabetes/forest on spent seeds 240-259 and 280-299: the largest such gain of an
+injected column was 0.93 s.e.), and a near-duplicate that adds nothing to its twin stays dropped too. Without the
+target condition a block of columns that only predict one another would come back. ``readmit=False``: the set
+of the steps before.
 
 On by default (``prune_kept=False`` / ``InterventionSelector(prune=False)`` turn it off). Its first version made
 a feature a candidate when it added *no significant* information (both gains at most +1.96 s.e.): on fresh seeds
@@ -106,13 +107,14 @@ class Redundant:
 class Readmitted:
     """A dropped feature ``name`` tested against its closest column ``given``: ``z_columns``, its gain over
     ``given`` summed over the other columns, and ``z_target``, the target's gain from it alone (in s.e.; None when
-    not computed); ``made``: whether it came back."""
+    not computed); ``made``: whether it came back; ``proxy_of``: its name before (set by the caller)."""
 
     name: str
     given: str
     z_columns: float
     z_target: float | None = None
     made: bool = False
+    proxy_of: str | None = None
 
 
 def readmit(
@@ -161,7 +163,7 @@ def prune(
     kept = np.asarray(kept, dtype=bool).copy()
     tried: list[Redundant] = []
     vetoed: set[int] = set()
-    gains: dict[tuple[int, int], tuple[float, float]] = {}  # (k, s) -> its test: the same after other drops
+    done: dict[tuple[int, int], tuple[float, float]] = {}  # (k, s) -> its test: the same after other drops
     while kept.sum() > max(min_features, 1):
         cols = [int(c) for c in np.flatnonzero(kept)]
         closest = top_explainers(X[:, cols], 1)
@@ -170,9 +172,9 @@ def prune(
             if k in vetoed:
                 continue
             s = cols[closest[i][0]]
-            if (k, s) not in gains:
-                gains[(k, s)] = added_information(X, y, task, k, s, fid)
-            z_all, z_y = gains[(k, s)]
+            if (k, s) not in done:
+                done[(k, s)] = added_information(X, y, task, k, s, fid)
+            z_all, z_y = done[(k, s)]
             if z_all < -Z_NONE and z_y <= Z_ADDS:
                 cands.append((z_all, k, Redundant(names[k], names[s], z_all, z_y)))
         dropped = False

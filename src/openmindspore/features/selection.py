@@ -21,11 +21,7 @@ and with a random forest's noisy log loss it vetoed dropping the injected noise 
 scales that allowance (in standard errors; 1 by default, 0: no loss at all on the selection's rows) for
 every guard here: fewer features against a smaller score loss (docs/features.md has the measured trade-off).
 
-Readmission (conditional kind, ``readmit_own=True``, the default): right after the elimination, a dropped feature
-that carries information of its own about the other columns beyond its closest column, and predicts the target on
-its own, is kept again (a model-free test; :func:`~openmindspore.features.redundancy.readmit`).
-
-Redundancy check (conditional kind, ``prune_kept=True``, the default): after the readmission, a kept
+Redundancy check (conditional kind, ``prune_kept=True``, the default): right after the elimination, a kept
 feature that carries nothing of its own beyond its closest kept column (a model-free test) is dropped when
 :func:`swap_guard` accepts the set without it (:mod:`openmindspore.features.redundancy`).
 
@@ -41,12 +37,18 @@ when its mean loss is within one s.e. of the full set's (the drop guard) *or* wh
 set it replaces, paired per row on the same folds: the mean per-row loss increase is below :data:`Z_PAIRED`
 standard errors of the paired difference. The full-set guard alone vetoed correct swaps whenever the kept set
 was already near its one-s.e. limit (a swap moves the set sideways; it is not a further drop).
+
+Readmission (conditional kind, ``readmit_own=True``, the default), the last step: a dropped feature that carries
+information of its own about the other columns beyond its closest column, and predicts the target on its own, is
+kept again (a model-free test, :func:`~openmindspore.features.redundancy.readmit`). Last, so that what came before
+(copies and proxies dropped and named, a proxy kept in its source's place swapped back) is what ``readmit=False``
+gives; a feature that comes back loses its ``proxy_of``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -178,9 +180,9 @@ def intervention_elimination(
 
     With ``kind="conditional"`` each step also measures every feature given each of its ``explainers``
     most rank-correlated columns (same model fits), which orders the drops; the score guard vetoes drops
-    and, when ``readmit_own``, the dropped features that carry information of their own come back; when
-    ``prune_kept``, the kept features that carry nothing of their own are dropped (the redundancy check);
-    then the dropped features are named, then oriented when ``orient_pairs`` (module doc). ``tolerance``: the
+    and, when ``prune_kept``, the kept features that carry nothing of their own are dropped (the redundancy check);
+    then the dropped features are named, then oriented when ``orient_pairs``; last, when ``readmit_own``, the
+    dropped features that carry information of their own come back (module doc). ``tolerance``: the
     guards' allowance in standard errors of the full set's mean loss. ``kind="marginal"`` is the plain rule."""
     measured: dict[tuple[int, ...], SetMeasure] = {}
     row_losses: dict[tuple[int, ...], np.ndarray] = {}
@@ -240,11 +242,6 @@ def intervention_elimination(
     res = eliminate(names, score, min_features, choose if conditional else None, accept if conditional else None)
     if conditional:
         fid = fold_ids(len(X), folds, seed, y if task == "classification" else None)  # the fits' folds
-        if readmit_own:
-            kept, res.readmitted = readmit(X, y, task, names, res.kept, fid)
-            back = {r.name for r in res.readmitted if r.made}
-            if back:
-                _apply(res, kept, [], back, measure([int(c) for c in np.flatnonzero(kept)]))
         if prune_kept:
             kept, res.pruned = prune(X, y, task, names, res.kept, fid, accept_prune, min_features)
             gone = [(r.name, r.loss_change) for r in res.pruned if r.made]
@@ -264,6 +261,12 @@ def intervention_elimination(
                 proxies = name_dropped(est, X, y, task, names, res.kept_names, dropped, **common)
         for d in res.drops:
             d.proxy_of = proxies.get(d.name)
+        if readmit_own:
+            kept, readmits = readmit(X, y, task, names, res.kept, fid)
+            res.readmitted = [replace(r, proxy_of=proxies.get(r.name)) for r in readmits]
+            back = {r.name for r in res.readmitted if r.made}
+            if back:
+                _apply(res, kept, [], back, measure([int(c) for c in np.flatnonzero(kept)]))
     return res, measure(full)
 
 
