@@ -182,6 +182,16 @@ def injection_seed(
         dropped = all(n not in kept for n in INJ)
         named = named_by_cluster(proxies, cluster)
         named_exact = proxies.get("injected_copy") == inj.source and proxies.get("injected_proxy") == inj.source
+        back = [o for o in getattr(elim, "readmitted", []) if o.made]
+        before = [n for n in kept if n not in {o.name for o in back}]  # the selection readmit=False gives
+        cols_before = [names2.index(n) for n in before]
+        proxies_before = {**proxies, **{o.name: o.proxy_of for o in back if o.proxy_of}}
+        success_before = all(n not in before for n in INJ) and named_by_cluster(proxies_before, cluster)
+        score = holdout_score(est, X2[:, cols], y, Xt2[:, cols], yt, task)  # type: ignore[arg-type]
+        if back:
+            score_before = holdout_score(est, X2[:, cols_before], y, Xt2[:, cols_before], yt, task)  # type: ignore[arg-type]
+        else:
+            score_before = score
         out.append(
             {
                 "kind": "seed",
@@ -198,13 +208,17 @@ def injection_seed(
                 "swaps": getattr(elim, "swaps", {}),
                 "oriented": [dataclasses.asdict(o) for o in getattr(elim, "oriented", [])],
                 "pruned": [dataclasses.asdict(o) for o in getattr(elim, "pruned", [])],
+                "readmitted": [o.name for o in back],
+                "kept_before_readmission": before,
+                "success_before_readmission": success_before if method == "ours" else None,
+                "score_before_readmission": score_before,
                 "success": dropped and (named or method != "ours"),
                 "kept": kept,
                 "n_kept": len(kept),
                 "n_features": len(names2),
                 "proxies": proxies,
                 "score_all": all_score,
-                "score_selected": holdout_score(est, X2[:, cols], y, Xt2[:, cols], yt, task),  # type: ignore
+                "score_selected": score,
                 "seconds": round(time.perf_counter() - t0, 1),
             }
         )

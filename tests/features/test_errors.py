@@ -96,6 +96,7 @@ def test_unregistered_feature_step():
         (["--dataset", "wine", "--model", "no/such/run"], "or an existing mlp run directory"),
         (["--dataset", "nosuch"], "dataset='nosuch' is invalid"),
         (["--dataset", "wine", "--tolerance", "0.5"], "expected --select with --kind conditional"),
+        (["--dataset", "wine", "--minimal"], "--minimal=True is invalid: expected --select with --kind conditional"),
         (["--dataset", "wine", "--select", "--tolerance", "-1"], "tolerance=-1.0"),
         (["--dataset", "wine", "--select", "--tolerance", "nan"], "tolerance=nan"),
     ],

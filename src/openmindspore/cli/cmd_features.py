@@ -38,13 +38,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: logreg for classification, ridge for regression)",
     )
     p.add_argument("--kind", default="conditional", help="conditional | marginal: what --select eliminates on")
-    p.add_argument("--select", action="store_true", help="backward elimination (stop: every CI lower bound > 0)")
+    p.add_argument(
+        "--select",
+        action="store_true",
+        help="backward elimination (stop: every CI lower bound > 0); dropped features that carry information of "
+        "their own then come back (not with --minimal)",
+    )
     p.add_argument(
         "--tolerance",
         type=float,
         default=1.0,
         help="--select's score guard: how many standard errors of the full set's cross-fitted loss the selected "
         "set may lose (default 1, the one-s.e. rule; 0 keeps more features and loses less score)",
+    )
+    p.add_argument(
+        "--minimal",
+        action="store_true",
+        help="--select's smallest set: no dropped feature comes back for carrying information of its own "
+        "(default: it does, which keeps the score of all features on correlated measurements)",
     )
     p.add_argument("--construct", action="store_true", help="construct features from the top-k (after --select)")
     p.add_argument("--inject", action="store_true", help="add the benchmark columns: noise, noisy copy, proxy")
@@ -75,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             "repeats": args.repeats,
             "folds": args.folds,
             "tolerance": args.tolerance,
+            "minimal": args.minimal,
         }
     )
     console = Console(stderr=True, quiet=args.quiet or args.json)

@@ -49,6 +49,7 @@ class FeaturesConfig(BaseModel):
     top_k: int = Field(5, ge=1)
     max_new: int = Field(5, ge=1)
     tolerance: float = Field(1.0, ge=0, le=100, allow_inf_nan=False, description="--tolerance")
+    minimal: bool = Field(False, description="--minimal")
 
 
 def features_config(data: dict[str, Any]) -> FeaturesConfig:
@@ -68,13 +69,14 @@ def features_config(data: dict[str, Any]) -> FeaturesConfig:
                     "a scikit-learn --model (a run directory is a fitted model: it can be ranked, not re-fitted)",
                     f"drop --{flag}, or pass --model {'|'.join(sorted(PRESETS))}",
                 )
-    if cfg.tolerance != 1.0 and not (cfg.select and cfg.kind == "conditional"):
-        raise ConfigError(
-            "--tolerance",
-            cfg.tolerance,
-            "--select with --kind conditional (the score guard's allowance; the plain rule has no guard)",
-            "add --select, or drop --tolerance",
-        )
+    for flag, value, off in (("--tolerance", cfg.tolerance, 1.0), ("--minimal", cfg.minimal, False)):
+        if value != off and not (cfg.select and cfg.kind == "conditional"):
+            raise ConfigError(
+                flag,
+                value,
+                "--select with --kind conditional (the score guard and the readmission; the plain rule has neither)",
+                f"add --select, or drop {flag}",
+            )
     return cfg
 
 
@@ -173,7 +175,9 @@ def _analyse_seed(cfg: FeaturesConfig, seed: int) -> SeedResult:
         X, Xt = both[: len(X)], both[len(X) :]
     drops: list[Drop] = []
     if cfg.select and cfg.kind == "conditional":
-        elim, first = intervention_elimination(est, X, y, task, names, tolerance=cfg.tolerance, **common)
+        elim, first = intervention_elimination(
+            est, X, y, task, names, tolerance=cfg.tolerance, readmit_own=not cfg.minimal, **common
+        )
         kept, drops = elim.kept_names, elim.drops
     else:
         first = measure_set(est, X, y, task, names, marginal=True, prefit=prefit, **common)

@@ -51,7 +51,18 @@ from openmindspore.features._ridge import rcs_basis, rcs_knots, ridge_gcv
 from openmindspore.features.estimators import row_loss
 from openmindspore.features.inputs import Task
 
-__all__ = ["Swap", "gain_z", "information_gain", "orient", "N_KNOTS", "Z_SWAP", "Z_TARGET"]
+__all__ = [
+    "Swap",
+    "alone_z",
+    "gains",
+    "gain_z",
+    "z_score",
+    "information_gain",
+    "orient",
+    "N_KNOTS",
+    "Z_SWAP",
+    "Z_TARGET",
+]
 
 #: knots of the candidate column's restricted cubic spline
 N_KNOTS = 5
@@ -115,7 +126,8 @@ def _losses(C: np.ndarray, W: np.ndarray, y: np.ndarray, task: Task, fid: np.nda
     return out
 
 
-def _z(g: np.ndarray) -> float:
+def z_score(g: np.ndarray) -> float:
+    """The mean of ``g`` in standard errors of the mean (0 when ``g`` is constant)."""
     se = float(g.std(ddof=1)) / np.sqrt(len(g))
     return float(g.mean()) / se if se > 0 else 0.0
 
@@ -126,9 +138,32 @@ def gain_z(
     """How much better the columns ``after`` predict than the columns ``before``, in s.e. of the mean per-row
     gain: over every variable (``y`` and the columns of ``X`` in neither set), and over ``y`` alone;
     cross-fitted on the folds ``fid`` (module doc). Positive: ``after`` is the more informative."""
+    gain = gains(X, y, task, before, after, fid)
+    return z_score(gain.sum(axis=1)), z_score(gain[:, -1])
+
+
+def gains(X: np.ndarray, y: np.ndarray, task: Task, before: list[int], after: list[int], fid: np.ndarray) -> np.ndarray:
+    """Per-row gains ``(n, m + 1)`` of the columns ``after`` over ``before`` in predicting each column of ``X`` in
+    neither set, then ``y`` (:func:`gain_z`)."""
     W = X[:, [c for c in range(X.shape[1]) if c not in (*before, *after)]]
-    gain = _losses(X[:, before], W, y, task, fid) - _losses(X[:, after], W, y, task, fid)
-    return _z(gain.sum(axis=1)), _z(gain[:, -1])
+    return _losses(X[:, before], W, y, task, fid) - _losses(X[:, after], W, y, task, fid)
+
+
+def alone_z(X: np.ndarray, y: np.ndarray, task: Task, d: int, fid: np.ndarray) -> float:
+    """How much better column ``d`` alone predicts the target than nothing (the training rows' mean, or class
+    shares), in s.e. of the mean per-row gain; the learner and scales of :func:`gain_z`."""
+    base = np.empty(len(y))
+    for k in np.unique(fid):
+        tr, te = fid != k, fid == k
+        if task == "regression":
+            base[te] = (y[te] - y[tr].mean()) ** 2 / max(float(y[tr].var()), 1e-12)
+        else:
+            cls, counts = np.unique(y[tr], return_counts=True)
+            share = counts / tr.sum()
+            p = dict(zip(cls.tolist(), share.tolist()))
+            loss = -np.log(np.clip([p.get(v, 0.0) for v in y[te].tolist()], 1e-6, 1.0))
+            base[te] = loss / max(float(-(share * np.log(share)).sum()), 1e-12)
+    return z_score(base - _losses(X[:, [d]], np.empty((len(y), 0)), y, task, fid)[:, -1])
 
 
 def information_gain(X: np.ndarray, y: np.ndarray, task: Task, k: int, d: int, fid: np.ndarray) -> tuple[float, float]:

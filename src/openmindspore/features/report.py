@@ -77,6 +77,7 @@ def aggregate(cfg: FeaturesConfig, results: list[SeedResult]) -> dict[str, dict[
         "repeats": cfg.repeats,
         "folds": cfg.folds,
         "tolerance": cfg.tolerance,
+        "minimal": cfg.minimal,
     }
     selected = [row["name"] for row in rows if int(row.get("kept_in", k)) * 2 > k] if cfg.select else list(r0.names)
     formulas = [c["name"] for c in constructed if c["found_in"] * 2 > k]

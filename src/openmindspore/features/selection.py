@@ -37,12 +37,18 @@ when its mean loss is within one s.e. of the full set's (the drop guard) *or* wh
 set it replaces, paired per row on the same folds: the mean per-row loss increase is below :data:`Z_PAIRED`
 standard errors of the paired difference. The full-set guard alone vetoed correct swaps whenever the kept set
 was already near its one-s.e. limit (a swap moves the set sideways; it is not a further drop).
+
+Readmission (conditional kind, ``readmit_own=True``, the default), the last step: a dropped feature that carries
+information of its own about the other columns beyond its closest column, and predicts the target on its own, is
+kept again (a model-free test, :func:`~openmindspore.features.redundancy.readmit`). Last, so that what came before
+(copies and proxies dropped and named, a proxy kept in its source's place swapped back) is what ``readmit=False``
+gives; a feature that comes back loses its ``proxy_of``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,7 +59,7 @@ from openmindspore.features.interventions import Kind, SamplerOptions, fold_ids
 from openmindspore.features.naming import name_dropped
 from openmindspore.features.orient import Swap, orient
 from openmindspore.features.proxies import SetMeasure, measure_set
-from openmindspore.features.redundancy import Redundant, prune
+from openmindspore.features.redundancy import Readmitted, Redundant, prune, readmit
 
 __all__ = ["Drop", "Elimination", "eliminate", "intervention_elimination", "swap_guard", "Z_PAIRED"]
 
@@ -96,6 +102,8 @@ class Elimination:
     oriented: list[Swap] = field(default_factory=list)
     #: the redundancy check's candidates, in order; ``made``: a kept feature dropped as adding no information
     pruned: list[Redundant] = field(default_factory=list)
+    #: the readmission's tests of the dropped features; ``made``: a dropped feature kept again
+    readmitted: list[Readmitted] = field(default_factory=list)
 
     @property
     def swaps(self) -> dict[str, str]:
@@ -165,6 +173,7 @@ def intervention_elimination(
     orient_pairs: bool = True,
     prune_kept: bool = True,
     tolerance: float = 1.0,
+    readmit_own: bool = True,
 ) -> tuple[Elimination, SetMeasure]:
     """Backward elimination on ``kind`` importance, recomputed (cross-fitted) after each drop; returns it
     and the measurement of the full set (conditional, marginal and pairs).
@@ -172,7 +181,8 @@ def intervention_elimination(
     With ``kind="conditional"`` each step also measures every feature given each of its ``explainers``
     most rank-correlated columns (same model fits), which orders the drops; the score guard vetoes drops
     and, when ``prune_kept``, the kept features that carry nothing of their own are dropped (the redundancy check);
-    then the dropped features are named, then oriented when ``orient_pairs`` (module doc). ``tolerance``: the
+    then the dropped features are named, then oriented when ``orient_pairs``; last, when ``readmit_own``, the
+    dropped features that carry information of their own come back (module doc). ``tolerance``: the
     guards' allowance in standard errors of the full set's mean loss. ``kind="marginal"`` is the plain rule."""
     measured: dict[tuple[int, ...], SetMeasure] = {}
     row_losses: dict[tuple[int, ...], np.ndarray] = {}
@@ -251,6 +261,12 @@ def intervention_elimination(
                 proxies = name_dropped(est, X, y, task, names, res.kept_names, dropped, **common)
         for d in res.drops:
             d.proxy_of = proxies.get(d.name)
+        if readmit_own:
+            kept, readmits = readmit(X, y, task, names, res.kept, fid)
+            res.readmitted = [replace(r, proxy_of=proxies.get(r.name)) for r in readmits]
+            back = {r.name for r in res.readmitted if r.made}
+            if back:
+                _apply(res, kept, [], back, measure([int(c) for c in np.flatnonzero(kept)]))
     return res, measure(full)
 
 

@@ -7,7 +7,8 @@ parameters and fitted state, and registers the ``intervention`` feature step of 
 ``__init__`` only stores parameters; everything learnt ends in ``_``: ``support_``, ``importances_``
 (last conditional importance of each kept feature, NaN for dropped ones), ``ci_`` ((p, 2)), ``drops_``
 (the elimination steps), ``guarded_`` (features the score guard kept), ``swaps_`` (``{kept feature swapped
-out: dropped feature swapped in}`` by the orientation), ``proxies_`` (``{dropped feature:
+out: dropped feature swapped in}`` by the orientation), ``readmitted_`` (dropped features kept again by the
+readmission), ``proxies_`` (``{dropped feature:
 kept feature whose conditioning removes it}``), ``full_set_`` (the first step's
 :class:`~openmindspore.features.proxies.SetMeasure`: conditional and marginal importance of every
 feature), ``n_features_in_``.
@@ -44,9 +45,11 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
     lowest importance first), ``orient`` (swap a kept feature for a dropped one named ``proxy_of`` it that
     carries clearly more information: :mod:`openmindspore.features.orient`), ``prune`` (drop a kept feature
     that carries nothing of its own beyond its closest kept column: :mod:`openmindspore.features.redundancy`; on
-    by default), ``tolerance`` (the score guard's allowance in standard errors of the full set's mean
-    cross-fitted loss: 1, the one-s.e. rule, by default; smaller keeps more features and loses less score),
-    ``random_state`` (int)."""
+    by default), ``readmit`` (keep again a dropped feature that carries information of its own about the other
+    columns and predicts the target alone: :func:`~openmindspore.features.redundancy.readmit`; on by default,
+    ``False`` gives the elimination's smallest set), ``tolerance`` (the score guard's allowance in standard errors
+    of the full set's mean cross-fitted loss: 1, the one-s.e. rule, by default; smaller keeps more features and
+    loses less score), ``random_state`` (int)."""
 
     def __init__(
         self,
@@ -59,6 +62,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
         explainers: int = 2,
         orient: bool = True,
         prune: bool = True,
+        readmit: bool = True,
         tolerance: float = 1.0,
         random_state: int = 0,
     ) -> None:
@@ -71,6 +75,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
         self.explainers = explainers
         self.orient = orient
         self.prune = prune
+        self.readmit = readmit
         self.tolerance = tolerance
         self.random_state = random_state
 
@@ -109,6 +114,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
                 explainers=int(self.explainers),
                 orient_pairs=bool(self.orient),
                 prune_kept=bool(self.prune),
+                readmit_own=bool(self.readmit),
                 tolerance=tol,
             )
         self.support_ = elim.kept
@@ -119,6 +125,7 @@ class InterventionSelector(SelectorMixin, BaseEstimator):
         self.drops_ = elim.drops
         self.guarded_ = elim.guarded
         self.swaps_ = elim.swaps
+        self.readmitted_ = [r.name for r in elim.readmitted if r.made]
         self.full_set_ = first
         self.proxies_ = elim.proxies if self.kind == "conditional" else {}
         return self

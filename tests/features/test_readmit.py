@@ -1,0 +1,67 @@
+"""Readmission (``features.redundancy.readmit``): a dropped measurement of the property the target depends on, which
+carries its own information about the other columns, comes back; a noisy copy, a proxy and pure noise do not,
+whatever the target; a block of columns that only predict one another stays out; through the selector,
+``readmit=False`` gives the elimination's set and the default adds the readmitted features to it."""
+
+import numpy as np
+
+from openmindspore.features import InterventionSelector
+from openmindspore.features.interventions import fold_ids
+from openmindspore.features.orient import alone_z
+from openmindspore.features.redundancy import Z_OWN, Z_RELEVANT, readmit
+
+NAMES = ["m1", "m2", "m3", "copy", "proxy", "noise", "u1", "u2", "u3"]
+
+
+def _data(n: int = 500, seed: int = 0):
+    """``m1``..``m3``: three measurements of a latent ``z`` (each with its own error); ``copy`` = ``m1`` + noise;
+    ``proxy`` = tanh(``m1``) + noise; ``noise``; ``u1``..``u3``: three measurements of a latent that has nothing to do
+    with the target. ``y`` depends on ``z`` only."""
+    rng = np.random.default_rng(seed)
+    z, u = rng.standard_normal(n), rng.standard_normal(n)
+    m = [z + 0.6 * rng.standard_normal(n) for _ in range(3)]
+    copy = m[0] + 0.5 * rng.standard_normal(n)
+    proxy = np.tanh(m[0]) + 0.3 * rng.standard_normal(n)
+    us = [u + 0.6 * rng.standard_normal(n) for _ in range(3)]
+    cols = [*m, copy, proxy, rng.standard_normal(n), *us]
+    return np.column_stack(cols), z + 0.3 * rng.standard_normal(n)
+
+
+def test_measurements_come_back_copies_proxies_noise_and_an_irrelevant_block_do_not():
+    X, y = _data()
+    kept = np.array([True] + [False] * 8)  # only m1 kept, as an elimination that went too far would leave it
+    mask, tested = readmit(X, y, "regression", NAMES, kept, fold_ids(len(X), 5, 0))
+    back = {NAMES[i] for i in np.flatnonzero(mask & ~kept)}
+    assert back == {"m2", "m3"}, [(t.name, t.given, t.z_columns, t.z_target) for t in tested]
+    by = {t.name: t for t in tested}
+    assert [t.name for t in tested] == NAMES[1:]  # every dropped feature tested, in column order
+    for name in ("copy", "proxy", "noise"):  # nothing of their own about the other columns
+        assert by[name].z_columns <= Z_OWN and not by[name].made
+    for name in ("u1", "u2", "u3"):  # their own information about each other, none about the target
+        assert by[name].z_columns > Z_OWN and by[name].z_target is not None and by[name].z_target <= Z_RELEVANT
+    assert mask[0] and kept.sum() == 1  # the kept feature stays; the caller's mask is not changed
+
+
+def test_alone_z_sees_a_predictive_column_and_not_noise_for_classes_too():
+    X, y = _data(seed=1)
+    fid = fold_ids(len(X), 5, 1)
+    assert alone_z(X, y, "regression", 1, fid) > 5 > abs(alone_z(X, y, "regression", 5, fid))
+    yc = (y > 0).astype(int)
+    fid = fold_ids(len(X), 5, 1, yc)
+    assert alone_z(X, yc, "classification", 1, fid) > 5 > abs(alone_z(X, yc, "classification", 5, fid))
+
+
+def test_selector_readmits_by_default_and_not_when_asked():
+    """Twelve noisy measurements (six of each of two latents the target adds up) and a noise column: the
+    elimination keeps some measurements; the default brings back dropped ones, never the noise."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((300, 2))
+    X = np.column_stack([z[:, i // 6] + 1.5 * rng.standard_normal(300) for i in range(12)] + [rng.standard_normal(300)])
+    y = z.sum(axis=1) + 0.5 * rng.standard_normal(300)
+    off = InterventionSelector(readmit=False, repeats=3, n_boot=200).fit(X, y)
+    on = InterventionSelector(repeats=3, n_boot=200).fit(X, y)
+    assert off.readmitted_ == [] and not off.get_support().all()
+    assert on.readmitted_ and "x13" not in on.readmitted_
+    names = [f"x{i + 1}" for i in range(X.shape[1])]
+    assert np.array_equal(on.get_support(), off.get_support() | np.isin(names, on.readmitted_))
+    assert not on.get_support()[12]
