@@ -106,8 +106,12 @@ def _class_loss(B: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray) ->
         warnings.simplefilter("ignore")
         m = LogisticRegression(C=1.0, max_iter=2000).fit((B[tr] - mu) / sd, y[tr])
     share = np.unique(y[tr], return_counts=True)[1] / tr.sum()
-    loss = row_loss(m, (B[te] - mu) / sd, y[te], "classification")
-    return loss / max(float(-(share * np.log(share)).sum()), 1e-12)
+    return row_loss(m, (B[te] - mu) / sd, y[te], "classification") / _entropy(share)
+
+
+def _entropy(share: np.ndarray) -> float:
+    """The entropy of class shares (the scale of a class target's log loss), at least 1e-12."""
+    return max(float(-(share * np.log(share)).sum()), 1e-12)
 
 
 def _losses(C: np.ndarray, W: np.ndarray, y: np.ndarray, task: Task, fid: np.ndarray) -> np.ndarray:
@@ -161,8 +165,7 @@ def alone_z(X: np.ndarray, y: np.ndarray, task: Task, d: int, fid: np.ndarray) -
             cls, counts = np.unique(y[tr], return_counts=True)
             share = counts / tr.sum()
             p = dict(zip(cls.tolist(), share.tolist()))
-            loss = -np.log(np.clip([p.get(v, 0.0) for v in y[te].tolist()], 1e-6, 1.0))
-            base[te] = loss / max(float(-(share * np.log(share)).sum()), 1e-12)
+            base[te] = -np.log(np.clip([p.get(v, 0.0) for v in y[te].tolist()], 1e-6, 1.0)) / _entropy(share)
     return z_score(base - _losses(X[:, [d]], np.empty((len(y), 0)), y, task, fid)[:, -1])
 
 

@@ -122,22 +122,20 @@ def readmit(
 ) -> tuple[np.ndarray, list[Readmitted]]:
     """The kept mask with the dropped features that carry information of their own back (module doc), and every
     dropped feature tested, in column order (``made``: those that came back)."""
-    kept = np.asarray(kept, dtype=bool).copy()
+    names = list(names)
+    out = np.asarray(kept, dtype=bool).copy()
     closest = top_explainers(X, 1)
     tested: list[Readmitted] = []
-    for d in [int(c) for c in np.flatnonzero(~kept)]:
+    for d in [int(c) for c in np.flatnonzero(~out)]:
         s = closest[d][0]
         g = gains(X, y, task, [s], [s, d], fid)[:, :-1]
-        z = z_score(g.sum(axis=1)) if g.shape[1] else 0.0
-        r = Readmitted(list(names)[d], list(names)[s], z)
-        if z > Z_OWN:
+        r = Readmitted(names[d], names[s], z_score(g.sum(axis=1)) if g.shape[1] else 0.0)
+        if r.z_columns > Z_OWN:
             z_y = alone_z(X, y, task, d, fid)
             r = replace(r, z_target=z_y, made=z_y > Z_RELEVANT)
         tested.append(r)
-    for r in tested:
-        if r.made:
-            kept[list(names).index(r.name)] = True
-    return kept, tested
+    out[[names.index(r.name) for r in tested if r.made]] = True
+    return out, tested
 
 
 def added_information(X: np.ndarray, y: np.ndarray, task: Task, k: int, s: int, fid: np.ndarray) -> tuple[float, float]:
