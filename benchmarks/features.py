@@ -185,8 +185,10 @@ def injection_seed(
         back = [o for o in getattr(elim, "readmitted", []) if o.made]
         before = [n for n in kept if n not in {o.name for o in back}]  # the selection readmit=False gives
         cols_before = [names2.index(n) for n in before]
-        proxies_before = {**proxies, **{o.name: o.proxy_of for o in back if o.proxy_of}}
-        success_before = all(n not in before for n in INJ) and named_by_cluster(proxies_before, cluster)
+        # the names main's selection gave (the drops are named again after a readmission)
+        proxies_before = elim.named_before_readmission if getattr(elim, "readmitted", []) else proxies
+        named_before = named_by_cluster(proxies_before, cluster)
+        success_before = all(n not in before for n in INJ) and named_before
         score = holdout_score(est, X2[:, cols], y, Xt2[:, cols], yt, task)  # type: ignore[arg-type]
         if back:
             score_before = holdout_score(est, X2[:, cols_before], y, Xt2[:, cols_before], yt, task)  # type: ignore[arg-type]
@@ -211,6 +213,8 @@ def injection_seed(
                 "readmitted": [o.name for o in back],
                 "kept_before_readmission": before,
                 "success_before_readmission": success_before if method == "ours" else None,
+                "proxies_before_readmission": proxies_before,
+                "success_before_renaming": dropped and named_before if method == "ours" else None,
                 "score_before_readmission": score_before,
                 "success": dropped and (named or method != "ours"),
                 "kept": kept,

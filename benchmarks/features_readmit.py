@@ -1,6 +1,8 @@
 """Readmission's paired effect: each ``benchmarks/features.py`` record of ``ours`` carries the selection before its
 last step (readmission: ``kept_before_readmission``, ``success_before_readmission``, ``score_before_readmission``,
-which is what ``readmit=False`` gives on the same fits) beside the final one. Per case: success before -> after,
+which is what ``readmit=False`` gives on the same fits) beside the final one. Per case: success before -> after
+(and, in records from s29 on, the final selection's success with the names given before the readmission, since
+the drops are named again after it: ``success_before_renaming``),
 features kept, selected-minus-all test score before and after (mean ± s.e. over seeds, and whether within one s.e.
 of all features' mean, as in ``features.py``), the paired after-minus-before score, and the seeds where an injected
 column came back::
@@ -39,6 +41,8 @@ def summarise(records: list[dict]) -> list[dict]:
                 "seeds": len(rs),
                 "success_before": float(np.mean([r["success_before_readmission"] for r in rs])),
                 "success_after": float(np.mean([r["success"] for r in rs])),
+                # the final selection with the names given before the readmission (records from s29 on)
+                "success_names_before": float(np.mean([r.get("success_before_renaming", np.nan) for r in rs])),
                 "kept_before": float(np.mean([len(r["kept_before_readmission"]) for r in rs])),
                 "kept_after": float(np.mean([r["n_kept"] for r in rs])),
                 "n_features": rs[0]["n_features"],
@@ -56,7 +60,8 @@ def summarise(records: list[dict]) -> list[dict]:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| dataset | model | seeds | success before -> after | kept before -> after (of) | s.e. of all "
+        "| dataset | model | seeds | success before -> after (with the names before) "
+        "| kept before -> after (of) | s.e. of all "
         "| selected - all, before | after | within 1 s.e., before / after | paired after - before "
         "| seeds with an injected column back |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|",
@@ -65,7 +70,8 @@ def markdown(rows: list[dict]) -> str:
         yes = {True: "yes", False: "no"}
         lines.append(
             f"| {s['dataset']} | {s['model']} | {s['seeds']} | {100 * s['success_before']:.0f}% -> "
-            f"{100 * s['success_after']:.0f}% | {s['kept_before']:.1f} -> {s['kept_after']:.1f} ({s['n_features']}) "
+            f"{100 * s['success_after']:.0f}% ({100 * s['success_names_before']:.0f}%) "
+            f"| {s['kept_before']:.1f} -> {s['kept_after']:.1f} ({s['n_features']}) "
             f"| {s['score_all_se']:.3f} | {s['diff_before']} | {s['diff_after']} "
             f"| {yes[s['within_before']]} / {yes[s['within_after']]} | {s['paired']} "
             f"| {', '.join(map(str, s['injected_back'])) or 'none'} |"

@@ -42,7 +42,10 @@ Readmission (conditional kind, ``readmit_own=True``, the default), the last step
 information of its own about the other columns beyond its closest column, and predicts the target on its own, is
 kept again (a model-free test, :func:`~openmindspore.features.redundancy.readmit`). Last, so that what came before
 (copies and proxies dropped and named, a proxy kept in its source's place swapped back) is what ``readmit=False``
-gives; a feature that comes back loses its ``proxy_of``.
+gives; a feature that comes back loses its ``proxy_of``, and the features still dropped are named again against
+the kept set it leaves (a copy whose source came back is named by its source; breast_cancer named the copy and the
+proxy of ``radius_error`` by ``worst_perimeter`` when the whole ``radius_error`` cluster had been dropped);
+:attr:`Elimination.named_before_readmission` keeps the names before.
 """
 
 from __future__ import annotations
@@ -104,6 +107,9 @@ class Elimination:
     pruned: list[Redundant] = field(default_factory=list)
     #: the readmission's tests of the dropped features; ``made``: a dropped feature kept again
     readmitted: list[Readmitted] = field(default_factory=list)
+    #: ``{dropped feature: source}`` as named before the readmission (the drops are named again against the
+    #: kept set the readmission leaves); equal to :attr:`proxies` when nothing came back
+    named_before_readmission: dict[str, str] = field(default_factory=dict)
 
     @property
     def swaps(self) -> dict[str, str]:
@@ -265,8 +271,12 @@ def intervention_elimination(
             kept, readmits = readmit(X, y, task, names, res.kept, fid)
             res.readmitted = [replace(r, proxy_of=proxies.get(r.name)) for r in readmits]
             back = {r.name for r in res.readmitted if r.made}
+            res.named_before_readmission = dict(proxies)
             if back:
                 _apply(res, kept, [], back, measure([int(c) for c in np.flatnonzero(kept)]))
+                renamed = name_dropped(est, X, y, task, names, res.kept_names, [d.name for d in res.drops], **common)
+                for d in res.drops:
+                    d.proxy_of = renamed.get(d.name)
     return res, measure(full)
 
 
