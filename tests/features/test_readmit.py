@@ -76,7 +76,7 @@ def test_drops_are_named_again_against_the_set_the_readmission_leaves():
     once ``a1`` comes back, the copy is named by its source. Every name is a feature of the final kept set."""
     names = ["a1", "a2", "a3", "b1", "b2", "b3", "copy"]
     renamed = 0
-    for seed in range(6):
+    for seed in range(6, 16):  # on 6 and 15 the elimination dropped a1 and the copy was named by a2 or a3
         rng = np.random.default_rng(seed)
         z2 = rng.standard_normal(300)
         z1 = 0.7 * z2 + np.sqrt(1 - 0.49) * rng.standard_normal(300)
