@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -152,8 +153,13 @@ def test_sparse_snapshots_keep_checkpoints_and_single_failures_lossless(referenc
     ckpts = sorted(int(p.stem.split("_")[1]) for p in (tmp / "sparse" / "checkpoints").glob("step_*.safetensors"))
     # checkpoints at due steps only (every 3) though snapshots come every 5, and the final one; a checkpoint due
     # while the previous one is still being written is skipped, not queued, so which of 6 and 9 are on disk
-    # depends on timing (CI once had 3, 9, 12)
-    assert ckpts[-1] == 12 and len(ckpts) >= 2 and set(ckpts) <= {3, 6, 9, 12}, ckpts
+    # depends on timing (CI once had 3, 9, 12). A due checkpoint whose snapshot could not be read (its worker
+    # killed while the write still waited for it: CI at load 4 once) is owed and written at a later step, with
+    # a warning naming the step it replaces (CI then had 7, 9, 12)
+    log = (tmp / "sparse" / "train.log").read_text()
+    owed = [int(m) for m in re.findall(r"checkpoint of step (\d+) not written", log)]
+    off = [c for c in ckpts if c not in {3, 6, 9, 12}]
+    assert ckpts[-1] == 12 and len(ckpts) >= 2 and all(any(k < c for k in owed) for c in off), (ckpts, owed)
     _assert_exactly_once(s)
     assert s["params_sha256"] == ref["params_sha256"]
 
