@@ -185,8 +185,7 @@ def injection_seed(
         back = [o for o in getattr(elim, "readmitted", []) if o.made]
         before = [n for n in kept if n not in {o.name for o in back}]  # the selection readmit=False gives
         cols_before = [names2.index(n) for n in before]
-        # the names main's selection gave (the drops are named again after a readmission)
-        proxies_before = elim.named_before_readmission if getattr(elim, "readmitted", []) else proxies
+        proxies_before = elim.named_before_readmission  # the drops are named again after a readmission
         named_before = named_by_cluster(proxies_before, cluster)
         success_before = all(n not in before for n in INJ) and named_before
         score = holdout_score(est, X2[:, cols], y, Xt2[:, cols], yt, task)  # type: ignore[arg-type]

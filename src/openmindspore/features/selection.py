@@ -108,7 +108,7 @@ class Elimination:
     #: the readmission's tests of the dropped features; ``made``: a dropped feature kept again
     readmitted: list[Readmitted] = field(default_factory=list)
     #: ``{dropped feature: source}`` as named before the readmission (the drops are named again against the
-    #: kept set the readmission leaves); equal to :attr:`proxies` when nothing came back
+    #: kept set the readmission leaves); equal to :attr:`proxies` when nothing came back or readmission is off
     named_before_readmission: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -253,9 +253,16 @@ def intervention_elimination(
             gone = [(r.name, r.loss_change) for r in res.pruned if r.made]
             if gone:
                 _apply(res, kept, gone, set(), measure([int(c) for c in np.flatnonzero(kept)]), shrink=True)
-        dropped = [d.name for d in res.drops]
         common = {"repeats": repeats, "folds": folds, "seed": seed, "n_boot": n_boot, "options": options}
-        proxies = name_dropped(est, X, y, task, names, res.kept_names, dropped, **common)
+
+        def name_drops() -> dict[str, str]:
+            """Name the drops against the kept set as it is now (each drop's ``proxy_of``); the names."""
+            named = name_dropped(est, X, y, task, names, res.kept_names, [d.name for d in res.drops], **common)
+            for d in res.drops:
+                d.proxy_of = named.get(d.name)
+            return named
+
+        proxies = name_drops()
         if orient_pairs and proxies:
             kept, tested = orient(X, y, task, names, res.kept, proxies, fid, accept_swap)
             res.oriented = tested
@@ -263,20 +270,15 @@ def intervention_elimination(
             if swaps:
                 gone = [(s.kept, s.loss_change) for s in swaps]
                 _apply(res, kept, gone, {s.by for s in swaps}, measure([int(c) for c in np.flatnonzero(kept)]))
-                dropped = [d.name for d in res.drops]
-                proxies = name_dropped(est, X, y, task, names, res.kept_names, dropped, **common)
-        for d in res.drops:
-            d.proxy_of = proxies.get(d.name)
+                proxies = name_drops()
+        res.named_before_readmission = dict(proxies)
         if readmit_own:
             kept, readmits = readmit(X, y, task, names, res.kept, fid)
             res.readmitted = [replace(r, proxy_of=proxies.get(r.name)) for r in readmits]
             back = {r.name for r in res.readmitted if r.made}
-            res.named_before_readmission = dict(proxies)
             if back:
                 _apply(res, kept, [], back, measure([int(c) for c in np.flatnonzero(kept)]))
-                renamed = name_dropped(est, X, y, task, names, res.kept_names, [d.name for d in res.drops], **common)
-                for d in res.drops:
-                    d.proxy_of = renamed.get(d.name)
+                name_drops()
     return res, measure(full)
 
 
