@@ -11,6 +11,7 @@ import json
 import sys
 
 from oms_testing import ROOT
+from openmindspore.features.estimators import single_threaded
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 spec = importlib.util.spec_from_file_location("bench_features", ROOT / "benchmarks" / "features.py")
@@ -34,7 +35,8 @@ def _consistent(r: dict) -> None:
 
 
 def test_records_carry_the_selection_before_each_late_step(tmp_path):
-    recs = bench.injection_seed("wine", "logreg", 440, ("ours",))
+    with single_threaded():  # as the benchmark runs it (BLAS threads on 2 cores slow it several-fold)
+        recs = bench.injection_seed("wine", "logreg", 440, ("ours",))
     assert len(recs) == 1
     _consistent(recs[0])
     path = tmp_path / "seeds.jsonl"
@@ -47,7 +49,8 @@ def test_records_carry_the_selection_before_each_late_step(tmp_path):
 
 
 def test_the_proxy_kept_beside_its_readmitted_source_is_dropped_by_the_second_check():
-    (r,) = bench.injection_seed("breast_cancer", "logreg", 412, ("ours",))
+    with single_threaded():
+        (r,) = bench.injection_seed("breast_cancer", "logreg", 412, ("ours",))
     _consistent(r)
     assert "worst_texture" in r["readmitted"] and "injected_proxy" in r["kept_before_recheck"]
     assert not r["success_before_recheck"]
