@@ -183,16 +183,17 @@ def injection_seed(
         named = named_by_cluster(proxies, cluster)
         named_exact = proxies.get("injected_copy") == inj.source and proxies.get("injected_proxy") == inj.source
         back = [o for o in getattr(elim, "readmitted", []) if o.made]
-        before = [n for n in kept if n not in {o.name for o in back}]  # the selection readmit=False gives
-        cols_before = [names2.index(n) for n in before]
+        rechecked = {o.name for o in getattr(elim, "rechecked", []) if o.made}  # dropped by the second check
+        pre = [n for n in names2 if n in kept or n in rechecked]  # the selection before the second check
+        before = [n for n in pre if n not in {o.name for o in back}]  # before the readmission too
         proxies_before = elim.named_before_readmission  # the drops are named again after a readmission
         named_before = named_by_cluster(proxies_before, cluster)
         success_before = all(n not in before for n in INJ) and named_before
+        pre_named = named_by_cluster(getattr(elim, "named_before_recheck", {}), cluster)
+        success_pre = all(n not in pre for n in INJ) and pre_named
         score = holdout_score(est, X2[:, cols], y, Xt2[:, cols], yt, task)  # type: ignore[arg-type]
-        if back:
-            score_before = holdout_score(est, X2[:, cols_before], y, Xt2[:, cols_before], yt, task)  # type: ignore[arg-type]
-        else:
-            score_before = score
+        score_pre = _score_of(pre, kept, score, case)
+        score_before = _score_of(before, kept, score, case)
         out.append(
             {
                 "kind": "seed",
@@ -215,6 +216,10 @@ def injection_seed(
                 "proxies_before_readmission": proxies_before,
                 "success_before_renaming": dropped and named_before if method == "ours" else None,
                 "score_before_readmission": score_before,
+                "rechecked": [dataclasses.asdict(o) for o in getattr(elim, "rechecked", [])],
+                "kept_before_recheck": pre,
+                "success_before_recheck": success_pre if method == "ours" else None,
+                "score_before_recheck": score_pre,
                 "success": dropped and (named or method != "ours"),
                 "kept": kept,
                 "n_kept": len(kept),
@@ -226,6 +231,15 @@ def injection_seed(
             }
         )
     return out
+
+
+def _score_of(subset: list[str], kept: list[str], kept_score: float, case: dict[str, Any]) -> float:
+    """The holdout score of the model on ``subset`` of the case's columns (``kept_score`` when it is the kept set)."""
+    if subset == kept:
+        return kept_score
+    c = [case["names"].index(n) for n in subset]
+    X, Xt = case["X"], case["Xt"]
+    return holdout_score(case["est"], X[:, c], case["y"], Xt[:, c], case["yt"], case["task"])
 
 
 def friedman_seed(seed: int, tolerance: float = 1.0) -> list[dict[str, Any]]:

@@ -38,14 +38,22 @@ set it replaces, paired per row on the same folds: the mean per-row loss increas
 standard errors of the paired difference. The full-set guard alone vetoed correct swaps whenever the kept set
 was already near its one-s.e. limit (a swap moves the set sideways; it is not a further drop).
 
-Readmission (conditional kind, ``readmit_own=True``, the default), the last step: a dropped feature that carries
+Readmission (conditional kind, ``readmit_own=True``, the default): a dropped feature that carries
 information of its own about the other columns beyond its closest column, and predicts the target on its own, is
-kept again (a model-free test, :func:`~openmindspore.features.redundancy.readmit`). Last, so that what came before
-(copies and proxies dropped and named, a proxy kept in its source's place swapped back) is what ``readmit=False``
-gives; a feature that comes back loses its ``proxy_of``, and the features still dropped are named again against
-the kept set it leaves (a copy whose source came back is named by its source; breast_cancer named the copy and the
-proxy of ``radius_error`` by ``worst_perimeter`` when the whole ``radius_error`` cluster had been dropped);
+kept again (a model-free test, :func:`~openmindspore.features.redundancy.readmit`). After the other steps, so that
+what came before (copies and proxies dropped and named, a proxy kept in its source's place swapped back) is what
+``readmit=False`` gives; a feature that comes back loses its ``proxy_of``, and the features still dropped are named
+again against the kept set it leaves (a copy whose source came back is named by its source; breast_cancer named the
+copy and the proxy of ``radius_error`` by ``worst_perimeter`` when the whole ``radius_error`` cluster had been
+dropped);
 :attr:`Elimination.named_before_readmission` keeps the names before.
+
+The redundancy check again (``prune_kept=True``), the last step: when the orientation or the readmission changed
+the kept set since the first check, the check runs on the final set (:attr:`Elimination.rechecked`) and the
+drops are named again (:attr:`Elimination.named_before_recheck` keeps the names before). Why: a proxy that the
+elimination kept, whose swap for its source the score guard vetoed, stays beside the source when the
+readmission brings the source back, and then carries nothing of its own beside it (breast_cancer/logreg seed
+412: the proxy of ``worst_texture``; diabetes/random_forest seed 438: the proxy of ``s5``).
 """
 
 from __future__ import annotations
@@ -110,6 +118,11 @@ class Elimination:
     #: ``{dropped feature: source}`` as named before the readmission (the drops are named again against the
     #: kept set the readmission leaves); equal to :attr:`proxies` when nothing came back or readmission is off
     named_before_readmission: dict[str, str] = field(default_factory=dict)
+    #: the redundancy check run again on the final kept set (when the orientation or the readmission changed it
+    #: since the first check); ``made``: a kept feature dropped as adding no information
+    rechecked: list[Redundant] = field(default_factory=list)
+    #: ``{dropped feature: source}`` as named before that second check; equal to :attr:`proxies` when it dropped none
+    named_before_recheck: dict[str, str] = field(default_factory=dict)
 
     @property
     def swaps(self) -> dict[str, str]:
@@ -187,8 +200,9 @@ def intervention_elimination(
     With ``kind="conditional"`` each step also measures every feature given each of its ``explainers``
     most rank-correlated columns (same model fits), which orders the drops; the score guard vetoes drops
     and, when ``prune_kept``, the kept features that carry nothing of their own are dropped (the redundancy check);
-    then the dropped features are named, then oriented when ``orient_pairs``; last, when ``readmit_own``, the
-    dropped features that carry information of their own come back (module doc). ``tolerance``: the
+    then the dropped features are named, then oriented when ``orient_pairs``; then, when ``readmit_own``, the
+    dropped features that carry information of their own come back; last, when ``prune_kept`` and the kept set
+    changed since, the redundancy check runs again (module doc). ``tolerance``: the
     guards' allowance in standard errors of the full set's mean loss. ``kind="marginal"`` is the plain rule."""
     measured: dict[tuple[int, ...], SetMeasure] = {}
     row_losses: dict[tuple[int, ...], np.ndarray] = {}
@@ -248,11 +262,18 @@ def intervention_elimination(
     res = eliminate(names, score, min_features, choose if conditional else None, accept if conditional else None)
     if conditional:
         fid = fold_ids(len(X), folds, seed, y if task == "classification" else None)  # the fits' folds
-        if prune_kept:
-            kept, res.pruned = prune(X, y, task, names, res.kept, fid, accept_prune, min_features)
-            gone = [(r.name, r.loss_change) for r in res.pruned if r.made]
+
+        def check() -> list[Redundant]:
+            """The redundancy check on the kept set as it is now, its drops applied; the candidates tried."""
+            kept, tried = prune(X, y, task, names, res.kept, fid, accept_prune, min_features)
+            gone = [(r.name, r.loss_change) for r in tried if r.made]
             if gone:
                 _apply(res, kept, gone, set(), measure([int(c) for c in np.flatnonzero(kept)]), shrink=True)
+            return tried
+
+        if prune_kept:
+            res.pruned = check()
+        checked = res.kept.copy()
         common = {"repeats": repeats, "folds": folds, "seed": seed, "n_boot": n_boot, "options": options}
 
         def name_drops() -> dict[str, str]:
@@ -278,6 +299,11 @@ def intervention_elimination(
             back = {r.name for r in res.readmitted if r.made}
             if back:
                 _apply(res, kept, [], back, measure([int(c) for c in np.flatnonzero(kept)]))
+                proxies = name_drops()
+        res.named_before_recheck = dict(proxies)
+        if prune_kept and not np.array_equal(res.kept, checked):
+            res.rechecked = check()
+            if any(r.made for r in res.rechecked):
                 name_drops()
     return res, measure(full)
 
