@@ -193,7 +193,7 @@ def injection_seed(
         success_pre = all(n not in pre for n in INJ) and pre_named
         score = holdout_score(est, X2[:, cols], y, Xt2[:, cols], yt, task)  # type: ignore[arg-type]
         score_pre = _score_of(pre, kept, score, case)
-        score_before = _score_of(before, kept, score, case)
+        score_before = score_pre if before == pre else _score_of(before, kept, score, case)
         out.append(
             {
                 "kind": "seed",

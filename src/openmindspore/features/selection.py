@@ -53,7 +53,8 @@ the kept set since the first check, the check runs on the final set (:attr:`Elim
 drops are named again (:attr:`Elimination.named_before_recheck` keeps the names before). Why: a proxy that the
 elimination kept, whose swap for its source the score guard vetoed, stays beside the source when the
 readmission brings the source back, and then carries nothing of its own beside it (breast_cancer/logreg seed
-412: the proxy of ``worst_texture``; diabetes/random_forest seed 438: the proxy of ``s5``).
+412: the proxy of ``worst_texture``, dropped by this check; on diabetes/random_forest seed 438 the proxy of ``s5``
+is a candidate too, but the guard keeps it there as it vetoed the swap).
 """
 
 from __future__ import annotations
