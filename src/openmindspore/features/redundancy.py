@@ -137,8 +137,11 @@ class Readmitted:
 
 def twins(X: np.ndarray, kept: np.ndarray, closest: list[list[int]]) -> dict[int, int]:
     """``{d: its twin}`` for the dropped columns whose closest column is dropped too, has ``d`` as its own closest
-    and a rank correlation with it of at least :data:`TWIN` in absolute value (module doc)."""
-    out = {}
+    and a rank correlation with it of at least :data:`TWIN` in absolute value (module doc); none with fewer than
+    three columns (a twin is tested beside a third)."""
+    out: dict[int, int] = {}
+    if X.shape[1] < 3:
+        return out
     for d in [int(c) for c in np.flatnonzero(~kept)]:
         s = closest[d][0]
         if not kept[s] and closest[s][0] == d and abs(float(_rank_corr(X[:, [s]], X[:, d])[0])) >= TWIN:
