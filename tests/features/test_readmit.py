@@ -9,8 +9,9 @@ from sklearn.linear_model import Ridge
 
 from openmindspore.features import InterventionSelector
 from openmindspore.features.interventions import fold_ids
-from openmindspore.features.orient import alone_z
-from openmindspore.features.redundancy import Z_OWN, Z_RELEVANT, readmit
+from openmindspore.features.orient import alone_z, gains, z_score
+from openmindspore.features.proxies import top_explainers
+from openmindspore.features.redundancy import Z_OWN, Z_RELEVANT, readmit, twins
 from openmindspore.features.selection import intervention_elimination
 
 NAMES = ["m1", "m2", "m3", "copy", "proxy", "noise", "u1", "u2", "u3"]
@@ -92,3 +93,27 @@ def test_drops_are_named_again_against_the_set_the_readmission_leaves():
         before = res.named_before_readmission.get("copy")
         renamed += before is not None and before != res.proxies.get("copy")
     assert renamed  # the situation arose: a name given before the readmission changed
+
+
+def test_twins_are_tested_beside_their_next_closest_column():
+    """``m2`` and ``t2``, two computations of one measurement (``t2`` a monotone function of ``m2``, rank correlation
+    above 0.99, as breast_cancer's radius and area), both dropped: each adds nothing beyond the other, so tested
+    against each other neither came back; as twins each is tested beside its next closest column (the other
+    columns but the twin) and both come back. A noisy copy and a proxy of the dropped ``m3`` are no twins."""
+    X, y = _data(seed=2)
+    rng = np.random.default_rng(102)  # not the data's own stream
+    X = np.column_stack([X, np.exp(X[:, 1] / 3) + 0.002 * rng.standard_normal(len(X))])
+    X[:, 3] = X[:, 2] + 0.5 * rng.standard_normal(len(X))  # the copy and the proxy of m3, dropped too
+    X[:, 4] = np.tanh(X[:, 2]) + 0.3 * rng.standard_normal(len(X))
+    names = [*NAMES, "t2"]
+    kept = np.array([True] + [False] * 9)
+    fid = fold_ids(len(X), 5, 2)
+    assert twins(X, kept, top_explainers(X, 2)) == {1: 9, 9: 1}
+    mask, tested = readmit(X, y, "regression", names, kept, fid)
+    by = {t.name: t for t in tested}
+    assert by["m2"].twin == "t2" and by["t2"].twin == "m2" and by["m2"].given != "t2"
+    assert by["m2"].made and by["t2"].made, [(t.name, t.given, t.z_columns, t.z_target) for t in tested]
+    assert {names[i] for i in np.flatnonzero(mask & ~kept)} == {"m2", "m3", "t2"}
+    # without the twin rule each is tested against the other: nothing of its own, so neither came back
+    for d, s in ((1, 9), (9, 1)):
+        assert z_score(gains(X, y, "regression", [s], [s, d], fid)[:, :-1].sum(axis=1)) <= Z_OWN
