@@ -39,9 +39,9 @@ noisy measurement of the same properties, and the model on all of them averages 
 a proxy (a function of one column plus independent noise) or pure noise carries nothing about the other
 columns beyond that column, whatever its chance correlation with the target in this sample, so none comes
 back (breast_cancer/logreg and diabetes/forest on spent seeds 240-259 and 280-299: the largest such gain of an
-injected column was 0.93 s.e.), and a near-duplicate that adds nothing to its twin stays dropped too. Without the
-target condition a block of columns that only predict one another would come back. ``readmit=False``: the set
-of the steps before.
+injected column was 0.93 s.e.), and a near-duplicate that adds nothing to its kept twin stays dropped too.
+Without the target condition a block of columns that only predict one another would come back.
+``readmit=False``: the set of the steps before.
 
 Twins (:func:`twins`): two dropped columns, each the other's closest, with a rank correlation of at least
 :data:`TWIN` (0.99) in absolute value - two computations of one measurement, such as breast_cancer's radius and
