@@ -211,7 +211,7 @@ def injection_seed(
                 "oriented": [dataclasses.asdict(o) for o in getattr(elim, "oriented", [])],
                 "pruned": [dataclasses.asdict(o) for o in getattr(elim, "pruned", [])],
                 "readmitted": [o.name for o in back],
-                "readmitted_twins": [o.name for o in back if getattr(o, "twin", None)],  # by the twin rule
+                "readmitted_twins": [o.name for o in back if o.twin],  # by the twin rule
                 "kept_before_readmission": before,
                 "success_before_readmission": success_before if method == "ours" else None,
                 "proxies_before_readmission": proxies_before,

@@ -150,10 +150,18 @@ def gain_z(
     return z_score(gain.sum(axis=1)), z_score(gain[:, -1])
 
 
-def gains(X: np.ndarray, y: np.ndarray, task: Task, before: list[int], after: list[int], fid: np.ndarray) -> np.ndarray:
+def gains(
+    X: np.ndarray,
+    y: np.ndarray,
+    task: Task,
+    before: list[int],
+    after: list[int],
+    fid: np.ndarray,
+    skip: Sequence[int] = (),
+) -> np.ndarray:
     """Per-row gains ``(n, m + 1)`` of the columns ``after`` over ``before`` in predicting each column of ``X`` in
-    neither set, then ``y`` (:func:`gain_z`)."""
-    W = X[:, [c for c in range(X.shape[1]) if c not in (*before, *after)]]
+    neither set nor ``skip``, then ``y`` (:func:`gain_z`)."""
+    W = X[:, [c for c in range(X.shape[1]) if c not in (*before, *after, *skip)]]
     return _losses(X[:, before], W, y, task, fid) - _losses(X[:, after], W, y, task, fid)
 
 

@@ -162,9 +162,8 @@ def readmit(
     for d in [int(c) for c in np.flatnonzero(~out)]:
         twin = pairs.get(d)
         s = closest[d][0] if twin is None else closest[d][1]  # a twin's next closest column
-        g = gains(X, y, task, [s], [s, d], fid)[:, :-1]
-        if twin is not None:  # the other columns but the twin
-            g = g[:, [i for i, w in enumerate(c for c in range(X.shape[1]) if c not in (s, d)) if w != twin]]
+        skip = () if twin is None else (twin,)  # a twin's gain: over the other columns but the twin
+        g = gains(X, y, task, [s], [s, d], fid, skip)[:, :-1]
         r = Readmitted(names[d], names[s], z_score(g.sum(axis=1)) if g.shape[1] else 0.0)
         r = r if twin is None else replace(r, twin=names[twin])
         if r.z_columns > Z_OWN:
